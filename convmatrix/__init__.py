@@ -1,0 +1,37 @@
+"""convmatrix: convolution layers as the explicit sparse matrices they are.
+
+``conv_matrix`` returns ``C`` with ``C @ x.ravel() == conv(x).ravel()``; the transposed
+convolution is ``C.T`` (``conv_transpose_matrix``). See the README for the tour.
+"""
+
+from convmatrix._errors import ConvMatrixError
+from convmatrix.sparse import (
+    DEFAULT_MAX_BYTES,
+    conv_matrix,
+    conv_transpose_matrix,
+    estimate_nbytes,
+    spec_matrix,
+)
+from convmatrix.spec import (
+    ConvSpec,
+    conv_output_shape,
+    conv_spec,
+    conv_transpose_output_shape,
+    conv_transpose_spec,
+)
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "ConvMatrixError",
+    "ConvSpec",
+    "conv_matrix",
+    "conv_output_shape",
+    "conv_spec",
+    "conv_transpose_matrix",
+    "conv_transpose_output_shape",
+    "conv_transpose_spec",
+    "estimate_nbytes",
+    "spec_matrix",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,229 @@
+"""Vectorised index table: which input pixel feeds which output pixel through which kernel tap.
+
+The table depends on the spatial geometry only (never on channels or weight values), so it is
+computed once per geometry, cached, and shared by the numeric builder, the symbolic derivations
+and the explanations.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+
+import numpy as np
+
+from convmatrix.spec import ConvSpec
+
+__all__ = ["IndexTable", "SpatialPattern", "axis_taps", "index_table"]
+
+
+def axis_taps(
+    n: int, k: int, s: int, padding: tuple[int, int], d: int, out: int, padding_mode: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Input index read by every (output position, tap) pair along one axis.
+
+    Parameters
+    ----------
+    n, k, s, d, out : int
+        Input size, kernel taps, stride, dilation and output size along the axis.
+    padding : (int, int)
+        Implicit padding before and after.
+    padding_mode : str
+        ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+
+    Returns
+    -------
+    index : (out, k) ndarray of int64
+        ``index[o, t]`` is the input pixel that tap ``t`` of output ``o`` reads, after mapping a
+        padded position back into the input for the non-zero padding modes.
+    valid : (out, k) ndarray of bool
+        False where the tap reads a zero of the padding (only for ``"zeros"``).
+
+    Notes
+    -----
+    The padded coordinate is ``o·s − p_before + t·d``. ``reflect`` mirrors without repeating
+    the edge (``−1 → 1``), ``replicate`` clamps, ``circular`` wraps modulo ``n``.
+
+    Examples
+    --------
+    >>> index, valid = axis_taps(3, 2, 1, (1, 1), 1, 4, "zeros")
+    >>> index.tolist(), valid.all(axis=1).tolist()
+    ([[-1, 0], [0, 1], [1, 2], [2, 3]], [False, True, True, False])
+    >>> axis_taps(3, 2, 1, (1, 1), 1, 4, "reflect")[0].tolist()
+    [[1, 0], [0, 1], [1, 2], [2, 1]]
+    """
+    coord = (np.arange(out, dtype=np.int64)[:, None] * s - padding[0]
+             + np.arange(k, dtype=np.int64)[None, :] * d)
+    if padding_mode == "zeros":
+        return coord, (coord >= 0) & (coord < n)
+    if padding_mode == "reflect":
+        index = np.abs(coord)
+        index = np.where(index > n - 1, 2 * (n - 1) - index, index)
+    elif padding_mode == "replicate":
+        index = np.clip(coord, 0, n - 1)
+    elif padding_mode == "circular":
+        index = np.mod(coord, n)
+    else:  # pragma: no cover - the spec validates the mode
+        raise ValueError(f"unknown padding_mode {padding_mode!r}")
+    return index, np.ones(coord.shape, dtype=bool)
+
+
+@dataclass(frozen=True, eq=False)
+class SpatialPattern:
+    """CSR-like sparsity pattern of one channel pair's block of ``C`` (or of ``Cᵀ``).
+
+    Row ``r`` holds the columns ``indices[indptr[r]:indptr[r + 1]]`` (ascending, distinct).
+    Entry ``e`` sums the kernel taps ``tap_ids[tap_ptr[e]:tap_ptr[e + 1]]`` — one tap unless
+    several taps of one output read the same input pixel (reflect/replicate/circular padding
+    on small inputs).
+    """
+
+    n_rows: int
+    n_cols: int
+    indptr: np.ndarray
+    indices: np.ndarray
+    tap_ptr: np.ndarray
+    tap_ids: np.ndarray
+
+    @property
+    def nnz(self) -> int:
+        """Number of stored entries."""
+        return int(self.indices.size)
+
+    @property
+    def injective(self) -> bool:
+        """True when every entry is exactly one kernel tap (no taps merged)."""
+        return self.tap_ids.size == self.indices.size
+
+    @property
+    def row_lengths(self) -> np.ndarray:
+        """Stored entries per row."""
+        return np.diff(self.indptr)
+
+
+@dataclass(frozen=True, eq=False)
+class IndexTable:
+    """Every (output pixel, kernel tap, input pixel) triple of one channel pair.
+
+    Arrays are flat spatial indices (C order), sorted by output pixel, then input pixel, then
+    tap; taps that read a zero of the padding are absent. This is the single source of truth for
+    the numeric matrices (:mod:`convmatrix.sparse`) and the symbolic ones
+    (:mod:`convmatrix.symbolic`).
+
+    Examples
+    --------
+    >>> from convmatrix.spec import conv_spec
+    >>> table = index_table(conv_spec((1, 1, 2, 2), (1, 3, 3)))
+    >>> table.out_pos[:4].tolist(), table.tap[:4].tolist(), table.in_pos[:4].tolist()
+    ([0, 0, 0, 0], [0, 1, 2, 3], [0, 1, 3, 4])
+    """
+
+    input_size: tuple[int, ...]
+    output_size: tuple[int, ...]
+    kernel_size: tuple[int, ...]
+    out_pos: np.ndarray
+    tap: np.ndarray
+    in_pos: np.ndarray
+
+    @property
+    def n_in(self) -> int:
+        """Pixels per input channel."""
+        return math.prod(self.input_size)
+
+    @property
+    def n_out(self) -> int:
+        """Pixels per output channel."""
+        return math.prod(self.output_size)
+
+    @property
+    def n_taps(self) -> int:
+        """Taps per kernel."""
+        return math.prod(self.kernel_size)
+
+    @cached_property
+    def pattern(self) -> SpatialPattern:
+        """Pattern of the ``(n_out, n_in)`` block: rows are output pixels."""
+        return _compress(self.out_pos, self.in_pos, self.tap, self.n_out, self.n_in)
+
+    @cached_property
+    def transposed_pattern(self) -> SpatialPattern:
+        """Pattern of the ``(n_in, n_out)`` block of ``Cᵀ``: rows are input pixels."""
+        order = np.lexsort((self.tap, self.out_pos, self.in_pos))
+        return _compress(self.in_pos[order], self.out_pos[order], self.tap[order],
+                         self.n_in, self.n_out)
+
+
+def _compress(
+    rows: np.ndarray, cols: np.ndarray, taps: np.ndarray, n_rows: int, n_cols: int
+) -> SpatialPattern:
+    """Merge triples sorted by (row, col, tap) into a pattern with one entry per (row, col)."""
+    m = rows.size
+    starts_mask = np.ones(m, dtype=bool)
+    if m:
+        starts_mask[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+    starts = np.flatnonzero(starts_mask)
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows[starts], minlength=n_rows), out=indptr[1:])
+    tap_ptr = np.append(starts, m).astype(np.int64)
+    pattern = SpatialPattern(n_rows, n_cols, indptr, cols[starts], tap_ptr, taps)
+    for array in (indptr, pattern.indices, tap_ptr):
+        array.flags.writeable = False
+    return pattern
+
+
+def index_table(spec: ConvSpec) -> IndexTable:
+    """Return the (cached) index table of a convolution's spatial geometry.
+
+    Parameters
+    ----------
+    spec : ConvSpec
+        The convolution; only its spatial geometry matters.
+
+    Returns
+    -------
+    IndexTable
+        Shared, read-only; the same object for every spec with the same spatial geometry.
+    """
+    return _cached_table(spec.input_size, spec.output_size, spec.kernel_size, spec.stride,
+                         spec.padding, spec.dilation, spec.padding_mode)
+
+
+@lru_cache(maxsize=32)
+def _cached_table(
+    input_size: tuple[int, ...],
+    output_size: tuple[int, ...],
+    kernel_size: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[tuple[int, int], ...],
+    dilation: tuple[int, ...],
+    padding_mode: str,
+) -> IndexTable:
+    ndim = len(input_size)
+    n_out, n_taps = math.prod(output_size), math.prod(kernel_size)
+    in_strides = [math.prod(input_size[a + 1:]) for a in range(ndim)]
+    in_pos = np.zeros((1,) * (2 * ndim), dtype=np.int64)
+    valid = np.ones((1,) * (2 * ndim), dtype=bool)
+    for a in range(ndim):
+        index, ok = axis_taps(input_size[a], kernel_size[a], stride[a], padding[a],
+                              dilation[a], output_size[a], padding_mode)
+        shape = [1] * (2 * ndim)
+        shape[a], shape[ndim + a] = output_size[a], kernel_size[a]
+        in_pos = in_pos + (index * in_strides[a]).reshape(shape)
+        valid = valid & ok.reshape(shape)
+    # axes are (out_0..out_{D-1}, k_0..k_{D-1}): flattening gives (output pixel, tap) order
+    full = tuple(output_size) + tuple(kernel_size)
+    in_pos = np.broadcast_to(in_pos, full).reshape(n_out, n_taps)
+    valid = np.broadcast_to(valid, full).reshape(n_out, n_taps)
+    taps = np.broadcast_to(np.arange(n_taps, dtype=np.int64), in_pos.shape)
+    if padding_mode != "zeros":
+        # mapped taps of one output can repeat or go backwards: sort each row by input pixel
+        order = np.argsort(in_pos, axis=1, kind="stable")
+        in_pos = np.take_along_axis(in_pos, order, axis=1)
+        taps = np.take_along_axis(taps, order, axis=1)
+    # with zero padding, input pixel grows with the tap in C order, so rows are sorted already
+    out_pos = np.broadcast_to(np.arange(n_out, dtype=np.int64)[:, None], in_pos.shape)
+    arrays = [out_pos[valid], taps[valid], in_pos[valid]]
+    for array in arrays:
+        array.flags.writeable = False
+    return IndexTable(input_size, output_size, kernel_size, *arrays)

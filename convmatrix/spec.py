@@ -1,0 +1,513 @@
+"""Validated, normalised convolution geometry: the frozen spec every other module starts from."""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from convmatrix._errors import ConvMatrixError
+
+__all__ = [
+    "PADDING_MODES",
+    "ConvSpec",
+    "PaddingMode",
+    "conv_output_shape",
+    "conv_spec",
+    "conv_transpose_output_shape",
+    "conv_transpose_spec",
+]
+
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
+PADDING_MODES: tuple[str, ...] = get_args(PaddingMode)
+
+IntOrSeq = int | Sequence[int]
+PaddingArg = int | str | Sequence[int] | Sequence[Sequence[int]]
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """Geometry of one forward convolution layer, validated and normalised per spatial axis.
+
+    Every field is a plain ``int`` or a tuple of ``int`` (one entry per spatial axis), so a spec
+    is hashable and the index tables computed from it can be cached. Build one with
+    :func:`conv_spec` (torch-style arguments) or :func:`conv_transpose_spec` (the forward
+    convolution whose transpose is a given transposed convolution).
+
+    Attributes
+    ----------
+    in_channels, out_channels, groups : int
+        Channel counts; both divisible by ``groups``.
+    input_size, output_size : tuple of int
+        Spatial sizes of one input and one output channel.
+    kernel_size, stride, dilation : tuple of int
+        Per-axis kernel taps, stride and dilation (all positive).
+    padding : tuple of (int, int)
+        Per-axis ``(before, after)`` implicit padding (non-negative).
+    padding_mode : {"zeros", "reflect", "replicate", "circular"}
+        How padded pixels are filled (torch semantics).
+
+    Notes
+    -----
+    Per axis, with ``k̂ = d·(k − 1) + 1``, the natural output size is
+    ``⌊(n + p_before + p_after − k̂) / s⌋ + 1``. ``output_size`` may be *smaller* than that: the
+    forward convolution behind a transposed convolution with ``output_padding ≥ stride`` keeps
+    only its first outputs, exactly as torch's gradient does.
+
+    Examples
+    --------
+    >>> spec = conv_spec((1, 1, 2, 2), (1, 3, 3))
+    >>> spec.output_shape, spec.matrix_shape
+    ((1, 2, 2), (4, 9))
+    """
+
+    in_channels: int
+    out_channels: int
+    input_size: tuple[int, ...]
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[tuple[int, int], ...]
+    dilation: tuple[int, ...]
+    groups: int
+    padding_mode: str
+    output_size: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        ndim = len(self.input_size)
+        if ndim < 1:
+            raise ConvMatrixError("a convolution needs at least one spatial axis")
+        for name in ("kernel_size", "stride", "dilation", "padding", "output_size"):
+            if len(getattr(self, name)) != ndim:
+                raise ConvMatrixError(
+                    f"`{name}` (={getattr(self, name)}) must have one entry per spatial axis "
+                    f"({ndim})"
+                )
+        if self.padding_mode not in PADDING_MODES:
+            raise ConvMatrixError(
+                f"`padding_mode` (={self.padding_mode!r}) must be one of {PADDING_MODES}"
+            )
+        for axis in range(ndim):
+            natural = _natural_output(
+                self.input_size[axis], self.kernel_size[axis], self.stride[axis],
+                self.padding[axis], self.dilation[axis], axis,
+            )
+            if not 1 <= self.output_size[axis] <= natural:
+                raise ConvMatrixError(
+                    f"`output_size` (={self.output_size}) must lie between 1 and the natural "
+                    f"output size {natural} along spatial axis {axis}"
+                )
+
+    @property
+    def ndim(self) -> int:
+        """Number of spatial axes."""
+        return len(self.input_size)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input sample, channels first: ``(C_in, *input_size)``."""
+        return (self.in_channels, *self.input_size)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """Shape of one output sample, channels first: ``(C_out, *output_size)``."""
+        return (self.out_channels, *self.output_size)
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        """Torch layout of the convolution weight: ``(C_out, C_in // groups, *kernel_size)``."""
+        return (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+
+    @property
+    def matrix_shape(self) -> tuple[int, int]:
+        """Shape of the convolution matrix ``C``: ``(C_out·∏output_size, C_in·∏input_size)``."""
+        return (math.prod(self.output_shape), math.prod(self.input_shape))
+
+    @property
+    def effective_kernel_size(self) -> tuple[int, ...]:
+        """Dilated kernel extent per axis, ``d·(k − 1) + 1``."""
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation, strict=True))
+
+    def nnz_upper_bound(self) -> int:
+        """Number of stored entries of ``C`` (exact for ``"zeros"``, an upper bound otherwise).
+
+        Computed per axis in closed form, without building anything, so it can guard
+        allocations before they happen.
+        """
+        per_pair = 1
+        for axis in range(self.ndim):
+            if self.padding_mode == "zeros":
+                per_pair *= _valid_pairs(
+                    self.input_size[axis], self.kernel_size[axis], self.stride[axis],
+                    self.padding[axis][0], self.dilation[axis], self.output_size[axis],
+                )
+            else:
+                per_pair *= self.output_size[axis] * self.kernel_size[axis]
+        return self.out_channels * (self.in_channels // self.groups) * per_pair
+
+
+def _valid_pairs(n: int, k: int, s: int, before: int, d: int, out: int) -> int:
+    """Count (output position, tap) pairs that read a real (non-padding) input pixel."""
+    total = 0
+    for t in range(k):
+        offset = t * d - before  # tap t of output o reads input index o*s + offset
+        lo = max(0, _ceil_div(-offset, s))
+        hi = min(out - 1, (n - 1 - offset) // s)
+        total += max(0, hi - lo + 1)
+    return total
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -((-a) // b)
+
+
+def _natural_output(n: int, k: int, s: int, pad: tuple[int, int], d: int, axis: int) -> int:
+    eff = d * (k - 1) + 1
+    padded = n + pad[0] + pad[1]
+    if padded < eff:
+        raise ConvMatrixError(
+            f"kernel (effective size {eff}) does not fit the padded input (size {padded}) "
+            f"along axis {axis + 1}"
+        )
+    return (padded - eff) // s + 1
+
+
+# --------------------------------------------------------------------------------------------
+# argument normalisation
+
+
+def _as_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise ConvMatrixError(f"`{name}` (={value!r}) must be an integer")
+    return operator.index(value)
+
+
+def _per_axis(value: IntOrSeq, ndim: int, name: str, *, minimum: int) -> tuple[int, ...]:
+    """Normalise an int or a per-axis sequence of ints to a tuple, checking the lower bound."""
+    if isinstance(value, str):
+        raise ConvMatrixError(f"`{name}` (={value!r}) must be an int or {ndim} ints")
+    if isinstance(value, Sequence) or (hasattr(value, "__len__") and hasattr(value, "__iter__")):
+        items = tuple(value)  # type: ignore[arg-type]
+        if len(items) != ndim:
+            raise ConvMatrixError(
+                f"`{name}` (={value!r}) must be an int or a sequence of {ndim} ints "
+                f"(one per spatial axis)"
+            )
+        result = tuple(_as_int(v, name) for v in items)
+    else:
+        result = (_as_int(value, name),) * ndim
+    if any(v < minimum for v in result):
+        rule = "positive" if minimum == 1 else f">= {minimum}"
+        raise ConvMatrixError(f"`{name}` (={value!r}) must be {rule}")
+    return result
+
+
+def _padding_pairs(
+    padding: PaddingArg,
+    ndim: int,
+    kernel_size: tuple[int, ...],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> tuple[tuple[int, int], ...]:
+    """Normalise ``padding`` to per-axis ``(before, after)`` pairs (torch's rules)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * ndim
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ConvMatrixError(
+                    f"`padding` (='same') is not supported for strided convolutions "
+                    f"(`stride`={stride}), as in torch; give explicit padding, or use "
+                    f"convmatrix.keras_matrix for Keras' 'same' rule"
+                )
+            totals = [d * (k - 1) for k, d in zip(kernel_size, dilation, strict=True)]
+            return tuple((t // 2, t - t // 2) for t in totals)
+        raise ConvMatrixError(
+            f"`padding` (={padding!r}) must be 'valid', 'same', an int, {ndim} ints or "
+            f"{ndim} (before, after) pairs"
+        )
+    if not isinstance(padding, Sequence) and not hasattr(padding, "__iter__"):
+        p = _as_int(padding, "padding")
+        if p < 0:
+            raise ConvMatrixError(f"`padding` (={padding!r}) must be non-negative")
+        return ((p, p),) * ndim
+    items = tuple(padding)  # type: ignore[arg-type]
+    if len(items) != ndim:
+        hint = ""
+        if ndim == 1 and len(items) == 2:
+            hint = f"; for a (before, after) pair on a 1-D convolution write ({tuple(items)},)"
+        raise ConvMatrixError(
+            f"`padding` (={padding!r}) must have one entry per spatial axis ({ndim}): an int "
+            f"or a (before, after) pair each{hint}"
+        )
+    pairs = []
+    for item in items:
+        if isinstance(item, str) or not (hasattr(item, "__iter__") or hasattr(item, "__index__")):
+            raise ConvMatrixError(
+                f"`padding` (={padding!r}) entries must be ints or (before, after) pairs"
+            )
+        if hasattr(item, "__iter__"):
+            pair = tuple(item)
+            if len(pair) != 2:
+                raise ConvMatrixError(
+                    f"`padding` (={padding!r}) entries must be ints or (before, after) pairs"
+                )
+            before, after = (_as_int(v, "padding") for v in pair)
+        else:
+            before = after = _as_int(item, "padding")
+        if before < 0 or after < 0:
+            raise ConvMatrixError(f"`padding` (={padding!r}) must be non-negative")
+        pairs.append((before, after))
+    return tuple(pairs)
+
+
+def _split_weight_shape(
+    weight_shape: Sequence[int], input_shape: Sequence[int]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Check both shapes are positive int tuples of matching rank; return them as tuples."""
+    if isinstance(input_shape, str) or not hasattr(input_shape, "__iter__"):
+        raise ConvMatrixError(
+            f"`input_shape` (={input_shape!r}) must be a tuple (C_in, *spatial) for one sample"
+        )
+    ishape = tuple(_as_int(v, "input_shape") for v in input_shape)
+    wshape = tuple(_as_int(v, "weight.shape") for v in weight_shape)
+    if len(ishape) < 2:
+        raise ConvMatrixError(
+            f"`input_shape` (={ishape}) must be (C_in, *spatial) with at least one spatial axis"
+        )
+    if len(wshape) != len(ishape) + 1:
+        raise ConvMatrixError(
+            f"`weight` has shape {wshape} ({len(wshape)} axes) but `input_shape` (={ishape}) "
+            f"has {len(ishape) - 1} spatial axes: the weight needs {len(ishape) + 1} axes "
+            f"(out/in channels and one per spatial axis)"
+        )
+    if any(v < 1 for v in ishape):
+        raise ConvMatrixError(f"`input_shape` (={ishape}) must be positive")
+    if any(v < 1 for v in wshape):
+        raise ConvMatrixError(f"`weight` shape {wshape} must have positive sizes")
+    return wshape, ishape
+
+
+def _check_groups(groups: int, channels: dict[str, int]) -> int:
+    g = _as_int(groups, "groups")
+    if g < 1:
+        raise ConvMatrixError(f"`groups` (={groups!r}) must be positive")
+    for label, count in channels.items():
+        if count % g:
+            raise ConvMatrixError(f"{label} (={count}) must be divisible by `groups` (={g})")
+    return g
+
+
+def conv_spec(
+    weight_shape: Sequence[int],
+    input_shape: Sequence[int],
+    *,
+    stride: IntOrSeq = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrSeq = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+) -> ConvSpec:
+    """Validate torch-style convolution arguments and return the normalised :class:`ConvSpec`.
+
+    Parameters
+    ----------
+    weight_shape : sequence of int
+        ``(C_out, C_in // groups, *kernel_size)``, torch's ``ConvNd.weight`` layout.
+    input_shape : sequence of int
+        One sample, channels first: ``(C_in, *spatial)``.
+    stride, dilation : int or sequence of int
+        Positive; one value for all axes or one per spatial axis.
+    padding : int, sequence, or {"valid", "same"}
+        An int, one int per axis, one ``(before, after)`` pair per axis, or a string. ``"same"``
+        follows torch: stride 1 only, ``d·(k − 1) // 2`` before and the rest after.
+    groups : int
+        Both channel counts must be divisible by it.
+    padding_mode : {"zeros", "reflect", "replicate", "circular"}
+        torch's modes; ``reflect`` needs padding < input size and ``circular`` padding <=
+        input size, as in torch.
+
+    Returns
+    -------
+    ConvSpec
+
+    Raises
+    ------
+    ConvMatrixError
+        For any invalid argument, naming it, its value and the rule.
+
+    Examples
+    --------
+    >>> conv_spec((8, 3, 3, 3), (3, 32, 32), stride=2, padding=1).output_shape
+    (8, 16, 16)
+    >>> conv_spec((1, 1, 4), (1, 10), padding="same").padding
+    ((1, 2),)
+    """
+    wshape, ishape = _split_weight_shape(weight_shape, input_shape)
+    ndim = len(ishape) - 1
+    in_channels, input_size = ishape[0], ishape[1:]
+    out_channels, kernel_size = wshape[0], wshape[2:]
+    g = _check_groups(groups, {"`C_in` (input_shape[0])": in_channels,
+                               "`C_out` (weight.shape[0])": out_channels})
+    if wshape[1] * g != in_channels:
+        raise ConvMatrixError(
+            f"`weight.shape[1]` (={wshape[1]}) times `groups` (={g}) must equal the input "
+            f"channels `input_shape[0]` (={in_channels}); weight layout is "
+            f"(C_out, C_in // groups, *kernel)"
+        )
+    stride_t = _per_axis(stride, ndim, "stride", minimum=1)
+    dilation_t = _per_axis(dilation, ndim, "dilation", minimum=1)
+    pairs = _padding_pairs(padding, ndim, kernel_size, stride_t, dilation_t)
+    mode = _check_padding_mode(padding_mode, pairs, input_size)
+    output_size = tuple(
+        _natural_output(n, k, s, p, d, axis)
+        for axis, (n, k, s, p, d) in enumerate(
+            zip(input_size, kernel_size, stride_t, pairs, dilation_t, strict=True)
+        )
+    )
+    return ConvSpec(in_channels, out_channels, input_size, kernel_size, stride_t, pairs,
+                    dilation_t, g, mode, output_size)
+
+
+def _check_padding_mode(
+    padding_mode: str, pairs: tuple[tuple[int, int], ...], input_size: tuple[int, ...]
+) -> str:
+    if padding_mode not in PADDING_MODES:
+        raise ConvMatrixError(
+            f"`padding_mode` (={padding_mode!r}) must be one of {', '.join(PADDING_MODES)}"
+        )
+    for axis, ((before, after), n) in enumerate(zip(pairs, input_size, strict=True)):
+        if padding_mode == "reflect" and max(before, after) >= n:
+            raise ConvMatrixError(
+                f"`padding` {(before, after)} along axis {axis + 1} must be smaller than the "
+                f"input size ({n}) for padding_mode='reflect' (mirroring without repeating the "
+                f"edge needs that many pixels)"
+            )
+        if padding_mode == "circular" and max(before, after) > n:
+            raise ConvMatrixError(
+                f"`padding` {(before, after)} along axis {axis + 1} must be at most the input "
+                f"size ({n}) for padding_mode='circular' (torch refuses to wrap around more "
+                f"than once)"
+            )
+    return padding_mode
+
+
+def conv_transpose_spec(
+    weight_shape: Sequence[int],
+    input_shape: Sequence[int],
+    *,
+    stride: IntOrSeq = 1,
+    padding: PaddingArg = 0,
+    output_padding: IntOrSeq = 0,
+    dilation: IntOrSeq = 1,
+    groups: int = 1,
+) -> ConvSpec:
+    """Return the forward :class:`ConvSpec` whose matrix transposed is a transposed convolution.
+
+    A transposed convolution (torch ``conv_transposeNd``) with weight
+    ``(C_in, C_out // groups, *k)`` maps ``input_shape = (C_in, *n)`` to
+    ``(C_out, *o)`` with ``o = (n − 1)·s − p_before − p_after + d·(k − 1) + output_padding + 1``.
+    It is the adjoint of the forward convolution from ``(C_out, *o)`` to ``(C_in, *n)`` with the
+    same weight array, stride, padding, dilation and groups; this function returns that forward
+    spec (``spec.input_shape`` is the transposed layer's output shape).
+
+    Parameters
+    ----------
+    weight_shape : sequence of int
+        ``(C_in, C_out // groups, *kernel_size)``, torch's ``ConvTransposeNd.weight`` layout.
+    input_shape : sequence of int
+        One sample of the transposed layer's input, ``(C_in, *spatial)``.
+    stride, dilation : int or sequence of int
+        Positive.
+    padding : int, sequence of int, or sequence of (before, after) pairs
+        Removed from the output (torch's ``padding``). Pairs allow asymmetric crops, as Keras'
+        transposed layers need; ``"valid"`` means 0.
+    output_padding : int or sequence of int
+        Extra size at the end of each axis; ``0 <= output_padding < max(stride, dilation)`` as in
+        torch.
+    groups : int
+        Both channel counts must be divisible by it.
+
+    Returns
+    -------
+    ConvSpec
+        The forward convolution; its ``input_shape`` is the transposed layer's output shape.
+
+    Examples
+    --------
+    >>> spec = conv_transpose_spec((1, 1, 2, 2), (1, 2, 2))
+    >>> spec.input_shape, spec.output_shape   # forward conv: 3x3 -> 2x2
+    ((1, 3, 3), (1, 2, 2))
+    >>> conv_transpose_spec((1, 1, 3, 3), (1, 4, 4), stride=2, padding=1,
+    ...                     output_padding=1).input_shape
+    (1, 8, 8)
+    """
+    wshape, ishape = _split_weight_shape(weight_shape, input_shape)
+    ndim = len(ishape) - 1
+    in_channels, input_size = ishape[0], ishape[1:]
+    kernel_size = wshape[2:]
+    if wshape[0] != in_channels:
+        raise ConvMatrixError(
+            f"`weight.shape[0]` (={wshape[0]}) must equal the input channels `input_shape[0]` "
+            f"(={in_channels}); transposed-convolution weight layout is "
+            f"(C_in, C_out // groups, *kernel)"
+        )
+    g = _check_groups(groups, {"`C_in` (input_shape[0])": in_channels})
+    out_channels = wshape[1] * g
+    stride_t = _per_axis(stride, ndim, "stride", minimum=1)
+    dilation_t = _per_axis(dilation, ndim, "dilation", minimum=1)
+    if isinstance(padding, str) and padding != "valid":
+        raise ConvMatrixError(
+            f"`padding` (={padding!r}) is not supported for a transposed convolution (torch "
+            f"accepts only ints); give ints or (before, after) pairs, or use "
+            f"convmatrix.keras_matrix for Keras' 'same'"
+        )
+    pairs = _padding_pairs(padding, ndim, kernel_size, stride_t, dilation_t)
+    out_pad = _per_axis(output_padding, ndim, "output_padding", minimum=0)
+    output_size = []
+    for axis in range(ndim):
+        s, d, a = stride_t[axis], dilation_t[axis], out_pad[axis]
+        if a >= max(s, d):
+            raise ConvMatrixError(
+                f"`output_padding` (={out_pad}) must be smaller than either `stride` "
+                f"(={stride_t}) or `dilation` (={dilation_t}) along axis {axis + 1}, as in torch"
+            )
+        o = ((input_size[axis] - 1) * s - sum(pairs[axis])
+             + d * (kernel_size[axis] - 1) + a + 1)
+        if o < 1:
+            raise ConvMatrixError(
+                f"transposed convolution output would be empty along axis {axis + 1}: "
+                f"(n − 1)·s − pad + d·(k − 1) + output_padding + 1 = {o} for n="
+                f"{input_size[axis]}, k={kernel_size[axis]}, s={s}, pad={pairs[axis]}, d={d}, "
+                f"output_padding={a}"
+            )
+        output_size.append(o)
+    return ConvSpec(out_channels, in_channels, tuple(output_size), kernel_size, stride_t, pairs,
+                    dilation_t, g, "zeros", input_size)
+
+
+def conv_output_shape(
+    weight_shape: Sequence[int], input_shape: Sequence[int], **geometry: Any
+) -> tuple[int, ...]:
+    """Output shape ``(C_out, *spatial)`` of a convolution; same keywords as :func:`conv_spec`.
+
+    Examples
+    --------
+    >>> conv_output_shape((64, 3, 7, 7), (3, 224, 224), stride=2, padding=3)
+    (64, 112, 112)
+    """
+    return conv_spec(weight_shape, input_shape, **geometry).output_shape
+
+
+def conv_transpose_output_shape(
+    weight_shape: Sequence[int], input_shape: Sequence[int], **geometry: Any
+) -> tuple[int, ...]:
+    """Output shape of a transposed convolution; same keywords as :func:`conv_transpose_spec`.
+
+    Examples
+    --------
+    >>> conv_transpose_output_shape((1, 1, 2, 2), (1, 3, 3))   # the seed: (1, 3, 3, 1) -> 4x4
+    (1, 4, 4)
+    """
+    return conv_transpose_spec(weight_shape, input_shape, **geometry).input_shape
