@@ -4,6 +4,7 @@
 convolution is ``C.T`` (``conv_transpose_matrix``). See the README for the tour.
 """
 
+from convmatrix import reference
 from convmatrix._errors import ConvMatrixError
 from convmatrix.sparse import (
     DEFAULT_MAX_BYTES,
@@ -19,19 +20,24 @@ from convmatrix.spec import (
     conv_transpose_output_shape,
     conv_transpose_spec,
 )
+from convmatrix.verification import VerificationResult, dot_test, verify
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "ConvMatrixError",
     "ConvSpec",
+    "VerificationResult",
     "conv_matrix",
     "conv_output_shape",
     "conv_spec",
     "conv_transpose_matrix",
     "conv_transpose_output_shape",
     "conv_transpose_spec",
+    "dot_test",
     "estimate_nbytes",
+    "reference",
     "spec_matrix",
+    "verify",
 ]
 
 __version__ = "0.1.0"

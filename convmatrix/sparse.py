@@ -31,6 +31,7 @@ DEFAULT_MAX_BYTES: int = 4 * 2**30
 _INT32_MAX = int(np.iinfo(np.int32).max)
 _THREAD_MIN_NNZ = 1 << 22  # below this, one thread fills faster than a pool starts
 _MAX_THREADS = 4
+_CHUNK_ENTRIES = 1 << 18  # block entries laid out per vectorised step
 _SPARSE_DTYPES = frozenset(np.dtype(t) for t in (
     np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64,
     np.uint64, np.float32, np.float64, np.longdouble, np.complex64, np.complex128,
@@ -58,8 +59,19 @@ def _index_dtype(nnz: int, shape: tuple[int, int]) -> type[np.signedinteger[Any]
     return np.int32 if max(nnz, *shape) <= _INT32_MAX else np.int64
 
 
-def estimate_nbytes(spec: ConvSpec, dtype: Any = np.float64) -> tuple[int, int]:
-    """Upper bound of stored entries and bytes of the CSR matrix of ``spec``, in closed form.
+def _builds_rows_of_transpose(transpose: bool, format: str) -> bool:
+    """Whether the requested layout is built from the rows of ``Cᵀ`` (input pixels)."""
+    return transpose == (format in ("csr", "coo"))
+
+
+def estimate_nbytes(
+    spec: ConvSpec,
+    dtype: Any = np.float64,
+    *,
+    transpose: bool = False,
+    format: SparseFormat | None = None,
+) -> tuple[int, int]:
+    """Upper bound of stored entries and bytes of a layer's matrix, in closed form.
 
     Parameters
     ----------
@@ -67,35 +79,44 @@ def estimate_nbytes(spec: ConvSpec, dtype: Any = np.float64) -> tuple[int, int]:
         The convolution.
     dtype : dtype, optional
         The weight dtype (the matrix stores the same).
+    transpose, format : optional
+        As in :func:`spec_matrix`: which matrix and layout (the pointer array has one entry per
+        row of the compressed orientation).
 
     Returns
     -------
     nnz : int
         Stored entries (exact for zero padding; an upper bound for the other modes).
     nbytes : int
-        Bytes of data, indices and row pointers.
+        Bytes of data, indices and pointers.
 
     Examples
     --------
     >>> from convmatrix.spec import conv_spec
     >>> estimate_nbytes(conv_spec((64, 64, 3, 3), (64, 56, 56), padding=1))
-    (113246208, 1358967300)
+    (112869376, 1355235332)
     """
+    format = format or ("csc" if transpose else "csr")
     nnz = spec.nnz_upper_bound()
     shape = spec.matrix_shape
     index_size = np.dtype(_index_dtype(nnz, shape)).itemsize
-    nbytes = nnz * (np.dtype(dtype).itemsize + index_size) + (max(shape) + 1) * index_size
+    pointers = shape[1] if _builds_rows_of_transpose(transpose, format) else shape[0]
+    nbytes = nnz * (np.dtype(dtype).itemsize + index_size) + (pointers + 1) * index_size
+    if format == "coo":
+        nbytes += nnz * index_size  # the row indices COO adds
     return nnz, nbytes
 
 
-def _guard(spec: ConvSpec, dtype: np.dtype[Any], max_bytes: int | None) -> None:
+def _guard(spec: ConvSpec, dtype: np.dtype[Any], max_bytes: int | None, transpose: bool,
+           format: str) -> None:
     if max_bytes is None:
         return
-    nnz, nbytes = estimate_nbytes(spec, dtype)
+    nnz, nbytes = estimate_nbytes(spec, dtype, transpose=transpose,
+                                  format=format)  # type: ignore[arg-type]
     if nbytes > max_bytes:
         raise ConvMatrixError(
             f"the matrix {spec.matrix_shape} would hold about {nnz:,} stored entries, "
-            f"{nbytes / 2**30:.2f} GiB as {dtype} CSR, over `max_bytes` "
+            f"{nbytes / 2**30:.2f} GiB as {dtype} {format.upper()}, over `max_bytes` "
             f"(={max_bytes / 2**30:.2f} GiB); pass a larger max_bytes (or None) to build it"
         )
 
@@ -110,9 +131,10 @@ def _assemble(
 
     Row ``(a, r)`` of the result (``a`` a row channel, ``r`` a pixel of the pattern) holds, for
     each column channel ``col_channel_base[a] + j`` (``j < B``) in order, the pattern row ``r``
-    with values ``block_weights[a, j, taps]``. Because every row channel repeats the same block
-    layout, the column indices and the gather positions are computed once for a block of size
-    ``L = B·nnz(pattern)`` and then written for all row channels with one broadcast each.
+    with values ``block_weights[a, j, taps]``. Every row channel repeats the same layout, so
+    the block of row channel 0 (``L = B·nnz(pattern)`` entries) is laid out once, straight into
+    the final ``indices``, with the positions to gather its weights from; every other row
+    channel is then one broadcast add (indices) and one ``take`` (data).
     """
     n_row_channels, b, n_taps = block_weights.shape
     rows, q, e = pattern.n_rows, pattern.n_cols, pattern.nnz
@@ -120,23 +142,6 @@ def _assemble(
     nnz = n_row_channels * block_len
     shape = (n_row_channels * rows, n_col_channels * q)
     idx_t = _index_dtype(nnz, shape)
-
-    row_len = pattern.row_lengths
-    # where entry e of the pattern lands in the block, for column channel j
-    entry_row = np.repeat(np.arange(rows, dtype=np.int64), row_len)
-    within = np.arange(e, dtype=np.int64) - pattern.indptr[entry_row]
-    j = np.arange(b, dtype=np.int64)[:, None]
-    dest = (b * pattern.indptr[entry_row] + within)[None, :] + j * row_len[entry_row][None, :]
-    block_cols = np.empty(block_len, dtype=idx_t)
-    block_cols[dest] = j * q + pattern.indices[None, :]
-    block_src = np.empty(block_len, dtype=np.intp)
-    if pattern.injective:
-        block_src[dest] = j * n_taps + pattern.tap_ids[None, :]
-        source = block_weights.reshape(n_row_channels, b * n_taps)
-    else:
-        block_src[dest] = j * e + np.arange(e)[None, :]
-        source = _merged_weights(pattern, block_weights)
-    del dest, entry_row, within
 
     indptr = np.empty(shape[0] + 1, dtype=idx_t)
     indptr[:-1].reshape(n_row_channels, rows)[...] = (
@@ -146,15 +151,48 @@ def _assemble(
     indptr[-1] = nnz
     indices = np.empty(nnz, dtype=idx_t)
     data = np.empty(nnz, dtype=block_weights.dtype)
-    col_offsets = (col_channel_base.astype(idx_t) * q)[:, None]
     indices_2d = indices.reshape(n_row_channels, block_len)
     data_2d = data.reshape(n_row_channels, block_len)
+    col_offsets = col_channel_base.astype(np.int64) * q
+
+    first = indices_2d[0] if n_row_channels else np.empty(0, dtype=idx_t)
+    block_src = np.empty(block_len, dtype=np.intp)
+    if pattern.injective:
+        src_entry, src_step = pattern.tap_ids, n_taps
+        source = block_weights.reshape(n_row_channels, b * n_taps)
+    else:
+        src_entry, src_step = np.arange(e, dtype=np.intp), e
+        source = _merged_weights(pattern, block_weights)
+    cols = pattern.indices.astype(idx_t) + (col_offsets[0] if n_row_channels else 0)
+    col_shift = np.arange(b, dtype=idx_t)[None, :, None] * q
+    src_shift = np.arange(b, dtype=np.intp)[None, :, None] * src_step
+    # Row r of the block is a contiguous (B, len(r)) span starting at B·indptr[r]. Rows of equal
+    # length are laid out together, a bounded chunk of rows at a time (chunks run on threads).
+    row_len = pattern.row_lengths
+    chunks = []
+    for length in np.unique(row_len[row_len > 0]).tolist():
+        rows_of_length = np.flatnonzero(row_len == length)
+        step = max(1, _CHUNK_ENTRIES // (b * length))
+        chunks += [(length, rows_of_length[lo:lo + step])
+                   for lo in range(0, rows_of_length.size, step)]
+
+    def lay_out(chunk: tuple[int, np.ndarray]) -> None:
+        length, these = chunk
+        entries = pattern.indptr[these][:, None] + np.arange(length)
+        span = (b * pattern.indptr[these])[:, None] + np.arange(b * length)
+        first[span] = (cols[entries][:, None, :] + col_shift).reshape(span.shape)
+        block_src[span] = (src_entry[entries][:, None, :] + src_shift).reshape(span.shape)
+
+    _run_parallel(lay_out, chunks, block_len)
+    deltas = (col_offsets[1:] - col_offsets[0]).astype(idx_t)[:, None]
 
     def fill(channels: slice) -> None:
-        np.add(block_cols[None, :], col_offsets[channels], out=indices_2d[channels])
+        lo, hi, _ = channels.indices(n_row_channels)
+        later = slice(max(lo, 1), hi)  # row channel 0 holds its indices already
+        np.add(first[None, :], deltas[later.start - 1:later.stop - 1], out=indices_2d[later])
         np.take(source[channels], block_src, axis=1, out=data_2d[channels], mode="clip")
 
-    _run_split(fill, n_row_channels, nnz)
+    _run_parallel(fill, _channel_slices(n_row_channels), nnz)
 
     matrix = sp.csr_array(shape, dtype=data.dtype)
     matrix.data, matrix.indices, matrix.indptr = data, indices, indptr
@@ -163,21 +201,27 @@ def _assemble(
     return matrix
 
 
-def _run_split(fill: Callable[[slice], None], n_row_channels: int, nnz: int) -> None:
-    """Run ``fill`` over row-channel slices, on several threads for large matrices.
+def _run_parallel(work: Callable[[Any], None], parts: list[Any], size: int) -> None:
+    """Call ``work`` on every part, on several threads when ``size`` (entries) is large.
 
-    The two numpy kernels doing the work (``np.add`` and ``np.take``) release the GIL, and the
-    slices write disjoint parts of the output, so threads split the memory-bound fill.
+    The numpy kernels doing the work (ufuncs, ``take``, fancy assignment) release the GIL, and
+    the parts write disjoint regions of the output, so threads split the memory-bound work.
     """
-    workers = min(_MAX_THREADS, os.cpu_count() or 1, n_row_channels)
-    if nnz < _THREAD_MIN_NNZ or workers < 2:
-        fill(slice(None))
+    workers = min(_MAX_THREADS, os.cpu_count() or 1, len(parts))
+    if size < _THREAD_MIN_NNZ or workers < 2:
+        for part in parts:
+            work(part)
         return
-    bounds = np.linspace(0, n_row_channels, workers + 1).astype(int)
-    parts = [slice(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for future in [pool.submit(fill, part) for part in parts]:
+        for future in [pool.submit(work, part) for part in parts]:
             future.result()
+
+
+def _channel_slices(n_row_channels: int) -> list[slice]:
+    """Split row channels into a few contiguous slices, one per thread."""
+    workers = max(1, min(_MAX_THREADS, os.cpu_count() or 1, n_row_channels))
+    bounds = np.linspace(0, n_row_channels, workers + 1).astype(int)
+    return [slice(lo, hi) for lo, hi in itertools.pairwise(bounds.tolist()) if hi > lo]
 
 
 def _merged_weights(pattern: SpatialPattern, block_weights: np.ndarray) -> np.ndarray:
@@ -253,11 +297,10 @@ def spec_matrix(
         format = "csc" if transpose else "csr"
     if format not in ("csr", "csc", "coo"):
         raise ConvMatrixError(f"`format` (={format!r}) must be 'csr', 'csc' or 'coo'")
-    _guard(spec, w.dtype, max_bytes)
+    _guard(spec, w.dtype, max_bytes, transpose, format)
     table = index_table(spec)
     # rows of C are output pixels; rows of Cᵀ are input pixels
-    build_rows_of_transpose = transpose == (format in ("csr", "coo"))
-    if build_rows_of_transpose:
+    if _builds_rows_of_transpose(transpose, format):
         blocks, base = _transposed_blocks(spec, w)
         csr = _assemble(table.transposed_pattern, blocks, base, spec.out_channels)
     else:

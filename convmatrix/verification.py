@@ -1,0 +1,313 @@
+"""Numerical proof of a layer's matrix: reference comparisons and the adjoint (dot-product) test."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from convmatrix import reference
+from convmatrix.sparse import _as_weight, spec_matrix
+from convmatrix.spec import ConvSpec, IntOrSeq, PaddingArg, conv_spec, conv_transpose_spec
+
+__all__ = ["Check", "VerificationError", "VerificationResult", "dot_test", "verify"]
+
+
+class VerificationError(AssertionError):
+    """A verification check failed; the message shows both sides."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One comparison: what was compared, the errors, the tolerance and the verdict."""
+
+    name: str
+    max_abs_error: float
+    max_rel_error: float
+    tolerance: float
+    expected: np.ndarray = field(repr=False)
+    actual: np.ndarray = field(repr=False)
+
+    @property
+    def passed(self) -> bool:
+        """True when the relative error is within the tolerance."""
+        return bool(self.max_rel_error <= self.tolerance)
+
+    def failure_message(self) -> str:
+        """Both sides of the comparison, for an assertion message."""
+        with np.printoptions(threshold=60, edgeitems=5, precision=8):
+            return (f"{self.name}: max abs error {self.max_abs_error:.3e}, max rel error "
+                    f"{self.max_rel_error:.3e} > tolerance {self.tolerance:.1e}\n"
+                    f"expected: {self.expected}\nactual:   {self.actual}")
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """Outcome of :func:`verify`: one :class:`Check` per comparison; prints as a table.
+
+    Attributes
+    ----------
+    layer : str
+        Human-readable description of the verified layer.
+    checks : tuple of Check
+        The comparisons, in the order run.
+    """
+
+    layer: str
+    checks: tuple[Check, ...]
+
+    @property
+    def passed(self) -> bool:
+        """True when every check passed."""
+        return all(check.passed for check in self.checks)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def raise_if_failed(self) -> VerificationResult:
+        """Raise :class:`VerificationError` showing both sides of every failed check."""
+        failed = [check.failure_message() for check in self.checks if not check.passed]
+        if failed:
+            raise VerificationError(f"{self.layer}\n" + "\n".join(failed))
+        return self
+
+    def _rows(self) -> list[tuple[str, str, str, str, str]]:
+        return [(c.name, f"{c.max_abs_error:.2e}", f"{c.max_rel_error:.2e}",
+                 f"{c.tolerance:.0e}", "pass" if c.passed else "FAIL") for c in self.checks]
+
+    def __str__(self) -> str:
+        header = ("check", "max abs err", "max rel err", "tolerance", "result")
+        rows = [header, *self._rows()]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        lines = [self.layer]
+        for k, row in enumerate(rows):
+            lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+            if k == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        lines.append(f"=> {'all checks passed' if self.passed else 'FAILED'}")
+        return "\n".join(lines)
+
+    def to_markdown(self) -> str:
+        """The result as a Markdown table (used by reports)."""
+        lines = ["| check | max abs error | max rel error | tolerance | result |",
+                 "|---|---:|---:|---:|---|"]
+        lines += [f"| {' | '.join(row)} |" for row in self._rows()]
+        return "\n".join(lines)
+
+    def _repr_markdown_(self) -> str:
+        return f"**{self.layer}**\n\n{self.to_markdown()}"
+
+
+def _tolerance(dtype: np.dtype[Any]) -> float:
+    """Default relative tolerance: exact for integers, float32-sized or float64-sized."""
+    if dtype.kind in "biu":
+        return 0.0
+    return 1e-4 if dtype in (np.float32, np.complex64) else 1e-10
+
+
+def _random(shape: Sequence[int], dtype: np.dtype[Any], rng: np.random.Generator) -> np.ndarray:
+    if dtype.kind == "b":
+        return rng.integers(0, 2, size=shape).astype(dtype)
+    if dtype.kind in "iu":
+        return rng.integers(0 if dtype.kind == "u" else -3, 4, size=shape).astype(dtype)
+    values = rng.standard_normal(shape)
+    if dtype.kind == "c":
+        values = values + 1j * rng.standard_normal(shape)
+    return values.astype(dtype)
+
+
+def _compare(name: str, expected: np.ndarray, actual: np.ndarray, tol: float) -> Check:
+    expected, actual = np.asarray(expected), np.asarray(actual)
+    if expected.shape != actual.shape:
+        return Check(f"{name} (shape {actual.shape} != {expected.shape})", math.inf, math.inf,
+                     tol, expected, actual)
+    diff = np.abs(actual.astype(complex if actual.dtype.kind == "c" else float)
+                  - expected.astype(complex if expected.dtype.kind == "c" else float))
+    abs_err = float(diff.max(initial=0.0))
+    scale = float(np.abs(expected).max(initial=0.0))
+    rel_err = abs_err / scale if scale > 0 else abs_err
+    return Check(name, abs_err, rel_err, tol, expected, actual)
+
+
+def dot_test(
+    matrix: Any, *, seed: int = 0, tolerance: float = 1e-10, adjoint: Any = None
+) -> Check:
+    """Adjoint (dot-product) test ``⟨A u, v⟩ = ⟨u, Aᵀ v⟩`` on random vectors.
+
+    Parameters
+    ----------
+    matrix : sparse array or linear operator
+        ``A``, anything with ``@`` and ``.shape``.
+    seed : int, optional
+        Seed of the random vectors.
+    tolerance : float, optional
+        Allowed ``|⟨A u, v⟩ − ⟨u, Aᵀ v⟩| / (‖A u‖·‖v‖)``.
+    adjoint : sparse array or linear operator, optional
+        ``Aᵀ`` computed another way (e.g. a transposed-convolution matrix built separately);
+        default ``matrix.T``.
+
+    Returns
+    -------
+    Check
+        ``expected`` is ``⟨A u, v⟩``, ``actual`` is ``⟨u, Aᵀ v⟩``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> C = cm.conv_matrix(np.arange(9.0).reshape(1, 1, 3, 3), (1, 5, 5), stride=2, padding=1)
+    >>> dot_test(C).passed
+    True
+    """
+    rng = np.random.default_rng(seed)
+    transposed = matrix.T if adjoint is None else adjoint
+    u = rng.standard_normal(matrix.shape[1])
+    v = rng.standard_normal(matrix.shape[0])
+    au = matrix @ u
+    lhs, rhs = float(np.vdot(v, au).real), float(np.vdot(transposed @ v, u).real)
+    scale = float(np.linalg.norm(au) * np.linalg.norm(v)) or 1.0
+    err = abs(lhs - rhs)
+    return Check("adjoint: ⟨C x, y⟩ = ⟨x, Cᵀ y⟩", err, err / scale, tolerance,
+                 np.array(lhs), np.array(rhs))
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    return "×".join(str(v) for v in shape)
+
+
+def verify(
+    weight: Any,
+    input_shape: Sequence[int],
+    *,
+    transpose: bool = False,
+    stride: IntOrSeq = 1,
+    padding: PaddingArg = 0,
+    output_padding: IntOrSeq = 0,
+    dilation: IntOrSeq = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    seed: int = 0,
+    batch: int = 3,
+    tolerance: float | None = None,
+    raise_on_failure: bool = False,
+) -> VerificationResult:
+    """Prove a layer's matrix numerically against the independent dense reference.
+
+    Builds the matrix (``C`` of a convolution, or ``Cᵀ`` of a transposed convolution when
+    ``transpose``) and checks, on seeded random data in the weight's dtype:
+
+    1. the layer: ``M @ x`` against :func:`convmatrix.reference.conv` (or
+       :func:`~convmatrix.reference.conv_transpose`);
+    2. the adjoint layer: ``Mᵀ @ y`` against the other reference function (the transposed
+       convolution is the gradient of the convolution);
+    3. a batch: ``M @ X`` with ``batch`` samples as the columns of ``X``;
+    4. the adjoint (dot-product) test ``⟨M u, v⟩ = ⟨u, Mᵀ v⟩``.
+
+    Parameters
+    ----------
+    weight : array_like
+        torch layout: ``(C_out, C_in // groups, *k)``, or ``(C_in, C_out // groups, *k)`` for
+        a transposed convolution.
+    input_shape : sequence of int
+        One sample of the layer's input, channels first.
+    transpose : bool, optional
+        Verify the transposed convolution (torch ``conv_transposeNd``) instead.
+    stride, padding, output_padding, dilation, groups, padding_mode
+        As in :func:`convmatrix.conv_matrix` / :func:`convmatrix.conv_transpose_matrix`.
+    seed : int, optional
+        Seed of the random data.
+    batch : int, optional
+        Samples in the batch check (0 skips it).
+    tolerance : float, optional
+        Relative tolerance; default exact (0) for integer weights, 1e-4 for float32 and
+        complex64, 1e-10 otherwise.
+    raise_on_failure : bool, optional
+        Raise :class:`VerificationError` (showing both sides) if any check fails.
+
+    Returns
+    -------
+    VerificationResult
+        Prints as a table; truthy when every check passed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> result = verify(np.ones((1, 1, 2, 2)), (1, 2, 2), transpose=True)
+    >>> result.passed
+    True
+    >>> print(result)  # doctest: +ELLIPSIS
+    transposed convolution 1×2×2 → 1×3×3, kernel 2×2, float64
+    check ...
+    ...
+    => all checks passed
+    """
+    w = _as_weight(weight)
+    if transpose:
+        spec = conv_transpose_spec(w.shape, input_shape, stride=stride, padding=padding,
+                                   output_padding=output_padding, dilation=dilation,
+                                   groups=groups)
+        matrix = spec_matrix(spec, w, transpose=True)
+        in_shape, out_shape = spec.output_shape, spec.input_shape
+        kind = "transposed convolution"
+    else:
+        spec = conv_spec(w.shape, input_shape, stride=stride, padding=padding,
+                         dilation=dilation, groups=groups, padding_mode=padding_mode)
+        matrix = spec_matrix(spec, w)
+        in_shape, out_shape = spec.input_shape, spec.output_shape
+        kind = "convolution"
+    tol = _tolerance(w.dtype) if tolerance is None else tolerance
+    layer = (f"{kind} {_shape_text(in_shape)} → {_shape_text(out_shape)}, kernel "
+             f"{_shape_text(spec.kernel_size)}, {w.dtype}")
+    rng = np.random.default_rng(seed)
+    x = _random(in_shape, w.dtype, rng)
+    y = _random(out_shape, w.dtype, rng)
+    forward, backward = (_reference_transpose, _reference_forward) if transpose else (
+        _reference_forward, _reference_transpose)
+    checks = [
+        _compare(f"{'Cᵀ' if transpose else 'C'} @ x vs reference {kind}",
+                 forward(spec, w, x).ravel(), matrix @ x.ravel(), tol),
+        _compare(f"{'C' if transpose else 'Cᵀ'} @ y vs reference "
+                 f"{'convolution' if transpose else 'transposed convolution'}",
+                 backward(spec, w, y).ravel(), matrix.T @ y.ravel(), tol),
+    ]
+    if batch:
+        xs = np.stack([_random(in_shape, w.dtype, rng) for _ in range(batch)])
+        expected = np.stack([forward(spec, w, sample).ravel() for sample in xs], axis=1)
+        checks.append(_compare(f"batch of {batch}: M @ X (samples as columns)", expected,
+                               matrix @ xs.reshape(batch, -1).T, tol))
+    checks.append(dot_test(matrix.astype(np.result_type(w.dtype, np.float64)), seed=seed,
+                           tolerance=max(tol, 1e-10) if w.dtype.kind in "biu" else tol))
+    result = VerificationResult(layer, tuple(checks))
+    if raise_on_failure:
+        result.raise_if_failed()
+    return result
+
+
+def _reference_forward(spec: ConvSpec, weight: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Reference ``C @ x``: the convolution, keeping only ``spec.output_size`` outputs."""
+    out = reference.conv(x, weight, stride=spec.stride, padding=spec.padding,
+                         dilation=spec.dilation, groups=spec.groups,
+                         padding_mode=spec.padding_mode)
+    return out[(slice(None), *(slice(0, n) for n in spec.output_size))]
+
+
+def _reference_transpose(spec: ConvSpec, weight: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Reference ``Cᵀ @ y``: the transposed convolution back to ``spec.input_shape``."""
+    # the output_padding that lands the transposed output exactly on the forward input size
+    # (the remainder the forward stride left; below the stride, so torch would accept it)
+    extra = tuple(
+        n + before + after - d * (k - 1) - 1 - (o - 1) * s
+        for n, k, s, (before, after), d, o in zip(
+            spec.input_size, spec.kernel_size, spec.stride, spec.padding, spec.dilation,
+            spec.output_size, strict=True)
+    )
+    common = {"stride": spec.stride, "output_padding": extra, "dilation": spec.dilation,
+              "groups": spec.groups}
+    if spec.padding_mode == "zeros":
+        return reference.conv_transpose(y, weight, padding=spec.padding, **common)
+    # other modes: transposed convolution onto the padded input, then fold the padding back
+    on_padded = reference.conv_transpose(y, weight, padding=0, **common)
+    return reference.pad_adjoint(on_padded, spec.padding, spec.padding_mode)

@@ -1,0 +1,144 @@
+"""Geometry validation and output-shape formulas."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+import convmatrix as cm
+from convmatrix import reference
+
+
+def _closed_form_conv(n, k, s, p_before, p_after, d):
+    return math.floor((n + p_before + p_after - d * (k - 1) - 1) / s) + 1
+
+
+def _closed_form_transpose(n, k, s, p, d, a):
+    return (n - 1) * s - 2 * p + d * (k - 1) + a + 1
+
+
+@pytest.mark.parametrize(("n", "k", "s", "p", "d"), [
+    v for v in itertools.product([1, 4, 7, 10], [1, 2, 3], [1, 2, 3], [0, 1, 2], [1, 2])
+    if v[0] + 2 * v[3] >= v[4] * (v[1] - 1) + 1
+])
+def test_conv_output_shape_closed_form(n, k, s, p, d):
+    shape = cm.conv_output_shape((3, 2, k), (2, n), stride=s, padding=p, dilation=d)
+    assert shape == (3, _closed_form_conv(n, k, s, p, p, d))
+    spec = cm.conv_spec((3, 2, k), (2, n), stride=s, padding=p, dilation=d)
+    assert spec.matrix_shape == (3 * shape[1], 2 * n)
+    # and the reference (independent code) agrees on the size
+    out = reference.conv(np.zeros((2, n)), np.zeros((3, 2, k)), stride=s, padding=p, dilation=d)
+    assert out.shape == shape
+
+
+@pytest.mark.parametrize(("n", "k", "s", "p", "d"), list(
+    itertools.product([1, 3, 5], [1, 2, 3, 4], [1, 2, 3], [0, 1], [1, 2])))
+def test_conv_transpose_output_shape_closed_form(n, k, s, p, d):
+    for a in range(max(s, d)):
+        expected = _closed_form_transpose(n, k, s, p, d, a)
+        if expected < 1:
+            with pytest.raises(cm.ConvMatrixError, match="empty"):
+                cm.conv_transpose_output_shape((2, 3, k), (2, n), stride=s, padding=p,
+                                               output_padding=a, dilation=d)
+            continue
+        assert cm.conv_transpose_output_shape(
+            (2, 3, k), (2, n), stride=s, padding=p, output_padding=a, dilation=d) == (3, expected)
+
+
+def test_transposed_layer_maps_forward_output_back_to_input():
+    # Dumoulin & Visin relationship 14: with a = (n + 2p − k) mod s the sizes round-trip
+    for n, k, s, p in itertools.product(range(3, 9), range(1, 4), range(1, 4), range(2)):
+        o = cm.conv_output_shape((1, 1, k), (1, n), stride=s, padding=p)[1]
+        a = (n + 2 * p - k) % s
+        assert cm.conv_transpose_output_shape((1, 1, k), (1, o), stride=s, padding=p,
+                                              output_padding=a) == (1, n)
+
+
+def test_spec_is_hashable_and_normalised():
+    a = cm.conv_spec((2, 1, 3, 3), (2, 8, 8), stride=[2, 2], padding=1, groups=2)
+    b = cm.conv_spec((2, 1, 3, 3), (2, 8, 8), stride=2, padding=((1, 1), (1, 1)), groups=2)
+    assert a == b and hash(a) == hash(b)
+    assert a.padding == ((1, 1), (1, 1)) and a.stride == (2, 2)
+    assert cm.conv_spec((1, 1, 3), (1, 8), padding=np.int64(1)).padding == ((1, 1),)
+
+
+ERRORS = [
+    ({"weight_shape": (1, 1, 3, 3), "input_shape": (1, 0, 5)}, r"`input_shape` .* positive"),
+    ({"weight_shape": (1, 1, 3, 3), "input_shape": (1, 5.0, 5)},
+     r"`input_shape` \(=5.0\) must be an integer"),
+    ({"stride": 0}, r"`stride` \(=0\) must be positive"),
+    ({"stride": (1, 2, 3)}, r"`stride` .* sequence of 2 ints"),
+    ({"stride": 1.5}, r"`stride` \(=1.5\) must be an integer"),
+    ({"stride": True}, r"`stride` \(=True\) must be an integer"),
+    ({"dilation": -1}, r"`dilation` \(=-1\) must be positive"),
+    ({"padding": -1}, r"`padding` \(=-1\) must be non-negative"),
+    ({"padding": ((1, -1), (0, 0))}, r"`padding` .* must be non-negative"),
+    ({"padding": "full"}, r"`padding` \(='full'\) must be 'valid', 'same'"),
+    ({"padding": "same", "stride": 2},
+     r"`padding` \(='same'\) is not supported for strided convolutions"),
+    ({"padding_mode": "mirror"}, r"`padding_mode` \(='mirror'\) must be one of"),
+    ({"padding": 5, "padding_mode": "reflect"},
+     r"must be smaller than the input size \(5\) for padding_mode='reflect'"),
+    ({"padding": 6, "padding_mode": "circular"}, r"at most the input size \(5\)"),
+    ({"weight_shape": (1, 2, 3, 3)}, r"`weight.shape\[1\]` \(=2\) times `groups` \(=1\) must "
+                                     r"equal the input channels"),
+    ({"weight_shape": (3, 1, 3, 3), "input_shape": (4, 5, 5), "groups": 2},
+     r"`C_out` \(weight.shape\[0\]\) \(=3\) must be divisible by `groups` \(=2\)"),
+    ({"weight_shape": (2, 1, 3, 3), "input_shape": (3, 5, 5), "groups": 2},
+     r"`C_in` \(input_shape\[0\]\) \(=3\) must be divisible by `groups` \(=2\)"),
+    ({"groups": 0}, r"`groups` \(=0\) must be positive"),
+    ({"weight_shape": (1, 1, 3)}, r"`weight` has shape \(1, 1, 3\) .* 2 spatial axes"),
+    ({"weight_shape": (1, 1, 5, 5), "input_shape": (1, 4, 9)},
+     r"kernel \(effective size 5\) does not fit the padded input \(size 4\) along axis 1"),
+    ({"weight_shape": (1, 1, 3, 3), "input_shape": (1, 9, 4), "dilation": 2},
+     r"kernel \(effective size 5\) does not fit the padded input \(size 4\) along axis 2"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), ERRORS, ids=[m for _, m in ERRORS])
+def test_conv_errors_name_parameter_and_value(overrides, message):
+    args = {"weight_shape": (1, 1, 3, 3), "input_shape": (1, 5, 5), **overrides}
+    weight = np.ones(args.pop("weight_shape"))
+    input_shape = args.pop("input_shape")
+    with pytest.raises(cm.ConvMatrixError, match=message):
+        cm.conv_matrix(weight, input_shape, **args)
+
+
+def test_one_d_pair_padding_hint():
+    with pytest.raises(cm.ConvMatrixError, match=r"write \(\(1, 2\),\)"):
+        cm.conv_matrix(np.ones((1, 1, 3)), (1, 8), padding=(1, 2))
+    assert cm.conv_spec((1, 1, 3), (1, 8), padding=((1, 2),)).padding == ((1, 2),)
+
+
+TRANSPOSE_ERRORS = [
+    ({"output_padding": 2, "stride": 2},
+     r"`output_padding` \(=\(2, 2\)\) must be smaller than either `stride`"),
+    ({"output_padding": -1}, r"`output_padding` \(=-1\) must be >= 0"),
+    ({"padding": "same"}, r"`padding` \(='same'\) is not supported for a transposed"),
+    ({"weight_shape": (2, 1, 3, 3)}, r"`weight.shape\[0\]` \(=2\) must equal the input"),
+    ({"padding": 3}, r"output would be empty along axis 1"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), TRANSPOSE_ERRORS,
+                         ids=[m for _, m in TRANSPOSE_ERRORS])
+def test_conv_transpose_errors(overrides, message):
+    args = {"weight_shape": (1, 1, 3, 3), "input_shape": (1, 2, 2), **overrides}
+    weight = np.ones(args.pop("weight_shape"))
+    input_shape = args.pop("input_shape")
+    with pytest.raises(cm.ConvMatrixError, match=message):
+        cm.conv_transpose_matrix(weight, input_shape, **args)
+
+
+def test_weight_dtype_errors_are_type_errors():
+    with pytest.raises(TypeError, match=r"dtype object.*convmatrix.symbolic"):
+        cm.conv_matrix(np.array([[[1, "a"]]], dtype=object), (1, 4))
+    with pytest.raises(TypeError, match="float16"):
+        cm.conv_matrix(np.ones((1, 1, 2), dtype=np.float16), (1, 4))
+
+
+def test_errors_are_value_errors():
+    assert issubclass(cm.ConvMatrixError, ValueError)
