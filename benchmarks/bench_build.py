@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import argparse
 import gc
-import math
+import os
 import time
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy
 import scipy.sparse as sp
 
 import convmatrix as cm
+from convmatrix import sparse as cm_sparse
 
 LAYERS: list[tuple[str, tuple[int, ...], tuple[int, ...], dict[str, Any]]] = [
     ("1x32x32, 3x3", (1, 1, 3, 3), (1, 32, 32), {}),
@@ -142,8 +144,9 @@ def main() -> None:
 
     layers = LAYERS[:QUICK] if args.quick else LAYERS
     print("## Forward build: conv_matrix (float64 weights)\n")
-    print("| layer | nnz | build s | ns/nnz | write bound s | build/bound | peak/matrix |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| layer | nnz | build s | ns/nnz | write bound s | build/bound | 1 thread s "
+          "| 1 thread/bound | peak/matrix |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     transposes = []
     for name, wshape, ishape, geometry in layers:
         weight = rng.standard_normal(wshape)
@@ -157,10 +160,14 @@ def main() -> None:
         t_build = best_time(build, args.repeat)
         t_bound = write_bound(matrix, args.repeat)
         del matrix
+        threads, cm_sparse._MAX_THREADS = cm_sparse._MAX_THREADS, 1
+        t_single = best_time(build, args.repeat)
+        cm_sparse._MAX_THREADS = threads
         gc.collect()
         peak = peak_bytes(build)
         print(f"| {name} | {nnz:,} | {t_build:.4f} | {1e9 * t_build / nnz:.2f} | "
-              f"{t_bound:.4f} | {t_build / t_bound:.2f} | {peak / nbytes:.2f} |")
+              f"{t_bound:.4f} | {t_build / t_bound:.2f} | {t_single:.4f} | "
+              f"{t_single / t_bound:.2f} | {peak / nbytes:.2f} |")
 
         def transpose_csc(weight: np.ndarray = weight, ishape: tuple[int, ...] = ishape,
                           geometry: dict[str, Any] = geometry) -> sp.sparray:
@@ -205,8 +212,8 @@ def main() -> None:
         t = best_time(fn, 1 if "loop" in label else args.repeat)
         same = abs(fn() - reference).max() == 0
         print(f"| {label} | {t:.4f} | {t / t_ours:.0f} | {same} |")
-    print(f"\n(machine: {math.prod((1,))} process, numpy {np.__version__}, "
-          f"scipy {sp.__name__ and __import__('scipy').__version__})")
+    print(f"\n({os.cpu_count()} cores; numpy {np.__version__}, scipy {scipy.__version__}; "
+          f"the builder uses up to {cm_sparse._MAX_THREADS} threads, the write bound one)")
 
 
 if __name__ == "__main__":
