@@ -84,7 +84,8 @@ class VerificationResult:
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         lines = [self.layer]
         for k, row in enumerate(rows):
-            lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+            cells = (cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+            lines.append("  ".join(cells).rstrip())
             if k == 0:
                 lines.append("  ".join("-" * w for w in widths))
         lines.append(f"=> {'all checks passed' if self.passed else 'FAILED'}")

@@ -1,0 +1,219 @@
+"""The ``convmatrix`` command line: reports, verification, shapes and matrices of a layer."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convmatrix._errors import ConvMatrixError
+from convmatrix.layer import WEIGHT_FILLS, Layer, make_weight
+from convmatrix.spec import PADDING_MODES
+
+__all__ = ["build_parser", "layer_from_args", "main"]
+
+EXAMPLES = """\
+examples:
+  convmatrix report --out seed-report          the seed example (Keras Conv2D/Conv2DTranspose)
+  convmatrix report --input 1x4x4 --kernel 1x1x3x3 --stride 2 --transpose --out k3s2.md
+  convmatrix verify --input 3x8x8 --kernel 4x3x3x3 --padding 1 --padding-mode reflect
+  convmatrix shape --input 1x5x5 --kernel 1x1x3x3 --stride 2 --transpose --output-padding 1
+  convmatrix matrix --input 1x3x3 --kernel 1x1x2x2          print C densely
+  convmatrix matrix --input 64x56x56 --kernel 64x64x3x3 --padding 1 --save resnet.npz
+  convmatrix reports --out reports                  regenerate every report in reports/
+"""
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports errors as one line (and exit code 2), never a traceback."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _ints(text: str, name: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{name} {text!r} must be integers separated by 'x' or ','") from None
+    return values
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    return _ints(text, "shape")
+
+
+def _per_axis(text: str) -> int | tuple[int, ...]:
+    values = _ints(text, "value")
+    return values[0] if len(values) == 1 else values
+
+
+def _padding(text: str) -> Any:
+    """``1``, ``1,2`` (per axis), ``1:2,0:1`` (before:after per axis), ``same``, ``valid``."""
+    if text in ("same", "valid", "causal"):
+        return text
+    try:
+        parts = text.split(",")
+        if any(":" in p for p in parts):
+            pairs = []
+            for p in parts:
+                before, _, after = p.partition(":")
+                pairs.append((int(before), int(after or before)))
+            return tuple(pairs)
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"padding {text!r} must be an int, ints per axis (1,2), before:after pairs per axis "
+            f"(1:2,0:1), 'same' or 'valid'") from None
+    return values[0] if len(values) == 1 else values
+
+
+def _layer_arguments() -> argparse.ArgumentParser:
+    parent = _ArgumentParser(add_help=False)
+    group = parent.add_argument_group("layer (torch layouts, one sample, channels first)")
+    group.add_argument("--input", type=_shape, metavar="CxHxW",
+                       help="input shape of one sample, e.g. 1x3x3 (default: the seed example)")
+    group.add_argument("--kernel", type=_shape, metavar="OxIxKHxKW",
+                       help="weight shape: (C_out, C_in/groups, *k) for a convolution, "
+                            "(C_in, C_out/groups, *k) with --transpose")
+    group.add_argument("--transpose", action="store_true",
+                       help="the transposed convolution (torch conv_transposeNd)")
+    group.add_argument("--stride", type=_per_axis, default=1, metavar="S")
+    group.add_argument("--padding", type=_padding, default=0, metavar="P",
+                       help="int, per axis (1,2), pairs (1:2,0:1), same or valid")
+    group.add_argument("--dilation", type=_per_axis, default=1, metavar="D")
+    group.add_argument("--groups", type=int, default=1, metavar="G")
+    group.add_argument("--padding-mode", default="zeros", choices=PADDING_MODES)
+    group.add_argument("--output-padding", type=_per_axis, default=0, metavar="A",
+                       help="extra output size of a transposed convolution")
+    group.add_argument("--weight", default="ones", choices=WEIGHT_FILLS,
+                       help="weight values (default ones, as in the seed)")
+    group.add_argument("--seed", type=int, default=0, help="seed for --weight random and data")
+    return parent
+
+
+def layer_from_args(args: argparse.Namespace) -> Layer:
+    """Build the :class:`Layer` that the layer flags describe (the seed example without flags)."""
+    if args.input is None and args.kernel is None:
+        input_shape, kernel = (1, 3, 3), (1, 1, 2, 2)
+    elif args.input is None or args.kernel is None:
+        raise ConvMatrixError("give both --input and --kernel (or neither, for the seed example)")
+    else:
+        input_shape, kernel = args.input, args.kernel
+    weight = make_weight(kernel, args.weight, args.seed)
+    geometry: dict[str, Any] = {"stride": args.stride, "padding": args.padding,
+                                "dilation": args.dilation, "groups": args.groups}
+    if args.transpose:
+        if args.padding_mode != "zeros":
+            raise ConvMatrixError(
+                f"`--padding-mode` (={args.padding_mode!r}) must be 'zeros' with --transpose "
+                f"(torch's ConvTranspose allows only zero padding)")
+        return Layer.conv_transpose(weight, input_shape, output_padding=args.output_padding,
+                                    **geometry)
+    if args.output_padding not in (0, (0,)):
+        raise ConvMatrixError("`--output-padding` applies only with --transpose")
+    return Layer.conv(weight, input_shape, padding_mode=args.padding_mode, **geometry)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of the ``convmatrix`` command."""
+    parser = _ArgumentParser(
+        prog="convmatrix",
+        description="Convolution layers as explicit sparse matrices: C, its transpose Cᵀ, "
+                    "symbolic derivations and verified reports.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    layer = _layer_arguments()
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[layer], help=help, description=help,
+                              epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = command("verify", "check the layer's matrix against the dense reference and the "
+                          "adjoint test; exit 1 on any failure")
+    p.set_defaults(run=_run_verify)
+    p = command("shape", "print the layer's output shape and the formula that gives it")
+    p.set_defaults(run=_run_shape)
+    p = command("matrix", "print the layer's matrix densely (small layers) or save it")
+    p.add_argument("--save", type=Path, metavar="FILE",
+                   help="write the matrix: .npz (scipy.sparse.save_npz) or .mtx (Matrix Market)")
+    p.add_argument("--max-dense", type=int, default=4096, metavar="N",
+                   help="refuse to print more than N entries densely (default 4096)")
+    p.set_defaults(run=_run_matrix)
+    return parser
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    result = layer_from_args(args).verify(seed=args.seed)
+    print(result)
+    return 0 if result.passed else 1
+
+
+def _run_shape(args: argparse.Namespace) -> int:
+    layer = layer_from_args(args)
+    spec = layer.spec
+    print(f"input shape:  {layer.input_shape}")
+    print(f"output shape: {layer.output_shape}")
+    for axis in range(spec.ndim):
+        n, k, s = spec.input_size[axis], spec.kernel_size[axis], spec.stride[axis]
+        (before, after), d, o = spec.padding[axis], spec.dilation[axis], spec.output_size[axis]
+        if layer.transpose:
+            a = n + before + after - d * (k - 1) - 1 - (o - 1) * s
+            print(f"axis {axis + 1}: o' = (n' − 1)·s − p_before − p_after + d·(k − 1) + a + 1 "
+                  f"= ({o} − 1)·{s} − {before} − {after} + {d}·({k} − 1) + {a} + 1 = {n}")
+        else:
+            print(f"axis {axis + 1}: o = ⌊(n + p_before + p_after − d·(k − 1) − 1) / s⌋ + 1 "
+                  f"= ⌊({n} + {before} + {after} − {d}·({k} − 1) − 1) / {s}⌋ + 1 = {o}")
+    return 0
+
+
+def _run_matrix(args: argparse.Namespace) -> int:
+    layer = layer_from_args(args)
+    matrix = layer.matrix(format="csr")
+    name = "Cᵀ" if layer.transpose else "C"
+    if args.save is not None:
+        suffix = args.save.suffix.lower()
+        if suffix == ".npz":
+            import scipy.sparse as sp
+
+            sp.save_npz(args.save, matrix)
+        elif suffix == ".mtx":
+            import scipy.io
+
+            scipy.io.mmwrite(args.save, matrix)
+        else:
+            raise ConvMatrixError(f"`--save` (={str(args.save)!r}) must end in .npz or .mtx")
+        print(f"wrote {name} {matrix.shape}, {matrix.nnz:,} stored entries, to {args.save}")
+        return 0
+    entries = matrix.shape[0] * matrix.shape[1]
+    if entries > args.max_dense:
+        raise ConvMatrixError(
+            f"{name} is {matrix.shape[0]}×{matrix.shape[1]} ({entries:,} entries), more than "
+            f"`--max-dense` (={args.max_dense}); save it with --save FILE.npz instead")
+    print(f"{name}: {matrix.shape[0]}×{matrix.shape[1]}, {matrix.nnz} stored entries "
+          f"(rows: output pixels, columns: input pixels, C order)")
+    with np.printoptions(linewidth=200, threshold=args.max_dense):
+        print(matrix.toarray())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (0 ok, 1 check failed, 2 bad arguments)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (ConvMatrixError, TypeError, OSError) as error:
+        message = textwrap.shorten(str(error), width=400, placeholder=" …")
+        print(f"convmatrix {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
