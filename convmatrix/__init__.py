@@ -6,6 +6,13 @@ convolution is ``C.T`` (``conv_transpose_matrix``). See the README for the tour.
 
 from convmatrix import reference
 from convmatrix._errors import ConvMatrixError
+from convmatrix.frameworks import (
+    from_keras,
+    keras_matrix,
+    keras_output_shape,
+    torch_bias,
+    torch_matrix,
+)
 from convmatrix.sparse import (
     DEFAULT_MAX_BYTES,
     conv_matrix,
@@ -35,8 +42,13 @@ __all__ = [
     "conv_transpose_spec",
     "dot_test",
     "estimate_nbytes",
+    "from_keras",
+    "keras_matrix",
+    "keras_output_shape",
     "reference",
     "spec_matrix",
+    "torch_bias",
+    "torch_matrix",
     "verify",
 ]
 
