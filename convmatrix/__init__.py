@@ -4,7 +4,7 @@
 convolution is ``C.T`` (``conv_transpose_matrix``). See the README for the tour.
 """
 
-from convmatrix import reference
+from convmatrix import reference, symbolic
 from convmatrix._errors import ConvMatrixError
 from convmatrix.frameworks import (
     from_keras,
@@ -47,6 +47,7 @@ __all__ = [
     "keras_output_shape",
     "reference",
     "spec_matrix",
+    "symbolic",
     "torch_bias",
     "torch_matrix",
     "verify",

@@ -227,3 +227,4 @@ def _cached_table(
     for array in arrays:
         array.flags.writeable = False
     return IndexTable(input_size, output_size, kernel_size, *arrays)
+

@@ -1,0 +1,74 @@
+"""Shared plumbing: geometry keywords -> forward spec, and the symbol arrays of a layer."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import sympy
+
+from convmatrix._errors import ConvMatrixError
+from convmatrix.spec import ConvSpec, conv_spec, conv_transpose_spec
+
+__all__ = ["input_symbols", "layer_spec", "symbol_array", "weight_symbols"]
+
+
+def layer_spec(weight_shape: Sequence[int], input_shape: Sequence[int], transpose: bool,
+               geometry: dict[str, Any]) -> ConvSpec:
+    """The forward spec of a convolution, or of the convolution behind a transposed one."""
+    if transpose:
+        return conv_transpose_spec(weight_shape, input_shape, **geometry)
+    return conv_spec(weight_shape, input_shape, **geometry)
+
+
+def symbol_array(name: str, shape: Sequence[int], skip_leading: int = 0) -> np.ndarray:
+    """Object array of symbols ``name_{i,j,...}`` (C order), dropping leading unit axes.
+
+    ``skip_leading`` leading axes are left out of the subscript when they all have size 1
+    (a one-channel layer reads ``w_{0,1}`` rather than ``w_{0,0,0,1}``).
+    """
+    shape = tuple(shape)
+    drop = skip_leading if all(v == 1 for v in shape[:skip_leading]) else 0
+    symbols = [sympy.Symbol(f"{name}_{{{','.join(map(str, index[drop:]))}}}")
+               for index in itertools.product(*(range(v) for v in shape))]
+    array = np.empty(len(symbols), dtype=object)
+    array[:] = symbols
+    return array.reshape(shape)
+
+
+def weight_symbols(weight_shape: Sequence[int], name: str = "w") -> np.ndarray:
+    """Symbols for every weight element: ``w_{o,i,ky,kx}`` (torch layout of the layer).
+
+    For a transposed layer the layout is its own, ``(C_in, C_out/groups, *k)``, so the symbol
+    ``w_{i,o,ky,kx}`` is ``weight[i, o, ky, kx]``. Channel indices are omitted when both channel
+    axes have size 1.
+
+    Examples
+    --------
+    >>> weight_symbols((1, 1, 2, 2)).tolist()
+    [[[[w_{0,0}, w_{0,1}], [w_{1,0}, w_{1,1}]]]]
+    """
+    return symbol_array(name, weight_shape, skip_leading=2)
+
+
+def input_symbols(input_shape: Sequence[int], name: str = "x") -> np.ndarray:
+    """Symbols for every input element: ``x_{c,i,j}`` (channel omitted for one channel).
+
+    Examples
+    --------
+    >>> input_symbols((2, 1, 2)).ravel().tolist()
+    [x_{0,0,0}, x_{0,0,1}, x_{1,0,0}, x_{1,0,1}]
+    """
+    return symbol_array(name, input_shape, skip_leading=1)
+
+
+def as_object_array(values: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """Numbers or SymPy expressions in the given shape, as an object array of SymPy objects."""
+    array = np.asarray(values, dtype=object)
+    if array.shape != shape:
+        raise ConvMatrixError(f"`{name}` has shape {array.shape}; the layer needs {shape}")
+    flat = np.empty(array.size, dtype=object)
+    flat[:] = [sympy.sympify(v) for v in array.ravel()]
+    return flat.reshape(shape)

@@ -1,0 +1,162 @@
+"""Output sizes as SymPy formulas, and the relationships of Dumoulin & Visin (2016).
+
+"A guide to convolution arithmetic for deep learning" (arXiv:1603.07285) states the output
+size of a convolution and of its transpose in a sequence of relationships; each is a special
+case of the two general formulas here, and :func:`check_relationships` confirms the ones that
+apply to given numbers against the numeric shape functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+
+from convmatrix._errors import ConvMatrixError
+from convmatrix.spec import conv_output_shape, conv_transpose_output_shape
+
+__all__ = [
+    "RELATIONSHIPS",
+    "Relationship",
+    "check_relationships",
+    "conv_output_size",
+    "conv_transpose_output_size",
+    "round_trip_output_padding",
+]
+
+n, k, s, p, d, a = sympy.symbols("n k s p d a", integer=True, nonnegative=True)
+p_before, p_after = sympy.symbols("p_b p_a", integer=True, nonnegative=True)
+
+
+def conv_output_size(asymmetric: bool = False) -> sympy.Expr:
+    """Output size of a convolution along one axis.
+
+    ``⌊(n + 2p − d·(k − 1) − 1)/s⌋ + 1``, or with ``p_b + p_a`` for asymmetric padding.
+
+    Examples
+    --------
+    >>> conv_output_size()
+    floor((-d*(k - 1) + n + 2*p - 1)/s) + 1
+    >>> conv_output_size().subs({n: 3, k: 2, s: 1, p: 0, d: 1})   # the seed: 3 -> 2
+    2
+    """
+    pad = p_before + p_after if asymmetric else 2 * p
+    return sympy.floor((n + pad - d * (k - 1) - 1) / s) + 1
+
+
+def conv_transpose_output_size(asymmetric: bool = False) -> sympy.Expr:
+    """Output size of a transposed convolution along one axis (torch's formula).
+
+    ``(n − 1)·s − 2p + d·(k − 1) + a + 1`` with ``a`` the output padding.
+
+    Examples
+    --------
+    >>> conv_transpose_output_size().subs({n: 2, k: 2, s: 1, p: 0, d: 1, a: 0})  # 2 -> 3
+    3
+    """
+    pad = p_before + p_after if asymmetric else 2 * p
+    return (n - 1) * s - pad + d * (k - 1) + a + 1
+
+
+def round_trip_output_padding(n_in: int, kernel: int, stride: int = 1, padding: int = 0,
+                              dilation: int = 1) -> int:
+    """The ``output_padding`` that maps a convolution's output size back to its input size.
+
+    With stride ``s``, the ``s`` input sizes ``n, n + 1, …`` can share one output size; the
+    transposed layer tells them apart by ``a = (n + 2p − d·(k − 1) − 1) mod s``
+    (Relationship 14).
+
+    Examples
+    --------
+    >>> round_trip_output_padding(8, 3, stride=2, padding=1)   # 8 -> 4 -> back to 8 needs a=1
+    1
+    """
+    return (n_in + 2 * padding - dilation * (kernel - 1) - 1) % stride
+
+
+@dataclass(frozen=True)
+class Relationship:
+    """One relationship of Dumoulin & Visin: when it applies and the size it states."""
+
+    number: int
+    title: str
+    condition: sympy.Basic
+    size: sympy.Expr
+    transposed: bool = False
+
+    def applies(self, values: dict[sympy.Symbol, int]) -> bool:
+        """Whether the relationship's condition holds for the numbers."""
+        return bool(self.condition.subs(values))
+
+
+_i = sympy.Integer
+RELATIONSHIPS: tuple[Relationship, ...] = (
+    Relationship(1, "no padding, unit strides",
+                 sympy.And(sympy.Eq(s, 1), sympy.Eq(p, 0), sympy.Eq(d, 1)), n - k + 1),
+    Relationship(2, "padding, unit strides", sympy.And(sympy.Eq(s, 1), sympy.Eq(d, 1)),
+                 n - k + 2 * p + 1),
+    Relationship(3, "half (same) padding: k odd, p = ⌊k/2⌋, unit strides",
+                 sympy.And(sympy.Eq(s, 1), sympy.Eq(d, 1), sympy.Eq(sympy.Mod(k, 2), 1),
+                           sympy.Eq(p, sympy.floor(k / 2))), n),
+    Relationship(4, "full padding: p = k − 1, unit strides",
+                 sympy.And(sympy.Eq(s, 1), sympy.Eq(d, 1), sympy.Eq(p, k - 1)), n + k - 1),
+    Relationship(5, "no padding, non-unit strides", sympy.And(sympy.Eq(p, 0), sympy.Eq(d, 1)),
+                 sympy.floor((n - k) / s) + 1),
+    Relationship(6, "padding, non-unit strides", sympy.Eq(d, 1),
+                 sympy.floor((n + 2 * p - k) / s) + 1),
+    Relationship(8, "transpose of no padding, unit strides (full padding k − 1)",
+                 sympy.And(sympy.Eq(s, 1), sympy.Eq(p, 0), sympy.Eq(d, 1), sympy.Eq(a, 0)),
+                 n + (k - 1), transposed=True),
+    Relationship(9, "transpose of padding, unit strides",
+                 sympy.And(sympy.Eq(s, 1), sympy.Eq(d, 1), sympy.Eq(a, 0)),
+                 n + (k - 1) - 2 * p, transposed=True),
+    Relationship(10, "transpose of half padding", sympy.And(
+        sympy.Eq(s, 1), sympy.Eq(d, 1), sympy.Eq(a, 0), sympy.Eq(sympy.Mod(k, 2), 1),
+        sympy.Eq(p, sympy.floor(k / 2))), n, transposed=True),
+    Relationship(11, "transpose of full padding", sympy.And(
+        sympy.Eq(s, 1), sympy.Eq(d, 1), sympy.Eq(a, 0), sympy.Eq(p, k - 1)),
+        n - (k - 1), transposed=True),
+    Relationship(12, "transpose of no padding, strides dividing n − k (zeros inserted)",
+                 sympy.And(sympy.Eq(p, 0), sympy.Eq(d, 1), sympy.Eq(a, 0)),
+                 s * (n - 1) + k, transposed=True),
+    Relationship(13, "transpose of padding, strides dividing n + 2p − k",
+                 sympy.And(sympy.Eq(d, 1), sympy.Eq(a, 0)), s * (n - 1) + k - 2 * p,
+                 transposed=True),
+    Relationship(14, "transpose of padding, any strides: a = (n + 2p − k) mod s",
+                 sympy.Eq(d, 1), s * (n - 1) + a + k - 2 * p, transposed=True),
+    Relationship(15, "dilated convolution: k replaced by k̂ = k + (k − 1)(d − 1)",
+                 sympy.true, sympy.floor((n + 2 * p - k - (k - 1) * (d - 1)) / s) + 1),
+)
+
+
+def check_relationships(n_in: int, kernel: int, stride: int = 1, padding: int = 0,
+                        dilation: int = 1, output_padding: int = 0
+                        ) -> list[tuple[Relationship, int, int]]:
+    """Evaluate every applicable relationship and the numeric shape it should match.
+
+    For the forward relationships ``n`` is the convolution's input size; for the transposed
+    ones it is the transposed layer's input size. Returns ``(relationship, formula value,
+    numeric value)`` triples; they agree when the arithmetic is right.
+
+    Examples
+    --------
+    >>> all(f == v for _, f, v in check_relationships(5, 3, stride=2, padding=1))
+    True
+    """
+    values = {n: n_in, k: kernel, s: stride, p: padding, d: dilation, a: output_padding}
+    results = []
+    for rel in RELATIONSHIPS:
+        if not rel.applies(values):
+            continue
+        try:
+            if rel.transposed:
+                numeric = conv_transpose_output_shape(
+                    (1, 1, kernel), (1, n_in), stride=stride, padding=padding,
+                    output_padding=output_padding, dilation=dilation)[1]
+            else:
+                numeric = conv_output_shape((1, 1, kernel), (1, n_in), stride=stride,
+                                            padding=padding, dilation=dilation)[1]
+        except ConvMatrixError:
+            continue  # no such layer in this direction (e.g. an empty output)
+        results.append((rel, int(rel.size.subs(values)), numeric))
+    return results

@@ -1,0 +1,316 @@
+"""One object that explains a layer: shapes, matrix, outputs, overlap and checkerboard verdict."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy
+
+from convmatrix.spec import ConvSpec
+from convmatrix.symbolic._layers import as_object_array, layer_spec
+from convmatrix.symbolic.matrices import matrix_entries
+from convmatrix.symbolic.outputs import layer_outputs
+from convmatrix.symbolic.overlap import Checkerboard, _counts, checkerboard_of
+
+__all__ = ["Explanation", "explain"]
+
+MAX_MATRIX_ENTRIES = 400  # dense size up to which the symbolic matrix is written out
+MAX_ALL_OUTPUTS = 36  # outputs up to which every one is derived
+MAX_TERMS_SHOWN = 10  # terms of one output sum written out before eliding
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    return "×".join(map(str, shape))
+
+
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    """Everything :func:`explain` derived about a layer; renders as text, LaTeX and Markdown.
+
+    Attributes
+    ----------
+    title : str
+        What the layer is.
+    spec : ConvSpec
+        The forward convolution (for a transposed layer, the one it transposes).
+    transpose : bool
+        The layer is the transposed convolution ``Cᵀ``.
+    input_shape, output_shape : tuple of int
+        One sample, channels first.
+    matrix : sympy.ImmutableSparseMatrix or None
+        The layer's matrix in weight symbols, when its dense size is at most 400 entries.
+    outputs : dict
+        Output index (channel first) → its symbolic sum: all outputs of small layers, a
+        representative sample (corners, edges, interior phases) of large ones.
+    numeric_outputs : dict
+        The same outputs with the given numbers substituted (empty without numbers).
+    overlap : ndarray of int
+        Terms landing on each output pixel of the transposed layer (for a convolution: reads
+        of each input pixel, the overlap map of its transpose).
+    checkerboard : Checkerboard
+        The overlap verdict.
+    """
+
+    title: str
+    spec: ConvSpec
+    transpose: bool
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    matrix: sympy.ImmutableSparseMatrix | None
+    outputs: dict[tuple[int, ...], sympy.Expr]
+    numeric_outputs: dict[tuple[int, ...], Any] = field(repr=False)
+    overlap: np.ndarray = field(repr=False)
+    checkerboard: Checkerboard = field(repr=False)
+
+    # -- derived text pieces -----------------------------------------------------------------
+
+    @property
+    def matrix_name(self) -> str:
+        """``Cᵀ`` for a transposed layer, ``C`` otherwise."""
+        return "Cᵀ" if self.transpose else "C"
+
+    @property
+    def matrix_shape(self) -> tuple[int, int]:
+        """Shape of the layer's matrix (rows: its outputs)."""
+        rows, cols = self.spec.matrix_shape
+        return (cols, rows) if self.transpose else (rows, cols)
+
+    @property
+    def all_outputs(self) -> bool:
+        """Whether :attr:`outputs` holds every output (else a sample)."""
+        return len(self.outputs) == math.prod(self.output_shape)
+
+    @property
+    def nnz(self) -> int:
+        """Stored entries of the layer's matrix."""
+        return self.spec.nnz_upper_bound()
+
+    def shape_derivation(self) -> list[str]:
+        """Per axis, the output-size formula with this layer's numbers (plain text)."""
+        spec, lines = self.spec, []
+        for axis in range(spec.ndim):
+            n, k, s = spec.input_size[axis], spec.kernel_size[axis], spec.stride[axis]
+            (b, a_), d, o = spec.padding[axis], spec.dilation[axis], spec.output_size[axis]
+            if self.transpose:
+                extra = n + b + a_ - d * (k - 1) - 1 - (o - 1) * s
+                lines.append(f"(n − 1)·s − p_b − p_a + d·(k − 1) + a + 1 = ({o} − 1)·{s} − {b} "
+                             f"− {a_} + {d}·({k} − 1) + {extra} + 1 = {n}")
+            else:
+                lines.append(f"⌊(n + p_b + p_a − d·(k − 1) − 1)/s⌋ + 1 = ⌊({n} + {b} + {a_} − "
+                             f"{d}·({k} − 1) − 1)/{s}⌋ + 1 = {o}")
+        return lines
+
+    def shape_derivation_latex(self) -> list[str]:
+        """Per axis, the output-size formula with numbers, as LaTeX."""
+        spec, lines = self.spec, []
+        for axis in range(spec.ndim):
+            n, k, s = spec.input_size[axis], spec.kernel_size[axis], spec.stride[axis]
+            (b, a_), d, o = spec.padding[axis], spec.dilation[axis], spec.output_size[axis]
+            if self.transpose:
+                extra = n + b + a_ - d * (k - 1) - 1 - (o - 1) * s
+                lines.append(rf"o'_{axis + 1} = (n'-1)s - p_b - p_a + d(k-1) + a + 1 = "
+                             rf"({o}-1)\cdot {s} - {b} - {a_} + {d}\cdot({k}-1) + {extra} + 1"
+                             rf" = {n}")
+            else:
+                lines.append(rf"o_{axis + 1} = \left\lfloor \frac{{n + p_b + p_a - d(k-1) - 1}}"
+                             rf"{{s}} \right\rfloor + 1 = \left\lfloor \frac{{{n} + {b} + {a_}"
+                             rf" - {d}\cdot({k}-1) - 1}}{{{s}}} \right\rfloor + 1 = {o}")
+        return lines
+
+    def describe_layer(self) -> str:
+        """One line: kind, shapes, kernel, geometry."""
+        spec = self.spec
+        parts = [f"kernel {_shape_text(spec.kernel_size)}",
+                 f"stride {_shape_text(spec.stride)}"]
+        if any(b or a for b, a in spec.padding):
+            parts.append("padding " + ", ".join(f"({b}, {a})" for b, a in spec.padding))
+        if any(d > 1 for d in spec.dilation):
+            parts.append(f"dilation {_shape_text(spec.dilation)}")
+        if spec.groups > 1:
+            parts.append(f"groups {spec.groups}")
+        if spec.padding_mode != "zeros":
+            parts.append(f"padding mode {spec.padding_mode}")
+        return (f"{self.title}: {_shape_text(self.input_shape)} → "
+                f"{_shape_text(self.output_shape)}, " + ", ".join(parts))
+
+    # -- renderings --------------------------------------------------------------------------
+
+    def _output_latex(self, expr: sympy.Expr) -> str:
+        terms = sympy.Add.make_args(expr)
+        if len(terms) <= MAX_TERMS_SHOWN:
+            return sympy.latex(expr)
+        shown = " + ".join(sympy.latex(t) for t in terms[:MAX_TERMS_SHOWN - 2])
+        return rf"{shown} + \cdots \quad ({len(terms)}\text{{ terms}})"
+
+    def _output_text(self, expr: sympy.Expr) -> str:
+        terms = sympy.Add.make_args(expr)
+        if len(terms) <= MAX_TERMS_SHOWN:
+            return str(expr)
+        shown = " + ".join(str(t) for t in terms[:MAX_TERMS_SHOWN - 2])
+        return f"{shown} + … ({len(terms)} terms)"
+
+    def _overlap_latex(self) -> str:
+        counts = self.overlap
+        if counts.ndim == 1:
+            counts = counts[None, :]
+        if counts.ndim > 2 or counts.size > 400:
+            return ""
+        body = r" \\ ".join(" & ".join(map(str, row)) for row in counts.tolist())
+        return rf"\begin{{bmatrix}} {body} \end{{bmatrix}}"
+
+    def __str__(self) -> str:
+        lines = [self.describe_layer(), "", "Output size per axis:"]
+        lines += [f"  {line}" for line in self.shape_derivation()]
+        rows, cols = self.matrix_shape
+        lines += ["", f"{self.matrix_name}: {rows}×{cols}, {self.nnz} stored entries"]
+        if self.matrix is not None:
+            lines.append(sympy.pretty(self.matrix, use_unicode=True, wrap_line=False))
+        lines += ["", "Outputs" + ("" if self.all_outputs else " (a sample)") + ":"]
+        for index, expr in self.outputs.items():
+            value = self.numeric_outputs.get(index)
+            tail = "" if value is None else f"  = {value}"
+            lines.append(f"  y{list(index)} = {self._output_text(expr)}{tail}")
+        kind = "overlap counts" if self.transpose else "reads per input pixel"
+        lines += ["", f"{kind.capitalize()}:", str(self.overlap), "",
+                  self.checkerboard.describe()]
+        return "\n".join(lines)
+
+    def to_latex(self) -> str:
+        """A LaTeX fragment (``align*`` blocks) with shapes, matrix and outputs."""
+        parts = [r"\begin{align*}", r" \\ ".join(self.shape_derivation_latex()),
+                 r"\end{align*}"]
+        if self.matrix is not None:
+            name = "C^T" if self.transpose else "C"
+            parts += [rf"\[ {name} = {sympy.latex(self.matrix, mat_delim='[')} \]"]
+        rows = [rf"y_{{{','.join(map(str, index))}}} &= {self._output_latex(expr)}"
+                + ("" if (v := self.numeric_outputs.get(index)) is None else f" = {v}")
+                for index, expr in self.outputs.items()]
+        parts += [r"\begin{align*}", " \\\\\n".join(rows), r"\end{align*}"]
+        return "\n".join(parts)
+
+    def _repr_latex_(self) -> str:
+        rows = [rf"y_{{{','.join(map(str, index))}}} &= {self._output_latex(expr)}"
+                for index, expr in list(self.outputs.items())[:12]]
+        return r"$\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$"
+
+    def to_markdown(self, level: int = 2) -> str:
+        """GitHub-renderable Markdown (``$…$`` / ``$$…$$`` math), headings at ``level``."""
+        h = "#" * level
+        out = [f"{h} {self.title}", "", self.describe_layer(), "",
+               f"{h}# Shapes", "",
+               f"Input {_shape_text(self.input_shape)} (channels first), output "
+               f"{_shape_text(self.output_shape)}. Per spatial axis:", ""]
+        out += [f"$$\n{line}\n$$" for line in self.shape_derivation_latex()]
+        rows_cols = self.matrix_shape
+        out += ["", f"{h}# The matrix ${'C^T' if self.transpose else 'C'}$", "",
+                f"Shape {rows_cols[0]}×{rows_cols[1]} (rows: output pixels, columns: input "
+                f"pixels, both flattened channels first in C order), {self.nnz} stored entries "
+                f"({self.nnz / max(1, rows_cols[0] * rows_cols[1]):.2%} dense)."]
+        if self.matrix is not None:
+            name = "C^T" if self.transpose else "C"
+            out += ["", "$$", f"{name} = {sympy.latex(self.matrix, mat_delim='[')}", "$$"]
+        out += ["", f"{h}# Outputs" + ("" if self.all_outputs else " (a representative sample)"),
+                ""]
+        out += ["$$", r"\begin{aligned}"]
+        rows = []
+        for index, expr in self.outputs.items():
+            value = self.numeric_outputs.get(index)
+            tail = "" if value is None else f" &&= {sympy.latex(value)}"
+            rows.append(rf"y_{{{','.join(map(str, index))}}} &= {self._output_latex(expr)}{tail}")
+        out += [" \\\\\n".join(rows), r"\end{aligned}", "$$"]
+        kind = ("Overlap counts: terms landing on each output pixel" if self.transpose
+                else "Reads per input pixel (the overlap map of the transpose)")
+        out += ["", f"{h}# {kind}", ""]
+        overlap = self._overlap_latex()
+        if overlap:
+            out += ["$$", overlap, "$$", ""]
+        out += [self.checkerboard.describe()]
+        return "\n".join(out)
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+
+def _sample_positions(shape: tuple[int, ...], stride: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Corners, the middle and its neighbours up to a stride period, per axis (channel 0)."""
+    per_axis = []
+    for size, s in zip(shape[1:], stride, strict=True):
+        mid = size // 2
+        picks = {0, size - 1, *range(mid, min(size, mid + max(2, s)))}
+        per_axis.append(sorted(picks))
+    positions = [(0, *combo) for combo in itertools.product(*per_axis)]
+    return positions[:16]
+
+
+def explain(weight_shape: Sequence[int], input_shape: Sequence[int], *,
+            transpose: bool = False, weight: Any = None, x: Any = None,
+            title: str | None = None, **geometry: Any) -> Explanation:
+    """Derive and bundle everything about a layer, for the REPL, notebooks and reports.
+
+    Parameters
+    ----------
+    weight_shape, input_shape : sequence of int
+        As for :func:`~convmatrix.symbolic.conv_outputs` (or the transposed functions).
+    transpose : bool
+        Explain the transposed convolution.
+    weight, x : array_like, optional
+        Numbers to substitute as well (the symbolic forms always use symbols); with both given,
+        each shown output also shows its value.
+    title : str, optional
+        Heading; default ``ConvNd`` / ``ConvTransposeNd``.
+    **geometry
+        The layer's keywords (stride, padding, dilation, groups, padding_mode or
+        output_padding).
+
+    Returns
+    -------
+    Explanation
+
+    Examples
+    --------
+    >>> ones = np.ones((1, 1, 2, 2), dtype=int)
+    >>> e = explain((1, 1, 2, 2), (1, 2, 2), transpose=True, weight=ones, x=ones[0])
+    >>> e.outputs[(0, 1, 1)], e.numeric_outputs[(0, 1, 1)]
+    (w_{0,0}*x_{1,1} + w_{0,1}*x_{1,0} + w_{1,0}*x_{0,1} + w_{1,1}*x_{0,0}, 4)
+    >>> e.overlap.tolist()
+    [[1, 2, 1], [2, 4, 2], [1, 2, 1]]
+    >>> e.checkerboard.even
+    True
+    """
+    spec = layer_spec(weight_shape, input_shape, transpose, geometry)
+    in_shape, out_shape = ((spec.output_shape, spec.input_shape) if transpose
+                           else (spec.input_shape, spec.output_shape))
+    total = math.prod(out_shape)
+    if total <= MAX_ALL_OUTPUTS:
+        positions = list(itertools.product(*(range(v) for v in out_shape)))
+    else:
+        positions = _sample_positions(out_shape, spec.stride)
+    flat = [int(np.ravel_multi_index(index, out_shape)) for index in positions]
+    symbolic = layer_outputs(weight_shape, input_shape, transpose=transpose,
+                             positions=flat, **geometry)
+    numeric: dict[tuple[int, ...], Any] = {}
+    if weight is not None and x is not None:
+        w_num = as_object_array(weight, spec.weight_shape, "weight")
+        x_num = as_object_array(x, in_shape, "x")
+        values = layer_outputs(weight_shape, input_shape, transpose=transpose, weight=w_num,
+                               x=x_num, positions=flat, **geometry)
+        numeric = {tuple(int(v) for v in index): value
+                   for index, value in zip(positions, values, strict=True)}
+    rows, cols = spec.matrix_shape
+    matrix = None
+    if rows * cols <= MAX_MATRIX_ENTRIES:
+        shape = (cols, rows) if transpose else (rows, cols)
+        matrix = sympy.ImmutableSparseMatrix(*shape, matrix_entries(
+            weight_shape, input_shape, transpose=transpose, **geometry))
+    name = title or (f"ConvTranspose{spec.ndim}d" if transpose else f"Conv{spec.ndim}d")
+    return Explanation(
+        title=name, spec=spec, transpose=transpose, input_shape=in_shape,
+        output_shape=out_shape, matrix=matrix,
+        outputs={tuple(int(v) for v in index): expr
+                 for index, expr in zip(positions, symbolic, strict=True)},
+        numeric_outputs=numeric, overlap=_counts(spec), checkerboard=checkerboard_of(spec))

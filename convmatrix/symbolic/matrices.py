@@ -1,0 +1,103 @@
+"""SymPy sparse matrices of a convolution and its transpose, entries in weight symbols."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sympy
+
+from convmatrix.symbolic._layers import as_object_array, layer_spec, weight_symbols
+from convmatrix.symbolic._rows import row_entries
+
+__all__ = ["conv_matrix", "conv_transpose_matrix", "matrix_entries"]
+
+
+def matrix_entries(weight_shape: Sequence[int], input_shape: Sequence[int], *,
+                   transpose: bool = False, weight: Any = None,
+                   **geometry: Any) -> dict[tuple[int, int], sympy.Expr]:
+    """Non-zero entries ``{(row, col): expr}`` of the layer's matrix (``C`` or ``Cᵀ``).
+
+    Built from the same index table as the numeric matrices; one Python step per stored entry,
+    never a dense matrix.
+    """
+    spec = layer_spec(weight_shape, input_shape, transpose, geometry)
+    w = (weight_symbols(spec.weight_shape) if weight is None
+         else as_object_array(weight, spec.weight_shape, "weight")).ravel()
+    rows = spec.matrix_shape[1] if transpose else spec.matrix_shape[0]
+    return {(row, col): sympy.Add(*(w[i] for i in widx))
+            for row in range(rows) for col, widx in row_entries(spec, transpose, row)}
+
+
+def _sparse(entries: dict[tuple[int, int], sympy.Expr], shape: tuple[int, int]
+            ) -> sympy.ImmutableSparseMatrix:
+    return sympy.ImmutableSparseMatrix(shape[0], shape[1], entries)
+
+
+def conv_matrix(weight_shape: Sequence[int], input_shape: Sequence[int], *, weight: Any = None,
+                **geometry: Any) -> sympy.ImmutableSparseMatrix:
+    """Symbolic ``C`` of a convolution: ``C @ x.ravel()`` is the convolution (torch semantics).
+
+    Parameters
+    ----------
+    weight_shape : sequence of int
+        ``(C_out, C_in // groups, *k)``.
+    input_shape : sequence of int
+        One sample, ``(C_in, *spatial)``.
+    weight : array_like, optional
+        Numbers or SymPy expressions in ``weight_shape``; default the symbols of
+        :func:`~convmatrix.symbolic.weight_symbols`.
+    **geometry
+        ``stride``, ``padding``, ``dilation``, ``groups``, ``padding_mode`` as in
+        :func:`convmatrix.conv_matrix`.
+
+    Returns
+    -------
+    sympy.ImmutableSparseMatrix, shape ``(C_out·∏out, C_in·∏in)``
+
+    Examples
+    --------
+    >>> conv_matrix((1, 1, 2), (1, 3))
+    Matrix([
+    [w_{0}, w_{1},     0],
+    [    0, w_{0}, w_{1}]])
+    >>> conv_matrix((1, 1, 3), (1, 2), padding=1, padding_mode="reflect")
+    Matrix([
+    [        w_{1}, w_{0} + w_{2}],
+    [w_{0} + w_{2},         w_{1}]])
+    """
+    spec = layer_spec(weight_shape, input_shape, False, geometry)
+    return _sparse(matrix_entries(weight_shape, input_shape, weight=weight, **geometry),
+                   spec.matrix_shape)
+
+
+def conv_transpose_matrix(weight_shape: Sequence[int], input_shape: Sequence[int], *,
+                          weight: Any = None, **geometry: Any) -> sympy.ImmutableSparseMatrix:
+    """Symbolic ``Cᵀ`` of a transposed convolution (torch ``conv_transposeNd`` semantics).
+
+    Parameters
+    ----------
+    weight_shape : sequence of int
+        ``(C_in, C_out // groups, *k)``.
+    input_shape : sequence of int
+        One sample of the transposed layer's input, ``(C_in, *spatial)``.
+    weight : array_like, optional
+        Numbers or SymPy expressions in ``weight_shape``; default symbols ``w_{i,o,ky,kx}``.
+    **geometry
+        ``stride``, ``padding``, ``output_padding``, ``dilation``, ``groups``.
+
+    Returns
+    -------
+    sympy.ImmutableSparseMatrix, shape ``(C_out·∏out, C_in·∏in)``
+
+    Examples
+    --------
+    The seed: every column is the 2×2 kernel placed at one input pixel.
+
+    >>> conv_transpose_matrix((1, 1, 2, 2), (1, 2, 2))[:, 0].T
+    Matrix([[w_{0,0}, w_{0,1}, 0, w_{1,0}, w_{1,1}, 0, 0, 0, 0]])
+    """
+    spec = layer_spec(weight_shape, input_shape, True, geometry)
+    shape = spec.matrix_shape
+    return _sparse(matrix_entries(weight_shape, input_shape, transpose=True, weight=weight,
+                                  **geometry), (shape[1], shape[0]))

@@ -1,0 +1,116 @@
+"""Every output of a convolution or transposed convolution as an explicit sum of w·x products."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import sympy
+
+from convmatrix.symbolic._layers import (
+    as_object_array,
+    input_symbols,
+    layer_spec,
+    weight_symbols,
+)
+from convmatrix.symbolic._rows import row_entries
+
+__all__ = ["conv_outputs", "conv_transpose_outputs", "layer_outputs"]
+
+
+def layer_outputs(weight_shape: Sequence[int], input_shape: Sequence[int], *,
+                  transpose: bool = False, weight: Any = None, x: Any = None,
+                  positions: Sequence[int] | None = None,
+                  **geometry: Any) -> np.ndarray:
+    """Outputs as a flat object array (all, or only the flat ``positions`` asked for).
+
+    One ``w·x`` term per stored matrix entry and tap, computed row by row from the index
+    table: the work grows with the non-zeros of the rows asked for, never with a dense matrix.
+    """
+    spec = layer_spec(weight_shape, input_shape, transpose, geometry)
+    in_shape, out_shape = ((spec.output_shape, spec.input_shape) if transpose
+                           else (spec.input_shape, spec.output_shape))
+    w = (weight_symbols(spec.weight_shape) if weight is None
+         else as_object_array(weight, spec.weight_shape, "weight")).ravel()
+    xs = (input_symbols(in_shape) if x is None else as_object_array(x, in_shape, "x")).ravel()
+    rows = range(int(np.prod(out_shape))) if positions is None else [int(v) for v in positions]
+    result = np.empty(len(rows), dtype=object)
+    result[:] = [sympy.Add(*(w[i] * xs[col] for col, widx in row_entries(spec, transpose, row)
+                             for i in widx)) for row in rows]
+    return result
+
+
+def conv_outputs(weight_shape: Sequence[int], input_shape: Sequence[int], *,
+                 weight: Any = None, x: Any = None,
+                 **geometry: Any) -> sympy.ImmutableDenseNDimArray:
+    """Every output of a convolution as the explicit sum of its ``w·x`` products.
+
+    Parameters
+    ----------
+    weight_shape : sequence of int
+        ``(C_out, C_in // groups, *k)``.
+    input_shape : sequence of int
+        ``(C_in, *spatial)``.
+    weight, x : array_like, optional
+        Numbers or SymPy expressions in the layer's shapes; default the symbols ``w_{…}`` and
+        ``x_{c,i,j}``.
+    **geometry
+        ``stride``, ``padding``, ``dilation``, ``groups``, ``padding_mode``.
+
+    Returns
+    -------
+    sympy.ImmutableDenseNDimArray, shape ``(C_out, *out)``
+
+    Examples
+    --------
+    >>> y = conv_outputs((1, 1, 2, 2), (1, 3, 3))
+    >>> y[0, 0, 0]
+    w_{0,0}*x_{0,0} + w_{0,1}*x_{0,1} + w_{1,0}*x_{1,0} + w_{1,1}*x_{1,1}
+    >>> conv_outputs((1, 1, 2, 2), (1, 3, 3), weight=[[[[1, 1], [1, 1]]]],
+    ...              x=[[[1, 1, 1], [1, 1, 1], [1, 1, 1]]]).tolist()   # the seed
+    [[[4, 4], [4, 4]]]
+    """
+    spec = layer_spec(weight_shape, input_shape, False, geometry)
+    flat = layer_outputs(weight_shape, input_shape, weight=weight, x=x, **geometry)
+    return sympy.ImmutableDenseNDimArray(flat.tolist(), spec.output_shape)
+
+
+def conv_transpose_outputs(weight_shape: Sequence[int], input_shape: Sequence[int], *,
+                           weight: Any = None, x: Any = None,
+                           **geometry: Any) -> sympy.ImmutableDenseNDimArray:
+    """Every output of a transposed convolution as the explicit sum of its ``w·x`` products.
+
+    Parameters
+    ----------
+    weight_shape : sequence of int
+        ``(C_in, C_out // groups, *k)``.
+    input_shape : sequence of int
+        ``(C_in, *spatial)`` of the transposed layer's input.
+    weight, x : array_like, optional
+        Numbers or SymPy expressions; default symbols.
+    **geometry
+        ``stride``, ``padding``, ``output_padding``, ``dilation``, ``groups``.
+
+    Returns
+    -------
+    sympy.ImmutableDenseNDimArray, shape ``(C_out, *out)``
+
+    Examples
+    --------
+    The seed's ``[[1, 2, 1], [2, 4, 2], [1, 2, 1]]``, explained: the middle output collects
+    all four kernel taps, a corner only one.
+
+    >>> y = conv_transpose_outputs((1, 1, 2, 2), (1, 2, 2))
+    >>> y[0, 1, 1]
+    w_{0,0}*x_{1,1} + w_{0,1}*x_{1,0} + w_{1,0}*x_{0,1} + w_{1,1}*x_{0,0}
+    >>> y[0, 0, 0]
+    w_{0,0}*x_{0,0}
+    >>> ones = {s: 1 for s in y.free_symbols}
+    >>> y.subs(ones).tolist()
+    [[[1, 2, 1], [2, 4, 2], [1, 2, 1]]]
+    """
+    spec = layer_spec(weight_shape, input_shape, True, geometry)
+    flat = layer_outputs(weight_shape, input_shape, transpose=True, weight=weight, x=x,
+                         **geometry)
+    return sympy.ImmutableDenseNDimArray(flat.tolist(), spec.input_shape)
