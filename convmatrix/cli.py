@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.frameworks.keras import SUPPORTED as KERAS_CLASSES
 from convmatrix.layer import WEIGHT_FILLS, Layer, make_weight
 from convmatrix.spec import PADDING_MODES
 
@@ -90,16 +91,59 @@ def _layer_arguments() -> argparse.ArgumentParser:
     group.add_argument("--dilation", type=_per_axis, default=1, metavar="D")
     group.add_argument("--groups", type=int, default=1, metavar="G")
     group.add_argument("--padding-mode", default="zeros", choices=PADDING_MODES)
-    group.add_argument("--output-padding", type=_per_axis, default=0, metavar="A",
-                       help="extra output size of a transposed convolution")
+    group.add_argument("--output-padding", type=_per_axis, default=None, metavar="A",
+                       help="extra output size of a transposed convolution (default 0; for "
+                            "Keras: not given, i.e. Keras' own length rule)")
+    group.add_argument("--keras", metavar="CLASS", choices=KERAS_CLASSES,
+                       help="a Keras layer instead (Conv1D/2D/3D, Conv1D/2D/3DTranspose, "
+                            "DepthwiseConv1D/2D): --input and --kernel then use Keras layouts, "
+                            "e.g. --input 3x3x1 --kernel 2x2x1x1")
+    group.add_argument("--channels-first", action="store_true",
+                       help="with --keras: data_format='channels_first'")
     group.add_argument("--weight", default="ones", choices=WEIGHT_FILLS,
                        help="weight values (default ones, as in the seed)")
     group.add_argument("--seed", type=int, default=0, help="seed for --weight random and data")
     return parent
 
 
+def _keras_layer(args: argparse.Namespace) -> Layer:
+    """A Keras layer from the flags: kernel and input in Keras layouts."""
+    if args.input is None or args.kernel is None:
+        raise ConvMatrixError("--keras needs --input (Keras layout) and --kernel (Keras layout)")
+    rank = len(args.input) - 1
+    kernel = args.kernel
+    if len(kernel) != rank + 2:
+        raise ConvMatrixError(f"`--kernel` {kernel} must have {rank + 2} axes for a "
+                              f"{rank}-D {args.keras} (kernel size, then two channel axes)")
+
+    def per_axis(value: Any) -> list[int]:
+        return [value] * rank if isinstance(value, int) else list(value)
+
+    padding = args.padding if isinstance(args.padding, str) else None
+    if args.padding not in (0, "valid", "same", "causal"):
+        raise ConvMatrixError(f"`--padding` (={args.padding!r}) must be valid, same or causal "
+                              f"for a Keras layer")
+    config: dict[str, Any] = {
+        "kernel_size": list(kernel[:rank]), "strides": per_axis(args.stride),
+        "padding": padding or "valid", "dilation_rate": per_axis(args.dilation),
+        "data_format": "channels_first" if args.channels_first else "channels_last"}
+    if "Transpose" in args.keras:
+        config["filters"] = kernel[rank]
+        config["output_padding"] = (None if args.output_padding is None
+                                    else per_axis(args.output_padding))
+    elif "Depthwise" in args.keras:
+        config["depth_multiplier"] = kernel[rank + 1]
+    else:
+        config["filters"], config["groups"] = kernel[rank + 1], args.groups
+    weight = make_weight(kernel, args.weight, args.seed)
+    return Layer.from_keras({"class_name": args.keras, "config": config}, weight, args.input,
+                            title=f"Keras {args.keras}")
+
+
 def layer_from_args(args: argparse.Namespace) -> Layer:
     """Build the :class:`Layer` that the layer flags describe (the seed example without flags)."""
+    if getattr(args, "keras", None):
+        return _keras_layer(args)
     if args.input is None and args.kernel is None:
         input_shape, kernel = (1, 3, 3), (1, 1, 2, 2)
     elif args.input is None or args.kernel is None:
@@ -114,9 +158,9 @@ def layer_from_args(args: argparse.Namespace) -> Layer:
             raise ConvMatrixError(
                 f"`--padding-mode` (={args.padding_mode!r}) must be 'zeros' with --transpose "
                 f"(torch's ConvTranspose allows only zero padding)")
-        return Layer.conv_transpose(weight, input_shape, output_padding=args.output_padding,
-                                    **geometry)
-    if args.output_padding not in (0, (0,)):
+        return Layer.conv_transpose(weight, input_shape,
+                                    output_padding=args.output_padding or 0, **geometry)
+    if args.output_padding is not None:
         raise ConvMatrixError("`--output-padding` applies only with --transpose")
     return Layer.conv(weight, input_shape, padding_mode=args.padding_mode, **geometry)
 
@@ -135,6 +179,20 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[layer], help=help, description=help,
                               epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
 
+    p = command("report", "write the Markdown derivation report of a layer (the seed example, "
+                          "Keras Conv2D/Conv2DTranspose, without layer flags)")
+    p.add_argument("--out", type=Path, default=Path("convmatrix-report"), metavar="PATH",
+                   help="a .md file, or a directory for report.md and its figures "
+                        "(default ./convmatrix-report)")
+    p.add_argument("--title", help="heading of the report")
+    p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.set_defaults(run=_run_report)
+    p = sub.add_parser("reports", help="regenerate every built-in report (the reports/ folder)",
+                       description="Regenerate every built-in report: Markdown byte for byte, "
+                                   "figures anew.")
+    p.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR")
+    p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.set_defaults(run=_run_reports)
     p = command("verify", "check the layer's matrix against the dense reference and the "
                           "adjoint test; exit 1 on any failure")
     p.set_defaults(run=_run_verify)
@@ -147,6 +205,50 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse to print more than N entries densely (default 4096)")
     p.set_defaults(run=_run_matrix)
     return parser
+
+
+def _write_report(report: Any, directory: Path, stem: str) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    markdown = report.markdown
+    written = []
+    for name, png in sorted(report.figures.items()):
+        target = name if stem == report.name else name.replace(report.name, stem, 1)
+        markdown = markdown.replace(f"]({name})", f"]({target})")
+        (directory / target).write_bytes(png)
+        written.append(directory / target)
+    path = directory / f"{stem}.md"
+    path.write_text(markdown, encoding="utf-8")
+    return [path, *written]
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from convmatrix.report import layer_report, seed_report
+
+    no_layer_flags = args.input is None and args.kernel is None and not args.keras
+    if no_layer_flags:
+        report = seed_report(figures=not args.no_figures)
+    else:
+        report = layer_report(layer_from_args(args), name="report", title=args.title,
+                              figures=not args.no_figures)
+    out: Path = args.out
+    directory, stem = (out.parent, out.stem) if out.suffix == ".md" else (out, "report")
+    written = _write_report(report, directory, stem)
+    print(f"wrote {written[0]} ({len(written) - 1} figures): {report.title}")
+    return 0
+
+
+def _run_reports(args: argparse.Namespace) -> int:
+    from convmatrix.report import builtin_reports, index_markdown
+
+    reports = builtin_reports(figures=not args.no_figures)
+    out: Path = args.out
+    count = 0
+    for report in reports:
+        count += len(_write_report(report, out, report.name))
+    (out / "README.md").write_text(index_markdown(reports), encoding="utf-8")
+    print(f"wrote {len(reports)} reports and their figures ({count} files) and "
+          f"{out / 'README.md'}")
+    return 0
 
 
 def _run_verify(args: argparse.Namespace) -> int:

@@ -11,9 +11,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.frameworks.keras import KerasLayer, keras_layer
 from convmatrix.sparse import _as_weight, spec_matrix
 from convmatrix.spec import ConvSpec, conv_spec, conv_transpose_spec
-from convmatrix.verification import VerificationResult, verify
+from convmatrix.symbolic.explain import Explanation, explain_spec
+from convmatrix.verification import VerificationResult, verify_spec
 
 __all__ = ["Layer", "make_weight"]
 
@@ -66,18 +68,17 @@ class Layer:
         which is also the forward convolution's weight).
     transpose : bool
         The layer is the transposed convolution ``Cᵀ``.
-    geometry : dict
-        The keyword arguments the layer was made from (for display and for the symbolic
-        functions).
     title : str
         Human-readable name.
+    keras : KerasLayer or None
+        The Keras layer this came from (its layout and shapes), if any.
     """
 
     spec: ConvSpec
     weight: np.ndarray = field(repr=False)
     transpose: bool
-    geometry: dict[str, Any]
     title: str
+    keras: KerasLayer | None = None
 
     @classmethod
     def conv(cls, weight: Any, input_shape: Sequence[int], *, title: str | None = None,
@@ -85,7 +86,7 @@ class Layer:
         """A convolution (torch ``convNd`` semantics)."""
         w = _as_weight(weight)
         spec = conv_spec(w.shape, input_shape, **geometry)
-        return cls(spec, w, False, geometry, title or f"Conv{spec.ndim}d")
+        return cls(spec, w, False, title or f"Conv{spec.ndim}d")
 
     @classmethod
     def conv_transpose(cls, weight: Any, input_shape: Sequence[int], *,
@@ -93,7 +94,15 @@ class Layer:
         """A transposed convolution (torch ``conv_transposeNd`` semantics)."""
         w = _as_weight(weight)
         spec = conv_transpose_spec(w.shape, input_shape, **geometry)
-        return cls(spec, w, True, geometry, title or f"ConvTranspose{spec.ndim}d")
+        return cls(spec, w, True, title or f"ConvTranspose{spec.ndim}d")
+
+    @classmethod
+    def from_keras(cls, serialized_layer: dict[str, Any], kernel: Any,
+                   input_shape: Sequence[int], *, title: str | None = None) -> Layer:
+        """A Keras layer (serialized config, kernel in Keras layout, one sample's shape)."""
+        converted = keras_layer(serialized_layer, kernel, input_shape)
+        return cls(converted.spec, converted.weight, converted.transpose,
+                   title or converted.class_name, converted)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -119,5 +128,9 @@ class Layer:
 
     def verify(self, seed: int = 0) -> VerificationResult:
         """Reference and adjoint checks of :meth:`matrix` (see :func:`convmatrix.verify`)."""
-        return verify(self.weight, self.input_shape, transpose=self.transpose, seed=seed,
-                      **self.geometry)
+        return verify_spec(self.spec, self.weight, transpose=self.transpose, seed=seed)
+
+    def explain(self, x: Any = None) -> Explanation:
+        """The symbolic explanation (numbers substituted when ``x`` is given)."""
+        return explain_spec(self.spec, self.transpose, title=self.title,
+                            weight=None if x is None else self.weight, x=x)

@@ -13,7 +13,14 @@ from convmatrix import reference
 from convmatrix.sparse import _as_weight, spec_matrix
 from convmatrix.spec import ConvSpec, IntOrSeq, PaddingArg, conv_spec, conv_transpose_spec
 
-__all__ = ["Check", "VerificationError", "VerificationResult", "dot_test", "verify"]
+__all__ = [
+    "Check",
+    "VerificationError",
+    "VerificationResult",
+    "dot_test",
+    "verify",
+    "verify_spec",
+]
 
 
 class VerificationError(AssertionError):
@@ -165,10 +172,18 @@ def dot_test(
     """
     rng = np.random.default_rng(seed)
     transposed = matrix.T if adjoint is None else adjoint
-    u = rng.standard_normal(matrix.shape[1])
-    v = rng.standard_normal(matrix.shape[0])
+    if np.dtype(matrix.dtype).kind in "biu":  # exact integer arithmetic, native speed
+        u = rng.integers(-3, 4, matrix.shape[1])
+        v = rng.integers(-3, 4, matrix.shape[0])
+        if np.dtype(matrix.dtype).kind == "b":
+            matrix, transposed = matrix.astype(np.int64), transposed.astype(np.int64)
+    else:
+        u = rng.standard_normal(matrix.shape[1])
+        v = rng.standard_normal(matrix.shape[0])
     au = matrix @ u
-    lhs, rhs = float(np.vdot(v, au).real), float(np.vdot(transposed @ v, u).real)
+    # exactly rounded sums (math.fsum), so the figure does not depend on the BLAS in use
+    lhs = math.fsum(np.real(np.conj(v) * au).tolist())
+    rhs = math.fsum(np.real(np.conj(transposed @ v) * u).tolist())
     scale = float(np.linalg.norm(au) * np.linalg.norm(v)) or 1.0
     err = abs(lhs - rhs)
     return Check("adjoint: ⟨C x, y⟩ = ⟨x, Cᵀ y⟩", err, err / scale, tolerance,
@@ -250,13 +265,30 @@ def verify(
         spec = conv_transpose_spec(w.shape, input_shape, stride=stride, padding=padding,
                                    output_padding=output_padding, dilation=dilation,
                                    groups=groups)
-        matrix = spec_matrix(spec, w, transpose=True)
-        in_shape, out_shape = spec.output_shape, spec.input_shape
-        kind = "transposed convolution"
     else:
         spec = conv_spec(w.shape, input_shape, stride=stride, padding=padding,
                          dilation=dilation, groups=groups, padding_mode=padding_mode)
-        matrix = spec_matrix(spec, w)
+    return verify_spec(spec, w, transpose=transpose, seed=seed, batch=batch,
+                       tolerance=tolerance, raise_on_failure=raise_on_failure)
+
+
+def verify_spec(
+    spec: ConvSpec,
+    weight: Any,
+    *,
+    transpose: bool = False,
+    seed: int = 0,
+    batch: int = 3,
+    tolerance: float | None = None,
+    raise_on_failure: bool = False,
+) -> VerificationResult:
+    """:func:`verify` for a layer already given as a forward spec and torch-layout weight."""
+    w = _as_weight(weight)
+    matrix = spec_matrix(spec, w, transpose=transpose)
+    if transpose:
+        in_shape, out_shape = spec.output_shape, spec.input_shape
+        kind = "transposed convolution"
+    else:
         in_shape, out_shape = spec.input_shape, spec.output_shape
         kind = "convolution"
     tol = _tolerance(w.dtype) if tolerance is None else tolerance
@@ -279,7 +311,7 @@ def verify(
         expected = np.stack([forward(spec, w, sample).ravel() for sample in xs], axis=1)
         checks.append(_compare(f"batch of {batch}: M @ X (samples as columns)", expected,
                                matrix @ xs.reshape(batch, -1).T, tol))
-    checks.append(dot_test(matrix.astype(np.result_type(w.dtype, np.float64)), seed=seed,
+    checks.append(dot_test(matrix, seed=seed,
                            tolerance=max(tol, 1e-10) if w.dtype.kind in "biu" else tol))
     result = VerificationResult(layer, tuple(checks))
     if raise_on_failure:

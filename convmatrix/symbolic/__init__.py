@@ -14,7 +14,7 @@ from convmatrix.symbolic.arithmetic import (
     conv_transpose_output_size,
     round_trip_output_padding,
 )
-from convmatrix.symbolic.explain import Explanation, explain
+from convmatrix.symbolic.explain import Explanation, explain, explain_spec
 from convmatrix.symbolic.matrices import conv_matrix, conv_transpose_matrix
 from convmatrix.symbolic.outputs import conv_outputs, conv_transpose_outputs
 from convmatrix.symbolic.overlap import (
@@ -41,6 +41,7 @@ __all__ = [
     "conv_transpose_output_size",
     "conv_transpose_outputs",
     "explain",
+    "explain_spec",
     "input_symbols",
     "overlap_counts",
     "overlap_formula",

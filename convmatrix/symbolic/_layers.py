@@ -38,6 +38,26 @@ def symbol_array(name: str, shape: Sequence[int], skip_leading: int = 0) -> np.n
     return array.reshape(shape)
 
 
+class LazySymbols:
+    """``symbol_array(name, shape, skip_leading).ravel()``, creating symbols only when read.
+
+    Sampling a few outputs of a large layer then costs only the symbols those outputs use.
+    """
+
+    def __init__(self, name: str, shape: Sequence[int], skip_leading: int) -> None:
+        self.name, self.shape = name, tuple(shape)
+        self.drop = skip_leading if all(v == 1 for v in self.shape[:skip_leading]) else 0
+        self._cache: dict[int, sympy.Symbol] = {}
+
+    def __getitem__(self, flat: int) -> sympy.Symbol:
+        symbol = self._cache.get(flat)
+        if symbol is None:
+            index = np.unravel_index(flat, self.shape)[self.drop:]
+            symbol = sympy.Symbol(f"{self.name}_{{{','.join(str(int(i)) for i in index)}}}")
+            self._cache[flat] = symbol
+        return symbol
+
+
 def weight_symbols(weight_shape: Sequence[int], name: str = "w") -> np.ndarray:
     """Symbols for every weight element: ``w_{o,i,ky,kx}`` (torch layout of the layer).
 

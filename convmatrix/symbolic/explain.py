@@ -12,12 +12,12 @@ import numpy as np
 import sympy
 
 from convmatrix.spec import ConvSpec
-from convmatrix.symbolic._layers import as_object_array, layer_spec
-from convmatrix.symbolic.matrices import matrix_entries
-from convmatrix.symbolic.outputs import layer_outputs
+from convmatrix.symbolic._layers import layer_spec
+from convmatrix.symbolic.matrices import spec_entries
+from convmatrix.symbolic.outputs import spec_outputs
 from convmatrix.symbolic.overlap import Checkerboard, _counts, checkerboard_of
 
-__all__ = ["Explanation", "explain"]
+__all__ = ["Explanation", "explain", "explain_spec"]
 
 MAX_MATRIX_ENTRIES = 400  # dense size up to which the symbolic matrix is written out
 MAX_ALL_OUTPUTS = 36  # outputs up to which every one is derived
@@ -283,6 +283,12 @@ def explain(weight_shape: Sequence[int], input_shape: Sequence[int], *,
     True
     """
     spec = layer_spec(weight_shape, input_shape, transpose, geometry)
+    return explain_spec(spec, transpose, weight=weight, x=x, title=title)
+
+
+def explain_spec(spec: ConvSpec, transpose: bool, *, weight: Any = None, x: Any = None,
+                 title: str | None = None) -> Explanation:
+    """:func:`explain` for a forward spec (``transpose``: explain its transpose)."""
     in_shape, out_shape = ((spec.output_shape, spec.input_shape) if transpose
                            else (spec.input_shape, spec.output_shape))
     total = math.prod(out_shape)
@@ -291,22 +297,17 @@ def explain(weight_shape: Sequence[int], input_shape: Sequence[int], *,
     else:
         positions = _sample_positions(out_shape, spec.stride)
     flat = [int(np.ravel_multi_index(index, out_shape)) for index in positions]
-    symbolic = layer_outputs(weight_shape, input_shape, transpose=transpose,
-                             positions=flat, **geometry)
+    symbolic = spec_outputs(spec, transpose, positions=flat)
     numeric: dict[tuple[int, ...], Any] = {}
     if weight is not None and x is not None:
-        w_num = as_object_array(weight, spec.weight_shape, "weight")
-        x_num = as_object_array(x, in_shape, "x")
-        values = layer_outputs(weight_shape, input_shape, transpose=transpose, weight=w_num,
-                               x=x_num, positions=flat, **geometry)
+        values = spec_outputs(spec, transpose, weight=weight, x=x, positions=flat)
         numeric = {tuple(int(v) for v in index): value
                    for index, value in zip(positions, values, strict=True)}
     rows, cols = spec.matrix_shape
     matrix = None
     if rows * cols <= MAX_MATRIX_ENTRIES:
         shape = (cols, rows) if transpose else (rows, cols)
-        matrix = sympy.ImmutableSparseMatrix(*shape, matrix_entries(
-            weight_shape, input_shape, transpose=transpose, **geometry))
+        matrix = sympy.ImmutableSparseMatrix(*shape, spec_entries(spec, transpose))
     name = title or (f"ConvTranspose{spec.ndim}d" if transpose else f"Conv{spec.ndim}d")
     return Explanation(
         title=name, spec=spec, transpose=transpose, input_shape=in_shape,

@@ -7,21 +7,28 @@ from typing import Any
 
 import sympy
 
+from convmatrix.spec import ConvSpec
 from convmatrix.symbolic._layers import as_object_array, layer_spec, weight_symbols
 from convmatrix.symbolic._rows import row_entries
 
-__all__ = ["conv_matrix", "conv_transpose_matrix", "matrix_entries"]
+__all__ = ["conv_matrix", "conv_transpose_matrix", "matrix_entries", "spec_entries"]
 
 
 def matrix_entries(weight_shape: Sequence[int], input_shape: Sequence[int], *,
                    transpose: bool = False, weight: Any = None,
                    **geometry: Any) -> dict[tuple[int, int], sympy.Expr]:
-    """Non-zero entries ``{(row, col): expr}`` of the layer's matrix (``C`` or ``Cᵀ``).
+    """Non-zero entries ``{(row, col): expr}`` of the layer's matrix (``C`` or ``Cᵀ``)."""
+    spec = layer_spec(weight_shape, input_shape, transpose, geometry)
+    return spec_entries(spec, transpose, weight=weight)
+
+
+def spec_entries(spec: ConvSpec, transpose: bool, *,
+                 weight: Any = None) -> dict[tuple[int, int], sympy.Expr]:
+    """:func:`matrix_entries` for a forward spec (``transpose``: the entries of ``Cᵀ``).
 
     Built from the same index table as the numeric matrices; one Python step per stored entry,
     never a dense matrix.
     """
-    spec = layer_spec(weight_shape, input_shape, transpose, geometry)
     w = (weight_symbols(spec.weight_shape) if weight is None
          else as_object_array(weight, spec.weight_shape, "weight")).ravel()
     rows = spec.matrix_shape[1] if transpose else spec.matrix_shape[0]

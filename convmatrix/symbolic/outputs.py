@@ -8,32 +8,35 @@ from typing import Any
 import numpy as np
 import sympy
 
-from convmatrix.symbolic._layers import (
-    as_object_array,
-    input_symbols,
-    layer_spec,
-    weight_symbols,
-)
+from convmatrix.spec import ConvSpec
+from convmatrix.symbolic._layers import LazySymbols, as_object_array, layer_spec
 from convmatrix.symbolic._rows import row_entries
 
-__all__ = ["conv_outputs", "conv_transpose_outputs", "layer_outputs"]
+__all__ = ["conv_outputs", "conv_transpose_outputs", "layer_outputs", "spec_outputs"]
 
 
 def layer_outputs(weight_shape: Sequence[int], input_shape: Sequence[int], *,
                   transpose: bool = False, weight: Any = None, x: Any = None,
                   positions: Sequence[int] | None = None,
                   **geometry: Any) -> np.ndarray:
-    """Outputs as a flat object array (all, or only the flat ``positions`` asked for).
+    """Outputs as a flat object array (all, or only the flat ``positions`` asked for)."""
+    spec = layer_spec(weight_shape, input_shape, transpose, geometry)
+    return spec_outputs(spec, transpose, weight=weight, x=x, positions=positions)
+
+
+def spec_outputs(spec: ConvSpec, transpose: bool, *, weight: Any = None, x: Any = None,
+                 positions: Sequence[int] | None = None) -> np.ndarray:
+    """:func:`layer_outputs` for a forward spec (``transpose``: the outputs of its transpose).
 
     One ``w·x`` term per stored matrix entry and tap, computed row by row from the index
     table: the work grows with the non-zeros of the rows asked for, never with a dense matrix.
     """
-    spec = layer_spec(weight_shape, input_shape, transpose, geometry)
     in_shape, out_shape = ((spec.output_shape, spec.input_shape) if transpose
                            else (spec.input_shape, spec.output_shape))
-    w = (weight_symbols(spec.weight_shape) if weight is None
-         else as_object_array(weight, spec.weight_shape, "weight")).ravel()
-    xs = (input_symbols(in_shape) if x is None else as_object_array(x, in_shape, "x")).ravel()
+    w = (LazySymbols("w", spec.weight_shape, 2) if weight is None
+         else as_object_array(weight, spec.weight_shape, "weight").ravel())
+    xs = (LazySymbols("x", in_shape, 1) if x is None
+          else as_object_array(x, in_shape, "x").ravel())
     rows = range(int(np.prod(out_shape))) if positions is None else [int(v) for v in positions]
     result = np.empty(len(rows), dtype=object)
     result[:] = [sympy.Add(*(w[i] * xs[col] for col, widx in row_entries(spec, transpose, row)

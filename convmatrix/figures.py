@@ -1,0 +1,122 @@
+"""PNG figures for reports (matplotlib, an optional extra, imported only when a figure is made).
+
+Functions return PNG bytes and write nothing; the command line decides where files go. They
+draw on a bare ``matplotlib.figure.Figure`` with the Agg canvas, so no global pyplot state or
+backend setting is touched.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["figures_available", "overlap_png", "sparsity_png"]
+
+
+def figures_available() -> bool:
+    """Whether matplotlib can be imported (figures are skipped otherwise)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def sparsity_png(matrix: sp.sparray, title: str, *, xlabel: str, ylabel: str) -> bytes:
+    """Sparsity pattern of a matrix (stored entries as dots, values as colour when small).
+
+    Parameters
+    ----------
+    matrix : sparse array
+        The matrix (or one block of it).
+    title, xlabel, ylabel : str
+        Labels; say what rows and columns are.
+
+    Returns
+    -------
+    bytes
+        A PNG image.
+    """
+    coo = sp.coo_array(matrix)
+    rows, cols = coo.shape
+    aspect = rows / max(cols, 1)
+    width = 6.4
+    fig = _figure(width, min(max(width * aspect, 2.6), 9.0))
+    ax = fig.add_subplot()
+    if coo.nnz <= 4000 and rows * cols <= 40_000:
+        dense = np.full(coo.shape, np.nan)
+        dense[coo.row, coo.col] = np.real(coo.data).astype(float)
+        image = ax.imshow(dense, cmap="viridis", interpolation="nearest", aspect="auto")
+        fig.colorbar(image, ax=ax, label="entry value (blank: structural zero)", shrink=0.8)
+    else:
+        size = max(0.05, min(4.0, 3000.0 / max(rows, cols)))
+        ax.plot(coo.col, coo.row, linestyle="none", marker="s", markersize=size,
+                color="#1f4e79")
+        ax.set_xlim(-0.5, cols - 0.5)
+        ax.set_ylim(rows - 0.5, -0.5)
+    ax.set_title(f"{title}\n{rows}×{cols}, {coo.nnz:,} stored entries", fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    return _png(fig)
+
+
+def overlap_png(counts: np.ndarray, title: str) -> bytes:
+    """Heat map (2-D; the middle slice of 3-D) or bar chart (1-D) of overlap counts.
+
+    Returns
+    -------
+    bytes
+        A PNG image with labelled axes and, for heat maps, a colour bar.
+    """
+    counts = np.asarray(counts)
+    note = ""
+    if counts.ndim >= 3:
+        middle = counts.shape[0] // 2
+        note = f" (slice {middle} of {counts.shape[0]} along the first axis)"
+        counts = counts[middle]
+        while counts.ndim > 2:
+            counts = counts[counts.shape[0] // 2]
+    if counts.ndim == 1:
+        fig = _figure(6.4, 3.2)
+        ax = fig.add_subplot()
+        ax.bar(np.arange(counts.size), counts, color="#1f4e79")
+        ax.set_xlabel("output position")
+        ax.set_ylabel("terms landing there")
+    else:
+        h, w = counts.shape
+        fig = _figure(6.4, min(max(6.4 * h / max(w, 1), 3.0), 8.0))
+        ax = fig.add_subplot()
+        image = ax.imshow(counts, cmap="magma", interpolation="nearest",
+                          vmin=0, vmax=max(int(counts.max()), 1))
+        from matplotlib.ticker import MaxNLocator
+
+        bar = fig.colorbar(image, ax=ax, label="terms landing on the pixel", shrink=0.85)
+        bar.locator = MaxNLocator(integer=True)
+        bar.update_ticks()
+        if h * w <= 400:
+            top = counts.max()
+            for (i, j), value in np.ndenumerate(counts):
+                ax.text(j, i, str(value), ha="center", va="center", fontsize=8,
+                        color="black" if value > 0.6 * top else "white")
+        ax.set_xlabel("output column")
+        ax.set_ylabel("output row")
+    ax.set_title(title + note, fontsize=10)
+    return _png(fig)

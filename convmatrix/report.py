@@ -1,0 +1,307 @@
+"""Derivation reports: a layer's definition, matrix, transpose, outputs, overlap and proof.
+
+Everything here is pure: reports come back as Markdown text plus PNG bytes keyed by file name,
+and only the command line writes them to disk. The Markdown renders on GitHub (``$…$`` and
+``$$…$$`` math) and is deterministic, so ``reports/`` regenerates byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from convmatrix.figures import figures_available, overlap_png, sparsity_png
+from convmatrix.frameworks.keras import keras_output_shape
+from convmatrix.layer import Layer, make_weight
+from convmatrix.sparse import spec_matrix
+from convmatrix.spec import ConvSpec
+
+__all__ = ["Report", "builtin_reports", "index_markdown", "layer_report", "seed_report"]
+
+FIGURE_MATRIX_MAX_NNZ = 200_000  # larger matrices are pictured by one channel pair's block
+
+
+@dataclass(frozen=True)
+class Report:
+    """A generated report: Markdown plus the figures it links to (PNG bytes by file name)."""
+
+    name: str
+    title: str
+    summary: str
+    markdown: str
+    figures: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "×".join(map(str, shape))
+
+
+def _conventions(layer: Layer) -> str:
+    if layer.keras is not None:
+        k = layer.keras
+        layout = "(*spatial, C)" if k.data_format == "channels_last" else "(C, *spatial)"
+        kernel = ("(*k, C_out, C_in)" if layer.transpose else
+                  "(*k, C_in, depth_multiplier)" if "Depthwise" in k.class_name else
+                  "(*k, C_in/groups, C_out)")
+        return (f"Keras `{k.class_name}`, `data_format={k.data_format!r}`: one sample is "
+                f"`{layout}` = `{k.input_shape}`, the kernel is `{kernel}`. convmatrix "
+                f"derives in torch's channels-first terms (weight "
+                f"`{_shape(layer.spec.weight_shape)}`); `cm.keras_matrix` returns the same "
+                f"matrix re-indexed for Keras' flattening. Like every deep-learning framework it "
+                f"computes a cross-correlation (no kernel flip).")
+    kind = "`conv_transposeNd`" if layer.transpose else "`convNd`"
+    weight = "(C_in, C_out/groups, *k)" if layer.transpose else "(C_out, C_in/groups, *k)"
+    return (f"torch {kind} semantics: one sample is `(C, *spatial)`, the weight is `{weight}` = "
+            f"`{_shape(layer.weight.shape)}`, values {_weight_note(layer.weight)}. "
+            f"Cross-correlation (no kernel flip), as every deep-learning framework computes it.")
+
+
+def _weight_note(weight: np.ndarray) -> str:
+    flat = weight.ravel()
+    if np.all(flat == 1):
+        return "all ones"
+    if np.array_equal(flat, np.arange(1, flat.size + 1)):
+        return "1, 2, 3, … in C order (so every tap is recognisable)"
+    return f"of dtype {weight.dtype}"
+
+
+def _keras_prints(layer: Layer, x_keras: np.ndarray, label: str) -> str:
+    """The lines the seed's Keras script printed, computed here as ``C @ x``."""
+    assert layer.keras is not None
+    matrix = layer.keras.matrix()
+    y = (matrix @ x_keras.reshape(-1)).reshape(layer.keras.output_shape)
+    lines = [*label.splitlines(), f"input shape: {(1, *x_keras.shape)}",
+             f"output shape: {(1, *layer.keras.output_shape)}",
+             f"input tensor: {np.squeeze(x_keras.astype(float)).tolist()}",
+             f"output tensor: {np.around(np.squeeze(y.astype(float))).tolist()}"]
+    return "```text\n" + "\n".join(lines) + "\n```"
+
+
+def _matrix_figure(layer: Layer) -> tuple[str, bytes]:
+    name = "Cᵀ" if layer.transpose else "C"
+    spec = layer.spec
+    nnz = spec.nnz_upper_bound()
+    if nnz <= FIGURE_MATRIX_MAX_NNZ:
+        matrix = layer.matrix(format="csr")
+        title = f"Sparsity of {name} ({layer.title})"
+        caption = (f"Sparsity pattern of ${'C^T' if layer.transpose else 'C'}$: rows are output "
+                   f"pixels, columns input pixels (channels first, C order).")
+    else:  # one channel pair's block: the spatial pattern every block repeats
+        one = spec_matrix(_one_pair(spec), np.ones((1, 1, *spec.kernel_size)),
+                          transpose=layer.transpose, format="csr")
+        matrix = sp.csr_array(one)
+        title = f"One channel pair's block of {name} ({layer.title})"
+        caption = (f"The full matrix has {nnz:,} stored entries; pictured is one (output channel, "
+                   f"input channel) block, the spatial pattern every block repeats.")
+    png = sparsity_png(matrix, title, xlabel="column: input pixel",
+                       ylabel="row: output pixel")
+    return caption, png
+
+
+def _one_pair(spec: ConvSpec) -> ConvSpec:
+    return replace(spec, in_channels=1, out_channels=1, groups=1)
+
+
+def _section(layer: Layer, *, key: str, x: np.ndarray | None = None,
+             x_keras: np.ndarray | None = None, keras_label: str = "",
+             figures: bool = True) -> tuple[str, dict[str, bytes]]:
+    explanation = layer.explain(x=x)
+    parts = [explanation.to_markdown(level=2), "", "### Conventions", "", _conventions(layer)]
+    if x_keras is not None and layer.keras is not None:
+        parts += ["", "### What Keras prints, computed as a matrix product", "",
+                  "The seed's script printed these lines; here each output is the matrix row "
+                  "times the flattened input:", "", _keras_prints(layer, x_keras, keras_label)]
+    files: dict[str, bytes] = {}
+    parts += ["", "### Figures", ""]
+    if figures and figures_available():
+        caption, png = _matrix_figure(layer)
+        files[f"{key}-matrix.png"] = png
+        kind = ("Overlap counts (terms per output pixel)" if layer.transpose
+                else "Reads per input pixel (overlap of the transpose)")
+        files[f"{key}-overlap.png"] = overlap_png(explanation.overlap, f"{kind}, {layer.title}")
+        parts += [f"![sparsity pattern]({key}-matrix.png)", "", caption, "",
+                  f"![overlap heat map]({key}-overlap.png)", "",
+                  f"{kind}: the heat map of the table above."]
+    else:
+        parts += ["_Figures skipped: matplotlib is not installed (`pip install "
+                  "\"convmatrix[figures]\"`)._"]
+    result = layer.verify(seed=0)
+    parts += ["", "### Numerical verification", "",
+              f"{result.layer}, random data (seed 0) in the weight's dtype; the reference is the "
+              "dense loop implementation in `convmatrix.reference`, which shares no code with "
+              "the matrix builder.", "", result.to_markdown(), "",
+              f"**{'All checks passed.' if result.passed else 'A CHECK FAILED.'}**"]
+    return "\n".join(parts), files
+
+
+def layer_report(layer: Layer, *, name: str = "report", title: str | None = None,
+                 intro: str = "", x: Any = None, figures: bool = True) -> Report:
+    """The derivation report of one layer.
+
+    Parameters
+    ----------
+    layer : Layer
+        The layer (see :class:`convmatrix.layer.Layer`).
+    name : str
+        File stem of the report and prefix of its figures.
+    title, intro : str
+        Heading and an opening paragraph.
+    x : array_like, optional
+        An input (channels first) to substitute into the symbolic outputs.
+    figures : bool
+        Make the PNG figures (needs matplotlib).
+
+    Returns
+    -------
+    Report
+    """
+    heading = title or f"{layer.title}: {_shape(layer.input_shape)} → {_shape(layer.output_shape)}"
+    body, files = _section(layer, key=name, x=None if x is None else np.asarray(x),
+                           figures=figures)
+    markdown = "\n".join([f"# {heading}", "", intro, "", body, ""]) if intro else "\n".join(
+        [f"# {heading}", "", body, ""])
+    return Report(name, heading, intro.split(". ")[0] if intro else heading, markdown, files)
+
+
+def _multi_report(name: str, title: str, summary: str, intro: str,
+                  sections: list[tuple[Layer, np.ndarray | None]],
+                  figures: bool = True) -> Report:
+    parts, files = [f"# {title}", "", intro], {}
+    for number, (layer, x) in enumerate(sections, start=1):
+        body, section_files = _section(layer, key=f"{name}-{number}", x=x, figures=figures)
+        parts += ["", body]
+        files.update(section_files)
+    return Report(name, title, summary, "\n".join(parts) + "\n", files)
+
+
+# --------------------------------------------------------------------------------------------
+# the built-in examples
+
+
+def _keras(class_name: str, **config: Any) -> dict[str, Any]:
+    return {"class_name": class_name,
+            "config": {"filters": 1, "kernel_size": [2, 2], "strides": [1, 1],
+                       "padding": "valid", "data_format": "channels_last",
+                       "dilation_rate": [1, 1], **config}}
+
+
+def seed_report(figures: bool = True) -> Report:
+    """The seed example: Keras ``Conv2D(1, 2)`` and ``Conv2DTranspose(1, 2)``, all ones."""
+    conv_cfg = _keras("Conv2D", groups=1)
+    transpose_cfg = _keras("Conv2DTranspose", output_padding=None)
+    kernel = np.ones((2, 2, 1, 1), dtype=np.int64)
+    conv = Layer.from_keras(conv_cfg, kernel, (3, 3, 1), title="Keras Conv2D(1, 2)")
+    deconv = Layer.from_keras(transpose_cfg, kernel, (2, 2, 1),
+                              title="Keras Conv2DTranspose(1, 2)")
+    snippet_conv = keras_output_shape(conv_cfg, (3, 3, 1))
+    snippet_deconv = keras_output_shape(transpose_cfg, (3, 3, 1))
+    x3, x2 = np.ones((3, 3, 1), dtype=np.int64), np.ones((2, 2, 1), dtype=np.int64)
+    intro = "\n".join([
+        "The example this project started from compares Keras' `Conv2D` (it may shrink its "
+        "input) with `Conv2DTranspose` (it enlarges it), and asks *why* a 2×2 all-ones input "
+        "through a 2×2 all-ones transposed kernel gives `[[1, 2, 1], [2, 4, 2], [1, 2, 1]]` "
+        "while a 3×3 all-ones input through the convolution gives `[[4, 4], [4, 4]]`. Below, "
+        "every number is computed by convmatrix (`cm.keras_matrix`, `C @ x`), not pasted.",
+        "",
+        "## The first snippet: shapes",
+        "",
+        "`x = tf.random.uniform((1, 3, 3, 1))` through `Conv2D(1, 2)` and "
+        "`Conv2DTranspose(1, 2)`:",
+        "",
+        "```text",
+        "print(conv2d.shape)",
+        f"# {(1, *snippet_conv)}",
+        "print(conv2dTranspose.shape)",
+        f"# {(1, *snippet_deconv)}",
+        "```",
+        "",
+        "The convolution slides a 2-wide window over 3 pixels: $o = n - k + 1 = 3 - 2 + 1 = 2$ "
+        "per axis. The transposed convolution (Keras `padding=\"valid\"`, "
+        "`output_padding=None`) places a 2-wide kernel at each of 3 pixels: "
+        "$o' = n\\,s + \\max(k - s, 0) = 3 + 1 = 4$ per axis.",
+        "",
+        "## What the seed printed, recomputed",
+        "",
+        _keras_prints(conv, x3, "Convolution\n---------"),
+        "",
+        _keras_prints(deconv, x2, "De-Convolution\n------------"),
+        "",
+        "**Why.** Each output of the convolution is one row of $C$ times the input: four ones "
+        "under the window, so 4 everywhere. Each output of the transposed convolution is one "
+        "row of $C^T$: it sums the kernel taps that *land* on that pixel — one at a corner, "
+        "two on an edge, four in the centre. That count is the overlap map, and the "
+        "transposed convolution's matrix is exactly the transpose of the convolution's "
+        "(compare the two matrices below).",
+    ])
+    return _multi_report(
+        "seed", "The seed example: Keras Conv2D and Conv2DTranspose as matrices",
+        "Keras Conv2D 3×3→2×2 gives [[4, 4], [4, 4]]; Conv2DTranspose 2×2→3×3 gives "
+        "[[1, 2, 1], [2, 4, 2], [1, 2, 1]]", intro,
+        [(conv, np.moveaxis(x3, -1, 0)), (deconv, np.moveaxis(x2, -1, 0))], figures)
+
+
+def builtin_reports(figures: bool = True) -> list[Report]:
+    """Every report kept in ``reports/`` (regenerated by ``convmatrix reports``)."""
+    reports = [seed_report(figures)]
+    k3 = Layer.conv_transpose(make_weight((1, 1, 3, 3), "ones"), (1, 4, 4), stride=2,
+                              title="ConvTranspose2d, kernel 3, stride 2")
+    k4 = Layer.conv_transpose(make_weight((1, 1, 4, 4), "ones"), (1, 4, 4), stride=2,
+                              padding=1, title="ConvTranspose2d, kernel 4, stride 2, padding 1")
+    reports.append(_multi_report(
+        "overlap-k3-vs-k4-stride2", "Uneven vs even overlap: kernel 3 vs kernel 4 at stride 2",
+        "k=3, s=2 overlaps unevenly (checkerboard, counts 1, 2, 4); k=4, s=2 evenly",
+        "A transposed convolution with stride 2 places one copy of the kernel every second "
+        "output pixel. With a 3-wide kernel the copies overlap on every other pixel only, so "
+        "interior pixels receive alternately 1 and 2 terms per axis — 1, 2 or 4 in 2-D: the "
+        "checkerboard artifacts of Odena, Dumoulin & Olah (2016). With a 4-wide kernel every "
+        "interior pixel receives exactly 2 per axis. Both layers have all-ones weights and a "
+        "4×4 input, so the numbers are the overlap counts themselves.",
+        [(k3, np.ones((1, 4, 4), dtype=np.int64)), (k4, np.ones((1, 4, 4), dtype=np.int64))],
+        figures))
+    grouped = Layer.conv(make_weight((4, 1, 3, 3), "arange"), (2, 6, 6), padding=1, dilation=2,
+                         groups=2, title="Conv2d, padding 1, dilation 2, groups 2")
+    reflect = Layer.conv(make_weight((1, 1, 3), "arange"), (1, 4), padding=2,
+                         padding_mode="reflect", title="Conv1d, reflect padding 2")
+    reports.append(_multi_report(
+        "padding-dilation-groups", "Padding, dilation, groups and padding modes",
+        "groups split the matrix into blocks; dilation spreads the taps; reflect padding "
+        "merges taps",
+        "Two layers whose matrices show the less common parts of the geometry. The grouped, "
+        "dilated convolution's matrix is block-diagonal by groups (each output channel reads "
+        "only its group's input channels) and each block's rows have taps two pixels apart. "
+        "The 1-D convolution with reflect padding is still an exact linear map: near the "
+        "border two taps read the same input pixel, so their weights add in one entry.",
+        [(grouped, None), (reflect, np.arange(1, 5, dtype=np.int64).reshape(1, 4))], figures))
+    conv1d = Layer.conv(make_weight((2, 1, 3), "arange"), (1, 8), stride=2, padding=1,
+                        title="Conv1d, 1→2 channels, kernel 3, stride 2, padding 1")
+    conv3d = Layer.conv_transpose(make_weight((1, 1, 2, 2, 2), "ones"), (1, 2, 2, 2), stride=2,
+                                  title="ConvTranspose3d, kernel 2, stride 2")
+    reports.append(_multi_report(
+        "one-and-three-dimensional", "A 1-D convolution and a 3-D transposed convolution",
+        "the same index arithmetic in 1-D and 3-D; kernel 2, stride 2 tiles without overlap",
+        "The index table is N-dimensional: per axis the same formula, combined by the outer "
+        "product. The 3-D transposed convolution with kernel 2 and stride 2 tiles its output "
+        "with non-overlapping copies of the kernel, so every output pixel receives exactly "
+        "one term.", [(conv1d, np.arange(1, 9, dtype=np.int64).reshape(1, 8)), (conv3d, None)],
+        figures))
+    return reports
+
+
+def index_markdown(reports: Sequence[Report]) -> str:
+    """``reports/README.md``: what each report shows and how to regenerate them."""
+    lines = ["# Derivation reports", "",
+             "Generated by convmatrix; do not edit by hand. Regenerate every report (Markdown "
+             "byte for byte, figures anew) with:", "", "```bash",
+             "convmatrix reports --out reports", "```", "",
+             "| report | what it shows |", "|---|---|"]
+    lines += [f"| [{r.title}]({r.name}.md) | {r.summary} |" for r in reports]
+    lines += ["", "Each report walks from the layer's definition to its shapes, its matrix "
+              "($C$ or $C^T$, in weight symbols when small), every output as a sum of "
+              "$w \\cdot x$ products, the overlap counts with the checkerboard verdict, "
+              "figures of the sparsity pattern and the overlap map, and the numerical "
+              "verification against the independent dense reference.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,153 @@
+"""Derivation reports: content computed (not pasted), well-formed math, reproducible files."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from convmatrix import reference, report
+from convmatrix.cli import main
+
+REPORTS = Path(__file__).parents[1] / "reports"
+
+
+def _seed_numbers():
+    """The seed's printed tensors, from the dense reference (independent of the report)."""
+    conv = reference.conv(np.ones((1, 3, 3)), np.ones((1, 1, 2, 2)))
+    deconv = reference.conv_transpose(np.ones((1, 2, 2)), np.ones((1, 1, 2, 2)))
+    return (f"output tensor: {np.around(np.squeeze(conv)).tolist()}",
+            f"output tensor: {np.around(np.squeeze(deconv)).tolist()}")
+
+
+def check_math(markdown: str) -> None:
+    """Balanced $$ blocks and inline $, environments, and rectangular matrices."""
+    blocks = markdown.split("$$")
+    assert len(blocks) % 2 == 1, "unbalanced $$"
+    for text in blocks[0::2]:  # outside display math: inline $ must pair up per line
+        for line in text.splitlines():
+            if line.startswith("```") or line.startswith("    "):
+                continue
+            code_free = re.sub(r"`[^`]*`", "", line)
+            assert code_free.count("$") % 2 == 0, f"unbalanced inline $: {line}"
+    for block in blocks[1::2]:
+        begins = re.findall(r"\\begin\{(\w+\*?)\}", block)
+        ends = re.findall(r"\\end\{(\w+\*?)\}", block)
+        assert begins == ends[::-1] or sorted(begins) == sorted(ends), block[:200]
+        assert block.count(r"\left") == block.count(r"\right")
+        assert block.count("{") == block.count("}"), block[:200]
+        for env in ("matrix", "bmatrix"):
+            for body in re.findall(rf"\\begin\{{{env}\}}(.*?)\\end\{{{env}\}}", block, re.S):
+                widths = {row.count("&") for row in body.split(r"\\")}
+                assert len(widths) == 1, f"ragged {env}: {widths}"
+
+
+def test_seed_report_shows_the_seed_lines_computed():
+    seed = report.seed_report(figures=False)
+    conv_line, deconv_line = _seed_numbers()
+    assert conv_line == "output tensor: [[4.0, 4.0], [4.0, 4.0]]"  # what the seed printed
+    for line in ["input shape: (1, 3, 3, 1)", "output shape: (1, 2, 2, 1)",
+                 "input tensor: [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]",
+                 conv_line, "input shape: (1, 2, 2, 1)", "output shape: (1, 3, 3, 1)",
+                 "input tensor: [[1.0, 1.0], [1.0, 1.0]]", deconv_line,
+                 "# (1, 2, 2, 1)", "# (1, 4, 4, 1)"]:
+        assert line in seed.markdown, line
+    check_math(seed.markdown)
+    assert "All checks passed." in seed.markdown and "FAILED" not in seed.markdown
+
+
+@pytest.mark.parametrize("built", report.builtin_reports(figures=False), ids=lambda r: r.name)
+def test_builtin_reports_are_well_formed(built):
+    check_math(built.markdown)
+    assert built.markdown.count("All checks passed.") >= 1
+    assert "A CHECK FAILED" not in built.markdown
+
+
+def test_uneven_vs_even_report_states_the_verdicts():
+    text = next(r for r in report.builtin_reports(figures=False)
+                if r.name == "overlap-k3-vs-k4-stride2").markdown
+    assert "Uneven overlap" in text and "Even overlap" in text
+    # the k=3 overlap map equals the transposed convolution of ones (reference)
+    counts = reference.conv_transpose(np.ones((1, 4, 4), dtype=int),
+                                      np.ones((1, 1, 3, 3), dtype=int), stride=2)[0]
+    row = " & ".join(map(str, counts[2]))
+    assert row in text
+
+
+def test_reports_folder_regenerates_byte_for_byte(tmp_path):
+    assert main(["reports", "--out", str(tmp_path)]) == 0
+    committed = sorted(p.name for p in REPORTS.glob("*.md"))
+    assert committed == sorted(p.name for p in tmp_path.glob("*.md"))
+    for name in committed:
+        assert (tmp_path / name).read_bytes() == (REPORTS / name).read_bytes(), name
+    if report.figures_available():
+        linked = set(re.findall(r"\]\(([^)]+\.png)\)", "".join(
+            p.read_text() for p in tmp_path.glob("*.md"))))
+        assert linked and all((tmp_path / png).stat().st_size > 1000 for png in linked)
+
+
+def test_report_command_in_process_and_figures(tmp_path, capsys):
+    out = tmp_path / "k3.md"
+    code = main(["report", "--input", "1x4x4", "--kernel", "1x1x3x3", "--stride", "2",
+                 "--transpose", "--out", str(out)])
+    assert code == 0 and out.exists()
+    text = out.read_text()
+    check_math(text)
+    assert "Uneven overlap" in text
+    if report.figures_available():
+        for png in re.findall(r"\]\(([^)]+\.png)\)", text):
+            data = (tmp_path / png).read_bytes()
+            assert data.startswith(b"\x89PNG")
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_report_without_matplotlib_says_figures_were_skipped(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "figures_available", lambda: False)
+    built = report.seed_report()
+    assert "Figures skipped" in built.markdown and not built.figures
+
+
+def test_keras_report_from_flags(tmp_path):
+    code = main(["report", "--keras", "Conv2DTranspose", "--input", "4x4x1", "--kernel",
+                 "3x3x1x1", "--stride", "2", "--padding", "same", "--out", str(tmp_path),
+                 "--no-figures"])
+    assert code == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "Keras `Conv2DTranspose`" in text and "1×4×4 → 1×8×8" in text
+
+
+def test_report_subprocess_default_is_the_seed(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "convmatrix", "report", "--out",
+                           str(tmp_path / "seed"), "--no-figures"], capture_output=True,
+                          text=True, check=True)
+    assert "The seed example" in done.stdout
+    text = (tmp_path / "seed" / "report.md").read_text()
+    assert "output tensor: [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]" in text
+
+
+def test_large_layer_report_is_quick_and_small(tmp_path):
+    start = time.perf_counter()
+    assert main(["report", "--input", "64x56x56", "--kernel", "64x64x3x3", "--padding", "1",
+                 "--out", str(tmp_path), "--no-figures"]) == 0
+    elapsed = time.perf_counter() - start
+    text = (tmp_path / "report.md").read_text()
+    assert len(text.encode()) < 50_000
+    assert "a representative sample" in text and "stored entries" in text
+    check_math(text)
+    assert elapsed < 60  # sanity bound; typically under 10 s on 2 cores
+
+
+@pytest.mark.parametrize("broken", [
+    "$$\nx = 1\n",                                                   # unclosed display math
+    "text $x$ and $y\n",                                             # unclosed inline math
+    "$$\n\\begin{aligned} a &= b\n$$",                               # missing \end
+    "$$\n\\begin{bmatrix} 1 & 2 \\\\ 3 \\end{bmatrix}\n$$",          # ragged matrix
+])
+def test_math_checker_catches_broken_markdown(broken):
+    with pytest.raises(AssertionError):
+        check_math(broken)
