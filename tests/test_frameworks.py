@@ -114,6 +114,40 @@ def test_keras_rejects_what_keras_rejects(layer, kernel, shape, message):
         keras_matrix(layer, np.ones(kernel), shape)
 
 
+class _FakeKerasLayer:
+    """Quacks like a built keras.layers.Conv2DTranspose (public API only)."""
+
+    def __init__(self, config, kernel, build_shape):
+        self._config, self.kernel, self._build = config, kernel, build_shape
+
+    def get_config(self):
+        return self._config
+
+    def get_build_config(self):
+        return {"input_shape": self._build}
+
+
+def test_from_keras_reads_a_live_layer_through_its_public_api():
+    case = oracle.cases()[1]  # the seed's Conv2DTranspose
+    a = oracle.arrays(case)
+    fake = type("Conv2DTranspose", (_FakeKerasLayer,), {})(
+        case["layer"]["config"], a["kernel"], [None, None, 2, 1])
+    with pytest.raises(cm.ConvMatrixError, match="input_shape"):
+        cm.from_keras(fake)
+    fake._build = [None, *case["input_shape"]]  # the batch axis may be unknown
+    CT = cm.from_keras(fake)
+    np.testing.assert_allclose(CT @ a["x"].ravel(), a["y"].ravel(), atol=1e-5)
+
+
+def test_from_keras_with_real_keras():
+    keras = pytest.importorskip("keras")
+    layer = keras.layers.Conv2D(2, 3, padding="same", strides=2)
+    x = np.random.default_rng(0).standard_normal((1, 7, 5, 3)).astype("float32")
+    y = keras.ops.convert_to_numpy(layer(x)) - keras.ops.convert_to_numpy(layer.bias)
+    np.testing.assert_allclose(cm.from_keras(layer, x.shape[1:]) @ x.ravel(), y.ravel(),
+                               atol=1e-5)
+
+
 def test_channels_last_matrix_is_a_permutation_of_rows_and_columns():
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3, 4, 5))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -327,29 +326,30 @@ def keras_output_shape(
 
 def from_keras(layer: Any, input_shape: Sequence[int] | None = None, *,
                format: str = "csr") -> sp.sparray:
-    """Matrix of a live Keras layer (imports nothing itself; the layer brings Keras along).
+    """Matrix of a live Keras layer, read through its public API (nothing is imported).
+
+    Equivalent to ``keras_matrix(keras.layers.serialize(layer), layer.kernel, input_shape)``,
+    using ``type(layer).__name__``, ``layer.get_config()`` and ``np.asarray(layer.kernel)``.
 
     Parameters
     ----------
     layer : keras.layers.Layer
         A built convolution layer.
     input_shape : sequence of int, optional
-        One sample, no batch axis; default: the layer's built input shape without its batch.
+        One sample, no batch axis; default the shape the layer was built for (its
+        ``get_build_config()``), without the batch axis.
     format : {"csr", "csc", "coo"}, optional
 
     Returns
     -------
     scipy.sparse array
     """
-    import keras  # optional dependency, imported on use
-
-    serialized = keras.layers.serialize(layer)
-    kernel = keras.ops.convert_to_numpy(layer.kernel)
+    serialized = {"class_name": type(layer).__name__, "config": layer.get_config()}
+    kernel = np.asarray(layer.kernel)
     if input_shape is None:
-        built = getattr(layer, "input", None)
-        if built is None or any(v is None for v in tuple(built.shape)[1:]):
+        build = getattr(layer, "get_build_config", lambda: None)() or {}
+        shape = build.get("input_shape")
+        if shape is None or any(v is None for v in tuple(shape)[1:]):
             raise ConvMatrixError("give `input_shape`: the layer has no fully known input shape")
-        input_shape = tuple(built.shape)[1:]
-    if math.prod(input_shape) <= 0:
-        raise ConvMatrixError(f"`input_shape` (={tuple(input_shape)}) must be positive")
+        input_shape = tuple(shape)[1:]
     return keras_matrix(serialized, kernel, input_shape, format=format)
