@@ -15,6 +15,7 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix.frameworks.keras import SUPPORTED as KERAS_CLASSES
 from convmatrix.layer import WEIGHT_FILLS, Layer, make_weight
 from convmatrix.spec import PADDING_MODES
+from convmatrix.symbolic.arithmetic import size_derivation
 
 __all__ = ["build_parser", "layer_from_args", "main"]
 
@@ -259,19 +260,10 @@ def _run_verify(args: argparse.Namespace) -> int:
 
 def _run_shape(args: argparse.Namespace) -> int:
     layer = layer_from_args(args)
-    spec = layer.spec
     print(f"input shape:  {layer.input_shape}")
     print(f"output shape: {layer.output_shape}")
-    for axis in range(spec.ndim):
-        n, k, s = spec.input_size[axis], spec.kernel_size[axis], spec.stride[axis]
-        (before, after), d, o = spec.padding[axis], spec.dilation[axis], spec.output_size[axis]
-        if layer.transpose:
-            a = n + before + after - d * (k - 1) - 1 - (o - 1) * s
-            print(f"axis {axis + 1}: o' = (n' − 1)·s − p_before − p_after + d·(k − 1) + a + 1 "
-                  f"= ({o} − 1)·{s} − {before} − {after} + {d}·({k} − 1) + {a} + 1 = {n}")
-        else:
-            print(f"axis {axis + 1}: o = ⌊(n + p_before + p_after − d·(k − 1) − 1) / s⌋ + 1 "
-                  f"= ⌊({n} + {before} + {after} − {d}·({k} − 1) − 1) / {s}⌋ + 1 = {o}")
+    for axis, line in enumerate(size_derivation(layer.spec, layer.transpose), start=1):
+        print(f"axis {axis}: {line}")
     return 0
 
 

@@ -129,6 +129,19 @@ class ConvSpec:
         """Dilated kernel extent per axis, ``d·(k − 1) + 1``."""
         return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation, strict=True))
 
+    @property
+    def remainder(self) -> tuple[int, ...]:
+        """Per axis, input pixels past the last full stride: ``n + p_b + p_a − k̂ − (o − 1)·s``.
+
+        It is the ``output_padding`` the transposed layer needs to map this convolution's
+        output size back to its input size (Dumoulin & Visin's ``a``).
+        """
+        return tuple(
+            n + b + a - (d * (k - 1) + 1) - (o - 1) * s
+            for n, k, s, (b, a), d, o in zip(self.input_size, self.kernel_size, self.stride,
+                                             self.padding, self.dilation, self.output_size,
+                                             strict=True))
+
     def nnz_upper_bound(self) -> int:
         """Number of stored entries of ``C`` (exact for ``"zeros"``, an upper bound otherwise).
 

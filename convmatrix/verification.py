@@ -331,12 +331,7 @@ def _reference_transpose(spec: ConvSpec, weight: np.ndarray, y: np.ndarray) -> n
     """Reference ``Cᵀ @ y``: the transposed convolution back to ``spec.input_shape``."""
     # the output_padding that lands the transposed output exactly on the forward input size
     # (the remainder the forward stride left; below the stride, so torch would accept it)
-    extra = tuple(
-        n + before + after - d * (k - 1) - 1 - (o - 1) * s
-        for n, k, s, (before, after), d, o in zip(
-            spec.input_size, spec.kernel_size, spec.stride, spec.padding, spec.dilation,
-            spec.output_size, strict=True)
-    )
+    extra = spec.remainder
     common = {"stride": spec.stride, "output_padding": extra, "dilation": spec.dilation,
               "groups": spec.groups}
     if spec.padding_mode == "zeros":

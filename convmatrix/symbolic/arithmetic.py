@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sympy
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.spec import conv_output_shape, conv_transpose_output_shape
+from convmatrix.spec import ConvSpec, conv_output_shape, conv_transpose_output_shape
 
 __all__ = [
     "RELATIONSHIPS",
@@ -22,6 +22,7 @@ __all__ = [
     "conv_output_size",
     "conv_transpose_output_size",
     "round_trip_output_padding",
+    "size_derivation",
 ]
 
 n, k, s, p, d, a = sympy.symbols("n k s p d a", integer=True, nonnegative=True)
@@ -160,3 +161,49 @@ def check_relationships(n_in: int, kernel: int, stride: int = 1, padding: int = 
             continue  # no such layer in this direction (e.g. an empty output)
         results.append((rel, int(rel.size.subs(values)), numeric))
     return results
+
+
+def size_derivation(spec: ConvSpec, transpose: bool = False, *,
+                    latex: bool = False) -> list[str]:
+    """Per axis, the output-size formula with the layer's numbers substituted.
+
+    Parameters
+    ----------
+    spec : ConvSpec
+        The forward convolution (for a transposed layer, the one it transposes).
+    transpose : bool
+        Derive the transposed layer's output size instead.
+    latex : bool
+        LaTeX instead of plain text.
+
+    Returns
+    -------
+    list of str
+        One line per spatial axis.
+
+    Examples
+    --------
+    >>> from convmatrix.spec import conv_transpose_spec
+    >>> size_derivation(conv_transpose_spec((1, 1, 2, 2), (1, 2, 2)), transpose=True)[0]
+    "o' = (n' − 1)·s − p_b − p_a + d·(k − 1) + a + 1 = (2 − 1)·1 − 0 − 0 + 1·(2 − 1) + 0 + 1 = 3"
+    """
+    lines = []
+    for axis in range(spec.ndim):
+        n, kk, ss = spec.input_size[axis], spec.kernel_size[axis], spec.stride[axis]
+        (b, af), dd, o = spec.padding[axis], spec.dilation[axis], spec.output_size[axis]
+        extra = spec.remainder[axis]
+        if transpose and latex:
+            lines.append(rf"o'_{axis + 1} = (n'-1)s - p_b - p_a + d(k-1) + a + 1 = "
+                         rf"({o}-1)\cdot {ss} - {b} - {af} + {dd}\cdot({kk}-1) + {extra} + 1"
+                         rf" = {n}")
+        elif transpose:
+            lines.append(f"o' = (n' − 1)·s − p_b − p_a + d·(k − 1) + a + 1 = ({o} − 1)·{ss} − "
+                         f"{b} − {af} + {dd}·({kk} − 1) + {extra} + 1 = {n}")
+        elif latex:
+            lines.append(rf"o_{axis + 1} = \left\lfloor \frac{{n + p_b + p_a - d(k-1) - 1}}"
+                         rf"{{s}} \right\rfloor + 1 = \left\lfloor \frac{{{n} + {b} + {af}"
+                         rf" - {dd}\cdot({kk}-1) - 1}}{{{ss}}} \right\rfloor + 1 = {o}")
+        else:
+            lines.append(f"o = ⌊(n + p_b + p_a − d·(k − 1) − 1)/s⌋ + 1 = ⌊({n} + {b} + {af} − "
+                         f"{dd}·({kk} − 1) − 1)/{ss}⌋ + 1 = {o}")
+    return lines

@@ -13,6 +13,7 @@ import sympy
 
 from convmatrix.spec import ConvSpec
 from convmatrix.symbolic._layers import layer_spec
+from convmatrix.symbolic.arithmetic import size_derivation
 from convmatrix.symbolic.matrices import spec_entries
 from convmatrix.symbolic.outputs import spec_outputs
 from convmatrix.symbolic.overlap import Checkerboard, _counts, checkerboard_of
@@ -92,35 +93,11 @@ class Explanation:
 
     def shape_derivation(self) -> list[str]:
         """Per axis, the output-size formula with this layer's numbers (plain text)."""
-        spec, lines = self.spec, []
-        for axis in range(spec.ndim):
-            n, k, s = spec.input_size[axis], spec.kernel_size[axis], spec.stride[axis]
-            (b, a_), d, o = spec.padding[axis], spec.dilation[axis], spec.output_size[axis]
-            if self.transpose:
-                extra = n + b + a_ - d * (k - 1) - 1 - (o - 1) * s
-                lines.append(f"(n − 1)·s − p_b − p_a + d·(k − 1) + a + 1 = ({o} − 1)·{s} − {b} "
-                             f"− {a_} + {d}·({k} − 1) + {extra} + 1 = {n}")
-            else:
-                lines.append(f"⌊(n + p_b + p_a − d·(k − 1) − 1)/s⌋ + 1 = ⌊({n} + {b} + {a_} − "
-                             f"{d}·({k} − 1) − 1)/{s}⌋ + 1 = {o}")
-        return lines
+        return size_derivation(self.spec, self.transpose)
 
     def shape_derivation_latex(self) -> list[str]:
         """Per axis, the output-size formula with numbers, as LaTeX."""
-        spec, lines = self.spec, []
-        for axis in range(spec.ndim):
-            n, k, s = spec.input_size[axis], spec.kernel_size[axis], spec.stride[axis]
-            (b, a_), d, o = spec.padding[axis], spec.dilation[axis], spec.output_size[axis]
-            if self.transpose:
-                extra = n + b + a_ - d * (k - 1) - 1 - (o - 1) * s
-                lines.append(rf"o'_{axis + 1} = (n'-1)s - p_b - p_a + d(k-1) + a + 1 = "
-                             rf"({o}-1)\cdot {s} - {b} - {a_} + {d}\cdot({k}-1) + {extra} + 1"
-                             rf" = {n}")
-            else:
-                lines.append(rf"o_{axis + 1} = \left\lfloor \frac{{n + p_b + p_a - d(k-1) - 1}}"
-                             rf"{{s}} \right\rfloor + 1 = \left\lfloor \frac{{{n} + {b} + {a_}"
-                             rf" - {d}\cdot({k}-1) - 1}}{{{s}}} \right\rfloor + 1 = {o}")
-        return lines
+        return size_derivation(self.spec, self.transpose, latex=True)
 
     def describe_layer(self) -> str:
         """One line: kind, shapes, kernel, geometry."""
