@@ -76,7 +76,7 @@ def _padding(text: str) -> Any:
     return values[0] if len(values) == 1 else values
 
 
-def _layer_arguments() -> argparse.ArgumentParser:
+def _layer_arguments() -> _ArgumentParser:
     parent = _ArgumentParser(add_help=False)
     group = parent.add_argument_group("layer (torch layouts, one sample, channels first)")
     group.add_argument("--input", type=_shape, metavar="CxHxW",

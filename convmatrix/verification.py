@@ -331,9 +331,8 @@ def _reference_transpose(spec: ConvSpec, weight: np.ndarray, y: np.ndarray) -> n
     """Reference ``Cᵀ @ y``: the transposed convolution back to ``spec.input_shape``."""
     # the output_padding that lands the transposed output exactly on the forward input size
     # (the remainder the forward stride left; below the stride, so torch would accept it)
-    extra = spec.remainder
-    common = {"stride": spec.stride, "output_padding": extra, "dilation": spec.dilation,
-              "groups": spec.groups}
+    common: dict[str, Any] = {"stride": spec.stride, "output_padding": spec.remainder,
+                              "dilation": spec.dilation, "groups": spec.groups}
     if spec.padding_mode == "zeros":
         return reference.conv_transpose(y, weight, padding=spec.padding, **common)
     # other modes: transposed convolution onto the padded input, then fold the padding back

@@ -170,7 +170,7 @@ def keras_layer(
     to_torch = (rank + 1, rank, *taps_first)
 
     if name in _TRANSPOSE:
-        filters = config.get("filters", k.shape[rank])
+        filters = int(config.get("filters") or k.shape[rank])
         if k.shape != (*kernel_size, filters, c_in):
             raise ConvMatrixError(
                 f"`kernel` has shape {k.shape}; {name} with filters={filters} on {c_in} input "
@@ -205,7 +205,7 @@ def keras_layer(
         transpose = True
     else:
         if name in _DEPTHWISE:
-            multiplier = config.get("depth_multiplier", 1)
+            multiplier = int(config.get("depth_multiplier") or 1)
             if k.shape != (*kernel_size, c_in, multiplier):
                 raise ConvMatrixError(
                     f"`kernel` has shape {k.shape}; {name} with depth_multiplier={multiplier} "
@@ -215,7 +215,7 @@ def keras_layer(
             groups = c_in
         else:
             groups = int(config.get("groups", 1) or 1)
-            filters = config.get("filters", k.shape[-1])
+            filters = int(config.get("filters") or k.shape[-1])
             if groups < 1 or filters % groups or c_in % groups:
                 raise ConvMatrixError(
                     f"Keras requires `groups` (={groups}) to divide both filters (={filters}) "
@@ -238,7 +238,7 @@ def keras_layer(
         out_cf = spec.output_shape
         transpose = False
     weight = np.ascontiguousarray(weight)
-    output_shape = (*out_cf[1:], out_cf[0]) if channels_last else out_cf
+    output_shape: tuple[int, ...] = (*out_cf[1:], out_cf[0]) if channels_last else out_cf
     return KerasLayer(name, spec, weight, transpose, data_format, ishape, output_shape)
 
 

@@ -36,7 +36,7 @@ def _module_spec(module: Any, input_shape: Sequence[int],
         raise ConvMatrixError(
             f"`input_shape` (={shape}) has a batch axis; give one sample (C, *spatial)")
     transposed = bool(getattr(module, "transposed", "Transpose" in type(module).__name__))
-    common = {"stride": tuple(module.stride), "dilation": tuple(module.dilation),
+    common: dict[str, Any] = {"stride": tuple(module.stride), "dilation": tuple(module.dilation),
               "groups": int(module.groups)}
     padding = module.padding if isinstance(module.padding, str) else tuple(module.padding)
     if transposed:
