@@ -8,6 +8,7 @@ backend setting is touched.
 from __future__ import annotations
 
 import io
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,13 @@ def _figure(width: float, height: float) -> Any:
     fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def _integer_ticks(ax: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _png(fig: Any) -> bytes:
@@ -61,25 +69,36 @@ def sparsity_png(matrix: sp.sparray, title: str, *, xlabel: str, ylabel: str) ->
     width = 6.4
     fig = _figure(width, min(max(width * aspect, 2.6), 9.0))
     ax = fig.add_subplot()
-    if coo.nnz <= 4000 and rows * cols <= 40_000:
+    values = np.real(coo.data).astype(float)
+    constant = coo.nnz > 0 and bool(np.all(values == values[0]))
+    if coo.nnz <= 4000 and rows * cols <= 40_000 and not constant:
         dense = np.full(coo.shape, np.nan)
-        dense[coo.row, coo.col] = np.real(coo.data).astype(float)
+        dense[coo.row, coo.col] = values
         image = ax.imshow(dense, cmap="viridis", interpolation="nearest", aspect="auto")
         fig.colorbar(image, ax=ax, label="entry value (blank: structural zero)", shrink=0.8)
+    elif coo.nnz <= 4000 and rows * cols <= 40_000:
+        dense = np.where(np.isin(np.arange(rows * cols), coo.row * cols + coo.col), 1.0, np.nan)
+        ax.imshow(dense.reshape(rows, cols), cmap="Blues", vmin=0, vmax=1.25,
+                  interpolation="nearest", aspect="auto")
+        title = f"{title}\nevery stored entry = {values[0]:g}"
     else:
         size = max(0.05, min(4.0, 3000.0 / max(rows, cols)))
         ax.plot(coo.col, coo.row, linestyle="none", marker="s", markersize=size,
                 color="#1f4e79")
         ax.set_xlim(-0.5, cols - 0.5)
         ax.set_ylim(rows - 0.5, -0.5)
+    _integer_ticks(ax)
     ax.set_title(f"{title}\n{rows}×{cols}, {coo.nnz:,} stored entries", fontsize=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     return _png(fig)
 
 
-def overlap_png(counts: np.ndarray, title: str) -> bytes:
+def overlap_png(counts: np.ndarray, title: str, *, pixels: str = "output") -> bytes:
     """Heat map (2-D; the middle slice of 3-D) or bar chart (1-D) of overlap counts.
+
+    ``pixels`` names what the grid indexes (``"output"`` for a transposed layer's overlap,
+    ``"input"`` for a convolution's reads per input pixel).
 
     Returns
     -------
@@ -98,8 +117,8 @@ def overlap_png(counts: np.ndarray, title: str) -> bytes:
         fig = _figure(6.4, 3.2)
         ax = fig.add_subplot()
         ax.bar(np.arange(counts.size), counts, color="#1f4e79")
-        ax.set_xlabel("output position")
-        ax.set_ylabel("terms landing there")
+        ax.set_xlabel(f"{pixels} position")
+        ax.set_ylabel("terms landing there" if pixels == "output" else "reads")
     else:
         h, w = counts.shape
         fig = _figure(6.4, min(max(6.4 * h / max(w, 1), 3.0), 8.0))
@@ -108,7 +127,8 @@ def overlap_png(counts: np.ndarray, title: str) -> bytes:
                           vmin=0, vmax=max(int(counts.max()), 1))
         from matplotlib.ticker import MaxNLocator
 
-        bar = fig.colorbar(image, ax=ax, label="terms landing on the pixel", shrink=0.85)
+        label = "terms landing on the pixel" if pixels == "output" else "reads of the pixel"
+        bar = fig.colorbar(image, ax=ax, label=label, shrink=0.85)
         bar.locator = MaxNLocator(integer=True)
         bar.update_ticks()
         if h * w <= 400:
@@ -116,7 +136,8 @@ def overlap_png(counts: np.ndarray, title: str) -> bytes:
             for (i, j), value in np.ndenumerate(counts):
                 ax.text(j, i, str(value), ha="center", va="center", fontsize=8,
                         color="black" if value > 0.6 * top else "white")
-        ax.set_xlabel("output column")
-        ax.set_ylabel("output row")
-    ax.set_title(title + note, fontsize=10)
+        ax.set_xlabel(f"{pixels} column")
+        ax.set_ylabel(f"{pixels} row")
+    _integer_ticks(ax)
+    ax.set_title(textwrap.fill(title + note, 70), fontsize=10)
     return _png(fig)

@@ -122,7 +122,9 @@ def _section(layer: Layer, *, key: str, x: np.ndarray | None = None,
         files[f"{key}-matrix.png"] = png
         kind = ("Overlap counts (terms per output pixel)" if layer.transpose
                 else "Reads per input pixel (overlap of the transpose)")
-        files[f"{key}-overlap.png"] = overlap_png(explanation.overlap, f"{kind}, {layer.title}")
+        files[f"{key}-overlap.png"] = overlap_png(
+            explanation.overlap, f"{kind}, {layer.title}",
+            pixels="output" if layer.transpose else "input")
         parts += [f"![sparsity pattern]({key}-matrix.png)", "", caption, "",
                   f"![overlap heat map]({key}-overlap.png)", "",
                   f"{kind}: the heat map of the table above."]
