@@ -260,8 +260,14 @@ def _run_verify(args: argparse.Namespace) -> int:
 
 def _run_shape(args: argparse.Namespace) -> int:
     layer = layer_from_args(args)
-    print(f"input shape:  {layer.input_shape}")
-    print(f"output shape: {layer.output_shape}")
+    if layer.keras is not None:
+        print(f"input shape:  {(1, *layer.keras.input_shape)}  (Keras, batch of 1, "
+              f"{layer.keras.data_format})")
+        print(f"output shape: {(1, *layer.keras.output_shape)}")
+        print("per spatial axis, in channels-first terms:")
+    else:
+        print(f"input shape:  {layer.input_shape}")
+        print(f"output shape: {layer.output_shape}")
     for axis, line in enumerate(size_derivation(layer.spec, layer.transpose), start=1):
         print(f"axis {axis}: {line}")
     return 0
@@ -303,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
-    except (ConvMatrixError, TypeError, OSError) as error:
+    except (ConvMatrixError, TypeError, OSError, MemoryError) as error:
         message = textwrap.shorten(str(error), width=400, placeholder=" …")
         print(f"convmatrix {args.command}: error: {message}", file=sys.stderr)
         return 2

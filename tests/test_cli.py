@@ -90,3 +90,11 @@ def test_subprocess_help_and_module_entry_point():
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "`groups` (=0) must be positive" in bad.stderr
+
+
+def test_shape_of_a_keras_layer_uses_keras_layout(capsys):
+    code, out, _ = run(capsys, "shape", "--keras", "Conv2DTranspose", "--input", "3x3x1",
+                       "--kernel", "2x2x1x1")
+    assert code == 0
+    # the seed's first snippet: (1, 3, 3, 1) -> (1, 4, 4, 1)
+    assert "input shape:  (1, 3, 3, 1)" in out and "output shape: (1, 4, 4, 1)" in out
