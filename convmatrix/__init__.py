@@ -4,7 +4,10 @@
 convolution is ``C.T`` (``conv_transpose_matrix``). See the README for the tour.
 """
 
-from convmatrix import reference, symbolic
+import importlib
+from typing import Any
+
+from convmatrix import reference
 from convmatrix._errors import ConvMatrixError
 from convmatrix.frameworks import (
     from_keras,
@@ -54,3 +57,10 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """Import ``convmatrix.symbolic`` (and SymPy) only when first used."""
+    if name == "symbolic":
+        return importlib.import_module("convmatrix.symbolic")
+    raise AttributeError(f"module 'convmatrix' has no attribute {name!r}")
