@@ -2,13 +2,25 @@
 
 This module is the yardstick the sparse matrices are checked against, so it is written to be
 obviously correct rather than fast: ``np.pad`` for the padding modes, one strided slice of the
-padded input per kernel tap, and a scatter-add per tap for the transposed convolution. It
-imports nothing from the rest of the package except the error type.
+padded input per kernel tap for the convolution, and one strided scatter-add per kernel tap for
+the transposed convolution. It follows PyTorch's conventions (one sample, channels first,
+cross-correlation without a kernel flip, torch weight layouts) and imports nothing from the rest
+of the package except the error type.
+
+Functions
+---------
+conv
+    ``convNd`` of one sample ``(C_in, *spatial)`` with a ``(C_out, C_in // groups, *k)`` weight.
+conv_transpose
+    ``conv_transposeNd`` of one sample with a ``(C_in, C_out // groups, *k)`` weight.
+pad, pad_adjoint
+    torch's padding modes on the spatial axes, and the adjoint of that padding.
 """
 
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,34 +30,118 @@ from convmatrix._errors import ConvMatrixError
 
 __all__ = ["conv", "conv_transpose", "pad", "pad_adjoint"]
 
+#: torch's ``padding_mode`` names and the ``np.pad`` mode doing the same thing
 _NP_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge",
                  "circular": "wrap"}
 
 
-def _tuple(value: Any, ndim: int, name: str, minimum: int) -> tuple[int, ...]:
-    values = tuple(int(v) for v in value) if np.ndim(value) else (int(value),) * ndim
-    if len(values) != ndim or min(values) < minimum:
-        raise ConvMatrixError(f"`{name}` (={value!r}) must be {ndim} ints >= {minimum}")
-    return values
+# --------------------------------------------------------------------------- argument checks
+
+
+def _is_sequence(value: Any) -> bool:
+    return isinstance(value, list | tuple) or (isinstance(value, np.ndarray) and value.ndim > 0)
+
+
+def _int(value: Any, name: str, whole: Any) -> int:
+    """``value`` as a Python int (no silent truncation of floats), else a named error."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise ConvMatrixError(f"`{name}` (={whole!r}) must hold integers") from None
+
+
+def _per_axis(value: Any, ndim: int, name: str, minimum: int) -> tuple[int, ...]:
+    """An int or one int per spatial axis, each at least ``minimum``, as a tuple."""
+    entries = list(value) if _is_sequence(value) else [value] * ndim
+    ints = tuple(_int(v, name, value) for v in entries)
+    if len(ints) != ndim:
+        raise ConvMatrixError(
+            f"`{name}` (={value!r}) must be an int or {ndim} ints, one per spatial axis")
+    if min(ints) < minimum:
+        rule = "positive" if minimum == 1 else f">= {minimum}"
+        raise ConvMatrixError(f"`{name}` (={value!r}) must be {rule}")
+    return ints
 
 
 def _pairs(padding: Any, ndim: int) -> tuple[tuple[int, int], ...]:
-    if np.ndim(padding) == 0:
-        return ((int(padding), int(padding)),) * ndim
-    pairs = tuple((int(p), int(p)) if np.ndim(p) == 0 else (int(p[0]), int(p[1]))
-                  for p in padding)
-    if len(pairs) != ndim or min(min(p) for p in pairs) < 0:
-        raise ConvMatrixError(f"`padding` (={padding!r}) must be {ndim} non-negative entries")
-    return pairs
+    """An int, one int per axis, or one ``(before, after)`` pair per axis, as pairs."""
+    entries = list(padding) if _is_sequence(padding) else [padding] * ndim
+    if len(entries) != ndim:
+        raise ConvMatrixError(
+            f"`padding` (={padding!r}) must be an int or have one entry per spatial axis "
+            f"({ndim}): an int or a (before, after) pair")
+    pairs: list[tuple[int, int]] = []
+    for entry in entries:
+        if not _is_sequence(entry):
+            p = _int(entry, "padding", padding)
+            pairs.append((p, p))
+        elif len(entry) == 2:
+            pairs.append((_int(entry[0], "padding", padding), _int(entry[1], "padding", padding)))
+        else:
+            raise ConvMatrixError(
+                f"`padding` (={padding!r}) entries must be ints or (before, after) pairs")
+    if min(min(pair) for pair in pairs) < 0:
+        raise ConvMatrixError(f"`padding` (={padding!r}) must be non-negative")
+    return tuple(pairs)
+
+
+def _arrays(data: Any, weight: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both operands as arrays, with ``(C, *spatial)`` and ``(C_a, C_b, *k)`` shapes checked."""
+    data, weight = np.asarray(data), np.asarray(weight)
+    if data.ndim < 2 or min(data.shape[1:]) < 1:
+        raise ConvMatrixError(
+            f"`{name}` (shape {data.shape}) must be one sample (C, *spatial) with at least one "
+            f"non-empty spatial axis")
+    if weight.ndim != data.ndim + 1 or min(weight.shape) < 1:
+        raise ConvMatrixError(
+            f"`weight` (shape {weight.shape}) must have {data.ndim + 1} non-empty axes (two "
+            f"channel axes, then one kernel axis per spatial axis of `{name}` {data.shape})")
+    return data, weight
+
+
+def _groups(groups: Any, **channels: int) -> int:
+    g = _int(groups, "groups", groups)
+    if g < 1:
+        raise ConvMatrixError(f"`groups` (={groups!r}) must be positive")
+    for label, count in channels.items():
+        if count % g:
+            raise ConvMatrixError(f"`groups` (={g}) must divide {label} (={count})")
+    return g
+
+
+# --------------------------------------------------------------------------- padding
 
 
 def pad(x: np.ndarray, padding: Sequence[tuple[int, int]], mode: str = "zeros") -> np.ndarray:
-    """Pad the spatial axes of ``x`` (``(C, *spatial)``) with torch's mode names.
+    """Pad the spatial axes of one sample with torch's padding-mode names.
+
+    Parameters
+    ----------
+    x : array_like, shape ``(C, *spatial)``
+        One sample, channels first; the channel axis is not padded.
+    padding : sequence of (int, int)
+        One non-negative ``(before, after)`` pair per spatial axis.
+    mode : {"zeros", "reflect", "replicate", "circular"}
+        torch's ``padding_mode``; done by ``np.pad`` modes ``constant``, ``reflect``, ``edge``
+        and ``wrap``. (torch limits ``reflect`` to pads below the input size and ``circular``
+        to pads up to it; ``np.pad`` keeps reflecting or wrapping beyond, which agrees with
+        torch wherever torch is defined.)
+
+    Returns
+    -------
+    ndarray, shape ``(C, *(n + before + after))``
+
+    Raises
+    ------
+    ConvMatrixError
+        For an unknown ``mode``.
 
     Examples
     --------
     >>> pad(np.array([[1, 2, 3]]), [(2, 1)], "reflect").tolist()
     [[3, 2, 1, 2, 3, 2]]
+    >>> pad(np.array([[1, 2, 3]]), [(2, 1)], "circular").tolist()
+    [[2, 3, 1, 2, 3, 1]]
     """
     if mode not in _NP_PAD_MODES:
         raise ConvMatrixError(f"`padding_mode` (={mode!r}) must be one of {list(_NP_PAD_MODES)}")
@@ -58,12 +154,16 @@ def pad_adjoint(g: np.ndarray, padding: Sequence[tuple[int, int]], mode: str) ->
     Parameters
     ----------
     g : ndarray, shape ``(C, *padded_spatial)``
+        A cotangent shaped like the padded sample.
     padding : sequence of (int, int)
+        The ``(before, after)`` pairs that :func:`pad` used, one per spatial axis.
     mode : {"zeros", "reflect", "replicate", "circular"}
+        The padding mode that :func:`pad` used.
 
     Returns
     -------
     ndarray, shape ``(C, *spatial)``
+        ``padᵀ g``, so ``vdot(pad(x), g) == vdot(x, pad_adjoint(g))`` for every ``x``.
 
     Examples
     --------
@@ -71,42 +171,66 @@ def pad_adjoint(g: np.ndarray, padding: Sequence[tuple[int, int]], mode: str) ->
     [[1.0, 3.0, 2.0]]
     """
     size = tuple(n - b - a for n, (b, a) in zip(g.shape[1:], padding, strict=True))
-    # which original pixel each padded position copies: pad the index grid itself
+    if mode == "zeros":  # padding pixels are constants: keep the interior
+        inside = tuple(slice(b, b + n) for (b, _), n in zip(padding, size, strict=True))
+        return np.array(g[(slice(None), *inside)])
+    # which original pixel each padded position copies: pad the grid of flat indices itself
     source = pad(np.arange(int(np.prod(size))).reshape(1, *size), padding, mode)[0]
     out = np.zeros((g.shape[0], int(np.prod(size))), dtype=g.dtype)
-    inside = tuple(slice(b, b + n) for (b, _), n in zip(padding, size, strict=True))
-    if mode == "zeros":
-        return np.array(g[(slice(None), *inside)])
     for c in range(g.shape[0]):
         np.add.at(out[c], source.ravel(), g[c].ravel())
     return out.reshape(g.shape[0], *size)
+
+
+# --------------------------------------------------------------------------- convolutions
 
 
 def conv(
     x: Any,
     weight: Any,
     *,
-    stride: Any = 1,
+    stride: int | Sequence[int] = 1,
     padding: Any = 0,
-    dilation: Any = 1,
+    dilation: int | Sequence[int] = 1,
     groups: int = 1,
     padding_mode: str = "zeros",
 ) -> np.ndarray:
     """Dense convolution of one sample (torch ``convNd``: cross-correlation, channels first).
 
+    ``out[o, j] = Σ_c Σ_t weight[o, c, t] · xp[g·C_in/groups + c, j·s + t·d]`` where ``xp`` is
+    the padded input and ``g`` the group of output channel ``o``.
+
     Parameters
     ----------
     x : array_like, shape ``(C_in, *spatial)``
+        One sample, channels first, with one or more spatial axes.
     weight : array_like, shape ``(C_out, C_in // groups, *k)``
-    stride, dilation : int or sequence of int
-    padding : int, sequence of int or of (before, after) pairs, "valid" or "same"
-    groups : int
-    padding_mode : {"zeros", "reflect", "replicate", "circular"}
+        torch's ``Conv`` weight layout.
+    stride : int or sequence of int, default 1
+        Positive, one per spatial axis or one for all.
+    padding : int, sequence of int, sequence of (int, int), "valid" or "same", default 0
+        Non-negative: an int for every side, one int per axis (both sides), or one
+        ``(before, after)`` pair per axis. ``"valid"`` is no padding; ``"same"`` (stride 1
+        only, as in torch) pads ``d·(k − 1)`` per axis, ``d·(k − 1) // 2`` of it before.
+    dilation : int or sequence of int, default 1
+        Positive spacing between kernel taps.
+    groups : int, default 1
+        Must divide ``C_in`` and ``C_out``.
+    padding_mode : {"zeros", "reflect", "replicate", "circular"}, default "zeros"
+        How the padding pixels are filled (see :func:`pad`).
 
     Returns
     -------
     ndarray, shape ``(C_out, *out)``
-        dtype ``np.result_type(x, weight)``.
+        ``out = (n + before + after − d·(k − 1) − 1) // s + 1`` per axis; dtype
+        ``np.result_type(x, weight)`` (integer inputs give exact integer outputs).
+
+    Raises
+    ------
+    ConvMatrixError
+        For inconsistent channels or groups, non-positive stride or dilation, negative or
+        malformed padding, ``"same"`` with a stride above 1, an unknown padding string or mode,
+        or an empty output.
 
     Examples
     --------
@@ -116,41 +240,55 @@ def conv(
     >>> bool(np.allclose(conv(x[None], w[None, None])[0], np.correlate(x, w, "valid")))
     True
     """
-    x, weight = np.asarray(x), np.asarray(weight)
+    x, weight = _arrays(x, weight, "x")
     ndim = x.ndim - 1
-    c_out, c_in_g, *kernel = weight.shape
-    if x.shape[0] != c_in_g * groups or c_out % groups:
+    c_in, (c_out, c_in_g, *kernel) = x.shape[0], weight.shape
+    groups = _groups(groups, C_in=c_in, C_out=c_out)
+    if c_in_g * groups != c_in:
         raise ConvMatrixError(
-            f"`x` has {x.shape[0]} channels; weight {weight.shape} with groups={groups} needs "
-            f"{c_in_g * groups} (and C_out divisible by groups)")
-    s = _tuple(stride, ndim, "stride", 1)
-    d = _tuple(dilation, ndim, "dilation", 1)
+            f"`weight` (shape {weight.shape}) takes {c_in_g} channels per group, so with "
+            f"`groups`={groups} it needs {c_in_g * groups} input channels; `x` has {c_in}")
+    s = _per_axis(stride, ndim, "stride", 1)
+    d = _per_axis(dilation, ndim, "dilation", 1)
+    if padding_mode not in _NP_PAD_MODES:
+        raise ConvMatrixError(
+            f"`padding_mode` (={padding_mode!r}) must be one of {list(_NP_PAD_MODES)}")
     if isinstance(padding, str):
         if padding == "valid":
-            pairs = ((0, 0),) * ndim
-        elif padding == "same" and set(s) == {1}:
-            pairs = tuple((dd * (k - 1) // 2, dd * (k - 1) - dd * (k - 1) // 2)
-                          for k, dd in zip(kernel, d, strict=True))
+            pairs: tuple[tuple[int, int], ...] = ((0, 0),) * ndim
+        elif padding == "same":
+            if max(s) > 1:
+                raise ConvMatrixError(
+                    f"`padding`='same' needs stride 1 (torch rule); `stride` is {stride!r}")
+            total = [dd * (k - 1) for k, dd in zip(kernel, d, strict=True)]
+            pairs = tuple((t // 2, t - t // 2) for t in total)
         else:
-            raise ConvMatrixError(f"`padding` (={padding!r}) must be 'valid' or 'same' "
-                                  f"(stride 1)")
+            raise ConvMatrixError(
+                f"`padding` (={padding!r}) must be 'valid', 'same', an int, {ndim} ints or "
+                f"{ndim} (before, after) pairs")
     else:
         pairs = _pairs(padding, ndim)
+
     xp = pad(x, pairs, padding_mode)
-    out_size = [(n - dd * (k - 1) - 1) // ss + 1
-                for n, k, ss, dd in zip(xp.shape[1:], kernel, s, d, strict=True)]
-    if min(out_size) < 1:
-        raise ConvMatrixError(f"the kernel does not fit the padded input {xp.shape[1:]}")
+    span = [dd * (k - 1) + 1 for k, dd in zip(kernel, d, strict=True)]
+    if any(n < sp for n, sp in zip(xp.shape[1:], span, strict=True)):
+        raise ConvMatrixError(
+            f"empty output: `x` spatial shape {x.shape[1:]} padded by `padding`={padding!r} "
+            f"is {xp.shape[1:]}, shorter than the dilated kernel {tuple(span)} "
+            f"(kernel {tuple(kernel)}, `dilation`={dilation!r})")
+    out_size = [(n - sp) // ss + 1 for n, sp, ss in zip(xp.shape[1:], span, s, strict=True)]
+
     out = np.zeros((c_out, *out_size), dtype=np.result_type(x, weight))
     c_out_g = c_out // groups
     for g in range(groups):
-        xs = xp[g * c_in_g:(g + 1) * c_in_g]
-        ws = weight[g * c_out_g:(g + 1) * c_out_g]
+        xs = xp[g * c_in_g:(g + 1) * c_in_g]                  # (C_in/g, *padded)
+        ws = weight[g * c_out_g:(g + 1) * c_out_g]            # (C_out/g, C_in/g, *k)
         for tap in itertools.product(*(range(k) for k in kernel)):
+            # the input pixels tap t reads for outputs j = 0, 1, ...: j·s + t·d
             window = tuple(slice(t * dd, t * dd + (o - 1) * ss + 1, ss)
                            for t, dd, o, ss in zip(tap, d, out_size, s, strict=True))
-            patch = xs[(slice(None), *window)]              # (C_in/g, *out)
-            w_tap = ws[(slice(None), slice(None), *tap)]    # (C_out/g, C_in/g)
+            patch = xs[(slice(None), *window)]                # (C_in/g, *out)
+            w_tap = ws[(slice(None), slice(None), *tap)]      # (C_out/g, C_in/g)
             out[g * c_out_g:(g + 1) * c_out_g] += np.tensordot(w_tap, patch, axes=(1, 0))
     return out
 
@@ -159,64 +297,95 @@ def conv_transpose(
     y: Any,
     weight: Any,
     *,
-    stride: Any = 1,
+    stride: int | Sequence[int] = 1,
     padding: Any = 0,
-    output_padding: Any = 0,
-    dilation: Any = 1,
+    output_padding: int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
     groups: int = 1,
 ) -> np.ndarray:
     """Dense transposed convolution of one sample (torch ``conv_transposeNd``), by scatter-add.
 
-    Every input pixel ``i`` adds ``y[c, i] · weight[c, o, t]`` to output position
-    ``i·s + t·d`` of a full buffer; the result drops ``padding[before]`` from the start and has
-    ``(n − 1)·s − before − after + d·(k − 1) + output_padding + 1`` positions per axis.
+    Every input pixel ``i`` and kernel tap ``t`` add ``y[c, i] · weight[c, o, t]`` to position
+    ``i·s + t·d`` of a full output buffer (within each group). Output index ``j`` is full
+    position ``j + before``; there are ``(n − 1)·s − before − after + d·(k − 1) +
+    output_padding + 1`` of them per axis, and positions past the full buffer (which
+    ``output_padding`` can reach) are zero.
 
     Parameters
     ----------
     y : array_like, shape ``(C_in, *spatial)``
+        One sample, channels first, with one or more spatial axes.
     weight : array_like, shape ``(C_in, C_out // groups, *k)``
-    stride, dilation, output_padding : int or sequence of int
-    padding : int, sequence of int or of (before, after) pairs
-    groups : int
+        torch's ``ConvTranspose`` weight layout.
+    stride : int or sequence of int, default 1
+        Positive, one per spatial axis or one for all.
+    padding : int, sequence of int or sequence of (int, int), default 0
+        Non-negative: torch's symmetric padding (an int, or one int per axis), or one
+        ``(before, after)`` pair per axis, which generalises it. ``"valid"`` means 0.
+    output_padding : int or sequence of int, default 0
+        Non-negative extra positions at the end of each axis. torch requires it below the
+        stride or the dilation; this reference accepts any value (the extra positions are 0).
+    dilation : int or sequence of int, default 1
+        Positive spacing between kernel taps.
+    groups : int, default 1
+        Must divide ``C_in``; the result has ``groups · weight.shape[1]`` channels.
 
     Returns
     -------
     ndarray, shape ``(C_out, *out)``
+        dtype ``np.result_type(y, weight)`` (integer inputs give exact integer outputs).
+
+    Raises
+    ------
+    ConvMatrixError
+        For inconsistent channels or groups, non-positive stride or dilation, negative or
+        malformed padding or output padding, or an empty output.
 
     Examples
     --------
     >>> conv_transpose(np.ones((1, 2, 2), dtype=int), np.ones((1, 1, 2, 2), dtype=int)).tolist()
     [[[1, 2, 1], [2, 4, 2], [1, 2, 1]]]
+    >>> conv_transpose(np.array([[1, 2]]), np.array([[[1, 1, 1]]]), stride=2).tolist()
+    [[1, 1, 3, 2, 2]]
     """
-    y, weight = np.asarray(y), np.asarray(weight)
+    y, weight = _arrays(y, weight, "y")
     ndim = y.ndim - 1
-    c_in, c_out_g, *kernel = weight.shape
-    if y.shape[0] != c_in or c_in % groups:
+    c_in, (c_in_w, c_out_g, *kernel) = y.shape[0], weight.shape
+    if c_in_w != c_in:
         raise ConvMatrixError(
-            f"`y` has {y.shape[0]} channels; weight {weight.shape} needs {c_in} (divisible by "
-            f"groups={groups})")
-    s = _tuple(stride, ndim, "stride", 1)
-    d = _tuple(dilation, ndim, "dilation", 1)
-    a = _tuple(output_padding, ndim, "output_padding", 0)
-    pairs = ((0, 0),) * ndim if padding == "valid" else _pairs(padding, ndim)
+            f"`weight` (shape {weight.shape}) takes {c_in_w} input channels; `y` has {c_in}")
+    groups = _groups(groups, C_in=c_in)
+    s = _per_axis(stride, ndim, "stride", 1)
+    d = _per_axis(dilation, ndim, "dilation", 1)
+    a = _per_axis(output_padding, ndim, "output_padding", 0)
+    if isinstance(padding, str) and padding != "valid":
+        raise ConvMatrixError(
+            f"`padding` (={padding!r}) must be an int, {ndim} ints or {ndim} (before, after) "
+            f"pairs for a transposed convolution ('valid' means 0)")
+    pairs = _pairs(0 if isinstance(padding, str) else padding, ndim)
+
     n = y.shape[1:]
-    out_size = [(nn - 1) * ss - b - af + dd * (k - 1) + aa + 1
-                for nn, ss, (b, af), dd, k, aa in zip(n, s, pairs, d, kernel, a, strict=True)]
+    full = [(nn - 1) * ss + dd * (k - 1) + 1 for nn, ss, dd, k in zip(n, s, d, kernel, strict=True)]
+    out_size = [f - b - af + aa for f, (b, af), aa in zip(full, pairs, a, strict=True)]
     if min(out_size) < 1:
-        raise ConvMatrixError(f"the transposed convolution output {out_size} is empty")
-    # full scatter buffer, long enough for every tap and for the requested output window
-    full = [max((nn - 1) * ss + dd * (k - 1) + 1, b + o)
-            for nn, ss, dd, k, (b, _), o in zip(n, s, d, kernel, pairs, out_size, strict=True)]
+        raise ConvMatrixError(
+            f"empty output: the transposed convolution of `y` spatial shape {n} with "
+            f"`padding`={padding!r} and `output_padding`={output_padding!r} has shape "
+            f"{tuple(out_size)}")
+
     c_in_g = c_in // groups
-    buffer = np.zeros((c_out_g * groups, *full), dtype=np.result_type(y, weight))
+    # the scatter buffer: every tap's positions, extended (with zeros) to the output window
+    buffer_size = [max(f, b + o) for f, (b, _), o in zip(full, pairs, out_size, strict=True)]
+    buffer = np.zeros((c_out_g * groups, *buffer_size), dtype=np.result_type(y, weight))
     for g in range(groups):
-        ys = y[g * c_in_g:(g + 1) * c_in_g]
-        ws = weight[g * c_in_g:(g + 1) * c_in_g]
+        ys = y[g * c_in_g:(g + 1) * c_in_g]                   # (C_in/g, *n)
+        ws = weight[g * c_in_g:(g + 1) * c_in_g]              # (C_in/g, C_out/g, *k)
+        outs = slice(g * c_out_g, (g + 1) * c_out_g)
         for tap in itertools.product(*(range(k) for k in kernel)):
+            # the full positions tap t writes for inputs i = 0, 1, ...: i·s + t·d
             window = tuple(slice(t * dd, t * dd + (nn - 1) * ss + 1, ss)
                            for t, dd, nn, ss in zip(tap, d, n, s, strict=True))
-            w_tap = ws[(slice(None), slice(None), *tap)]    # (C_in/g, C_out/g)
-            buffer[(slice(g * c_out_g, (g + 1) * c_out_g), *window)] += np.tensordot(
-                w_tap, ys, axes=(0, 0))
+            w_tap = ws[(slice(None), slice(None), *tap)]      # (C_in/g, C_out/g)
+            buffer[(outs, *window)] += np.tensordot(w_tap, ys, axes=(0, 0))
     crop = tuple(slice(b, b + o) for (b, _), o in zip(pairs, out_size, strict=True))
-    return buffer[(slice(None), *crop)]
+    return np.ascontiguousarray(buffer[(slice(None), *crop)])
