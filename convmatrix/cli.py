@@ -56,6 +56,16 @@ def _per_axis(text: str) -> int | tuple[int, ...]:
     return values[0] if len(values) == 1 else values
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seed {text!r} must be a non-negative integer")
+    return value
+
+
 def _padding(text: str) -> Any:
     """``1``, ``1,2`` (per axis), ``1:2,0:1`` (before:after per axis), ``same``, ``valid``."""
     if text in ("same", "valid", "causal"):
@@ -103,7 +113,7 @@ def _layer_arguments() -> _ArgumentParser:
                        help="with --keras: data_format='channels_first'")
     group.add_argument("--weight", default="ones", choices=WEIGHT_FILLS,
                        help="weight values (default ones, as in the seed)")
-    group.add_argument("--seed", type=int, default=0, help="seed for --weight random and data")
+    group.add_argument("--seed", type=_seed, default=0, help="seed for --weight random and data")
     return parent
 
 
@@ -120,6 +130,16 @@ def _keras_layer(args: argparse.Namespace) -> Layer:
     def per_axis(value: Any) -> list[int]:
         return [value] * rank if isinstance(value, int) else list(value)
 
+    ignored = [flag for flag, used in [
+        ("--transpose", args.transpose),
+        ("--padding-mode", args.padding_mode != "zeros"),
+        ("--output-padding", args.output_padding is not None and "Transpose" not in args.keras),
+        ("--groups", args.groups != 1 and args.keras.startswith(("Conv1DT", "Conv2DT", "Conv3DT",
+                                                                 "Depthwise")))] if used]
+    if ignored:
+        raise ConvMatrixError(
+            f"{', '.join(ignored)} cannot be used with --keras {args.keras} (the Keras class "
+            f"fixes it: pick a *Transpose class for a transposed layer; Keras pads with zeros)")
     padding = args.padding if isinstance(args.padding, str) else None
     if args.padding not in (0, "valid", "same", "causal"):
         raise ConvMatrixError(f"`--padding` (={args.padding!r}) must be valid, same or causal "
@@ -275,8 +295,10 @@ def _run_shape(args: argparse.Namespace) -> int:
 
 def _run_matrix(args: argparse.Namespace) -> int:
     layer = layer_from_args(args)
-    matrix = layer.matrix(format="csr")
+    matrix = layer.framework_matrix()
     name = "Cᵀ" if layer.transpose else "C"
+    layout = ("Keras layout, " + layer.keras.data_format if layer.keras is not None
+              else "channels first")
     if args.save is not None:
         suffix = args.save.suffix.lower()
         if suffix == ".npz":
@@ -289,7 +311,8 @@ def _run_matrix(args: argparse.Namespace) -> int:
             scipy.io.mmwrite(args.save, matrix)
         else:
             raise ConvMatrixError(f"`--save` (={str(args.save)!r}) must end in .npz or .mtx")
-        print(f"wrote {name} {matrix.shape}, {matrix.nnz:,} stored entries, to {args.save}")
+        print(f"wrote {name} {matrix.shape}, {matrix.nnz:,} stored entries ({layout} "
+              f"flattening), to {args.save}")
         return 0
     entries = matrix.shape[0] * matrix.shape[1]
     if entries > args.max_dense:
@@ -297,7 +320,7 @@ def _run_matrix(args: argparse.Namespace) -> int:
             f"{name} is {matrix.shape[0]}×{matrix.shape[1]} ({entries:,} entries), more than "
             f"`--max-dense` (={args.max_dense}); save it with --save FILE.npz instead")
     print(f"{name}: {matrix.shape[0]}×{matrix.shape[1]}, {matrix.nnz} stored entries "
-          f"(rows: output pixels, columns: input pixels, C order)")
+          f"(rows: output pixels, columns: input pixels, flattened {layout}, C order)")
     with np.printoptions(linewidth=200, threshold=args.max_dense):
         print(matrix.toarray())
     return 0

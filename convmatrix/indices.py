@@ -15,7 +15,7 @@ import numpy as np
 
 from convmatrix.spec import ConvSpec
 
-__all__ = ["IndexTable", "SpatialPattern", "axis_taps", "index_table"]
+__all__ = ["IndexTable", "SpatialPattern", "axis_taps", "index_table", "stored_entries"]
 
 
 def axis_taps(
@@ -228,3 +228,16 @@ def _cached_table(
         array.flags.writeable = False
     return IndexTable(input_size, output_size, kernel_size, *arrays)
 
+
+
+def stored_entries(spec: ConvSpec) -> int:
+    """Exact number of stored entries of ``C`` (taps merged by a padding mode count once).
+
+    Examples
+    --------
+    >>> from convmatrix.spec import conv_spec
+    >>> stored_entries(conv_spec((1, 1, 3), (1, 8), padding=1, padding_mode="replicate"))
+    22
+    """
+    pattern = index_table(spec).pattern
+    return pattern.nnz * spec.out_channels * (spec.in_channels // spec.groups)

@@ -119,6 +119,16 @@ class Layer:
         return spec_matrix(self.spec, self.weight, transpose=self.transpose,
                            format=format)  # type: ignore[arg-type]
 
+    def framework_matrix(self) -> sp.sparray:
+        """The matrix for vectors flattened in the layer's own framework layout (CSR).
+
+        For a Keras layer that is :func:`convmatrix.keras_matrix`'s matrix (channels last by
+        default); otherwise the channels-first :meth:`matrix`.
+        """
+        if self.keras is not None:
+            return self.keras.matrix()
+        return self.matrix(format="csr")
+
     def apply(self, x: Any) -> np.ndarray:
         """The layer's output for one input sample, computed as ``matrix @ x``."""
         x = np.asarray(x)

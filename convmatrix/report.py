@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from convmatrix.figures import figures_available, overlap_png, sparsity_png
 from convmatrix.frameworks.keras import keras_output_shape
+from convmatrix.indices import stored_entries
 from convmatrix.layer import Layer, make_weight
 from convmatrix.sparse import spec_matrix
 from convmatrix.spec import ConvSpec
@@ -95,7 +96,8 @@ def _matrix_figure(layer: Layer) -> tuple[str, bytes]:
                           transpose=layer.transpose, format="csr")
         matrix = sp.csr_array(one)
         title = f"One channel pair's block of {name} ({layer.title})"
-        caption = (f"The full matrix has {nnz:,} stored entries; pictured is one (output channel, "
+        caption = (f"The full matrix has {stored_entries(spec):,} stored entries; pictured is one "
+                   f"(output channel, "
                    f"input channel) block, the spatial pattern every block repeats.")
     png = sparsity_png(matrix, title, xlabel="column: input pixel",
                        ylabel="row: output pixel")

@@ -225,14 +225,18 @@ def _channel_slices(n_row_channels: int) -> list[slice]:
 
 
 def _merged_weights(pattern: SpatialPattern, block_weights: np.ndarray) -> np.ndarray:
-    """Per-entry weight sums ``(A, B·nnz)`` for patterns whose entries merge several taps."""
+    """Per-entry weight sums ``(A, B·nnz)`` for patterns whose entries merge several taps.
+
+    Summed with ``np.add.reduceat`` in the weight's own dtype, so integer (uint64 included)
+    and long-double weights stay exact.
+    """
     n_row_channels, b, n_taps = block_weights.shape
-    counts = np.ones(pattern.tap_ids.size, dtype=np.int64)
-    merge = sp.csr_array((counts, pattern.tap_ids, pattern.tap_ptr),
-                         shape=(pattern.nnz, n_taps))
     flat = block_weights.reshape(n_row_channels * b, n_taps)
-    summed = (merge @ flat.T).T.astype(block_weights.dtype, copy=False)  # (A·B, nnz)
-    return np.ascontiguousarray(summed).reshape(n_row_channels, b * pattern.nnz)
+    if pattern.nnz == 0:
+        return np.empty((n_row_channels, 0), dtype=block_weights.dtype)
+    summed = np.add.reduceat(flat[:, pattern.tap_ids], pattern.tap_ptr[:-1], axis=1,
+                             dtype=block_weights.dtype)  # (A·B, nnz)
+    return summed.reshape(n_row_channels, b * pattern.nnz)
 
 
 def _forward_blocks(spec: ConvSpec, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,10 +74,11 @@ class KerasLayer:
 
 def _tuple(config: Mapping[str, Any], key: str, rank: int, default: Any = 1) -> tuple[int, ...]:
     value = config.get(key, default)
-    values = (value,) * rank if isinstance(value, int) else tuple(value)
-    if len(values) != rank or not all(isinstance(v, int) and v >= 1 for v in values):
+    items = list(value) if isinstance(value, list | tuple) else [value] * rank
+    if len(items) != rank or any(isinstance(v, bool) or not hasattr(v, "__index__")
+                                 or operator.index(v) < 1 for v in items):
         raise ConvMatrixError(f"`{key}` (={value!r}) must be {rank} positive ints")
-    return values
+    return tuple(operator.index(v) for v in items)
 
 
 def _parse(serialized_layer: Mapping[str, Any]) -> tuple[str, int, dict[str, Any]]:
@@ -142,6 +144,10 @@ def keras_layer(
     if data_format not in ("channels_last", "channels_first"):
         raise ConvMatrixError(
             f"`data_format` (={data_format!r}) must be 'channels_last' or 'channels_first'")
+    if any(v is None for v in input_shape):
+        raise ConvMatrixError(
+            f"`input_shape` (={tuple(input_shape)}) must be fully known: one sample without "
+            f"the batch axis and no None sizes")
     ishape = tuple(int(v) for v in input_shape)
     if len(ishape) != rank + 1:
         hint = " (drop the batch axis)" if len(ishape) == rank + 2 else ""
@@ -178,6 +184,11 @@ def keras_layer(
         out_pad = config.get("output_padding")
         out_pad_t = None if out_pad is None else (
             (out_pad,) * rank if isinstance(out_pad, int) else tuple(out_pad))
+        if out_pad_t is not None and (len(out_pad_t) != rank or not all(
+                isinstance(a, int) and a >= 0 for a in out_pad_t)):
+            raise ConvMatrixError(
+                f"`output_padding` (={out_pad!r}) must be None or {rank} non-negative ints "
+                f"(one per spatial axis of {name})")
         if out_pad_t is not None and any(a >= s for a, s in zip(out_pad_t, strides, strict=True)):
             raise ConvMatrixError(
                 f"Keras requires `output_padding` < `strides` (output_padding={out_pad_t}, "
