@@ -1,40 +1,72 @@
 """Time symbolic outputs of transposed convolutions of growing size (linear in non-zeros?).
 
-Run from the repository root: ``python benchmarks/bench_symbolic.py``. For each layer it prints
-the stored entries of ``Cᵀ``, the time ``convmatrix.symbolic.conv_transpose_outputs`` takes to
-write every output as an explicit sum of ``w·x`` products, and microseconds per stored entry;
-a constant last column means time grows linearly with the non-zeros.
+Run from the repository root: ``python benchmarks/bench_symbolic.py`` (``--quick`` stops at
+1×64×64). For each layer it prints the stored entries of ``Cᵀ``, the time
+``convmatrix.symbolic.conv_transpose_outputs`` takes to write every output as an explicit sum
+of ``w·x`` products (best of ``--repeat`` runs), and microseconds per stored entry: a constant
+last column means time grows linearly with the non-zeros. The "general SymPy" column times the
+same sums built with SymPy's general constructors (``sympy.Add(*(w * x …))``, what the module
+does when the caller passes its own symbols or numbers) on the smaller layers, for comparison.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
+from pathlib import Path
 
-import convmatrix as cm
+try:
+    import convmatrix as cm
+except ImportError:  # run from a checkout without installing
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import convmatrix as cm
+
 from convmatrix import symbolic as sym
 
-LAYERS = [  # (weight shape, input shape, stride): 1 channel, 3x3 kernel, stride 2
+LAYERS = [  # (weight shape, input shape, stride): 3x3 kernel, stride 2
     ((1, 1, 3, 3), (1, 8, 8), 2),
     ((1, 1, 3, 3), (1, 16, 16), 2),
     ((1, 1, 3, 3), (1, 32, 32), 2),
     ((1, 1, 3, 3), (1, 64, 64), 2),
     ((2, 2, 3, 3), (2, 32, 32), 2),
     ((1, 1, 3, 3), (1, 96, 96), 2),
+    ((1, 1, 3, 3), (1, 128, 128), 2),
 ]
+GENERAL_MAX_NNZ = 10_000  # the general constructors are timed up to this many entries
 
 
-def main() -> None:
-    print("| transposed layer | output | nnz of Cᵀ | seconds | µs per nnz |")
-    print("|---|---|---:|---:|---:|")
-    for wshape, ishape, stride in LAYERS:
-        spec = cm.conv_transpose_spec(wshape, ishape, stride=stride)
-        nnz = spec.nnz_upper_bound()
+def _time_outputs(wshape: tuple[int, ...], ishape: tuple[int, ...], stride: int, repeat: int,
+                  **symbols: object) -> float:
+    """Best time of ``conv_transpose_outputs`` over ``repeat`` runs."""
+    times = []
+    for _ in range(repeat):
         start = time.perf_counter()
-        outputs = sym.conv_transpose_outputs(wshape, ishape, stride=stride)
-        elapsed = time.perf_counter() - start
+        sym.conv_transpose_outputs(wshape, ishape, stride=stride, **symbols)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="stop at the 1×64×64 layer")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per layer (best is shown)")
+    args = parser.parse_args(argv)
+    layers = LAYERS[:4] if args.quick else LAYERS
+    print("| transposed layer | output | nnz of Cᵀ | seconds | µs per nnz | general SymPy s |")
+    print("|---|---|---:|---:|---:|---:|")
+    for wshape, ishape, stride in layers:
+        spec = cm.conv_transpose_spec(wshape, ishape, stride=stride)
+        nnz = spec.nnz_upper_bound()  # exact for zero padding
+        seconds = _time_outputs(wshape, ishape, stride, args.repeat)
+        general = "–"
+        if nnz <= GENERAL_MAX_NNZ:  # the same symbols, passed in: SymPy's general constructors
+            slow = _time_outputs(wshape, ishape, stride, 1, weight=sym.weight_symbols(wshape),
+                                 x=sym.input_symbols(ishape))
+            general = f"{slow:.2f}"
         print(f"| {'×'.join(map(str, ishape))}, kernel 3×3, stride {stride}, C_out "
-              f"{wshape[1]} | {'×'.join(map(str, outputs.shape))} | {nnz:,} | {elapsed:.2f} | "
-              f"{1e6 * elapsed / nnz:.1f} |")
+              f"{wshape[1]} | {'×'.join(map(str, spec.input_shape))} | {nnz:,} | "
+              f"{seconds:.2f} | {1e6 * seconds / nnz:.1f} | {general} |")
 
 
 if __name__ == "__main__":

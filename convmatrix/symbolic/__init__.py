@@ -2,8 +2,17 @@
 
 ``conv_matrix`` / ``conv_transpose_matrix`` give the matrices in weight symbols,
 ``conv_outputs`` / ``conv_transpose_outputs`` every output as an explicit sum of ``w·x``
-products, ``overlap_counts`` and ``checkerboard`` the overlap law, and ``explain`` bundles it
-all into an object that renders as text, LaTeX and Markdown.
+products, ``overlap_counts``, ``overlap_formula`` / ``interior_overlap_formula`` and
+``checkerboard`` the overlap law, ``conv_output_size`` / ``conv_transpose_output_size`` /
+``RELATIONSHIPS`` / ``round_trip_*`` the shape arithmetic, and ``explain`` bundles it all into
+an object that renders as text, LaTeX and Markdown.
+
+Conventions: weight symbols ``w_{…}`` index the layer's own weight array (``w_{o,i,ky,kx}`` is
+``weight[o, i, ky, kx]`` of a convolution, ``(C_out, C_in/groups, *k)``; ``w_{i,o,ky,kx}`` is
+``weight[i, o, ky, kx]`` of a transposed convolution, ``(C_in, C_out/groups, *k)``); input
+symbols ``x_{c,i,j}`` index the layer's input (for a transposed layer too). Both channel
+indices are left out when the layer has one channel on each side, the input channel when the
+input has one.
 """
 
 from convmatrix.symbolic._layers import input_symbols, weight_symbols
@@ -13,6 +22,8 @@ from convmatrix.symbolic.arithmetic import (
     conv_output_size,
     conv_transpose_output_size,
     round_trip_output_padding,
+    round_trip_size,
+    round_trip_sizes,
 )
 from convmatrix.symbolic.explain import Explanation, explain, explain_spec
 from convmatrix.symbolic.matrices import conv_matrix, conv_transpose_matrix
@@ -21,6 +32,7 @@ from convmatrix.symbolic.overlap import (
     AxisOverlap,
     Checkerboard,
     checkerboard,
+    interior_overlap_formula,
     overlap_counts,
     overlap_formula,
     overlap_sum_formula,
@@ -43,10 +55,13 @@ __all__ = [
     "explain",
     "explain_spec",
     "input_symbols",
+    "interior_overlap_formula",
     "overlap_counts",
     "overlap_formula",
     "overlap_sum_formula",
     "read_counts",
     "round_trip_output_padding",
+    "round_trip_size",
+    "round_trip_sizes",
     "weight_symbols",
 ]

@@ -22,6 +22,8 @@ __all__ = [
     "conv_output_size",
     "conv_transpose_output_size",
     "round_trip_output_padding",
+    "round_trip_size",
+    "round_trip_sizes",
     "size_derivation",
 ]
 
@@ -65,14 +67,99 @@ def round_trip_output_padding(n_in: int, kernel: int, stride: int = 1, padding: 
 
     With stride ``s``, the ``s`` input sizes ``n, n + 1, …`` can share one output size; the
     transposed layer tells them apart by ``a = (n + 2p − d·(k − 1) − 1) mod s``
-    (Relationship 14).
+    (Relationship 14, with dilation). The value is checked against the numeric shape functions
+    (forward, then transposed with this ``a``) before it is returned.
+
+    Parameters
+    ----------
+    n_in, kernel, stride, padding, dilation : int
+        One axis of the forward convolution (symmetric padding ``padding``).
+
+    Returns
+    -------
+    int
+        ``a``, with ``0 <= a < stride`` (so torch accepts it as ``output_padding``).
+
+    Raises
+    ------
+    ConvMatrixError
+        An invalid geometry (the forward layer does not exist).
 
     Examples
     --------
     >>> round_trip_output_padding(8, 3, stride=2, padding=1)   # 8 -> 4 -> back to 8 needs a=1
     1
+    >>> round_trip_output_padding(7, 3, stride=2, padding=1)   # 7 -> 4 -> back to 7 needs a=0
+    0
     """
-    return (n_in + 2 * padding - dilation * (kernel - 1) - 1) % stride
+    o = conv_output_shape((1, 1, kernel), (1, n_in), stride=stride, padding=padding,
+                          dilation=dilation)[1]
+    a_value = (n_in + 2 * padding - dilation * (kernel - 1) - 1) % stride
+    back = conv_transpose_output_shape((1, 1, kernel), (1, o), stride=stride, padding=padding,
+                                       output_padding=a_value, dilation=dilation)[1]
+    if back != n_in:  # pragma: no cover - Relationship 14 says this cannot happen
+        raise ConvMatrixError(
+            f"round trip failed: {n_in} -> {o} -> {back} with `output_padding` (={a_value})"
+        )
+    return a_value
+
+
+def round_trip_sizes(n_out: int, kernel: int, stride: int = 1, padding: int = 0,
+                     dilation: int = 1) -> dict[int, int]:
+    """Every forward input size with output size ``n_out``, and the ``output_padding`` for it.
+
+    A transposed layer with input size ``n_out`` can produce any of these sizes; its
+    ``output_padding`` picks which. With stride 1 there is one; with stride ``s`` up to ``s``.
+
+    Parameters
+    ----------
+    n_out, kernel, stride, padding, dilation : int
+        One axis: the forward output size (the transposed layer's input size) and geometry.
+
+    Returns
+    -------
+    dict of int to int
+        ``{n_in: a}``: the forward convolution maps ``n_in`` to ``n_out``, and the transposed
+        convolution with ``output_padding=a`` maps ``n_out`` back to ``n_in``.
+
+    Examples
+    --------
+    >>> round_trip_sizes(4, 3, stride=2, padding=1)     # 7 and 8 both give 4
+    {7: 0, 8: 1}
+    >>> round_trip_sizes(2, 2)                          # the seed: only 3 gives 2
+    {3: 0}
+    """
+    for name, value, low in (("n_out", n_out, 1), ("kernel", kernel, 1), ("stride", stride, 1),
+                             ("padding", padding, 0), ("dilation", dilation, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConvMatrixError(f"`{name}` (={value!r}) must be an int >= {low}")
+    smallest = (n_out - 1) * stride + dilation * (kernel - 1) + 1 - 2 * padding
+    sizes = {}
+    for n_in in range(max(1, smallest), smallest + stride):
+        try:
+            sizes[n_in] = round_trip_output_padding(n_in, kernel, stride, padding, dilation)
+        except ConvMatrixError:
+            continue  # the kernel does not fit this input
+    return sizes
+
+
+def round_trip_size() -> sympy.Expr:
+    """The transposed layer's output size when it is fed the forward output size, symbolically.
+
+    Substitutes ``o = ⌊(n + 2p − d(k − 1) − 1)/s⌋ + 1`` for the transposed layer's input size
+    and ``a = (n + 2p − d(k − 1) − 1) mod s`` for its output padding. Since
+    ``s·⌊m/s⌋ + (m mod s) = m``, it equals ``n`` for every geometry: the proof that
+    Relationship 14's ``a`` restores the input size.
+
+    Examples
+    --------
+    >>> e = round_trip_size()
+    >>> sympy.expand(e.rewrite(sympy.floor))
+    n
+    """
+    m = n + 2 * p - d * (k - 1) - 1
+    return conv_transpose_output_size().subs({n: conv_output_size(), a: sympy.Mod(m, s)},
+                                             simultaneous=True)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 import sympy
 
+from convmatrix.indices import stored_entries
 from convmatrix.spec import ConvSpec
 from convmatrix.symbolic._layers import layer_spec
 from convmatrix.symbolic.arithmetic import size_derivation
@@ -23,6 +25,7 @@ __all__ = ["Explanation", "explain", "explain_spec"]
 MAX_MATRIX_ENTRIES = 400  # dense size up to which the symbolic matrix is written out
 MAX_ALL_OUTPUTS = 36  # outputs up to which every one is derived
 MAX_TERMS_SHOWN = 10  # terms of one output sum written out before eliding
+MAX_SAMPLED = 16  # outputs derived for a large layer
 
 
 def _shape_text(shape: Sequence[int]) -> str:
@@ -54,7 +57,8 @@ class Explanation:
         Terms landing on each output pixel of the transposed layer (for a convolution: reads
         of each input pixel, the overlap map of its transpose).
     checkerboard : Checkerboard
-        The overlap verdict.
+        The overlap verdict, with each axis' counts and closed-form law (the overlap map is
+        their outer product).
     """
 
     title: str
@@ -88,8 +92,8 @@ class Explanation:
 
     @property
     def nnz(self) -> int:
-        """Stored entries of the layer's matrix."""
-        return self.spec.nnz_upper_bound()
+        """Stored entries of the layer's matrix (exact: merged taps count once)."""
+        return stored_entries(self.spec)
 
     def shape_derivation(self) -> list[str]:
         """Per axis, the output-size formula with this layer's numbers (plain text)."""
@@ -112,6 +116,8 @@ class Explanation:
             parts.append(f"groups {spec.groups}")
         if spec.padding_mode != "zeros":
             parts.append(f"padding mode {spec.padding_mode}")
+        if self.transpose and any(spec.remainder):
+            parts.append(f"output padding {_shape_text(spec.remainder)}")
         return (f"{self.title}: {_shape_text(self.input_shape)} → "
                 f"{_shape_text(self.output_shape)}, " + ", ".join(parts))
 
@@ -121,14 +127,14 @@ class Explanation:
         terms = sympy.Add.make_args(expr)
         if len(terms) <= MAX_TERMS_SHOWN:
             return sympy.latex(expr)
-        shown = " + ".join(sympy.latex(t) for t in terms[:MAX_TERMS_SHOWN - 2])
+        shown = " + ".join(sympy.latex(t) for t in _first_terms(terms))
         return rf"{shown} + \cdots \quad ({len(terms)}\text{{ terms}})"
 
     def _output_text(self, expr: sympy.Expr) -> str:
         terms = sympy.Add.make_args(expr)
         if len(terms) <= MAX_TERMS_SHOWN:
             return str(expr)
-        shown = " + ".join(str(t) for t in terms[:MAX_TERMS_SHOWN - 2])
+        shown = " + ".join(str(t) for t in _first_terms(terms))
         return f"{shown} + … ({len(terms)} terms)"
 
     def _overlap_latex(self) -> str:
@@ -154,8 +160,28 @@ class Explanation:
             lines.append(f"  y{list(index)} = {self._output_text(expr)}{tail}")
         kind = "overlap counts" if self.transpose else "reads per input pixel"
         lines += ["", f"{kind.capitalize()}:", str(self.overlap), "",
-                  self.checkerboard.describe()]
+                  "Per axis, at pixel j"
+                  + (f" ({self._outer_product_text()}):" if self.spec.ndim > 1 else ":")]
+        for axis in self.checkerboard.axes:
+            lines += [f"  {axis.law()}", f"    counted: {_sequence_text(axis.counts)}"]
+        lines += ["", self.checkerboard.describe()]
         return "\n".join(lines)
+
+    def _outer_product_text(self, latex: bool = False) -> str:
+        """How the per-axis maps combine: ``c(j₁, j₂) = c₁(j₁)·c₂(j₂)`` (2-D and up)."""
+        ndim = self.spec.ndim
+        if latex:
+            args = ", ".join(f"j_{{{a + 1}}}" for a in range(ndim))
+            factors = r" \cdot ".join(f"c_{{{a + 1}}}(j_{{{a + 1}}})" for a in range(ndim))
+            return rf"c({args}) = {factors}"
+        sub = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+        args = ", ".join(f"j{a + 1}".translate(sub) for a in range(ndim))
+        factors = "·".join(f"c{a + 1}(j{a + 1})".translate(sub) for a in range(ndim))
+        return f"the N-D map is the outer product c({args}) = {factors}"
+
+    def law_latex(self) -> list[str]:
+        """Per axis, the interior overlap law with this layer's numbers, as LaTeX."""
+        return [axis.law(latex=True) for axis in self.checkerboard.axes]
 
     def to_latex(self) -> str:
         """A LaTeX fragment (``align*`` blocks) with shapes, matrix and outputs."""
@@ -168,6 +194,9 @@ class Explanation:
                 + ("" if (v := self.numeric_outputs.get(index)) is None else f" = {v}")
                 for index, expr in self.outputs.items()]
         parts += [r"\begin{align*}", " \\\\\n".join(rows), r"\end{align*}"]
+        parts += [rf"\[ {law} \]" for law in self.law_latex()]
+        if self.spec.ndim > 1:
+            parts.append(rf"\[ {self._outer_product_text(latex=True)} \]")
         return "\n".join(parts)
 
     def _repr_latex_(self) -> str:
@@ -206,6 +235,14 @@ class Explanation:
         overlap = self._overlap_latex()
         if overlap:
             out += ["$$", overlap, "$$", ""]
+        pixel = "output" if self.transpose else "input"
+        combine = ("" if self.spec.ndim == 1 else
+                   "; the N-D map is the outer product of the per-axis maps, "
+                   f"${self._outer_product_text(latex=True)}$")
+        out += [f"Per axis, the count at {pixel} pixel $j$ (the interior law{combine}):", ""]
+        for axis, law in zip(self.checkerboard.axes, self.law_latex(), strict=True):
+            out += ["$$", law, "$$", "",
+                    f"Counted along axis {axis.axis + 1}: {_sequence_text(axis.counts)}.", ""]
         out += [self.checkerboard.describe()]
         return "\n".join(out)
 
@@ -213,15 +250,41 @@ class Explanation:
         return self.to_markdown()
 
 
+def _sequence_text(values: Sequence[int], limit: int = 32) -> str:
+    """``1, 2, 1`` (elided in the middle past ``limit`` values)."""
+    if len(values) <= limit:
+        return ", ".join(map(str, values))
+    half = limit // 2
+    return (", ".join(map(str, values[:half])) + ", …, "
+            + ", ".join(map(str, values[-half:])) + f" ({len(values)} values)")
+
+
+def _first_terms(terms: Sequence[sympy.Expr]) -> list[sympy.Expr]:
+    """The first terms of a long sum in natural index order (``w_{2}`` before ``w_{10}``)."""
+    def key(term: sympy.Expr) -> list[int]:
+        return [int(v) for v in re.findall(r"\d+", str(term))]
+    return sorted(terms, key=key)[:MAX_TERMS_SHOWN - 2]
+
+
 def _sample_positions(shape: tuple[int, ...], stride: tuple[int, ...]) -> list[tuple[int, ...]]:
-    """Corners, the middle and its neighbours up to a stride period, per axis (channel 0)."""
-    per_axis = []
+    """At most 16 outputs of channel 0: corners, edges, and the interior phases of the stride.
+
+    Per axis the picks are the two ends and the middle with its neighbours up to a stride
+    period. When their product is too large (3-D and up), the interior phases come first (the
+    checkerboard shows there), then the corners, then the rest in order.
+    """
+    per_axis, phases, ends = [], [], []
     for size, s in zip(shape[1:], stride, strict=True):
         mid = size // 2
-        picks = {0, size - 1, *range(mid, min(size, mid + max(2, s)))}
-        per_axis.append(sorted(picks))
-    positions = [(0, *combo) for combo in itertools.product(*per_axis)]
-    return positions[:16]
+        middle = list(range(mid, min(size, mid + max(2, s))))
+        per_axis.append(sorted({0, size - 1, *middle}))
+        phases.append(middle)
+        ends.append(sorted({0, size - 1}))
+    combos = list(itertools.product(*per_axis))
+    if len(combos) > MAX_SAMPLED:
+        preferred = [*itertools.product(*phases), *itertools.product(*ends)]
+        combos = sorted(list(dict.fromkeys([*preferred, *combos]))[:MAX_SAMPLED])
+    return [(0, *combo) for combo in combos]
 
 
 def explain(weight_shape: Sequence[int], input_shape: Sequence[int], *,
@@ -291,4 +354,5 @@ def explain_spec(spec: ConvSpec, transpose: bool, *, weight: Any = None, x: Any 
         output_shape=out_shape, matrix=matrix,
         outputs={tuple(int(v) for v in index): expr
                  for index, expr in zip(positions, symbolic, strict=True)},
-        numeric_outputs=numeric, overlap=_counts(spec), checkerboard=checkerboard_of(spec))
+        numeric_outputs=numeric, overlap=_counts(spec),
+        checkerboard=checkerboard_of(spec, transpose))

@@ -37,12 +37,14 @@ def spec_entries(spec: ConvSpec, transpose: bool, *,
 
 
 def _sparse(entries: dict[tuple[int, int], sympy.Expr], shape: tuple[int, int]
-            ) -> sympy.ImmutableSparseMatrix:
-    return sympy.ImmutableSparseMatrix(shape[0], shape[1], entries)
+            ) -> sympy.SparseMatrix:
+    # mutable on purpose: SymPy's immutable sparse matrix sorts every entry into a hashable
+    # Dict on creation, 30× the cost of building the entries (``.as_immutable()`` on demand)
+    return sympy.SparseMatrix(shape[0], shape[1], entries)
 
 
 def conv_matrix(weight_shape: Sequence[int], input_shape: Sequence[int], *, weight: Any = None,
-                **geometry: Any) -> sympy.ImmutableSparseMatrix:
+                **geometry: Any) -> sympy.SparseMatrix:
     """Symbolic ``C`` of a convolution: ``C @ x.ravel()`` is the convolution (torch semantics).
 
     Parameters
@@ -60,7 +62,9 @@ def conv_matrix(weight_shape: Sequence[int], input_shape: Sequence[int], *, weig
 
     Returns
     -------
-    sympy.ImmutableSparseMatrix, shape ``(C_out·∏out, C_in·∏in)``
+    sympy.SparseMatrix, shape ``(C_out·∏out, C_in·∏in)``
+        Only the stored entries are held (one per connection, in weight symbols);
+        ``.as_immutable()`` makes it hashable.
 
     Examples
     --------
@@ -79,7 +83,7 @@ def conv_matrix(weight_shape: Sequence[int], input_shape: Sequence[int], *, weig
 
 
 def conv_transpose_matrix(weight_shape: Sequence[int], input_shape: Sequence[int], *,
-                          weight: Any = None, **geometry: Any) -> sympy.ImmutableSparseMatrix:
+                          weight: Any = None, **geometry: Any) -> sympy.SparseMatrix:
     """Symbolic ``Cᵀ`` of a transposed convolution (torch ``conv_transposeNd`` semantics).
 
     Parameters
@@ -95,7 +99,9 @@ def conv_transpose_matrix(weight_shape: Sequence[int], input_shape: Sequence[int
 
     Returns
     -------
-    sympy.ImmutableSparseMatrix, shape ``(C_out·∏out, C_in·∏in)``
+    sympy.SparseMatrix, shape ``(C_out·∏out, C_in·∏in)``
+        Only the stored entries are held (one per connection, in weight symbols);
+        ``.as_immutable()`` makes it hashable.
 
     Examples
     --------

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import sympy
 
+from convmatrix._errors import ConvMatrixError
 from convmatrix.indices import axis_taps, index_table
 from convmatrix.spec import ConvSpec
 from convmatrix.symbolic._layers import layer_spec
@@ -28,6 +29,8 @@ __all__ = [
     "Checkerboard",
     "axis_overlap_counts",
     "checkerboard",
+    "checkerboard_of",
+    "interior_overlap_formula",
     "overlap_counts",
     "overlap_formula",
     "overlap_sum_formula",
@@ -120,16 +123,7 @@ def overlap_formula(stride: int | None = None, dilation: int = 1) -> sympy.Expr:
     >>> [f.subs({n: 2, k: 2, p: 0, s: 1, j: v}) for v in range(3)]   # the seed, one axis
     [1, 2, 1]
     """
-    if stride is None:
-        if dilation != 1:
-            raise ValueError("a symbolic stride needs dilation == 1")
-        stride_e: sympy.Expr = s
-        g, s_red, inverse = 1, s, 1
-    else:
-        stride_e = sympy.Integer(stride)
-        g = math.gcd(dilation, stride)
-        s_red = stride // g
-        inverse = pow(dilation // g, -1, s_red) if s_red > 1 else 0
+    stride_e, g, s_red, inverse = _stride_terms(stride, dilation)
     shifted = j + p
     t0 = sympy.Mod(sympy.floor(shifted / g) * inverse, s_red)
     lo = sympy.Max(0, sympy.ceiling((shifted - (n - 1) * stride_e) / dilation))
@@ -138,6 +132,77 @@ def overlap_formula(stride: int | None = None, dilation: int = 1) -> sympy.Expr:
     if g == 1:
         return count
     return sympy.Piecewise((count, sympy.Eq(sympy.Mod(shifted, g), 0)), (0, True))
+
+
+def interior_overlap_formula(stride: int | None = None, dilation: int = 1) -> sympy.Expr:
+    """Closed form of the overlap count at an interior output pixel ``j`` (away from borders).
+
+    Where no border cuts the sum (``d·(k − 1) ≤ j + p ≤ (n − 1)·s``) the count depends only on
+    the residue ``r = (j + p) mod s``: it is the number of taps ``t ∈ [0, k)`` with
+    ``t·d ≡ r (mod s)``. For ``d = 1`` that is ``⌊(k − 1 − r)/s⌋ + 1``, which takes the values
+    ``⌈k/s⌉`` and ``⌊k/s⌋`` (one value when ``s`` divides ``k``): period ``s`` in ``j``. With
+    dilation, ``g = gcd(d, s)``: residues not divisible by ``g`` receive nothing, and the others
+    ``⌊(k − 1 − t₀)/s'⌋ + 1`` with ``s' = s/g`` and ``t₀ = (r/g)·(d/g)⁻¹ mod s'``.
+
+    Parameters
+    ----------
+    stride : int, optional
+        A number, or None for a symbolic ``s`` (dilation 1 only).
+    dilation : int
+        A number.
+
+    Returns
+    -------
+    sympy.Expr
+        In ``j, k, p`` (and ``s``).
+
+    Raises
+    ------
+    ConvMatrixError
+        A symbolic stride with ``dilation != 1``, or a non-positive stride or dilation.
+
+    Examples
+    --------
+    >>> interior_overlap_formula()
+    floor((k - Mod(j + p, s) - 1)/s) + 1
+    >>> f = interior_overlap_formula(stride=2)          # k=3, s=2: 2, 1, 2, 1, ...
+    >>> [f.subs({k: 3, p: 0, j: v}) for v in range(4)]
+    [2, 1, 2, 1]
+    >>> f = interior_overlap_formula(stride=2, dilation=2)   # every tap on even pixels
+    >>> [f.subs({k: 3, p: 0, j: v}) for v in range(4)]
+    [3, 0, 3, 0]
+    """
+    stride_e, g, s_red, inverse = _stride_terms(stride, dilation)
+    # t0 from j + p itself: SymPy 1.14 rewrites Mod(2*Mod(x, 3), 3) as 2*Mod(x, 3), which is
+    # wrong (sympy/sympy#29757, fixed after 1.14 by #29769), so Mods are never nested here
+    if g == 1 and inverse == 1:
+        t0: sympy.Expr = sympy.Mod(j + p, stride_e)
+    else:
+        t0 = sympy.Mod(sympy.floor((j + p) / g) * inverse, s_red)
+    count = sympy.floor((k - 1 - t0) / s_red) + 1
+    if g == 1:
+        return count
+    return sympy.Piecewise((count, sympy.Eq(sympy.Mod(j + p, g), 0)), (0, True))
+
+
+def _stride_terms(stride: int | None, dilation: int
+                  ) -> tuple[sympy.Expr, int, sympy.Expr | int, int]:
+    """``(s, g, s', (d/g)⁻¹ mod s')`` for the closed forms, checking the arguments."""
+    if isinstance(dilation, bool) or not isinstance(dilation, int) or dilation < 1:
+        raise ConvMatrixError(f"`dilation` (={dilation!r}) must be a positive int")
+    if stride is None:
+        if dilation != 1:
+            raise ConvMatrixError(
+                f"a symbolic stride needs `dilation` (={dilation}) == 1: the modular inverse "
+                f"of d has no closed form in a symbolic s; use overlap_sum_formula()"
+            )
+        return s, 1, s, 1
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise ConvMatrixError(f"`stride` (={stride!r}) must be a positive int or None")
+    g = math.gcd(dilation, stride)
+    s_red = stride // g
+    inverse = pow(dilation // g, -1, s_red) if s_red > 1 else 0
+    return sympy.Integer(stride), g, s_red, inverse
 
 
 def overlap_sum_formula() -> sympy.Sum:
@@ -155,7 +220,7 @@ def overlap_sum_formula() -> sympy.Sum:
 
 @dataclass(frozen=True)
 class AxisOverlap:
-    """Interior overlap law along one axis of a transposed convolution.
+    """The overlap law along one axis of a transposed convolution.
 
     Attributes
     ----------
@@ -166,6 +231,13 @@ class AxisOverlap:
     interior_counts : tuple of int
         Taps landing on an interior output pixel ``j`` with ``(j + p) mod s = r``, for
         ``r = 0, …, s − 1`` (far from the borders the count depends only on that residue).
+    size : int or None
+        The transposed layer's input size ``n`` along the axis (None: not tied to a layer).
+    padding : int
+        Padding before (``p``, cropped from the start of the transposed layer's output).
+    counts : tuple of int
+        The counted overlap of every output pixel along the axis (empty: not tied to a layer).
+        The N-D overlap map is the outer product of these.
     """
 
     axis: int
@@ -173,6 +245,9 @@ class AxisOverlap:
     stride: int
     dilation: int
     interior_counts: tuple[int, ...]
+    size: int | None = None
+    padding: int = 0
+    counts: tuple[int, ...] = ()
 
     @property
     def even(self) -> bool:
@@ -191,13 +266,42 @@ class AxisOverlap:
         """The distinct interior counts, ascending."""
         return tuple(sorted(set(self.interior_counts)))
 
+    @property
+    def interior(self) -> range:
+        """Output pixels ``j`` where no border cuts the sum: ``d(k − 1) ≤ j + p ≤ (n − 1)s``.
+
+        Empty when the layer is too small to have an interior (or not tied to a layer).
+        """
+        if self.size is None:
+            return range(0)
+        lo = max(0, self.dilation * (self.kernel - 1) - self.padding)
+        hi = (self.size - 1) * self.stride - self.padding
+        if self.counts:
+            hi = min(hi, len(self.counts) - 1)
+        return range(lo, max(lo, hi + 1))
+
+    def formula(self) -> sympy.Expr:
+        """The closed form of :attr:`counts` in ``j``, with this axis' numbers substituted.
+
+        Exact at every output pixel for zero padding (borders included), by
+        :func:`overlap_formula`.
+        """
+        if self.size is None:
+            raise ConvMatrixError("this AxisOverlap has no `size`: the formula needs n")
+        return overlap_formula(self.stride, self.dilation).subs(
+            {n: self.size, k: self.kernel, p: self.padding})
+
+    def interior_formula(self) -> sympy.Expr:
+        """The interior count in ``j`` (:func:`interior_overlap_formula`, numbers substituted)."""
+        return interior_overlap_formula(self.stride, self.dilation).subs(
+            {k: self.kernel, p: self.padding})
+
     def describe(self) -> str:
         """One sentence on this axis."""
         where = f"axis {self.axis + 1} (kernel {self.kernel}, stride {self.stride}" + (
             f", dilation {self.dilation})" if self.dilation > 1 else ")")
         if self.even:
-            return (f"{where}: every interior output receives {self.interior_counts[0]} "
-                    f"tap(s)")
+            return f"{where}: every interior pixel gets {self.interior_counts[0]} tap(s)"
         reason = (f"the kernel size {self.kernel} is not divisible by the stride {self.stride}"
                   if self.dilation == 1 else
                   f"the dilated taps (every {self.dilation}) hit the stride-{self.stride} "
@@ -205,6 +309,74 @@ class AxisOverlap:
         return (f"{where}: interior counts cycle through "
                 f"{', '.join(map(str, self.interior_counts[:self.period]))} (period "
                 f"{self.period}) because {reason}")
+
+    def law(self, *, latex: bool = False) -> str:
+        """The interior law of this axis, in general and with its numbers, as text or LaTeX.
+
+        Examples
+        --------
+        >>> print(checkerboard((1, 1, 3), (1, 4), stride=2).axes[0].law())
+        c₁(j) = ⌊(k − 1 − r)/s⌋ + 1 = ⌊(2 − r)/2⌋ + 1 with r = j mod 2:
+        2 for j ≡ 0, 1 for j ≡ 1 (mod 2), for 2 ≤ j ≤ 6
+        """
+        kk, ss, dd, pp = self.kernel, self.stride, self.dilation, self.padding
+        shifted = f"j + {pp}" if pp else "j"
+        if latex:
+            name = f"c_{{{self.axis + 1}}}(j)"
+            if ss == 1:
+                rule = rf"k = {kk} \text{{ (stride 1: every tap lands)}}"
+            elif dd > 1:
+                rule = (r"\left|\lbrace t \in [0, k) : t d \equiv j + p \pmod{s} \rbrace\right| = "
+                        rf"\left|\lbrace t \in [0, {kk}) : {dd}t \equiv {shifted} \pmod{{{ss}}}"
+                        r" \rbrace\right|")
+            else:
+                rule = (r"\left\lfloor \frac{k - 1 - r}{s} \right\rfloor + 1 = "
+                        rf"\left\lfloor \frac{{{kk - 1} - r}}{{{ss}}} \right\rfloor + 1"
+                        rf" \text{{ with }} r = "
+                        + (rf"({shifted}) \bmod {ss}" if pp else rf"j \bmod {ss}"))
+        else:
+            name = f"c{_subscript(str(self.axis + 1))}(j)"
+            if ss == 1:
+                rule = f"k = {kk} (stride 1: every tap lands)"
+            elif dd > 1:
+                rule = (f"#{{t ∈ [0, k) : t·d ≡ j + p (mod s)}} = #{{t ∈ [0, {kk}) : {dd}t ≡ "
+                        f"{shifted} (mod {ss})}}")
+            else:
+                rule = (f"⌊(k − 1 − r)/s⌋ + 1 = ⌊({kk - 1} − r)/{ss}⌋ + 1 with r = "
+                        + (f"({shifted}) mod {ss}" if pp else f"j mod {ss}"))
+        where = ""
+        if self.size is not None:
+            span = self.interior
+            first, last = span.start, span.stop - 1
+            if latex:
+                where = (r"\text{, though this layer is too small to have interior pixels}"
+                         if not span else rf",\ \text{{at }} j = {first}" if first == last
+                         else rf",\ \text{{for }} {first} \le j \le {last}")
+            else:
+                where = (", though this layer is too small to have interior pixels"
+                         if not span else f", at j = {first}" if first == last
+                         else f", for {first} ≤ j ≤ {last}")
+        colon = r":\quad " if latex else ": "
+        return f"{name} = {rule}{colon}{self._phases(latex)}{where}"
+
+    def _phases(self, latex: bool) -> str:
+        """``2 for j ≡ 0, 1 for j ≡ 1 (mod 2)``: the interior count per residue of ``j``."""
+        counts = self.interior_counts
+        if latex:
+            if self.even:
+                return rf"{counts[0]} \text{{ everywhere}}"
+            parts = [rf"{counts[(r + self.padding) % self.stride]} \text{{ for }} j \equiv {r}"
+                     for r in range(self.period)]
+            return r",\ ".join(parts) + rf" \pmod{{{self.period}}}"
+        if self.even:
+            return f"{counts[0]} everywhere"
+        parts = [f"{counts[(r + self.padding) % self.stride]} for j ≡ {r}"
+                 for r in range(self.period)]
+        return ", ".join(parts) + f" (mod {self.period})"
+
+
+def _subscript(text: str) -> str:
+    return text.translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
 
 
 def _interior_counts(kernel: int, stride: int, dilation: int) -> tuple[int, ...]:
@@ -214,9 +386,21 @@ def _interior_counts(kernel: int, stride: int, dilation: int) -> tuple[int, ...]
 
 @dataclass(frozen=True)
 class Checkerboard:
-    """The checkerboard verdict of a transposed convolution (all axes)."""
+    """The checkerboard verdict of a transposed convolution (all axes).
+
+    Attributes
+    ----------
+    axes : tuple of AxisOverlap
+        The law of each axis.
+    forward : bool
+        The layer explained is the forward convolution (the verdict concerns its transpose, the
+        gradient with respect to its input, whose overlap counts are the convolution's reads
+        per input pixel).
+    """
 
     axes: tuple[AxisOverlap, ...]
+    forward: bool = False
+    padding_mode: str = "zeros"
 
     @property
     def even(self) -> bool:
@@ -236,42 +420,105 @@ class Checkerboard:
         values = self.interior_values
         return math.inf if values[0] == 0 else values[-1] / values[0]
 
+    @property
+    def period(self) -> tuple[int, ...]:
+        """Per axis, the period of the interior counts."""
+        return tuple(a.period for a in self.axes)
+
+    def counts(self) -> np.ndarray:
+        """The N-D overlap map as the outer product of the per-axis counts.
+
+        Examples
+        --------
+        >>> checkerboard((1, 1, 2, 2), (1, 2, 2)).counts()
+        array([[1, 2, 1],
+               [2, 4, 2],
+               [1, 2, 1]])
+        """
+        if not all(a.counts for a in self.axes):
+            raise ConvMatrixError("this Checkerboard is not tied to a layer: no counts")
+        return reduce(np.multiply.outer, [np.asarray(a.counts, dtype=np.int64)
+                                          for a in self.axes])
+
     def describe(self) -> str:
         """A short paragraph: verdict, per-axis laws, the N-D consequence."""
         lines = [a.describe() + "." for a in self.axes]
-        if self.even:
-            head = ("Even overlap: the kernel size is a multiple of the stride along every "
-                    "axis, so every interior output pixel receives the same number of terms "
-                    f"({self.interior_values[0]}); only the borders receive fewer.")
+        values = ", ".join(map(str, self.interior_values))
+        if self.forward:
+            pixels, verb, unit = "input pixels", "are read", "times"
+            opening = ("Its transpose (the gradient with respect to the input) overlaps "
+                       + ("evenly" if self.even else "unevenly"))
         else:
-            values = ", ".join(map(str, self.interior_values))
-            imbalance = ("some interior outputs receive no term at all (holes)"
+            pixels, verb, unit = "output pixels", "receive", "terms"
+            opening = "Even overlap" if self.even else "Uneven overlap"
+        if self.padding_mode == "zeros":
+            borders = "only pixels near the borders get fewer"
+        else:
+            borders = (f"near the borders the counts differ ({self.padding_mode} padding maps "
+                       f"padded taps back onto edge pixels)")
+        if self.even:
+            head = (f"{opening}: the kernel size is a multiple of the stride along every axis, "
+                    f"so all interior {pixels} {verb} the same number of {unit} "
+                    f"({self.interior_values[0]}); {borders}.")
+        else:
+            imbalance = (f"some interior {pixels} receive no term at all (holes)"
                          if self.ratio == math.inf else f"a {self.ratio:g}× imbalance")
-            head = ("Uneven overlap (checkerboard artifacts, Odena, Dumoulin & Olah 2016): "
-                    f"interior output pixels receive {values} terms — {imbalance}. In N-D the "
-                    "per-axis counts multiply.")
-        return " ".join([head, *lines])
+            head = (f"{opening} (checkerboard artifacts, Odena, Dumoulin & Olah 2016): interior "
+                    f"{pixels} {verb} {values} {unit} — {imbalance}. In N-D the per-axis "
+                    "counts multiply.")
+        tail = []
+        small = [str(a.axis + 1) for a in self.axes if a.size is not None and not a.interior]
+        if small:
+            tail.append(f"This layer is too small to have interior pixels along axis "
+                        f"{', '.join(small)}: every pixel there is within a kernel's reach of "
+                        f"a border, so the map holds only border counts and the interior law "
+                        f"describes larger inputs.")
+        return " ".join([head, *lines, *tail])
 
 
 def checkerboard(weight_shape: Sequence[int], input_shape: Sequence[int],
                  transpose: bool = True, **geometry: Any) -> Checkerboard:
     """The checkerboard verdict of a transposed layer (or of a convolution's transpose).
 
+    Parameters
+    ----------
+    weight_shape, input_shape, **geometry
+        The layer, as in :func:`convmatrix.conv_transpose_matrix` (or, with ``transpose``
+        False, :func:`convmatrix.conv_matrix`).
+    transpose : bool
+        The layer is a transposed convolution (default); False: a convolution, whose
+        transpose the verdict concerns.
+
+    Returns
+    -------
+    Checkerboard
+        Per axis the interior counts, their period and closed form, and the counted map.
+
     Examples
     --------
-    >>> checkerboard((1, 1, 3, 3), (1, 4, 4), stride=2).describe()[:60]
+    >>> verdict = checkerboard((1, 1, 3, 3), (1, 4, 4), stride=2)
+    >>> verdict.even, verdict.interior_values, verdict.ratio, verdict.period
+    (False, (1, 2, 4), 4.0, (2, 2))
+    >>> verdict.describe()[:60]
     'Uneven overlap (checkerboard artifacts, Odena, Dumoulin & Ol'
     >>> checkerboard((1, 1, 4, 4), (1, 4, 4), stride=2).even
     True
     """
     spec = layer_spec(weight_shape, input_shape, transpose, geometry)
-    return checkerboard_of(spec)
+    return checkerboard_of(spec, transpose)
 
 
-def checkerboard_of(spec: ConvSpec) -> Checkerboard:
-    """:func:`checkerboard` for a forward spec (the verdict concerns its transpose)."""
+def checkerboard_of(spec: ConvSpec, transpose: bool = True) -> Checkerboard:
+    """:func:`checkerboard` for a forward spec (the verdict concerns its transpose).
+
+    ``transpose`` says which layer is being explained: the transposed convolution (default) or
+    the forward convolution ``spec`` itself (the wording then speaks of its reads per input
+    pixel); the counts are the same.
+    """
     return Checkerboard(tuple(
         AxisOverlap(axis, spec.kernel_size[axis], spec.stride[axis], spec.dilation[axis],
                     _interior_counts(spec.kernel_size[axis], spec.stride[axis],
-                                     spec.dilation[axis]))
-        for axis in range(spec.ndim)))
+                                     spec.dilation[axis]),
+                    size=spec.output_size[axis], padding=spec.padding[axis][0],
+                    counts=tuple(int(v) for v in axis_overlap_counts(spec, axis)))
+        for axis in range(spec.ndim)), forward=not transpose, padding_mode=spec.padding_mode)
