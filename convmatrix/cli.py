@@ -288,8 +288,8 @@ def _run_shape(args: argparse.Namespace) -> int:
     else:
         print(f"input shape:  {layer.input_shape}")
         print(f"output shape: {layer.output_shape}")
-    for axis, line in enumerate(size_derivation(layer.spec, layer.transpose), start=1):
-        print(f"axis {axis}: {line}")
+    for axis, line in enumerate(size_derivation(layer.spec, layer.transpose)):
+        print(f"spatial axis {axis}: {line}")
     return 0
 
 

@@ -181,7 +181,7 @@ def _natural_output(n: int, k: int, s: int, pad: tuple[int, int], d: int, axis: 
     if padded < eff:
         raise ConvMatrixError(
             f"kernel (effective size {eff}) does not fit the padded input (size {padded}) "
-            f"along axis {axis + 1}"
+            f"along spatial axis {axis}"
         )
     return (padded - eff) // s + 1
 
@@ -393,13 +393,13 @@ def _check_padding_mode(
     for axis, ((before, after), n) in enumerate(zip(pairs, input_size, strict=True)):
         if padding_mode == "reflect" and max(before, after) >= n:
             raise ConvMatrixError(
-                f"`padding` {(before, after)} along axis {axis + 1} must be smaller than the "
+                f"`padding` {(before, after)} along spatial axis {axis} must be smaller than the "
                 f"input size ({n}) for padding_mode='reflect' (mirroring without repeating the "
                 f"edge needs that many pixels)"
             )
         if padding_mode == "circular" and max(before, after) > n:
             raise ConvMatrixError(
-                f"`padding` {(before, after)} along axis {axis + 1} must be at most the input "
+                f"`padding` {(before, after)} along spatial axis {axis} must be at most the input "
                 f"size ({n}) for padding_mode='circular' (torch refuses to wrap around more "
                 f"than once)"
             )
@@ -484,13 +484,14 @@ def conv_transpose_spec(
         if a >= max(s, d):
             raise ConvMatrixError(
                 f"`output_padding` (={out_pad}) must be smaller than either `stride` "
-                f"(={stride_t}) or `dilation` (={dilation_t}) along axis {axis + 1}, as in torch"
+                f"(={stride_t}) or `dilation` (={dilation_t}) along spatial axis {axis}, "
+                f"as in torch"
             )
         o = ((input_size[axis] - 1) * s - sum(pairs[axis])
              + d * (kernel_size[axis] - 1) + a + 1)
         if o < 1:
             raise ConvMatrixError(
-                f"transposed convolution output would be empty along axis {axis + 1}: "
+                f"transposed convolution output would be empty along spatial axis {axis}: "
                 f"(n − 1)·s − pad + d·(k − 1) + output_padding + 1 = {o} for n="
                 f"{input_size[axis]}, k={kernel_size[axis]}, s={s}, pad={pairs[axis]}, d={d}, "
                 f"output_padding={a}"

@@ -92,9 +92,9 @@ ERRORS = [
     ({"groups": 0}, r"`groups` \(=0\) must be positive"),
     ({"weight_shape": (1, 1, 3)}, r"`weight` has shape \(1, 1, 3\) .* 2 spatial axes"),
     ({"weight_shape": (1, 1, 5, 5), "input_shape": (1, 4, 9)},
-     r"kernel \(effective size 5\) does not fit the padded input \(size 4\) along axis 1"),
+     r"kernel \(effective size 5\) does not fit the padded input \(size 4\) along spatial axis 0"),
     ({"weight_shape": (1, 1, 3, 3), "input_shape": (1, 9, 4), "dilation": 2},
-     r"kernel \(effective size 5\) does not fit the padded input \(size 4\) along axis 2"),
+     r"kernel \(effective size 5\) does not fit the padded input \(size 4\) along spatial axis 1"),
 ]
 
 
@@ -119,7 +119,7 @@ TRANSPOSE_ERRORS = [
     ({"output_padding": -1}, r"`output_padding` \(=-1\) must be >= 0"),
     ({"padding": "same"}, r"`padding` \(='same'\) is not supported for a transposed"),
     ({"weight_shape": (2, 1, 3, 3)}, r"`weight.shape\[0\]` \(=2\) must equal the input"),
-    ({"padding": 3}, r"output would be empty along axis 1"),
+    ({"padding": 3}, r"output would be empty along spatial axis 0"),
 ]
 
 

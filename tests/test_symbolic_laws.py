@@ -269,8 +269,8 @@ def test_explanation_counts_merged_taps_once():
 def test_explanation_states_the_law_in_every_rendering():
     e = sym.explain((1, 1, 3, 3), (1, 4, 4), transpose=True, stride=2)
     text, md, latex = str(e), e.to_markdown(), e.to_latex()
-    assert "c₁(j₁)·c₂(j₂)" in text and "counted: 1, 1, 2, 1, 2, 1, 2, 1, 1" in text
-    assert r"c_{1}(j_{1}) \cdot c_{2}(j_{2})" in md and "Counted along axis 2" in md
+    assert "c₀(j₀)·c₁(j₁)" in text and "counted: 1, 1, 2, 1, 2, 1, 2, 1, 1" in text
+    assert r"c_{0}(j_{0}) \cdot c_{1}(j_{1})" in md and "Counted along spatial axis 1" in md
     assert r"\pmod{2}" in latex
     check_math(md)
 

@@ -280,14 +280,14 @@ def size_derivation(spec: ConvSpec, transpose: bool = False, *,
         (b, af), dd, o = spec.padding[axis], spec.dilation[axis], spec.output_size[axis]
         extra = spec.remainder[axis]
         if transpose and latex:
-            lines.append(rf"o'_{axis + 1} = (n'-1)s - p_b - p_a + d(k-1) + a + 1 = "
+            lines.append(rf"o'_{axis} = (n'-1)s - p_b - p_a + d(k-1) + a + 1 = "
                          rf"({o}-1)\cdot {ss} - {b} - {af} + {dd}\cdot({kk}-1) + {extra} + 1"
                          rf" = {n}")
         elif transpose:
             lines.append(f"o' = (n' − 1)·s − p_b − p_a + d·(k − 1) + a + 1 = ({o} − 1)·{ss} − "
                          f"{b} − {af} + {dd}·({kk} − 1) + {extra} + 1 = {n}")
         elif latex:
-            lines.append(rf"o_{axis + 1} = \left\lfloor \frac{{n + p_b + p_a - d(k-1) - 1}}"
+            lines.append(rf"o_{axis} = \left\lfloor \frac{{n + p_b + p_a - d(k-1) - 1}}"
                          rf"{{s}} \right\rfloor + 1 = \left\lfloor \frac{{{n} + {b} + {af}"
                          rf" - {dd}\cdot({kk}-1) - 1}}{{{ss}}} \right\rfloor + 1 = {o}")
         else:

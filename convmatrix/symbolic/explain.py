@@ -168,15 +168,15 @@ class Explanation:
         return "\n".join(lines)
 
     def _outer_product_text(self, latex: bool = False) -> str:
-        """How the per-axis maps combine: ``c(j₁, j₂) = c₁(j₁)·c₂(j₂)`` (2-D and up)."""
+        """How the per-axis maps combine: ``c(j₀, j₁) = c₀(j₀)·c₁(j₁)`` (2-D and up)."""
         ndim = self.spec.ndim
         if latex:
-            args = ", ".join(f"j_{{{a + 1}}}" for a in range(ndim))
-            factors = r" \cdot ".join(f"c_{{{a + 1}}}(j_{{{a + 1}}})" for a in range(ndim))
+            args = ", ".join(f"j_{{{a}}}" for a in range(ndim))
+            factors = r" \cdot ".join(f"c_{{{a}}}(j_{{{a}}})" for a in range(ndim))
             return rf"c({args}) = {factors}"
         sub = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
-        args = ", ".join(f"j{a + 1}".translate(sub) for a in range(ndim))
-        factors = "·".join(f"c{a + 1}(j{a + 1})".translate(sub) for a in range(ndim))
+        args = ", ".join(f"j{a}".translate(sub) for a in range(ndim))
+        factors = "·".join(f"c{a}(j{a})".translate(sub) for a in range(ndim))
         return f"the N-D map is the outer product c({args}) = {factors}"
 
     def law_latex(self) -> list[str]:
@@ -242,7 +242,7 @@ class Explanation:
         out += [f"Per axis, the count at {pixel} pixel $j$ (the interior law{combine}):", ""]
         for axis, law in zip(self.checkerboard.axes, self.law_latex(), strict=True):
             out += ["$$", law, "$$", "",
-                    f"Counted along axis {axis.axis + 1}: {_sequence_text(axis.counts)}.", ""]
+                    f"Counted along spatial axis {axis.axis}: {_sequence_text(axis.counts)}.", ""]
         out += [self.checkerboard.describe()]
         return "\n".join(out)
 

@@ -298,7 +298,7 @@ class AxisOverlap:
 
     def describe(self) -> str:
         """One sentence on this axis."""
-        where = f"axis {self.axis + 1} (kernel {self.kernel}, stride {self.stride}" + (
+        where = f"spatial axis {self.axis} (kernel {self.kernel}, stride {self.stride}" + (
             f", dilation {self.dilation})" if self.dilation > 1 else ")")
         if self.even:
             return f"{where}: every interior pixel gets {self.interior_counts[0]} tap(s)"
@@ -316,13 +316,13 @@ class AxisOverlap:
         Examples
         --------
         >>> print(checkerboard((1, 1, 3), (1, 4), stride=2).axes[0].law())
-        c₁(j) = ⌊(k − 1 − r)/s⌋ + 1 = ⌊(2 − r)/2⌋ + 1 with r = j mod 2:
+        c₀(j) = ⌊(k − 1 − r)/s⌋ + 1 = ⌊(2 − r)/2⌋ + 1 with r = j mod 2:
         2 for j ≡ 0, 1 for j ≡ 1 (mod 2), for 2 ≤ j ≤ 6
         """
         kk, ss, dd, pp = self.kernel, self.stride, self.dilation, self.padding
         shifted = f"j + {pp}" if pp else "j"
         if latex:
-            name = f"c_{{{self.axis + 1}}}(j)"
+            name = f"c_{{{self.axis}}}(j)"
             if ss == 1:
                 rule = rf"k = {kk} \text{{ (stride 1: every tap lands)}}"
             elif dd > 1:
@@ -335,7 +335,7 @@ class AxisOverlap:
                         rf" \text{{ with }} r = "
                         + (rf"({shifted}) \bmod {ss}" if pp else rf"j \bmod {ss}"))
         else:
-            name = f"c{_subscript(str(self.axis + 1))}(j)"
+            name = f"c{_subscript(str(self.axis))}(j)"
             if ss == 1:
                 rule = f"k = {kk} (stride 1: every tap lands)"
             elif dd > 1:
@@ -467,9 +467,10 @@ class Checkerboard:
                     f"{pixels} {verb} {values} {unit} — {imbalance}. In N-D the per-axis "
                     "counts multiply.")
         tail = []
-        small = [str(a.axis + 1) for a in self.axes if a.size is not None and not a.interior]
+        small = [str(a.axis) for a in self.axes if a.size is not None and not a.interior]
         if small:
-            tail.append(f"This layer is too small to have interior pixels along axis "
+            tail.append(f"This layer is too small to have interior pixels along spatial "
+                        f"axis{'es' if len(small) > 1 else ''} "
                         f"{', '.join(small)}: every pixel there is within a kernel's reach of "
                         f"a border, so the map holds only border counts and the interior law "
                         f"describes larger inputs.")
