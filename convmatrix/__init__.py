@@ -1,7 +1,9 @@
 """convmatrix: convolution layers as the explicit sparse matrices they are.
 
-``conv_matrix`` returns ``C`` with ``C @ x.ravel() == conv(x).ravel()``; the transposed
-convolution is ``C.T`` (``conv_transpose_matrix``). See the README for the tour.
+A layer object (``Conv``, ``ConvTranspose``, ``from_torch``, ``from_keras``) is an exact affine
+map: ``layer.matrix()`` is ``C`` with ``C @ x.ravel() + layer.offset() == layer(x).ravel()``,
+and ``layer.T`` is its adjoint (the transposed convolution). ``conv_matrix`` and
+``conv_transpose_matrix`` are the functional forms. See the README for the tour.
 """
 
 import importlib
@@ -10,12 +12,12 @@ from typing import Any
 from convmatrix import reference
 from convmatrix._errors import ConvMatrixError
 from convmatrix.frameworks import (
-    from_keras,
     keras_matrix,
     keras_output_shape,
     torch_bias,
     torch_matrix,
 )
+from convmatrix.layers import Adjoint, Conv, ConvTranspose, KerasConv, Layer, from_keras, from_torch
 from convmatrix.sparse import (
     DEFAULT_MAX_BYTES,
     conv_matrix,
@@ -34,8 +36,13 @@ from convmatrix.verification import VerificationResult, dot_test, verify
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "Adjoint",
+    "Conv",
     "ConvMatrixError",
     "ConvSpec",
+    "ConvTranspose",
+    "KerasConv",
+    "Layer",
     "VerificationResult",
     "conv_matrix",
     "conv_output_shape",
@@ -46,6 +53,7 @@ __all__ = [
     "dot_test",
     "estimate_nbytes",
     "from_keras",
+    "from_torch",
     "keras_matrix",
     "keras_output_shape",
     "reference",

@@ -7,7 +7,6 @@ a function that needs a live object is called.
 
 from convmatrix.frameworks.keras import (
     KerasLayer,
-    from_keras,
     keras_layer,
     keras_matrix,
     keras_output_shape,
@@ -19,7 +18,6 @@ __all__ = [
     "KerasLayer",
     "channels_last_matrix",
     "channels_last_permutation",
-    "from_keras",
     "keras_layer",
     "keras_matrix",
     "keras_output_shape",

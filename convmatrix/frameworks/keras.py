@@ -15,7 +15,7 @@ from convmatrix.frameworks.layout import channels_last_matrix
 from convmatrix.sparse import DEFAULT_MAX_BYTES, _as_weight, spec_matrix
 from convmatrix.spec import ConvSpec, conv_spec
 
-__all__ = ["KerasLayer", "from_keras", "keras_layer", "keras_matrix", "keras_output_shape"]
+__all__ = ["KerasLayer", "keras_layer", "keras_matrix", "keras_output_shape"]
 
 _CONV = {"Conv1D": 1, "Conv2D": 2, "Conv3D": 3}
 _TRANSPOSE = {"Conv1DTranspose": 1, "Conv2DTranspose": 2, "Conv3DTranspose": 3}
@@ -333,34 +333,3 @@ def keras_output_shape(
         shape = (*kernel_size, max(c_in // groups, 1), config.get("filters", 1))
     dummy = np.lib.stride_tricks.as_strided(np.zeros(1), shape, [0] * len(shape))
     return keras_layer(serialized_layer, dummy, ishape).output_shape
-
-
-def from_keras(layer: Any, input_shape: Sequence[int] | None = None, *,
-               format: str = "csr") -> sp.sparray:
-    """Matrix of a live Keras layer, read through its public API (nothing is imported).
-
-    Equivalent to ``keras_matrix(keras.layers.serialize(layer), layer.kernel, input_shape)``,
-    using ``type(layer).__name__``, ``layer.get_config()`` and ``np.asarray(layer.kernel)``.
-
-    Parameters
-    ----------
-    layer : keras.layers.Layer
-        A built convolution layer.
-    input_shape : sequence of int, optional
-        One sample, no batch axis; default the shape the layer was built for (its
-        ``get_build_config()``), without the batch axis.
-    format : {"csr", "csc", "coo"}, optional
-
-    Returns
-    -------
-    scipy.sparse array
-    """
-    serialized = {"class_name": type(layer).__name__, "config": layer.get_config()}
-    kernel = np.asarray(layer.kernel)
-    if input_shape is None:
-        build = getattr(layer, "get_build_config", lambda: None)() or {}
-        shape = build.get("input_shape")
-        if shape is None or any(v is None for v in tuple(shape)[1:]):
-            raise ConvMatrixError("give `input_shape`: the layer has no fully known input shape")
-        input_shape = tuple(shape)[1:]
-    return keras_matrix(serialized, kernel, input_shape, format=format)

@@ -9,8 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.sparse import DEFAULT_MAX_BYTES, spec_matrix
-from convmatrix.spec import ConvSpec, conv_spec, conv_transpose_spec
+from convmatrix.sparse import DEFAULT_MAX_BYTES, SparseFormat
 
 __all__ = ["torch_bias", "torch_matrix"]
 
@@ -20,37 +19,6 @@ def _numpy(tensor: Any) -> np.ndarray:
         if hasattr(tensor, step):
             tensor = getattr(tensor, step)()
     return np.asarray(tensor)
-
-
-def _module_spec(module: Any, input_shape: Sequence[int],
-                 output_size: Sequence[int] | None) -> tuple[ConvSpec, np.ndarray, bool]:
-    """Read a torch conv module's attributes into (forward spec, weight, transposed)."""
-    if not hasattr(module, "weight") or not hasattr(module, "stride"):
-        raise ConvMatrixError(
-            f"`module` (={type(module).__name__}) must be a torch nn.ConvNd or "
-            f"nn.ConvTransposeNd (it needs weight, stride, padding, dilation, groups)")
-    weight = _numpy(module.weight)
-    ndim = weight.ndim - 2
-    shape = tuple(int(v) for v in input_shape)
-    if len(shape) == ndim + 2:
-        raise ConvMatrixError(
-            f"`input_shape` (={shape}) has a batch axis; give one sample (C, *spatial)")
-    transposed = bool(getattr(module, "transposed", "Transpose" in type(module).__name__))
-    common: dict[str, Any] = {"stride": tuple(module.stride), "dilation": tuple(module.dilation),
-              "groups": int(module.groups)}
-    padding = module.padding if isinstance(module.padding, str) else tuple(module.padding)
-    if transposed:
-        output_padding = tuple(getattr(module, "output_padding", (0,) * ndim))
-        if output_size is not None:
-            output_padding = _output_padding_for(weight, shape, padding, output_size, **common)
-        spec = conv_transpose_spec(weight.shape, shape, padding=padding,
-                                   output_padding=output_padding, **common)
-    else:
-        if output_size is not None:
-            raise ConvMatrixError("`output_size` applies only to ConvTranspose modules")
-        spec = conv_spec(weight.shape, shape, padding=padding,
-                         padding_mode=getattr(module, "padding_mode", "zeros"), **common)
-    return spec, weight, transposed
 
 
 def _output_padding_for(weight: np.ndarray, input_shape: tuple[int, ...], padding: Any,
@@ -76,12 +44,13 @@ def torch_matrix(
     input_shape: Sequence[int],
     *,
     output_size: Sequence[int] | None = None,
-    format: str | None = None,
+    format: SparseFormat | None = None,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
 ) -> sp.sparray:
     """Matrix of a torch convolution module: ``M @ x.ravel() == (module(x[None]) − bias).ravel()``.
 
-    Works by reading attributes (``weight``, ``stride``, ``padding``, ``dilation``, ``groups``,
+    A thin wrapper: ``convmatrix.from_torch(module, input_shape).matrix(format)``. Works by
+    reading attributes (``weight``, ``stride``, ``padding``, ``dilation``, ``groups``,
     ``padding_mode``, ``output_padding``), so importing convmatrix never imports torch.
 
     Parameters
@@ -105,9 +74,12 @@ def torch_matrix(
         In the weight's dtype (float32 for a default module). The bias is not part of the
         linear map: add :func:`torch_bias` to ``M @ x``.
     """
-    spec, weight, transposed = _module_spec(module, input_shape, output_size)
-    return spec_matrix(spec, weight, transpose=transposed, format=format,  # type: ignore[arg-type]
-                       max_bytes=max_bytes)
+    from convmatrix.layers import ConvTranspose, from_torch
+
+    layer = from_torch(module, input_shape, output_size=output_size)
+    if format is None:
+        format = "csc" if isinstance(layer, ConvTranspose) else "csr"
+    return layer.matrix(format, max_bytes=max_bytes)
 
 
 def torch_bias(module: Any, input_shape: Sequence[int], *,
@@ -119,9 +91,8 @@ def torch_bias(module: Any, input_shape: Sequence[int], *,
     ndarray of shape ``(∏output_shape,)`` or None
         ``module(x[None]).ravel() == torch_matrix(module, ...) @ x.ravel() + torch_bias(...)``.
     """
+    from convmatrix.layers import from_torch
+
     if getattr(module, "bias", None) is None:
         return None
-    spec, _, transposed = _module_spec(module, input_shape, output_size)
-    out_shape = spec.input_shape if transposed else spec.output_shape
-    bias = _numpy(module.bias)
-    return np.repeat(bias, int(np.prod(out_shape[1:])))
+    return from_torch(module, input_shape, output_size=output_size).offset()

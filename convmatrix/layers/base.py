@@ -1,0 +1,216 @@
+"""The layer object: a linear (affine) map with fixed shapes, ``y = M x + b``, and its adjoint."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, get_args
+
+import numpy as np
+import scipy.sparse as sp
+
+from convmatrix._errors import ConvMatrixError
+from convmatrix.sparse import DEFAULT_MAX_BYTES, SparseFormat
+
+if TYPE_CHECKING:
+    from convmatrix.verification import VerificationResult
+
+__all__ = ["Adjoint", "Layer", "check_max_bytes", "shape_text"]
+
+_FORMATS: tuple[str, ...] = get_args(SparseFormat)
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    """``(1, 3, 3)`` → ``"1×3×3"``."""
+    return "×".join(str(v) for v in shape)
+
+
+def check_max_bytes(max_bytes: Any) -> int | None:
+    """Validate a ``max_bytes`` memory guard: a non-negative int, or None (no guard)."""
+    if max_bytes is None:
+        return None
+    if isinstance(max_bytes, bool) or not hasattr(max_bytes, "__index__"):
+        raise ConvMatrixError(f"`max_bytes` (={max_bytes!r}) must be a non-negative int or None")
+    value = int(max_bytes)
+    if value < 0:
+        raise ConvMatrixError(f"`max_bytes` (={max_bytes!r}) must be a non-negative int or None")
+    return value
+
+
+class Layer(ABC):
+    """A layer that is an affine map of one sample: ``layer(x) = M @ x.ravel() + b``.
+
+    Every layer kind answers the same questions: its shapes, its exact sparse matrix ``M``
+    (:meth:`matrix`), its offset ``b`` (:meth:`offset`, the bias), and its adjoint layer
+    (:attr:`T`, whose matrix is ``M.T``). Samples are one array of shape :attr:`input_shape`
+    (no batch axis), flattened in C order.
+
+    Subclasses implement :attr:`input_shape`, :attr:`output_shape` and :meth:`_build_matrix`;
+    they may override :meth:`offset`, :meth:`_adjoint` (the adjoint as a layer of a named
+    kind; default :class:`Adjoint`) and :meth:`_describe` (the text inside the one-line repr).
+    """
+
+    _transposed: Layer | None = None
+
+    @property
+    @abstractmethod
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input sample."""
+
+    @property
+    @abstractmethod
+    def output_shape(self) -> tuple[int, ...]:
+        """Shape of one output sample."""
+
+    @property
+    def matrix_shape(self) -> tuple[int, int]:
+        """``(∏output_shape, ∏input_shape)``: the shape of :meth:`matrix`."""
+        return math.prod(self.output_shape), math.prod(self.input_shape)
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The dtype of :meth:`matrix` (float64 unless a subclass holds typed weights)."""
+        return np.dtype(np.float64)
+
+    def matrix(self, format: SparseFormat = "csr", *,
+               max_bytes: int | None = DEFAULT_MAX_BYTES) -> sp.sparray:
+        """The exact sparse matrix ``M`` of the layer's linear part.
+
+        Parameters
+        ----------
+        format : {"csr", "csc", "coo"}, optional
+            Layout of the result.
+        max_bytes : int or None, optional
+            Refuse (with :class:`~convmatrix.ConvMatrixError`) a matrix estimated above this
+            many bytes, before building it; None disables the guard.
+
+        Returns
+        -------
+        scipy.sparse array, shape :attr:`matrix_shape`
+            ``M @ x.ravel() + self.offset() == layer(x).ravel()``.
+        """
+        if format not in _FORMATS:
+            raise ConvMatrixError(
+                f"`format` (={format!r}) must be one of {', '.join(map(repr, _FORMATS))}")
+        return self._build_matrix(format, check_max_bytes(max_bytes))
+
+    @abstractmethod
+    def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
+        """Build :meth:`matrix` (arguments already validated)."""
+
+    def offset(self) -> np.ndarray:
+        """The flat offset ``b`` (the bias) added after ``M @ x``; zeros when there is none.
+
+        Returns
+        -------
+        ndarray, shape ``(∏output_shape,)``
+        """
+        return np.zeros(math.prod(self.output_shape), dtype=self.dtype)
+
+    @property
+    def T(self) -> Layer:
+        """The adjoint layer: its matrix is ``self.matrix().T``; ``layer.T.T is layer``.
+
+        The adjoint of the *linear* part: its offset is zero.
+        """
+        if self._transposed is None:
+            adjoint = self._adjoint()
+            adjoint._transposed = self
+            self._transposed = adjoint
+        return self._transposed
+
+    def _adjoint(self) -> Layer:
+        return Adjoint(self)
+
+    def __call__(self, x: Any) -> np.ndarray:
+        """Apply the layer as ``M @ x + b`` to one sample or a batch ``(B, *input_shape)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import convmatrix as cm
+        >>> cm.Conv(np.ones((1, 1, 2, 2), dtype=int), (1, 3, 3))(np.ones((1, 3, 3), dtype=int))
+        array([[[4, 4],
+                [4, 4]]])
+        """
+        array = np.asarray(x)
+        if array.shape == self.input_shape:
+            flat = self.matrix() @ array.ravel() + self.offset()
+            return flat.reshape(self.output_shape)
+        if array.ndim == len(self.input_shape) + 1 and array.shape[1:] == self.input_shape:
+            batch = array.reshape(array.shape[0], -1)
+            flat = (self.matrix() @ batch.T).T + self.offset()
+            return flat.reshape(array.shape[0], *self.output_shape)
+        raise ConvMatrixError(
+            f"`x` has shape {array.shape}; the layer takes {self.input_shape} (one sample) or "
+            f"(batch, {', '.join(map(str, self.input_shape))})")
+
+    def verify(self, *, seed: int = 0) -> VerificationResult:
+        """Check :meth:`matrix` against an independent computation and the adjoint test.
+
+        The generic check compares ``M`` column by column with the layer applied by
+        :meth:`_reference` (subclasses with an independent dense reference override this).
+        """
+        raise ConvMatrixError(f"{type(self).__name__} has no independent reference to verify "
+                              f"against")
+
+    def _describe(self) -> str:
+        return f"{shape_text(self.input_shape)} → {shape_text(self.output_shape)}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._describe()})"
+
+    def _repr_markdown_(self) -> str:
+        return f"`{self!r}`"
+
+
+class Adjoint(Layer):
+    """The adjoint of a layer whose adjoint is no named layer kind (e.g. reflect padding).
+
+    Its matrix is ``layer.matrix().T``, built from the other orientation of the same pattern
+    (the CSR of the adjoint is the CSC of the layer), its offset zero.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> conv = cm.Conv(np.ones((1, 1, 3)), (1, 4), padding=1, padding_mode="reflect")
+    >>> conv.T
+    Adjoint(Conv(1→1, 1×4 → 1×4, kernel 3, padding 1, reflect))
+    >>> conv.T.T is conv
+    True
+    >>> (conv.T.matrix() != conv.matrix().T).nnz
+    0
+    """
+
+    def __init__(self, layer: Layer) -> None:
+        self.layer = layer
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The layer's output shape."""
+        return self.layer.output_shape
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The layer's input shape."""
+        return self.layer.input_shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The layer's dtype."""
+        return self.layer.dtype
+
+    def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
+        other: SparseFormat = {"csr": "csc", "csc": "csr", "coo": "coo"}[format]  # type: ignore[assignment]
+        return self.layer.matrix(other, max_bytes=max_bytes).T
+
+    def _adjoint(self) -> Layer:
+        return self.layer
+
+    def verify(self, *, seed: int = 0) -> VerificationResult:
+        """The layer's verification (it checks both the layer and its adjoint)."""
+        return self.layer.verify(seed=seed)
+
+    def __repr__(self) -> str:
+        return f"Adjoint({self.layer!r})"

@@ -1,0 +1,342 @@
+"""Convolution and transposed convolution layers (torch semantics, channels first)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from convmatrix._errors import ConvMatrixError
+from convmatrix.layers.base import Adjoint, Layer, shape_text
+from convmatrix.sparse import SparseFormat, _as_weight, spec_matrix
+from convmatrix.spec import ConvSpec, IntOrSeq, PaddingArg, conv_spec, conv_transpose_spec
+
+if TYPE_CHECKING:
+    from convmatrix.symbolic.explain import Explanation
+    from convmatrix.verification import VerificationResult
+
+__all__ = ["Conv", "ConvLayer", "ConvTranspose"]
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    copy = np.array(array, copy=True)
+    copy.flags.writeable = False
+    return copy
+
+
+def _as_bias(bias: Any, channels: int) -> np.ndarray | None:
+    """Validate a per-output-channel bias: None, or ``channels`` numbers."""
+    if bias is None:
+        return None
+    array = np.asarray(bias)
+    if array.dtype.kind not in "biufc":
+        raise ConvMatrixError(f"`bias` has dtype {array.dtype}; it must be numeric")
+    if array.shape != (channels,):
+        raise ConvMatrixError(
+            f"`bias` has shape {array.shape}; it must have one value per output channel "
+            f"({channels},)")
+    return _frozen(array)
+
+
+def _padding_text(padding: tuple[tuple[int, int], ...]) -> str:
+    if all(pair == padding[0] for pair in padding) and padding[0][0] == padding[0][1]:
+        return str(padding[0][0])
+    if all(before == after for before, after in padding):
+        return f"({', '.join(str(before) for before, _ in padding)})"
+    return str(padding)
+
+
+def _per_axis_text(values: tuple[int, ...]) -> str:
+    return str(values[0]) if len(set(values)) == 1 else shape_text(values)
+
+
+class ConvLayer(Layer):
+    """What a convolution and a transposed convolution share: a forward spec and a weight.
+
+    Attributes
+    ----------
+    spec : ConvSpec
+        The forward convolution; for a transposed layer, the convolution whose transpose it is.
+    weight : ndarray
+        torch layout, read-only: ``(C_out, C_in // groups, *k)`` for :class:`Conv`,
+        ``(C_in, C_out // groups, *k)`` for :class:`ConvTranspose` (both are the forward
+        convolution's weight).
+    bias : ndarray or None
+        One value per output channel, read-only.
+    """
+
+    spec: ConvSpec
+    weight: np.ndarray
+    bias: np.ndarray | None
+    _arguments: dict[str, Any]
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The weight's dtype, which the matrix keeps."""
+        return self.weight.dtype
+
+    @property
+    def ndim(self) -> int:
+        """Number of spatial axes."""
+        return self.spec.ndim
+
+    @property
+    def kernel_size(self) -> tuple[int, ...]:
+        """Kernel taps per spatial axis."""
+        return self.spec.kernel_size
+
+    @property
+    def stride(self) -> tuple[int, ...]:
+        """Stride per spatial axis."""
+        return self.spec.stride
+
+    @property
+    def padding(self) -> tuple[tuple[int, int], ...]:
+        """``(before, after)`` padding per spatial axis (for a transposed layer: the crop)."""
+        return self.spec.padding
+
+    @property
+    def dilation(self) -> tuple[int, ...]:
+        """Dilation per spatial axis."""
+        return self.spec.dilation
+
+    @property
+    def groups(self) -> int:
+        """Channel groups."""
+        return self.spec.groups
+
+    def offset(self) -> np.ndarray:
+        """The bias repeated over each output channel's pixels (zeros without a bias).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import convmatrix as cm
+        >>> cm.Conv(np.ones((2, 1, 2)), (1, 3), bias=[1.0, -1.0]).offset()
+        array([ 1.,  1., -1., -1.])
+        """
+        pixels = math.prod(self.output_shape[1:])
+        if self.bias is None:
+            return np.zeros(self.output_shape[0] * pixels, dtype=self.dtype)
+        return np.repeat(self.bias, pixels)
+
+    def _geometry_text(self) -> list[str]:
+        parts = [f"kernel {shape_text(self.kernel_size)}"]
+        if any(s != 1 for s in self.stride):
+            parts.append(f"stride {_per_axis_text(self.stride)}")
+        if any(p != (0, 0) for p in self.padding):
+            parts.append(f"padding {_padding_text(self.padding)}")
+        if any(d != 1 for d in self.dilation):
+            parts.append(f"dilation {_per_axis_text(self.dilation)}")
+        if self.groups != 1:
+            parts.append(f"groups {self.groups}")
+        return parts
+
+    def _describe(self) -> str:
+        c_in, c_out = self.input_shape[0], self.output_shape[0]
+        return ", ".join([f"{c_in}→{c_out}", f"{shape_text(self.input_shape)} → "
+                          f"{shape_text(self.output_shape)}", *self._geometry_text()])
+
+    def _title(self) -> str:
+        return f"{type(self).__name__}{self.ndim}d"
+
+    def _transposed_flag(self) -> bool:
+        return isinstance(self, ConvTranspose)
+
+    def verify(self, *, seed: int = 0) -> VerificationResult:
+        """Prove :meth:`matrix` against the independent dense reference (and its adjoint).
+
+        The reference receives the arguments this layer was built with, not the normalised
+        spec, so a geometry bug cannot verify itself. See :func:`convmatrix.verify`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import convmatrix as cm
+        >>> cm.ConvTranspose(np.ones((1, 1, 2, 2)), (1, 2, 2)).verify().passed
+        True
+        """
+        from convmatrix.verification import verify
+
+        if self._transposed_flag():
+            return verify(self.weight, self.input_shape, transpose=True, seed=seed,
+                          **self._arguments)
+        return verify(self.weight, self.input_shape, seed=seed, **self._arguments)
+
+    def explain(self, x: Any = None) -> Explanation:
+        """The symbolic explanation: shapes, matrix, outputs as sums of ``w·x``, overlap.
+
+        Parameters
+        ----------
+        x : array_like, optional
+            An input sample; each shown output then also shows its value with this layer's
+            weights.
+        """
+        from convmatrix.symbolic.explain import explain_spec
+
+        return explain_spec(self.spec, self._transposed_flag(), title=self._title(),
+                            weight=None if x is None else self.weight, x=x)
+
+    def report(self, x: Any = None) -> str:
+        """A Markdown derivation report of the layer (text only; the CLI adds figures)."""
+        from convmatrix.layer import Layer as ReportLayer
+        from convmatrix.report import layer_report
+
+        legacy = ReportLayer(self.spec, self.weight, self._transposed_flag(), self._title())
+        return layer_report(legacy, x=x, figures=False).markdown
+
+
+class Conv(ConvLayer):
+    """A convolution layer (torch ``convNd``): ``y = C @ x + b``.
+
+    Parameters
+    ----------
+    weight : array_like, shape ``(C_out, C_in // groups, *kernel_size)``
+        torch's ``ConvNd.weight`` layout; bool, integer, float or complex (the matrix keeps
+        its dtype).
+    input_shape : sequence of int
+        One sample, channels first: ``(C_in, *spatial)``.
+    stride, padding, dilation, groups, padding_mode
+        As in :func:`convmatrix.conv_matrix`.
+    bias : array_like, optional
+        One value per output channel (the offset ``b``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> conv = cm.Conv(np.ones((1, 1, 2, 2), dtype=int), (1, 3, 3))
+    >>> conv
+    Conv(1→1, 1×3×3 → 1×2×2, kernel 2×2)
+    >>> conv.matrix().toarray()
+    array([[1, 1, 0, 1, 1, 0, 0, 0, 0],
+           [0, 1, 1, 0, 1, 1, 0, 0, 0],
+           [0, 0, 0, 1, 1, 0, 1, 1, 0],
+           [0, 0, 0, 0, 1, 1, 0, 1, 1]])
+    >>> conv.T                      # its adjoint is the transposed convolution
+    ConvTranspose(1→1, 1×2×2 → 1×3×3, kernel 2×2)
+    >>> conv.T(np.ones((1, 2, 2), dtype=int))[0]
+    array([[1, 2, 1],
+           [2, 4, 2],
+           [1, 2, 1]])
+    """
+
+    def __init__(self, weight: Any, input_shape: Sequence[int], *, stride: IntOrSeq = 1,
+                 padding: PaddingArg = 0, dilation: IntOrSeq = 1, groups: int = 1,
+                 padding_mode: str = "zeros", bias: Any = None) -> None:
+        w = _as_weight(weight)
+        self._arguments = {"stride": stride, "padding": padding, "dilation": dilation,
+                           "groups": groups, "padding_mode": padding_mode}
+        self.spec = conv_spec(w.shape, input_shape, **self._arguments)
+        self.weight = _frozen(w)
+        self.bias = _as_bias(bias, self.spec.out_channels)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """``(C_in, *spatial)``."""
+        return self.spec.input_shape
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """``(C_out, *output_spatial)``."""
+        return self.spec.output_shape
+
+    @property
+    def padding_mode(self) -> str:
+        """How padded pixels are filled."""
+        return self.spec.padding_mode
+
+    def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
+        return spec_matrix(self.spec, self.weight, format=format, max_bytes=max_bytes)
+
+    def _geometry_text(self) -> list[str]:
+        parts = super()._geometry_text()
+        if self.padding_mode != "zeros":
+            parts.append(self.padding_mode)
+        return parts
+
+    def _adjoint(self) -> Layer:
+        if self.padding_mode != "zeros":
+            return Adjoint(self)  # the adjoint of a padding mode is no torch layer
+        return ConvTranspose(self.weight, self.output_shape, stride=self.stride,
+                             padding=self.padding, output_padding=self.spec.remainder,
+                             dilation=self.dilation, groups=self.groups)
+
+
+class ConvTranspose(ConvLayer):
+    """A transposed convolution layer (torch ``conv_transposeNd``): ``y = Cᵀ @ x + b``.
+
+    ``C`` is the convolution from this layer's output back to its input with the same weight
+    array, stride, padding, dilation and groups (:attr:`spec`); this layer is its adjoint.
+
+    Parameters
+    ----------
+    weight : array_like, shape ``(C_in, C_out // groups, *kernel_size)``
+        torch's ``ConvTransposeNd.weight`` layout.
+    input_shape : sequence of int
+        One sample of this layer's input, ``(C_in, *spatial)``.
+    stride, padding, output_padding, dilation, groups
+        As in :func:`convmatrix.conv_transpose_matrix`.
+    bias : array_like, optional
+        One value per output channel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> up = cm.ConvTranspose(np.ones((1, 1, 3, 3)), (1, 4, 4), stride=2, padding=1,
+    ...                       output_padding=1)
+    >>> up
+    ConvTranspose(1→1, 1×4×4 → 1×8×8, kernel 3×3, stride 2, padding 1, output_padding 1)
+    >>> up.T.T is up
+    True
+    """
+
+    def __init__(self, weight: Any, input_shape: Sequence[int], *, stride: IntOrSeq = 1,
+                 padding: PaddingArg = 0, output_padding: IntOrSeq = 0, dilation: IntOrSeq = 1,
+                 groups: int = 1, bias: Any = None) -> None:
+        w = _as_weight(weight)
+        self._arguments = {"stride": stride, "padding": padding,
+                           "output_padding": output_padding, "dilation": dilation,
+                           "groups": groups}
+        self.spec = conv_transpose_spec(w.shape, input_shape, **self._arguments)
+        self.weight = _frozen(w)
+        self.bias = _as_bias(bias, self.spec.in_channels)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """``(C_in, *spatial)``."""
+        return self.spec.output_shape
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """``(C_out, *output_spatial)``."""
+        return self.spec.input_shape
+
+    @property
+    def output_padding(self) -> tuple[int, ...]:
+        """Extra output size at the end of each axis."""
+        return self.spec.remainder
+
+    def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
+        return spec_matrix(self.spec, self.weight, transpose=True, format=format,
+                           max_bytes=max_bytes)
+
+    def _geometry_text(self) -> list[str]:
+        parts = super()._geometry_text()
+        if any(self.output_padding):
+            parts.append(f"output_padding {_per_axis_text(self.output_padding)}")
+        return parts
+
+    def _adjoint(self) -> Layer:
+        try:
+            conv = Conv(self.weight, self.output_shape, stride=self.stride, padding=self.padding,
+                        dilation=self.dilation, groups=self.groups)
+        except ConvMatrixError:
+            return Adjoint(self)
+        # output_padding >= stride (allowed below the dilation) crops the forward output:
+        # then the adjoint is no torch convolution
+        return conv if conv.spec == self.spec else Adjoint(self)

@@ -1,0 +1,110 @@
+"""torch ``nn`` modules as layer objects, read by attributes only (torch is never imported)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from convmatrix._errors import ConvMatrixError
+from convmatrix.frameworks.torch import _numpy, _output_padding_for
+from convmatrix.layers.base import Layer
+from convmatrix.layers.conv import Conv, ConvTranspose
+
+__all__ = ["TORCH_READERS", "from_torch"]
+
+TorchReader = Callable[[Any, tuple[int, ...], "Sequence[int] | None"], Layer]
+
+
+def _read_conv(module: Any, input_shape: tuple[int, ...],
+               output_size: Sequence[int] | None) -> Layer:
+    """``nn.ConvNd`` / ``nn.ConvTransposeNd`` (any object with their attributes)."""
+    weight = _numpy(module.weight)
+    if len(input_shape) == weight.ndim:
+        raise ConvMatrixError(
+            f"`input_shape` (={input_shape}) has a batch axis; give one sample (C, *spatial)")
+    bias = None if getattr(module, "bias", None) is None else _numpy(module.bias)
+    common: dict[str, Any] = {"stride": tuple(module.stride),
+                              "dilation": tuple(module.dilation), "groups": int(module.groups)}
+    padding = module.padding if isinstance(module.padding, str) else tuple(module.padding)
+    transposed = bool(getattr(module, "transposed", "Transpose" in type(module).__name__))
+    if transposed:
+        output_padding = tuple(getattr(module, "output_padding", (0,) * (weight.ndim - 2)))
+        if output_size is not None:
+            output_padding = _output_padding_for(weight, input_shape, padding, output_size,
+                                                 **common)
+        return ConvTranspose(weight, input_shape, padding=padding, output_padding=output_padding,
+                             bias=bias, **common)
+    if output_size is not None:
+        raise ConvMatrixError("`output_size` applies only to ConvTranspose modules")
+    return Conv(weight, input_shape, padding=padding, bias=bias,
+                padding_mode=getattr(module, "padding_mode", "zeros"), **common)
+
+
+TORCH_READERS: dict[str, TorchReader] = {
+    f"{kind}{n}d": _read_conv for kind in ("Conv", "ConvTranspose", "LazyConv",
+                                           "LazyConvTranspose") for n in (1, 2, 3)
+}
+"""torch module class name → reader (module, input_shape, output_size) → layer object."""
+
+
+def _input_shape(input_shape: Any) -> tuple[int, ...]:
+    if isinstance(input_shape, str) or not hasattr(input_shape, "__iter__"):
+        raise ConvMatrixError(
+            f"`input_shape` (={input_shape!r}) must be a tuple (C, *spatial) for one sample")
+    shape = []
+    for v in input_shape:
+        if isinstance(v, bool) or not hasattr(v, "__index__"):
+            raise ConvMatrixError(
+                f"`input_shape` (={tuple(input_shape)!r}) must hold ints, got {v!r}")
+        shape.append(int(v))
+    return tuple(shape)
+
+
+def from_torch(module: Any, input_shape: Sequence[int], *,
+               output_size: Sequence[int] | None = None) -> Layer:
+    """The layer object of a torch module, read by its attributes (no torch import).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        ``nn.Conv1d/2d/3d`` (every padding form and ``padding_mode``) or
+        ``nn.ConvTranspose1d/2d/3d``; any object with their attributes (``weight``,
+        ``stride``, ``padding``, ``dilation``, ``groups``, ...) is read as one.
+    input_shape : sequence of int
+        One sample ``(C_in, *spatial)``, no batch axis.
+    output_size : sequence of int, optional
+        For transposed modules, the ``output_size`` torch's ``forward`` accepts (it picks the
+        output padding).
+
+    Returns
+    -------
+    Layer
+        :class:`~convmatrix.Conv` or :class:`~convmatrix.ConvTranspose`, with the module's
+        bias as :meth:`~convmatrix.layers.base.Layer.offset`:
+        ``module(x[None])[0] == layer(x)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> module = SimpleNamespace(weight=np.ones((1, 1, 2, 2)), bias=np.array([0.5]),
+    ...                          stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
+    ...                          padding_mode="zeros", transposed=False)
+    >>> layer = from_torch(module, (1, 3, 3))
+    >>> layer
+    Conv(1→1, 1×3×3 → 1×2×2, kernel 2×2)
+    >>> layer(np.ones((1, 3, 3)))[0]
+    array([[4.5, 4.5],
+           [4.5, 4.5]])
+    """
+    shape = _input_shape(input_shape)
+    reader = TORCH_READERS.get(type(module).__name__)
+    if reader is None and hasattr(module, "weight") and hasattr(module, "stride"):
+        reader = _read_conv
+    if reader is None:
+        raise ConvMatrixError(
+            f"`module` (={type(module).__name__}) is not a linear layer convmatrix can read; "
+            f"supported: torch nn.ConvNd and nn.ConvTransposeNd (weight, stride, padding, "
+            f"dilation, groups)")
+    return reader(module, shape, output_size)
+
