@@ -122,8 +122,22 @@ class Layer(ABC):
     def _adjoint(self) -> Layer:
         return Adjoint(self)
 
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        """The linear part on a batch: ``(B, *input_shape)`` → ``(B, *output_shape)``.
+
+        The default multiplies by :meth:`matrix`; layer kinds with a matrix-free computation
+        override it (and :meth:`_apply_adjoint`), which :meth:`operator` then uses.
+        """
+        flat = (self.matrix() @ x.reshape(x.shape[0], -1).T).T
+        return flat.reshape(x.shape[0], *self.output_shape)
+
+    def _apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+        """The adjoint on a batch: ``(B, *output_shape)`` → ``(B, *input_shape)``."""
+        flat = (self.matrix("csc").T @ y.reshape(y.shape[0], -1).T).T
+        return flat.reshape(y.shape[0], *self.input_shape)
+
     def __call__(self, x: Any) -> np.ndarray:
-        """Apply the layer as ``M @ x + b`` to one sample or a batch ``(B, *input_shape)``.
+        """Apply the layer, ``M @ x + b``, to one sample or a batch ``(B, *input_shape)``.
 
         Examples
         --------
@@ -134,16 +148,15 @@ class Layer(ABC):
                 [4, 4]]])
         """
         array = np.asarray(x)
-        if array.shape == self.input_shape:
-            flat = self.matrix() @ array.ravel() + self.offset()
-            return flat.reshape(self.output_shape)
-        if array.ndim == len(self.input_shape) + 1 and array.shape[1:] == self.input_shape:
-            batch = array.reshape(array.shape[0], -1)
-            flat = (self.matrix() @ batch.T).T + self.offset()
-            return flat.reshape(array.shape[0], *self.output_shape)
-        raise ConvMatrixError(
-            f"`x` has shape {array.shape}; the layer takes {self.input_shape} (one sample) or "
-            f"(batch, {', '.join(map(str, self.input_shape))})")
+        single = array.shape == self.input_shape
+        if not single and not (array.ndim == len(self.input_shape) + 1
+                               and array.shape[1:] == self.input_shape):
+            raise ConvMatrixError(
+                f"`x` has shape {array.shape}; the layer takes {self.input_shape} (one sample) "
+                f"or (batch, {', '.join(map(str, self.input_shape))})")
+        batch = array[None] if single else array
+        out = self._apply(batch) + self.offset().reshape(self.output_shape)
+        return out[0] if single else out
 
     def verify(self, *, seed: int = 0) -> VerificationResult:
         """Check :meth:`matrix` against an independent computation and the adjoint test.
@@ -207,6 +220,12 @@ class Adjoint(Layer):
 
     def _adjoint(self) -> Layer:
         return self.layer
+
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        return self.layer._apply_adjoint(x)
+
+    def _apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+        return self.layer._apply(y)
 
     def verify(self, *, seed: int = 0) -> VerificationResult:
         """The layer's verification (it checks both the layer and its adjoint)."""
