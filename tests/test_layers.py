@@ -3,20 +3,13 @@ computations: the dense reference, the recorded framework oracles and live torch
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 import pytest
 
 import convmatrix as cm
 from convmatrix import reference
 from tests import oracle
-
-
-def _rng(*key: object) -> np.random.Generator:
-    """Deterministic data derived from the test's own parameters."""
-    return np.random.default_rng(zlib.crc32(repr(key).encode()))
-
+from tests.helpers import rng as seeded
 
 CONV_CASES = [
     ((2, 3, 3, 3), (3, 7, 6), {"stride": 2, "padding": 1}),
@@ -38,7 +31,7 @@ TRANSPOSE_CASES = [
 
 @pytest.mark.parametrize(("weight_shape", "input_shape", "geometry"), CONV_CASES)
 def test_conv_layer_matches_the_dense_reference(weight_shape, input_shape, geometry):
-    rng = _rng(weight_shape, input_shape, geometry)
+    rng = seeded(weight_shape, input_shape, geometry)
     weight = rng.standard_normal(weight_shape)
     bias = rng.standard_normal(weight_shape[0])
     x = rng.standard_normal(input_shape)
@@ -56,7 +49,7 @@ def test_conv_layer_matches_the_dense_reference(weight_shape, input_shape, geome
 
 @pytest.mark.parametrize(("weight_shape", "input_shape", "geometry"), TRANSPOSE_CASES)
 def test_conv_transpose_layer_matches_the_dense_reference(weight_shape, input_shape, geometry):
-    rng = _rng(weight_shape, input_shape, geometry)
+    rng = seeded(weight_shape, input_shape, geometry)
     weight = rng.standard_normal(weight_shape)
     y = rng.standard_normal(input_shape)
     layer = cm.ConvTranspose(weight, input_shape, **geometry)
@@ -71,7 +64,7 @@ def test_conv_transpose_layer_matches_the_dense_reference(weight_shape, input_sh
 def test_adjoint_layer_is_the_transpose(weight_shape, input_shape, geometry):
     kind = cm.ConvTranspose if "output_padding" in geometry or weight_shape == (1, 1, 2, 2) \
         else cm.Conv
-    rng = _rng(weight_shape, input_shape, geometry, "adjoint")
+    rng = seeded(weight_shape, input_shape, geometry, "adjoint")
     layer = kind(rng.standard_normal(weight_shape), input_shape, **geometry)
     adjoint = layer.T
     assert adjoint.T is layer
@@ -87,7 +80,7 @@ def test_adjoint_layer_is_the_transpose(weight_shape, input_shape, geometry):
 
 
 def test_adjoint_of_zero_padded_conv_is_a_conv_transpose_matching_the_reference():
-    rng = _rng("adjoint-kind")
+    rng = seeded("adjoint-kind")
     weight = rng.standard_normal((3, 2, 3, 3))
     conv = cm.Conv(weight, (2, 9, 8), stride=2, padding=1)
     assert isinstance(conv.T, cm.ConvTranspose)

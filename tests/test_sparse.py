@@ -14,8 +14,7 @@ import convmatrix as cm
 from convmatrix import reference
 from tests import oracle
 from tests.cases import ONCE_FAILED
-
-RNG = np.random.default_rng(20261124)
+from tests.helpers import rng
 
 
 def _is_canonical(matrix: sp.sparray) -> bool:
@@ -93,8 +92,9 @@ GRID_2D = [
 
 @pytest.mark.parametrize("geometry", GRID_2D, ids=str)
 def test_conv_grid_2d_against_reference(geometry):
-    weight = RNG.standard_normal((4, 4 // geometry["groups"], 3, 2))
-    x = RNG.standard_normal((4, 7, 6))
+    data = rng("test_conv_grid_2d_against_reference", geometry)
+    weight = data.standard_normal((4, 4 // geometry["groups"], 3, 2))
+    x = data.standard_normal((4, 7, 6))
     C = cm.conv_matrix(weight, x.shape, **geometry)
     expected = reference.conv(x, weight, **geometry)
     np.testing.assert_allclose(C @ x.ravel(), expected.ravel(), rtol=1e-12, atol=1e-12)
@@ -105,8 +105,9 @@ def test_conv_grid_2d_against_reference(geometry):
 @pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
 def test_conv_nd_against_reference(ndim, mode):
     spatial = (5, 4, 6, 3)[:ndim]
-    weight = RNG.standard_normal((3, 2, *(2, 3, 2, 2)[:ndim]))
-    x = RNG.standard_normal((2, *spatial))
+    data = rng("test_conv_nd_against_reference", ndim, mode)
+    weight = data.standard_normal((3, 2, *(2, 3, 2, 2)[:ndim]))
+    x = data.standard_normal((2, *spatial))
     geometry = dict(stride=(2, 1, 1, 2)[:ndim], padding=1, dilation=(1, 1, 2, 1)[:ndim],
                     padding_mode=mode)
     C = cm.conv_matrix(weight, x.shape, **geometry)
@@ -116,8 +117,9 @@ def test_conv_nd_against_reference(ndim, mode):
 
 def test_same_padding_matches_torch_rule():
     # torch "same": d·(k−1) total, the odd extra after (right/bottom)
-    weight = RNG.standard_normal((2, 1, 4, 3))
-    x = RNG.standard_normal((1, 6, 5))
+    data = rng("test_same_padding_matches_torch_rule")
+    weight = data.standard_normal((2, 1, 4, 3))
+    x = data.standard_normal((1, 6, 5))
     C = cm.conv_matrix(weight, x.shape, padding="same", dilation=(1, 2))
     explicit = cm.conv_matrix(weight, x.shape, padding=((1, 2), (2, 2)), dilation=(1, 2))
     assert (C != explicit).nnz == 0
@@ -220,9 +222,10 @@ def test_property_conv_transpose_against_reference(layer, seed):
 @pytest.mark.parametrize("dtype", [np.bool_, np.int8, np.int32, np.int64, np.uint16,
                                    np.float32, np.float64, np.complex64, np.complex128])
 def test_matrix_dtype_follows_weight(dtype):
-    weight = (RNG.integers(0, 3, (2, 2, 2, 2)) + (1j if np.dtype(dtype).kind == "c" else 0)
+    data = rng("test_matrix_dtype_follows_weight", dtype)
+    weight = (data.integers(0, 3, (2, 2, 2, 2)) + (1j if np.dtype(dtype).kind == "c" else 0)
               ).astype(dtype)
-    x = RNG.integers(0, 4, (2, 4, 4)).astype(dtype)
+    x = data.integers(0, 4, (2, 4, 4)).astype(dtype)
     C = cm.conv_matrix(weight, x.shape, padding=1)
     assert C.dtype == np.dtype(dtype)
     expected = reference.conv(x.astype(np.complex128), weight.astype(np.complex128), padding=1)
@@ -280,8 +283,9 @@ def test_reflect_taps_on_one_pixel_add_up():
 
 
 def test_circular_wrap_with_pad_equal_to_size():
-    weight = RNG.standard_normal((1, 1, 5))
-    x = RNG.standard_normal((1, 2))
+    data = rng("test_circular_wrap_with_pad_equal_to_size")
+    weight = data.standard_normal((1, 1, 5))
+    x = data.standard_normal((1, 2))
     C = cm.conv_matrix(weight, x.shape, padding=2, padding_mode="circular")
     np.testing.assert_allclose(C @ x.ravel(), reference.conv(
         x, weight, padding=2, padding_mode="circular").ravel(), rtol=1e-12)
@@ -302,7 +306,8 @@ def test_cases_that_once_failed(case):
 
 
 def test_format_keyword_and_default_views():
-    weight = RNG.standard_normal((2, 3, 3, 3))
+    data = rng("test_format_keyword_and_default_views")
+    weight = data.standard_normal((2, 3, 3, 3))
     csr = cm.conv_matrix(weight, (3, 6, 6))
     assert csr.format == "csr"
     CT = cm.conv_transpose_matrix(weight, (2, 4, 4))

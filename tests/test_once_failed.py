@@ -1,4 +1,6 @@
-"""Regression tests for the findings of the independent review (kept as once-failed cases)."""
+"""Bugs that were found once (by review, fuzzing or users) and must stay fixed.
+
+Geometric regression cases live in tests/cases.py (ONCE_FAILED) and run in test_sparse.py."""
 
 from __future__ import annotations
 
