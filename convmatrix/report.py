@@ -41,6 +41,11 @@ def _shape(shape: Sequence[int]) -> str:
     return "×".join(map(str, shape))
 
 
+_SUBSCRIPTS = ("Subscripts of `x` and `y` are the channel, then one index per spatial axis; a "
+               "tensor with a single channel leaves its channel index out. `w` is indexed in "
+               "the weight layout above (channel indices left out when both are 1).")
+
+
 def _conventions(layer: Layer) -> str:
     if layer.keras is not None:
         k = layer.keras
@@ -53,12 +58,13 @@ def _conventions(layer: Layer) -> str:
                 f"derives in torch's channels-first terms (weight "
                 f"`{_shape(layer.spec.weight_shape)}`); `cm.keras_matrix` returns the same "
                 f"matrix re-indexed for Keras' flattening. Like every deep-learning framework it "
-                f"computes a cross-correlation (no kernel flip).")
+                f"computes a cross-correlation (no kernel flip). {_SUBSCRIPTS}")
     kind = "`conv_transposeNd`" if layer.transpose else "`convNd`"
     weight = "(C_in, C_out/groups, *k)" if layer.transpose else "(C_out, C_in/groups, *k)"
     return (f"torch {kind} semantics: one sample is `(C, *spatial)`, the weight is `{weight}` = "
             f"`{_shape(layer.weight.shape)}`, values {_weight_note(layer.weight)}. "
-            f"Cross-correlation (no kernel flip), as every deep-learning framework computes it.")
+            f"Cross-correlation (no kernel flip), as every deep-learning framework computes it. "
+            f"{_SUBSCRIPTS}")
 
 
 def _weight_note(weight: np.ndarray) -> str:

@@ -152,3 +152,69 @@ def test_large_layer_report_is_quick_and_small(tmp_path):
 def test_math_checker_catches_broken_markdown(broken):
     with pytest.raises(AssertionError):
         check_math(broken)
+
+
+# ------------------------------------------------------------------------------------------
+# wording (issue 8, item 7)
+
+
+def _one_d_report():
+    from convmatrix.layer import Layer, make_weight
+
+    layer = Layer.conv_transpose(make_weight((1, 1, 3), "ones"), (1, 5), stride=2)
+    return report.layer_report(layer, figures=False)
+
+
+def _reports_and_layers():
+    built = report.builtin_reports(figures=False)
+    return [*built, _one_d_report()]
+
+
+@pytest.mark.parametrize("built", _reports_and_layers(), ids=lambda r: r.name)
+def test_report_wording_has_no_contradictions(built):
+    text = built.markdown
+    assert "tap(s)" not in text
+    # an even interior count is stated once with where it holds, never "everywhere, at j = 1"
+    assert not re.search(r"everywhere[^.\n]*\bj\b", text), text
+    for law in re.findall(r"^c_\{\d\}\(j\) = .*$", text, re.M):
+        assert "everywhere" not in law, law
+
+
+def test_one_dimensional_report_does_not_speak_of_n_d():
+    text = _one_d_report().markdown
+    assert "Uneven overlap" in text  # k=3, s=2
+    assert "per-axis counts multiply" not in text and "outer product" not in text
+    two_d = next(r for r in report.builtin_reports(figures=False)
+                 if r.name == "overlap-k3-vs-k4-stride2").markdown
+    assert "In N-D the per-axis counts multiply." in two_d
+
+
+def _subscripts(text, name):
+    return [tuple(int(v) for v in found.split(","))
+            for found in re.findall(rf"\b{name}_\{{([\d,]+)\}}", text)]
+
+
+@pytest.mark.parametrize(("weight_shape", "input_shape", "transpose"), [
+    ((1, 1, 2, 2), (1, 3, 3), False),   # one channel in, one out
+    ((2, 1, 3), (1, 6), False),         # one in, two out
+    ((1, 3, 2), (3, 5), False),         # three in, one out
+    ((1, 2, 2, 2), (1, 3, 3), True),    # transposed: one in, two out
+    ((3, 1, 2), (3, 4), True),          # transposed: three in, one out
+])
+def test_x_and_y_index_channels_the_same_way(weight_shape, input_shape, transpose):
+    from convmatrix.layer import Layer, make_weight
+
+    build = Layer.conv_transpose if transpose else Layer.conv
+    layer = build(make_weight(weight_shape, "ones"), input_shape)
+    text = report.layer_report(layer, figures=False).markdown
+    outputs = text.split("### Outputs")[1].split("###")[0]
+    # the same rule for both tensors: channel first, left out exactly when there is one channel
+    for name, shape in (("x", layer.input_shape), ("y", layer.output_shape)):
+        found = _subscripts(outputs, name)
+        assert found, name
+        spatial = len(shape) - 1
+        width = spatial + (shape[0] > 1)
+        assert {len(index) for index in found} == {width}, (name, shape, found[:3])
+        for index in found:  # and every index is inside the tensor
+            full = index if shape[0] > 1 else (0, *index)
+            assert all(0 <= i < n for i, n in zip(full, shape, strict=True)), (name, index)

@@ -115,7 +115,7 @@ def test_axis_closed_forms_match_the_counts(layer):
 
 @pytest.mark.parametrize(("k", "s", "d", "phases"), [
     (3, 2, 1, "2 for j ≡ 0, 1 for j ≡ 1 (mod 2)"),
-    (4, 2, 1, "2 everywhere"),
+    (4, 2, 1, "2 for 3 ≤ j ≤ 10"),  # even: one count, stated with its range (n = 6)
     (3, 2, 2, "3 for j ≡ 0, 0 for j ≡ 1 (mod 2)"),  # dilation 2, stride 2: holes
     (2, 4, 2, "1 for j ≡ 0, 0 for j ≡ 1 (mod 2)"),  # period 2 < stride 4
 ])

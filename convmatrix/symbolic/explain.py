@@ -123,6 +123,11 @@ class Explanation:
 
     # -- renderings --------------------------------------------------------------------------
 
+    def _y_subscript(self, index: tuple[int, ...]) -> str:
+        """``1,1`` for output ``(0, 1, 1)``: like ``x``, the channel is left out for one channel."""
+        shown = index[1:] if self.output_shape[0] == 1 else index
+        return ",".join(map(str, shown))
+
     def _output_latex(self, expr: sympy.Expr) -> str:
         terms = sympy.Add.make_args(expr)
         if len(terms) <= MAX_TERMS_SHOWN:
@@ -190,7 +195,7 @@ class Explanation:
         if self.matrix is not None:
             name = "C^T" if self.transpose else "C"
             parts += [rf"\[ {name} = {sympy.latex(self.matrix, mat_delim='[')} \]"]
-        rows = [rf"y_{{{','.join(map(str, index))}}} &= {self._output_latex(expr)}"
+        rows = [rf"y_{{{self._y_subscript(index)}}} &= {self._output_latex(expr)}"
                 + ("" if (v := self.numeric_outputs.get(index)) is None else f" = {v}")
                 for index, expr in self.outputs.items()]
         parts += [r"\begin{align*}", " \\\\\n".join(rows), r"\end{align*}"]
@@ -200,7 +205,7 @@ class Explanation:
         return "\n".join(parts)
 
     def _repr_latex_(self) -> str:
-        rows = [rf"y_{{{','.join(map(str, index))}}} &= {self._output_latex(expr)}"
+        rows = [rf"y_{{{self._y_subscript(index)}}} &= {self._output_latex(expr)}"
                 for index, expr in list(self.outputs.items())[:12]]
         return r"$\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$"
 
@@ -227,7 +232,7 @@ class Explanation:
         for index, expr in self.outputs.items():
             value = self.numeric_outputs.get(index)
             tail = "" if value is None else f" &&= {sympy.latex(value)}"
-            rows.append(rf"y_{{{','.join(map(str, index))}}} &= {self._output_latex(expr)}{tail}")
+            rows.append(rf"y_{{{self._y_subscript(index)}}} &= {self._output_latex(expr)}{tail}")
         out += [" \\\\\n".join(rows), r"\end{aligned}", "$$"]
         kind = ("Overlap counts: terms landing on each output pixel" if self.transpose
                 else "Reads per input pixel (the overlap map of the transpose)")

@@ -301,7 +301,8 @@ class AxisOverlap:
         where = f"spatial axis {self.axis} (kernel {self.kernel}, stride {self.stride}" + (
             f", dilation {self.dilation})" if self.dilation > 1 else ")")
         if self.even:
-            return f"{where}: every interior pixel gets {self.interior_counts[0]} tap(s)"
+            count = self.interior_counts[0]
+            return f"{where}: every interior pixel gets {count} tap{'' if count == 1 else 's'}"
         reason = (f"the kernel size {self.kernel} is not divisible by the stride {self.stride}"
                   if self.dilation == 1 else
                   f"the dilated taps (every {self.dilation}) hit the stride-{self.stride} "
@@ -344,20 +345,28 @@ class AxisOverlap:
             else:
                 rule = (f"⌊(k − 1 − r)/s⌋ + 1 = ⌊({kk - 1} − r)/{ss}⌋ + 1 with r = "
                         + (f"({shifted}) mod {ss}" if pp else f"j mod {ss}"))
-        where = ""
-        if self.size is not None:
-            span = self.interior
-            first, last = span.start, span.stop - 1
-            if latex:
-                where = (r"\text{, though this layer is too small to have interior pixels}"
-                         if not span else rf",\ \text{{at }} j = {first}" if first == last
-                         else rf",\ \text{{for }} {first} \le j \le {last}")
-            else:
-                where = (", though this layer is too small to have interior pixels"
-                         if not span else f", at j = {first}" if first == last
-                         else f", for {first} ≤ j ≤ {last}")
+        phases, where = self._phases(latex), ""
+        if self.size is not None:  # an even count is stated once, with where it holds
+            phases = str(self.interior_counts[0]) if self.even else phases
+            where = self._where(latex)
         colon = r":\quad " if latex else ": "
-        return f"{name} = {rule}{colon}{self._phases(latex)}{where}"
+        return f"{name} = {rule}{colon}{phases}{where}"
+
+    def _where(self, latex: bool) -> str:
+        """Where the interior law holds: ``, for 2 ≤ j ≤ 6``, `` at j = 1``, or why nowhere."""
+        span = self.interior
+        sep = " " if self.even else ", "
+        if not span:
+            note = ("in the interior of a larger input (this layer is too small to have "
+                    "interior pixels)" if self.even
+                    else "though this layer is too small to have interior pixels")
+            return rf"\text{{{sep}{note}}}" if latex else sep + note
+        first, last = span.start, span.stop - 1
+        if latex:
+            sep = r"\ " if self.even else r",\ "
+            return (rf"{sep}\text{{at }} j = {first}" if first == last
+                    else rf"{sep}\text{{for }} {first} \le j \le {last}")
+        return f"{sep}at j = {first}" if first == last else f"{sep}for {first} ≤ j ≤ {last}"
 
     def _phases(self, latex: bool) -> str:
         """``2 for j ≡ 0, 1 for j ≡ 1 (mod 2)``: the interior count per residue of ``j``."""
@@ -464,8 +473,8 @@ class Checkerboard:
             imbalance = (f"some interior {pixels} receive no term at all (holes)"
                          if self.ratio == math.inf else f"a {self.ratio:g}× imbalance")
             head = (f"{opening} (checkerboard artifacts, Odena, Dumoulin & Olah 2016): interior "
-                    f"{pixels} {verb} {values} {unit} — {imbalance}. In N-D the per-axis "
-                    "counts multiply.")
+                    f"{pixels} {verb} {values} {unit} — {imbalance}."
+                    + (" In N-D the per-axis counts multiply." if len(self.axes) > 1 else ""))
         tail = []
         small = [str(a.axis) for a in self.axes if a.size is not None and not a.interior]
         if small:
