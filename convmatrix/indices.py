@@ -30,7 +30,7 @@ def axis_taps(
     padding : (int, int)
         Implicit padding before and after.
     padding_mode : str
-        ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
 
     Returns
     -------
@@ -43,7 +43,8 @@ def axis_taps(
     Notes
     -----
     The padded coordinate is ``o·s − p_before + t·d``. ``reflect`` mirrors without repeating
-    the edge (``−1 → 1``), ``replicate`` clamps, ``circular`` wraps modulo ``n``.
+    the edge (``−1 → 1``), ``replicate`` clamps, ``circular`` wraps modulo ``n``, ``symmetric``
+    mirrors including the edge (``−1 → 0``, ``n → n − 1``; padding at most ``n``).
 
     Examples
     --------
@@ -64,6 +65,9 @@ def axis_taps(
         index = np.clip(coord, 0, n - 1)
     elif padding_mode == "circular":
         index = np.mod(coord, n)
+    elif padding_mode == "symmetric":
+        index = np.where(coord < 0, -coord - 1, coord)
+        index = np.where(index > n - 1, 2 * n - 1 - index, index)
     else:  # pragma: no cover - the spec validates the mode
         raise ValueError(f"unknown padding_mode {padding_mode!r}")
     return index, np.ones(coord.shape, dtype=bool)

@@ -32,7 +32,7 @@ __all__ = ["conv", "conv_transpose", "pad", "pad_adjoint"]
 
 #: torch's ``padding_mode`` names and the ``np.pad`` mode doing the same thing
 _NP_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge",
-                 "circular": "wrap"}
+                 "circular": "wrap", "symmetric": "symmetric"}
 
 
 # --------------------------------------------------------------------------- argument checks
@@ -121,11 +121,12 @@ def pad(x: np.ndarray, padding: Sequence[tuple[int, int]], mode: str = "zeros") 
         One sample, channels first; the channel axis is not padded.
     padding : sequence of (int, int)
         One non-negative ``(before, after)`` pair per spatial axis.
-    mode : {"zeros", "reflect", "replicate", "circular"}
+    mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}
         torch's ``padding_mode``; done by ``np.pad`` modes ``constant``, ``reflect``, ``edge``
-        and ``wrap``. (torch limits ``reflect`` to pads below the input size and ``circular``
-        to pads up to it; ``np.pad`` keeps reflecting or wrapping beyond, which agrees with
-        torch wherever torch is defined.)
+        and ``wrap``; ``"symmetric"`` is ``np.pad``'s own (edge-including mirror). (torch
+        limits ``reflect`` to pads below the input size and ``circular`` to pads up to it;
+        ``np.pad`` keeps reflecting or wrapping beyond, which agrees with torch wherever torch
+        is defined.)
 
     Returns
     -------
@@ -142,6 +143,8 @@ def pad(x: np.ndarray, padding: Sequence[tuple[int, int]], mode: str = "zeros") 
     [[3, 2, 1, 2, 3, 2]]
     >>> pad(np.array([[1, 2, 3]]), [(2, 1)], "circular").tolist()
     [[2, 3, 1, 2, 3, 1]]
+    >>> pad(np.array([[1, 2, 3]]), [(2, 2)], "symmetric").tolist()
+    [[2, 1, 1, 2, 3, 3, 2]]
     """
     if mode not in _NP_PAD_MODES:
         raise ConvMatrixError(f"`padding_mode` (={mode!r}) must be one of {list(_NP_PAD_MODES)}")
@@ -157,7 +160,7 @@ def pad_adjoint(g: np.ndarray, padding: Sequence[tuple[int, int]], mode: str) ->
         A cotangent shaped like the padded sample.
     padding : sequence of (int, int)
         The ``(before, after)`` pairs that :func:`pad` used, one per spatial axis.
-    mode : {"zeros", "reflect", "replicate", "circular"}
+    mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}
         The padding mode that :func:`pad` used.
 
     Returns
@@ -216,7 +219,7 @@ def conv(
         Positive spacing between kernel taps.
     groups : int, default 1
         Must divide ``C_in`` and ``C_out``.
-    padding_mode : {"zeros", "reflect", "replicate", "circular"}, default "zeros"
+    padding_mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}, default "zeros"
         How the padding pixels are filled (see :func:`pad`).
 
     Returns

@@ -20,7 +20,7 @@ __all__ = [
     "conv_transpose_spec",
 ]
 
-PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular", "symmetric"]
 PADDING_MODES: tuple[str, ...] = get_args(PaddingMode)
 
 IntOrSeq = int | Sequence[int]
@@ -46,8 +46,9 @@ class ConvSpec:
         Per-axis kernel taps, stride and dilation (all positive).
     padding : tuple of (int, int)
         Per-axis ``(before, after)`` implicit padding (non-negative).
-    padding_mode : {"zeros", "reflect", "replicate", "circular"}
-        How padded pixels are filled (torch semantics).
+    padding_mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}
+        How padded pixels are filled (torch semantics; ``"symmetric"`` is numpy's / TF
+        MirrorPad's edge-including mirror).
 
     Notes
     -----
@@ -337,9 +338,10 @@ def conv_spec(
         follows torch: stride 1 only, ``d·(k − 1) // 2`` before and the rest after.
     groups : int
         Both channel counts must be divisible by it.
-    padding_mode : {"zeros", "reflect", "replicate", "circular"}
-        torch's modes; ``reflect`` needs padding < input size and ``circular`` padding <=
-        input size, as in torch.
+    padding_mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}
+        torch's modes, plus numpy's / TF MirrorPad's ``"symmetric"`` (edge-including mirror:
+        ``c b a | a b c d | d c b``); ``reflect`` needs padding < input size, ``circular`` and
+        ``symmetric`` padding <= input size (one mirror image at most; numpy would go further).
 
     Returns
     -------
@@ -396,6 +398,11 @@ def _check_padding_mode(
                 f"`padding` {(before, after)} along spatial axis {axis} must be smaller than the "
                 f"input size ({n}) for padding_mode='reflect' (mirroring without repeating the "
                 f"edge needs that many pixels)"
+            )
+        if padding_mode == "symmetric" and max(before, after) > n:
+            raise ConvMatrixError(
+                f"`padding` {(before, after)} along spatial axis {axis} must be at most the input "
+                f"size ({n}) for padding_mode='symmetric' (one mirror image, edge included)"
             )
         if padding_mode == "circular" and max(before, after) > n:
             raise ConvMatrixError(
