@@ -13,6 +13,7 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix.sparse import DEFAULT_MAX_BYTES, SparseFormat
 
 if TYPE_CHECKING:
+    from convmatrix.inverse import InverseAnalysis
     from convmatrix.verification import VerificationResult
 
 __all__ = ["Adjoint", "Layer", "check_max_bytes", "shape_text"]
@@ -166,6 +167,16 @@ class Layer(ABC):
         """
         raise ConvMatrixError(f"{type(self).__name__} has no independent reference to verify "
                               f"against")
+
+    def transpose_vs_inverse(self, x: Any = None, *, seed: int | None = None
+                             ) -> InverseAnalysis:
+        """Why :attr:`T` is not the inverse: ``MᵀM``, rank, null space, least-squares inverse.
+
+        See :func:`convmatrix.inverse.transpose_vs_inverse`.
+        """
+        from convmatrix.inverse import transpose_vs_inverse
+
+        return transpose_vs_inverse(self, x, seed=seed)
 
     def _describe(self) -> str:
         return f"{shape_text(self.input_shape)} → {shape_text(self.output_shape)}"
