@@ -3,18 +3,13 @@ dense reference convolutions built column by column, numpy's SVD and pseudo-inve
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 import pytest
 
 import convmatrix as cm
 from convmatrix import reference
 from convmatrix.inverse import InverseAnalysis
-
-
-def _rng(*key: object) -> np.random.Generator:
-    return np.random.default_rng(zlib.crc32(repr(key).encode()))
+from tests.helpers import rng as _rng
 
 
 def _reference_matrix(weight, input_shape, transpose, geometry):
