@@ -17,7 +17,16 @@ from convmatrix.frameworks import (
     torch_bias,
     torch_matrix,
 )
-from convmatrix.layers import Adjoint, Conv, ConvTranspose, KerasConv, Layer, from_keras, from_torch
+from convmatrix.layers import (
+    Adjoint,
+    Conv,
+    ConvTranspose,
+    KerasConv,
+    Layer,
+    Sequential,
+    from_keras,
+    from_torch,
+)
 from convmatrix.sparse import (
     DEFAULT_MAX_BYTES,
     conv_matrix,
@@ -43,6 +52,7 @@ __all__ = [
     "ConvTranspose",
     "KerasConv",
     "Layer",
+    "Sequential",
     "VerificationResult",
     "conv_matrix",
     "conv_output_shape",

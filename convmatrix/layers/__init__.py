@@ -3,7 +3,8 @@
 from convmatrix.layers.base import Adjoint, Layer
 from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
 from convmatrix.layers.keras import KerasConv, from_keras
+from convmatrix.layers.sequential import Sequential
 from convmatrix.layers.torch import from_torch
 
-__all__ = ["Adjoint", "Conv", "ConvLayer", "ConvTranspose", "KerasConv", "Layer", "from_keras",
-           "from_torch"]
+__all__ = ["Adjoint", "Conv", "ConvLayer", "ConvTranspose", "KerasConv", "Layer", "Sequential",
+           "from_keras", "from_torch"]

@@ -40,11 +40,56 @@ def _read_conv(module: Any, input_shape: tuple[int, ...],
                 padding_mode=getattr(module, "padding_mode", "zeros"), **common)
 
 
+_NONLINEAR = frozenset({
+    "ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "ELU", "SELU", "CELU", "GELU", "SiLU",
+    "Mish", "Sigmoid", "Tanh", "Hardtanh", "Hardswish", "Hardsigmoid", "Softplus", "Softsign",
+    "Softmax", "LogSoftmax", "Threshold", "Tanhshrink", "Softshrink", "Hardshrink",
+    "MaxPool1d", "MaxPool2d", "MaxPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
+    "AdaptiveMaxPool3d", "LPPool1d", "LPPool2d", "FractionalMaxPool2d", "LayerNorm",
+    "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm",
+})
+
+
+def _read_sequential(module: Any, input_shape: tuple[int, ...],
+                     output_size: Sequence[int] | None) -> Layer:
+    """``nn.Sequential``: each child read in turn, shapes carried from one to the next."""
+    from convmatrix.layers.sequential import Sequential
+
+    if output_size is not None:
+        raise ConvMatrixError("`output_size` applies only to ConvTranspose modules")
+    layers: list[Layer] = []
+    shape = input_shape
+    for position, child in enumerate(module):
+        name = type(child).__name__
+        reader = TORCH_READERS.get(name)
+        if reader is None:
+            why = ("is not linear" if name in _NONLINEAR
+                   else "is not a linear layer convmatrix can read")
+            raise ConvMatrixError(
+                f"`module[{position}]` ({name}) {why}; a stack can hold only "
+                f"{', '.join(_supported())}")
+        try:
+            layers.append(reader(child, shape, None))
+        except ConvMatrixError as error:
+            raise ConvMatrixError(f"`module[{position}]` ({name}): {error}") from None
+        shape = layers[-1].output_shape
+    if not layers:
+        raise ConvMatrixError("`module` (Sequential) is empty")
+    return layers[0] if len(layers) == 1 else Sequential(layers)
+
+
+def _supported() -> list[str]:
+    names = sorted({name.rstrip("123d") if name[-2:] in ("1d", "2d", "3d") else name
+                    for name in TORCH_READERS if not name.startswith("Lazy")})
+    return [f"{name}Nd" if f"{name}2d" in TORCH_READERS else name for name in names]
+
+
 TORCH_READERS: dict[str, TorchReader] = {
     f"{kind}{n}d": _read_conv for kind in ("Conv", "ConvTranspose", "LazyConv",
                                            "LazyConvTranspose") for n in (1, 2, 3)
 }
 """torch module class name → reader (module, input_shape, output_size) → layer object."""
+TORCH_READERS["Sequential"] = _read_sequential
 
 
 def _input_shape(input_shape: Any) -> tuple[int, ...]:
@@ -67,9 +112,11 @@ def from_torch(module: Any, input_shape: Sequence[int], *,
     Parameters
     ----------
     module : torch.nn.Module
-        ``nn.Conv1d/2d/3d`` (every padding form and ``padding_mode``) or
-        ``nn.ConvTranspose1d/2d/3d``; any object with their attributes (``weight``,
-        ``stride``, ``padding``, ``dilation``, ``groups``, ...) is read as one.
+        ``nn.Conv1d/2d/3d`` (every padding form and ``padding_mode``),
+        ``nn.ConvTranspose1d/2d/3d``, or an ``nn.Sequential`` of the modules in
+        :data:`TORCH_READERS` (read into a :class:`~convmatrix.Sequential`; a non-linear
+        child is refused, naming its position); any object with a conv's attributes
+        (``weight``, ``stride``, ``padding``, ``dilation``, ``groups``, ...) is read as one.
     input_shape : sequence of int
         One sample ``(C_in, *spatial)``, no batch axis.
     output_size : sequence of int, optional
@@ -79,9 +126,9 @@ def from_torch(module: Any, input_shape: Sequence[int], *,
     Returns
     -------
     Layer
-        :class:`~convmatrix.Conv` or :class:`~convmatrix.ConvTranspose`, with the module's
-        bias as :meth:`~convmatrix.layers.base.Layer.offset`:
-        ``module(x[None])[0] == layer(x)``.
+        :class:`~convmatrix.Conv`, :class:`~convmatrix.ConvTranspose`,
+        :class:`~convmatrix.Sequential`, ..., with the module's bias as
+        :meth:`~convmatrix.layers.base.Layer.offset`: ``module(x[None])[0] == layer(x)``.
 
     Examples
     --------
@@ -104,7 +151,6 @@ def from_torch(module: Any, input_shape: Sequence[int], *,
     if reader is None:
         raise ConvMatrixError(
             f"`module` (={type(module).__name__}) is not a linear layer convmatrix can read; "
-            f"supported: torch nn.ConvNd and nn.ConvTransposeNd (weight, stride, padding, "
-            f"dilation, groups)")
+            f"supported: {', '.join(_supported())}")
     return reader(module, shape, output_size)
 

@@ -1,0 +1,406 @@
+"""A stack of layer objects as one affine map, its matrix formed in a cheap association order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, overload
+
+import numpy as np
+import scipy.sparse as sp
+
+from convmatrix._errors import ConvMatrixError
+from convmatrix.layers.base import Adjoint, Layer, check_max_bytes, shape_text
+from convmatrix.sparse import DEFAULT_MAX_BYTES, SparseFormat
+
+__all__ = ["Order", "ProductPlan", "Sequential", "nnz_estimate"]
+
+Order = int | tuple["Order", "Order"]
+"""An association order over a chain: a leaf index, or ``(earlier, later)`` sub-orders whose
+product is ``M_later @ M_earlier`` (leaves numbered in layer order, 0 = first applied)."""
+
+_INDEX_BYTES = 4  # int32 indices; the estimates need only be close
+
+
+def nnz_estimate(layer: Layer) -> int:
+    """Stored entries of ``layer.matrix()``: exact or an upper bound, mostly without building.
+
+    Layer kinds may define ``_nnz_estimate()``; convolutions use their closed form
+    (:meth:`~convmatrix.ConvSpec.nnz_upper_bound`); other kinds are built and counted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> nnz_estimate(cm.Conv(np.ones((1, 1, 2, 2)), (1, 3, 3)))
+    16
+    """
+    own = getattr(layer, "_nnz_estimate", None)
+    if own is not None:
+        return int(own())
+    spec = getattr(layer, "spec", None)
+    if spec is not None and hasattr(spec, "nnz_upper_bound"):
+        return int(spec.nnz_upper_bound())
+    inner = getattr(layer, "torch", None)  # KerasConv: the same entries, permuted
+    if isinstance(inner, Layer):
+        return nnz_estimate(inner)
+    if isinstance(layer, Adjoint):
+        return nnz_estimate(layer.layer)
+    return int(layer.matrix(max_bytes=None).nnz)
+
+
+def _nbytes(nnz: float, rows: int, itemsize: int) -> float:
+    return nnz * (itemsize + _INDEX_BYTES) + (rows + 1) * _INDEX_BYTES
+
+
+@dataclass(frozen=True)
+class _Node:
+    """Estimates of one product in a plan: ``M_stop-1 @ ... @ M_start``."""
+
+    start: int
+    stop: int
+    rows: int
+    cols: int
+    nnz: float
+    flops: float  # multiply-adds to form it from its two halves (0 for a leaf)
+    cost: float  # total flops + entries written over the subtree
+    peak: float  # bytes held at once while forming it
+    order: Order
+
+
+@dataclass(frozen=True)
+class ProductPlan:
+    """How :meth:`Sequential.matrix` forms the product of its layers' matrices.
+
+    Attributes
+    ----------
+    layers : tuple of Layer
+        The chain, in layer order (nested stacks flattened).
+    order : Order
+        The association order (see :data:`Order`).
+    nnz : float
+        Estimated stored entries of the product.
+    flops : float
+        Estimated multiply-adds of all the sparse products.
+    peak_bytes : float
+        Estimated bytes held at once: factors are built one at a time, when needed, and
+        dropped after use.
+    """
+
+    layers: tuple[Layer, ...]
+    order: Order
+    nnz: float
+    flops: float
+    peak_bytes: float
+
+    def matrix(self, format: SparseFormat = "csr", *,
+               max_bytes: int | None = DEFAULT_MAX_BYTES) -> sp.sparray:
+        """Form the product in :attr:`order` (refused first if :attr:`peak_bytes` > max_bytes).
+
+        Parameters
+        ----------
+        format : {"csr", "csc", "coo"}, optional
+        max_bytes : int or None, optional
+            Guard on the estimated peak (and on every factor as it is built).
+
+        Returns
+        -------
+        scipy.sparse array, shape ``(∏output_shape, ∏input_shape)``
+        """
+        budget = check_max_bytes(max_bytes)
+        if budget is not None and self.peak_bytes > budget:
+            raise ConvMatrixError(
+                f"the stack's matrix needs an estimated {self.peak_bytes / 2**30:.2f} GiB at "
+                f"its peak (product order {self.order}), over `max_bytes` "
+                f"(={budget / 2**30:.2f} GiB); pass a larger max_bytes (or None) to build it")
+        product = _evaluate(self.layers, self.order, budget)
+        return product.asformat(format)
+
+    def __str__(self) -> str:
+        return (f"product order {_order_text(self.order)}: ~{self.nnz:,.0f} entries, "
+                f"~{self.flops:,.0f} multiply-adds, peak ~{self.peak_bytes / 2**20:,.1f} MiB")
+
+
+def _order_text(order: Order) -> str:
+    if isinstance(order, int):
+        return f"M{order}"
+    first, second = order
+    return f"({_order_text(second)} @ {_order_text(first)})"
+
+
+def _evaluate(layers: tuple[Layer, ...], order: Order, max_bytes: int | None) -> sp.sparray:
+    """Build leaves only when needed and drop each operand after its product."""
+    if isinstance(order, int):
+        return sp.csr_array(layers[order].matrix("csr", max_bytes=max_bytes))
+    first, second = order
+    earlier = _evaluate(layers, first, max_bytes)
+    later = _evaluate(layers, second, max_bytes)
+    product = later @ earlier
+    del earlier, later
+    return sp.csr_array(product)
+
+
+def _leaf_orders(order: Order) -> list[int]:
+    if isinstance(order, int):
+        return [order]
+    return _leaf_orders(order[0]) + _leaf_orders(order[1])
+
+
+def _check_order(order: Any, count: int) -> Order:
+    def valid(node: Any) -> bool:
+        if isinstance(node, bool):
+            return False
+        if isinstance(node, int):
+            return 0 <= node < count
+        return isinstance(node, tuple) and len(node) == 2 and valid(node[0]) and valid(node[1])
+
+    if not valid(order) or _leaf_orders(order) != list(range(count)):
+        raise ConvMatrixError(
+            f"`order` (={order!r}) must be nested pairs (earlier, later) of the leaf indices "
+            f"0..{count - 1}, each once and in layer order")
+    return order  # type: ignore[no-any-return]
+
+
+class _Estimator:
+    """nnz / flops / peak estimates of sub-chain products (uniform-sparsity model)."""
+
+    def __init__(self, layers: tuple[Layer, ...]) -> None:
+        self.layers = layers
+        self.itemsize = max(np.dtype(layer.dtype).itemsize for layer in layers)
+        self.leaves = [self._leaf(i) for i in range(len(layers))]
+
+    def _leaf(self, i: int) -> _Node:
+        rows, cols = self.layers[i].matrix_shape
+        nnz = float(nnz_estimate(self.layers[i]))
+        return _Node(i, i + 1, rows, cols, nnz, 0.0, 0.0,
+                     _nbytes(nnz, rows, self.itemsize), i)
+
+    def join(self, earlier: _Node, later: _Node) -> _Node:
+        """``later @ earlier``: flops ≈ nnz(later)·nnz(earlier)/inner (uniform rows)."""
+        inner = max(earlier.rows, 1)
+        flops = later.nnz * earlier.nnz / inner
+        nnz = min(float(later.rows) * earlier.cols, flops)
+        size = _nbytes(nnz, later.rows, self.itemsize)
+        first, second = (earlier, later) if earlier.peak >= later.peak else (later, earlier)
+        first_size = _nbytes(first.nnz, first.rows, self.itemsize)
+        peak = max(first.peak, first_size + second.peak,
+                   _nbytes(earlier.nnz, earlier.rows, self.itemsize)
+                   + _nbytes(later.nnz, later.rows, self.itemsize) + size)
+        return _Node(earlier.start, later.stop, later.rows, earlier.cols, nnz, flops,
+                     earlier.cost + later.cost + flops + nnz, peak, (earlier.order, later.order))
+
+    def best(self) -> _Node:
+        """Dynamic programming over the chain: the order of least flops + entries written."""
+        n = len(self.leaves)
+        table: dict[tuple[int, int], _Node] = {(i, i + 1): self.leaves[i] for i in range(n)}
+        for length in range(2, n + 1):
+            for start in range(n - length + 1):
+                stop = start + length
+                options = [self.join(table[start, cut], table[cut, stop])
+                           for cut in range(start + 1, stop)]
+                table[start, stop] = min(options, key=lambda node: (node.cost, node.peak))
+        return table[0, n]
+
+    def of(self, order: Order) -> _Node:
+        if isinstance(order, int):
+            return self.leaves[order]
+        return self.join(self.of(order[0]), self.of(order[1]))
+
+
+def _flatten(layer: Layer) -> list[Layer]:
+    if isinstance(layer, Sequential):
+        return [leaf for inner in layer.layers for leaf in _flatten(inner)]
+    return [layer]
+
+
+class Sequential(Layer):
+    """Layers applied one after another: one affine map ``x ↦ M x + b``.
+
+    ``M = M_L ⋯ M_2 M_1`` is the exact sparse product of the layers' matrices, formed in the
+    association order that a dynamic program over the chain estimates cheapest (never
+    dense; :meth:`plan` shows it), and ``b = M_L(⋯(M_2 b_1 + b_2)⋯) + b_L``.
+
+    Parameters
+    ----------
+    layers : iterable of Layer
+        At least one layer; each layer's output shape must be the next one's input shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> stack = cm.Sequential([cm.ConvTranspose(np.ones((1, 1, 2)), (1, 2)),
+    ...                        cm.ConvTranspose(np.ones((1, 1, 2)), (1, 3), bias=[1.0])])
+    >>> stack
+    Sequential(2 layers, 1×2 → 1×4)
+    >>> stack.matrix().toarray()
+    array([[1., 0.],
+           [2., 1.],
+           [1., 2.],
+           [0., 1.]])
+    >>> stack(np.ones((1, 2)))
+    array([[2., 4., 4., 2.]])
+    >>> stack.T
+    Sequential(2 layers, 1×4 → 1×2)
+    """
+
+    def __init__(self, layers: Iterable[Layer]) -> None:
+        if isinstance(layers, Layer) or not hasattr(layers, "__iter__"):
+            raise ConvMatrixError(
+                f"`layers` (={type(layers).__name__}) must be a list of layer objects")
+        items = tuple(layers)
+        if not items:
+            raise ConvMatrixError("`layers` is empty; a Sequential needs at least one layer")
+        for position, layer in enumerate(items):
+            if not isinstance(layer, Layer):
+                raise ConvMatrixError(
+                    f"`layers[{position}]` (={type(layer).__name__}) is not a layer object "
+                    f"(convmatrix.layers.base.Layer)")
+        for position in range(len(items) - 1):
+            before, after = items[position], items[position + 1]
+            if before.output_shape != after.input_shape:
+                raise ConvMatrixError(
+                    f"shape mismatch between layers[{position}] and layers[{position + 1}]: "
+                    f"{before!r} outputs {shape_text(before.output_shape)} but {after!r} takes "
+                    f"{shape_text(after.input_shape)}")
+        self.layers: tuple[Layer, ...] = items
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The first layer's input shape."""
+        return self.layers[0].input_shape
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The last layer's output shape."""
+        return self.layers[-1].output_shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The common dtype of the layers' matrices."""
+        return np.result_type(*(layer.dtype for layer in self.layers))
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    @overload
+    def __getitem__(self, index: int) -> Layer: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequential: ...
+
+    def __getitem__(self, index: int | slice) -> Layer:
+        if isinstance(index, slice):
+            return Sequential(self.layers[index])
+        return self.layers[index]
+
+    def chain(self) -> tuple[Layer, ...]:
+        """The layers with nested stacks flattened, in layer order (the product's factors)."""
+        return tuple(leaf for layer in self.layers for leaf in _flatten(layer))
+
+    def plan(self, order: Order | None = None) -> ProductPlan:
+        """How the product is formed: the cheapest estimated order, or the one given.
+
+        Parameters
+        ----------
+        order : Order, optional
+            Nested pairs ``(earlier, later)`` of leaf indices of :meth:`chain`; e.g.
+            ``((0, 1), 2)`` multiplies the first two layers first (input side first) and
+            ``(0, (1, 2))`` the last two. Default: the order a dynamic program over the chain
+            estimates cheapest (multiply-adds plus entries written, assuming uniformly spread
+            entries).
+
+        Returns
+        -------
+        ProductPlan
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import convmatrix as cm
+        >>> stack = cm.Sequential([cm.Conv(np.ones((8, 1, 3)), (1, 50)),
+        ...                        cm.Conv(np.ones((8, 8, 3)), (8, 48)),
+        ...                        cm.Conv(np.ones((1, 8, 3)), (8, 46))])
+        >>> stack.plan().order        # the narrow end first
+        (0, (1, 2))
+        """
+        chain = self.chain()
+        estimator = _Estimator(chain)
+        if order is None:
+            node = estimator.best()
+        else:
+            node = estimator.of(_check_order(order, len(chain)))
+        return ProductPlan(chain, node.order, node.nnz, node.cost - node.nnz, node.peak)
+
+    def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
+        plan = self.plan()
+        return plan.matrix(format, max_bytes=max_bytes)
+
+    def offset(self) -> np.ndarray:
+        """``b = M_L(⋯(M_2 b_1 + b_2)⋯) + b_L``: each offset pushed through the later layers.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import convmatrix as cm
+        >>> cm.Sequential([cm.Conv(np.ones((1, 1, 2)), (1, 3), bias=[1.0]),
+        ...                cm.Conv(np.ones((1, 1, 2)), (1, 2), bias=[0.5])]).offset()
+        array([2.5])
+        """
+        total = np.zeros((1, *self.input_shape), dtype=self.dtype)
+        for layer in self.layers:
+            total = layer._apply(total) + layer.offset().reshape(1, *layer.output_shape)
+        return total.reshape(-1)
+
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        for layer in self.layers:
+            x = layer._apply(x)
+        return x
+
+    def _apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+        for layer in reversed(self.layers):
+            y = layer._apply_adjoint(y)
+        return y
+
+    def _adjoint(self) -> Layer:
+        return Sequential([layer.T for layer in reversed(self.layers)])
+
+    def _describe(self) -> str:
+        count = f"{len(self)} layer" + ("" if len(self) == 1 else "s")
+        return f"{count}, {shape_text(self.input_shape)} → {shape_text(self.output_shape)}"
+
+    def _rows(self) -> list[tuple[str, str, str, str]]:
+        return [(str(position), repr(layer), shape_text(layer.input_shape),
+                 shape_text(layer.output_shape)) for position, layer in enumerate(self.layers)]
+
+    def __str__(self) -> str:
+        """A table: one line per layer with its input and output shapes.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import convmatrix as cm
+        >>> print(cm.Sequential([cm.Conv(np.ones((2, 1, 2)), (1, 3))]))
+        Sequential(1 layer, 1×3 → 2×2)
+          #  layer                         input  output
+          0  Conv(1→2, 1×3 → 2×2, kernel 2)  1×3    2×2
+        """
+        rows = [("#", "layer", "input", "output"), *self._rows()]
+        widths = [max(len(row[column]) for row in rows) for column in range(4)]
+        lines = [repr(self)]
+        for row in rows:
+            cells = [row[0].rjust(widths[0])] + [cell.ljust(width) for cell, width
+                                                 in zip(row[1:], widths[1:], strict=True)]
+            lines.append(("  " + "  ".join(cells)).rstrip())
+        return "\n".join(lines)
+
+    def _repr_markdown_(self) -> str:
+        lines = [f"`{self!r}`", "", "| # | layer | input | output |", "|---:|---|---|---|"]
+        lines += [f"| {n} | `{layer}` | {a} | {b} |" for n, layer, a, b in self._rows()]
+        return "\n".join(lines)
+
+    def _nnz_estimate(self) -> float:
+        return self.plan().nnz

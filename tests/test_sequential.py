@@ -1,0 +1,236 @@
+"""cm.Sequential: stacks of layer objects against the dense reference applied layer by layer,
+live torch nn.Sequential forwards and input gradients, and every association order."""
+
+from __future__ import annotations
+
+import itertools
+import zlib
+
+import numpy as np
+import pytest
+
+import convmatrix as cm
+from convmatrix import reference
+from convmatrix.layers.sequential import Order
+from tests.helpers import rng
+
+
+def _stack(key: str) -> tuple[cm.Sequential, list]:
+    """A conv → convT → conv stack and the dense-reference steps that compute it."""
+    r = rng("stack", key)
+    w1, b1 = r.standard_normal((4, 2, 3, 3)), r.standard_normal(4)
+    w2, b2 = r.standard_normal((4, 3, 3, 2)), r.standard_normal(3)
+    w3 = r.standard_normal((2, 3, 2, 2))
+    layers = [cm.Conv(w1, (2, 7, 6), stride=2, padding=1, bias=b1),
+              cm.ConvTranspose(w2, (4, 4, 3), stride=2, padding=(1, 0), output_padding=1,
+                               bias=b2),
+              cm.Conv(w3, (3, 8, 7), dilation=2, padding=1, padding_mode="reflect")]
+    steps = [
+        lambda x: reference.conv(x, w1, stride=2, padding=1) + b1[:, None, None],
+        lambda x: reference.conv_transpose(x, w2, stride=2, padding=(1, 0),
+                                           output_padding=1) + b2[:, None, None],
+        lambda x: reference.conv(x, w3, dilation=2, padding=1, padding_mode="reflect"),
+    ]
+    return cm.Sequential(layers), steps
+
+
+def test_stack_matches_the_reference_applied_layer_by_layer():
+    stack, steps = _stack("forward")
+    x = rng("x").standard_normal(stack.input_shape)
+    expected = x
+    for step in steps:
+        expected = step(expected)
+    assert stack.output_shape == expected.shape
+    np.testing.assert_allclose(stack(x), expected, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(stack.matrix() @ x.ravel() + stack.offset(), expected.ravel(),
+                               rtol=1e-11, atol=1e-11)
+    # the offset alone: the stack applied to zeros
+    zero = np.zeros(stack.input_shape)
+    for step in steps:
+        zero = step(zero)
+    np.testing.assert_allclose(stack.offset(), zero.ravel(), rtol=1e-12, atol=1e-12)
+
+
+def _orders(start: int, stop: int) -> list[Order]:
+    """Every association order of the leaves start..stop-1 (brute force)."""
+    if stop - start == 1:
+        return [start]
+    return [(a, b) for cut in range(start + 1, stop)
+            for a in _orders(start, cut) for b in _orders(cut, stop)]
+
+
+def test_every_association_order_gives_the_same_matrix():
+    stack, _ = _stack("orders")
+    stack = cm.Sequential([*stack.layers, cm.Conv(np.ones((1, 2, 2, 2)), (2, 8, 7))])
+    left_to_right = stack.layers[0].matrix()
+    for layer in stack.layers[1:]:
+        left_to_right = layer.matrix() @ left_to_right
+    orders = _orders(0, 4)
+    assert len(orders) == 5  # Catalan(3)
+    for order in orders:
+        product = stack.plan(order).matrix()
+        np.testing.assert_allclose(product.toarray(), left_to_right.toarray(), rtol=1e-12,
+                                   atol=1e-12)
+    np.testing.assert_allclose(stack.matrix().toarray(), left_to_right.toarray(), rtol=1e-12,
+                               atol=1e-12)
+
+
+def test_the_chosen_order_is_the_cheapest_estimated_among_all_orders():
+    r = rng("dp")
+    layers = [cm.ConvTranspose(r.standard_normal((6, 8, 4)), (6, 1)),
+              cm.ConvTranspose(r.standard_normal((8, 4, 4)), (8, 4), stride=2, padding=1),
+              cm.ConvTranspose(r.standard_normal((4, 2, 4)), (4, 8), stride=2, padding=1),
+              cm.Conv(r.standard_normal((3, 2, 3)), (2, 16), padding=1),
+              cm.Conv(r.standard_normal((1, 3, 1)), (3, 16))]
+    stack = cm.Sequential(layers)
+    chosen = stack.plan()
+    costs = {order: stack.plan(order).flops + stack.plan(order).nnz
+             for order in _orders(0, 5)}
+    assert chosen.flops + chosen.nnz == pytest.approx(min(costs.values()))
+    # a narrow input (6) and a narrow last layer (3 → 1): each end is reduced first
+    assert chosen.order == (((0, 1), 2), (3, 4))
+
+
+def test_a_narrow_output_is_multiplied_first():
+    r = rng("narrow-output")
+    stack = cm.Sequential([cm.Conv(r.standard_normal((16, 4, 3)), (4, 64), padding=1),
+                           cm.Conv(r.standard_normal((16, 16, 3)), (16, 64), padding=1),
+                           cm.Conv(r.standard_normal((1, 16, 64)), (16, 64))])
+    assert stack.plan().order == (0, (1, 2))
+    x = r.standard_normal(stack.input_shape)
+    np.testing.assert_allclose(stack.matrix() @ x.ravel(), stack(x).ravel(), rtol=1e-11)
+
+
+def test_adjoint_is_the_reversed_stack_of_adjoints():
+    stack, _ = _stack("adjoint")
+    adjoint = stack.T
+    assert isinstance(adjoint, cm.Sequential)
+    assert adjoint.T is stack
+    assert [repr(a) for a in adjoint] == [repr(layer.T) for layer in reversed(stack.layers)]
+    # equal up to rounding: the adjoint chain may associate differently
+    np.testing.assert_allclose(adjoint.matrix().toarray(), stack.matrix().T.toarray(),
+                               rtol=1e-12, atol=1e-12)
+    r = rng("adjoint-dot")
+    x, y = r.standard_normal(stack.input_shape), r.standard_normal(stack.output_shape)
+    linear = stack(x) - stack.offset().reshape(stack.output_shape)
+    assert np.vdot(linear, y) == pytest.approx(np.vdot(x, adjoint(y)), rel=1e-10)
+    assert not adjoint.offset().any()
+
+
+def test_nested_stacks_are_flattened_into_one_chain():
+    stack, _ = _stack("nested")
+    nested = cm.Sequential([stack[:2], stack[2]])
+    assert len(nested) == 2 and len(nested.chain()) == 3
+    x = rng("nested-x").standard_normal(stack.input_shape)
+    np.testing.assert_allclose(nested(x), stack(x), rtol=1e-12)
+    assert (nested.matrix() != stack.matrix()).nnz == 0
+    np.testing.assert_allclose(nested.offset(), stack.offset(), rtol=1e-12)
+
+
+def test_integer_stacks_stay_exact():
+    ones = np.ones((1, 1, 3, 3), dtype=int)
+    stack = cm.Sequential([cm.ConvTranspose(ones, (1, 4, 4), stride=2),
+                           cm.ConvTranspose(ones, (1, 9, 9), stride=2)])
+    assert stack.dtype == np.dtype(int)
+    counts = stack(np.ones((1, 4, 4), dtype=int))[0]
+    # two k3/s2 transposed layers of ones: the overlap counts of issue 10
+    assert counts.dtype.kind == "i"
+    assert sorted(set(counts[4:-4, 4:-4].ravel().tolist())) == [1, 2, 3, 4, 6, 9]
+    assert (stack.matrix() @ np.ones(16, dtype=int) == counts.ravel()).all()
+
+
+def test_sequence_protocol_and_rendering():
+    stack, _ = _stack("render")
+    assert len(stack) == 3
+    assert list(stack) == list(stack.layers)
+    assert stack[1] is stack.layers[1]
+    assert isinstance(stack[1:], cm.Sequential) and len(stack[1:]) == 2
+    assert repr(stack) == "Sequential(3 layers, 2×7×6 → 2×8×7)"
+    text = str(stack).splitlines()
+    assert text[0] == repr(stack)
+    assert len(text) == 5 and text[2].lstrip().startswith("0  Conv(2→4")
+    markdown = stack._repr_markdown_()
+    assert markdown.count("\n| ") == 4 and "| 1 | `ConvTranspose(4→3" in markdown
+    assert "product order" in str(stack.plan())
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda: cm.Sequential([]), "`layers` is empty"),
+    (lambda: cm.Sequential(cm.Conv(np.ones((1, 1, 2)), (1, 3))), "must be a list"),
+    (lambda: cm.Sequential([cm.Conv(np.ones((1, 1, 2)), (1, 3)), "relu"]),
+     r"`layers\[1\]` \(=str\) is not a layer object"),
+    (lambda: cm.Sequential([cm.Conv(np.ones((1, 1, 2)), (1, 5)),
+                            cm.Conv(np.ones((2, 1, 2)), (1, 4)),
+                            cm.Conv(np.ones((1, 1, 2)), (1, 3))]),
+     r"layers\[1\] and layers\[2\]: Conv\(1→2, 1×4 → 2×3, kernel 2\) outputs 2×3 but "
+     r"Conv\(1→1, 1×3 → 1×2, kernel 2\) takes 1×3"),
+    (lambda: _two().plan(((0, 1), 1)), "`order`"),
+    (lambda: _two().plan((1, 0)), "`order`"),
+    (lambda: _two().plan(True), "`order`"),
+    (lambda: _two().matrix(max_bytes=100), r"estimated .* GiB at its peak .* `max_bytes`"),
+    (lambda: _two().matrix(max_bytes=-3), "`max_bytes`"),
+])
+def test_bad_input_is_refused_with_the_parameter_named(call, match):
+    with pytest.raises(cm.ConvMatrixError, match=match):
+        call()
+
+
+def _two() -> cm.Sequential:
+    return cm.Sequential([cm.Conv(np.ones((2, 1, 3)), (1, 40)),
+                          cm.Conv(np.ones((2, 2, 3)), (2, 38))])
+
+
+# --- live torch ---------------------------------------------------------------------------
+
+
+def _torch_stack(torch, index: int):
+    nn = torch.nn
+    stacks = [
+        (nn.Sequential(nn.ConvTranspose2d(5, 6, 4, 1, 0), nn.ConvTranspose2d(6, 3, 4, 2, 1),
+                       nn.ConvTranspose2d(3, 2, 4, 2, 1, bias=False)), (5, 1, 1)),
+        (nn.Sequential(nn.Conv1d(2, 4, 3, padding=1, padding_mode="circular"),
+                       nn.Conv1d(4, 4, 3, stride=2, groups=2),
+                       nn.ConvTranspose1d(4, 1, 5, stride=3, output_padding=2)), (2, 11)),
+        (nn.Sequential(nn.Conv3d(1, 2, 2, padding=1),
+                       nn.Sequential(nn.Conv3d(2, 2, (1, 2, 3), dilation=(1, 2, 1)))),
+         (1, 3, 5, 4)),
+    ]
+    return stacks[index]
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_from_torch_sequential_matches_the_live_forward_and_input_gradient(index):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(zlib.crc32(repr(("torch-stack", index)).encode()))
+    module, shape = _torch_stack(torch, index)
+    module = module.double()
+    layer = cm.from_torch(module, shape)
+    assert isinstance(layer, cm.Sequential)
+    x = torch.randn(1, *shape, dtype=torch.float64, requires_grad=True)
+    y = module(x)
+    g = torch.randn_like(y)
+    (grad,) = torch.autograd.grad(y, x, g)
+    matrix = layer.matrix()
+    np.testing.assert_allclose(matrix @ x.detach().numpy().ravel() + layer.offset(),
+                               y.detach().numpy().ravel(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer(x.detach().numpy()[0]), y.detach().numpy()[0],
+                               rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer.T(g.numpy()[0]), grad.numpy()[0], rtol=1e-10, atol=1e-10)
+
+
+def test_from_torch_refuses_a_non_linear_child_naming_its_position():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    module = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 1, 3))
+    with pytest.raises(cm.ConvMatrixError, match=r"`module\[1\]` \(ReLU\) is not linear"):
+        cm.from_torch(module, (1, 8, 8))
+    module = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Conv2d(3, 1, 3))
+    with pytest.raises(cm.ConvMatrixError, match=r"`module\[1\]` \(Conv2d\): .*channels"):
+        cm.from_torch(module, (1, 8, 8))
+
+
+def test_orders_are_all_the_pairs_of_the_brute_force():
+    # the brute force used above enumerates Catalan-many distinct orders
+    assert [len(_orders(0, n)) for n in range(1, 6)] == [1, 1, 2, 5, 14]
+    assert len({repr(o) for o in _orders(0, 5)}) == 14
+    assert all(isinstance(o, tuple) for o in itertools.islice(_orders(0, 3), 2))
