@@ -81,7 +81,7 @@ def _read_sequential(module: Any, input_shape: tuple[int, ...],
 def _supported() -> list[str]:
     names = sorted({name.rstrip("123d") if name[-2:] in ("1d", "2d", "3d") else name
                     for name in TORCH_READERS if not name.startswith("Lazy")})
-    return [f"{name}Nd" if f"{name}2d" in TORCH_READERS else name for name in names]
+    return [f"nn.{name}Nd" if f"{name}2d" in TORCH_READERS else f"nn.{name}" for name in names]
 
 
 TORCH_READERS: dict[str, TorchReader] = {
@@ -151,6 +151,6 @@ def from_torch(module: Any, input_shape: Sequence[int], *,
     if reader is None:
         raise ConvMatrixError(
             f"`module` (={type(module).__name__}) is not a linear layer convmatrix can read; "
-            f"supported: {', '.join(_supported())}")
+            f"supported: torch {', '.join(_supported())}")
     return reader(module, shape, output_size)
 
