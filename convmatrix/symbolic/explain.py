@@ -13,7 +13,14 @@ import numpy as np
 import sympy
 
 from convmatrix.indices import stored_entries
+from convmatrix.sparse import DEFAULT_MAX_BYTES
 from convmatrix.spec import ConvSpec
+from convmatrix.symbolic._guard import (
+    DEFAULT_MAX_TERMS,
+    check_bytes,
+    check_residues,
+    explain_nbytes,
+)
 from convmatrix.symbolic._layers import layer_spec
 from convmatrix.symbolic.arithmetic import size_derivation
 from convmatrix.symbolic.matrices import spec_entries
@@ -275,26 +282,37 @@ def _sample_positions(shape: tuple[int, ...], stride: tuple[int, ...]) -> list[t
     """At most 16 outputs of channel 0: corners, edges, and the interior phases of the stride.
 
     Per axis the picks are the two ends and the middle with its neighbours up to a stride
-    period. When their product is too large (3-D and up), the interior phases come first (the
-    checkerboard shows there), then the corners, then the rest in order.
+    period (at most 16). When their product is too large, the interior phases come first (the
+    checkerboard shows there) with room kept for the corners, then the corners, then the rest
+    in order. The work is proportional to the sample, whatever the sizes and strides.
     """
     per_axis, phases, ends = [], [], []
     for size, s in zip(shape[1:], stride, strict=True):
-        mid = size // 2
-        middle = list(range(mid, min(size, mid + max(2, s))))
+        mid = size // 2  # a stride period of phases, but never more than the sample holds
+        middle = list(range(mid, min(size, mid + max(2, min(s, MAX_SAMPLED)))))
         per_axis.append(sorted({0, size - 1, *middle}))
         phases.append(middle)
         ends.append(sorted({0, size - 1}))
-    combos = list(itertools.product(*per_axis))
-    if len(combos) > MAX_SAMPLED:
-        preferred = [*itertools.product(*phases), *itertools.product(*ends)]
-        combos = sorted(list(dict.fromkeys([*preferred, *combos]))[:MAX_SAMPLED])
+    if math.prod(map(len, per_axis)) <= MAX_SAMPLED:
+        combos = list(itertools.product(*per_axis))
+    else:  # the first MAX_SAMPLED distinct picks, preferred ones first, never all of them
+        corners = min(2 ** len(ends), MAX_SAMPLED // 2)  # room kept for the corners
+        candidates = itertools.chain(
+            itertools.islice(itertools.product(*phases), MAX_SAMPLED - corners),
+            itertools.product(*ends), itertools.product(*phases), itertools.product(*per_axis))
+        picked: dict[tuple[int, ...], None] = {}
+        for combo in candidates:
+            picked.setdefault(combo)
+            if len(picked) == MAX_SAMPLED:
+                break
+        combos = sorted(picked)
     return [(0, *combo) for combo in combos]
 
 
 def explain(weight_shape: Sequence[int], input_shape: Sequence[int], *,
             transpose: bool = False, weight: Any = None, x: Any = None,
-            title: str | None = None, **geometry: Any) -> Explanation:
+            title: str | None = None, max_terms: int | None = DEFAULT_MAX_TERMS,
+            max_bytes: int | None = DEFAULT_MAX_BYTES, **geometry: Any) -> Explanation:
     """Derive and bundle everything about a layer, for the REPL, notebooks and reports.
 
     Parameters
@@ -308,6 +326,13 @@ def explain(weight_shape: Sequence[int], input_shape: Sequence[int], *,
         each shown output also shows its value.
     title : str, optional
         Heading; default ``ConvNd`` / ``ConvTransposeNd``.
+    max_terms : int or None, optional
+        Refuse, before any work, when the sampled outputs could hold more ``w·x`` terms, or
+        the overlap law more stride residues, than this (default ``10**6``); None: no limit.
+    max_bytes : int or None, optional
+        Refuse, before any work, when the overlap map, per-axis counts and index table would
+        take more bytes than this (default :data:`convmatrix.DEFAULT_MAX_BYTES`); None: no
+        limit.
     **geometry
         The layer's keywords (stride, padding, dilation, groups, padding_mode or
         output_padding).
@@ -315,6 +340,11 @@ def explain(weight_shape: Sequence[int], input_shape: Sequence[int], *,
     Returns
     -------
     Explanation
+
+    Raises
+    ------
+    ConvMatrixError
+        Invalid geometry, or a layer too large for ``max_terms`` / ``max_bytes``.
 
     Examples
     --------
@@ -328,32 +358,39 @@ def explain(weight_shape: Sequence[int], input_shape: Sequence[int], *,
     True
     """
     spec = layer_spec(weight_shape, input_shape, transpose, geometry)
-    return explain_spec(spec, transpose, weight=weight, x=x, title=title)
+    return explain_spec(spec, transpose, weight=weight, x=x, title=title, max_terms=max_terms,
+                        max_bytes=max_bytes)
 
 
 def explain_spec(spec: ConvSpec, transpose: bool, *, weight: Any = None, x: Any = None,
-                 title: str | None = None) -> Explanation:
+                 title: str | None = None, max_terms: int | None = DEFAULT_MAX_TERMS,
+                 max_bytes: int | None = DEFAULT_MAX_BYTES) -> Explanation:
     """:func:`explain` for a forward spec (``transpose``: explain its transpose)."""
     in_shape, out_shape = ((spec.output_shape, spec.input_shape) if transpose
                            else (spec.input_shape, spec.output_shape))
+    name = title or (f"ConvTranspose{spec.ndim}d" if transpose else f"Conv{spec.ndim}d")
+    what = f"explaining {name} {_shape_text(in_shape)} → {_shape_text(out_shape)}"
+    check_residues(what, spec, max_terms)
+    check_bytes(what, explain_nbytes(spec), max_bytes)
     total = math.prod(out_shape)
     if total <= MAX_ALL_OUTPUTS:
         positions = list(itertools.product(*(range(v) for v in out_shape)))
     else:
         positions = _sample_positions(out_shape, spec.stride)
     flat = [int(np.ravel_multi_index(index, out_shape)) for index in positions]
-    symbolic = spec_outputs(spec, transpose, positions=flat)
+    symbolic = spec_outputs(spec, transpose, positions=flat, max_terms=max_terms)
     numeric: dict[tuple[int, ...], Any] = {}
     if weight is not None and x is not None:
-        values = spec_outputs(spec, transpose, weight=weight, x=x, positions=flat)
+        values = spec_outputs(spec, transpose, weight=weight, x=x, positions=flat,
+                              max_terms=max_terms)
         numeric = {tuple(int(v) for v in index): value
                    for index, value in zip(positions, values, strict=True)}
     rows, cols = spec.matrix_shape
     matrix = None
     if rows * cols <= MAX_MATRIX_ENTRIES:
         shape = (cols, rows) if transpose else (rows, cols)
-        matrix = sympy.ImmutableSparseMatrix(*shape, spec_entries(spec, transpose))
-    name = title or (f"ConvTranspose{spec.ndim}d" if transpose else f"Conv{spec.ndim}d")
+        matrix = sympy.ImmutableSparseMatrix(*shape, spec_entries(spec, transpose,
+                                                                   max_terms=None))
     return Explanation(
         title=name, spec=spec, transpose=transpose, input_shape=in_shape,
         output_shape=out_shape, matrix=matrix,

@@ -8,7 +8,8 @@ from typing import Any
 import sympy
 
 from convmatrix.spec import ConvSpec
-from convmatrix.symbolic._layers import as_object_array, layer_spec, weight_symbols
+from convmatrix.symbolic._guard import DEFAULT_MAX_TERMS, check_terms, layer_terms
+from convmatrix.symbolic._layers import LazySymbols, as_object_array, layer_spec
 from convmatrix.symbolic._rows import row_entries
 
 __all__ = ["conv_matrix", "conv_transpose_matrix", "matrix_entries", "spec_entries"]
@@ -16,22 +17,28 @@ __all__ = ["conv_matrix", "conv_transpose_matrix", "matrix_entries", "spec_entri
 
 def matrix_entries(weight_shape: Sequence[int], input_shape: Sequence[int], *,
                    transpose: bool = False, weight: Any = None,
+                   max_terms: int | None = DEFAULT_MAX_TERMS,
                    **geometry: Any) -> dict[tuple[int, int], sympy.Expr]:
     """Non-zero entries ``{(row, col): expr}`` of the layer's matrix (``C`` or ``Cᵀ``)."""
     spec = layer_spec(weight_shape, input_shape, transpose, geometry)
-    return spec_entries(spec, transpose, weight=weight)
+    return spec_entries(spec, transpose, weight=weight, max_terms=max_terms)
 
 
-def spec_entries(spec: ConvSpec, transpose: bool, *,
-                 weight: Any = None) -> dict[tuple[int, int], sympy.Expr]:
+def spec_entries(spec: ConvSpec, transpose: bool, *, weight: Any = None,
+                 max_terms: int | None = DEFAULT_MAX_TERMS) -> dict[tuple[int, int], sympy.Expr]:
     """:func:`matrix_entries` for a forward spec (``transpose``: the entries of ``Cᵀ``).
 
     Built from the same index table as the numeric matrices; one Python step per stored entry,
-    never a dense matrix.
+    never a dense matrix. Refused (:class:`~convmatrix.ConvMatrixError`) before any work when
+    the rows or the weight terms of the entries exceed ``max_terms``.
     """
-    w = (weight_symbols(spec.weight_shape) if weight is None
-         else as_object_array(weight, spec.weight_shape, "weight")).ravel()
     rows = spec.matrix_shape[1] if transpose else spec.matrix_shape[0]
+    terms, exact = layer_terms(spec)
+    shape = (rows, spec.matrix_shape[0] if transpose else spec.matrix_shape[1])
+    check_terms(f"the symbolic matrix {'Cᵀ' if transpose else 'C'} {shape[0]}×{shape[1]}",
+                rows, terms, max_terms, exact=exact, noun="rows")
+    w = (LazySymbols("w", spec.weight_shape, 2) if weight is None
+         else as_object_array(weight, spec.weight_shape, "weight").ravel())
     return {(row, col): sympy.Add(*(w[i] for i in widx))
             for row in range(rows) for col, widx in row_entries(spec, transpose, row)}
 
@@ -44,7 +51,7 @@ def _sparse(entries: dict[tuple[int, int], sympy.Expr], shape: tuple[int, int]
 
 
 def conv_matrix(weight_shape: Sequence[int], input_shape: Sequence[int], *, weight: Any = None,
-                **geometry: Any) -> sympy.SparseMatrix:
+                max_terms: int | None = DEFAULT_MAX_TERMS, **geometry: Any) -> sympy.SparseMatrix:
     """Symbolic ``C`` of a convolution: ``C @ x.ravel()`` is the convolution (torch semantics).
 
     Parameters
@@ -56,6 +63,9 @@ def conv_matrix(weight_shape: Sequence[int], input_shape: Sequence[int], *, weig
     weight : array_like, optional
         Numbers or SymPy expressions in ``weight_shape``; default the symbols of
         :func:`~convmatrix.symbolic.weight_symbols`.
+    max_terms : int or None, optional
+        Refuse, before any work, a matrix with more rows or weight terms than this (default
+        ``10**6``, about a minute and a GiB of SymPy objects); None: no limit.
     **geometry
         ``stride``, ``padding``, ``dilation``, ``groups``, ``padding_mode`` as in
         :func:`convmatrix.conv_matrix`.
@@ -78,12 +88,13 @@ def conv_matrix(weight_shape: Sequence[int], input_shape: Sequence[int], *, weig
     [w_{0} + w_{2},         w_{1}]])
     """
     spec = layer_spec(weight_shape, input_shape, False, geometry)
-    return _sparse(matrix_entries(weight_shape, input_shape, weight=weight, **geometry),
+    return _sparse(spec_entries(spec, False, weight=weight, max_terms=max_terms),
                    spec.matrix_shape)
 
 
 def conv_transpose_matrix(weight_shape: Sequence[int], input_shape: Sequence[int], *,
-                          weight: Any = None, **geometry: Any) -> sympy.SparseMatrix:
+                          weight: Any = None, max_terms: int | None = DEFAULT_MAX_TERMS,
+                          **geometry: Any) -> sympy.SparseMatrix:
     """Symbolic ``Cᵀ`` of a transposed convolution (torch ``conv_transposeNd`` semantics).
 
     Parameters
@@ -94,6 +105,9 @@ def conv_transpose_matrix(weight_shape: Sequence[int], input_shape: Sequence[int
         One sample of the transposed layer's input, ``(C_in, *spatial)``.
     weight : array_like, optional
         Numbers or SymPy expressions in ``weight_shape``; default symbols ``w_{i,o,ky,kx}``.
+    max_terms : int or None, optional
+        Refuse, before any work, a matrix with more rows or weight terms than this (default
+        ``10**6``); None: no limit.
     **geometry
         ``stride``, ``padding``, ``output_padding``, ``dilation``, ``groups``.
 
@@ -112,5 +126,5 @@ def conv_transpose_matrix(weight_shape: Sequence[int], input_shape: Sequence[int
     """
     spec = layer_spec(weight_shape, input_shape, True, geometry)
     shape = spec.matrix_shape
-    return _sparse(matrix_entries(weight_shape, input_shape, transpose=True, weight=weight,
-                                  **geometry), (shape[1], shape[0]))
+    return _sparse(spec_entries(spec, True, weight=weight, max_terms=max_terms),
+                   (shape[1], shape[0]))

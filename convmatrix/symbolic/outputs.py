@@ -13,6 +13,12 @@ from sympy.core.basic import Basic
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.spec import ConvSpec
+from convmatrix.symbolic._guard import (
+    DEFAULT_MAX_TERMS,
+    check_terms,
+    layer_terms,
+    row_terms_bound,
+)
 from convmatrix.symbolic._layers import LazySymbols, as_object_array, layer_spec
 from convmatrix.symbolic._rows import row_entries
 
@@ -22,23 +28,37 @@ __all__ = ["conv_outputs", "conv_transpose_outputs", "layer_outputs", "spec_outp
 def layer_outputs(weight_shape: Sequence[int], input_shape: Sequence[int], *,
                   transpose: bool = False, weight: Any = None, x: Any = None,
                   positions: Sequence[int] | None = None,
+                  max_terms: int | None = DEFAULT_MAX_TERMS,
                   **geometry: Any) -> np.ndarray:
     """Outputs as a flat object array (all, or only the flat ``positions`` asked for)."""
     spec = layer_spec(weight_shape, input_shape, transpose, geometry)
-    return spec_outputs(spec, transpose, weight=weight, x=x, positions=positions)
+    return spec_outputs(spec, transpose, weight=weight, x=x, positions=positions,
+                        max_terms=max_terms)
 
 
 def spec_outputs(spec: ConvSpec, transpose: bool, *, weight: Any = None, x: Any = None,
-                 positions: Sequence[int] | None = None) -> np.ndarray:
+                 positions: Sequence[int] | None = None,
+                 max_terms: int | None = DEFAULT_MAX_TERMS) -> np.ndarray:
     """:func:`layer_outputs` for a forward spec (``transpose``: the outputs of its transpose).
 
     One ``w·x`` term per stored matrix entry and tap, computed row by row from the index
     table: the work grows with the non-zeros of the rows asked for, never with a dense matrix.
+    Refused (:class:`~convmatrix.ConvMatrixError`) before any work when the outputs or their
+    terms exceed ``max_terms``.
     """
     in_shape, out_shape = ((spec.output_shape, spec.input_shape) if transpose
                            else (spec.input_shape, spec.output_shape))
     n_rows = math.prod(out_shape)
-    rows = range(n_rows) if positions is None else [_position(v, n_rows) for v in positions]
+    what = f"{'the transposed convolution' if transpose else 'the convolution'} " \
+        f"{'×'.join(map(str, in_shape))} → {'×'.join(map(str, out_shape))}"
+    if positions is None:
+        terms, exact = layer_terms(spec)
+        check_terms(what, n_rows, terms, max_terms, exact=exact)
+        rows: Sequence[int] = range(n_rows)
+    else:
+        check_terms(what, len(positions), len(positions) * row_terms_bound(spec, transpose),
+                    max_terms, exact=False)
+        rows = [_position(v, n_rows) for v in positions]
     result = np.empty(len(rows), dtype=object)
     if weight is None and x is None:
         w, xs = LazySymbols("w", spec.weight_shape, 2), LazySymbols("x", in_shape, 1)
@@ -87,7 +107,7 @@ def _sum_of_symbol_products(pairs: Iterable[tuple[sympy.Symbol, sympy.Symbol]]) 
 
 
 def conv_outputs(weight_shape: Sequence[int], input_shape: Sequence[int], *,
-                 weight: Any = None, x: Any = None,
+                 weight: Any = None, x: Any = None, max_terms: int | None = DEFAULT_MAX_TERMS,
                  **geometry: Any) -> sympy.ImmutableDenseNDimArray:
     """Every output of a convolution as the explicit sum of its ``w·x`` products.
 
@@ -100,8 +120,17 @@ def conv_outputs(weight_shape: Sequence[int], input_shape: Sequence[int], *,
     weight, x : array_like, optional
         Numbers or SymPy expressions in the layer's shapes; default the symbols ``w_{…}`` and
         ``x_{c,i,j}``.
+    max_terms : int or None, optional
+        Refuse, before any work, a layer with more outputs or ``w·x`` terms than this (default
+        ``10**6``: about a minute and a GiB of SymPy objects); None: no limit. The count is
+        exact and closed-form (:meth:`convmatrix.ConvSpec.nnz_upper_bound`).
     **geometry
         ``stride``, ``padding``, ``dilation``, ``groups``, ``padding_mode``.
+
+    Raises
+    ------
+    ConvMatrixError
+        Invalid geometry, or more outputs or terms than ``max_terms``.
 
     Returns
     -------
@@ -117,12 +146,13 @@ def conv_outputs(weight_shape: Sequence[int], input_shape: Sequence[int], *,
     [[[4, 4], [4, 4]]]
     """
     spec = layer_spec(weight_shape, input_shape, False, geometry)
-    flat = layer_outputs(weight_shape, input_shape, weight=weight, x=x, **geometry)
+    flat = spec_outputs(spec, False, weight=weight, x=x, max_terms=max_terms)
     return sympy.ImmutableDenseNDimArray(flat.tolist(), spec.output_shape)
 
 
 def conv_transpose_outputs(weight_shape: Sequence[int], input_shape: Sequence[int], *,
                            weight: Any = None, x: Any = None,
+                           max_terms: int | None = DEFAULT_MAX_TERMS,
                            **geometry: Any) -> sympy.ImmutableDenseNDimArray:
     """Every output of a transposed convolution as the explicit sum of its ``w·x`` products.
 
@@ -134,6 +164,9 @@ def conv_transpose_outputs(weight_shape: Sequence[int], input_shape: Sequence[in
         ``(C_in, *spatial)`` of the transposed layer's input.
     weight, x : array_like, optional
         Numbers or SymPy expressions; default symbols.
+    max_terms : int or None, optional
+        Refuse, before any work, a layer with more outputs or ``w·x`` terms than this (default
+        ``10**6``); None: no limit.
     **geometry
         ``stride``, ``padding``, ``output_padding``, ``dilation``, ``groups``.
 
@@ -156,6 +189,5 @@ def conv_transpose_outputs(weight_shape: Sequence[int], input_shape: Sequence[in
     [[[1, 2, 1], [2, 4, 2], [1, 2, 1]]]
     """
     spec = layer_spec(weight_shape, input_shape, True, geometry)
-    flat = layer_outputs(weight_shape, input_shape, transpose=True, weight=weight, x=x,
-                         **geometry)
+    flat = spec_outputs(spec, True, weight=weight, x=x, max_terms=max_terms)
     return sympy.ImmutableDenseNDimArray(flat.tolist(), spec.input_shape)

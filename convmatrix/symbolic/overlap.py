@@ -20,8 +20,15 @@ import numpy as np
 import sympy
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.indices import axis_taps, index_table
+from convmatrix.indices import axis_taps
+from convmatrix.sparse import DEFAULT_MAX_BYTES
 from convmatrix.spec import ConvSpec
+from convmatrix.symbolic._guard import (
+    DEFAULT_MAX_TERMS,
+    check_bytes,
+    check_residues,
+    overlap_nbytes,
+)
 from convmatrix.symbolic._layers import layer_spec
 
 __all__ = [
@@ -52,18 +59,26 @@ def axis_overlap_counts(spec: ConvSpec, axis: int) -> np.ndarray:
 
 
 def _counts(spec: ConvSpec) -> np.ndarray:
-    table = index_table(spec)
-    return np.bincount(table.in_pos, minlength=table.n_in).reshape(spec.input_size)
+    """The N-D overlap map: the outer product of the per-axis counts.
+
+    Exact for every padding mode: the (output pixel, tap) pairs of the layer are the product
+    of the per-axis pairs, and each axis maps its own coordinate.
+    """
+    return reduce(np.multiply.outer, [axis_overlap_counts(spec, axis)
+                                      for axis in range(spec.ndim)]).astype(np.int64)
 
 
-def overlap_counts(weight_shape: Sequence[int], input_shape: Sequence[int],
-                   **geometry: Any) -> np.ndarray:
+def overlap_counts(weight_shape: Sequence[int], input_shape: Sequence[int], *,
+                   max_bytes: int | None = DEFAULT_MAX_BYTES, **geometry: Any) -> np.ndarray:
     """How many (input pixel, kernel tap) pairs of a transposed layer land on each output pixel.
 
     Parameters
     ----------
     weight_shape, input_shape, **geometry
         As in :func:`convmatrix.conv_transpose_matrix` (weight replaced by its shape).
+    max_bytes : int or None, optional
+        Refuse, before any work, a map (with its per-axis tables) larger than this; default
+        :data:`convmatrix.DEFAULT_MAX_BYTES`, None: no limit.
 
     Returns
     -------
@@ -79,14 +94,17 @@ def overlap_counts(weight_shape: Sequence[int], input_shape: Sequence[int],
     >>> overlap_counts((1, 1, 3), (1, 5), stride=2)      # k=3, s=2: uneven
     array([1, 1, 2, 1, 2, 1, 2, 1, 2, 1, 1])
     """
-    return _counts(layer_spec(weight_shape, input_shape, True, geometry))
+    spec = layer_spec(weight_shape, input_shape, True, geometry)
+    check_bytes("the overlap map", overlap_nbytes(spec), max_bytes)
+    return _counts(spec)
 
 
-def read_counts(weight_shape: Sequence[int], input_shape: Sequence[int],
-                **geometry: Any) -> np.ndarray:
+def read_counts(weight_shape: Sequence[int], input_shape: Sequence[int], *,
+                max_bytes: int | None = DEFAULT_MAX_BYTES, **geometry: Any) -> np.ndarray:
     """For a convolution: how many (output pixel, tap) pairs read each input pixel.
 
     This is the overlap map of the convolution's transpose (its column counts per channel pair).
+    ``max_bytes`` as in :func:`overlap_counts`.
 
     Examples
     --------
@@ -95,7 +113,9 @@ def read_counts(weight_shape: Sequence[int], input_shape: Sequence[int],
            [2, 4, 2],
            [1, 2, 1]])
     """
-    return _counts(layer_spec(weight_shape, input_shape, False, geometry))
+    spec = layer_spec(weight_shape, input_shape, False, geometry)
+    check_bytes("the read-count map", overlap_nbytes(spec), max_bytes)
+    return _counts(spec)
 
 
 def overlap_formula(stride: int | None = None, dilation: int = 1) -> sympy.Expr:
@@ -256,10 +276,13 @@ class AxisOverlap:
 
     @property
     def period(self) -> int:
-        """Smallest period of the interior counts (1 when even)."""
-        counts = self.interior_counts
-        return next(q for q in range(1, len(counts) + 1)
-                    if len(counts) % q == 0 and counts == counts[q:] + counts[:q])
+        """Smallest period of the interior counts (1 when even).
+
+        Only divisors of the stride can be periods; each is checked in one vectorised pass.
+        """
+        counts = np.asarray(self.interior_counts)
+        return next(q for q in _divisors(len(counts))
+                    if np.array_equal(counts, np.roll(counts, -q)))
 
     @property
     def distinct(self) -> tuple[int, ...]:
@@ -384,6 +407,12 @@ class AxisOverlap:
         return ", ".join(parts) + f" (mod {self.period})"
 
 
+def _divisors(value: int) -> list[int]:
+    """The divisors of a positive int, ascending (``O(√value)``)."""
+    small = [q for q in range(1, math.isqrt(value) + 1) if value % q == 0]
+    return small + [value // q for q in reversed(small) if q * q != value]
+
+
 def _subscript(text: str) -> str:
     return text.translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
 
@@ -487,7 +516,8 @@ class Checkerboard:
 
 
 def checkerboard(weight_shape: Sequence[int], input_shape: Sequence[int],
-                 transpose: bool = True, **geometry: Any) -> Checkerboard:
+                 transpose: bool = True, *, max_terms: int | None = DEFAULT_MAX_TERMS,
+                 max_bytes: int | None = DEFAULT_MAX_BYTES, **geometry: Any) -> Checkerboard:
     """The checkerboard verdict of a transposed layer (or of a convolution's transpose).
 
     Parameters
@@ -498,6 +528,12 @@ def checkerboard(weight_shape: Sequence[int], input_shape: Sequence[int],
     transpose : bool
         The layer is a transposed convolution (default); False: a convolution, whose
         transpose the verdict concerns.
+    max_terms : int or None, optional
+        Refuse, before any work, a law with more stride residues (one count each) than this
+        (default ``10**6``); None: no limit.
+    max_bytes : int or None, optional
+        Refuse, before any work, when the per-axis counts and laws would take more bytes than
+        this; default :data:`convmatrix.DEFAULT_MAX_BYTES`, None: no limit.
 
     Returns
     -------
@@ -515,6 +551,9 @@ def checkerboard(weight_shape: Sequence[int], input_shape: Sequence[int],
     True
     """
     spec = layer_spec(weight_shape, input_shape, transpose, geometry)
+    check_residues("the checkerboard verdict", spec, max_terms)
+    check_bytes("the checkerboard verdict", overlap_nbytes(spec) - 16 * math.prod(
+        spec.input_size), max_bytes)
     return checkerboard_of(spec, transpose)
 
 
