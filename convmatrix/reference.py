@@ -13,6 +13,8 @@ conv
     ``convNd`` of one sample ``(C_in, *spatial)`` with a ``(C_out, C_in // groups, *k)`` weight.
 conv_transpose
     ``conv_transposeNd`` of one sample with a ``(C_in, C_out // groups, *k)`` weight.
+conv_adjoint
+    The adjoint of :func:`conv` for a given input shape (any padding mode), by scatter-add.
 pad, pad_adjoint
     torch's padding modes on the spatial axes, and the adjoint of that padding.
 """
@@ -28,7 +30,7 @@ import numpy as np
 
 from convmatrix._errors import ConvMatrixError
 
-__all__ = ["conv", "conv_transpose", "pad", "pad_adjoint"]
+__all__ = ["conv", "conv_adjoint", "conv_transpose", "pad", "pad_adjoint"]
 
 #: torch's ``padding_mode`` names and the ``np.pad`` mode doing the same thing
 _NP_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge",
@@ -107,6 +109,28 @@ def _groups(groups: Any, **channels: int) -> int:
         if count % g:
             raise ConvMatrixError(f"`groups` (={g}) must divide {label} (={count})")
     return g
+
+
+def _conv_pairs(padding: Any, padding_mode: str, kernel: Sequence[int], s: tuple[int, ...],
+                d: tuple[int, ...], stride: Any) -> tuple[tuple[int, int], ...]:
+    """A convolution's ``padding`` argument (ints, pairs, "valid", "same") as pairs."""
+    ndim = len(kernel)
+    if padding_mode not in _NP_PAD_MODES:
+        raise ConvMatrixError(
+            f"`padding_mode` (={padding_mode!r}) must be one of {list(_NP_PAD_MODES)}")
+    if not isinstance(padding, str):
+        return _pairs(padding, ndim)
+    if padding == "valid":
+        return ((0, 0),) * ndim
+    if padding == "same":
+        if max(s) > 1:
+            raise ConvMatrixError(
+                f"`padding`='same' needs stride 1 (torch rule); `stride` is {stride!r}")
+        total = [dd * (k - 1) for k, dd in zip(kernel, d, strict=True)]
+        return tuple((t // 2, t - t // 2) for t in total)
+    raise ConvMatrixError(
+        f"`padding` (={padding!r}) must be 'valid', 'same', an int, {ndim} ints or "
+        f"{ndim} (before, after) pairs")
 
 
 # --------------------------------------------------------------------------- padding
@@ -253,25 +277,7 @@ def conv(
             f"`groups`={groups} it needs {c_in_g * groups} input channels; `x` has {c_in}")
     s = _per_axis(stride, ndim, "stride", 1)
     d = _per_axis(dilation, ndim, "dilation", 1)
-    if padding_mode not in _NP_PAD_MODES:
-        raise ConvMatrixError(
-            f"`padding_mode` (={padding_mode!r}) must be one of {list(_NP_PAD_MODES)}")
-    if isinstance(padding, str):
-        if padding == "valid":
-            pairs: tuple[tuple[int, int], ...] = ((0, 0),) * ndim
-        elif padding == "same":
-            if max(s) > 1:
-                raise ConvMatrixError(
-                    f"`padding`='same' needs stride 1 (torch rule); `stride` is {stride!r}")
-            total = [dd * (k - 1) for k, dd in zip(kernel, d, strict=True)]
-            pairs = tuple((t // 2, t - t // 2) for t in total)
-        else:
-            raise ConvMatrixError(
-                f"`padding` (={padding!r}) must be 'valid', 'same', an int, {ndim} ints or "
-                f"{ndim} (before, after) pairs")
-    else:
-        pairs = _pairs(padding, ndim)
-
+    pairs = _conv_pairs(padding, padding_mode, kernel, s, d, stride)
     xp = pad(x, pairs, padding_mode)
     span = [dd * (k - 1) + 1 for k, dd in zip(kernel, d, strict=True)]
     if any(n < sp for n, sp in zip(xp.shape[1:], span, strict=True)):
@@ -392,3 +398,95 @@ def conv_transpose(
             buffer[(outs, *window)] += np.tensordot(w_tap, ys, axes=(0, 0))
     crop = tuple(slice(b, b + o) for (b, _), o in zip(pairs, out_size, strict=True))
     return np.ascontiguousarray(buffer[(slice(None), *crop)])
+
+
+def conv_adjoint(
+    y: Any,
+    weight: Any,
+    input_shape: Sequence[int],
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: Any = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+) -> np.ndarray:
+    """Adjoint of :func:`conv` for inputs of shape ``input_shape``: ``Cᵀ y`` by scatter-add.
+
+    Every output pixel ``j`` and tap ``t`` add ``weight[o, c, t] · y[o, j]`` back to the padded
+    position ``j·s + t·d`` that :func:`conv` read, then :func:`pad_adjoint` folds the padding
+    onto the pixels it copies. It takes the same arguments as :func:`conv` (every padding form
+    and mode) and needs no output-padding arithmetic: the input shape is given.
+
+    Parameters
+    ----------
+    y : array_like, shape ``(C_out, *out)``
+        A cotangent shaped like the convolution's output.
+    weight : array_like, shape ``(C_out, C_in // groups, *k)``
+        torch's ``Conv`` weight layout (the same array :func:`conv` takes).
+    input_shape : sequence of int
+        ``(C_in, *spatial)`` of the convolution's input.
+    stride, padding, dilation, groups, padding_mode
+        As in :func:`conv`.
+
+    Returns
+    -------
+    ndarray, shape ``input_shape``
+        ``vdot(conv(x), y) == vdot(x, conv_adjoint(y))`` for every ``x`` (no conjugation).
+
+    Raises
+    ------
+    ConvMatrixError
+        For the errors :func:`conv` raises, and for a ``y`` with more outputs than the
+        convolution of ``input_shape`` has.
+
+    Examples
+    --------
+    >>> conv_adjoint(np.ones((1, 2)), np.array([[[1, 2]]]), (1, 3)).tolist()
+    [[1.0, 3.0, 2.0]]
+    >>> conv_adjoint(np.ones((1, 4)), np.ones((1, 1, 2)), (1, 3), padding=1,
+    ...              padding_mode="reflect").tolist()   # padded pixels x1 x0 x1 x2 x1
+    [[2.0, 4.0, 2.0]]
+    """
+    y, weight = _arrays(y, weight, "y")
+    ndim = y.ndim - 1
+    shape = tuple(_int(v, "input_shape", input_shape) for v in input_shape)
+    if len(shape) != ndim + 1 or min(shape) < 1:
+        raise ConvMatrixError(
+            f"`input_shape` (={tuple(input_shape)}) must be (C_in, *spatial) with {ndim} "
+            f"positive spatial sizes, like `y` {y.shape}")
+    c_in, (c_out, c_in_g, *kernel) = shape[0], weight.shape
+    if y.shape[0] != c_out:
+        raise ConvMatrixError(
+            f"`y` has {y.shape[0]} channels but `weight` (shape {weight.shape}) has {c_out} "
+            f"output channels")
+    groups = _groups(groups, C_in=c_in, C_out=c_out)
+    if c_in_g * groups != c_in:
+        raise ConvMatrixError(
+            f"`weight` (shape {weight.shape}) takes {c_in_g} channels per group, so with "
+            f"`groups`={groups} it needs {c_in_g * groups} input channels; `input_shape` has "
+            f"{c_in}")
+    s = _per_axis(stride, ndim, "stride", 1)
+    d = _per_axis(dilation, ndim, "dilation", 1)
+    pairs = _conv_pairs(padding, padding_mode, kernel, s, d, stride)
+    padded = [n + b + a for n, (b, a) in zip(shape[1:], pairs, strict=True)]
+    out = y.shape[1:]
+    if any((o - 1) * ss + dd * (k - 1) + 1 > p
+           for o, ss, dd, k, p in zip(out, s, d, kernel, padded, strict=True)):
+        raise ConvMatrixError(
+            f"`y` (shape {y.shape}) has more outputs than the convolution of `input_shape` "
+            f"{shape} (padded to {tuple(padded)}) produces")
+
+    grad = np.zeros((c_in, *padded), dtype=np.result_type(y, weight))
+    c_out_g = c_out // groups
+    for g in range(groups):
+        ys = y[g * c_out_g:(g + 1) * c_out_g]                 # (C_out/g, *out)
+        ws = weight[g * c_out_g:(g + 1) * c_out_g]            # (C_out/g, C_in/g, *k)
+        ins = slice(g * c_in_g, (g + 1) * c_in_g)
+        for tap in itertools.product(*(range(k) for k in kernel)):
+            # the padded positions tap t read for outputs j = 0, 1, ...: j·s + t·d
+            window = tuple(slice(t * dd, t * dd + (o - 1) * ss + 1, ss)
+                           for t, dd, o, ss in zip(tap, d, out, s, strict=True))
+            w_tap = ws[(slice(None), slice(None), *tap)]      # (C_out/g, C_in/g)
+            grad[(ins, *window)] += np.tensordot(w_tap, ys, axes=(0, 0))
+    return pad_adjoint(grad, pairs, padding_mode)

@@ -6,14 +6,15 @@ import itertools
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.indices import SpatialPattern, index_table
-from convmatrix.spec import ConvSpec, IntOrSeq, PaddingArg, conv_spec, conv_transpose_spec
+from convmatrix.spec import ConvSpec, conv_spec, conv_transpose_spec
+from convmatrix.typing import IntOrSeq, PaddingArg, PaddingMode, SparseFormat
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -24,7 +25,6 @@ __all__ = [
     "spec_matrix",
 ]
 
-SparseFormat = Literal["csr", "csc", "coo"]
 DEFAULT_MAX_BYTES: int = 4 * 2**30
 """Largest matrix (in bytes of data, indices and pointers) built unless ``max_bytes`` says more."""
 
@@ -325,7 +325,7 @@ def conv_matrix(
     padding: PaddingArg = 0,
     dilation: IntOrSeq = 1,
     groups: int = 1,
-    padding_mode: str = "zeros",
+    padding_mode: PaddingMode = "zeros",
     format: SparseFormat = "csr",
     max_bytes: int | None = DEFAULT_MAX_BYTES,
 ) -> sp.sparray:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, SupportsIndex, get_args
 
+from convmatrix import shapes
 from convmatrix._errors import ConvMatrixError
+from convmatrix.typing import IntOrSeq, PaddingArg, PaddingMode, ShapeLike
+
+PADDING_MODES: tuple[str, ...] = get_args(PaddingMode)
 
 __all__ = [
     "PADDING_MODES",
@@ -20,11 +23,8 @@ __all__ = [
     "conv_transpose_spec",
 ]
 
-PaddingMode = Literal["zeros", "reflect", "replicate", "circular", "symmetric"]
-PADDING_MODES: tuple[str, ...] = get_args(PaddingMode)
-
-IntOrSeq = int | Sequence[int]
-PaddingArg = int | str | Sequence[int] | Sequence[Sequence[int]]
+_INT64_MAX = 2**63 - 1
+_INT64_TEXT = "2**63 − 1 (convmatrix indexes with int64)"
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,8 @@ class ConvSpec:
     Every field is a plain ``int`` or a tuple of ``int`` (one entry per spatial axis), so a spec
     is hashable and the index tables computed from it can be cached. Build one with
     :func:`conv_spec` (torch-style arguments) or :func:`conv_transpose_spec` (the forward
-    convolution whose transpose is a given transposed convolution).
+    convolution whose transpose is a given transposed convolution). A spec checks itself on
+    construction, so an invalid one cannot exist: building one directly with bad fields raises.
 
     Attributes
     ----------
@@ -48,7 +49,15 @@ class ConvSpec:
         Per-axis ``(before, after)`` implicit padding (non-negative).
     padding_mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}
         How padded pixels are filled (torch semantics; ``"symmetric"`` is numpy's / TF
-        MirrorPad's edge-including mirror).
+        MirrorPad's edge-including mirror); ``reflect`` needs each pad below the input size,
+        ``circular`` and ``symmetric`` at most the input size.
+
+    Raises
+    ------
+    ConvMatrixError
+        For a field of the wrong type or range, naming it, its value and the rule; also when an
+        index the builders compute (a padded coordinate, a flat position, a matrix dimension)
+        would not fit int64.
 
     Notes
     -----
@@ -62,6 +71,11 @@ class ConvSpec:
     >>> spec = conv_spec((1, 1, 2, 2), (1, 3, 3))
     >>> spec.output_shape, spec.matrix_shape
     ((1, 2, 2), (4, 9))
+    >>> ConvSpec(1, 1, (3,), (2,), (1,), ((0, 0),), (1,), 1, "zeros", (5,))
+    Traceback (most recent call last):
+    ...
+    convmatrix._errors.ConvMatrixError: `output_size` (=(5,)) must lie between 1 and the
+    natural output size 2 along spatial axis 0
     """
 
     in_channels: int
@@ -72,33 +86,46 @@ class ConvSpec:
     padding: tuple[tuple[int, int], ...]
     dilation: tuple[int, ...]
     groups: int
-    padding_mode: str
+    padding_mode: PaddingMode
     output_size: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        ndim = len(self.input_size)
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        for name in ("in_channels", "out_channels", "groups"):
+            put(name, _bounded(_as_int(getattr(self, name), name), name, minimum=1))
+        input_size = _field_tuple(self.input_size, "input_size", None, minimum=1)
+        ndim = len(input_size)
         if ndim < 1:
             raise ConvMatrixError("a convolution needs at least one spatial axis")
-        for name in ("kernel_size", "stride", "dilation", "padding", "output_size"):
-            if len(getattr(self, name)) != ndim:
+        put("input_size", input_size)
+        for name in ("kernel_size", "stride", "dilation", "output_size"):
+            put(name, _field_tuple(getattr(self, name), name, ndim, minimum=1))
+        put("padding", _field_pairs(self.padding, ndim))
+        for label, count in (("`in_channels`", self.in_channels),
+                             ("`out_channels`", self.out_channels)):
+            if count % self.groups:
                 raise ConvMatrixError(
-                    f"`{name}` (={getattr(self, name)}) must have one entry per spatial axis "
-                    f"({ndim})"
-                )
-        if self.padding_mode not in PADDING_MODES:
-            raise ConvMatrixError(
-                f"`padding_mode` (={self.padding_mode!r}) must be one of {PADDING_MODES}"
-            )
+                    f"{label} (={count}) must be divisible by `groups` (={self.groups})")
+        _check_padding_mode(self.padding_mode, self.padding, self.input_size)
         for axis in range(ndim):
+            n, (before, after) = self.input_size[axis], self.padding[axis]
+            if n + before + after > _INT64_MAX:
+                raise ConvMatrixError(
+                    f"`padding` {(before, after)} along spatial axis {axis} makes the padded "
+                    f"input {n} + {before} + {after} = {n + before + after} long; it must be at most "
+                    f"{_INT64_TEXT}")
             natural = _natural_output(
-                self.input_size[axis], self.kernel_size[axis], self.stride[axis],
-                self.padding[axis], self.dilation[axis], axis,
+                n, self.kernel_size[axis], self.stride[axis], self.padding[axis],
+                self.dilation[axis], axis,
             )
             if not 1 <= self.output_size[axis] <= natural:
                 raise ConvMatrixError(
                     f"`output_size` (={self.output_size}) must lie between 1 and the natural "
                     f"output size {natural} along spatial axis {axis}"
                 )
+        _check_flat_indices(self)
 
     @property
     def ndim(self) -> int:
@@ -128,7 +155,8 @@ class ConvSpec:
     @property
     def effective_kernel_size(self) -> tuple[int, ...]:
         """Dilated kernel extent per axis, ``d·(k − 1) + 1``."""
-        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation, strict=True))
+        return tuple(shapes.effective_kernel(k, d)
+                     for k, d in zip(self.kernel_size, self.dilation, strict=True))
 
     @property
     def remainder(self) -> tuple[int, ...]:
@@ -138,10 +166,10 @@ class ConvSpec:
         output size back to its input size (Dumoulin & Visin's ``a``).
         """
         return tuple(
-            n + b + a - (d * (k - 1) + 1) - (o - 1) * s
-            for n, k, s, (b, a), d, o in zip(self.input_size, self.kernel_size, self.stride,
-                                             self.padding, self.dilation, self.output_size,
-                                             strict=True))
+            shapes.conv_remainder(n, k, s, p, d, o)
+            for n, k, s, p, d, o in zip(self.input_size, self.kernel_size, self.stride,
+                                        self.padding, self.dilation, self.output_size,
+                                        strict=True))
 
     def nnz_upper_bound(self) -> int:
         """Number of stored entries of ``C`` (exact for ``"zeros"``, an upper bound otherwise).
@@ -177,14 +205,36 @@ def _ceil_div(a: int, b: int) -> int:
 
 
 def _natural_output(n: int, k: int, s: int, pad: tuple[int, int], d: int, axis: int) -> int:
-    eff = d * (k - 1) + 1
+    eff = shapes.effective_kernel(k, d)
     padded = n + pad[0] + pad[1]
     if padded < eff:
         raise ConvMatrixError(
             f"kernel (effective size {eff}) does not fit the padded input (size {padded}) "
             f"along spatial axis {axis}"
         )
-    return (padded - eff) // s + 1
+    return shapes.conv_output_length(n, k, s, pad, d)
+
+
+def _check_flat_indices(spec: ConvSpec) -> None:
+    """Refuse a spec whose flat positions or matrix dimensions would not fit int64.
+
+    The index table computes ``Σ_axis coordinate·stride_of_axis`` with int64 arrays, where a
+    coordinate (a padded position, possibly outside the input) lies in ``[−before, n + after)``;
+    the matrix has ``C_out·∏o`` rows and ``C_in·∏n`` columns.
+    """
+    rows, cols = spec.matrix_shape
+    if max(rows, cols) > _INT64_MAX:
+        raise ConvMatrixError(
+            f"the matrix would have shape {(rows, cols)} (input {spec.input_shape}, output "
+            f"{spec.output_shape}); each dimension must be at most {_INT64_TEXT}")
+    reach = 0
+    for axis in range(spec.ndim):
+        n, (before, after) = spec.input_size[axis], spec.padding[axis]
+        reach += max(before, n + after) * math.prod(spec.input_size[axis + 1:])
+    if reach > _INT64_MAX:
+        raise ConvMatrixError(
+            f"`padding` (={spec.padding}) on input size {spec.input_size} reaches flat "
+            f"position {reach}; padded positions must stay within {_INT64_TEXT}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,17 +242,75 @@ def _natural_output(n: int, k: int, s: int, pad: tuple[int, int], d: int, axis: 
 
 
 def _as_int(value: Any, name: str) -> int:
+    """``value`` as a Python int (ints, numpy ints, 0-d integer arrays), else a named error."""
     if isinstance(value, bool) or not hasattr(value, "__index__"):
         raise ConvMatrixError(f"`{name}` (={value!r}) must be an integer")
-    return operator.index(value)
+    try:
+        return operator.index(value)
+    except TypeError:  # e.g. a 1-element float array, whose __index__ refuses
+        raise ConvMatrixError(f"`{name}` (={value!r}) must be an integer") from None
+
+
+def _items(value: Any) -> tuple[Any, ...] | None:
+    """The entries of a sequence (list, tuple, 1-d array, ...); None for a scalar.
+
+    Strings count as scalars; so do 0-d arrays (``np.array(2)``), which are ints to convmatrix.
+    """
+    if isinstance(value, str | bytes):
+        return None
+    try:
+        return tuple(value)
+    except TypeError:  # not iterable, or a 0-d array ("iteration over a 0-d array")
+        return None
+
+
+def _bounded(value: int, name: str, *, minimum: int, shown: Any = None) -> int:
+    """Check ``minimum <= value <= 2**63 − 1``; the error shows ``shown`` (default value)."""
+    shown = value if shown is None else shown
+    if value < minimum:
+        rule = "positive" if minimum == 1 else f">= {minimum}"
+        if name == "padding":
+            rule = "non-negative"
+        raise ConvMatrixError(f"`{name}` (={shown!r}) must be {rule}")
+    if value > _INT64_MAX:
+        raise ConvMatrixError(f"`{name}` (={shown!r}) must be at most {_INT64_TEXT}")
+    return value
+
+
+def _field_tuple(value: Any, name: str, ndim: int | None, *, minimum: int) -> tuple[int, ...]:
+    """A :class:`ConvSpec` per-axis field: a sequence of ``ndim`` bounded ints, as a tuple."""
+    items = _items(value)
+    if items is None or (ndim is not None and len(items) != ndim):
+        count = "one int per spatial axis" if ndim is None else f"{ndim} ints (one per axis)"
+        raise ConvMatrixError(f"`{name}` (={value!r}) must be a tuple of {count}")
+    ints = tuple(_as_int(v, name) for v in items)
+    for v in ints:
+        _bounded(v, name, minimum=minimum, shown=value)
+    return ints
+
+
+def _field_pairs(value: Any, ndim: int) -> tuple[tuple[int, int], ...]:
+    """:class:`ConvSpec` ``padding``: ``ndim`` bounded non-negative ``(before, after)`` pairs."""
+    items = _items(value)
+    pairs = None if items is None or len(items) != ndim else [_items(v) for v in items]
+    if pairs is None or any(p is None or len(p) != 2 for p in pairs):
+        raise ConvMatrixError(
+            f"`padding` (={value!r}) must be a tuple of {ndim} (before, after) pairs")
+    result = []
+    for pair in pairs:
+        assert pair is not None
+        before, after = (_bounded(_as_int(v, "padding"), "padding", minimum=0, shown=value)
+                         for v in pair)
+        result.append((before, after))
+    return tuple(result)
 
 
 def _per_axis(value: IntOrSeq, ndim: int, name: str, *, minimum: int) -> tuple[int, ...]:
-    """Normalise an int or a per-axis sequence of ints to a tuple, checking the lower bound."""
+    """Normalise an int or a per-axis sequence of ints to a tuple, checking both bounds."""
     if isinstance(value, str):
         raise ConvMatrixError(f"`{name}` (={value!r}) must be an int or {ndim} ints")
-    if isinstance(value, Sequence) or (hasattr(value, "__len__") and hasattr(value, "__iter__")):
-        items = tuple(value)  # type: ignore[arg-type]
+    items = _items(value)
+    if items is not None:
         if len(items) != ndim:
             raise ConvMatrixError(
                 f"`{name}` (={value!r}) must be an int or a sequence of {ndim} ints "
@@ -211,9 +319,8 @@ def _per_axis(value: IntOrSeq, ndim: int, name: str, *, minimum: int) -> tuple[i
         result = tuple(_as_int(v, name) for v in items)
     else:
         result = (_as_int(value, name),) * ndim
-    if any(v < minimum for v in result):
-        rule = "positive" if minimum == 1 else f">= {minimum}"
-        raise ConvMatrixError(f"`{name}` (={value!r}) must be {rule}")
+    for v in result:
+        _bounded(v, name, minimum=minimum, shown=value)
     return result
 
 
@@ -235,18 +342,16 @@ def _padding_pairs(
                     f"(`stride`={stride}), as in torch; give explicit padding, or use "
                     f"convmatrix.keras_matrix for Keras' 'same' rule"
                 )
-            totals = [d * (k - 1) for k, d in zip(kernel_size, dilation, strict=True)]
-            return tuple((t // 2, t - t // 2) for t in totals)
+            return tuple(shapes.same_padding_torch(k, d)
+                         for k, d in zip(kernel_size, dilation, strict=True))
         raise ConvMatrixError(
             f"`padding` (={padding!r}) must be 'valid', 'same', an int, {ndim} ints or "
             f"{ndim} (before, after) pairs"
         )
-    if not isinstance(padding, Sequence) and not hasattr(padding, "__iter__"):
-        p = _as_int(padding, "padding")
-        if p < 0:
-            raise ConvMatrixError(f"`padding` (={padding!r}) must be non-negative")
+    items = _items(padding)
+    if items is None:
+        p = _bounded(_as_int(padding, "padding"), "padding", minimum=0, shown=padding)
         return ((p, p),) * ndim
-    items = tuple(padding)  # type: ignore[arg-type]
     if len(items) != ndim:
         hint = ""
         if ndim == 1 and len(items) == 2:
@@ -257,35 +362,30 @@ def _padding_pairs(
         )
     pairs = []
     for item in items:
-        if isinstance(item, str) or not (hasattr(item, "__iter__") or hasattr(item, "__index__")):
+        pair = _items(item)
+        if isinstance(item, str) or (pair is not None and len(pair) != 2):
             raise ConvMatrixError(
                 f"`padding` (={padding!r}) entries must be ints or (before, after) pairs"
             )
-        if hasattr(item, "__iter__"):
-            pair = tuple(item)
-            if len(pair) != 2:
-                raise ConvMatrixError(
-                    f"`padding` (={padding!r}) entries must be ints or (before, after) pairs"
-                )
-            before, after = (_as_int(v, "padding") for v in pair)
-        else:
-            before = after = _as_int(item, "padding")
-        if before < 0 or after < 0:
-            raise ConvMatrixError(f"`padding` (={padding!r}) must be non-negative")
+        before, after = (_as_int(item, "padding"),) * 2 if pair is None else (
+            _as_int(pair[0], "padding"), _as_int(pair[1], "padding"))
+        for v in (before, after):
+            _bounded(v, "padding", minimum=0, shown=padding)
         pairs.append((before, after))
     return tuple(pairs)
 
 
 def _split_weight_shape(
-    weight_shape: Sequence[int], input_shape: Sequence[int]
+    weight_shape: ShapeLike, input_shape: ShapeLike
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Check both shapes are positive int tuples of matching rank; return them as tuples."""
-    if isinstance(input_shape, str) or not hasattr(input_shape, "__iter__"):
+    items = _items(input_shape)
+    if items is None:
         raise ConvMatrixError(
             f"`input_shape` (={input_shape!r}) must be a tuple (C_in, *spatial) for one sample"
         )
-    ishape = tuple(_as_int(v, "input_shape") for v in input_shape)
-    wshape = tuple(_as_int(v, "weight.shape") for v in weight_shape)
+    ishape = tuple(_as_int(v, "input_shape") for v in items)
+    wshape = tuple(_as_int(v, "weight.shape") for v in _items(weight_shape) or (weight_shape,))
     if len(ishape) < 2:
         raise ConvMatrixError(
             f"`input_shape` (={ishape}) must be (C_in, *spatial) with at least one spatial axis"
@@ -300,13 +400,15 @@ def _split_weight_shape(
         raise ConvMatrixError(f"`input_shape` (={ishape}) must be positive")
     if any(v < 1 for v in wshape):
         raise ConvMatrixError(f"`weight` shape {wshape} must have positive sizes")
+    for v in ishape:
+        _bounded(v, "input_shape", minimum=1, shown=ishape)
+    for v in wshape:
+        _bounded(v, "weight.shape", minimum=1, shown=wshape)
     return wshape, ishape
 
 
-def _check_groups(groups: int, channels: dict[str, int]) -> int:
-    g = _as_int(groups, "groups")
-    if g < 1:
-        raise ConvMatrixError(f"`groups` (={groups!r}) must be positive")
+def _check_groups(groups: Any, channels: dict[str, int]) -> int:
+    g = _bounded(_as_int(groups, "groups"), "groups", minimum=1, shown=groups)
     for label, count in channels.items():
         if count % g:
             raise ConvMatrixError(f"{label} (={count}) must be divisible by `groups` (={g})")
@@ -314,14 +416,14 @@ def _check_groups(groups: int, channels: dict[str, int]) -> int:
 
 
 def conv_spec(
-    weight_shape: Sequence[int],
-    input_shape: Sequence[int],
+    weight_shape: ShapeLike,
+    input_shape: ShapeLike,
     *,
     stride: IntOrSeq = 1,
     padding: PaddingArg = 0,
     dilation: IntOrSeq = 1,
-    groups: int = 1,
-    padding_mode: str = "zeros",
+    groups: SupportsIndex = 1,
+    padding_mode: PaddingMode = "zeros",
 ) -> ConvSpec:
     """Validate torch-style convolution arguments and return the normalised :class:`ConvSpec`.
 
@@ -374,7 +476,7 @@ def conv_spec(
     stride_t = _per_axis(stride, ndim, "stride", minimum=1)
     dilation_t = _per_axis(dilation, ndim, "dilation", minimum=1)
     pairs = _padding_pairs(padding, ndim, kernel_size, stride_t, dilation_t)
-    mode = _check_padding_mode(padding_mode, pairs, input_size)
+    mode = _check_padding_mode(padding_mode, pairs, input_size)  # before sizes: clearer errors
     output_size = tuple(
         _natural_output(n, k, s, p, d, axis)
         for axis, (n, k, s, p, d) in enumerate(
@@ -386,9 +488,9 @@ def conv_spec(
 
 
 def _check_padding_mode(
-    padding_mode: str, pairs: tuple[tuple[int, int], ...], input_size: tuple[int, ...]
-) -> str:
-    if padding_mode not in PADDING_MODES:
+    padding_mode: Any, pairs: tuple[tuple[int, int], ...], input_size: tuple[int, ...]
+) -> PaddingMode:
+    if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
         raise ConvMatrixError(
             f"`padding_mode` (={padding_mode!r}) must be one of {', '.join(PADDING_MODES)}"
         )
@@ -410,18 +512,18 @@ def _check_padding_mode(
                 f"size ({n}) for padding_mode='circular' (torch refuses to wrap around more "
                 f"than once)"
             )
-    return padding_mode
+    return padding_mode  # type: ignore[return-value]
 
 
 def conv_transpose_spec(
-    weight_shape: Sequence[int],
-    input_shape: Sequence[int],
+    weight_shape: ShapeLike,
+    input_shape: ShapeLike,
     *,
     stride: IntOrSeq = 1,
     padding: PaddingArg = 0,
     output_padding: IntOrSeq = 0,
     dilation: IntOrSeq = 1,
-    groups: int = 1,
+    groups: SupportsIndex = 1,
 ) -> ConvSpec:
     """Return the forward :class:`ConvSpec` whose matrix transposed is a transposed convolution.
 
@@ -494,8 +596,8 @@ def conv_transpose_spec(
                 f"(={stride_t}) or `dilation` (={dilation_t}) along spatial axis {axis}, "
                 f"as in torch"
             )
-        o = ((input_size[axis] - 1) * s - sum(pairs[axis])
-             + d * (kernel_size[axis] - 1) + a + 1)
+        o = shapes.conv_transpose_output_length(input_size[axis], kernel_size[axis], s,
+                                                pairs[axis], d, a)
         if o < 1:
             raise ConvMatrixError(
                 f"transposed convolution output would be empty along spatial axis {axis}: "
@@ -509,7 +611,7 @@ def conv_transpose_spec(
 
 
 def conv_output_shape(
-    weight_shape: Sequence[int], input_shape: Sequence[int], **geometry: Any
+    weight_shape: ShapeLike, input_shape: ShapeLike, **geometry: Any
 ) -> tuple[int, ...]:
     """Output shape ``(C_out, *spatial)`` of a convolution; same keywords as :func:`conv_spec`.
 
@@ -522,7 +624,7 @@ def conv_output_shape(
 
 
 def conv_transpose_output_shape(
-    weight_shape: Sequence[int], input_shape: Sequence[int], **geometry: Any
+    weight_shape: ShapeLike, input_shape: ShapeLike, **geometry: Any
 ) -> tuple[int, ...]:
     """Output shape of a transposed convolution; same keywords as :func:`conv_transpose_spec`.
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from numbers import Real
+from typing import Any, SupportsIndex
 
 import numpy as np
 
 from convmatrix import reference
+from convmatrix._errors import ConvMatrixError
 from convmatrix.sparse import _as_weight, spec_matrix
-from convmatrix.spec import ConvSpec, IntOrSeq, PaddingArg, conv_spec, conv_transpose_spec
+from convmatrix.spec import ConvSpec, _per_axis, conv_spec, conv_transpose_spec
+from convmatrix.typing import ArrayLike, IntOrSeq, PaddingArg, PaddingMode, ShapeLike
 
 __all__ = [
     "Check",
@@ -194,17 +199,40 @@ def _shape_text(shape: Sequence[int]) -> str:
     return "×".join(str(v) for v in shape)
 
 
+def _check_tolerance(tolerance: Any, dtype: np.dtype[Any]) -> float:
+    if tolerance is None:
+        return _tolerance(dtype)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, Real):
+        raise ConvMatrixError(f"`tolerance` (={tolerance!r}) must be a number or None")
+    if not 0 <= float(tolerance) < math.inf:  # also refuses nan
+        raise ConvMatrixError(
+            f"`tolerance` (={tolerance!r}) must be a finite relative error >= 0 (None: the "
+            f"dtype's default)")
+    return float(tolerance)
+
+
+def _check_batch(batch: Any) -> int:
+    if isinstance(batch, bool) or not hasattr(batch, "__index__") or operator.index(batch) < 0:
+        raise ConvMatrixError(f"`batch` (={batch!r}) must be an integer >= 0 (0 skips the check)")
+    return operator.index(batch)
+
+
+def _crop(array: np.ndarray, spatial: Sequence[int]) -> np.ndarray:
+    """The first ``spatial`` positions of every spatial axis (torch's gradient keeps those)."""
+    return array[(slice(None), *(slice(0, n) for n in spatial))]
+
+
 def verify(
-    weight: Any,
-    input_shape: Sequence[int],
+    weight: ArrayLike,
+    input_shape: ShapeLike,
     *,
     transpose: bool = False,
     stride: IntOrSeq = 1,
     padding: PaddingArg = 0,
     output_padding: IntOrSeq = 0,
     dilation: IntOrSeq = 1,
-    groups: int = 1,
-    padding_mode: str = "zeros",
+    groups: SupportsIndex = 1,
+    padding_mode: PaddingMode = "zeros",
     seed: int = 0,
     batch: int = 3,
     tolerance: float | None = None,
@@ -217,10 +245,16 @@ def verify(
 
     1. the layer: ``M @ x`` against :func:`convmatrix.reference.conv` (or
        :func:`~convmatrix.reference.conv_transpose`);
-    2. the adjoint layer: ``Mᵀ @ y`` against the other reference function (the transposed
-       convolution is the gradient of the convolution);
+    2. the adjoint layer: ``Mᵀ @ y`` against the adjoint reference
+       (:func:`~convmatrix.reference.conv_adjoint`, or :func:`~convmatrix.reference.conv`
+       cropped to the transposed layer's input);
     3. a batch: ``M @ X`` with ``batch`` samples as the columns of ``X``;
     4. the adjoint (dot-product) test ``⟨M u, v⟩ = ⟨u, Mᵀ v⟩``.
+
+    The reference receives *your* arguments exactly as given, and normalises them with its own
+    code; the output shape comes from the reference too. So a geometry bug in the spec code
+    (a dropped ``output_padding``, swapped padding sides, a wrong "same" split) makes a check
+    fail instead of being reproduced on both sides.
 
     Parameters
     ----------
@@ -232,14 +266,16 @@ def verify(
     transpose : bool, optional
         Verify the transposed convolution (torch ``conv_transposeNd``) instead.
     stride, padding, output_padding, dilation, groups, padding_mode
-        As in :func:`convmatrix.conv_matrix` / :func:`convmatrix.conv_transpose_matrix`.
+        As in :func:`convmatrix.conv_matrix` / :func:`convmatrix.conv_transpose_matrix`:
+        ``output_padding`` only with ``transpose``, ``padding_mode`` other than ``"zeros"``
+        only without it.
     seed : int, optional
         Seed of the random data.
     batch : int, optional
         Samples in the batch check (0 skips it).
     tolerance : float, optional
-        Relative tolerance; default exact (0) for integer weights, 1e-4 for float32 and
-        complex64, 1e-10 otherwise.
+        Relative tolerance (finite, >= 0); default exact (0) for integer weights, 1e-4 for
+        float32 and complex64, 1e-10 otherwise.
     raise_on_failure : bool, optional
         Raise :class:`VerificationError` (showing both sides) if any check fails.
 
@@ -247,6 +283,13 @@ def verify(
     -------
     VerificationResult
         Prints as a table; truthy when every check passed.
+
+    Raises
+    ------
+    ConvMatrixError
+        For invalid geometry, a ``padding_mode`` with ``transpose`` (torch's transposed layers
+        pad with zeros only), an ``output_padding`` without it, or a bad ``tolerance`` or
+        ``batch``.
 
     Examples
     --------
@@ -261,20 +304,45 @@ def verify(
     => all checks passed
     """
     w = _as_weight(weight)
+    tol = _check_tolerance(tolerance, w.dtype)
+    n_batch = _check_batch(batch)
+    geometry: dict[str, Any] = {"stride": stride, "padding": padding, "dilation": dilation,
+                                "groups": groups}
     if transpose:
-        spec = conv_transpose_spec(w.shape, input_shape, stride=stride, padding=padding,
-                                   output_padding=output_padding, dilation=dilation,
-                                   groups=groups)
+        if padding_mode != "zeros":
+            raise ConvMatrixError(
+                f"`padding_mode` (={padding_mode!r}) applies to convolutions only: a transposed "
+                f"convolution pads with zeros (torch's ConvTransposeNd allows only 'zeros'); "
+                f"verify the convolution whose adjoint you need instead")
+        spec = conv_transpose_spec(w.shape, input_shape, output_padding=output_padding,
+                                   **geometry)
     else:
-        spec = conv_spec(w.shape, input_shape, stride=stride, padding=padding,
-                         dilation=dilation, groups=groups, padding_mode=padding_mode)
-    return verify_spec(spec, w, transpose=transpose, seed=seed, batch=batch,
-                       tolerance=tolerance, raise_on_failure=raise_on_failure)
+        spec = conv_spec(w.shape, input_shape, padding_mode=padding_mode, **geometry)
+        if any(_per_axis(output_padding, spec.ndim, "output_padding", minimum=0)):
+            raise ConvMatrixError(
+                f"`output_padding` (={output_padding!r}) applies to transposed convolutions "
+                f"only (transpose=True)")
+    in_shape = tuple(operator.index(v) for v in input_shape)  # validated by the spec above
+    matrix = spec_matrix(spec, w, transpose=transpose)
+    if transpose:
+        out_pad: Any = output_padding
+        forward: Callable[[np.ndarray], np.ndarray] = functools.partial(
+            reference.conv_transpose, weight=w, output_padding=out_pad, **geometry)
+        backward: Callable[[np.ndarray], np.ndarray] = _cropped(
+            functools.partial(reference.conv, weight=w, **geometry), in_shape)
+    else:
+        forward = functools.partial(reference.conv, weight=w, padding_mode=padding_mode,
+                                    **geometry)
+        backward = functools.partial(reference.conv_adjoint, weight=w, input_shape=in_shape,
+                                     padding_mode=padding_mode, **geometry)
+    return _verify_matrix(matrix, w, in_shape, forward, backward, transpose=transpose,
+                          seed=seed, batch=n_batch, tolerance=tol,
+                          raise_on_failure=raise_on_failure)
 
 
 def verify_spec(
     spec: ConvSpec,
-    weight: Any,
+    weight: ArrayLike,
     *,
     transpose: bool = False,
     seed: int = 0,
@@ -282,59 +350,95 @@ def verify_spec(
     tolerance: float | None = None,
     raise_on_failure: bool = False,
 ) -> VerificationResult:
-    """:func:`verify` for a layer already given as a forward spec and torch-layout weight."""
+    """:func:`verify` for a layer already given as a normalised forward spec.
+
+    The references receive the spec's normalised geometry, so this proves the matrix builder
+    for that geometry but cannot catch a bug in the normalisation itself; prefer
+    :func:`verify` with the original arguments. Works for every padding mode, with or
+    without ``transpose`` (the adjoint of a reflect-padded convolution, for instance).
+    """
     w = _as_weight(weight)
+    tol = _check_tolerance(tolerance, w.dtype)
+    n_batch = _check_batch(batch)
+    geometry: dict[str, Any] = {"stride": spec.stride, "padding": spec.padding,
+                                "dilation": spec.dilation, "groups": spec.groups}
     matrix = spec_matrix(spec, w, transpose=transpose)
-    if transpose:
-        in_shape, out_shape = spec.output_shape, spec.input_shape
-        kind = "transposed convolution"
+    forward: Callable[[np.ndarray], np.ndarray]
+    backward: Callable[[np.ndarray], np.ndarray]
+    if not transpose:
+        forward = _cropped(functools.partial(reference.conv, weight=w,
+                                             padding_mode=spec.padding_mode, **geometry),
+                           spec.output_shape)
+        backward = functools.partial(reference.conv_adjoint, weight=w,
+                                     input_shape=spec.input_shape,
+                                     padding_mode=spec.padding_mode, **geometry)
+        in_shape = spec.input_shape
     else:
-        in_shape, out_shape = spec.input_shape, spec.output_shape
-        kind = "convolution"
-    tol = _tolerance(w.dtype) if tolerance is None else tolerance
-    layer = (f"{kind} {_shape_text(in_shape)} → {_shape_text(out_shape)}, kernel "
-             f"{_shape_text(spec.kernel_size)}, {w.dtype}")
+        if spec.padding_mode == "zeros":
+            forward = functools.partial(reference.conv_transpose, weight=w,
+                                        output_padding=spec.remainder, **geometry)
+        else:
+            forward = functools.partial(reference.conv_adjoint, weight=w,
+                                        input_shape=spec.input_shape,
+                                        padding_mode=spec.padding_mode, **geometry)
+        backward = _cropped(functools.partial(reference.conv, weight=w,
+                                              padding_mode=spec.padding_mode, **geometry),
+                            spec.output_shape)
+        in_shape = spec.output_shape
+    return _verify_matrix(matrix, w, in_shape, forward, backward, transpose=transpose,
+                          seed=seed, batch=n_batch, tolerance=tol,
+                          raise_on_failure=raise_on_failure)
+
+
+def _cropped(function: Callable[[np.ndarray], np.ndarray],
+             shape: Sequence[int]) -> Callable[[np.ndarray], np.ndarray]:
+    """``function`` followed by keeping the first ``shape[1:]`` positions per spatial axis."""
+    return lambda data: _crop(function(data), shape[1:])
+
+
+def _verify_matrix(
+    matrix: Any,
+    w: np.ndarray,
+    in_shape: tuple[int, ...],
+    forward: Callable[[np.ndarray], np.ndarray],
+    backward: Callable[[np.ndarray], np.ndarray],
+    *,
+    transpose: bool,
+    seed: int,
+    batch: int,
+    tolerance: float,
+    raise_on_failure: bool,
+) -> VerificationResult:
+    """Run the four checks of ``matrix`` against reference ``forward`` / ``backward`` maps."""
+    kind, other = (("transposed convolution", "convolution") if transpose
+                   else ("convolution", "transposed convolution"))
     rng = np.random.default_rng(seed)
     x = _random(in_shape, w.dtype, rng)
-    y = _random(out_shape, w.dtype, rng)
-    forward, backward = (_reference_transpose, _reference_forward) if transpose else (
-        _reference_forward, _reference_transpose)
-    checks = [
-        _compare(f"{'Cᵀ' if transpose else 'C'} @ x vs reference {kind}",
-                 forward(spec, w, x).ravel(), matrix @ x.ravel(), tol),
-        _compare(f"{'C' if transpose else 'Cᵀ'} @ y vs reference "
-                 f"{'convolution' if transpose else 'transposed convolution'}",
-                 backward(spec, w, y).ravel(), matrix.T @ y.ravel(), tol),
-    ]
-    if batch:
-        xs = np.stack([_random(in_shape, w.dtype, rng) for _ in range(batch)])
-        expected = np.stack([forward(spec, w, sample).ravel() for sample in xs], axis=1)
-        checks.append(_compare(f"batch of {batch}: M @ X (samples as columns)", expected,
-                               matrix @ xs.reshape(batch, -1).T, tol))
-    checks.append(dot_test(matrix, seed=seed,
-                           tolerance=max(tol, 1e-10) if w.dtype.kind in "biu" else tol))
+    expected_x = forward(x)
+    out_shape = expected_x.shape
+    layer = (f"{kind} {_shape_text(in_shape)} → {_shape_text(out_shape)}, kernel "
+             f"{_shape_text(w.shape[2:])}, {w.dtype}")
+    reference_shape = (math.prod(out_shape), math.prod(in_shape))
+    if tuple(matrix.shape) != reference_shape:
+        checks = [Check(f"matrix shape {tuple(matrix.shape)} vs reference {reference_shape}",
+                        math.inf, math.inf, tolerance, np.array(reference_shape),
+                        np.array(matrix.shape))]
+    else:
+        y = _random(out_shape, w.dtype, rng)
+        checks = [
+            _compare(f"{'Cᵀ' if transpose else 'C'} @ x vs reference {kind}",
+                     expected_x.ravel(), matrix @ x.ravel(), tolerance),
+            _compare(f"{'C' if transpose else 'Cᵀ'} @ y vs reference {other}",
+                     backward(y).ravel(), matrix.T @ y.ravel(), tolerance),
+        ]
+        if batch:
+            xs = np.stack([_random(in_shape, w.dtype, rng) for _ in range(batch)])
+            expected = np.stack([forward(sample).ravel() for sample in xs], axis=1)
+            checks.append(_compare(f"batch of {batch}: M @ X (samples as columns)", expected,
+                                   matrix @ xs.reshape(batch, -1).T, tolerance))
+        checks.append(dot_test(matrix, seed=seed, tolerance=max(tolerance, 1e-10)
+                               if w.dtype.kind in "biu" else tolerance))
     result = VerificationResult(layer, tuple(checks))
     if raise_on_failure:
         result.raise_if_failed()
     return result
-
-
-def _reference_forward(spec: ConvSpec, weight: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Reference ``C @ x``: the convolution, keeping only ``spec.output_size`` outputs."""
-    out = reference.conv(x, weight, stride=spec.stride, padding=spec.padding,
-                         dilation=spec.dilation, groups=spec.groups,
-                         padding_mode=spec.padding_mode)
-    return out[(slice(None), *(slice(0, n) for n in spec.output_size))]
-
-
-def _reference_transpose(spec: ConvSpec, weight: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Reference ``Cᵀ @ y``: the transposed convolution back to ``spec.input_shape``."""
-    # the output_padding that lands the transposed output exactly on the forward input size
-    # (the remainder the forward stride left; below the stride, so torch would accept it)
-    common: dict[str, Any] = {"stride": spec.stride, "output_padding": spec.remainder,
-                              "dilation": spec.dilation, "groups": spec.groups}
-    if spec.padding_mode == "zeros":
-        return reference.conv_transpose(y, weight, padding=spec.padding, **common)
-    # other modes: transposed convolution onto the padded input, then fold the padding back
-    on_padded = reference.conv_transpose(y, weight, padding=0, **common)
-    return reference.pad_adjoint(on_padded, spec.padding, spec.padding_mode)

@@ -313,3 +313,39 @@ def test_errors_name_the_parameter(call, match):
 def test_errors_are_value_errors():
     with pytest.raises(ValueError, match="stride"):
         conv(np.ones((1, 4)), np.ones((1, 1, 2)), stride=-1)
+
+
+# ------------------------------------------------------------------ the adjoint of conv
+
+
+def _dense_jacobian(shape: tuple[int, ...], weight: np.ndarray, **geometry: Any) -> np.ndarray:
+    """Columns of ``conv`` applied to unit vectors: the convolution as a dense matrix."""
+    size = int(np.prod(shape))
+    columns = [conv(np.eye(size)[i].reshape(shape), weight, **geometry).ravel()
+               for i in range(size)]
+    return np.stack(columns, axis=1)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize(("shape", "wshape", "geometry"), [
+    ((2, 5), (4, 1, 3), {"stride": 2, "padding": ((2, 1),), "groups": 2}),
+    ((1, 4, 3), (2, 1, 2, 2), {"padding": 1, "dilation": (2, 1)}),
+    ((3, 4), (3, 3, 2), {"padding": "same"}),
+])
+def test_conv_adjoint_is_the_transposed_jacobian(mode, shape, wshape, geometry):
+    from convmatrix.reference import conv_adjoint
+    seed = sum(shape) * 31 + sum(wshape) + len(mode)
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal(wshape)
+    jacobian = _dense_jacobian(shape, weight, padding_mode=mode, **geometry)
+    out_shape = conv(np.zeros(shape), weight, padding_mode=mode, **geometry).shape
+    y = rng.standard_normal(out_shape)
+    adjoint = conv_adjoint(y, weight, shape, padding_mode=mode, **geometry)
+    assert adjoint.shape == shape
+    np.testing.assert_allclose(adjoint.ravel(), jacobian.T @ y.ravel(), rtol=1e-12, atol=1e-12)
+
+
+def test_conv_adjoint_refuses_too_many_outputs():
+    from convmatrix.reference import conv_adjoint
+    with pytest.raises(ConvMatrixError, match=r"`y` \(shape \(1, 4\)\) has more outputs"):
+        conv_adjoint(np.ones((1, 4)), np.ones((1, 1, 2)), (1, 4))

@@ -142,3 +142,100 @@ def test_weight_dtype_errors_are_type_errors():
 
 def test_errors_are_value_errors():
     assert issubclass(cm.ConvMatrixError, ValueError)
+
+
+HUGE = [
+    ({"stride": 10**30}, r"`stride` \(=10{30}\) must be at most 2\*\*63 − 1"),
+    ({"padding": 10**20}, r"`padding` \(=10{20}\) must be at most 2\*\*63 − 1"),
+    ({"dilation": (1, 2**63)}, r"`dilation` \(=\(1, 9223372036854775808\)\) must be at most"),
+    ({"input_shape": (1, 5, 10**20)}, r"`input_shape` \(=\(1, 5, 10{20}\)\) must be at most"),
+    ({"groups": 2**64}, r"`groups` \(=18446744073709551616\) must be at most 2\*\*63 − 1"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), HUGE, ids=[m[:20] for _, m in HUGE])
+def test_huge_ints_are_refused_by_name(overrides, message):
+    args = {"input_shape": (1, 5, 5), **overrides}
+    message = message.replace("10{30}", "1" + "0" * 30).replace("10{20}", "1" + "0" * 20)
+    with pytest.raises(cm.ConvMatrixError, match=message):
+        cm.conv_matrix(np.ones((1, 1, 3, 3)), args.pop("input_shape"), **args)
+
+
+def test_huge_kernel_shape_is_refused_before_anything_is_built():
+    with pytest.raises(cm.ConvMatrixError, match=r"`weight.shape` \(=\(1, 1, 1{20}"
+                       .replace("1{20}", "1" + "0" * 20)):
+        cm.conv_spec((1, 1, 10**20), (1, 8), padding=10**18)
+
+
+def test_positions_that_would_wrap_int64_are_refused():
+    # once returned a wrong entry: 3·(2**62 + 1) wrapped around int64
+    with pytest.raises(cm.ConvMatrixError, match=r"`padding` \(=\(\(0, 18446744073709551624"):
+        cm.conv_matrix(np.ones((1, 1, 1)), (1, 8), stride=2**62 + 1, padding=((0, 2**64 + 8),))
+    with pytest.raises(cm.ConvMatrixError, match=r"padded input 8 \+ 0 \+ 9223372036854775800 "
+                                                 r"= 9223372036854775808 long"):
+        cm.conv_matrix(np.ones((1, 1, 1)), (1, 8), stride=2**62, padding=((0, 2**63 - 8),))
+    with pytest.raises(cm.ConvMatrixError, match=r"reaches flat position"):
+        cm.conv_spec((1, 1, 1, 1), (1, 3, 2**61), stride=(2**61, 1), padding=((2**61, 0), 0))
+    with pytest.raises(cm.ConvMatrixError, match=r"the matrix would have shape"):
+        cm.conv_spec((1, 2, 1, 1), (2, 2**62, 2))
+
+
+def test_positions_just_inside_int64_are_exact():
+    # two outputs; the second reads padded position 2**62 + 1, a zero of the padding
+    C = cm.conv_matrix(np.full((1, 1, 1), 5), (1, 8), stride=2**62 + 1,
+                       padding=((0, 2**62 + 8),))
+    assert C.shape == (2, 8)
+    assert C.toarray().tolist() == [[5, 0, 0, 0, 0, 0, 0, 0], [0] * 8]
+
+
+def test_zero_d_arrays_are_ints():
+    weight = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    as_arrays = cm.conv_matrix(weight, np.array((1, 8, 8)), stride=np.array(2),
+                               padding=np.array(1), dilation=np.array(1), groups=np.array(1))
+    x = np.arange(64.0).reshape(1, 8, 8)
+    np.testing.assert_array_equal(as_arrays @ x.ravel(),
+                                  reference.conv(x, weight, stride=2, padding=1).ravel())
+    up = cm.conv_transpose_matrix(weight, (1, 4, 4), stride=np.array(2), padding=np.array(1),
+                                  output_padding=np.array(1))
+    assert up.shape == (64, 16)
+    assert cm.conv_spec((1, 1, 3), (1, 8), padding=(np.array(1),)).padding == ((1, 1),)
+    with pytest.raises(cm.ConvMatrixError, match=r"`stride` \(=array\(2.\)\) must be an integer"):
+        cm.conv_matrix(weight, (1, 8, 8), stride=np.array(2.0))
+    with pytest.raises(cm.ConvMatrixError, match=r"`input_shape` \(=array\(8\)\) must be a tup"):
+        cm.conv_spec((1, 1, 3), np.array(8))
+
+
+SPEC_FIELDS = {"in_channels": 2, "out_channels": 2, "input_size": (4,), "kernel_size": (2,),
+               "stride": (1,), "padding": ((0, 0),), "dilation": (1,), "groups": 2,
+               "padding_mode": "zeros", "output_size": (3,)}
+DIRECT = [
+    ({"out_channels": 3}, r"`out_channels` \(=3\) must be divisible by `groups` \(=2\)"),
+    ({"groups": 0}, r"`groups` \(=0\) must be positive"),
+    ({"in_channels": 2.0}, r"`in_channels` \(=2.0\) must be an integer"),
+    ({"stride": (0,)}, r"`stride` \(=\(0,\)\) must be positive"),
+    ({"stride": 1}, r"`stride` \(=1\) must be a tuple of 1 ints"),
+    ({"kernel_size": (2, 2)}, r"`kernel_size` \(=\(2, 2\)\) must be a tuple of 1 ints"),
+    ({"dilation": (True,)}, r"`dilation` \(=True\) must be an integer"),
+    ({"padding": ((0, -1),)}, r"`padding` \(=\(\(0, -1\),\)\) must be non-negative"),
+    ({"padding": (1,)}, r"`padding` \(=\(1,\)\) must be a tuple of 1 \(before, after\) pairs"),
+    ({"padding": ((4, 0),), "padding_mode": "reflect", "output_size": (7,)},
+     r"must be smaller than the input size \(4\) for padding_mode='reflect'"),
+    ({"padding": ((5, 0),), "padding_mode": "circular", "output_size": (8,)},
+     r"at most the input size \(4\) for padding_mode='circular'"),
+    ({"padding_mode": "mirror"}, r"`padding_mode` \(='mirror'\) must be one of"),
+    ({"output_size": (4,)}, r"`output_size` \(=\(4,\)\) must lie between 1 and the natural"),
+    ({"input_size": ()}, r"at least one spatial axis"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), DIRECT, ids=[m[:30] for _, m in DIRECT])
+def test_a_directly_built_invalid_spec_cannot_exist(overrides, message):
+    with pytest.raises(cm.ConvMatrixError, match=message):
+        cm.ConvSpec(**{**SPEC_FIELDS, **overrides})
+
+
+def test_a_directly_built_spec_is_normalised_to_plain_int_tuples():
+    spec = cm.ConvSpec(**{**SPEC_FIELDS, "input_size": [np.int64(4)], "padding": [[0, 0]],
+                          "groups": np.int32(2)})
+    assert spec == cm.ConvSpec(**SPEC_FIELDS) and hash(spec) == hash(cm.ConvSpec(**SPEC_FIELDS))
+    assert type(spec.groups) is int and type(spec.input_size[0]) is int
