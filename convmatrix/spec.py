@@ -114,8 +114,8 @@ class ConvSpec:
             if n + before + after > _INT64_MAX:
                 raise ConvMatrixError(
                     f"`padding` {(before, after)} along spatial axis {axis} makes the padded "
-                    f"input {n} + {before} + {after} = {n + before + after} long; it must be at most "
-                    f"{_INT64_TEXT}")
+                    f"input {n} + {before} + {after} = {n + before + after} long; it must be "
+                    f"at most {_INT64_TEXT}")
             natural = _natural_output(
                 n, self.kernel_size[axis], self.stride[axis], self.padding[axis],
                 self.dilation[axis], axis,
