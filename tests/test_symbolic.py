@@ -317,7 +317,7 @@ def test_explain_renders_text_latex_and_markdown():
     assert "Cᵀ: 9×4, 16 stored entries" in text and "= 4" in text
     md = e.to_markdown()
     assert md.count("$$") % 2 == 0 and r"\begin{aligned}" in md
-    assert e._repr_latex_().startswith("$") and e._repr_latex_().endswith("$")
+    assert r"\begin{align*}" in e._repr_latex_() and "Even overlap" in e._repr_latex_()
     assert r"\begin{align*}" in e.to_latex()
     numeric = {k: int(v) for k, v in e.numeric_outputs.items()}
     assert [numeric[(0, i, j)] for i in range(3) for j in range(3)] == [1, 2, 1, 2, 4, 2, 1, 2, 1]

@@ -7,6 +7,11 @@ products, ``overlap_counts``, ``overlap_formula`` / ``interior_overlap_formula``
 ``RELATIONSHIPS`` / ``round_trip_*`` the shape arithmetic, and ``explain`` bundles it all into
 an object that renders as text, LaTeX and Markdown.
 
+The formulas are written in the symbols ``n, k, s, p, d, a, j, t, p_before, p_after`` of
+:mod:`convmatrix.symbolic.symbols`, importable from here (``from convmatrix.symbolic import k``)
+and free of SymPy assumptions, so ``.subs({k: 3})`` works with them or with a user's own
+``sympy.Symbol("k")``.
+
 Conventions: weight symbols ``w_{…}`` index the layer's own weight array (``w_{o,i,ky,kx}`` is
 ``weight[o, i, ky, kx]`` of a convolution, ``(C_out, C_in/groups, *k)``; ``w_{i,o,ky,kx}`` is
 ``weight[i, o, ky, kx]`` of a transposed convolution, ``(C_in, C_out/groups, *k)``); input
@@ -15,6 +20,7 @@ indices are left out when the layer has one channel on each side, the input chan
 input has one.
 """
 
+from convmatrix.symbolic import symbols
 from convmatrix.symbolic._layers import input_symbols, weight_symbols
 from convmatrix.symbolic.arithmetic import (
     RELATIONSHIPS,
@@ -38,12 +44,14 @@ from convmatrix.symbolic.overlap import (
     overlap_sum_formula,
     read_counts,
 )
+from convmatrix.symbolic.symbols import a, d, j, k, n, p, p_after, p_before, s, t
 
 __all__ = [
     "RELATIONSHIPS",
     "AxisOverlap",
     "Checkerboard",
     "Explanation",
+    "a",
     "check_relationships",
     "checkerboard",
     "conv_matrix",
@@ -52,16 +60,26 @@ __all__ = [
     "conv_transpose_matrix",
     "conv_transpose_output_size",
     "conv_transpose_outputs",
+    "d",
     "explain",
     "explain_spec",
     "input_symbols",
     "interior_overlap_formula",
+    "j",
+    "k",
+    "n",
     "overlap_counts",
     "overlap_formula",
     "overlap_sum_formula",
+    "p",
+    "p_after",
+    "p_before",
     "read_counts",
     "round_trip_output_padding",
     "round_trip_size",
     "round_trip_sizes",
+    "s",
+    "symbols",
+    "t",
     "weight_symbols",
 ]

@@ -14,6 +14,7 @@ import sympy
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.spec import ConvSpec, conv_output_shape, conv_transpose_output_shape
+from convmatrix.symbolic.symbols import a, d, k, n, p, p_after, p_before, s
 
 __all__ = [
     "RELATIONSHIPS",
@@ -27,8 +28,6 @@ __all__ = [
     "size_derivation",
 ]
 
-n, k, s, p, d, a = sympy.symbols("n k s p d a", integer=True, nonnegative=True)
-p_before, p_after = sympy.symbols("p_b p_a", integer=True, nonnegative=True)
 
 
 def conv_output_size(asymmetric: bool = False) -> sympy.Expr:

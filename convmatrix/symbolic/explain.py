@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,25 +196,48 @@ class Explanation:
         return [axis.law(latex=True) for axis in self.checkerboard.axes]
 
     def to_latex(self) -> str:
-        """A LaTeX fragment (``align*`` blocks) with shapes, matrix and outputs."""
-        parts = [r"\begin{align*}", r" \\ ".join(self.shape_derivation_latex()),
-                 r"\end{align*}"]
+        """The whole explanation as a LaTeX fragment: text, ``align*`` and display-math blocks.
+
+        The layer, its output sizes, the matrix (shape, stored entries, and the entries when
+        small), the outputs, the overlap map, the per-axis laws and the checkerboard verdict.
+        Text paragraphs have LaTeX's special characters escaped.
+        """
+        return self._latex(_latex_text)
+
+    def _latex(self, _latex_text: Callable[[str], str]) -> str:
+        """:meth:`to_latex` with the given rendering of plain-text paragraphs."""
+        rows_cols = self.matrix_shape
+        parts = [_latex_text(self.describe_layer()),
+                 r"\begin{align*}", r" \\ ".join(self.shape_derivation_latex()),
+                 r"\end{align*}",
+                 _latex_text(f"{self.matrix_name}: {rows_cols[0]}×{rows_cols[1]}, "
+                             f"{self.nnz} stored entries")]
         if self.matrix is not None:
             name = "C^T" if self.transpose else "C"
             parts += [rf"\[ {name} = {sympy.latex(self.matrix, mat_delim='[')} \]"]
         rows = [rf"y_{{{self._y_subscript(index)}}} &= {self._output_latex(expr)}"
                 + ("" if (v := self.numeric_outputs.get(index)) is None else f" = {v}")
                 for index, expr in self.outputs.items()]
-        parts += [r"\begin{align*}", " \\\\\n".join(rows), r"\end{align*}"]
+        parts += [_latex_text("Outputs" + ("" if self.all_outputs else " (a sample)") + ":"),
+                  r"\begin{align*}", " \\\\\n".join(rows), r"\end{align*}"]
+        overlap = self._overlap_latex()
+        if overlap:
+            kind = "Overlap counts" if self.transpose else "Reads per input pixel"
+            parts.append(rf"\[ \text{{{kind}: }} {overlap} \]")
         parts += [rf"\[ {law} \]" for law in self.law_latex()]
         if self.spec.ndim > 1:
             parts.append(rf"\[ {self._outer_product_text(latex=True)} \]")
+        parts.append(_latex_text(self.checkerboard.describe()))
         return "\n".join(parts)
 
+    def __repr__(self) -> str:
+        """One line: ``Explanation(ConvTranspose2d 1×2×2 → 1×3×3, kernel 2×2)``."""
+        return f"Explanation({_layer_line(self)})"
+
     def _repr_latex_(self) -> str:
-        rows = [rf"y_{{{self._y_subscript(index)}}} &= {self._output_latex(expr)}"
-                for index, expr in list(self.outputs.items())[:12]]
-        return r"$\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$"
+        # Jupyter typesets text/latex with MathJax, which shows text outside math verbatim:
+        # paragraphs stay unescaped there
+        return self._latex(_mathjax_text)
 
     def to_markdown(self, level: int = 2) -> str:
         """GitHub-renderable Markdown (``$…$`` / ``$$…$$`` math), headings at ``level``."""
@@ -260,6 +283,33 @@ class Explanation:
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
+
+
+def _layer_line(e: Explanation) -> str:
+    """``ConvTranspose2d 1×2×2 → 1×3×3, kernel 2×2`` (stride etc. only when not 1)."""
+    spec = e.spec
+    parts = [f"{e.title} {_shape_text(e.input_shape)} → {_shape_text(e.output_shape)}",
+             f"kernel {_shape_text(spec.kernel_size)}"]
+    if any(v > 1 for v in spec.stride):
+        parts.append(f"stride {_shape_text(spec.stride)}")
+    if any(b or a for b, a in spec.padding):
+        parts.append("padding " + ", ".join(f"({b}, {a})" for b, a in spec.padding))
+    if any(v > 1 for v in spec.dilation):
+        parts.append(f"dilation {_shape_text(spec.dilation)}")
+    if spec.groups > 1:
+        parts.append(f"groups {spec.groups}")
+    return ", ".join(parts)
+
+
+def _latex_text(text: str) -> str:
+    """Plain text for a LaTeX fragment: its own paragraph, LaTeX specials escaped."""
+    escaped = re.sub(r"([#%&_{}])", r"\\\1", text).replace("$", r"\$")
+    return f"\n{escaped}\n"
+
+
+def _mathjax_text(text: str) -> str:
+    """Plain text for MathJax (Jupyter's text/latex): its own paragraph, only ``$`` escaped."""
+    return "\n" + text.replace("$", r"\$") + "\n"
 
 
 def _sequence_text(values: Sequence[int], limit: int = 32) -> str:

@@ -30,6 +30,7 @@ from convmatrix.symbolic._guard import (
     overlap_nbytes,
 )
 from convmatrix.symbolic._layers import layer_spec
+from convmatrix.symbolic.symbols import d, j, k, n, p, s, t
 
 __all__ = [
     "AxisOverlap",
@@ -44,7 +45,6 @@ __all__ = [
     "read_counts",
 ]
 
-j, n, k, s, p, d, t = sympy.symbols("j n k s p d t", integer=True, nonnegative=True)
 
 
 def axis_overlap_counts(spec: ConvSpec, axis: int) -> np.ndarray:
@@ -334,6 +334,23 @@ class AxisOverlap:
                 f"{', '.join(map(str, self.interior_counts[:self.period]))} (period "
                 f"{self.period}) because {reason}")
 
+    def __repr__(self) -> str:
+        """One line: ``AxisOverlap(spatial axis 0: kernel 3, stride 2, interior 2, 1)``."""
+        counts = self.interior_counts[:self.period]
+        shown = ", ".join(map(str, counts[:8])) + (", …" if len(counts) > 8 else "")
+        return (f"AxisOverlap(spatial axis {self.axis}: kernel {self.kernel}, stride "
+                f"{self.stride}" + (f", dilation {self.dilation}" if self.dilation > 1 else "")
+                + f", interior {shown})")
+
+    def __str__(self) -> str:
+        return self.law()
+
+    def _repr_latex_(self) -> str:
+        return f"$\\displaystyle {self.law(latex=True)}$"
+
+    def _repr_markdown_(self) -> str:
+        return f"{self.describe()}.\n\n$$\n{self.law(latex=True)}\n$$"
+
     def law(self, *, latex: bool = False) -> str:
         """The interior law of this axis, in general and with its numbers, as text or LaTeX.
 
@@ -477,6 +494,26 @@ class Checkerboard:
             raise ConvMatrixError("this Checkerboard is not tied to a layer: no counts")
         return reduce(np.multiply.outer, [np.asarray(a.counts, dtype=np.int64)
                                           for a in self.axes])
+
+    def __repr__(self) -> str:
+        """One line: ``Checkerboard(uneven: interior counts 1, 2, 4, a 4× imbalance)``."""
+        values = self.interior_values
+        shown = ", ".join(map(str, values[:8])) + (", …" if len(values) > 8 else "")
+        if self.even:
+            return f"Checkerboard(even: every interior count {values[0]})"
+        ratio = "holes" if self.ratio == math.inf else f"a {self.ratio:g}× imbalance"
+        return f"Checkerboard(uneven: interior counts {shown}, {ratio})"
+
+    def __str__(self) -> str:
+        return "\n".join([*(a.law() for a in self.axes), "", self.describe()])
+
+    def _repr_latex_(self) -> str:
+        laws = "".join(rf"\[ {a.law(latex=True)} \]" + "\n" for a in self.axes)
+        return f"{laws}\n{self.describe()}\n"  # MathJax shows the text verbatim
+
+    def _repr_markdown_(self) -> str:
+        laws = "".join(f"$$\n{a.law(latex=True)}\n$$\n\n" for a in self.axes)
+        return f"{laws}{self.describe()}"
 
     def describe(self) -> str:
         """A short paragraph: verdict, per-axis laws, the N-D consequence."""
