@@ -13,6 +13,7 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix.sparse import DEFAULT_MAX_BYTES, SparseFormat
 
 if TYPE_CHECKING:
+    from convmatrix.checkerboard import Checkerboard, Weights
     from convmatrix.inverse import InverseAnalysis
     from convmatrix.verification import VerificationResult
 
@@ -177,6 +178,26 @@ class Layer(ABC):
         from convmatrix.inverse import transpose_vs_inverse
 
         return transpose_vs_inverse(self, x, seed=seed)
+
+    def overlap_counts(self) -> np.ndarray:
+        """Weight paths landing on each output pixel with every learnable weight 1.
+
+        An int64 array of shape :attr:`output_shape`; see :mod:`convmatrix.paths` for what
+        counts as a path (merged padding taps, fixed-weight layers, stacks).
+        """
+        from convmatrix.paths import path_counts
+
+        return path_counts(self)
+
+    def checkerboard(self, weights: Weights = "ones") -> Checkerboard:
+        """The checkerboard verdict: period, interior values, imbalance, per-axis law.
+
+        ``weights="ones"`` judges :meth:`overlap_counts`; ``"actual"`` the layer's own response
+        to a constant input. See :func:`convmatrix.checkerboard.checkerboard`.
+        """
+        from convmatrix.checkerboard import checkerboard
+
+        return checkerboard(self, weights)
 
     def _describe(self) -> str:
         return f"{shape_text(self.input_shape)} → {shape_text(self.output_shape)}"

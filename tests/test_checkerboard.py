@@ -1,0 +1,206 @@
+"""Overlap counts and checkerboard verdicts of layers and stacks, against independent counts:
+live torch modules with all-ones weights applied to ones, and brute-force path enumeration."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import convmatrix as cm
+from convmatrix.symbolic.composed import AxisStep, composed_law
+from tests.helpers import rng
+
+
+def _torch_chain(specs, input_shape, *, fill="ones", seed_key=()):
+    """(convmatrix stack, torch nn.Sequential) of ConvTranspose/Conv layers, same weights.
+
+    ``specs``: tuples ``(kind, c_out, kernel, stride, padding, dilation)`` in layer order.
+    """
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    ndim = len(input_shape) - 1
+    conv_t = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[ndim]
+    conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[ndim]
+    modules, layers, shape = [], [], tuple(input_shape)
+    generator = rng("chain", specs, input_shape, fill, *seed_key)
+    for kind, c_out, kernel, stride, padding, dilation in specs:
+        cls = conv_t if kind == "T" else conv
+        module = cls(shape[0], c_out, kernel, stride=stride, padding=padding,
+                     dilation=dilation, bias=False).double()
+        with torch.no_grad():
+            values = (np.ones(tuple(module.weight.shape)) if fill == "ones"
+                      else generator.uniform(0.1, 1.0, tuple(module.weight.shape)))
+            module.weight.copy_(torch.from_numpy(values))
+        layer = cm.from_torch(module, shape)
+        modules.append(module)
+        layers.append(layer)
+        shape = layer.output_shape
+    return cm.Sequential(layers), nn.Sequential(*modules)
+
+
+def _torch_map(module, input_shape):
+    torch = pytest.importorskip("torch")
+    with torch.no_grad():
+        out = module(torch.ones((1, *input_shape), dtype=torch.float64))
+    return out[0].numpy()
+
+
+K3S2 = ("T", 1, 3, 2, 0, 1)
+K4S2 = ("T", 1, 4, 2, 1, 1)
+STACKS = [  # (layer specs, input shape)
+    ([K3S2, K3S2], (1, 6, 6)),
+    ([K4S2, K4S2], (1, 5, 5)),
+    ([K3S2, K3S2, K3S2], (1, 4)),
+    ([("T", 2, 3, 2, 1, 1), ("T", 3, 5, 3, 2, 1)], (2, 4, 3)),
+    ([("T", 1, 2, 2, 0, 1), ("C", 1, 3, 1, 1, 1)], (1, 5, 5)),        # resize-convolution
+    ([("T", 1, 3, 2, 0, 2), ("T", 1, 2, 3, 1, 1)], (1, 6)),          # dilation
+    ([("C", 2, 3, 1, 0, 1), ("T", 1, 4, 2, 1, 1), ("T", 1, 3, 1, 1, 1)], (1, 7, 6)),
+    ([K3S2, ("T", 1, 3, 2, 1, 1)], (1, 3, 3, 3)),                    # 3-D
+]
+
+
+@pytest.mark.parametrize(("specs", "input_shape"), STACKS)
+def test_overlap_counts_of_stacks_equal_torch_with_all_ones_weights(specs, input_shape):
+    stack, module = _torch_chain(specs, input_shape)
+    expected = _torch_map(module, input_shape)
+    counts = stack.overlap_counts()
+    assert counts.dtype == np.int64 and counts.shape == expected.shape
+    np.testing.assert_array_equal(counts, expected)
+
+
+def _central(values):
+    """The middle third of a map along every spatial axis (far from every border)."""
+    return values[(slice(None), *[slice(size // 3, size - size // 3)
+                                  for size in values.shape[1:]])]
+
+
+@pytest.mark.parametrize(("specs", "input_shape"), STACKS)
+def test_interior_values_and_law_match_the_centre_of_a_large_torch_map(specs, input_shape):
+    # the verdict on the small input equals what the centre of a large input shows (far from
+    # any border, computed by torch); the composed law predicts the same values
+    large = (input_shape[0], *[16] * (len(input_shape) - 1))
+    _, module = _torch_chain(specs, large)
+    centre = _central(_torch_map(module, large))
+    verdict = _torch_chain(specs, input_shape)[0].checkerboard()
+    assert verdict.interior_values == tuple(int(v) for v in np.unique(centre))
+    assert verdict.law_agrees is True
+    assert verdict.predicted_values == verdict.interior_values
+    # interior pixels of the small map: a border effect would lower them below the centre's
+    small = _torch_map(_torch_chain(specs, input_shape)[1], input_shape)
+    assert set(np.unique(small[verdict.interior])) <= set(np.unique(centre))
+
+
+def test_two_k3_stride2_layers_grow_uneven_and_k4_stays_even():
+    k3 = _torch_chain([K3S2, K3S2], (1, 6, 6))[0].checkerboard()
+    assert k3.verdict == "checkerboard"
+    assert k3.interior_values == (1, 2, 3, 4, 6, 9) and k3.ratio == 9.0
+    assert k3.period == (4, 4)
+    one = _torch_chain([K3S2], (1, 6, 6))[0].checkerboard()
+    assert one.interior_values == (1, 2, 4) and one.period == (2, 2)
+    k4 = _torch_chain([K4S2, K4S2], (1, 5, 5))[0].checkerboard()
+    assert k4.even and k4.interior_values == (16,) and k4.ratio == 1.0
+
+
+def _brute_force_1d(steps, n):
+    """Count tap chains (one tap per step) from each input pixel to each output pixel (1-D)."""
+    sizes = [n]
+    for k, s, d, p, op in steps:
+        sizes.append((sizes[-1] - 1) * s - 2 * p + d * (k - 1) + op + 1)
+    counts = np.zeros(sizes[-1], dtype=np.int64)
+    for i in range(n):
+        for taps in itertools.product(*[range(k) for k, *_ in steps]):
+            position, inside = i, True
+            for (_k, s, d, p, _op), t, size in zip(steps, taps, sizes[1:], strict=True):
+                position = position * s + t * d - p
+                if not 0 <= position < size:  # cropped by this layer's padding
+                    inside = False
+                    break
+            if inside:
+                counts[position] += 1
+    return counts
+
+
+@pytest.mark.parametrize("steps", [
+    [(3, 2, 1, 0, 0), (3, 2, 1, 0, 0)],
+    [(3, 2, 1, 1, 1), (4, 2, 1, 1, 0), (3, 2, 1, 1, 1)],
+    [(5, 3, 1, 2, 0), (2, 2, 2, 0, 1)],
+    [(4, 2, 1, 1, 0), (4, 2, 1, 1, 0), (4, 2, 1, 1, 0)],
+])
+def test_counts_interior_and_law_against_brute_force_paths(steps):
+    n = 5
+    layers, size = [], n
+    for k, s, d, p, op in steps:
+        layer = cm.ConvTranspose(np.ones((1, 1, k), dtype=int), (1, size), stride=s, padding=p,
+                                 dilation=d, output_padding=op)
+        layers.append(layer)
+        size = layer.output_shape[1]
+    stack = cm.Sequential(layers)
+    expected = _brute_force_1d(steps, n)
+    np.testing.assert_array_equal(stack.overlap_counts()[0], expected)
+    verdict = stack.checkerboard()
+    law = verdict.laws[0]
+    assert law is not None
+    # the brute-force count on a much longer input: its middle follows the law at every pixel
+    long = _brute_force_1d(steps, 24)
+    middle = range(len(long) // 3, 2 * len(long) // 3)
+    shift = law.offset  # pixel j of the long map has phase (j + P) mod S, as on the short one
+    assert all(long[j] == law.residue_counts[(j + shift) % law.stride] for j in middle)
+    # interior pixels of the short map carry the law's value too
+    interior = np.flatnonzero(verdict.interior[0])
+    assert interior.size and all(expected[j] == law.count(j) for j in interior)
+
+
+def test_merged_padding_taps_count_once_per_tap():
+    torch = pytest.importorskip("torch")
+    module = torch.nn.Conv1d(2, 1, 3, padding=2, padding_mode="reflect", bias=False).double()
+    with torch.no_grad():
+        module.weight.fill_(0.25)  # the weights' values never matter for the counts
+    layer = cm.from_torch(module, (2, 6))
+    ones = torch.nn.Conv1d(2, 1, 3, padding=2, padding_mode="reflect", bias=False).double()
+    with torch.no_grad():
+        ones.weight.fill_(1.0)
+    np.testing.assert_array_equal(layer.overlap_counts(), _torch_map(ones, (2, 6)))
+    assert set(np.unique(layer.overlap_counts())) == {6}  # 3 taps × 2 channels, merged or not
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_actual_weights_are_the_response_to_a_constant_input(seed):
+    specs = [("T", 2, 4, 2, 1, 1), ("T", 1, 3, 2, 1, 1)]
+    stack, module = _torch_chain(specs, (1, 5, 4), fill="random", seed_key=(seed,))
+    verdict = stack.checkerboard(weights="actual")
+    np.testing.assert_allclose(verdict.counts, _torch_map(module, (1, 5, 4)), rtol=1e-12)
+    assert verdict.laws == (None, None)  # laws describe all-ones weights only
+    assert verdict.verdict == "checkerboard" and verdict.period == (4, 4)
+    # k4/s2 then k3/s2 overlaps unevenly (a final k4/s2 layer would even it out instead)
+    assert stack.checkerboard().interior_values == (8, 16, 32)
+    even = _torch_chain(specs[::-1], (1, 5, 4))[0].checkerboard()
+    assert even.even and even.law_agrees
+
+
+def test_law_closed_form_for_one_layer_and_the_issue_numbers():
+    for k, s in itertools.product(range(1, 7), range(1, 5)):
+        law = composed_law([AxisStep(k, s)])
+        assert law.residue_counts == tuple((k - 1 - r) // s + 1 for r in range(s))
+    two = composed_law([AxisStep(3, 2), AxisStep(3, 2)])
+    assert two.distinct == (1, 2, 3)
+    assert sorted({a * b for a in two.distinct for b in two.distinct}) == [1, 2, 3, 4, 6, 9]
+    assert composed_law([AxisStep(4, 2, padding=1)] * 3).even
+
+
+def test_bad_arguments_name_the_parameter():
+    layer = cm.ConvTranspose(np.ones((1, 1, 3)), (1, 4), stride=2)
+    with pytest.raises(cm.ConvMatrixError, match=r"`weights` \(='random'\) must be one of"):
+        layer.checkerboard(weights="random")
+    with pytest.raises(cm.ConvMatrixError, match=r"`stride` \(=0\) must be a positive int"):
+        AxisStep(3, 0)
+    with pytest.raises(cm.ConvMatrixError, match="`steps` is empty"):
+        composed_law([])
+
+
+def test_small_layer_without_interior_says_so():
+    verdict = cm.ConvTranspose(np.ones((1, 1, 5)), (1, 1), stride=2).checkerboard()
+    assert verdict.verdict == "no interior" and verdict.even is None
+    assert "No interior" in verdict.describe()
+    assert "no interior" in repr(verdict)
