@@ -234,3 +234,79 @@ def test_orders_are_all_the_pairs_of_the_brute_force():
     assert [len(_orders(0, n)) for n in range(1, 6)] == [1, 1, 2, 5, 14]
     assert len({repr(o) for o in _orders(0, 5)}) == 14
     assert all(isinstance(o, tuple) for o in itertools.islice(_orders(0, 3), 2))
+
+
+# --- random torch stacks of every linear module kind -----------------------------------------
+
+
+def _random_module(torch, r: np.random.Generator, shape: tuple[int, ...]):
+    """One random linear 2-D module valid for a (C, H, W) input."""
+    nn = torch.nn
+    c, h, w = shape
+    options = ["conv", "convT", "bn", "pad"]
+    if h >= 2 and w >= 2:
+        options += ["pool"]
+    if h * w <= 64:
+        options += ["upsample"]
+    if h % 2 == 0 and w % 2 == 0:
+        options += ["unshuffle"]
+    if c % 4 == 0:
+        options += ["shuffle"]
+    kind = options[r.integers(len(options))]
+    out = int(r.integers(1, 5))
+    if kind == "conv":
+        k = int(r.integers(1, min(h, w, 3) + 1))
+        return nn.Conv2d(c, out, k, stride=int(r.integers(1, 3)), padding=int(r.integers(0, 2)),
+                         padding_mode=["zeros", "reflect", "circular"][r.integers(3)]
+                         if k > 1 and min(h, w) > 1 else "zeros")
+    if kind == "convT":
+        return nn.ConvTranspose2d(c, out, int(r.integers(2, 5)), stride=int(r.integers(1, 3)),
+                                  padding=int(r.integers(0, 2)))
+    if kind == "bn":
+        bn = nn.BatchNorm2d(c)
+        with torch.no_grad():
+            bn.running_mean.copy_(torch.randn(c))
+            bn.running_var.copy_(torch.rand(c) + 0.5)
+            bn.weight.copy_(torch.randn(c))
+            bn.bias.copy_(torch.randn(c))
+        return bn.eval()
+    if kind == "pad":
+        return [nn.ZeroPad2d((1, 0, 2, 1)), nn.ConstantPad2d(1, 0.5),
+                nn.ReplicationPad2d((0, 2, 1, 0)),
+                nn.ReflectionPad2d(1) if min(h, w) > 1 else nn.ZeroPad2d(1)][r.integers(4)]
+    if kind == "pool":
+        return nn.AvgPool2d(2, stride=int(r.integers(1, 3)), padding=int(r.integers(0, 2)),
+                            ceil_mode=bool(r.integers(2)), count_include_pad=bool(r.integers(2)))
+    if kind == "upsample":
+        mode = ["nearest", "bilinear", "bicubic"][r.integers(3)]
+        align = None if mode == "nearest" else bool(r.integers(2))
+        return nn.Upsample(scale_factor=2, mode=mode, align_corners=align)
+    if kind == "unshuffle":
+        return nn.PixelUnshuffle(2)
+    return nn.PixelShuffle(2)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_torch_stacks_match_their_forward_and_input_gradient(seed):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(zlib.crc32(repr(("random-stack", seed)).encode()))
+    r = rng("random-stack", seed)
+    shape: tuple[int, ...] = (int(r.integers(1, 4)), int(r.integers(3, 7)), int(r.integers(3, 7)))
+    modules, current = [], shape
+    for _ in range(int(r.integers(3, 7))):
+        module = _random_module(torch, r, current)
+        with torch.no_grad():
+            current = tuple(module(torch.zeros(1, *current)).shape[1:])
+        modules.append(module)
+    stack = torch.nn.Sequential(*modules).double()
+    layer = cm.from_torch(stack, shape)
+    x = torch.randn(1, *shape, dtype=torch.float64, requires_grad=True)
+    y = stack(x)
+    g = torch.randn_like(y)
+    (grad,) = torch.autograd.grad(y, x, g)
+    np.testing.assert_allclose(layer.matrix() @ x.detach().numpy().ravel() + layer.offset(),
+                               y.detach().numpy().ravel(), rtol=1e-9, atol=1e-9,
+                               err_msg=str(layer))
+    np.testing.assert_allclose(layer(x.detach().numpy()[0]), y.detach().numpy()[0], rtol=1e-9,
+                               atol=1e-9)
+    np.testing.assert_allclose(layer.T(g.numpy()[0]), grad.numpy()[0], rtol=1e-9, atol=1e-9)

@@ -2,9 +2,16 @@
 
 from convmatrix.layers.base import Adjoint, Layer
 from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
+from convmatrix.layers.identity import Identity
 from convmatrix.layers.keras import KerasConv, from_keras
+from convmatrix.layers.norm import BatchNorm
+from convmatrix.layers.pad import Pad
+from convmatrix.layers.pool import AvgPool
 from convmatrix.layers.sequential import Sequential
+from convmatrix.layers.shuffle import PixelShuffle, PixelUnshuffle
 from convmatrix.layers.torch import from_torch
+from convmatrix.layers.upsample import Upsample
 
-__all__ = ["Adjoint", "Conv", "ConvLayer", "ConvTranspose", "KerasConv", "Layer", "Sequential",
+__all__ = ["Adjoint", "AvgPool", "BatchNorm", "Conv", "ConvLayer", "ConvTranspose", "Identity",
+           "KerasConv", "Layer", "Pad", "PixelShuffle", "PixelUnshuffle", "Sequential", "Upsample",
            "from_keras", "from_torch"]

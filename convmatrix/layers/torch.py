@@ -79,9 +79,102 @@ def _read_sequential(module: Any, input_shape: tuple[int, ...],
 
 
 def _supported() -> list[str]:
-    names = sorted({name.rstrip("123d") if name[-2:] in ("1d", "2d", "3d") else name
+    names = sorted({name[:-2] if name[-2:] in ("1d", "2d", "3d") else name
                     for name in TORCH_READERS if not name.startswith("Lazy")})
     return [f"nn.{name}Nd" if f"{name}2d" in TORCH_READERS else f"nn.{name}" for name in names]
+
+
+def _only_forward(module: Any, output_size: Sequence[int] | None) -> None:
+    if output_size is not None:
+        raise ConvMatrixError(
+            f"`output_size` applies only to ConvTranspose modules, not {type(module).__name__}")
+
+
+def _read_avg_pool(module: Any, input_shape: tuple[int, ...],
+                   output_size: Sequence[int] | None) -> Layer:
+    """``nn.AvgPool1d/2d/3d``."""
+    from convmatrix.layers.pool import AvgPool
+
+    _only_forward(module, output_size)
+    return AvgPool(input_shape, module.kernel_size, module.stride, module.padding,
+                   ceil_mode=bool(module.ceil_mode),
+                   count_include_pad=bool(module.count_include_pad),
+                   divisor_override=getattr(module, "divisor_override", None))
+
+
+def _read_upsample(module: Any, input_shape: tuple[int, ...],
+                   output_size: Sequence[int] | None) -> Layer:
+    """``nn.Upsample``, ``nn.UpsamplingNearest2d``, ``nn.UpsamplingBilinear2d``."""
+    from convmatrix.layers.upsample import Upsample
+
+    _only_forward(module, output_size)
+    if getattr(module, "antialias", False):
+        raise ConvMatrixError("`module` (Upsample) uses antialias, which is not supported")
+    return Upsample(input_shape, size=module.size, scale_factor=module.scale_factor,
+                    mode=module.mode, align_corners=module.align_corners,
+                    recompute_scale_factor=getattr(module, "recompute_scale_factor", None))
+
+
+def _read_pixel_shuffle(module: Any, input_shape: tuple[int, ...],
+                        output_size: Sequence[int] | None) -> Layer:
+    """``nn.PixelShuffle`` / ``nn.PixelUnshuffle``."""
+    from convmatrix.layers.shuffle import PixelShuffle, PixelUnshuffle
+
+    _only_forward(module, output_size)
+    if hasattr(module, "upscale_factor"):
+        return PixelShuffle(input_shape, module.upscale_factor)
+    return PixelUnshuffle(input_shape, module.downscale_factor)
+
+
+_PAD_MODES = {"Zero": "constant", "Constant": "constant", "Reflection": "reflect",
+              "Replication": "replicate", "Circular": "circular"}
+
+
+def _read_pad(module: Any, input_shape: tuple[int, ...],
+              output_size: Sequence[int] | None) -> Layer:
+    """``nn.ZeroPad/ConstantPad/ReflectionPad/ReplicationPad/CircularPad1d/2d/3d``."""
+    from convmatrix.layers.pad import Pad
+
+    _only_forward(module, output_size)
+    mode = _PAD_MODES[type(module).__name__[:-len("PadNd")]]
+    return Pad(input_shape, tuple(module.padding), mode=mode,
+               value=float(getattr(module, "value", 0.0)) if mode == "constant" else 0.0)
+
+
+def _read_batch_norm(module: Any, input_shape: tuple[int, ...],
+                     output_size: Sequence[int] | None) -> Layer:
+    """``nn.BatchNorm1d/2d/3d`` in eval mode (running statistics)."""
+    from convmatrix.layers.norm import BatchNorm
+
+    _only_forward(module, output_size)
+    name = type(module).__name__
+    if getattr(module, "training", False):
+        raise ConvMatrixError(
+            f"`module` ({name}) is in training mode: it normalises by the batch's statistics, "
+            f"which is not a linear map of one sample; call .eval() first")
+    if getattr(module, "running_mean", None) is None:
+        raise ConvMatrixError(
+            f"`module` ({name}) has no running statistics (track_running_stats=False): it "
+            f"always uses the batch's, which is not a linear map of one sample")
+    weight = getattr(module, "weight", None)
+    bias = getattr(module, "bias", None)
+    return BatchNorm(input_shape, _numpy(module.running_mean), _numpy(module.running_var),
+                     weight=None if weight is None else _numpy(weight),
+                     bias=None if bias is None else _numpy(bias), eps=float(module.eps))
+
+
+def _read_identity(module: Any, input_shape: tuple[int, ...],
+                   output_size: Sequence[int] | None) -> Layer:
+    """``nn.Identity``; ``nn.Dropout*`` in eval mode."""
+    from convmatrix.layers.identity import Identity
+
+    _only_forward(module, output_size)
+    name = type(module).__name__
+    if "Dropout" in name and getattr(module, "training", False) and getattr(module, "p", 0):
+        raise ConvMatrixError(
+            f"`module` ({name}) is in training mode: it zeroes random entries, which is not a "
+            f"fixed linear map; call .eval() first")
+    return Identity(input_shape)
 
 
 TORCH_READERS: dict[str, TorchReader] = {
@@ -90,6 +183,16 @@ TORCH_READERS: dict[str, TorchReader] = {
 }
 """torch module class name → reader (module, input_shape, output_size) → layer object."""
 TORCH_READERS["Sequential"] = _read_sequential
+TORCH_READERS.update({f"AvgPool{n}d": _read_avg_pool for n in (1, 2, 3)})
+TORCH_READERS.update({f"BatchNorm{n}d": _read_batch_norm for n in (1, 2, 3)})
+TORCH_READERS.update({f"{kind}Pad{n}d": _read_pad for kind in _PAD_MODES for n in (1, 2, 3)})
+TORCH_READERS.update({name: _read_upsample for name in ("Upsample", "UpsamplingNearest2d",
+                                                        "UpsamplingBilinear2d")})
+TORCH_READERS.update({"PixelShuffle": _read_pixel_shuffle,
+                      "PixelUnshuffle": _read_pixel_shuffle})
+TORCH_READERS.update({name: _read_identity for name in (
+    "Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
+    "FeatureAlphaDropout")})
 
 
 def _input_shape(input_shape: Any) -> tuple[int, ...]:

@@ -1,0 +1,114 @@
+"""Layers that act on each axis of a sample separately: ``M = A_0 ⊗ A_1 ⊗ ⋯`` (Kronecker)."""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from convmatrix._errors import ConvMatrixError
+from convmatrix.layers.base import Layer
+from convmatrix.sparse import SparseFormat
+
+__all__ = ["SeparableLayer", "as_int", "as_shape", "axis_matrix", "per_axis"]
+
+
+def as_int(value: Any, name: str, minimum: int | None = None) -> int:
+    """One integer argument, named in the error if it is not one (or below ``minimum``)."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise ConvMatrixError(f"`{name}` (={value!r}) must be an int")
+    number = int(value)
+    if minimum is not None and number < minimum:
+        raise ConvMatrixError(f"`{name}` (={value!r}) must be an int >= {minimum}")
+    return number
+
+
+def as_shape(input_shape: Any, spatial: Sequence[int] = (1, 2, 3)) -> tuple[int, ...]:
+    """``(C, *spatial)`` of one sample with ``len(spatial)`` in ``spatial``; sizes >= 1."""
+    if isinstance(input_shape, str) or not hasattr(input_shape, "__iter__"):
+        raise ConvMatrixError(
+            f"`input_shape` (={input_shape!r}) must be a tuple (C, *spatial) for one sample")
+    shape = tuple(as_int(v, "input_shape", 1) for v in input_shape)
+    if len(shape) - 1 not in spatial:
+        allowed = " or ".join(str(n) for n in spatial)
+        raise ConvMatrixError(
+            f"`input_shape` (={shape}) must be (C, *spatial) with {allowed} spatial axes (one "
+            f"sample, no batch axis)")
+    return shape
+
+
+def per_axis(value: Any, ndim: int, name: str, minimum: int | None = None) -> tuple[int, ...]:
+    """An int or one int per spatial axis, as a tuple of ``ndim`` ints."""
+    if isinstance(value, str) or not hasattr(value, "__iter__"):
+        return (as_int(value, name, minimum),) * ndim
+    values = tuple(value)
+    if len(values) == 1:
+        values *= ndim
+    if len(values) != ndim:
+        raise ConvMatrixError(
+            f"`{name}` (={value!r}) must be an int or {ndim} ints (one per spatial axis)")
+    return tuple(as_int(v, name, minimum) for v in values)
+
+
+def axis_matrix(rows: np.ndarray, cols: np.ndarray, values: np.ndarray,
+                shape: tuple[int, int]) -> sp.csr_array:
+    """A 1-D map along one axis from ``(row, col, value)`` triplets (duplicates add)."""
+    matrix = sp.coo_array((values, (rows, cols)), shape=shape).tocsr()
+    matrix.sum_duplicates()
+    return sp.csr_array(matrix)
+
+
+class SeparableLayer(Layer):
+    """A layer whose matrix is the Kronecker product of one matrix per sample axis.
+
+    Subclasses give :meth:`_axis_matrices` (one sparse matrix per axis of the sample, the
+    channel axis first), and the shapes; the matrix, the nnz estimate and the matrix-free
+    application along each axis (and its adjoint) follow.
+    """
+
+    @abstractmethod
+    def _axis_matrices(self) -> list[sp.csr_array | None]:
+        """``A_k`` of shape ``(output_shape[k], input_shape[k])`` per axis; None: identity."""
+
+    def _full_axis_matrices(self) -> list[sp.csr_array]:
+        return [sp.csr_array(sp.identity(n, dtype=self.dtype, format="csr")) if a is None else a
+                for a, n in zip(self._axis_matrices(), self.input_shape, strict=True)]
+
+    def _nnz_estimate(self) -> int:
+        return math.prod(int(a.nnz) for a in self._full_axis_matrices())
+
+    def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
+        axes = self._full_axis_matrices()
+        nnz = math.prod(int(a.nnz) for a in axes)
+        rows = math.prod(self.output_shape)
+        nbytes = nnz * (self.dtype.itemsize + 8) + (rows + 1) * 8
+        if max_bytes is not None and nbytes > max_bytes:
+            raise ConvMatrixError(
+                f"the {type(self).__name__} matrix needs {nbytes / 2**30:.2f} GiB, over "
+                f"`max_bytes` (={max_bytes / 2**30:.2f} GiB); pass a larger max_bytes (or None)")
+        matrix: sp.sparray = sp.csr_array(axes[-1])
+        for axis in reversed(axes[:-1]):
+            matrix = sp.kron(axis, matrix, format="csr")
+        return sp.csr_array(matrix.astype(self.dtype, copy=False)).asformat(format)
+
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        return _along_axes(x, self._axis_matrices())
+
+    def _apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+        return _along_axes(y, [None if a is None else sp.csr_array(a.T)
+                               for a in self._axis_matrices()])
+
+
+def _along_axes(x: np.ndarray, axes: list[sp.csr_array | None]) -> np.ndarray:
+    """Apply ``A_k`` along axis ``k + 1`` of a batch (axis 0) for every non-identity axis."""
+    for position, matrix in enumerate(axes):
+        if matrix is None:
+            continue
+        moved = np.moveaxis(x, position + 1, 0)
+        flat = matrix @ moved.reshape(moved.shape[0], -1)
+        x = np.moveaxis(flat.reshape(matrix.shape[0], *moved.shape[1:]), 0, position + 1)
+    return x

@@ -1,0 +1,63 @@
+"""The identity layer (torch ``nn.Identity``, ``nn.Dropout`` in eval mode)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from convmatrix.layers._separable import as_int
+from convmatrix.layers.base import Layer, shape_text
+from convmatrix.sparse import SparseFormat
+
+__all__ = ["Identity"]
+
+
+class Identity(Layer):
+    """``y = x``: the identity matrix of one sample's size.
+
+    Examples
+    --------
+    >>> import convmatrix as cm
+    >>> cm.Identity((2, 3)).matrix().nnz
+    6
+    """
+
+    def __init__(self, input_shape: Sequence[int]) -> None:
+        self._shape = tuple(as_int(v, "input_shape", 1) for v in input_shape)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Any shape."""
+        return self._shape
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The input shape."""
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """int64."""
+        return np.dtype(np.int64)
+
+    def _nnz_estimate(self) -> int:
+        return math.prod(self._shape)
+
+    def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
+        return sp.eye_array(math.prod(self._shape), dtype=np.int64, format=format)
+
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        return x.copy()
+
+    def _apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+        return y.copy()
+
+    def _adjoint(self) -> Layer:
+        return Identity(self._shape)
+
+    def _describe(self) -> str:
+        return shape_text(self._shape)

@@ -1,0 +1,182 @@
+"""Padding and cropping (torch ``F.pad``) as an exact selection matrix plus an offset."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from convmatrix._errors import ConvMatrixError
+from convmatrix.layers._separable import SeparableLayer, as_int, as_shape, axis_matrix
+
+__all__ = ["PAD_MODES", "Pad"]
+
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+"""``F.pad`` modes."""
+
+
+def _source(q: int, lo: int, hi: int, mode: str) -> int | None:
+    """The input index position ``q`` (input coordinates) reads; None: the constant.
+
+    ``[lo, hi)`` is the range the mode extends: the whole axis for reflect and replicate
+    (torch pads, then crops), the range left by the crops for circular (torch crops, then
+    wraps).
+    """
+    if lo <= q < hi:
+        return q
+    if mode == "constant":
+        return None
+    if mode == "replicate":
+        return min(max(q, lo), hi - 1)
+    m = hi - lo
+    if mode == "circular":
+        return lo + (q - lo) % m
+    period = 2 * (m - 1)  # reflect: mirror without repeating the edge
+    r = abs(q - lo) % period if period else 0
+    return lo + (period - r if r >= m else r)
+
+
+class Pad(SeparableLayer):
+    """``F.pad(x, pad, mode, value)`` of one sample: padding (or cropping, if negative).
+
+    ``pad`` lists ``(before, after)`` for the last axis first, then the one before it, ...
+    (torch's order). ``"constant"`` may pad any axis, the channel axis included; the other
+    modes pad spatial axes only. A non-zero ``value`` is the :meth:`offset` (the matrix only
+    selects).
+
+    Parameters
+    ----------
+    input_shape : sequence of int
+        One sample ``(C, *spatial)``.
+    pad : sequence of int
+        An even number of ints, last axis first; negative entries crop.
+    mode : {"constant", "reflect", "replicate", "circular"}, optional
+    value : float, optional
+        The fill of ``"constant"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> pad = cm.Pad((1, 4), (2, 1), mode="reflect")
+    >>> pad
+    Pad(1×4 → 1×7, (2, 1), reflect)
+    >>> pad(np.array([[1, 2, 3, 4]]))
+    array([[3, 2, 1, 2, 3, 4, 3]])
+    >>> cm.Pad((1, 3), (-1, 1), value=9)(np.array([[1, 2, 3]]))
+    array([[2, 3, 9]])
+    """
+
+    def __init__(self, input_shape: Sequence[int], pad: Sequence[int], mode: str = "constant",
+                 value: float = 0.0) -> None:
+        shape = as_shape(input_shape)
+        if mode not in PAD_MODES:
+            raise ConvMatrixError(
+                f"`mode` (={mode!r}) must be one of {', '.join(map(repr, PAD_MODES))}")
+        if isinstance(pad, str) or not hasattr(pad, "__iter__"):
+            raise ConvMatrixError(f"`pad` (={pad!r}) must be a sequence of ints, last axis first")
+        amounts = tuple(as_int(v, "pad") for v in pad)
+        axes = len(shape) if mode == "constant" else len(shape) - 1
+        if len(amounts) % 2 or not 0 < len(amounts) <= 2 * axes:
+            raise ConvMatrixError(
+                f"`pad` (={pad!r}) must hold an even number of ints, at most {2 * axes} "
+                f"(before/after for each of the last {axes} axes" + ("" if mode == "constant"
+                                                                     else ", spatial only")
+                + ")")
+        if mode != "constant" and value != 0:
+            raise ConvMatrixError(f"`value` (={value!r}) applies only to mode 'constant'")
+        pairs = [(0, 0)] * len(shape)
+        for i in range(len(amounts) // 2):
+            pairs[len(shape) - 1 - i] = (amounts[2 * i], amounts[2 * i + 1])
+        out = []
+        for axis, (n, (before, after)) in enumerate(zip(shape, pairs, strict=True)):
+            size = n + before + after
+            if size < 1:
+                raise ConvMatrixError(
+                    f"`pad` (={pad!r}) crops axis {axis} (size {n}) to {size}: nothing left")
+            kept = n - max(0, -before) - max(0, -after)
+            if mode == "circular" and kept < 1:
+                raise ConvMatrixError(
+                    f"`pad` (={pad!r}) crops axis {axis} (size {n}) to nothing before padding")
+            if mode == "reflect" and max(before, after) >= n:
+                raise ConvMatrixError(
+                    f"`pad` (={pad!r}) must be smaller than the axis (size {n}) in mode "
+                    f"'reflect' (axis {axis})")
+            if mode == "circular" and max(before, after) > kept:
+                raise ConvMatrixError(
+                    f"`pad` (={pad!r}) must be at most the axis size ({kept} after cropping) "
+                    f"in mode 'circular' (axis {axis})")
+            out.append(size)
+        self.pad = amounts
+        self.mode = mode
+        self.value = value
+        self.pairs = tuple(pairs)
+        self._input_shape = shape
+        self._output_shape = tuple(out)
+        self._axes = [self._axis(n, pair, size)
+                      for n, pair, size in zip(shape, pairs, out, strict=True)]
+        self._filled = [np.array([_source(j - before, 0, n, mode) is None for j in range(size)])
+                        for n, (before, _), size in zip(shape, pairs, out, strict=True)]
+
+    def _axis(self, n: int, pair: tuple[int, int], size: int) -> sp.csr_array | None:
+        before, after = pair
+        if before == 0 and size == n:
+            return None
+        lo, hi = (max(0, -before), n - max(0, -after)) if self.mode == "circular" else (0, n)
+        sources = [(j, _source(j - before, lo, hi, self.mode)) for j in range(size)]
+        kept = [(j, q) for j, q in sources if q is not None]
+        return axis_matrix(np.array([j for j, _ in kept], dtype=int),
+                           np.array([q for _, q in kept], dtype=int),
+                           np.ones(len(kept), dtype=np.int64), (size, n))
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """``(C, *spatial)``."""
+        return self._input_shape
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The padded (or cropped) shape."""
+        return self._output_shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """int64: the matrix selects (and, for reflect/replicate/circular, repeats)."""
+        return np.dtype(np.int64)
+
+    def _axis_matrices(self) -> list[sp.csr_array | None]:
+        return list(self._axes)
+
+    def offset(self) -> np.ndarray:
+        """``value`` at every padded position (zeros when ``value`` is 0).
+
+        Examples
+        --------
+        >>> import convmatrix as cm
+        >>> cm.Pad((1, 3), (1, 0), value=0.5).offset()
+        array([0.5, 0. , 0. , 0. ])
+        """
+        size = math.prod(self.output_shape)
+        if self.value == 0:
+            return np.zeros(size, dtype=self.dtype)
+        filled = np.zeros(self.output_shape, dtype=bool)
+        for axis, mask in enumerate(self._filled):
+            shape = [1] * len(self.output_shape)
+            shape[axis] = mask.size
+            filled = filled | mask.reshape(shape)
+        return np.where(filled, self.value, 0).astype(np.result_type(self.value, self.dtype))\
+            .reshape(-1)
+
+    def _describe(self) -> str:
+        from convmatrix.layers.base import shape_text
+
+        parts = [f"{shape_text(self.input_shape)} → {shape_text(self.output_shape)}",
+                 str(self.pad)]
+        if self.mode != "constant":
+            parts.append(self.mode)
+        elif self.value != 0:
+            parts.append(f"value {self.value}")
+        return ", ".join(parts)
