@@ -1,0 +1,352 @@
+"""``assert_conv_equal``: check a user's convolution against a layer and name what differs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from convmatrix._errors import ConvMatrixError
+from convmatrix.layers.base import Layer
+from convmatrix.layers.conv import ConvLayer, ConvTranspose
+from convmatrix.testing.blackbox import BlackBox, check_linearity
+from convmatrix.testing.candidates import KEYS, Candidate, geometry_of, neighbourhood
+from convmatrix.testing.diagnose import channel_offsets, close_rows, matches, name_nonlinearity
+from convmatrix.testing.probe import probe_box
+
+__all__ = ["ConvMismatch", "assert_conv_equal"]
+
+#: wrong outputs listed by position, and shown as sums of w·x terms
+_POSITIONS, _SHOWN, _TERMS = 10, 3, 9
+
+
+class ConvMismatch(AssertionError):
+    """``fn`` does not compute the layer; the message says where and, if found, why.
+
+    Attributes
+    ----------
+    differences : dict
+        What differs → ``(layer's value, fn's value)``; keys from ``"shape"``, ``"padding"``,
+        ``"padding_mode"``, ``"stride"``, ``"dilation"``, ``"groups"``, ``"output_padding"``,
+        ``"kernel_flip"``, ``"weight_channels_swapped"``, ``"kernel_axes_swapped"``,
+        ``"offset"``, ``"nonlinear"``. Empty when nothing searched explains the difference.
+    match : Conv, ConvTranspose or None
+        A layer fn computes exactly (with a ``bias`` for a per-channel offset), if found.
+    """
+
+    def __init__(self, message: str, differences: dict[str, tuple[Any, Any]],
+                 match: Layer | None) -> None:
+        super().__init__(message)
+        self.differences = differences
+        self.match = match
+
+
+# ------------------------------------------------------------------------------ message parts
+
+
+def _idx(index: tuple[int, ...]) -> str:
+    return ", ".join(str(i) for i in index)
+
+
+class _Namer:
+    """Names matrix entries as weights (by value) and columns as input pixels."""
+
+    def __init__(self, layer: ConvLayer, rtol: float, atol: float) -> None:
+        self.weight = np.asarray(layer.weight)
+        self.flat = self.weight.ravel()
+        self.rtol, self.atol = rtol, atol
+        self.input_shape = layer.input_shape
+
+    def weight_name(self, value: complex) -> str:
+        for sign, text in ((1, ""), (-1, "−")):
+            hits = np.flatnonzero(np.abs(self.flat - sign * value)
+                                  <= self.atol + self.rtol * abs(value))
+            if hits.size == 1:
+                return f"{text}w[{_idx(np.unravel_index(hits[0], self.weight.shape))}]"
+        return f"{value:.6g}"
+
+    def row_text(self, matrix: sp.csr_array, row: int) -> str:
+        start, stop = matrix.indptr[row], matrix.indptr[row + 1]
+        cols, vals = matrix.indices[start:stop], matrix.data[start:stop]
+        keep = vals != 0
+        cols, vals = cols[keep], vals[keep]
+        if cols.size == 0:
+            return "0"
+        terms = [f"{self.weight_name(v)}·x[{_idx(np.unravel_index(c, self.input_shape))}]"
+                 for c, v in zip(cols[:_TERMS], vals[:_TERMS], strict=True)]
+        text = " + ".join(terms).replace("+ −", "− ")
+        if cols.size > _TERMS:
+            text += f" + … ({cols.size} terms)"
+        return text
+
+
+def _shape_lines(layer: ConvLayer, fn_shape: tuple[int, ...]) -> list[str]:
+    spec = layer.spec
+    lines = [f"shape: fn returns {fn_shape}; the layer gives {tuple(layer.output_shape)}."]
+    if len(fn_shape) != len(layer.output_shape):
+        return [*lines, "  (a different number of axes: fn's output must be (C_out, *spatial))"]
+    if fn_shape[0] != layer.output_shape[0]:
+        lines.append(f"  channels: fn has {fn_shape[0]}, the weight {layer.weight.shape} gives "
+                     f"{layer.output_shape[0]}")
+    transposed = isinstance(layer, ConvTranspose)
+    formula = ("out = (n − 1)·s − p_before − p_after + d·(k − 1) + output_padding + 1"
+               if transposed else "out = ⌊(n + p_before + p_after − d·(k − 1) − 1) / s⌋ + 1")
+    lines.append(f"  per spatial axis the layer has {formula}:")
+    for a in range(spec.ndim):
+        k, s, d = spec.kernel_size[a], spec.stride[a], spec.dilation[a]
+        b, p = spec.padding[a]
+        want = fn_shape[1 + a] if len(fn_shape) > 1 + a else "?"
+        if isinstance(layer, ConvTranspose):
+            n, op = layer.input_shape[1 + a], layer.output_padding[a]
+            text = (f"({n} − 1)·{s} − {b} − {p} + {d}·({k} − 1) + {op} + 1 = "
+                    f"{layer.output_shape[1 + a]}")
+        else:
+            n = layer.input_shape[1 + a]
+            text = (f"⌊({n} + {b} + {p} − {d}·({k} − 1) − 1) / {s}⌋ + 1 = "
+                    f"{layer.output_shape[1 + a]}")
+        mark = "" if want == layer.output_shape[1 + a] else f"   (fn: {want})"
+        lines.append(f"    spatial axis {a}: {text}{mark}")
+    return lines
+
+
+def _explaining_shapes(layer: ConvLayer, fn_shape: tuple[int, ...]) -> list[str]:
+    """Single-parameter changes that give fn's output shape (values not checked)."""
+    if len(fn_shape) != len(layer.output_shape):
+        return []
+    seen: dict[str, str] = {}
+    for candidate in neighbourhood(geometry_of(layer), fn_shape, 1):
+        ((key, (_, value)),) = candidate.differences.items() or ((None, (None, None)),)
+        if key is not None and key not in seen:
+            seen[key] = f"{key}={value!r}"
+        if len(seen) >= 4:
+            break
+    return list(seen.values())
+
+
+def _padding_rule(layer: ConvLayer, padding: Any) -> str:
+    """Name torch's or TF's "same" rule when a padding follows one of them."""
+    spec = layer.spec
+    if isinstance(layer, ConvTranspose) or not isinstance(padding, tuple):
+        return ""
+    torch_same, tf_same = [], []
+    for a in range(spec.ndim):
+        n, s = spec.input_size[a], spec.stride[a]
+        eff = spec.dilation[a] * (spec.kernel_size[a] - 1) + 1
+        total = eff - 1
+        torch_same.append((total // 2, total - total // 2))
+        tf_total = max((math.ceil(n / s) - 1) * s + eff - n, 0)
+        tf_same.append((tf_total // 2, tf_total - tf_total // 2))
+    rules = []
+    if tuple(torch_same) == padding and all(s == 1 for s in spec.stride):
+        rules.append("torch 'same'")
+    if tuple(tf_same) == padding:
+        rules.append("TF/Keras 'same'")
+    mirrored = tuple((after, before) for before, after in tf_same)
+    if not rules and mirrored == padding and mirrored != tuple(tf_same):
+        rules.append("'same' with the odd pixel before instead of after (neither torch nor TF)")
+    return f" (fn's is {' = '.join(rules)})" if rules else ""
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+def _diagnosis_line(layer: ConvLayer, candidate: Candidate) -> str:
+    parts = []
+    for key in KEYS:
+        if key not in candidate.differences:
+            continue
+        mine, theirs = candidate.differences[key]
+        if key == "kernel_flip":
+            parts.append("fn flips the kernel (true convolution); the layer cross-correlates "
+                         "(kernel_flip)")
+        elif key == "weight_channels_swapped":
+            parts.append("fn reads the weight with its two channel axes swapped "
+                         "(weight_channels_swapped)")
+        elif key == "kernel_axes_swapped":
+            parts.append(f"fn swaps the kernel's spatial axes {theirs} (kernel_axes_swapped)")
+        elif key == "output_padding" and isinstance(theirs[0], tuple):
+            parts.append(f"fn computes output_padding={theirs} as (before, after) per axis "
+                         f"(the extra rows go before); the layer has {mine}")
+        else:
+            rule = _padding_rule(layer, theirs) if key == "padding" else ""
+            parts.append(f"fn computes {key}={_text(theirs)}; the layer has {_text(mine)}{rule}")
+    return "; ".join(parts)
+
+
+# ------------------------------------------------------------------------------ the assertion
+
+
+def assert_conv_equal(
+    fn: Callable[[np.ndarray], Any],
+    layer: Layer,
+    *,
+    rtol: float = 1e-7,
+    atol: float = 1e-12,
+    batched: bool = False,
+) -> None:
+    """Assert that ``fn`` computes ``layer`` (shape and values); otherwise name the bug.
+
+    fn's matrix is recovered by coloured probing (:func:`~convmatrix.testing.probe`) and
+    compared entry by entry with ``layer.matrix()``; its offset ``fn(0)`` with
+    ``layer.offset()``. On a difference, nearby geometries are searched (padding pairs incl.
+    TF vs torch "same", padding mode incl. ``"symmetric"``, stride, dilation, groups
+    assignment, output padding and its side, flipped kernel, swapped weight channel axes or
+    spatial kernel axes — one or two changes at a time), each screened on a random probe with
+    the dense reference and confirmed on fn's whole matrix.
+
+    Parameters
+    ----------
+    fn : callable
+        One numpy float64 sample of shape ``layer.input_shape`` in (or ``(B, *input_shape)``
+        with ``batched=True``), the output out (numpy, or e.g. a CPU torch tensor).
+    layer : Conv or ConvTranspose
+        What fn should compute (weight, geometry, bias).
+    rtol, atol : float, optional
+        Entry-wise tolerance, ``|fn's − layer's| ≤ atol + rtol·|layer's|``.
+    batched : bool, optional
+        Whether fn takes a leading batch axis.
+
+    Raises
+    ------
+    ConvMismatch
+        An ``AssertionError`` whose message gives the shape mismatch (with the shape formula
+        and the parameters that would explain it), the number and positions of wrong outputs,
+        the first wrong outputs as sums of ``w·x`` terms (fn's and the layer's), and the
+        diagnosis; ``.differences`` and ``.match`` carry the diagnosis as data.
+    ConvMatrixError
+        For a layer that is not a conv layer, or fn's output that is not numeric.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> w = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    >>> layer = cm.Conv(w, (1, 5, 5), padding=1)
+    >>> assert_conv_equal(lambda x: cm.reference.conv(x, w, padding=1), layer)   # passes
+    >>> flipped = lambda x: cm.reference.conv(x, w[..., ::-1, ::-1], padding=1)
+    >>> try:
+    ...     assert_conv_equal(flipped, layer)
+    ... except AssertionError as err:
+    ...     print(err.differences)
+    {'kernel_flip': (False, True)}
+    """
+    if not isinstance(layer, ConvLayer):
+        raise ConvMatrixError(
+            f"`layer` (={layer!r}) must be a convmatrix Conv or ConvTranspose layer object")
+    box = BlackBox(fn, layer.input_shape, batched)
+    lin = check_linearity(box)
+    assert box.output_shape is not None
+    fn_shape = box.output_shape
+    layer_shape = tuple(layer.output_shape)
+    differences: dict[str, tuple[Any, Any]] = {}
+    lines: list[str] = []
+    if fn_shape != layer_shape:
+        differences["shape"] = (layer_shape, fn_shape)
+        lines += _shape_lines(layer, fn_shape)
+        explain = _explaining_shapes(layer, fn_shape)
+        if explain:
+            lines.append(f"  fn's shape would follow from {' or '.join(explain)}")
+
+    if not lin.is_linear(max(rtol, 1e-9)):
+        name = name_nonlinearity(box, layer, rtol)
+        differences["nonlinear"] = ("linear", f"{name}(layer(x))" if name else "not linear")
+        lines.append(
+            f"fn is not linear: fn(a + b) − fn(a) − fn(b) + fn(0) reaches "
+            f"{lin.additive_error:.3g} and fn(2a) − 2·fn(a) + fn(0) {lin.homogeneous_error:.3g} "
+            f"of the largest response" + (f"; fn computes {name}(layer(x))" if name else ""))
+        raise ConvMismatch(_message(layer, lines), differences, None)
+
+    bias = None
+    offset_ok = True
+    if fn_shape == layer_shape:
+        expected_offset = np.asarray(layer.offset(), dtype=float)
+        offset_ok = bool(np.all(np.abs(lin.zero - expected_offset)
+                                <= atol + rtol * np.abs(expected_offset)))
+    elif lin.has_offset():
+        offset_ok = False
+    if not offset_ok:
+        per_channel = channel_offsets(lin.zero, fn_shape)
+        layer_bias = None if getattr(layer, "bias", None) is None else tuple(
+            float(v) for v in np.asarray(layer.bias))
+        differences["offset"] = (layer_bias, per_channel if per_channel is not None
+                                 else "varies within output channels")
+        bias = None if per_channel is None else np.array(per_channel)
+        lines.append(f"offset: fn(0) = {_offset_text(lin.zero, fn_shape)}; the layer adds "
+                     f"{'no bias' if layer_bias is None else f'bias {layer_bias}'}")
+    elif fn_shape == layer_shape and lin.has_offset():
+        bias = None if layer.bias is None else np.asarray(layer.bias)
+
+    fn_matrix = None
+    if fn_shape == layer_shape:
+        fn_matrix = probe_box(box, lin, layer, None, max(rtol, 1e-9)).matrix
+        wrong = close_rows(fn_matrix, layer.matrix(), rtol, atol)
+        if wrong.size == 0:
+            if offset_ok:
+                return
+            match = _with_bias(layer, bias)
+            lines.append("the linear part matches: fn adds an offset the layer does not have")
+            raise ConvMismatch(_message(layer, lines, match), differences, match)
+        lines += _wrong_lines(layer, fn_matrix, wrong, rtol, atol)
+
+    found: list[Candidate] = []
+    for candidate, _ in matches(box, lin, geometry_of(layer), 2, rtol=rtol, atol=atol,
+                                fn_matrix=fn_matrix):
+        if found and candidate.rank[0] > found[0].rank[0]:
+            break
+        found.append(candidate)
+        if len(found) >= 3:
+            break
+    match = None
+    if found:
+        differences.update(found[0].differences)
+        match = found[0].geometry.layer(bias=bias)
+        lines.append(f"diagnosis: {_diagnosis_line(layer, found[0])}.")
+        lines.append(f"  fn computes exactly {match!r}")
+        for other in found[1:]:
+            lines.append(f"  (equally: {_diagnosis_line(layer, other)})")
+    else:
+        keys = [k for k in differences if k in ("shape", "offset")]
+        if set(keys) != {"offset"}:
+            lines.append(
+                "diagnosis: no geometry within the searched neighbourhood (padding pairs, "
+                "padding mode, stride, dilation, groups assignment, output_padding, kernel "
+                "flip, weight channel / kernel axes; up to two changes) reproduces fn; the "
+                "differences above are what fn computes")
+    raise ConvMismatch(_message(layer, lines, match), differences, match)
+
+
+def _with_bias(layer: ConvLayer, bias: np.ndarray | None) -> ConvLayer | None:
+    if bias is None:
+        return None
+    return geometry_of(layer).layer(bias=bias)
+
+
+def _offset_text(zero: np.ndarray, shape: tuple[int, ...]) -> str:
+    per_channel = channel_offsets(zero, shape)
+    if per_channel is not None:
+        return f"{per_channel} per output channel"
+    return f"varies within output channels (first values {np.round(zero[:4], 6).tolist()})"
+
+
+def _wrong_lines(layer: ConvLayer, fn_matrix: sp.csr_array, wrong: np.ndarray, rtol: float,
+                 atol: float) -> list[str]:
+    shape = tuple(layer.output_shape)
+    total = math.prod(shape)
+    positions = ", ".join(f"({_idx(np.unravel_index(r, shape))})" for r in wrong[:_POSITIONS])
+    more = ", …" if wrong.size > _POSITIONS else ""
+    lines = [f"values: {wrong.size} of {total} outputs differ, at {positions}{more}"]
+    namer = _Namer(layer, rtol, atol)
+    expected = sp.csr_array(layer.matrix())
+    for r in wrong[:_SHOWN]:
+        where = _idx(np.unravel_index(r, shape))
+        lines.append(f"  y[{where}]  layer: {namer.row_text(expected, int(r))}")
+        lines.append(f"  {' ' * (len(where) + 3)}  fn:    {namer.row_text(fn_matrix, int(r))}")
+    return lines
+
+
+def _message(layer: ConvLayer, lines: list[str], match: Layer | None = None) -> str:
+    return "\n".join([f"fn does not compute {layer!r}", *lines])
