@@ -11,6 +11,7 @@ from typing import Any
 
 from convmatrix import reference
 from convmatrix._errors import ConvMatrixError
+from convmatrix.cache import cache_nbytes, clear_cache, set_cache_budget
 from convmatrix.frameworks import (
     keras_matrix,
     keras_output_shape,
@@ -68,6 +69,8 @@ __all__ = [
     "Sequential",
     "Upsample",
     "VerificationResult",
+    "cache_nbytes",
+    "clear_cache",
     "conv_matrix",
     "conv_output_shape",
     "conv_spec",
@@ -81,6 +84,7 @@ __all__ = [
     "keras_matrix",
     "keras_output_shape",
     "reference",
+    "set_cache_budget",
     "spec_matrix",
     "symbolic",
     "torch_bias",

@@ -1,21 +1,36 @@
-"""Vectorised index table: which input pixel feeds which output pixel through which kernel tap.
+"""Index arithmetic: which input pixel feeds which output pixel through which kernel tap.
 
-The table depends on the spatial geometry only (never on channels or weight values), so it is
-computed once per geometry, cached, and shared by the numeric builder, the symbolic derivations
-and the explanations.
+Everything here depends on the spatial geometry only (never on channels or weight values). The
+numeric builder works from per-axis patterns (:func:`axis_pattern`, a few runs of rows per
+axis); the symbolic derivations and explanations read the full :class:`IndexTable`, computed
+on demand.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
+from typing import Literal
 
 import numpy as np
 
+from convmatrix.cache import cached
 from convmatrix.spec import ConvSpec
 
-__all__ = ["IndexTable", "SpatialPattern", "axis_taps", "index_table", "stored_entries"]
+__all__ = [
+    "AxisPattern",
+    "AxisRows",
+    "AxisRun",
+    "IndexTable",
+    "SpatialPattern",
+    "axis_pattern",
+    "axis_taps",
+    "index_table",
+    "stored_entries",
+]
+
+AxisRows = Literal["outputs", "inputs"]
 
 
 def axis_taps(
@@ -187,14 +202,17 @@ def index_table(spec: ConvSpec) -> IndexTable:
     Returns
     -------
     IndexTable
-        Shared, read-only; the same object for every spec with the same spatial geometry.
+        Read-only. Kept in the byte-budgeted cache (:func:`convmatrix.clear_cache`) while it
+        fits, so repeated calls for one spatial geometry usually return the same object.
     """
-    return _cached_table(spec.input_size, spec.output_size, spec.kernel_size, spec.stride,
-                         spec.padding, spec.dilation, spec.padding_mode)
+    key = ("table", spec.input_size, spec.output_size, spec.kernel_size, spec.stride,
+           spec.padding, spec.dilation, spec.padding_mode)
+    # the patterns derived on demand hold about as much again as the table: count them too
+    return cached(key, lambda: _table(*key[1:]),  # type: ignore[arg-type]
+                  lambda t: 3 * sum(a.nbytes for a in (t.out_pos, t.tap, t.in_pos)))
 
 
-@lru_cache(maxsize=32)
-def _cached_table(
+def _table(
     input_size: tuple[int, ...],
     output_size: tuple[int, ...],
     kernel_size: tuple[int, ...],
@@ -243,5 +261,161 @@ def stored_entries(spec: ConvSpec) -> int:
     >>> stored_entries(conv_spec((1, 1, 3), (1, 8), padding=1, padding_mode="replicate"))
     22
     """
-    pattern = index_table(spec).pattern
-    return pattern.nnz * spec.out_channels * (spec.in_channels // spec.groups)
+    per_pair = math.prod(
+        axis_pattern(spec, axis, "outputs").nnz for axis in range(spec.ndim))
+    return per_pair * spec.out_channels * (spec.in_channels // spec.groups)
+
+
+@dataclass(frozen=True, eq=False)
+class AxisRun:
+    """Rows ``row0 + step·r`` (``r < length``) of one axis's pattern that share one layout.
+
+    Row ``row0 + step·r`` holds the columns ``cols + r·shift`` (ascending, distinct); entry
+    ``e`` sums the kernel taps ``taps[tap_ptr[e]:tap_ptr[e + 1]]`` (``tap_ptr`` is None when
+    every entry is one tap: entry ``e`` is tap ``taps[e]``). Between two consecutive rows of the
+    run the axis pattern holds ``slope`` entries.
+    """
+
+    row0: int
+    step: int
+    length: int
+    cols: np.ndarray
+    shift: int
+    slope: int
+    taps: np.ndarray
+    tap_ptr: np.ndarray | None
+
+    @property
+    def m(self) -> int:
+        """Entries per row."""
+        return int(self.cols.size)
+
+
+@dataclass(frozen=True, eq=False)
+class AxisPattern:
+    """The pattern of a convolution along one spatial axis, as a few runs of alike rows.
+
+    The spatial pattern of ``C`` (or of ``Cᵀ``) is the product of its axes' patterns: row
+    ``(r_0, …, r_{D−1})`` holds the entries ``(e_0, …, e_{D−1})`` in C order, at column
+    ``Σ cols_a[e_a]·stride_a``, summing the taps of every combination of the axes' tap groups.
+
+    Attributes
+    ----------
+    n_rows, n_cols : int
+        Rows (output positions for ``C``, input positions for ``Cᵀ``) and columns.
+    entry_ptr : (n_rows + 1,) ndarray of int64
+        Entries before each row.
+    runs : tuple of AxisRun
+        Every row with entries lies in exactly one run.
+
+    Examples
+    --------
+    >>> from convmatrix.spec import conv_spec
+    >>> pattern = axis_pattern(conv_spec((1, 1, 3), (1, 6), padding=1), 0, "outputs")
+    >>> [(run.row0, run.length, run.cols.tolist(), run.taps.tolist()) for run in pattern.runs]
+    [(0, 1, [0, 1], [1, 2]), (1, 4, [0, 1, 2], [0, 1, 2]), (5, 1, [4, 5], [0, 1])]
+    """
+
+    n_rows: int
+    n_cols: int
+    entry_ptr: np.ndarray
+    runs: tuple[AxisRun, ...]
+
+    @property
+    def nnz(self) -> int:
+        """Stored entries of the axis pattern."""
+        return int(self.entry_ptr[-1])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays held."""
+        return self.entry_ptr.nbytes + sum(
+            r.cols.nbytes + r.taps.nbytes + (0 if r.tap_ptr is None else r.tap_ptr.nbytes)
+            for r in self.runs)
+
+
+def axis_pattern(spec: ConvSpec, axis: int, rows: AxisRows) -> AxisPattern:
+    """Pattern of ``C`` (``rows="outputs"``) or ``Cᵀ`` (``rows="inputs"``) along one axis (cached).
+
+    Its size is the axis's ``output size × kernel taps``, never the whole matrix's.
+    """
+    key = ("axis", spec.input_size[axis], spec.kernel_size[axis], spec.stride[axis],
+           spec.padding[axis], spec.dilation[axis], spec.output_size[axis], spec.padding_mode,
+           rows)
+    return cached(key, lambda: _axis_pattern(*key[1:]),  # type: ignore[arg-type]
+                  lambda p: p.nbytes)
+
+
+def _axis_pattern(
+    n: int, k: int, s: int, padding: tuple[int, int], d: int, out: int, padding_mode: str,
+    rows: AxisRows,
+) -> AxisPattern:
+    index, valid = axis_taps(n, k, s, padding, d, out, padding_mode)
+    o = np.broadcast_to(np.arange(out, dtype=np.int64)[:, None], index.shape)
+    t = np.broadcast_to(np.arange(k, dtype=np.int64)[None, :], index.shape)
+    if rows == "outputs":
+        r, c, tap = o[valid], index[valid], t[valid]
+        n_rows, n_cols, period = out, n, 1
+    else:
+        r, c, tap = index[valid], o[valid], t[valid]
+        n_rows, n_cols, period = n, out, s
+    if rows == "inputs" or padding_mode != "zeros":
+        order = np.lexsort((tap, c, r))
+        r, c, tap = r[order], c[order], tap[order]
+    pairs = r.size
+    pair_ptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(r, minlength=n_rows), out=pair_ptr[1:])
+    new = np.ones(pairs, dtype=bool)
+    new[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
+    starts = np.flatnonzero(new)
+    entry_ptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(r[starts], minlength=n_rows), out=entry_ptr[1:])
+    entry_cols = c[starts]
+    group_ptr = np.append(starts, pairs)
+
+    # rows r and r + P (P the period of the interior: 1 for C, the stride for Cᵀ) belong to one
+    # run when they hold the same taps in the same order at columns shifted by one constant, and
+    # the shift and the entries between them stay the same along the run
+    width = int((pair_ptr[1:] - pair_ptr[:-1]).max()) if n_rows else 0
+    tap_table = np.full((n_rows, width), -1, dtype=np.int64)
+    col_table = np.zeros((n_rows, width), dtype=np.int64)
+    slot = np.arange(pairs, dtype=np.int64) - pair_ptr[r]
+    tap_table[r, slot] = tap
+    col_table[r, slot] = c
+    p = max(1, min(period, n_rows))
+    start = np.ones(n_rows, dtype=bool)
+    shift = np.zeros(max(n_rows - p, 0), dtype=np.int64)
+    if n_rows > p:
+        same = (tap_table[:-p] == tap_table[p:]).all(axis=1)
+        diff = col_table[p:] - col_table[:-p]
+        if width:
+            shift = diff[:, 0]
+        ok = same & ((diff == shift[:, None]) | (tap_table[:-p] < 0)).all(axis=1)
+        slope = entry_ptr[p:n_rows] - entry_ptr[:n_rows - p]
+        start[p:] = ~ok
+        if n_rows > 2 * p:
+            changed = (shift[p:] != shift[:-p]) | (slope[p:] != slope[:-p])
+            start[2 * p:] |= ok[:-p] & changed
+    first = np.flatnonzero(start)
+    phase = first % p
+    order = np.lexsort((first, phase))
+    first, phase = first[order], phase[order]
+    last = n_rows - 1 - ((n_rows - 1 - phase) % p)
+    if first.size > 1:
+        follows = phase[1:] == phase[:-1]
+        last[:-1] = np.where(follows, first[1:] - p, last[:-1])
+    lengths = (last - first) // p + 1
+    runs = []
+    for row0, length in zip(first.tolist(), lengths.tolist(), strict=True):
+        e0, e1 = int(entry_ptr[row0]), int(entry_ptr[row0 + 1])
+        if e1 == e0:
+            continue
+        groups = group_ptr[e0:e1 + 1]
+        taps = tap[groups[0]:groups[-1]].copy()
+        tap_ptr = None if taps.size == e1 - e0 else groups - groups[0]
+        step_shift = int(shift[row0]) if length > 1 else 0
+        step_slope = int(entry_ptr[row0 + p] - entry_ptr[row0]) if length > 1 else 0
+        runs.append(AxisRun(row0, p, length, entry_cols[e0:e1].copy(), step_shift, step_slope,
+                            taps, tap_ptr))
+    runs.sort(key=lambda run: run.row0)
+    return AxisPattern(n_rows, n_cols, entry_ptr, tuple(runs))

@@ -1,18 +1,27 @@
-"""The exact scipy.sparse matrix of a convolution, and of its transpose, from the index table."""
+"""The exact scipy.sparse matrix of a convolution, and of its transpose, from its layout."""
 
 from __future__ import annotations
 
-import itertools
-import os
+import copy
+import functools
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.indices import SpatialPattern, index_table
+from convmatrix.cache import peek
+from convmatrix.indices import AxisRows
+from convmatrix.layout import (
+    Layout,
+    block_weights,
+    box_values,
+    layout,
+    write_data,
+    write_indices,
+    write_indptr,
+)
 from convmatrix.spec import ConvSpec, conv_spec, conv_transpose_spec
 from convmatrix.typing import IntOrSeq, PaddingArg, PaddingMode, SparseFormat
 
@@ -29,9 +38,6 @@ DEFAULT_MAX_BYTES: int = 4 * 2**30
 """Largest matrix (in bytes of data, indices and pointers) built unless ``max_bytes`` says more."""
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
-_THREAD_MIN_NNZ = 1 << 22  # below this, one thread fills faster than a pool starts
-_MAX_THREADS = 4
-_CHUNK_ENTRIES = 1 << 18  # block entries laid out per vectorised step
 _SPARSE_DTYPES = frozenset(np.dtype(t) for t in (
     np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64,
     np.uint64, np.float32, np.float64, np.longdouble, np.complex64, np.complex128,
@@ -97,7 +103,11 @@ def estimate_nbytes(
     (112869376, 1355235332)
     """
     format = format or ("csc" if transpose else "csr")
-    nnz = spec.nnz_upper_bound()
+    return _nbytes(spec.nnz_upper_bound(), spec, dtype, transpose, format)
+
+
+def _nbytes(nnz: int, spec: ConvSpec, dtype: Any, transpose: bool, format: str
+            ) -> tuple[int, int]:
     shape = spec.matrix_shape
     index_size = np.dtype(_index_dtype(nnz, shape)).itemsize
     pointers = shape[1] if _builds_rows_of_transpose(transpose, format) else shape[0]
@@ -108,11 +118,12 @@ def estimate_nbytes(
 
 
 def _guard(spec: ConvSpec, dtype: np.dtype[Any], max_bytes: int | None, transpose: bool,
-           format: str) -> None:
+           format: str, lay: Layout | None) -> None:
     if max_bytes is None:
         return
-    nnz, nbytes = estimate_nbytes(spec, dtype, transpose=transpose,
-                                  format=format)  # type: ignore[arg-type]
+    # the closed-form bound of estimate_nbytes (kept by a cached layout, not recomputed)
+    upper = spec.nnz_upper_bound() if lay is None else lay.nnz_upper_bound
+    nnz, nbytes = _nbytes(upper, spec, dtype, transpose, format)
     if nbytes > max_bytes:
         raise ConvMatrixError(
             f"the matrix {spec.matrix_shape} would hold about {nnz:,} stored entries, "
@@ -121,142 +132,52 @@ def _guard(spec: ConvSpec, dtype: np.dtype[Any], max_bytes: int | None, transpos
         )
 
 
-def _assemble(
-    pattern: SpatialPattern,
-    block_weights: np.ndarray,
-    col_channel_base: np.ndarray,
-    n_col_channels: int,
-) -> sp.csr_array:
-    """Expand one channel pair's pattern to the full CSR matrix, writing final arrays once.
+def _csr(shape: tuple[int, int], data: np.ndarray, indices: np.ndarray,
+         indptr: np.ndarray) -> sp.csr_array:
+    """Wrap finished canonical CSR arrays without scipy re-checking or copying them."""
+    return _wrap("csr", shape, data, indices, indptr)  # type: ignore[return-value]
 
-    Row ``(a, r)`` of the result (``a`` a row channel, ``r`` a pixel of the pattern) holds, for
-    each column channel ``col_channel_base[a] + j`` (``j < B``) in order, the pattern row ``r``
-    with values ``block_weights[a, j, taps]``. Every row channel repeats the same layout, so
-    the block of row channel 0 (``L = B·nnz(pattern)`` entries) is laid out once, straight into
-    the final ``indices``, with the positions to gather its weights from; every other row
-    channel is then one broadcast add (indices) and one ``take`` (data).
-    """
-    n_row_channels, b, n_taps = block_weights.shape
-    rows, q, e = pattern.n_rows, pattern.n_cols, pattern.nnz
-    block_len = b * e
-    nnz = n_row_channels * block_len
-    shape = (n_row_channels * rows, n_col_channels * q)
-    idx_t = _index_dtype(nnz, shape)
 
-    indptr = np.empty(shape[0] + 1, dtype=idx_t)
-    indptr[:-1].reshape(n_row_channels, rows)[...] = (
-        np.arange(n_row_channels, dtype=np.int64)[:, None] * block_len
-        + b * pattern.indptr[:-1][None, :]
-    )
-    indptr[-1] = nnz
-    indices = np.empty(nnz, dtype=idx_t)
-    data = np.empty(nnz, dtype=block_weights.dtype)
-    indices_2d = indices.reshape(n_row_channels, block_len)
-    data_2d = data.reshape(n_row_channels, block_len)
-    col_offsets = col_channel_base.astype(np.int64) * q
-
-    first = indices_2d[0] if n_row_channels else np.empty(0, dtype=idx_t)
-    block_src = np.empty(block_len, dtype=np.intp)
-    if pattern.injective:
-        src_entry, src_step = pattern.tap_ids, n_taps
-        source = block_weights.reshape(n_row_channels, b * n_taps)
-    else:
-        src_entry, src_step = np.arange(e, dtype=np.intp), e
-        source = _merged_weights(pattern, block_weights)
-    cols = pattern.indices.astype(idx_t) + (col_offsets[0] if n_row_channels else 0)
-    col_shift = np.arange(b, dtype=idx_t)[None, :, None] * q
-    src_shift = np.arange(b, dtype=np.intp)[None, :, None] * src_step
-    # Row r of the block is a contiguous (B, len(r)) span starting at B·indptr[r]. Rows of equal
-    # length are laid out together, a bounded chunk of rows at a time (chunks run on threads).
-    row_len = pattern.row_lengths
-    chunks = []
-    for length in np.unique(row_len[row_len > 0]).tolist():
-        rows_of_length = np.flatnonzero(row_len == length)
-        step = max(1, _CHUNK_ENTRIES // (b * length))
-        chunks += [(length, rows_of_length[lo:lo + step])
-                   for lo in range(0, rows_of_length.size, step)]
-
-    def lay_out(chunk: tuple[int, np.ndarray]) -> None:
-        length, these = chunk
-        entries = pattern.indptr[these][:, None] + np.arange(length)
-        span = (b * pattern.indptr[these])[:, None] + np.arange(b * length)
-        first[span] = (cols[entries][:, None, :] + col_shift).reshape(span.shape)
-        block_src[span] = (src_entry[entries][:, None, :] + src_shift).reshape(span.shape)
-
-    _run_parallel(lay_out, chunks, block_len)
-    deltas = (col_offsets[1:] - col_offsets[0]).astype(idx_t)[:, None]
-
-    def fill(channels: slice) -> None:
-        lo, hi, _ = channels.indices(n_row_channels)
-        later = slice(max(lo, 1), hi)  # row channel 0 holds its indices already
-        np.add(first[None, :], deltas[later.start - 1:later.stop - 1], out=indices_2d[later])
-        np.take(source[channels], block_src, axis=1, out=data_2d[channels], mode="clip")
-
-    _run_parallel(fill, _channel_slices(n_row_channels), nnz)
-
-    matrix = sp.csr_array(shape, dtype=data.dtype)
+def _wrap(format: str, shape: tuple[int, int], data: np.ndarray, indices: np.ndarray,
+          indptr: np.ndarray) -> sp.sparray:
+    """A canonical compressed array around the given arrays (a copy of an empty template)."""
+    matrix = copy.copy(_template(format, shape))
     matrix.data, matrix.indices, matrix.indptr = data, indices, indptr
     matrix.has_sorted_indices = True
     matrix.has_canonical_format = True
     return matrix
 
 
-def _run_parallel(work: Callable[[Any], None], parts: list[Any], size: int) -> None:
-    """Call ``work`` on every part, on several threads when ``size`` (entries) is large.
+@functools.lru_cache(maxsize=64)
+def _template(format: str, shape: tuple[int, int]) -> sp.sparray:
+    """An empty CSR/CSC array of a shape, its arrays dropped (copying it skips scipy's checks)."""
+    cls = sp.csr_array if format == "csr" else sp.csc_array
+    template = cls(shape)  # allocates its (empty) index pointers once
+    empty = np.empty(0, dtype=np.int32)
+    template.data, template.indices, template.indptr = np.empty(0), empty, empty
+    return template
 
-    The numpy kernels doing the work (ufuncs, ``take``, fancy assignment) release the GIL, and
-    the parts write disjoint regions of the output, so threads split the memory-bound work.
+
+def _like_arrays(like: Any, lay: Layout, format: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(indptr, indices)`` a refresh reuses, checked against the layout.
+
+    A CSC matrix's arrays are those of the CSR of its transpose, which is what the layout
+    describes, so both formats share them as they are.
     """
-    workers = min(_MAX_THREADS, os.cpu_count() or 1, len(parts))
-    if size < _THREAD_MIN_NNZ or workers < 2:
-        for part in parts:
-            work(part)
-        return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for future in [pool.submit(work, part) for part in parts]:
-            future.result()
-
-
-def _channel_slices(n_row_channels: int) -> list[slice]:
-    """Split row channels into a few contiguous slices, one per thread."""
-    workers = max(1, min(_MAX_THREADS, os.cpu_count() or 1, n_row_channels))
-    bounds = np.linspace(0, n_row_channels, workers + 1).astype(int)
-    return [slice(lo, hi) for lo, hi in itertools.pairwise(bounds.tolist()) if hi > lo]
-
-
-def _merged_weights(pattern: SpatialPattern, block_weights: np.ndarray) -> np.ndarray:
-    """Per-entry weight sums ``(A, B·nnz)`` for patterns whose entries merge several taps.
-
-    Summed with ``np.add.reduceat`` in the weight's own dtype, so integer (uint64 included)
-    and long-double weights stay exact.
-    """
-    n_row_channels, b, n_taps = block_weights.shape
-    flat = block_weights.reshape(n_row_channels * b, n_taps)
-    if pattern.nnz == 0:
-        return np.empty((n_row_channels, 0), dtype=block_weights.dtype)
-    summed = np.add.reduceat(flat[:, pattern.tap_ids], pattern.tap_ptr[:-1], axis=1,
-                             dtype=block_weights.dtype)  # (A·B, nnz)
-    return summed.reshape(n_row_channels, b * pattern.nnz)
-
-
-def _forward_blocks(spec: ConvSpec, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Block weights and column-channel offsets for the rows of ``C`` (output channels)."""
-    out_per_group = spec.out_channels // spec.groups
-    in_per_group = spec.in_channels // spec.groups
-    blocks = weight.reshape(spec.out_channels, in_per_group, -1)
-    base = (np.arange(spec.out_channels) // out_per_group) * in_per_group
-    return blocks, base
-
-
-def _transposed_blocks(spec: ConvSpec, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Block weights and column-channel offsets for the rows of ``Cᵀ`` (input channels)."""
-    g = spec.groups
-    out_per_group = spec.out_channels // g
-    in_per_group = spec.in_channels // g
-    grouped = weight.reshape(g, out_per_group, in_per_group, -1)
-    blocks = grouped.transpose(0, 2, 1, 3).reshape(spec.in_channels, out_per_group, -1)
-    base = (np.arange(spec.in_channels) // in_per_group) * out_per_group
-    return blocks, base
+    if format == "coo":
+        raise ConvMatrixError("`like` works with format 'csr' or 'csc', not 'coo'")
+    expected_shape = lay.shape if format == "csr" else lay.shape[::-1]
+    indptr, indices = getattr(like, "indptr", None), getattr(like, "indices", None)
+    if (getattr(like, "format", None) != format or tuple(like.shape) != expected_shape
+            or not isinstance(indptr, np.ndarray) or not isinstance(indices, np.ndarray)
+            or indices.shape != (lay.nnz,) or indices.dtype != lay.index_dtype
+            or indptr.shape != (lay.shape[0] + 1,) or int(indptr[-1]) != lay.nnz):
+        raise ConvMatrixError(
+            f"`like` ({getattr(like, 'format', type(like).__name__)} {getattr(like, 'shape', '')}"
+            f") is not a matrix built by convmatrix for this layer as {format.upper()} "
+            f"{expected_shape} with {lay.nnz:,} stored entries; build one first without `like`"
+        )
+    return indptr, indices
 
 
 def spec_matrix(
@@ -266,6 +187,7 @@ def spec_matrix(
     transpose: bool = False,
     format: SparseFormat | None = None,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
+    like: sp.sparray | None = None,
 ) -> sp.sparray:
     """Matrix ``C`` of a convolution given as a :class:`ConvSpec` (or ``Cᵀ`` if ``transpose``).
 
@@ -286,11 +208,39 @@ def spec_matrix(
         transposed index pattern, never by converting.
     max_bytes : int or None, optional
         Refuse to build a matrix estimated larger than this; None disables the guard.
+    like : scipy.sparse array, optional
+        Value refresh: a matrix this function returned for the same ``spec``, ``transpose``
+        and ``format`` (``"csr"`` or ``"csc"``), e.g. with other weight values. The result
+        shares its ``indices`` and ``indptr`` arrays (no copy; the pattern never depends on
+        the values) and only the new values are gathered. ``like`` itself is not modified.
 
     Returns
     -------
     scipy.sparse array
         Canonical (sorted indices, no duplicates); dtype of ``weight``.
+
+    Raises
+    ------
+    ConvMatrixError
+        Shape or format errors; a ``like`` of another layout; with reflect, replicate or
+        circular padding, an integer or bool weight whose merged taps (several taps reading one
+        pixel add up) sum to a value its dtype cannot hold.
+
+    Notes
+    -----
+    The builder writes the final CSR arrays directly, one strided box of alike rows at a time
+    (see :mod:`convmatrix.layout`); the per-geometry layout it uses is kept in a byte-budgeted
+    cache (:func:`convmatrix.clear_cache`, :func:`convmatrix.cache_nbytes`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convmatrix.spec import conv_spec
+    >>> spec = conv_spec((1, 1, 3, 3), (1, 5, 5), padding=1)
+    >>> C = spec_matrix(spec, np.ones((1, 1, 3, 3)))
+    >>> C2 = spec_matrix(spec, np.full((1, 1, 3, 3), 2.0), like=C)   # new values, same pattern
+    >>> C2.indices is C.indices, bool((C2 - 2 * C).count_nonzero() == 0)
+    (True, True)
     """
     w = _as_weight(weight)
     if w.shape != spec.weight_shape:
@@ -301,20 +251,78 @@ def spec_matrix(
         format = "csc" if transpose else "csr"
     if format not in ("csr", "csc", "coo"):
         raise ConvMatrixError(f"`format` (={format!r}) must be 'csr', 'csc' or 'coo'")
-    _guard(spec, w.dtype, max_bytes, transpose, format)
-    table = index_table(spec)
     # rows of C are output pixels; rows of Cᵀ are input pixels
-    if _builds_rows_of_transpose(transpose, format):
-        blocks, base = _transposed_blocks(spec, w)
-        csr = _assemble(table.transposed_pattern, blocks, base, spec.out_channels)
+    rows: AxisRows = "inputs" if _builds_rows_of_transpose(transpose, format) else "outputs"
+    if like is None:
+        _guard(spec, w.dtype, max_bytes, transpose, format, peek(("layout", spec, rows)))
+    lay = layout(spec, rows)
+    reuse = None if like is None else _like_arrays(like, lay, format)
+    small = lay.small
+    if reuse is None and small is not None and small.gather is not None:
+        # a small layer: copy its finished index arrays, gather its values in one take
+        csr = _csr(lay.shape, w.reshape(-1).take(small.gather), small.indices.copy(),
+                   small.indptr.copy())
+        return _as_format(csr, format)
+    values = box_values(lay, block_weights(spec, w, rows))  # small; may refuse merged sums
+    data = np.empty(lay.nnz, dtype=w.dtype)
+    if reuse is None and small is not None:
+        indptr, indices = small.indptr.copy(), small.indices.copy()
+    elif reuse is None:
+        indptr = np.empty(lay.shape[0] + 1, dtype=lay.index_dtype)
+        indices = np.empty(lay.nnz, dtype=lay.index_dtype)
+        write_indptr(lay, indptr)
+        write_indices(lay, indices)
     else:
-        blocks, base = _forward_blocks(spec, w)
-        csr = _assemble(table.pattern, blocks, base, spec.in_channels)
-    if format == "csc":
-        return csr.T  # free: the CSR of the other orientation is this one's CSC
+        indptr, indices = reuse
+    write_data(lay, values, data)
+    return _as_format(_csr(lay.shape, data, indices, indptr), format)
+
+
+def _as_format(csr: sp.csr_array, format: str) -> sp.sparray:
+    if format == "csc":  # free: the CSR of the other orientation is this one's CSC
+        return _wrap("csc", csr.shape[::-1], csr.data, csr.indices, csr.indptr)
     if format == "coo":
         return csr.tocoo()
     return csr
+
+
+_SPECS: dict[Any, ConvSpec] = {}
+_SPECS_MAX = 256
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as a hashable key that tells ints, bools and numpy scalars apart.
+
+    Raises TypeError for anything but ints, strings and (nested) tuples/lists of them, so
+    only plain Python arguments are memoised (validation always runs on the rest).
+    """
+    kind = type(value)
+    if kind is int or kind is str:
+        return value
+    if kind is tuple or kind is list:
+        return (kind is tuple, *(_plain(v) for v in value))
+    raise TypeError(kind)
+
+
+def _memo_spec(make: Callable[..., ConvSpec], weight_shape: tuple[int, ...],
+               input_shape: Any, **geometry: Any) -> ConvSpec:
+    """``make(weight_shape, input_shape, **geometry)``, remembered for plain arguments.
+
+    Validation of the same plain arguments always gives the same spec (or the same error,
+    which is never remembered), so small repeated builds skip it.
+    """
+    try:
+        key = (make.__name__, weight_shape, _plain(input_shape),
+               *(_plain(v) for v in geometry.values()))
+    except TypeError:
+        return make(weight_shape, input_shape, **geometry)
+    spec = _SPECS.get(key)
+    if spec is None:
+        spec = make(weight_shape, input_shape, **geometry)
+        if len(_SPECS) >= _SPECS_MAX:
+            _SPECS.pop(next(iter(_SPECS)))
+        _SPECS[key] = spec
+    return spec
 
 
 def conv_matrix(
@@ -391,8 +399,8 @@ def conv_matrix(
     True
     """
     w = _as_weight(weight)
-    spec = conv_spec(w.shape, input_shape, stride=stride, padding=padding, dilation=dilation,
-                     groups=groups, padding_mode=padding_mode)
+    spec = _memo_spec(conv_spec, w.shape, input_shape, stride=stride, padding=padding,
+                      dilation=dilation, groups=groups, padding_mode=padding_mode)
     return spec_matrix(spec, w, format=format, max_bytes=max_bytes)
 
 
@@ -457,6 +465,6 @@ def conv_transpose_matrix(
            [1, 2, 1]])
     """
     w = _as_weight(weight)
-    spec = conv_transpose_spec(w.shape, input_shape, stride=stride, padding=padding,
-                               output_padding=output_padding, dilation=dilation, groups=groups)
+    spec = _memo_spec(conv_transpose_spec, w.shape, input_shape, stride=stride, padding=padding,
+                      output_padding=output_padding, dilation=dilation, groups=groups)
     return spec_matrix(spec, w, transpose=True, format=format, max_bytes=max_bytes)
