@@ -30,7 +30,7 @@ import scipy
 import scipy.sparse as sp
 
 import convmatrix as cm
-from convmatrix import sparse as cm_sparse
+from convmatrix import layout as cm_layout
 
 LAYERS: list[tuple[str, tuple[int, ...], tuple[int, ...], dict[str, Any]]] = [
     ("1x32x32, 3x3", (1, 1, 3, 3), (1, 32, 32), {}),
@@ -160,9 +160,9 @@ def main() -> None:
         t_build = best_time(build, args.repeat)
         t_bound = write_bound(matrix, args.repeat)
         del matrix
-        threads, cm_sparse._MAX_THREADS = cm_sparse._MAX_THREADS, 1
+        threads, cm_layout._MAX_THREADS = cm_layout._MAX_THREADS, 1
         t_single = best_time(build, args.repeat)
-        cm_sparse._MAX_THREADS = threads
+        cm_layout._MAX_THREADS = threads
         gc.collect()
         peak = peak_bytes(build)
         print(f"| {name} | {nnz:,} | {t_build:.4f} | {1e9 * t_build / nnz:.2f} | "
@@ -213,7 +213,7 @@ def main() -> None:
         same = abs(fn() - reference).max() == 0
         print(f"| {label} | {t:.4f} | {t / t_ours:.0f} | {same} |")
     print(f"\n({os.cpu_count()} cores; numpy {np.__version__}, scipy {scipy.__version__}; "
-          f"the builder uses up to {cm_sparse._MAX_THREADS} threads, the write bound one)")
+          f"the builder uses up to {cm_layout._MAX_THREADS} threads, the write bound one)")
 
 
 if __name__ == "__main__":

@@ -177,6 +177,17 @@ def _like_arrays(like: Any, lay: Layout, format: str) -> tuple[np.ndarray, np.nd
             f") is not a matrix built by convmatrix for this layer as {format.upper()} "
             f"{expected_shape} with {lay.nnz:,} stored entries; build one first without `like`"
         )
+    # its row pointers must be this layout's (O(rows), far below the entries): a pattern
+    # edited in place, e.g. by eliminate_zeros(), changes them
+    expected = lay.small.indptr if lay.small is not None else None
+    if expected is None:
+        expected = np.empty(lay.shape[0] + 1, dtype=lay.index_dtype)
+        write_indptr(lay, expected)
+    if not np.array_equal(indptr, expected):
+        raise ConvMatrixError(
+            "`like` has the right shape but not this layer's pattern (its row pointers "
+            "differ: was it edited in place, e.g. by eliminate_zeros()?); build without `like`"
+        )
     return indptr, indices
 
 
@@ -212,7 +223,9 @@ def spec_matrix(
         Value refresh: a matrix this function returned for the same ``spec``, ``transpose``
         and ``format`` (``"csr"`` or ``"csc"``), e.g. with other weight values. The result
         shares its ``indices`` and ``indptr`` arrays (no copy; the pattern never depends on
-        the values) and only the new values are gathered. ``like`` itself is not modified.
+        the values) and only the new values are gathered. ``like`` itself is not modified;
+        editing the shared index arrays in place later (e.g. ``eliminate_zeros()``) changes
+        both matrices, so copy one first if you need that.
 
     Returns
     -------

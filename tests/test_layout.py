@@ -313,3 +313,38 @@ def test_refresh_refuses_a_matrix_of_another_layout():
         cm.spec_matrix(spec, np.ones((1, 1, 3, 3)), format="csc", like=C)
     with pytest.raises(cm.ConvMatrixError, match="'coo'"):
         cm.spec_matrix(spec, np.ones((1, 1, 3, 3)), format="coo", like=C.tocoo())
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("kind", ["Conv", "ConvTranspose"])
+def test_layer_matrix_weight_keyword_refreshes_values(kind, fmt):
+    rng = _rng(kind, fmt)
+    weight = rng.integers(-4, 5, (2, 3, 3, 2)).astype(np.int64)
+    if kind == "Conv":
+        layer = cm.Conv(weight, (3, 7, 6), stride=2, padding=1)
+        geometry = dict(stride=2, padding=1)
+    else:
+        layer = cm.ConvTranspose(weight, (2, 4, 3), stride=2, padding=1, output_padding=1)
+        geometry = dict(stride=2, padding=1, output_padding=1)
+    first = layer.matrix(fmt)
+    other = rng.integers(-4, 5, weight.shape).astype(np.int16)
+    refreshed = layer.matrix(fmt, weight=other)
+    assert refreshed.indices is first.indices and refreshed.dtype == np.int16
+    assert np.array_equal(layer.weight, weight)  # the layer keeps its own weight
+    # against the reference, column by column
+    x_shape = layer.input_shape
+    n_in = int(np.prod(x_shape))
+    cols = []
+    for i in range(n_in):
+        x = np.zeros(n_in, dtype=np.int64)
+        x[i] = 1
+        fn = reference.conv if kind == "Conv" else reference.conv_transpose
+        cols.append(fn(x.reshape(x_shape), other.astype(np.int64), **geometry).ravel())
+    assert np.array_equal(refreshed.toarray(), np.stack(cols, axis=1))
+    # once the last matrix is edited in place, the next refresh builds afresh
+    refreshed.data[:] = 0
+    refreshed.eliminate_zeros()
+    again = layer.matrix(fmt, weight=other)
+    assert np.array_equal(again.toarray(), np.stack(cols, axis=1))
+    with pytest.raises(cm.ConvMatrixError, match=r"`weight` has shape \(1,"):
+        layer.matrix(fmt, weight=np.ones((1, 3, 3, 2)))
