@@ -15,7 +15,7 @@ import convmatrix as cm
 from convmatrix import reference
 from convmatrix.indices import index_table, stored_entries
 
-MODES = ["zeros", "reflect", "replicate", "circular"]
+MODES = ["zeros", "reflect", "replicate", "circular", "symmetric"]
 
 
 def _rng(*params) -> np.random.Generator:
@@ -146,7 +146,7 @@ def few_channel_layers(draw):
     for _ in range(ndim):
         k, d, s = draw(st.integers(1, 4)), draw(st.integers(1, 2)), draw(st.integers(1, 3))
         n = draw(st.integers(max(1, d * (k - 1) + 1 - 2), 6))
-        limit = {"reflect": n - 1, "circular": n}.get(mode, 3)
+        limit = {"reflect": n - 1, "circular": n, "symmetric": n}.get(mode, 3)
         pair = [draw(st.integers(0, min(3, limit))) for _ in range(2)]
         if n + sum(pair) < d * (k - 1) + 1:
             n = d * (k - 1) + 1
@@ -179,7 +179,7 @@ def test_property_few_channels_exact(layer, seed):
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32])
-@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular", "symmetric"])
 def test_merged_taps_exact_when_they_fit(dtype, mode):
     info = np.iinfo(dtype)
     # a quarter of the range: the sums of the (at most three) merged taps still fit
@@ -192,7 +192,7 @@ def test_merged_taps_exact_when_they_fit(dtype, mode):
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.int64, np.uint64])
-@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular", "symmetric"])
 def test_merged_taps_that_overflow_are_refused(dtype, mode):
     info = np.iinfo(dtype)
     weight = np.full((1, 1, 5, 1), info.max, dtype=dtype)
