@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import sympy
 
+import convmatrix as cm
+from convmatrix import reference
 from convmatrix import symbolic as sym
 from convmatrix.symbolic import a, d, j, k, n, p, s
+from tests.helpers import rng as seeded
 
 SEED_MAP = r"\begin{bmatrix} 1 & 2 & 1 \\ 2 & 4 & 2 \\ 1 & 2 & 1 \end{bmatrix}"
 
@@ -121,3 +125,58 @@ def test_relationships_substitute_with_plain_symbols():
         if nn + 2 * pp >= kk:
             assert rel6.size.subs({un: nn, uk: kk, us: ss, up: pp}) == _brute_output_size(
                 nn, kk, ss, pp, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# layer objects
+
+
+LAYERS = [
+    (lambda w: cm.Conv(w, (2, 5, 6), stride=2, padding=1), (3, 2, 3, 3), {}),
+    (lambda w: cm.ConvTranspose(w, (2, 3, 3), stride=2, padding=1, output_padding=1),
+     (2, 3, 3, 3), {"transpose": True}),
+    (lambda w: cm.Conv(w, (1, 4), padding=1, padding_mode="reflect").T, (1, 1, 3),
+     {"transpose": True}),
+]
+
+
+@pytest.mark.parametrize("make, wshape, direction", LAYERS)
+def test_explain_takes_a_layer_object(make, wshape, direction):
+    weight = seeded("explain-layer", wshape).integers(-3, 4, size=wshape)
+    layer = make(weight)
+    e = sym.explain(layer)
+    assert e.input_shape == layer.input_shape and e.output_shape == layer.output_shape
+    assert e.transpose == direction.get("transpose", False)
+    x = seeded("explain-layer-x", wshape).integers(-3, 4, size=layer.input_shape)
+    numbers = sym.explain(layer, x=x)
+    y = layer.matrix().toarray() @ x.ravel()  # the sparse matrix, independent of SymPy
+    for index, value in numbers.numeric_outputs.items():
+        assert value == y[np.ravel_multi_index(index, layer.output_shape)], index
+    assert np.array_equal(sym.checkerboard(layer).counts(), e.checkerboard.counts())
+
+
+def test_explain_of_a_keras_layer_takes_a_sample_in_keras_layout():
+    config = {"class_name": "Conv2DTranspose",
+              "config": {"filters": 1, "kernel_size": [3, 3], "strides": [2, 2],
+                         "padding": "valid"}}
+    layer = cm.from_keras(config, kernel=np.arange(9).reshape(3, 3, 1, 1), input_shape=(2, 2, 1))
+    x = np.arange(4).reshape(2, 2, 1)
+    e = sym.explain(layer, x=x)
+    assert repr(e) == "Explanation(Conv2DTranspose 1×2×2 → 1×5×5, kernel 3×3, stride 2×2)"
+    y = reference.conv_transpose(np.moveaxis(x, -1, 0), np.arange(9).reshape(1, 1, 3, 3),
+                                 stride=2)
+    for index, value in e.numeric_outputs.items():
+        assert value == y[index], index
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda layer: sym.explain(layer, (1, 3)), "pass no `input_shape`"),
+    (lambda layer: sym.explain(layer, stride=2), "pass no `input_shape`"),
+    (lambda layer: sym.checkerboard(layer, (1, 3)), "pass no `input_shape`"),
+    (lambda layer: sym.explain(cm.Sequential([layer, layer.T])), "explain a stack layer by"),
+    (lambda layer: sym.explain((1, 1, 2)), "`input_shape` is required"),
+    (lambda layer: sym.checkerboard((1, 1, 2)), "`input_shape` is required"),
+])
+def test_layer_and_shape_arguments_do_not_mix(call, match):
+    with pytest.raises(cm.ConvMatrixError, match=match):
+        call(cm.Conv(np.ones((1, 1, 2)), (1, 3)))

@@ -109,7 +109,7 @@ def test_overlap_maps_are_guarded_by_max_bytes(call):
         call((1, 1, 2), (1, 3), max_bytes=-1)
 
 
-def test_checkerboard_of_a_huge_stride_is_refused():
+def test_the_checkerboard_verdict_of_a_huge_stride_is_refused():
     with pytest.raises(cm.ConvMatrixError, match=r"checkerboard verdict would list one overlap "
                        r"count per stride residue"):
         sym.checkerboard((1, 1, 3, 3), (1, 3, 3), stride=99999999)

@@ -1,9 +1,10 @@
-"""Shared plumbing: geometry keywords -> forward spec, and the symbol arrays of a layer."""
+"""Shared plumbing: geometry keywords or layer objects -> forward spec; a layer's symbol arrays."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,15 @@ import sympy
 from convmatrix._errors import ConvMatrixError
 from convmatrix.spec import ConvSpec, conv_spec, conv_transpose_spec
 
-__all__ = ["input_symbols", "layer_spec", "symbol_array", "weight_symbols"]
+__all__ = [
+    "LayerGeometry",
+    "input_symbols",
+    "is_layer",
+    "layer_geometry",
+    "layer_spec",
+    "symbol_array",
+    "weight_symbols",
+]
 
 
 def layer_spec(weight_shape: Sequence[int], input_shape: Sequence[int], transpose: bool,
@@ -92,3 +101,58 @@ def as_object_array(values: Any, shape: tuple[int, ...], name: str) -> np.ndarra
     flat = np.empty(array.size, dtype=object)
     flat[:] = [sympy.sympify(v) for v in array.ravel()]
     return flat.reshape(shape)
+
+
+@dataclass(frozen=True)
+class LayerGeometry:
+    """A layer object seen by the symbolic functions: its forward spec and direction.
+
+    ``transpose``: the layer is ``Cᵀ`` of ``spec``. ``to_channels_first`` turns a sample in the
+    layer's own layout into convmatrix's channels-first one (Keras layers).
+    """
+
+    spec: ConvSpec
+    transpose: bool
+    title: str
+    weight: np.ndarray
+    to_channels_first: Callable[[Any], Any]
+
+
+def is_layer(value: Any) -> bool:
+    """Whether ``value`` is a layer object (:class:`convmatrix.layers.Layer`)."""
+    from convmatrix.layers.base import Layer
+
+    return isinstance(value, Layer)
+
+
+def layer_geometry(layer: Any) -> LayerGeometry:
+    """The forward spec, direction, title and weight of a convolution layer object.
+
+    ``Conv`` / ``ConvTranspose``, their adjoints (``.T``, also of padding modes whose adjoint
+    is no torch layer) and Keras layers (explained in channels-first terms, titled with the
+    Keras class).
+    """
+    from convmatrix.layers.base import Adjoint
+    from convmatrix.layers.conv import ConvLayer, ConvTranspose
+    from convmatrix.layers.keras import KerasConv
+
+    if isinstance(layer, ConvLayer):
+        return LayerGeometry(layer.spec, isinstance(layer, ConvTranspose),
+                             f"{type(layer).__name__}{layer.spec.ndim}d", layer.weight,
+                             _identity)
+    if isinstance(layer, Adjoint):
+        inner = layer_geometry(layer.layer)
+        return LayerGeometry(inner.spec, not inner.transpose, f"Adjoint of {inner.title}",
+                             inner.weight, _identity)
+    if isinstance(layer, KerasConv):
+        core = layer_geometry(layer.torch)
+        return LayerGeometry(core.spec, core.transpose, layer.class_name, core.weight,
+                             lambda x: layer._channels_first(np.asarray(x)))
+    raise ConvMatrixError(
+        f"`layer` (={layer!r}) must be a convolution layer object (cm.Conv, cm.ConvTranspose, "
+        f"their .T, or a Keras layer from cm.from_keras); explain a stack layer by layer"
+    )
+
+
+def _identity(x: Any) -> Any:
+    return x

@@ -7,11 +7,12 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sympy
 
+from convmatrix._errors import ConvMatrixError
 from convmatrix.indices import stored_entries
 from convmatrix.sparse import DEFAULT_MAX_BYTES
 from convmatrix.spec import ConvSpec
@@ -21,11 +22,14 @@ from convmatrix.symbolic._guard import (
     check_residues,
     explain_nbytes,
 )
-from convmatrix.symbolic._layers import layer_spec
+from convmatrix.symbolic._layers import is_layer, layer_geometry, layer_spec
 from convmatrix.symbolic.arithmetic import size_derivation
 from convmatrix.symbolic.matrices import spec_entries
 from convmatrix.symbolic.outputs import spec_outputs
-from convmatrix.symbolic.overlap import Checkerboard, _counts, checkerboard_of
+from convmatrix.symbolic.overlap import Checkerboard, _counts, spec_checkerboard
+
+if TYPE_CHECKING:
+    from convmatrix.layers.base import Layer
 
 __all__ = ["Explanation", "explain", "explain_spec"]
 
@@ -298,6 +302,8 @@ def _layer_line(e: Explanation) -> str:
         parts.append(f"dilation {_shape_text(spec.dilation)}")
     if spec.groups > 1:
         parts.append(f"groups {spec.groups}")
+    if spec.padding_mode != "zeros":
+        parts.append(spec.padding_mode)
     return ", ".join(parts)
 
 
@@ -359,7 +365,7 @@ def _sample_positions(shape: tuple[int, ...], stride: tuple[int, ...]) -> list[t
     return [(0, *combo) for combo in combos]
 
 
-def explain(weight_shape: Sequence[int], input_shape: Sequence[int], *,
+def explain(weight_shape: Layer | Sequence[int], input_shape: Sequence[int] | None = None, *,
             transpose: bool = False, weight: Any = None, x: Any = None,
             title: str | None = None, max_terms: int | None = DEFAULT_MAX_TERMS,
             max_bytes: int | None = DEFAULT_MAX_BYTES, **geometry: Any) -> Explanation:
@@ -367,13 +373,18 @@ def explain(weight_shape: Sequence[int], input_shape: Sequence[int], *,
 
     Parameters
     ----------
-    weight_shape, input_shape : sequence of int
-        As for :func:`~convmatrix.symbolic.conv_outputs` (or the transposed functions).
+    weight_shape : Layer or sequence of int
+        A layer object (``cm.Conv``, ``cm.ConvTranspose``, their ``.T``, a Keras layer from
+        ``cm.from_keras``), which brings its geometry and weight; or a weight shape, as for
+        :func:`~convmatrix.symbolic.conv_outputs` (or the transposed functions).
+    input_shape : sequence of int
+        With a weight shape: one input sample, channels first.
     transpose : bool
-        Explain the transposed convolution.
+        With a weight shape: explain the transposed convolution.
     weight, x : array_like, optional
         Numbers to substitute as well (the symbolic forms always use symbols); with both given,
-        each shown output also shows its value.
+        each shown output also shows its value. For a layer object only ``x`` (in the layer's
+        own layout), its weight is the layer's.
     title : str, optional
         Heading; default ``ConvNd`` / ``ConvTransposeNd``.
     max_terms : int or None, optional
@@ -398,6 +409,9 @@ def explain(weight_shape: Sequence[int], input_shape: Sequence[int], *,
 
     Examples
     --------
+    >>> import convmatrix as cm
+    >>> explain(cm.ConvTranspose(np.ones((1, 1, 2, 2)), (1, 2, 2)))
+    Explanation(ConvTranspose2d 1×2×2 → 1×3×3, kernel 2×2)
     >>> ones = np.ones((1, 1, 2, 2), dtype=int)
     >>> e = explain((1, 1, 2, 2), (1, 2, 2), transpose=True, weight=ones, x=ones[0])
     >>> e.outputs[(0, 1, 1)], e.numeric_outputs[(0, 1, 1)]
@@ -407,7 +421,22 @@ def explain(weight_shape: Sequence[int], input_shape: Sequence[int], *,
     >>> e.checkerboard.even
     True
     """
-    spec = layer_spec(weight_shape, input_shape, transpose, geometry)
+    if is_layer(weight_shape):
+        if input_shape is not None or transpose or weight is not None or geometry:
+            raise ConvMatrixError(
+                "explain(layer) takes the geometry and weight from the layer object: pass no "
+                "`input_shape`, `transpose`, `weight` or geometry keywords with it (only `x`, "
+                "`title`, `max_terms`, `max_bytes`)")
+        layer = layer_geometry(weight_shape)
+        return explain_spec(layer.spec, layer.transpose,
+                            weight=None if x is None else layer.weight,
+                            x=None if x is None else layer.to_channels_first(x),
+                            title=title or layer.title, max_terms=max_terms,
+                            max_bytes=max_bytes)
+    if input_shape is None:
+        raise ConvMatrixError("`input_shape` is required with a weight shape (or pass a layer "
+                              "object, which knows its own)")
+    spec = layer_spec(weight_shape, input_shape, transpose, geometry)  # type: ignore[arg-type]
     return explain_spec(spec, transpose, weight=weight, x=x, title=title, max_terms=max_terms,
                         max_bytes=max_bytes)
 
@@ -447,4 +476,4 @@ def explain_spec(spec: ConvSpec, transpose: bool, *, weight: Any = None, x: Any 
         outputs={tuple(int(v) for v in index): expr
                  for index, expr in zip(positions, symbolic, strict=True)},
         numeric_outputs=numeric, overlap=_counts(spec),
-        checkerboard=checkerboard_of(spec, transpose))
+        checkerboard=spec_checkerboard(spec, transpose))

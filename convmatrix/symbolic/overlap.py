@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import reduce
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sympy
@@ -29,20 +29,23 @@ from convmatrix.symbolic._guard import (
     check_residues,
     overlap_nbytes,
 )
-from convmatrix.symbolic._layers import layer_spec
+from convmatrix.symbolic._layers import is_layer, layer_geometry, layer_spec
 from convmatrix.symbolic.symbols import d, j, k, n, p, s, t
+
+if TYPE_CHECKING:
+    from convmatrix.layers.base import Layer
 
 __all__ = [
     "AxisOverlap",
     "Checkerboard",
     "axis_overlap_counts",
     "checkerboard",
-    "checkerboard_of",
     "interior_overlap_formula",
     "overlap_counts",
     "overlap_formula",
     "overlap_sum_formula",
     "read_counts",
+    "spec_checkerboard",
 ]
 
 
@@ -552,7 +555,7 @@ class Checkerboard:
         return " ".join([head, *lines, *tail])
 
 
-def checkerboard(weight_shape: Sequence[int], input_shape: Sequence[int],
+def checkerboard(weight_shape: Layer | Sequence[int], input_shape: Sequence[int] | None = None,
                  transpose: bool = True, *, max_terms: int | None = DEFAULT_MAX_TERMS,
                  max_bytes: int | None = DEFAULT_MAX_BYTES, **geometry: Any) -> Checkerboard:
     """The checkerboard verdict of a transposed layer (or of a convolution's transpose).
@@ -560,11 +563,12 @@ def checkerboard(weight_shape: Sequence[int], input_shape: Sequence[int],
     Parameters
     ----------
     weight_shape, input_shape, **geometry
-        The layer, as in :func:`convmatrix.conv_transpose_matrix` (or, with ``transpose``
-        False, :func:`convmatrix.conv_matrix`).
+        A layer object (``cm.Conv``, ``cm.ConvTranspose``, their ``.T``, a Keras layer) alone;
+        or the layer's shapes and keywords, as in :func:`convmatrix.conv_transpose_matrix`
+        (or, with ``transpose`` False, :func:`convmatrix.conv_matrix`).
     transpose : bool
-        The layer is a transposed convolution (default); False: a convolution, whose
-        transpose the verdict concerns.
+        With shapes: the layer is a transposed convolution (default); False: a convolution,
+        whose transpose the verdict concerns.
     max_terms : int or None, optional
         Refuse, before any work, a law with more stride residues (one count each) than this
         (default ``10**6``); None: no limit.
@@ -586,15 +590,29 @@ def checkerboard(weight_shape: Sequence[int], input_shape: Sequence[int],
     'Uneven overlap (checkerboard artifacts, Odena, Dumoulin & Ol'
     >>> checkerboard((1, 1, 4, 4), (1, 4, 4), stride=2).even
     True
+    >>> import convmatrix as cm
+    >>> checkerboard(cm.ConvTranspose(np.ones((1, 1, 3)), (1, 4), stride=2))
+    Checkerboard(uneven: interior counts 1, 2, a 2× imbalance)
     """
-    spec = layer_spec(weight_shape, input_shape, transpose, geometry)
+    if is_layer(weight_shape):
+        if input_shape is not None or geometry:
+            raise ConvMatrixError(
+                "checkerboard(layer) takes the geometry from the layer object: pass no "
+                "`input_shape` or geometry keywords with it")
+        layer = layer_geometry(weight_shape)
+        spec, transpose = layer.spec, layer.transpose
+    elif input_shape is None:
+        raise ConvMatrixError("`input_shape` is required with a weight shape (or pass a layer "
+                              "object, which knows its own)")
+    else:
+        spec = layer_spec(weight_shape, input_shape, transpose, geometry)  # type: ignore[arg-type]
     check_residues("the checkerboard verdict", spec, max_terms)
     check_bytes("the checkerboard verdict", overlap_nbytes(spec) - 16 * math.prod(
         spec.input_size), max_bytes)
-    return checkerboard_of(spec, transpose)
+    return spec_checkerboard(spec, transpose)
 
 
-def checkerboard_of(spec: ConvSpec, transpose: bool = True) -> Checkerboard:
+def spec_checkerboard(spec: ConvSpec, transpose: bool = True) -> Checkerboard:
     """:func:`checkerboard` for a forward spec (the verdict concerns its transpose).
 
     ``transpose`` says which layer is being explained: the transposed convolution (default) or
