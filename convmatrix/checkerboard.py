@@ -233,12 +233,20 @@ class Checkerboard:
                                   for v, m in zip(row, mask, strict=True)).rstrip()
                          for row, mask in zip(counts, interior, strict=True)) + note
 
+    def ratio_text(self) -> str:
+        """The imbalance as text: ``9``, ``∞``, or ``—`` without an interior."""
+        if not self.has_interior:
+            return "—"
+        return "∞" if self.ratio == math.inf else f"{self.ratio:.4g}"
+
     def to_markdown(self, level: int = 2) -> str:
-        """Markdown (GitHub math): verdict table, laws, the map of channel 0."""
-        h = "#" * level
-        ratio = ("—" if not self.has_interior else "∞" if self.ratio == math.inf
-                 else f"{self.ratio:.4g}")
-        out = [f"{h} `{self.layer!r}`", "", f"**{self.describe()}**", "",
+        """Markdown (GitHub math) under a heading: verdict table, laws, the map of channel 0."""
+        return "\n".join([f"{'#' * level} `{self.layer!r}`", "", self.summary_markdown()])
+
+    def summary_markdown(self) -> str:
+        """:meth:`to_markdown` without the heading."""
+        ratio = self.ratio_text()
+        out = [f"**{self.describe()}**", "",
                "| verdict | interior values | imbalance (max/min) | period per axis |",
                "|---|---|---|---|",
                f"| {self.verdict} | {self._values_text() or '—'} | {ratio} | "

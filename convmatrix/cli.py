@@ -15,6 +15,7 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix.frameworks.keras import SUPPORTED as KERAS_CLASSES
 from convmatrix.layer import WEIGHT_FILLS, Layer, make_weight
 from convmatrix.spec import PADDING_MODES
+from convmatrix.stack_cli import add_compare_command, add_stack_argument, run_stack_report
 from convmatrix.symbolic.arithmetic import size_derivation
 
 __all__ = ["build_parser", "layer_from_args", "main"]
@@ -28,6 +29,8 @@ examples:
   convmatrix matrix --input 1x3x3 --kernel 1x1x2x2          print C densely
   convmatrix matrix --input 64x56x56 --kernel 64x64x3x3 --padding 1 --save resnet.npz
   convmatrix reports --out reports                  regenerate every report in reports/
+  convmatrix report --stack gen.toml --out gen       a stack of layers from a TOML file
+  convmatrix compare k3.toml k4.toml --out k3-vs-k4  stacks side by side (format: compare -h)
 """
 
 
@@ -207,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default ./convmatrix-report)")
     p.add_argument("--title", help="heading of the report")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    add_stack_argument(p)
     p.set_defaults(run=_run_report)
     p = sub.add_parser("reports", help="regenerate every built-in report (the reports/ folder)",
                        description="Regenerate every built-in report: Markdown byte for byte, "
@@ -225,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-dense", type=int, default=4096, metavar="N",
                    help="refuse to print more than N entries densely (default 4096)")
     p.set_defaults(run=_run_matrix)
+    add_compare_command(sub)
     return parser
 
 
@@ -245,6 +250,8 @@ def _write_report(report: Any, directory: Path, stem: str) -> list[Path]:
 def _run_report(args: argparse.Namespace) -> int:
     from convmatrix.report import layer_report, seed_report
 
+    if args.stack is not None:
+        return run_stack_report(args)
     no_layer_flags = args.input is None and args.kernel is None and not args.keras
     if no_layer_flags:
         report = seed_report(figures=not args.no_figures)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["figures_available", "overlap_png", "sparsity_png"]
+__all__ = ["figures_available", "overlap_maps_png", "overlap_png", "sparsity_png"]
 
 
 def figures_available() -> bool:
@@ -140,4 +140,47 @@ def overlap_png(counts: np.ndarray, title: str, *, pixels: str = "output") -> by
         ax.set_ylabel(f"{pixels} row")
     _integer_ticks(ax)
     ax.set_title(textwrap.fill(title + note, 70), fontsize=10)
+    return _png(fig)
+
+
+def overlap_maps_png(maps: list[np.ndarray], titles: list[str], *, label: str = "paths") -> bytes:
+    """Several overlap maps side by side (2-D; the middle slice of 3-D; 1-D as one row).
+
+    Parameters
+    ----------
+    maps : list of ndarray
+        Spatial maps (one channel each).
+    titles : list of str
+        One title per map.
+    label : str
+        What the colour encodes.
+
+    Returns
+    -------
+    bytes
+        A PNG image, one panel per map, each with its own colour bar.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    panels = []
+    for counts in maps:
+        counts = np.asarray(counts, dtype=float)
+        while counts.ndim > 2:
+            counts = counts[counts.shape[0] // 2]
+        panels.append(counts[None] if counts.ndim == 1 else counts)
+    columns = len(panels)
+    fig = _figure(3.3 * columns, 3.7)
+    for index, (counts, title) in enumerate(zip(panels, titles, strict=True)):
+        ax = fig.add_subplot(1, columns, index + 1)
+        image = ax.imshow(counts, cmap="magma", interpolation="nearest",
+                          vmin=min(0.0, float(counts.min())), vmax=max(float(counts.max()), 1e-12))
+        bar = fig.colorbar(image, ax=ax, shrink=0.75, label=label if index == columns - 1
+                           else None)
+        bar.locator = MaxNLocator(nbins=5)
+        bar.update_ticks()
+        _integer_ticks(ax)
+        ax.set_title(textwrap.fill(title, 28), fontsize=9)
+        ax.set_xlabel("output column")
+        if index == 0:
+            ax.set_ylabel("output row")
     return _png(fig)

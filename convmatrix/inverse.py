@@ -26,10 +26,12 @@ if TYPE_CHECKING:
 
     from convmatrix.layers.base import Layer
 
-__all__ = ["MAX_DENSE_ENTRIES", "MAX_EXACT_ENTRIES", "InverseAnalysis", "transpose_vs_inverse"]
+__all__ = ["MAX_DENSE_ENTRIES", "MAX_EXACT_ENTRIES", "MAX_GRAM_COLUMNS", "InverseAnalysis",
+           "transpose_vs_inverse"]
 
 MAX_DENSE_ENTRIES = 4_000_000  # rank needs the dense matrix (an SVD): refuse beyond this
-MAX_EXACT_ENTRIES = 400  # up to this many matrix entries: exact (SymPy) CᵀC, null space, C⁺ y
+MAX_EXACT_ENTRIES = 400  # up to this many matrix entries: exact (SymPy) null space and C⁺ y
+MAX_GRAM_COLUMNS = 9  # up to this many inputs: CᵀC in weight symbols
 RECOVERY_TOLERANCE = 1e-8  # relative error below which LSQR "recovers" x
 
 
@@ -38,14 +40,11 @@ def _shape_text(shape: tuple[int, ...]) -> str:
 
 
 def _number(value: Any) -> str:
-    """A stable short text for a number: exact for integers/rationals, 4 decimals otherwise."""
+    """A stable short text for a number: exact for rationals, else 4 decimals, zeros dropped."""
     if hasattr(value, "is_Rational") and value.is_Rational:
         return str(value)
-    real = float(np.real(value))
-    if real == round(real) and abs(real) < 1e15:
-        return str(round(real))
-    text = f"{real:.4f}"
-    return "0" if text in ("-0.0000", "0.0000") else text
+    text = f"{float(np.real(value)):.4f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 def _grid(values: Any, shape: tuple[int, ...]) -> str:
@@ -94,7 +93,7 @@ class InverseAnalysis:
     exact_x : tuple or None
         ``C⁺ C x`` in exact rational arithmetic (SymPy), for small integer matrices.
     gram : sympy.Matrix or None
-        ``CᵀC`` in weight symbols, for small convolution layers.
+        ``CᵀC`` in weight symbols, for convolution layers of at most 9 input pixels.
     nullspace : tuple of tuple or None
         A basis of the null space of ``C`` (exact, SymPy), for small integer matrices.
     """
@@ -225,8 +224,9 @@ class InverseAnalysis:
                     + ", ".join(f"${sympy.latex(d)}$" for d in diagonal[:9])
                     + (", …" if len(diagonal) > 9 else "") + ".", ""]
         out += [f"The diagonal of ${gram_tex}$ with this layer's weights, per input pixel, and "
-                f"the reads per input pixel (how many outputs read it; the two coincide for "
-                f"all-ones weights):", "", "```text", "diagonal:",
+                "the reads per input pixel (how many outputs read it; the two coincide when "
+                "every matrix entry is 1, as in one layer with all-ones weights):", "",
+                "```text", "diagonal:",
                 _grid(self.gram_diagonal, shape), "reads:", _grid(self.reads, shape), "```", "",
                 f"Through the layer and back through its transpose, ${gram_tex}\\,x$ is not "
                 f"$x$:", "", "```text", "x:", _grid(self.x, shape),
@@ -244,7 +244,8 @@ class InverseAnalysis:
                f"exact rational arithmetic (SymPy); {lsqr} "
                + ("agrees to " if self.lsqr_matches_exact else "DIFFERS by more than ")
                + f"{RECOVERY_TOLERANCE:g}")
-        out += [f"The least-squares inverse $\\hat x = {tex}^+ ({tex} x)$, in {how}:", "",
+        plus = "(C^T)^+" if name == "Cᵀ" else "C^+"
+        out += [f"The least-squares inverse $\\hat x = {plus} ({tex} x)$, in {how}:", "",
                 "```text", _grid(solved, shape), "```", "",
                 f"Relative error $\\lVert \\hat x - x \\rVert / \\lVert x \\rVert$: "
                 f"{_error_text(self.recovery_error)}."]
@@ -342,7 +343,7 @@ def _exact_parts(layer: Layer, matrix: sp.csr_array, x: np.ndarray
         return None, None, None
     import sympy
 
-    gram = _symbolic_gram(layer)
+    gram = _symbolic_gram(layer) if columns <= MAX_GRAM_COLUMNS else None
     integral = (matrix.dtype.kind in "biu"
                 or bool(np.all(np.asarray(matrix.data) == np.round(matrix.data))))
     if not integral:

@@ -298,6 +298,9 @@ def builtin_reports(figures: bool = True) -> list[Report]:
         "with non-overlapping copies of the kernel, so every output pixel receives exactly "
         "one term.", [(conv1d, np.arange(1, 9, dtype=np.int64).reshape(1, 8)), (conv3d, None)],
         figures))
+    from convmatrix.stack_report import builtin_stack_reports
+
+    reports += builtin_stack_reports(figures)
     return reports
 
 
