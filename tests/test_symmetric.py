@@ -1,7 +1,6 @@
 """padding_mode="symmetric" (numpy / TF MirrorPad SYMMETRIC) against np.pad and closed forms."""
 
 import itertools
-import zlib
 
 import numpy as np
 import pytest
@@ -10,10 +9,7 @@ from hypothesis import strategies as st
 
 import convmatrix as cm
 from convmatrix import reference
-
-
-def _rng(*params: object) -> np.random.Generator:
-    return np.random.default_rng(zlib.crc32(repr(params).encode()))
+from tests.helpers import rng as _rng
 
 
 def test_symmetric_by_hand():

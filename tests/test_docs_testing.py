@@ -1,0 +1,13 @@
+"""docs/testing.md's worked example runs as a doctest, so the message it shows cannot rot."""
+
+import doctest
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "testing.md"
+
+
+def test_worked_example_in_docs_runs():
+    result = doctest.testfile(str(DOC), module_relative=False,
+                              optionflags=doctest.NORMALIZE_WHITESPACE, verbose=False)
+    assert result.attempted >= 5
+    assert result.failed == 0
