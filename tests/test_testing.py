@@ -303,3 +303,21 @@ def test_strategy_layers_are_valid_and_verify(layer):
 def test_strategy_argument_errors(kwargs, match):
     with pytest.raises(cm.ConvMatrixError, match=match):
         conv_layers(**kwargs)
+
+
+def test_float32_code_is_not_called_nonlinear():
+    torch = pytest.importorskip("torch")
+    w = rng("f32").standard_normal((2, 3, 3, 3))
+    layer = cm.Conv(w, (3, 6, 6), padding=1)
+    w32 = torch.from_numpy(w).float()
+
+    def fn(x):
+        return torch.nn.functional.conv2d(torch.from_numpy(x).float(), w32, padding=1)
+
+    M = probe_matrix(fn, layer.input_shape, layer=layer, batched=True)
+    np.testing.assert_allclose(M.toarray(), layer.matrix().toarray(), rtol=1e-6)
+    assert_conv_equal(fn, layer, batched=True, rtol=1e-6, atol=1e-6)
+    flipped = lambda x: fn(x[:, :, ::-1, ::-1].copy()).flip(2, 3)  # noqa: E731
+    with pytest.raises(ConvMismatch) as info:
+        assert_conv_equal(flipped, layer, batched=True, rtol=1e-6, atol=1e-6)
+    assert info.value.differences == {"kernel_flip": (False, True)}

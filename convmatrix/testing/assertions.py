@@ -251,7 +251,7 @@ def assert_conv_equal(
         if explain:
             lines.append(f"  fn's shape would follow from {' or '.join(explain)}")
 
-    if not lin.is_linear(max(rtol, 1e-9)):
+    if not lin.is_linear(box.tolerance(max(rtol, 1e-9))):
         name = name_nonlinearity(box, layer, rtol)
         differences["nonlinear"] = ("linear", f"{name}(layer(x))" if name else "not linear")
         lines.append(

@@ -76,6 +76,7 @@ class BlackBox:
         self.dtype: np.dtype[Any] = np.dtype(np.float64)
         self.samples = 0
         self.calls = 0
+        self.eps = 0.0  # largest rounding unit of fn's output dtypes (float32: 1.2e-7)
 
     @property
     def m(self) -> int:
@@ -87,6 +88,10 @@ class BlackBox:
         """Samples per call keeping inputs plus outputs near :data:`BATCH_BYTES`."""
         per_sample = 8 * (self.n + (self.m if self.output_shape is not None else self.n))
         return max(1, BATCH_BYTES // per_sample)
+
+    def tolerance(self, rtol: float) -> float:
+        """``rtol``, raised to 100 rounding units of fn's output precision (float32 code)."""
+        return max(rtol, 100 * self.eps)
 
     def _record(self, shape: tuple[int, ...]) -> None:
         if self.output_shape is None:
@@ -125,6 +130,9 @@ class BlackBox:
         return self._stack(rows, batch)
 
     def _stack(self, rows: list[np.ndarray], batch: int) -> np.ndarray:
+        for row in rows[:1]:
+            if row.dtype.kind in "fc":
+                self.eps = max(self.eps, float(np.finfo(row.dtype).eps))
         if not rows:
             return np.zeros((0, self.m if self.output_shape is not None else 0))
         dtype = np.result_type(np.float64, *rows)

@@ -69,13 +69,13 @@ def name_nonlinearity(box: BlackBox, layer: ConvLayer, rtol: float) -> str | Non
     expected = np.stack([np.asarray(layer(row.reshape(layer.input_shape)), dtype=float).ravel()
                          for row in x])
     for name, phi in _NONLINEARITIES.items():
-        if np.allclose(out, phi(expected), rtol=max(rtol, 1e-9), atol=1e-12):
+        if np.allclose(out, phi(expected), rtol=box.tolerance(max(rtol, 1e-9)), atol=1e-12):
             return name
     return None
 
 
 def _screen(candidate: Candidate, lin: Linearity, input_shape: tuple[int, ...],
-            rtol: float) -> bool:
+            rtol: float) -> bool:  # rtol: already raised to fn's precision
     """Whether the candidate reproduces fn's response to the random probe (dense reference)."""
     try:
         out = np.asarray(candidate.geometry.apply(lin.probe.reshape(input_shape))).ravel()
@@ -98,7 +98,7 @@ def matches(box: BlackBox, lin: Linearity, base: Geometry, max_distance: int, *,
     """
     assert box.output_shape is not None
     for candidate in neighbourhood(base, box.output_shape, max_distance):
-        if not _screen(candidate, lin, box.input_shape, rtol):
+        if not _screen(candidate, lin, box.input_shape, box.tolerance(rtol)):
             continue
         layer = candidate.geometry.layer()
         if fn_matrix is None:
@@ -176,7 +176,7 @@ def identify(
             f"{len(tuple(input_shape)) + 1} axes (two channel axes and one per spatial axis)")
     box = BlackBox(fn, input_shape, batched)
     lin = check_linearity(box)
-    if not lin.is_linear(max(rtol, 1e-9)):
+    if not lin.is_linear(box.tolerance(max(rtol, 1e-9))):
         return []
     assert box.output_shape is not None
     bias = None

@@ -242,7 +242,7 @@ def probe(
             f"`input_shape` (={box.input_shape}) differs from the layer's input shape "
             f"{layer.input_shape}")
     lin = check_linearity(box)
-    if not lin.is_linear(rtol):
+    if not lin.is_linear(box.tolerance(rtol)):
         raise ConvMatrixError(_nonlinear_message(lin, rtol))
     return probe_box(box, lin, layer, limit, rtol)
 
@@ -252,6 +252,7 @@ def probe_box(box: BlackBox, lin: Linearity, layer: Layer | None, max_bytes: int
     """:func:`probe` for a wrapped, already linearity-checked function (reuses its samples)."""
     assert box.output_shape is not None
     output_shape = box.output_shape
+    rtol = box.tolerance(rtol)
     if layer is not None:
         for level in range(3):
             structure = layer_structure(layer, level)
