@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import functools
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
 from convmatrix.cache import peek
 from convmatrix.indices import AxisRows
@@ -46,8 +48,11 @@ _SPARSE_DTYPES = frozenset(np.dtype(t) for t in (
 
 
 def _as_weight(weight: Any) -> np.ndarray:
-    """Return the weight as a numeric ndarray, or raise a TypeError naming what is allowed."""
-    array = np.asarray(weight)
+    """Return the weight as a numeric ndarray, or raise a TypeError naming what is allowed.
+
+    torch tensors are read detached; bfloat16 ones become float32 (exactly).
+    """
+    array = to_numpy(weight)
     if array.dtype not in _SPARSE_DTYPES:
         hint = ""
         if array.dtype == object:
@@ -121,6 +126,11 @@ def _guard(spec: ConvSpec, dtype: np.dtype[Any], max_bytes: int | None, transpos
            format: str, lay: Layout | None) -> None:
     if max_bytes is None:
         return
+    if isinstance(max_bytes, bool) or not hasattr(max_bytes, "__index__") or (
+            operator.index(max_bytes) < 0):
+        raise ConvMatrixError(
+            f"`max_bytes` (={max_bytes!r}) must be a non-negative int or None (no limit)")
+    max_bytes = operator.index(max_bytes)
     # the closed-form bound of estimate_nbytes (kept by a cached layout, not recomputed)
     upper = spec.nnz_upper_bound() if lay is None else lay.nnz_upper_bound
     nnz, nbytes = _nbytes(upper, spec, dtype, transpose, format)

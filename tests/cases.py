@@ -3,6 +3,8 @@
 Each entry says why it is here. Add to the end; never remove.
 """
 
+import numpy as np
+
 ONCE_FAILED = [
     {"why": "torch allows output_padding >= stride when below dilation: the forward "
             "convolution behind it has one more output than the transposed input",
@@ -24,4 +26,17 @@ ONCE_FAILED = [
     {"why": "strided asymmetric padding where the last input pixels are never read",
      "weight_shape": (2, 3, 2, 2), "input_shape": (3, 7, 8),
      "geometry": {"stride": 3, "padding": ((0, 1), (2, 0))}},
+    {"why": "Keras DepthwiseConv2D with strides AND dilation (refused until Keras 3.15 allowed "
+            "it): grouped, strided, dilated, TF 'same' pads (2, 2) and (0, 1)",
+     "weight_shape": (4, 1, 3, 2), "input_shape": (2, 9, 8),
+     "geometry": {"stride": (2, 3), "dilation": 2, "groups": 2,
+                  "padding": ((2, 2), (0, 1))}},
+    {"why": "0-d arrays as stride/padding/dilation/groups gave 'iteration over a 0-d array'",
+     "weight_shape": (2, 1, 3, 3), "input_shape": (2, 7, 6),
+     "geometry": {"stride": np.array(2), "padding": np.array(1), "dilation": np.array(1),
+                  "groups": np.array(2)}},
+    {"why": "0-d arrays in a transposed convolution, output_padding included",
+     "transpose": True, "weight_shape": (1, 2, 3, 3), "input_shape": (1, 4, 3),
+     "geometry": {"stride": np.array(2), "padding": np.array(1),
+                  "output_padding": np.array(1)}},
 ]

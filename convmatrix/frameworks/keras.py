@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -10,16 +9,19 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from convmatrix import shapes
 from convmatrix._errors import ConvMatrixError
 from convmatrix.frameworks.layout import channels_last_matrix
 from convmatrix.sparse import DEFAULT_MAX_BYTES, _as_weight, spec_matrix
-from convmatrix.spec import ConvSpec, conv_spec
+from convmatrix.spec import ConvSpec, _as_int, _bounded, _items, conv_spec
 
 __all__ = ["KerasLayer", "keras_layer", "keras_matrix", "keras_output_shape"]
 
 _CONV = {"Conv1D": 1, "Conv2D": 2, "Conv3D": 3}
 _TRANSPOSE = {"Conv1DTranspose": 1, "Conv2DTranspose": 2, "Conv3DTranspose": 3}
 _DEPTHWISE = {"DepthwiseConv1D": 1, "DepthwiseConv2D": 2}
+_SEPARABLE = ("SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D",
+              "SeparableConvolution2D")
 _ALIASES = {"Convolution1D": "Conv1D", "Convolution2D": "Conv2D", "Convolution3D": "Conv3D",
             "Convolution2DTranspose": "Conv2DTranspose",
             "Convolution3DTranspose": "Conv3DTranspose"}
@@ -73,12 +75,25 @@ class KerasLayer:
 
 
 def _tuple(config: Mapping[str, Any], key: str, rank: int, default: Any = 1) -> tuple[int, ...]:
+    """A config entry given as one int or ``rank`` ints, each positive (numpy ints welcome)."""
     value = config.get(key, default)
-    items = list(value) if isinstance(value, list | tuple) else [value] * rank
+    items = _items(value)
+    items = (value,) * rank if items is None else items
     if len(items) != rank or any(isinstance(v, bool) or not hasattr(v, "__index__")
-                                 or operator.index(v) < 1 for v in items):
+                                 or _as_int(v, key) < 1 for v in items):
         raise ConvMatrixError(f"`{key}` (={value!r}) must be {rank} positive ints")
-    return tuple(operator.index(v) for v in items)
+    result = tuple(_as_int(v, key) for v in items)
+    for v in result:
+        _bounded(v, key, minimum=1, shown=value)
+    return result
+
+
+def _count(config: Mapping[str, Any], key: str, default: int | None) -> int | None:
+    """A positive int config entry (``filters``, ``groups``, ``depth_multiplier``) or default."""
+    value = config.get(key)
+    if value is None:
+        return default
+    return _bounded(_as_int(value, key), key, minimum=1, shown=value)
 
 
 def _parse(serialized_layer: Mapping[str, Any]) -> tuple[str, int, dict[str, Any]]:
@@ -88,27 +103,175 @@ def _parse(serialized_layer: Mapping[str, Any]) -> tuple[str, int, dict[str, Any
             "'class_name' and 'config'")
     name = _ALIASES.get(serialized_layer.get("class_name", ""),
                         serialized_layer.get("class_name", ""))
+    if name in _SEPARABLE:
+        raise ConvMatrixError(
+            f"`class_name` (={name!r}) is not a single convolution (a depthwise convolution "
+            f"followed by a pointwise one); stacks of layers will support it; for now "
+            f"translate its two halves as DepthwiseConv{name[-2:]} and Conv{name[-2:]} with "
+            f"kernel_size 1")
     if name not in SUPPORTED:
         raise ConvMatrixError(
             f"`class_name` (={serialized_layer.get('class_name')!r}) is not supported; use one "
             f"of {', '.join(SUPPORTED)}")
     rank = {**_CONV, **_TRANSPOSE, **_DEPTHWISE}[name]
+    if not isinstance(serialized_layer["config"], Mapping):
+        raise ConvMatrixError(
+            f"`serialized_layer['config']` (={serialized_layer['config']!r}) must be a dict")
     return name, rank, dict(serialized_layer["config"])
 
 
-def _same_padding(n: int, k_eff: int, s: int) -> tuple[int, int]:
-    """Keras/TF 'same': output ⌈n/s⌉, total pad max((o − 1)·s + k̂ − n, 0), extra after."""
-    o = -(-n // s)
-    total = max((o - 1) * s + k_eff - n, 0)
-    return total // 2, total - total // 2
+def _sample_shape(input_shape: Any, rank: int, data_format: str) -> tuple[int, ...]:
+    """One sample's shape: ``rank + 1`` positive ints (numpy ints welcome, floats refused)."""
+    items = _items(input_shape)
+    if items is None:
+        raise ConvMatrixError(
+            f"`input_shape` (={input_shape!r}) must be a tuple: one sample with {rank} spatial "
+            f"axes and a channel axis ({data_format})")
+    if any(v is None for v in items):
+        raise ConvMatrixError(
+            f"`input_shape` (={items}) must be fully known: one sample without "
+            f"the batch axis and no None sizes")
+    ishape = tuple(_as_int(v, "input_shape") for v in items)
+    if len(ishape) != rank + 1:
+        hint = " (drop the batch axis)" if len(ishape) == rank + 2 else ""
+        raise ConvMatrixError(
+            f"`input_shape` (={ishape}) must be one sample with {rank} spatial axes and a "
+            f"channel axis ({data_format}){hint}")
+    for v in ishape:
+        _bounded(v, "input_shape", minimum=1, shown=ishape)
+    return ishape
 
 
-def _transpose_length(n: int, k_eff: int, s: int, padding: str, output_padding: int | None) -> int:
-    """Keras' own output length of a transposed convolution along one axis."""
-    if output_padding is None:
-        return n * s + max(k_eff - s, 0) if padding == "valid" else n * s
-    pad = k_eff // 2 if padding == "same" else 0
-    return (n - 1) * s + k_eff - 2 * pad + output_padding
+def _output_padding(config: Mapping[str, Any], rank: int, name: str) -> tuple[int, ...] | None:
+    out_pad = config.get("output_padding")
+    if out_pad is None:
+        return None
+    items = _items(out_pad)
+    items = (out_pad,) * rank if items is None else items
+    if len(items) != rank or any(isinstance(a, bool) or not hasattr(a, "__index__")
+                                 for a in items):
+        raise ConvMatrixError(
+            f"`output_padding` (={out_pad!r}) must be None or {rank} non-negative ints "
+            f"(one per spatial axis of {name})")
+    result = tuple(_as_int(a, "output_padding") for a in items)
+    for a in result:
+        _bounded(a, "output_padding", minimum=0, shown=out_pad)
+    return result
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """A Keras layer's geometry, before any kernel values are touched."""
+
+    name: str
+    spec: ConvSpec
+    kind: str  # "conv", "transpose" or "depthwise"
+    data_format: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    kernel_shape: tuple[int, ...]
+    groups: int
+
+
+def _geometry(serialized_layer: Mapping[str, Any], kernel_shape: tuple[int, ...] | None,
+              input_shape: Any) -> _Geometry:
+    """Validate a serialized layer against a kernel shape (None: the config's) and an input."""
+    name, rank, config = _parse(serialized_layer)
+    data_format = config.get("data_format") or "channels_last"
+    if data_format not in ("channels_last", "channels_first"):
+        raise ConvMatrixError(
+            f"`data_format` (={data_format!r}) must be 'channels_last' or 'channels_first'")
+    ishape = _sample_shape(input_shape, rank, data_format)
+    channels_last = data_format == "channels_last"
+    c_in, spatial = (ishape[-1], ishape[:-1]) if channels_last else (ishape[0], ishape[1:])
+    kernel_size = _tuple(config, "kernel_size", rank)
+    strides = _tuple(config, "strides", rank)
+    dilation = _tuple(config, "dilation_rate", rank)
+    padding = str(config.get("padding", "valid")).lower()
+    allowed = ("valid", "same", "causal") if name in ("Conv1D",) else ("valid", "same")
+    if padding not in allowed:
+        raise ConvMatrixError(f"`padding` (={padding!r}) must be one of {allowed} for {name}")
+    if name not in _DEPTHWISE and max(strides) > 1 and max(dilation) > 1:
+        raise ConvMatrixError(
+            f"Keras rejects `strides` > 1 together with `dilation_rate` > 1 for {name} "
+            f"(strides={strides}, dilation_rate={dilation}); only DepthwiseConv layers allow "
+            f"both")
+    if kernel_shape is not None and tuple(kernel_shape[:rank]) != kernel_size:
+        raise ConvMatrixError(
+            f"`kernel` has shape {kernel_shape}, which does not start with the config's "
+            f"kernel_size {kernel_size}")
+
+    if name in _TRANSPOSE:
+        filters = _count(config, "filters", None if kernel_shape is None
+                         else kernel_shape[rank] if len(kernel_shape) > rank else None) or 1
+        needed = (*kernel_size, filters, c_in)
+        out_pad = _output_padding(config, rank, name)
+        if out_pad is not None and any(a >= s for a, s in zip(out_pad, strides, strict=True)):
+            raise ConvMatrixError(
+                f"Keras requires `output_padding` < `strides` (output_padding={out_pad}, "
+                f"strides={strides})")
+        if kernel_shape is not None and tuple(kernel_shape) != needed:
+            raise ConvMatrixError(
+                f"`kernel` has shape {kernel_shape}; {name} with filters={filters} on {c_in} "
+                f"input channels needs {needed}")
+        out_len, pairs = [], []
+        for axis in range(rank):
+            k, s, d = kernel_size[axis], strides[axis], dilation[axis]
+            o = shapes.keras_transpose_output_length(
+                spatial[axis], k, s, d, padding, None if out_pad is None else out_pad[axis])
+            if padding == "same":
+                pair = shapes.same_padding_tf(o, k, s, d)
+                if -(-o // s) != spatial[axis]:
+                    raise ConvMatrixError(
+                        f"TensorFlow cannot run {name} with padding='same', kernel "
+                        f"{kernel_size}, strides {strides}, output_padding {out_pad}: along "
+                        f"spatial axis {axis} the output length {o} maps back to "
+                        f"{-(-o // s)} inputs, not {spatial[axis]}")
+            else:
+                pair = (0, 0)
+            out_len.append(o)
+            pairs.append(pair)
+        spec = ConvSpec(filters, c_in, tuple(out_len), kernel_size, strides, tuple(pairs),
+                        dilation, 1, "zeros", spatial)
+        out_cf: tuple[int, ...] = (filters, *out_len)
+        kind, groups = "transpose", 1
+    else:
+        if name in _DEPTHWISE:
+            multiplier = _count(config, "depth_multiplier", 1) or 1
+            needed = (*kernel_size, c_in, multiplier)
+            if kernel_shape is not None and tuple(kernel_shape) != needed:
+                raise ConvMatrixError(
+                    f"`kernel` has shape {kernel_shape}; {name} with depth_multiplier="
+                    f"{multiplier} on {c_in} channels needs {needed}")
+            weight_shape = (c_in * multiplier, 1, *kernel_size)
+            kind, groups = "depthwise", c_in
+        else:
+            groups = _count(config, "groups", 1) or 1
+            filters = _count(config, "filters", None if kernel_shape is None
+                             else kernel_shape[-1]) or 1
+            if filters % groups or c_in % groups:
+                raise ConvMatrixError(
+                    f"Keras requires `groups` (={groups}) to divide both filters (={filters}) "
+                    f"and the input channels (={c_in})")
+            needed = (*kernel_size, c_in // groups, filters)
+            if kernel_shape is not None and tuple(kernel_shape) != needed:
+                raise ConvMatrixError(
+                    f"`kernel` has shape {kernel_shape}; {name} with filters={filters}, "
+                    f"groups={groups} on {c_in} input channels needs {needed}")
+            weight_shape = (filters, c_in // groups, *kernel_size)
+            kind = "conv"
+        if padding == "same":
+            pairs = [shapes.same_padding_tf(n, k, s, d) for n, k, s, d in zip(
+                spatial, kernel_size, strides, dilation, strict=True)]
+        elif padding == "causal":
+            pairs = [shapes.causal_padding(kernel_size[0], dilation[0])]
+        else:
+            pairs = [(0, 0)] * rank
+        spec = conv_spec(weight_shape, (c_in, *spatial), stride=strides, padding=tuple(pairs),
+                         dilation=dilation, groups=groups)
+        out_cf = spec.output_shape
+    output_shape = (*out_cf[1:], out_cf[0]) if channels_last else out_cf
+    return _Geometry(name, spec, kind, data_format, ishape, output_shape, needed, groups)
 
 
 def keras_layer(
@@ -120,7 +283,7 @@ def keras_layer(
     ----------
     serialized_layer : mapping
         ``keras.layers.serialize(layer)`` (``class_name`` and ``config``); JSON-loaded lists
-        work.
+        and numpy integers work.
     kernel : array_like
         ``layer.kernel``: ``(*k, C_in/groups, filters)`` (Conv), ``(*k, filters, C_in)``
         (ConvTranspose) or ``(*k, C_in, depth_multiplier)`` (DepthwiseConv).
@@ -134,123 +297,29 @@ def keras_layer(
     Raises
     ------
     ConvMatrixError
-        For unsupported layers, configurations Keras itself rejects (``output_padding`` not
-        below ``strides``, ``strides > 1`` with ``dilation_rate > 1``, groups not dividing the
-        channels, ...), and kernels or inputs that do not fit the config.
-    """
-    name, rank, config = _parse(serialized_layer)
-    k = _as_weight(kernel)
-    data_format = config.get("data_format") or "channels_last"
-    if data_format not in ("channels_last", "channels_first"):
-        raise ConvMatrixError(
-            f"`data_format` (={data_format!r}) must be 'channels_last' or 'channels_first'")
-    if any(v is None for v in input_shape):
-        raise ConvMatrixError(
-            f"`input_shape` (={tuple(input_shape)}) must be fully known: one sample without "
-            f"the batch axis and no None sizes")
-    ishape = tuple(int(v) for v in input_shape)
-    if len(ishape) != rank + 1:
-        hint = " (drop the batch axis)" if len(ishape) == rank + 2 else ""
-        raise ConvMatrixError(
-            f"`input_shape` (={ishape}) must be one sample with {rank} spatial axes and a "
-            f"channel axis ({data_format}){hint}")
-    channels_last = data_format == "channels_last"
-    c_in, spatial = (ishape[-1], ishape[:-1]) if channels_last else (ishape[0], ishape[1:])
-    kernel_size = _tuple(config, "kernel_size", rank)
-    strides = _tuple(config, "strides", rank)
-    dilation = _tuple(config, "dilation_rate", rank)
-    padding = str(config.get("padding", "valid")).lower()
-    allowed = ("valid", "same", "causal") if name in ("Conv1D",) else ("valid", "same")
-    if padding not in allowed:
-        raise ConvMatrixError(f"`padding` (={padding!r}) must be one of {allowed} for {name}")
-    if max(strides) > 1 and max(dilation) > 1:
-        raise ConvMatrixError(
-            f"Keras rejects `strides` > 1 together with `dilation_rate` > 1 (strides={strides}, "
-            f"dilation_rate={dilation})")
-    if tuple(k.shape[:rank]) != kernel_size:
-        raise ConvMatrixError(
-            f"`kernel` has shape {k.shape}, which does not start with the config's "
-            f"kernel_size {kernel_size}")
-    k_eff = [d * (kk - 1) + 1 for kk, d in zip(kernel_size, dilation, strict=True)]
-    taps_first = tuple(range(rank))  # torch layout: the two channel axes first, reversed
-    to_torch = (rank + 1, rank, *taps_first)
+        For unsupported layers (``SeparableConv`` is a stack of two), configurations Keras
+        itself rejects (``output_padding`` not below ``strides``, ``strides > 1`` with
+        ``dilation_rate > 1`` outside DepthwiseConv, groups not dividing the channels, ...),
+        non-integer or non-positive sizes, and kernels or inputs that do not fit the config.
 
-    if name in _TRANSPOSE:
-        filters = int(config.get("filters") or k.shape[rank])
-        if k.shape != (*kernel_size, filters, c_in):
-            raise ConvMatrixError(
-                f"`kernel` has shape {k.shape}; {name} with filters={filters} on {c_in} input "
-                f"channels needs {(*kernel_size, filters, c_in)}")
-        out_pad = config.get("output_padding")
-        out_pad_t = None if out_pad is None else (
-            (out_pad,) * rank if isinstance(out_pad, int) else tuple(out_pad))
-        if out_pad_t is not None and (len(out_pad_t) != rank or not all(
-                isinstance(a, int) and a >= 0 for a in out_pad_t)):
-            raise ConvMatrixError(
-                f"`output_padding` (={out_pad!r}) must be None or {rank} non-negative ints "
-                f"(one per spatial axis of {name})")
-        if out_pad_t is not None and any(a >= s for a, s in zip(out_pad_t, strides, strict=True)):
-            raise ConvMatrixError(
-                f"Keras requires `output_padding` < `strides` (output_padding={out_pad_t}, "
-                f"strides={strides})")
-        out_len, pairs = [], []
-        for axis in range(rank):
-            o = _transpose_length(spatial[axis], k_eff[axis], strides[axis], padding,
-                                  None if out_pad_t is None else out_pad_t[axis])
-            if padding == "same":
-                pair = _same_padding(o, k_eff[axis], strides[axis])
-                if -(-o // strides[axis]) != spatial[axis]:
-                    raise ConvMatrixError(
-                        f"TensorFlow cannot run {name} with padding='same', kernel "
-                        f"{kernel_size}, strides {strides}, output_padding {out_pad_t}: along "
-                        f"spatial axis {axis} the output length {o} maps back to "
-                        f"{-(-o // strides[axis])} inputs, not {spatial[axis]}")
-            else:
-                pair = (0, 0)
-            out_len.append(o)
-            pairs.append(pair)
-        weight = np.transpose(k, to_torch)  # (C_in, filters, *k)
-        spec = ConvSpec(filters, c_in, tuple(out_len), kernel_size, strides, tuple(pairs),
-                        dilation, 1, "zeros", spatial)
-        out_cf = (filters, *out_len)
-        transpose = True
-    else:
-        if name in _DEPTHWISE:
-            multiplier = int(config.get("depth_multiplier") or 1)
-            if k.shape != (*kernel_size, c_in, multiplier):
-                raise ConvMatrixError(
-                    f"`kernel` has shape {k.shape}; {name} with depth_multiplier={multiplier} "
-                    f"on {c_in} channels needs {(*kernel_size, c_in, multiplier)}")
-            # output channel c·multiplier + m reads input channel c through kernel[..., c, m]
-            weight = np.moveaxis(k.reshape(*kernel_size, c_in * multiplier), -1, 0)[:, None]
-            groups = c_in
-        else:
-            groups = int(config.get("groups", 1) or 1)
-            filters = int(config.get("filters") or k.shape[-1])
-            if groups < 1 or filters % groups or c_in % groups:
-                raise ConvMatrixError(
-                    f"Keras requires `groups` (={groups}) to divide both filters (={filters}) "
-                    f"and the input channels (={c_in})")
-            if k.shape != (*kernel_size, c_in // groups, filters):
-                raise ConvMatrixError(
-                    f"`kernel` has shape {k.shape}; {name} with filters={filters}, "
-                    f"groups={groups} on {c_in} input channels needs "
-                    f"{(*kernel_size, c_in // groups, filters)}")
-            weight = np.transpose(k, to_torch)  # (filters, C_in/groups, *k)
-        if padding == "same":
-            pairs = [_same_padding(n, ke, s) for n, ke, s in zip(spatial, k_eff, strides,
-                                                                  strict=True)]
-        elif padding == "causal":
-            pairs = [(k_eff[0] - 1, 0)]
-        else:
-            pairs = [(0, 0)] * rank
-        spec = conv_spec(weight.shape, (c_in, *spatial), stride=strides, padding=tuple(pairs),
-                         dilation=dilation, groups=groups)
-        out_cf = spec.output_shape
-        transpose = False
-    weight = np.ascontiguousarray(weight)
-    output_shape: tuple[int, ...] = (*out_cf[1:], out_cf[0]) if channels_last else out_cf
-    return KerasLayer(name, spec, weight, transpose, data_format, ishape, output_shape)
+    Notes
+    -----
+    ``DepthwiseConv1D/2D`` with ``strides > 1`` *and* ``dilation_rate > 1`` (allowed since
+    Keras 3.15) is the dilated, strided depthwise convolution, with "same" padding split by
+    the usual rule on the dilated kernel; that is what Keras' JAX and torch backends compute.
+    TensorFlow's own kernels do not run this combination, so no TF oracle vectors exist for it.
+    """
+    k = _as_weight(kernel)
+    geometry = _geometry(serialized_layer, tuple(k.shape), input_shape)
+    rank = geometry.spec.ndim
+    if geometry.kind == "depthwise":
+        # output channel c·multiplier + m reads input channel c through kernel[..., c, m]
+        weight = np.moveaxis(k.reshape(*k.shape[:rank], -1), -1, 0)[:, None]
+    else:  # Keras' (*k, a, b) -> torch's (b, a, *k) for both Conv and ConvTranspose
+        weight = np.transpose(k, (rank + 1, rank, *range(rank)))
+    return KerasLayer(geometry.name, geometry.spec, np.ascontiguousarray(weight),
+                      geometry.kind == "transpose", geometry.data_format,
+                      geometry.input_shape, geometry.output_shape)
 
 
 def keras_matrix(
@@ -317,19 +386,4 @@ def keras_output_shape(
     >>> keras_output_shape(layer, (3, 3, 1))   # the seed's (1, 3, 3, 1) -> (1, 4, 4, 1)
     (4, 4, 1)
     """
-    name, rank, config = _parse(serialized_layer)
-    data_format = config.get("data_format") or "channels_last"
-    ishape = tuple(input_shape)
-    if len(ishape) != rank + 1:
-        raise ConvMatrixError(f"`input_shape` (={ishape}) must have {rank + 1} axes")
-    c_in = ishape[-1] if data_format == "channels_last" else ishape[0]
-    kernel_size = _tuple(config, "kernel_size", rank)
-    if name in _TRANSPOSE:
-        shape = (*kernel_size, config.get("filters", 1), c_in)
-    elif name in _DEPTHWISE:
-        shape = (*kernel_size, c_in, config.get("depth_multiplier", 1))
-    else:
-        groups = int(config.get("groups", 1) or 1)
-        shape = (*kernel_size, max(c_in // groups, 1), config.get("filters", 1))
-    dummy = np.lib.stride_tricks.as_strided(np.zeros(1), shape, [0] * len(shape))
-    return keras_layer(serialized_layer, dummy, ishape).output_shape
+    return _geometry(serialized_layer, None, input_shape).output_shape

@@ -50,7 +50,9 @@ def channels_last_matrix(
     -------
     csr_array
         ``M_last`` with ``M_last @ moveaxis(x, 0, -1).ravel() == moveaxis(y, 0, -1).ravel()``;
-        canonical (sorted indices).
+        canonical (sorted indices). Memory is proportional to the matrix (its stored entries
+        and rows), not to the input: the column permutation is applied arithmetically to the
+        stored indices.
 
     Examples
     --------
@@ -65,12 +67,16 @@ def channels_last_matrix(
     csr = sp.csr_array(matrix)
     if input_shape[0] == 1 and output_shape[0] == 1:
         return csr  # one channel: both flattenings coincide
-    perm_in = channels_last_permutation(input_shape)
-    perm_out = channels_last_permutation(output_shape)
-    inverse_out = np.empty_like(perm_out)
-    inverse_out[perm_out] = np.arange(perm_out.size)
-    remapped = sp.csr_array((csr.data, perm_in[csr.indices].astype(csr.indices.dtype),
-                             csr.indptr), shape=csr.shape)
-    result = remapped[inverse_out]  # row r of the result is channels-first row inverse_out[r]
+    # arithmetic on the stored entries only (never an array the size of the whole input):
+    # channels-first flat index c·P + p is channels-last p·C + c
+    c_in, p_in = int(input_shape[0]), math.prod(input_shape[1:])
+    c_out, p_out = int(output_shape[0]), math.prod(output_shape[1:])
+    cols = csr.indices.astype(np.int64, copy=False)
+    cols_last = (cols % p_in) * c_in + cols // p_in
+    remapped = sp.csr_array((csr.data, cols_last.astype(csr.indices.dtype), csr.indptr),
+                            shape=csr.shape)
+    # row r = p·C_out + c of the result is channels-first row c·P_out + p
+    rows = np.arange(csr.shape[0], dtype=np.int64)
+    result = remapped[(rows % c_out) * p_out + rows // c_out]
     result.sort_indices()
     return result

@@ -8,17 +8,18 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from convmatrix import shapes
+from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
 from convmatrix.sparse import DEFAULT_MAX_BYTES, SparseFormat
+from convmatrix.spec import _as_int, _items
 
 __all__ = ["torch_bias", "torch_matrix"]
 
 
 def _numpy(tensor: Any) -> np.ndarray:
-    for step in ("detach", "cpu", "numpy"):
-        if hasattr(tensor, step):
-            tensor = getattr(tensor, step)()
-    return np.asarray(tensor)
+    """A module's parameter as numpy (detached; bfloat16 widened exactly to float32)."""
+    return to_numpy(tensor)
 
 
 def _output_padding_for(weight: np.ndarray, input_shape: tuple[int, ...], padding: Any,
@@ -26,11 +27,17 @@ def _output_padding_for(weight: np.ndarray, input_shape: tuple[int, ...], paddin
                         dilation: tuple[int, ...], groups: int) -> tuple[int, ...]:
     """Output padding by torch's rule: output_size exceeds the minimum by less than the stride."""
     ndim = weight.ndim - 2
-    size = tuple(output_size)[-ndim:]
+    items = _items(output_size)
+    if items is None or len(items) < ndim:
+        raise ConvMatrixError(
+            f"`output_size` (={output_size!r}) must end with the {ndim} spatial output sizes, "
+            f"as in torch")
+    size = tuple(_as_int(v, "output_size") for v in items[-ndim:])
     result = []
     for axis in range(ndim):
-        minimum = ((input_shape[axis + 1] - 1) * stride[axis] - 2 * padding[axis]
-                   + dilation[axis] * (weight.shape[axis + 2] - 1) + 1)
+        minimum = shapes.conv_transpose_output_length(
+            input_shape[axis + 1], weight.shape[axis + 2], stride[axis],
+            (padding[axis], padding[axis]), dilation[axis])
         if not minimum <= size[axis] < minimum + stride[axis]:
             raise ConvMatrixError(
                 f"`output_size` (={tuple(output_size)}) must lie in [{minimum}, "

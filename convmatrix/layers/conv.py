@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
+from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
 from convmatrix.layers.base import Adjoint, Layer, shape_text
 from convmatrix.sparse import DEFAULT_MAX_BYTES, SparseFormat, _as_weight, spec_matrix
@@ -32,7 +33,7 @@ def _as_bias(bias: Any, channels: int) -> np.ndarray | None:
     """Validate a per-output-channel bias: None, or ``channels`` numbers."""
     if bias is None:
         return None
-    array = np.asarray(bias)
+    array = to_numpy(bias)
     if array.dtype.kind not in "biufc":
         raise ConvMatrixError(f"`bias` has dtype {array.dtype}; it must be numeric")
     if array.shape != (channels,):
