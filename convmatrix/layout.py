@@ -258,20 +258,26 @@ def _item(box: int, offset: int, base: int, dims: list[_Dim], n_outer: int,
 
 
 def write_indptr(lay: Layout, indptr: np.ndarray) -> None:
-    """Fill ``indptr`` (``shape[0] + 1`` entries): closed-form per-axis prefix sums."""
+    """Fill ``indptr`` (``shape[0] + 1`` entries): closed-form per-axis prefix sums.
+
+    Row ``(c, r_0, …, r_{D−1})`` starts at ``c·E + B·Σ_a (Π_{b<a} m_b) P_a (Π_{b>a} M_b)``
+    (``m``, ``P``, ``M``: the axes' row lengths, prefix sums and totals). Only the last axis is
+    full length; everything before it is small, so no temporary of the indptr's size is made.
+    """
     totals = [a.nnz for a in lay.axes]
-    pattern = np.zeros((), dtype=np.int64)
-    lengths = np.ones((), dtype=np.int64)
-    for a, axis in enumerate(lay.axes):
+    start = np.zeros((), dtype=np.int64)  # entries before row (r_0, …, r_{D−2}, 0)
+    lengths = np.ones((), dtype=np.int64)  # Π m_b over the axes before the last
+    for a, axis in enumerate(lay.axes[:-1]):
         ptr = axis.entry_ptr
-        m = ptr[1:] - ptr[:-1]
         after = math.prod(totals[a + 1:])
-        pattern = pattern[..., None] + lengths[..., None] * (ptr[:-1] * after)
-        lengths = lengths[..., None] * m
-    rows = pattern.size
-    np.add((np.arange(lay.row_channels, dtype=np.int64) * lay.channel_entries)[:, None],
-           lay.block * pattern.reshape(1, rows),
-           out=indptr[:-1].reshape(lay.row_channels, rows), casting="unsafe")
+        start = start[..., None] + lengths[..., None] * (ptr[:-1] * after)
+        lengths = lengths[..., None] * (ptr[1:] - ptr[:-1])
+    last = lay.axes[-1].entry_ptr[:-1]
+    channels = np.arange(lay.row_channels, dtype=np.int64) * lay.channel_entries
+    view = indptr[:-1].reshape(lay.row_channels, start.size, last.size)
+    np.multiply((lay.block * lengths).reshape(1, -1, 1), last, out=view, casting="unsafe")
+    np.add(view, (channels[:, None] + lay.block * start.reshape(1, -1))[:, :, None], out=view,
+           casting="unsafe")
     indptr[-1] = lay.nnz
 
 

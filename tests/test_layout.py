@@ -341,6 +341,9 @@ def test_layer_matrix_weight_keyword_refreshes_values(kind, fmt):
         fn = reference.conv if kind == "Conv" else reference.conv_transpose
         cols.append(fn(x.reshape(x_shape), other.astype(np.int64), **geometry).ravel())
     assert np.array_equal(refreshed.toarray(), np.stack(cols, axis=1))
+    # refreshed matrices dropped in between: the pattern lives while any matrix shares it
+    for _ in range(2):
+        assert layer.matrix(fmt, weight=other).indices is first.indices
     # once the last matrix is edited in place, the next refresh builds afresh
     refreshed.data[:] = 0
     refreshed.eliminate_zeros()

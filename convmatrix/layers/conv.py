@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -122,8 +123,7 @@ class ConvLayer(Layer):
                     f"{self.weight.shape}")
             if format not in ("csr", "csc", "coo"):
                 raise ConvMatrixError(f"`format` (={format!r}) must be one of 'csr', 'csc', 'coo'")
-            recent = self.__dict__.get("_recent", {}).get(format)
-            like = None if recent is None else recent()
+            like = self._recent_pattern(format)
             transpose = self._transposed_flag()
             try:
                 matrix = spec_matrix(self.spec, w, transpose=transpose, format=format,
@@ -134,9 +134,22 @@ class ConvLayer(Layer):
                 # the last matrix was edited in place: build afresh
                 matrix = spec_matrix(self.spec, w, transpose=transpose, format=format,
                                      max_bytes=max_bytes)
-        if format in ("csr", "csc"):
-            self.__dict__.setdefault("_recent", {})[format] = weakref.ref(matrix)
+        if format in ("csr", "csc") and self._recent_pattern(format) is None:
+            # weak references to the index arrays: every refreshed matrix shares them, so they
+            # live as long as any matrix of this layer built in this format
+            self.__dict__.setdefault("_recent", {})[format] = (
+                matrix.shape, weakref.ref(matrix.indptr), weakref.ref(matrix.indices))
         return matrix
+
+    def _recent_pattern(self, format: str) -> Any:
+        """The format, shape and index arrays of a live matrix of this layer, or None."""
+        recent = self.__dict__.get("_recent", {}).get(format)
+        if recent is None:
+            return None
+        shape, indptr, indices = recent[0], recent[1](), recent[2]()
+        if indptr is None or indices is None:
+            return None
+        return SimpleNamespace(format=format, shape=shape, indptr=indptr, indices=indices)
 
     @property
     def ndim(self) -> int:
