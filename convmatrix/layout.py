@@ -41,9 +41,9 @@ __all__ = [
     "write_indptr",
 ]
 
-TAIL_ENTRIES = 1 << 16
+TAIL_ENTRIES = 1 << 14
 """Entries of the inner, precomputed part of a box (the rest is a broadcast over it)."""
-SMALL_ENTRIES = 1 << 16
+SMALL_ENTRIES = 1 << 18
 """Layers with at most this many entries keep their finished index arrays in the layout."""
 
 _INT32_MAX = int(np.iinfo(np.int32).max)

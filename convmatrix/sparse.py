@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import operator
 from collections.abc import Callable, Sequence
@@ -151,7 +150,9 @@ def _csr(shape: tuple[int, int], data: np.ndarray, indices: np.ndarray,
 def _wrap(format: str, shape: tuple[int, int], data: np.ndarray, indices: np.ndarray,
           indptr: np.ndarray) -> sp.sparray:
     """A canonical compressed array around the given arrays (a copy of an empty template)."""
-    matrix = copy.copy(_template(format, shape))
+    template = _template(format, shape)
+    matrix = type(template).__new__(type(template))
+    matrix.__dict__.update(template.__dict__)  # a shallow copy, as copy.copy makes, but cheaper
     matrix.data, matrix.indices, matrix.indptr = data, indices, indptr
     matrix.has_sorted_indices = True
     matrix.has_canonical_format = True
