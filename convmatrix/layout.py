@@ -370,9 +370,18 @@ def _add(outer: np.ndarray, tail: np.ndarray, out: np.ndarray) -> None:
 
 
 def _fill(view: np.ndarray, values: np.ndarray, n_outer: int) -> None:
-    """Materialise the values over the tail axes once, then broadcast them over the outer ones."""
-    tail = np.broadcast_to(values, values.shape[:n_outer] + view.shape[n_outer:])
-    np.copyto(view, np.ascontiguousarray(tail))
+    """Copy a box's values into its view, broadcasting them over its row axes.
+
+    The values are materialised over the innermost row axis of the tail only (with the
+    column-channel and tap axes after it, that is one contiguous run of the view per copy
+    step); every other row axis is a plain broadcast, so the temporary stays small.
+    """
+    rows = [a for a in range(n_outer, view.ndim) if values.shape[a] == 1 and view.shape[a] > 1]
+    if rows:
+        a = rows[-1]
+        values = np.ascontiguousarray(np.broadcast_to(
+            values, (*values.shape[:a], view.shape[a], *values.shape[a + 1:])))
+    np.copyto(view, values)
 
 
 def _box_values(lay: Layout, runs: tuple[AxisRun, ...], weights: np.ndarray) -> np.ndarray:
