@@ -151,7 +151,8 @@ def _wrap(format: str, shape: tuple[int, int], data: np.ndarray, indices: np.nda
           indptr: np.ndarray) -> sp.sparray:
     """A canonical compressed array around the given arrays (a copy of an empty template)."""
     template = _template(format, shape)
-    matrix = type(template).__new__(type(template))
+    cls: Any = type(template)
+    matrix = cls.__new__(cls)
     matrix.__dict__.update(template.__dict__)  # a shallow copy, as copy.copy makes, but cheaper
     matrix.data, matrix.indices, matrix.indptr = data, indices, indptr
     matrix.has_sorted_indices = True
