@@ -134,8 +134,13 @@ def _core_layer(converted: KerasLayer, bias: np.ndarray | None) -> ConvLayer:
 
 
 def from_keras(layer_or_serialized: Any, kernel: Any = None,
-               input_shape: Sequence[int] | None = None, *, bias: Any = None) -> KerasConv:
-    """The layer object of a Keras convolution layer, in Keras' own layout.
+               input_shape: Sequence[int] | None = None, *, bias: Any = None) -> Layer:
+    """The layer object of a Keras convolution layer (or model), in Keras' own layout.
+
+    A Keras ``Sequential`` (anything with ``.layers``) becomes a :class:`~convmatrix.Sequential`
+    and the other linear Keras layers (``UpSampling*``, ``AveragePooling*``, ``ZeroPadding*``,
+    ``Cropping*``, ``BatchNormalization``, ``SeparableConv1D/2D``, ...) their layer objects:
+    see :func:`convmatrix.layers.keras_stack.from_keras_sequential`.
 
     Parameters
     ----------
@@ -153,6 +158,7 @@ def from_keras(layer_or_serialized: Any, kernel: Any = None,
     Returns
     -------
     KerasConv
+        (or another layer object for a model or a non-convolution layer)
 
     Examples
     --------
@@ -170,6 +176,11 @@ def from_keras(layer_or_serialized: Any, kernel: Any = None,
            [2., 4., 2.],
            [1., 2., 1.]])
     """
+    if not isinstance(layer_or_serialized, Mapping):
+        from convmatrix.layers.keras_stack import from_keras_other, is_other_keras
+
+        if is_other_keras(layer_or_serialized):
+            return from_keras_other(layer_or_serialized, input_shape)
     if isinstance(layer_or_serialized, Mapping):
         if kernel is None or input_shape is None:
             raise ConvMatrixError(
