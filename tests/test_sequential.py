@@ -310,3 +310,21 @@ def test_random_torch_stacks_match_their_forward_and_input_gradient(seed):
     np.testing.assert_allclose(layer(x.detach().numpy()[0]), y.detach().numpy()[0], rtol=1e-9,
                                atol=1e-9)
     np.testing.assert_allclose(layer.T(g.numpy()[0]), grad.numpy()[0], rtol=1e-9, atol=1e-9)
+
+
+def test_large_factors_on_a_narrow_product_are_built_in_row_blocks():
+    r = rng("blocks")
+    layers = [cm.ConvTranspose(r.standard_normal((3, 16, 4, 4)), (3, 1, 1)),
+              cm.ConvTranspose(r.standard_normal((16, 12, 4, 4)), (16, 4, 4), stride=2,
+                               padding=1),
+              cm.Conv(r.standard_normal((6, 12, 3, 3)), (12, 8, 8), padding=1,
+                      padding_mode="reflect")]
+    stack = cm.Sequential(layers)
+    plan = stack.plan()
+    assert plan.order == ((0, 1), 2)
+    assert plan.blocks and all(parts > 1 for parts in plan.blocks.values())
+    expected = layers[2].matrix() @ (layers[1].matrix() @ layers[0].matrix())
+    np.testing.assert_allclose(plan.matrix().toarray(), expected.toarray(), rtol=1e-12,
+                               atol=1e-12)
+    x = r.standard_normal(stack.input_shape)
+    np.testing.assert_allclose(plan.matrix() @ x.ravel(), stack(x).ravel(), rtol=1e-11)

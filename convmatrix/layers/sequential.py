@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, overload
@@ -66,6 +68,7 @@ class _Node:
     cost: float  # total flops + entries written over the subtree
     peak: float  # bytes held at once while forming it
     order: Order
+    blocks: tuple[tuple[int, int], ...] = ()  # (leaf, parts): a factor built in row blocks
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,10 @@ class ProductPlan:
         Estimated multiply-adds of all the sparse products.
     peak_bytes : float
         Estimated bytes held at once: factors are built one at a time, when needed, and
-        dropped after use.
+        dropped after use; a large convolution multiplied onto a small product is built in
+        blocks of output channels (:attr:`blocks`), each multiplied and dropped in turn.
+    blocks : dict of int to int
+        Leaf index → number of row blocks it is built in (absent: built whole).
     """
 
     layers: tuple[Layer, ...]
@@ -92,6 +98,7 @@ class ProductPlan:
     nnz: float
     flops: float
     peak_bytes: float
+    blocks: dict[int, int]
 
     def matrix(self, format: SparseFormat = "csr", *,
                max_bytes: int | None = DEFAULT_MAX_BYTES) -> sp.sparray:
@@ -113,7 +120,7 @@ class ProductPlan:
                 f"the stack's matrix needs an estimated {self.peak_bytes / 2**30:.2f} GiB at "
                 f"its peak (product order {self.order}), over `max_bytes` "
                 f"(={budget / 2**30:.2f} GiB); pass a larger max_bytes (or None) to build it")
-        product = _evaluate(self.layers, self.order, budget)
+        product = _evaluate(self.layers, self.order, budget, self.blocks)
         return product.asformat(format)
 
     def __str__(self) -> str:
@@ -128,13 +135,46 @@ def _order_text(order: Order) -> str:
     return f"({_order_text(second)} @ {_order_text(first)})"
 
 
-def _evaluate(layers: tuple[Layer, ...], order: Order, max_bytes: int | None) -> sp.sparray:
+def _row_blocks(layer: Layer, parts: int) -> list[Layer] | None:
+    """The layer split by output channels into ``parts`` layers whose matrices stack to its own.
+
+    Only for ungrouped convolutions and transposed convolutions (None otherwise).
+    """
+    from convmatrix.layers.conv import Conv, ConvTranspose
+
+    if parts <= 1 or not isinstance(layer, Conv | ConvTranspose) or layer.groups != 1:
+        return None
+    channels = layer.output_shape[0]
+    bounds = np.linspace(0, channels, min(parts, channels) + 1).astype(int)
+    blocks: list[Layer] = []
+    for lo, hi in itertools.pairwise(bounds.tolist()):
+        if isinstance(layer, Conv):
+            blocks.append(Conv(layer.weight[lo:hi], layer.input_shape, stride=layer.stride,
+                               padding=layer.padding, dilation=layer.dilation,
+                               padding_mode=layer.padding_mode))
+        else:
+            blocks.append(ConvTranspose(layer.weight[:, lo:hi], layer.input_shape,
+                                        stride=layer.stride, padding=layer.padding,
+                                        output_padding=layer.output_padding,
+                                        dilation=layer.dilation))
+    return blocks
+
+
+def _evaluate(layers: tuple[Layer, ...], order: Order, max_bytes: int | None,
+              blocks: dict[int, int]) -> sp.sparray:
     """Build leaves only when needed and drop each operand after its product."""
     if isinstance(order, int):
         return sp.csr_array(layers[order].matrix("csr", max_bytes=max_bytes))
     first, second = order
-    earlier = _evaluate(layers, first, max_bytes)
-    later = _evaluate(layers, second, max_bytes)
+    earlier = _evaluate(layers, first, max_bytes, blocks)
+    pieces = (_row_blocks(layers[second], blocks.get(second, 1))
+              if isinstance(second, int) else None)
+    if pieces is not None:
+        rows = [sp.csr_array(piece.matrix("csr", max_bytes=max_bytes) @ earlier)
+                for piece in pieces]
+        del earlier
+        return sp.csr_array(sp.vstack(rows, format="csr"))
+    later = _evaluate(layers, second, max_bytes, blocks)
     product = later @ earlier
     del earlier, later
     return sp.csr_array(product)
@@ -168,6 +208,7 @@ class _Estimator:
         self.layers = layers
         self.itemsize = max(np.dtype(layer.dtype).itemsize for layer in layers)
         self.leaves = [self._leaf(i) for i in range(len(layers))]
+        self.blockable = [_row_blocks(layer, 2) is not None for layer in layers]
 
     def _leaf(self, i: int) -> _Node:
         rows, cols = self.layers[i].matrix_shape
@@ -181,13 +222,21 @@ class _Estimator:
         flops = later.nnz * earlier.nnz / inner
         nnz = min(float(later.rows) * earlier.cols, flops)
         size = _nbytes(nnz, later.rows, self.itemsize)
-        first, second = (earlier, later) if earlier.peak >= later.peak else (later, earlier)
-        first_size = _nbytes(first.nnz, first.rows, self.itemsize)
-        peak = max(first.peak, first_size + second.peak,
-                   _nbytes(earlier.nnz, earlier.rows, self.itemsize)
-                   + _nbytes(later.nnz, later.rows, self.itemsize) + size)
+        earlier_size = _nbytes(earlier.nnz, earlier.rows, self.itemsize)
+        later_size = _nbytes(later.nnz, later.rows, self.itemsize)
+        blocks = earlier.blocks + later.blocks
+        parts, leaf = 1, later.order
+        if isinstance(leaf, int) and self.blockable[leaf]:
+            parts = min(math.ceil(later_size / max(size, earlier_size, 1.0)),
+                        self.layers[leaf].output_shape[0])
+        if parts > 1 and isinstance(leaf, int):  # built and multiplied in row blocks
+            blocks += ((leaf, parts),)
+            peak = max(earlier.peak, earlier_size + later_size / parts + 2 * size)
+        else:
+            peak = max(earlier.peak, earlier_size + later.peak, earlier_size + later_size + size)
         return _Node(earlier.start, later.stop, later.rows, earlier.cols, nnz, flops,
-                     earlier.cost + later.cost + flops + nnz, peak, (earlier.order, later.order))
+                     earlier.cost + later.cost + flops + nnz, peak, (earlier.order, later.order),
+                     blocks)
 
     def best(self) -> _Node:
         """Dynamic programming over the chain: the order of least flops + entries written."""
@@ -333,7 +382,8 @@ class Sequential(Layer):
             node = estimator.best()
         else:
             node = estimator.of(_check_order(order, len(chain)))
-        return ProductPlan(chain, node.order, node.nnz, node.cost - node.nnz, node.peak)
+        return ProductPlan(chain, node.order, node.nnz, node.cost - node.nnz, node.peak,
+                           dict(node.blocks))
 
     def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
         plan = self.plan()
