@@ -15,6 +15,7 @@ from convmatrix.sparse import DEFAULT_MAX_BYTES, SparseFormat
 if TYPE_CHECKING:
     from convmatrix.checkerboard import Checkerboard, Weights
     from convmatrix.inverse import InverseAnalysis
+    from convmatrix.linop import LayerOperator
     from convmatrix.verification import VerificationResult
 
 __all__ = ["Adjoint", "Layer", "check_max_bytes", "shape_text"]
@@ -123,6 +124,16 @@ class Layer(ABC):
 
     def _adjoint(self) -> Layer:
         return Adjoint(self)
+
+    def operator(self) -> LayerOperator:
+        """The linear part as a matrix-free ``scipy.sparse.linalg.LinearOperator``.
+
+        See :class:`convmatrix.linop.LayerOperator`: ``matvec``/``matmat`` apply the layer,
+        ``rmatvec``/``rmatmat`` its exact adjoint, and :meth:`matrix` is never built.
+        """
+        from convmatrix.linop import LayerOperator
+
+        return LayerOperator(self)
 
     def _apply(self, x: np.ndarray) -> np.ndarray:
         """The linear part on a batch: ``(B, *input_shape)`` → ``(B, *output_shape)``.

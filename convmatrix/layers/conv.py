@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
+from convmatrix.apply import conv_apply, conv_apply_adjoint
 from convmatrix.layers.base import Adjoint, Layer, shape_text
 from convmatrix.sparse import DEFAULT_MAX_BYTES, SparseFormat, _as_weight, spec_matrix
 from convmatrix.spec import ConvSpec, IntOrSeq, PaddingArg, conv_spec, conv_transpose_spec
@@ -325,6 +326,12 @@ class Conv(ConvLayer):
     def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
         return spec_matrix(self.spec, self.weight, format=format, max_bytes=max_bytes)
 
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        return conv_apply(self.spec, self.weight, x)
+
+    def _apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+        return conv_apply_adjoint(self.spec, self.weight, y)
+
     def _geometry_text(self) -> list[str]:
         parts = super()._geometry_text()
         if self.padding_mode != "zeros":
@@ -397,6 +404,12 @@ class ConvTranspose(ConvLayer):
     def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
         return spec_matrix(self.spec, self.weight, transpose=True, format=format,
                            max_bytes=max_bytes)
+
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        return conv_apply_adjoint(self.spec, self.weight, x)
+
+    def _apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+        return conv_apply(self.spec, self.weight, y)
 
     def _geometry_text(self) -> list[str]:
         parts = super()._geometry_text()
