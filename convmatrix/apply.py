@@ -12,7 +12,8 @@ from convmatrix.spec import ConvSpec
 
 __all__ = ["compute_dtype", "conv_apply", "conv_apply_adjoint"]
 
-_NUMPY_PAD_MODES: dict[str, Any] = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+_NUMPY_PAD_MODES: dict[str, Any] = {"reflect": "reflect", "replicate": "edge", "circular": "wrap",
+                                     "symmetric": "symmetric"}
 
 
 def compute_dtype(weight_dtype: np.dtype[Any], data_dtype: np.dtype[Any]) -> np.dtype[Any]:
