@@ -49,6 +49,13 @@ from convmatrix.spec import (
     conv_transpose_output_shape,
     conv_transpose_spec,
 )
+from convmatrix.spectra import (
+    LipschitzBounds,
+    lipschitz,
+    operator_norm,
+    operator_norm_bound,
+    singular_values,
+)
 from convmatrix.verification import VerificationResult, dot_test, verify
 
 __all__ = [
@@ -63,6 +70,7 @@ __all__ = [
     "Identity",
     "KerasConv",
     "Layer",
+    "LipschitzBounds",
     "Pad",
     "PixelShuffle",
     "PixelUnshuffle",
@@ -83,8 +91,12 @@ __all__ = [
     "from_torch",
     "keras_matrix",
     "keras_output_shape",
+    "lipschitz",
+    "operator_norm",
+    "operator_norm_bound",
     "reference",
     "set_cache_budget",
+    "singular_values",
     "spec_matrix",
     "symbolic",
     "torch_bias",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
@@ -134,6 +135,12 @@ class Layer(ABC):
         from convmatrix.linop import LayerOperator
 
         return LayerOperator(self)
+
+    def matrix_blocks(self, rows_per_block: int | None = None) -> Iterator[sp.csr_array]:
+        """:meth:`matrix` as CSR row blocks; see :func:`convmatrix.blocks.matrix_blocks`."""
+        from convmatrix.blocks import matrix_blocks
+
+        return matrix_blocks(self, rows_per_block)
 
     def _apply(self, x: np.ndarray) -> np.ndarray:
         """The linear part on a batch: ``(B, *input_shape)`` → ``(B, *output_shape)``.
