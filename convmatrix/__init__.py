@@ -35,6 +35,7 @@ from convmatrix.layers import (
     from_keras,
     from_torch,
 )
+from convmatrix.save import save_matrix
 from convmatrix.sparse import (
     DEFAULT_MAX_BYTES,
     conv_matrix,
@@ -95,6 +96,7 @@ __all__ = [
     "operator_norm",
     "operator_norm_bound",
     "reference",
+    "save_matrix",
     "set_cache_budget",
     "singular_values",
     "spec_matrix",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
 from convmatrix.sparse import spec_matrix
 from convmatrix.spec import ConvSpec
 
-__all__ = ["BLOCK_BYTES", "block_rows", "matrix_blocks"]
+__all__ = ["BLOCK_BYTES", "BlockPlan", "block_plan", "block_rows", "matrix_blocks"]
 
 BLOCK_BYTES: int = 256 * 2**20
 """Default size of one row block (data and column indices) when ``rows_per_block`` is None."""
@@ -96,15 +97,8 @@ def matrix_blocks(layer: Layer, rows_per_block: int | None = None) -> Iterator[s
     0
     """
     step = block_rows(layer, rows_per_block)
-    kind = _row_kind(layer)
-    if kind is None:
-        matrix = layer.matrix("csr", max_bytes=None)
-        for start in range(0, matrix.shape[0], step):
-            yield sp.csr_array(matrix[start:start + step])
-        return
-    conv, forward = kind
-    spec = conv.spec
-    for block in _channel_blocks(spec, conv.weight, forward, step):
+    for _, _, build in block_plan(layer, step):
+        block = build()
         if block.shape[0] <= step:
             yield block
             continue
@@ -112,31 +106,52 @@ def matrix_blocks(layer: Layer, rows_per_block: int | None = None) -> Iterator[s
             yield sp.csr_array(block[start:start + step])
 
 
-def _channel_blocks(spec: ConvSpec, weight: np.ndarray, forward: bool,
-                    step: int) -> Iterator[sp.csr_array]:
-    """Row blocks of ``C`` (``forward``) or ``Cᵀ``, whole channels each, within one group."""
+BlockPlan = list[tuple[int, int, Callable[[], sp.csr_array]]]
+
+
+def block_plan(layer: Layer, rows_per_block: int) -> BlockPlan:
+    """Consecutive row ranges ``(start, stop, build)``; ``build()`` returns those rows as CSR.
+
+    Convolution kinds: ranges of whole channels within one group, as many as fit
+    ``rows_per_block`` (at least one channel). Other layer kinds: one range, the matrix.
+    """
+    kind = _row_kind(layer)
+    if kind is None:
+        return [(0, layer.matrix_shape[0],
+                 lambda: sp.csr_array(layer.matrix("csr", max_bytes=None)))]
+    conv, forward = kind
+    spec, weight = conv.spec, conv.weight
     groups = spec.groups
     cog, cig = spec.out_channels // groups, spec.in_channels // groups
-    pixels_out, pixels_in = math.prod(spec.output_size), math.prod(spec.input_size)
-    row_channels, row_pixels = (cog, pixels_out) if forward else (cig, pixels_in)
-    per_block = max(1, step // row_pixels)
-    columns = (spec.in_channels * pixels_in) if forward else (spec.out_channels * pixels_out)
+    row_channels, row_pixels = ((cog, math.prod(spec.output_size)) if forward
+                                else (cig, math.prod(spec.input_size)))
+    per_block = max(1, rows_per_block // row_pixels)
+    plan: BlockPlan = []
     for group in range(groups):
         for first in range(0, row_channels, per_block):
             last = min(first + per_block, row_channels)
-            if forward:
-                sub = dataclasses.replace(spec, in_channels=cig, out_channels=last - first,
-                                          groups=1)
-                rows = spec_matrix(sub, weight[group * cog + first: group * cog + last],
-                                   format="csr", max_bytes=None)
-                shift = group * cig * pixels_in
-            else:
-                sub = dataclasses.replace(spec, in_channels=last - first, out_channels=cog,
-                                          groups=1)
-                part = weight[group * cog:(group + 1) * cog, first:last]
-                rows = spec_matrix(sub, part, transpose=True, format="csr", max_bytes=None)
-                shift = group * cog * pixels_out
-            yield _shifted(rows, shift, columns)
+            start = (group * row_channels + first) * row_pixels
+            stop = (group * row_channels + last) * row_pixels
+            plan.append((start, stop, partial(_channel_block, spec, weight, forward, group,
+                                              first, last)))
+    return plan
+
+
+def _channel_block(spec: ConvSpec, weight: np.ndarray, forward: bool, group: int, first: int,
+                   last: int) -> sp.csr_array:
+    """Rows of channels ``first:last`` of ``group`` of ``C`` (``forward``) or ``Cᵀ``."""
+    groups = spec.groups
+    cog, cig = spec.out_channels // groups, spec.in_channels // groups
+    pixels_out, pixels_in = math.prod(spec.output_size), math.prod(spec.input_size)
+    if forward:
+        sub = dataclasses.replace(spec, in_channels=cig, out_channels=last - first, groups=1)
+        rows = spec_matrix(sub, weight[group * cog + first: group * cog + last], format="csr",
+                           max_bytes=None)
+        return _shifted(rows, group * cig * pixels_in, spec.in_channels * pixels_in)
+    sub = dataclasses.replace(spec, in_channels=last - first, out_channels=cog, groups=1)
+    part = weight[group * cog:(group + 1) * cog, first:last]
+    rows = spec_matrix(sub, part, transpose=True, format="csr", max_bytes=None)
+    return _shifted(rows, group * cog * pixels_out, spec.out_channels * pixels_out)
 
 
 def _shifted(block: Any, shift: int, columns: int) -> sp.csr_array:

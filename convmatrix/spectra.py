@@ -34,7 +34,7 @@ Which = Literal["largest", "smallest"]
 _METHODS: tuple[str, ...] = get_args(SpectrumMethod)
 _WHICH: tuple[str, ...] = get_args(Which)
 
-DENSE_MAX_ENTRIES: int = 4_000_000
+DENSE_MAX_ENTRIES: int = 1_000_000
 """``method="auto"`` takes the dense SVD of matrices with at most this many entries."""
 
 ROUNDING_MARGIN: float = 1e-9

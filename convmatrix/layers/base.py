@@ -142,6 +142,12 @@ class Layer(ABC):
 
         return matrix_blocks(self, rows_per_block)
 
+    def to_dask(self, row_chunks: int | None = None) -> Any:
+        """:meth:`matrix` as a lazy dask array; see :func:`convmatrix.distributed.to_dask`."""
+        from convmatrix.distributed import to_dask
+
+        return to_dask(self, row_chunks)
+
     def _apply(self, x: np.ndarray) -> np.ndarray:
         """The linear part on a batch: ``(B, *input_shape)`` → ``(B, *output_shape)``.
 
