@@ -378,6 +378,8 @@ def operator_norm_bound(layer: Layer) -> float:
     (True, 8.2909)
     """
     layer = _check_layer(layer)
+    if isinstance(layer, Adjoint):
+        return operator_norm_bound(layer.layer)  # ‖Cᵀ‖₂ = ‖C‖₂
     layers = _stack_layers(layer)
     if layers is not None:
         return math.prod(operator_norm_bound(part) for part in layers)

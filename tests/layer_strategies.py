@@ -1,4 +1,4 @@
-"""Hypothesis strategies of small random layers (imported only by tests that have hypothesis)."""
+"""Hypothesis strategies of small random layers, and a sample stack (tests with hypothesis)."""
 
 from __future__ import annotations
 
@@ -57,3 +57,22 @@ def conv_transpose_layers(draw):
     except cm.ConvMatrixError:
         assume(False)
         raise
+
+
+def sample_stack():
+    """A stack through every layer kind with a matrix-free apply (built per test)."""
+    def weight(shape, key):
+        return seeded("stack", key).standard_normal(shape)
+
+    return cm.Sequential([
+        cm.Conv(weight((4, 2, 3, 3), 1), (2, 8, 8), padding=1, padding_mode="reflect"),
+        cm.BatchNorm((4, 8, 8), running_mean=[0.5, 0.0, -1.0, 2.0],
+                     running_var=[1.0, 4.0, 0.25, 9.0]),
+        cm.AvgPool((4, 8, 8), 2),
+        cm.Pad((4, 4, 4), (1, 1, 1, 1), mode="replicate"),
+        cm.Conv(weight((4, 2, 2, 2), 2), (4, 6, 6), groups=2, stride=2),
+        cm.Upsample((4, 3, 3), scale_factor=2, mode="bilinear"),
+        cm.PixelUnshuffle((4, 6, 6), 2),
+        cm.ConvTranspose(weight((16, 4, 2, 2), 3), (16, 3, 3), stride=2),
+        cm.PixelShuffle((4, 6, 6), 2),
+    ])

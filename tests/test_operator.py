@@ -15,7 +15,12 @@ from tests.helpers import rng as seeded
 hypothesis = pytest.importorskip("hypothesis")
 given, settings = hypothesis.given, hypothesis.settings
 
-from tests.layer_strategies import MODES, conv_layers, conv_transpose_layers  # noqa: E402
+from tests.layer_strategies import (  # noqa: E402
+    MODES,
+    conv_layers,
+    conv_transpose_layers,
+    sample_stack,
+)
 
 
 def assert_operator_matches_matrix(layer, key):
@@ -125,3 +130,21 @@ def test_operator_shape_is_checked_by_scipy():
     op = cm.Conv(np.ones((1, 1, 2)), (1, 4)).operator()
     with pytest.raises(ValueError, match="dimension mismatch"):
         op.matvec(np.ones(5))
+
+
+def test_stack_operator_matches_the_product_of_matrices():
+    stack = sample_stack()
+    assert_operator_matches_matrix(stack, "stack")
+    product = stack.layers[0].matrix()
+    for layer in stack.layers[1:]:
+        product = layer.matrix() @ product
+    x = seeded("stack", "x").standard_normal(stack.matrix_shape[1])
+    np.testing.assert_allclose(stack.operator() @ x, product @ x, rtol=1e-10, atol=1e-12)
+    assert_operator_matches_matrix(stack.T, "stack.T")
+
+
+@pytest.mark.parametrize("index", range(9))
+def test_each_layer_kind_operator_matches_its_matrix(index):
+    layer = sample_stack().layers[index]
+    assert_operator_matches_matrix(layer, ("kind", index))
+    assert_operator_matches_matrix(layer.T, ("kind.T", index))

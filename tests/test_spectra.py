@@ -13,7 +13,12 @@ from tests.helpers import rng as seeded
 hypothesis = pytest.importorskip("hypothesis")
 given, settings = hypothesis.given, hypothesis.settings
 
-from tests.layer_strategies import MODES, conv_layers, conv_transpose_layers  # noqa: E402
+from tests.layer_strategies import (  # noqa: E402
+    MODES,
+    conv_layers,
+    conv_transpose_layers,
+    sample_stack,
+)
 
 
 def dense_singular_values(layer):
@@ -202,3 +207,20 @@ def test_padding_norm_counts_the_copies(mode):
     # the padding map of a 1×1 convolution is its matrix
     np.testing.assert_array_equal(pad, layer.matrix().toarray())
     assert spectra._padding_norm(layer.spec) == pytest.approx(np.linalg.norm(pad, 2), rel=1e-12)
+
+
+def test_stack_of_every_layer_kind():
+    """Sequential: exact norm of the product, per-layer certified bounds, their product."""
+    stack = sample_stack()
+    dense = stack.matrix().toarray()
+    norm = np.linalg.norm(dense, 2)
+    assert cm.operator_norm(stack) == pytest.approx(norm, rel=1e-10)
+    assert cm.operator_norm(stack, method="iterative") == pytest.approx(norm, rel=1e-8)
+    result = cm.lipschitz(stack)
+    assert result.exact == pytest.approx(norm, rel=1e-10)
+    layer_norms = [np.linalg.norm(layer.matrix().toarray(), 2) for layer in stack.layers]
+    np.testing.assert_allclose(result.norms, layer_norms, rtol=1e-9)
+    assert all(b >= n for b, n in zip(result.bounds, layer_norms, strict=True))
+    assert cm.operator_norm_bound(stack) == pytest.approx(result.product_of_bounds, rel=1e-12)
+    assert cm.operator_norm_bound(stack) >= norm
+    assert cm.operator_norm_bound(stack.T) >= norm
