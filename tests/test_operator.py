@@ -10,6 +10,7 @@ import scipy.sparse as sp
 import convmatrix as cm
 import convmatrix.linop as linop
 from convmatrix import reference
+from tests import oracle
 from tests.helpers import rng as seeded
 
 hypothesis = pytest.importorskip("hypothesis")
@@ -148,3 +149,12 @@ def test_each_layer_kind_operator_matches_its_matrix(index):
     layer = sample_stack().layers[index]
     assert_operator_matches_matrix(layer, ("kind", index))
     assert_operator_matches_matrix(layer.T, ("kind.T", index))
+
+
+@pytest.mark.parametrize("case", oracle.select("keras"), ids=lambda c: c["id"])
+def test_keras_layer_operator_matches_its_matrix(case):
+    """Keras layouts (channels last): the operator moves axes around the core convolution."""
+    a = oracle.arrays(case)
+    layer = cm.from_keras(case["layer"], a["kernel"], case["input_shape"])
+    assert_operator_matches_matrix(layer, case["id"])
+    assert_operator_matches_matrix(layer.T, case["id"])

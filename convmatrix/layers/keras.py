@@ -73,6 +73,21 @@ class KerasConv(Layer):
                                           self.torch.output_shape)
         return matrix.asformat(format)
 
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        return self._from_core(self.torch._apply(self._to_core(x)))
+
+    def _apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+        return self._from_core(self.torch._apply_adjoint(self._to_core(y)))
+
+    def _to_core(self, batch: np.ndarray) -> np.ndarray:
+        """A batch in the layer's layout → channels first (the core layer's)."""
+        return np.moveaxis(batch, -1, 1) if self.data_format == "channels_last" else batch
+
+    def _from_core(self, batch: np.ndarray) -> np.ndarray:
+        if self.data_format == "channels_first":
+            return batch
+        return np.ascontiguousarray(np.moveaxis(batch, 1, -1))
+
     def offset(self) -> np.ndarray:
         """The bias in the layer's layout (zeros without one)."""
         if self.torch.bias is None or self.data_format == "channels_first":
