@@ -277,7 +277,7 @@ def _iterative_values(layer: Layer, k: int | None, which: str, tol: float) -> np
     return np.sort(values)[::-1]
 
 
-def operator_norm(layer: Layer, *, tol: float = 1e-10,
+def operator_norm(layer: Layer, *, tol: float = 1e-6,
                   method: SpectrumMethod = "auto") -> float:
     """The spectral norm ``‖C‖₂`` (largest singular value) of a layer's matrix.
 
@@ -286,11 +286,15 @@ def operator_norm(layer: Layer, *, tol: float = 1e-10,
     layer : Layer
         Any layer object (a stack too: the norm of the product).
     tol : float, optional
-        Relative tolerance of the Lanczos iteration on ``CᴴC`` (``method="iterative"``).
+        ARPACK's relative residual tolerance for the top eigenpair of ``CᴴC``
+        (``method="iterative"``). The eigenvalue converges about quadratically faster than
+        its vector: on the ResNet-stage layer ``tol=1e-4`` already gives the norm to 4e-8
+        (``benchmarks/bench_operator.py``).
     method : {"auto", "fft", "dense", "iterative"}, optional
         As in :func:`singular_values`; ``"iterative"`` runs ARPACK's Lanczos on the
         matrix-free ``CᴴC`` (one :meth:`~convmatrix.Layer.operator` product and one adjoint
-        product per step), so the matrix is never built.
+        product per step), so the matrix is never built. For convolutions it starts from a
+        plane wave at the frequency where the kernel's symbol ``K̂(f)`` peaks.
 
     Returns
     -------
@@ -313,14 +317,108 @@ def operator_norm(layer: Layer, *, tol: float = 1e-10,
         return float(singular_values(layer, 1, method=chosen)[0])  # type: ignore[arg-type]
     op = layer.operator()
     rows, cols = op.shape
-    gram = (op.H @ op) if cols <= rows else (op @ op.H)
     if min(rows, cols) <= 2:
         return float(singular_values(layer, 1, method="dense")[0])
+    conv = _conv_of(layer)
+    if conv is not None:
+        return _conv_norm(conv.spec, conv.weight, tol)
+    gram = (op.H @ op) if cols <= rows else (op @ op.H)
     v0 = _start_vector(min(rows, cols), op.dtype)
     ncv = min(min(rows, cols), 24)
     (value,) = eigsh(_Hermitian(gram), k=1, which="LA", tol=tol, v0=v0, ncv=ncv,
                      return_eigenvectors=False)
     return math.sqrt(max(float(np.real(value)), 0.0))
+
+
+def _conv_norm(spec: ConvSpec, weight: np.ndarray, tol: float) -> float:
+    """``‖C‖₂`` of a convolution: Lanczos on ``CᴴC`` from a plane-wave start (see below)."""
+    from convmatrix.apply import conv_apply, conv_apply_adjoint
+
+    complex_ = np.iscomplexobj(weight)
+    dtype = np.dtype(np.complex128 if complex_ else np.float64)
+    w = np.asarray(weight, dtype=dtype)
+    shape = spec.input_shape
+    size = math.prod(shape)
+
+    def gram(v: np.ndarray) -> np.ndarray:
+        y = conv_apply(spec, w, v.reshape(1, *shape).astype(dtype, copy=False))
+        if complex_:
+            return np.conj(conv_apply_adjoint(spec, w, np.conj(y))).reshape(-1)
+        return conv_apply_adjoint(spec, w, y).reshape(-1)
+
+    operator = LinearOperator(shape=(size, size), matvec=gram, dtype=dtype)
+    v0 = _plane_wave_start(spec, w)
+    (value,) = eigsh(operator, k=1, which="LA", tol=tol, v0=v0, ncv=min(size, 24),
+                     return_eigenvectors=False)
+    return math.sqrt(max(float(np.real(value)), 0.0))
+
+
+_START_GRID = 16  # coarse frequencies per axis searched for the start vector
+_POWER_STEPS = 6
+
+
+def _symbol(spec: ConvSpec, weight: np.ndarray, cycles: np.ndarray) -> np.ndarray:
+    """``K̂(f) = Σ_t W[:, :, t] e^{2πi f·t·d}`` at frequencies ``cycles`` (F, ndim), per group."""
+    groups = spec.groups
+    cog, cig = spec.out_channels // groups, spec.in_channels // groups
+    taps = list(itertools.product(*(range(k) for k in spec.kernel_size)))
+    w = np.asarray(weight).reshape(groups, cog, cig, len(taps)).transpose(3, 0, 1, 2)
+    offsets = np.array([[t * d for t, d in zip(tap, spec.dilation, strict=True)]
+                        for tap in taps], dtype=np.float64)
+    phases = np.exp(2j * np.pi * (cycles @ offsets.T))  # (F, T)
+    return (phases @ w.reshape(len(taps), -1)).reshape(len(cycles), groups, cog, cig)
+
+
+def _plane_wave_start(spec: ConvSpec, weight: np.ndarray) -> np.ndarray:
+    """A start vector near the top right singular vector of a convolution.
+
+    The top singular vectors of a convolution are close to a plane wave ``v e^{2πi f·j}``
+    at the frequency ``f`` maximising ``‖K̂(f)‖₂``, with ``v`` the top right singular vector of
+    ``K̂(f)`` (exactly so for circular padding), shaped by a sine window for the borders.
+    ``f`` is searched on a coarse grid (batched power steps), then refined around the best
+    point with exact SVDs. Starting Lanczos there instead of at random saves many of the
+    steps the clustered top of a convolution's spectrum needs; a small random part keeps
+    every direction present.
+    """
+    ndim, cig = spec.ndim, spec.in_channels // spec.groups
+    rng = np.random.default_rng(0)
+    coarse = [np.arange(min(n, _START_GRID)) / min(n, _START_GRID) for n in spec.input_size]
+    grid = np.stack(np.meshgrid(*coarse, indexing="ij"), axis=-1).reshape(-1, ndim)
+    best_gain, best_cycle = -1.0, grid[0]
+    step = max(1, 2**22 // max(1, spec.out_channels * cig))
+    for start in range(0, len(grid), step):
+        block = _symbol(spec, weight, grid[start:start + step])
+        v = rng.standard_normal((*block.shape[:2], cig, 1)) + 0j
+        for _ in range(_POWER_STEPS):
+            v = np.conj(np.swapaxes(block, 2, 3)) @ (block @ v)
+            v /= np.maximum(np.linalg.norm(v, axis=2, keepdims=True), 1e-300)
+        gain = np.linalg.norm(block @ v, axis=(2, 3)).max(axis=1)  # (F,)
+        if gain.max() > best_gain:
+            best_gain, best_cycle = float(gain.max()), grid[start + int(np.argmax(gain))]
+    # refine: a finer grid around the coarse optimum, exact SVDs
+    spacing = np.array([1.0 / len(c) for c in coarse])
+    fine = np.stack(np.meshgrid(*([np.linspace(-1, 1, 5)] * ndim), indexing="ij"),
+                    axis=-1).reshape(-1, ndim)
+    cycles = best_cycle + fine * spacing
+    blocks = _symbol(spec, weight, cycles)
+    _, values, vh = np.linalg.svd(blocks)
+    index = np.unravel_index(int(np.argmax(values[..., 0])), values.shape[:2])
+    cycle, group = cycles[index[0]], int(index[1])
+    vector = np.conj(vh[index][0])
+    wave = np.ones((), dtype=complex)
+    for axis, (n, f) in enumerate(zip(spec.input_size, cycle, strict=True)):
+        j = np.arange(n)
+        along = np.exp(2j * np.pi * f * j) * np.sin(np.pi * (j + 1) / (n + 1))
+        wave = np.multiply.outer(wave, along) if axis else along
+    initial = np.zeros((spec.in_channels, *spec.input_size), dtype=complex)
+    initial[group * cig:(group + 1) * cig] = np.multiply.outer(vector, wave)
+    flat = initial.reshape(-1)
+    if not np.iscomplexobj(weight):
+        flat = flat.real + 0j
+    flat /= max(float(np.linalg.norm(flat)), 1e-300)
+    noise = rng.standard_normal(flat.shape)
+    flat += 1e-4 * noise / np.linalg.norm(noise)
+    return flat if np.iscomplexobj(weight) else flat.real.copy()
 
 
 class _Hermitian(LinearOperator):
@@ -485,7 +583,7 @@ class _Product(LinearOperator):
         return y
 
 
-def lipschitz(stack: Layer | Sequence[Layer], *, tol: float = 1e-10) -> LipschitzBounds:
+def lipschitz(stack: Layer | Sequence[Layer], *, tol: float = 1e-6) -> LipschitzBounds:
     """The exact norm of a stack's product beside the product of its layers' norms.
 
     Parameters
