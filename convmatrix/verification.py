@@ -175,6 +175,7 @@ def dot_test(
     >>> dot_test(C).passed
     True
     """
+    tolerance = _check_tolerance(tolerance, np.dtype(np.float64))
     rng = np.random.default_rng(seed)
     transposed = matrix.T if adjoint is None else adjoint
     if np.dtype(matrix.dtype).kind in "biu":  # exact integer arithmetic, native speed

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import convmatrix as cm
 from convmatrix import reference
@@ -239,3 +241,51 @@ def test_a_directly_built_spec_is_normalised_to_plain_int_tuples():
                           "groups": np.int32(2)})
     assert spec == cm.ConvSpec(**SPEC_FIELDS) and hash(spec) == hash(cm.ConvSpec(**SPEC_FIELDS))
     assert type(spec.groups) is int and type(spec.input_size[0]) is int
+
+
+def _entries_by_python_ints(w, n, s, pads, d):
+    """Stored entries of a 1-D convolution computed with Python ints (no int64 anywhere)."""
+    k, (before, after) = len(w), pads
+    out = (n + before + after - (d * (k - 1) + 1)) // s + 1
+    entries: dict[tuple[int, int], int] = {}
+    for t in range(k):
+        first = max(0, -(-(before - t * d) // s))  # first output whose tap t reaches index 0
+        for o in range(first, min(out, first + n + 1)):
+            i = o * s - before + t * d
+            if 0 <= i < n:
+                entries[(o, i)] = entries.get((o, i), 0) + w[t]
+    return out, entries
+
+
+_BIG = st.one_of(st.integers(1, 3), st.integers(1, 64).flatmap(
+    lambda e: st.integers(max(1, 2**e - 3), 2**e + 3)))
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(n=st.integers(1, 6), w=st.lists(st.integers(1, 9), min_size=1, max_size=3),
+       s=_BIG, d=_BIG, before=_BIG, after=_BIG, transpose=st.booleans())
+def test_huge_geometry_is_exact_or_refused(n, w, s, d, before, after, transpose):
+    pads = (before - 1, after - 1)
+    weight = np.array([[w]])
+    try:
+        if transpose:
+            out = cm.conv_output_shape(weight.shape, (1, n), stride=s, padding=(pads,),
+                                       dilation=d)[1]
+            a = cm.conv_spec(weight.shape, (1, n), stride=s, padding=(pads,),
+                             dilation=d).remainder[0]
+            if a >= max(s, d):
+                return
+            M = cm.conv_transpose_matrix(weight, (1, out), stride=s, padding=(pads,),
+                                         output_padding=a, dilation=d, max_bytes=2**24).T
+        else:
+            M = cm.conv_matrix(weight, (1, n), stride=s, padding=(pads,), dilation=d,
+                               max_bytes=2**24)
+    except cm.ConvMatrixError as error:
+        assert "2**63" in str(error) or "does not fit" in str(error) or "max_bytes" in str(
+            error), str(error)
+        return
+    out, entries = _entries_by_python_ints(w, n, s, pads, d)
+    coo = M.tocoo()
+    got = {(int(r), int(c)): int(v) for r, c, v in zip(coo.row, coo.col, coo.data, strict=True)
+           if v}
+    assert M.shape == (out, n) and got == entries

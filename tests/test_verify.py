@@ -126,6 +126,11 @@ def test_verify_refuses_a_bad_tolerance(tolerance, message):
         cm.verify(np.ones((1, 1, 3)), (1, 4), tolerance=tolerance)
 
 
+def test_dot_test_refuses_a_bad_tolerance():
+    with pytest.raises(cm.ConvMatrixError, match=r"`tolerance` \(=nan\) must be a finite"):
+        cm.dot_test(cm.conv_matrix(np.ones((1, 1, 3)), (1, 4)), tolerance=float("nan"))
+
+
 def test_verify_refuses_a_negative_batch():
     with pytest.raises(cm.ConvMatrixError, match=r"`batch` \(=-1\) must be an integer >= 0"):
         cm.verify(np.ones((1, 1, 3)), (1, 4), batch=-1)
