@@ -95,8 +95,8 @@ KERAS_ERRORS = [
     (_config("Conv2D", filters=3, kernel_size=[1, 1], groups=2), (1, 1, 2, 3), (4, 4, 4),
      r"`groups` \(=2\) to divide both filters \(=3\)"),
     (_config("SeparableConv2D", filters=1, kernel_size=[1, 1]), (1, 1, 1, 1), (4, 4, 1),
-     r"`class_name` \(='SeparableConv2D'\) is not a single convolution .* stacks of layers "
-     r"will support it"),
+     r"`class_name` \(='SeparableConv2D'\) is not a single convolution .*live layer to "
+     r"convmatrix.from_keras"),
     (_config("Conv2D", filters=2, kernel_size=[3, 3]), (3, 3, 1, 1), (5, 5, 1),
      r"`kernel` has shape \(3, 3, 1, 1\); Conv2D with filters=2"),
     (_config("Conv2D", filters=1, kernel_size=[3, 3]), (3, 3, 1, 1), (1, 5, 5, 1),

@@ -106,9 +106,9 @@ def _parse(serialized_layer: Mapping[str, Any]) -> tuple[str, int, dict[str, Any
     if name in _SEPARABLE:
         raise ConvMatrixError(
             f"`class_name` (={name!r}) is not a single convolution (a depthwise convolution "
-            f"followed by a pointwise one); stacks of layers will support it; for now "
-            f"translate its two halves as DepthwiseConv{name[-2:]} and Conv{name[-2:]} with "
-            f"kernel_size 1")
+            f"followed by a pointwise one): pass the live layer to convmatrix.from_keras, "
+            f"which returns the stack of the two, or translate its halves as "
+            f"DepthwiseConv{name[-2:]} and Conv{name[-2:]} with kernel_size 1")
     if name not in SUPPORTED:
         raise ConvMatrixError(
             f"`class_name` (={serialized_layer.get('class_name')!r}) is not supported; use one "
