@@ -321,3 +321,14 @@ def test_float32_code_is_not_called_nonlinear():
     with pytest.raises(ConvMismatch) as info:
         assert_conv_equal(flipped, layer, batched=True, rtol=1e-6, atol=1e-6)
     assert info.value.differences == {"kernel_flip": (False, True)}
+
+
+def test_flat_output_is_a_shape_difference_compared_after_reshape():
+    w = rng("flat").standard_normal((2, 1, 3))
+    layer = cm.Conv(w, (1, 6), padding=1)
+    with pytest.raises(ConvMismatch, match=r"compared below reshaped to \(2, 6\)") as info:
+        assert_conv_equal(lambda x: reference.conv(x, w, padding=1).ravel(), layer)
+    assert info.value.differences == {"shape": ((2, 6), (12,))}
+    with pytest.raises(ConvMismatch, match=r"no geometry within") as info:
+        assert_conv_equal(lambda x: reference.conv(x, w, padding=1).ravel()[:5], layer)
+    assert info.value.differences == {"shape": ((2, 6), (5,))}

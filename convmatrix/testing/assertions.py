@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from convmatrix._errors import ConvMatrixError
 from convmatrix.layers.base import Layer
 from convmatrix.layers.conv import ConvLayer, ConvTranspose
-from convmatrix.testing.blackbox import BlackBox, check_linearity
+from convmatrix.testing.blackbox import BlackBox, as_numpy, check_linearity
 from convmatrix.testing.candidates import KEYS, Candidate, geometry_of, neighbourhood
 from convmatrix.testing.diagnose import channel_offsets, close_rows, matches, name_nonlinearity
 from convmatrix.testing.probe import probe_box
@@ -250,6 +250,12 @@ def assert_conv_equal(
         explain = _explaining_shapes(layer, fn_shape)
         if explain:
             lines.append(f"  fn's shape would follow from {' or '.join(explain)}")
+        if len(fn_shape) != len(layer_shape) and math.prod(fn_shape) == math.prod(layer_shape):
+            lines.append("  (as many outputs as the layer: compared below reshaped to "
+                         f"{layer_shape})")
+            box = BlackBox(_reshaped(fn, layer_shape, batched), layer.input_shape, batched)
+            lin = check_linearity(box)
+            fn_shape = layer_shape
 
     if not lin.is_linear(box.tolerance(max(rtol, 1e-9))):
         name = name_nonlinearity(box, layer, rtol)
@@ -285,16 +291,20 @@ def assert_conv_equal(
         fn_matrix = probe_box(box, lin, layer, None, max(rtol, 1e-9)).matrix
         wrong = close_rows(fn_matrix, layer.matrix(), rtol, atol)
         if wrong.size == 0:
-            if offset_ok:
+            if offset_ok and "shape" not in differences:
                 return
-            match = _with_bias(layer, bias)
+            if offset_ok:
+                lines.append("the values match: only the shape of fn's output differs")
+                raise ConvMismatch(_message(layer, lines), differences, None)
+            match = None if "shape" in differences else _with_bias(layer, bias)
             lines.append("the linear part matches: fn adds an offset the layer does not have")
             raise ConvMismatch(_message(layer, lines, match), differences, match)
         lines += _wrong_lines(layer, fn_matrix, wrong, rtol, atol)
 
     found: list[Candidate] = []
-    for candidate, _ in matches(box, lin, geometry_of(layer), 2, rtol=rtol, atol=atol,
-                                fn_matrix=fn_matrix):
+    searchable = len(fn_shape) == len(layer_shape)
+    for candidate, _ in (matches(box, lin, geometry_of(layer), 2, rtol=rtol, atol=atol,
+                                 fn_matrix=fn_matrix) if searchable else ()):
         if found and candidate.rank[0] > found[0].rank[0]:
             break
         found.append(candidate)
@@ -317,6 +327,15 @@ def assert_conv_equal(
                 "flip, weight channel / kernel axes; up to two changes) reproduces fn; the "
                 "differences above are what fn computes")
     raise ConvMismatch(_message(layer, lines, match), differences, match)
+
+
+def _reshaped(fn: Callable[[np.ndarray], Any], shape: tuple[int, ...], batched: bool
+              ) -> Callable[[np.ndarray], np.ndarray]:
+    """Wrap ``fn`` so that its output is reshaped to ``shape`` (per sample)."""
+    def wrapped(x: np.ndarray) -> np.ndarray:
+        out = as_numpy(fn(x))
+        return out.reshape((out.shape[0], *shape) if batched else shape)
+    return wrapped
 
 
 def _with_bias(layer: ConvLayer, bias: np.ndarray | None) -> ConvLayer | None:

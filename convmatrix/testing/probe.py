@@ -91,10 +91,14 @@ def _coloured(box: BlackBox, structure: Structure, lin: Linearity, max_bytes: in
             f"pass a larger max_bytes (or None)")
     colour_of = (channel_colour[:, None] * n_spatial + spatial_colour[None, :]).ravel()
     responses = np.empty((m, n_colours), dtype=box.dtype)
+    members = np.argsort(colour_of, kind="stable")  # input pixels grouped by colour
+    bounds = np.searchsorted(colour_of[members], np.arange(n_colours + 1))
     step = box.batch_size()
     for start in range(0, n_colours, step):
         ids = np.arange(start, min(start + step, n_colours))
-        probes = (colour_of[None, :] == ids[:, None]).astype(np.float64)
+        probes = np.zeros((ids.size, n))
+        for row, colour in enumerate(ids):
+            probes[row, members[bounds[colour]:bounds[colour + 1]]] = 1.0
         out = box(probes) - lin.zero
         if out.dtype != responses.dtype:
             responses = responses.astype(out.dtype)
@@ -113,19 +117,31 @@ def _coloured(box: BlackBox, structure: Structure, lin: Linearity, max_bytes: in
     sp_start = spatial.indptr[sp_rows].astype(np.int64)
     local = np.arange(sp_rows.size, dtype=np.int64) - sp_start
     sp_cols = spatial.indices.astype(np.int64)
+    # one output channel's block in CSR order, laid out once per set of input channels: its
+    # column indices, and where each entry sits in that channel's rows of `responses`
+    layouts: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
     for co in range(c_out):
         chans = np.flatnonzero(structure.channels[co])
         q = chans.size
         if q == 0:
             continue
-        base = indptr[co * m_sp]
-        pos = (base + q * sp_start + local)[:, None] + np.arange(q)[None, :] * row_len[sp_rows][
-            :, None]
-        indices[pos] = chans[None, :] * n_sp + sp_cols[:, None]
-        colours = channel_colour[chans][None, :] * n_spatial + spatial_colour[sp_cols][:, None]
-        data[pos] = responses[(co * m_sp + sp_rows)[:, None], colours]
-        del pos, colours
-    del responses
+        if chans.tobytes() not in layouts:
+            pos = (q * sp_start + local)[:, None] + np.arange(q)[None, :] * row_len[sp_rows][
+                :, None]
+            cols = np.empty(pos.size, dtype=index_dtype)
+            cols[pos.ravel()] = (chans[None, :] * n_sp + sp_cols[:, None]).ravel()
+            gather = np.empty(pos.size, dtype=np.int64)
+            gather[pos.ravel()] = (sp_rows[:, None] * n_colours + channel_colour[chans][None, :]
+                                   * n_spatial + spatial_colour[sp_cols][:, None]).ravel()
+            layouts[chans.tobytes()] = (cols, gather)
+            del pos
+        cols, gather = layouts[chans.tobytes()]
+        base = int(indptr[co * m_sp])
+        indices[base:base + cols.size] = cols
+        # contiguous reads: each output row's entries come from that row's colour responses
+        np.take(responses[co * m_sp:(co + 1) * m_sp].reshape(-1), gather,
+                out=data[base:base + cols.size])
+    del responses, layouts
     matrix = sp.csr_array((data, indices, indptr.astype(index_dtype)), shape=(m, n))
     if not _check_probe(matrix, lin, rtol):
         return None, n_colours
