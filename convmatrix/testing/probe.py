@@ -90,7 +90,7 @@ def _coloured(box: BlackBox, structure: Structure, lin: Linearity, max_bytes: in
             f"needs about {_bytes_text(nbytes)}, over `max_bytes` (={_bytes_text(max_bytes)}); "
             f"pass a larger max_bytes (or None)")
     colour_of = (channel_colour[:, None] * n_spatial + spatial_colour[None, :]).ravel()
-    responses = np.empty((m, n_colours), dtype=box.dtype)
+    responses = np.empty((n_colours, m), dtype=box.dtype)  # one row per probe
     members = np.argsort(colour_of, kind="stable")  # input pixels grouped by colour
     bounds = np.searchsorted(colour_of[members], np.arange(n_colours + 1))
     step = box.batch_size()
@@ -99,10 +99,10 @@ def _coloured(box: BlackBox, structure: Structure, lin: Linearity, max_bytes: in
         probes = np.zeros((ids.size, n))
         for row, colour in enumerate(ids):
             probes[row, members[bounds[colour]:bounds[colour + 1]]] = 1.0
-        out = box(probes) - lin.zero
+        out = box(probes)
         if out.dtype != responses.dtype:
-            responses = responses.astype(out.dtype)
-        responses[:, start:start + ids.size] = out.T
+            responses = responses.astype(np.result_type(out, responses))
+        np.subtract(out, lin.zero, out=responses[start:start + ids.size])
         del probes, out
 
     c_out, _ = structure.channels.shape
@@ -118,7 +118,7 @@ def _coloured(box: BlackBox, structure: Structure, lin: Linearity, max_bytes: in
     local = np.arange(sp_rows.size, dtype=np.int64) - sp_start
     sp_cols = spatial.indices.astype(np.int64)
     # one output channel's block in CSR order, laid out once per set of input channels: its
-    # column indices, and where each entry sits in that channel's rows of `responses`
+    # column indices, and where each entry sits in that channel's (output pixel, colour) table
     layouts: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
     for co in range(c_out):
         chans = np.flatnonzero(structure.channels[co])
@@ -138,9 +138,11 @@ def _coloured(box: BlackBox, structure: Structure, lin: Linearity, max_bytes: in
         cols, gather = layouts[chans.tobytes()]
         base = int(indptr[co * m_sp])
         indices[base:base + cols.size] = cols
-        # contiguous reads: each output row's entries come from that row's colour responses
-        np.take(responses[co * m_sp:(co + 1) * m_sp].reshape(-1), gather,
-                out=data[base:base + cols.size])
+        # the channel's responses as (output pixel, colour): each row's entries are then read
+        # from one short contiguous row
+        table = np.ascontiguousarray(responses[:, co * m_sp:(co + 1) * m_sp].T)
+        np.take(table.reshape(-1), gather, out=data[base:base + cols.size])
+        del table
     del responses, layouts
     matrix = sp.csr_array((data, indices, indptr.astype(index_dtype)), shape=(m, n))
     if not _check_probe(matrix, lin, rtol):
