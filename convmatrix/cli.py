@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
 import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from convmatrix import __version__
 from convmatrix._errors import ConvMatrixError
+from convmatrix.budget import (
+    check_budget,
+    dense_nbytes,
+    format_bytes,
+    report_nbytes,
+    verification_nbytes,
+)
 from convmatrix.frameworks.keras import SUPPORTED as KERAS_CLASSES
-from convmatrix.layer import WEIGHT_FILLS, Layer, make_weight
-from convmatrix.spec import PADDING_MODES
+from convmatrix.layers.base import shape_text
+from convmatrix.layers.conv import Conv, ConvTranspose
+from convmatrix.layers.keras import KerasConv, from_keras
+from convmatrix.sparse import DEFAULT_MAX_BYTES, _as_weight, estimate_nbytes
+from convmatrix.spec import PADDING_MODES, ConvSpec, conv_spec, conv_transpose_spec
 from convmatrix.stack_cli import add_compare_command, add_stack_argument, run_stack_report
 from convmatrix.symbolic.arithmetic import size_derivation
+from convmatrix.weights import WEIGHT_FILLS, make_weight
 
 __all__ = ["build_parser", "layer_from_args", "main"]
 
@@ -25,6 +40,7 @@ examples:
   convmatrix report --out seed-report          the seed example (Keras Conv2D/Conv2DTranspose)
   convmatrix report --input 1x4x4 --kernel 1x1x3x3 --stride 2 --transpose --out k3s2.md
   convmatrix verify --input 3x8x8 --kernel 4x3x3x3 --padding 1 --padding-mode reflect
+  convmatrix verify --input 3x32x32 --weight-file conv1.npy --padding 1
   convmatrix shape --input 1x5x5 --kernel 1x1x3x3 --stride 2 --transpose --output-padding 1
   convmatrix matrix --input 1x3x3 --kernel 1x1x2x2          print C densely
   convmatrix matrix --input 64x56x56 --kernel 64x64x3x3 --padding 1 --save resnet.npz
@@ -33,21 +49,78 @@ examples:
   convmatrix compare k3.toml k4.toml --out k3-vs-k4  stacks side by side (format: compare -h)
 """
 
+_INT64_MAX = 2**63 - 1
+_LAYER_FLAGS = frozenset({"input", "kernel", "transpose", "stride", "padding", "dilation",
+                          "groups", "padding_mode", "output_padding", "keras", "channels_first",
+                          "weight", "weight_file", "seed"})
+_SEED = ((1, 3, 3), (1, 1, 2, 2))  # input and weight shape of the seed example
+
 
 class _ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports errors as one line (and exit code 2), never a traceback."""
+    """argparse that reports errors as one line (and exit code 2), never a traceback.
+
+    Every option that stores a value or a flag may be given once: a repeated one is an error,
+    not "last one wins" (also for options other modules add to these parsers).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _Once)
+        self.register("action", "store", _Once)
+        self.register("action", "store_true", _OnceFlag)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+class _Once(argparse.Action):
+    """Store an option's value, refusing a second occurrence (no silent "last one wins")."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        given: dict[str, str] = namespace.__dict__.setdefault("_given", {})
+        text = "" if self.nargs == 0 else _show(values)
+        if self.dest in given:
+            values_text = f" ({given[self.dest]} and {text})" if text else ""
+            raise argparse.ArgumentError(self, f"given twice{values_text}; give it once")
+        given[self.dest] = text
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+
+
+class _OnceFlag(_Once):
+    """A ``store_true`` flag that may appear only once."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, default: Any = False,
+                 required: bool = False, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, const=True, default=default,
+                         required=required, help=help)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple) and all(isinstance(v, int) for v in value):
+        return "x".join(map(str, value))
+    return _shorten(str(value))
+
+
+def _int(text: str, name: str) -> int:
+    """One integer of a flag value, refusing values no array index can hold."""
+    value = int(text.strip())
+    if abs(value) > _INT64_MAX:
+        raise argparse.ArgumentTypeError(
+            f"{name} {_shorten(text)!r} is out of range: each value must lie below 2**63")
+    return value
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= 40 else text[:18] + "…" + text[-18:]
+
+
 def _ints(text: str, name: str) -> tuple[int, ...]:
     try:
-        values = tuple(int(v) for v in text.replace("x", ",").split(","))
+        return tuple(_int(v, name) for v in text.replace("x", ",").split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{name} {text!r} must be integers separated by 'x' or ','") from None
-    return values
+            f"{name} {_shorten(text)!r} must be integers separated by 'x' or ','") from None
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -59,14 +132,38 @@ def _per_axis(text: str) -> int | tuple[int, ...]:
     return values[0] if len(values) == 1 else values
 
 
-def _seed(text: str) -> int:
+def _count(text: str) -> int:
     try:
-        value = int(text)
+        value = _int(text, "value")
     except ValueError:
         value = -1
     if value < 0:
-        raise argparse.ArgumentTypeError(f"seed {text!r} must be a non-negative integer")
+        raise argparse.ArgumentTypeError(f"{_shorten(text)!r} must be a non-negative integer")
     return value
+
+
+def _groups(text: str) -> int:
+    try:
+        return _int(text, "groups")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"groups {_shorten(text)!r} must be an integer") from None
+
+
+_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20,
+          "mib": 2**20, "g": 2**30, "gb": 2**30, "gib": 2**30, "t": 2**40, "tb": 2**40,
+          "tib": 2**40}
+
+
+def _max_bytes(text: str) -> int | None:
+    """``4294967296``, ``512M``, ``4GiB`` (binary units) or ``none`` (no guard)."""
+    if text.strip().lower() == "none":
+        return None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if match is None or match.group(2).lower() not in _UNITS:
+        raise argparse.ArgumentTypeError(
+            f"max-bytes {_shorten(text)!r} must be a byte count like 1000000, 512M or 4GiB "
+            f"(binary units K, M, G, T), or 'none'")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
 def _padding(text: str) -> Any:
@@ -79,55 +176,137 @@ def _padding(text: str) -> Any:
             pairs = []
             for p in parts:
                 before, _, after = p.partition(":")
-                pairs.append((int(before), int(after or before)))
+                pairs.append((_int(before, "padding"), _int(after or before, "padding")))
             return tuple(pairs)
-        values = tuple(int(p) for p in parts)
+        values = tuple(_int(p, "padding") for p in parts)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"padding {text!r} must be an int, ints per axis (1,2), before:after pairs per axis "
-            f"(1:2,0:1), 'same' or 'valid'") from None
+            f"padding {_shorten(text)!r} must be an int, ints per axis (1,2), before:after pairs "
+            f"per axis (1:2,0:1), 'same' or 'valid'") from None
     return values[0] if len(values) == 1 else values
 
 
 def _layer_arguments() -> _ArgumentParser:
     parent = _ArgumentParser(add_help=False)
     group = parent.add_argument_group("layer (torch layouts, one sample, channels first)")
-    group.add_argument("--input", type=_shape, metavar="CxHxW",
+    group.add_argument("--input", type=_shape, metavar="CxHxW", action=_Once,
                        help="input shape of one sample, e.g. 1x3x3 (default: the seed example)")
-    group.add_argument("--kernel", type=_shape, metavar="OxIxKHxKW",
+    group.add_argument("--kernel", type=_shape, metavar="OxIxKHxKW", action=_Once,
                        help="weight shape: (C_out, C_in/groups, *k) for a convolution, "
-                            "(C_in, C_out/groups, *k) with --transpose")
-    group.add_argument("--transpose", action="store_true",
+                            "(C_in, C_out/groups, *k) with --transpose (default: the shape of "
+                            "--weight-file)")
+    group.add_argument("--transpose", action=_OnceFlag,
                        help="the transposed convolution (torch conv_transposeNd)")
-    group.add_argument("--stride", type=_per_axis, default=1, metavar="S")
-    group.add_argument("--padding", type=_padding, default=0, metavar="P",
+    group.add_argument("--stride", type=_per_axis, default=1, metavar="S", action=_Once)
+    group.add_argument("--padding", type=_padding, default=0, metavar="P", action=_Once,
                        help="int, per axis (1,2), pairs (1:2,0:1), same or valid")
-    group.add_argument("--dilation", type=_per_axis, default=1, metavar="D")
-    group.add_argument("--groups", type=int, default=1, metavar="G")
-    group.add_argument("--padding-mode", default="zeros", choices=PADDING_MODES)
+    group.add_argument("--dilation", type=_per_axis, default=1, metavar="D", action=_Once)
+    group.add_argument("--groups", type=_groups, default=1, metavar="G", action=_Once)
+    group.add_argument("--padding-mode", default="zeros", choices=PADDING_MODES, action=_Once)
     group.add_argument("--output-padding", type=_per_axis, default=None, metavar="A",
+                       action=_Once,
                        help="extra output size of a transposed convolution (default 0; for "
                             "Keras: not given, i.e. Keras' own length rule)")
-    group.add_argument("--keras", metavar="CLASS", choices=KERAS_CLASSES,
+    group.add_argument("--keras", metavar="CLASS", choices=KERAS_CLASSES, action=_Once,
                        help="a Keras layer instead (Conv1D/2D/3D, Conv1D/2D/3DTranspose, "
                             "DepthwiseConv1D/2D): --input and --kernel then use Keras layouts, "
                             "e.g. --input 3x3x1 --kernel 2x2x1x1")
-    group.add_argument("--channels-first", action="store_true",
+    group.add_argument("--channels-first", action=_OnceFlag,
                        help="with --keras: data_format='channels_first'")
-    group.add_argument("--weight", default="ones", choices=WEIGHT_FILLS,
+    group.add_argument("--weight", default=None, choices=WEIGHT_FILLS, action=_Once,
                        help="weight values (default ones, as in the seed)")
-    group.add_argument("--seed", type=_seed, default=0, help="seed for --weight random and data")
+    group.add_argument("--weight-file", type=Path, metavar="W.npy", action=_Once,
+                       help="real weight values from a .npy file (numpy.save), in the layout "
+                            "--kernel describes (torch, or Keras with --keras)")
+    group.add_argument("--seed", type=_count, default=0, action=_Once,
+                       help="seed for --weight random and data")
     return parent
 
 
-def _keras_layer(args: argparse.Namespace) -> Layer:
-    """A Keras layer from the flags: kernel and input in Keras layouts."""
-    if args.input is None or args.kernel is None:
-        raise ConvMatrixError("--keras needs --input (Keras layout) and --kernel (Keras layout)")
-    rank = len(args.input) - 1
+def _budget_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-bytes", type=_max_bytes, default=DEFAULT_MAX_BYTES,
+                        metavar="BYTES", action=_Once,
+                        help=f"refuse work estimated to need more memory than this, before "
+                             f"allocating it: e.g. 512M, 16GiB, or none (default "
+                             f"{format_bytes(DEFAULT_MAX_BYTES)})")
+
+
+# --------------------------------------------------------------------------------------------
+# the layer: shapes and geometry first, values last
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The layer the flags describe, validated from shapes alone (no weight allocated yet)."""
+
+    spec: ConvSpec
+    transpose: bool
+    weight_shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    keras: dict[str, Any] | None  # the serialized Keras layer, if any
+    input_shape: tuple[int, ...]  # one sample in the layer's own layout
+    output_shape: tuple[int, ...]
+
+    @property
+    def weight_nbytes(self) -> int:
+        return math.prod(self.weight_shape) * self.dtype.itemsize
+
+    @property
+    def layout(self) -> str:
+        """How samples are flattened: channels first, or the Keras layer's data format."""
+        if self.keras is None:
+            return "channels first"
+        return f"Keras layout, {self.keras['config']['data_format']}"
+
+
+def _weight_header(path: Path) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    """Shape and dtype of a ``.npy`` file, memory-mapped (nothing is read into memory)."""
+    try:
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    except OSError as error:
+        raise ConvMatrixError(f"`--weight-file` ({str(path)!r}): "
+                              f"{error.strerror or error}") from None
+    except (ValueError, EOFError) as error:
+        raise ConvMatrixError(f"`--weight-file` ({str(path)!r}) must be an array saved with "
+                              f"numpy.save (.npy): {error}") from None
+    if not isinstance(mapped, np.ndarray):
+        raise ConvMatrixError(f"`--weight-file` ({str(path)!r}) must hold one array (.npy), "
+                              f"not an archive of several (.npz)")
+    try:
+        _as_weight(np.empty(0, dtype=mapped.dtype))
+    except TypeError as error:
+        raise ConvMatrixError(f"`--weight-file` ({str(path)!r}): {error}") from None
+    return tuple(int(v) for v in mapped.shape), np.dtype(mapped.dtype)
+
+
+def _shapes(args: argparse.Namespace) -> tuple[tuple[int, ...], tuple[int, ...], np.dtype[Any]]:
+    """Input shape, weight shape and weight dtype, from --input, --kernel and --weight-file."""
+    if args.weight_file is not None and args.weight is not None:
+        raise ConvMatrixError("give either `--weight` (generated values) or `--weight-file` "
+                              "(values from a file), not both")
+    dtype = np.dtype(np.float64 if args.weight == "random" else np.int64)
     kernel = args.kernel
+    if args.weight_file is not None:
+        file_shape, dtype = _weight_header(args.weight_file)
+        if kernel is not None and tuple(kernel) != file_shape:
+            raise ConvMatrixError(
+                f"`--weight-file` ({str(args.weight_file)!r}) has shape "
+                f"{shape_text(file_shape)}, but `--kernel` says {shape_text(kernel)}")
+        kernel = file_shape
+    if args.input is None and kernel is None and not args.keras:
+        return _SEED[0], _SEED[1], dtype
+    if args.input is None or kernel is None:
+        raise ConvMatrixError("give both --input and --kernel (or --weight-file), or neither "
+                              "for the seed example")
+    return tuple(args.input), tuple(kernel), dtype
+
+
+def _keras_config(args: argparse.Namespace, input_shape: tuple[int, ...],
+                  kernel: tuple[int, ...]) -> dict[str, Any]:
+    """The serialized Keras layer the flags describe (kernel and input in Keras layouts)."""
+    rank = len(input_shape) - 1
     if len(kernel) != rank + 2:
-        raise ConvMatrixError(f"`--kernel` {kernel} must have {rank + 2} axes for a "
+        raise ConvMatrixError(f"`--kernel` {shape_text(kernel)} must have {rank + 2} axes for a "
                               f"{rank}-D {args.keras} (kernel size, then two channel axes)")
 
     def per_axis(value: Any) -> list[int]:
@@ -159,22 +338,23 @@ def _keras_layer(args: argparse.Namespace) -> Layer:
         config["depth_multiplier"] = kernel[rank + 1]
     else:
         config["filters"], config["groups"] = kernel[rank + 1], args.groups
-    weight = make_weight(kernel, args.weight, args.seed)
-    return Layer.from_keras({"class_name": args.keras, "config": config}, weight, args.input,
-                            title=f"Keras {args.keras}")
+    return {"class_name": args.keras, "config": config}
 
 
-def layer_from_args(args: argparse.Namespace) -> Layer:
-    """Build the :class:`Layer` that the layer flags describe (the seed example without flags)."""
-    if getattr(args, "keras", None):
-        return _keras_layer(args)
-    if args.input is None and args.kernel is None:
-        input_shape, kernel = (1, 3, 3), (1, 1, 2, 2)
-    elif args.input is None or args.kernel is None:
-        raise ConvMatrixError("give both --input and --kernel (or neither, for the seed example)")
-    else:
-        input_shape, kernel = args.input, args.kernel
-    weight = make_weight(kernel, args.weight, args.seed)
+def _plan(args: argparse.Namespace) -> _Plan:
+    """Validate every flag and the geometry from shapes alone; allocate nothing."""
+    if args.channels_first and not args.keras:
+        raise ConvMatrixError("`--channels-first` applies only with --keras (convmatrix's own "
+                              "layers are always channels first)")
+    input_shape, kernel, dtype = _shapes(args)
+    if args.keras:
+        serialized = _keras_config(args, input_shape, kernel)
+        # the Keras geometry needs a kernel: check its size against the budget first
+        check_budget(f"the {shape_text(kernel)} kernel", math.prod(kernel) * dtype.itemsize,
+                     getattr(args, "max_bytes", DEFAULT_MAX_BYTES), flag="--max-bytes")
+        keras = from_keras(serialized, np.zeros(kernel, dtype=dtype), input_shape)
+        return _Plan(keras.torch.spec, isinstance(keras.torch, ConvTranspose), kernel, dtype,
+                     serialized, input_shape, keras.output_shape)
     geometry: dict[str, Any] = {"stride": args.stride, "padding": args.padding,
                                 "dilation": args.dilation, "groups": args.groups}
     if args.transpose:
@@ -182,11 +362,58 @@ def layer_from_args(args: argparse.Namespace) -> Layer:
             raise ConvMatrixError(
                 f"`--padding-mode` (={args.padding_mode!r}) must be 'zeros' with --transpose "
                 f"(torch's ConvTranspose allows only zero padding)")
-        return Layer.conv_transpose(weight, input_shape,
-                                    output_padding=args.output_padding or 0, **geometry)
-    if args.output_padding is not None:
-        raise ConvMatrixError("`--output-padding` applies only with --transpose")
-    return Layer.conv(weight, input_shape, padding_mode=args.padding_mode, **geometry)
+        spec = conv_transpose_spec(kernel, input_shape, output_padding=args.output_padding or 0,
+                                   **geometry)
+    else:
+        if args.output_padding is not None:
+            raise ConvMatrixError("`--output-padding` applies only with --transpose")
+        spec = conv_spec(kernel, input_shape, padding_mode=args.padding_mode, **geometry)
+    output_shape = spec.input_shape if args.transpose else spec.output_shape
+    return _Plan(spec, args.transpose, kernel, dtype, None, input_shape, output_shape)
+
+
+def _weight(args: argparse.Namespace, plan: _Plan) -> np.ndarray:
+    if args.weight_file is None:
+        return make_weight(plan.weight_shape, args.weight or "ones", args.seed)
+    try:
+        weight = np.load(args.weight_file, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:  # pragma: no cover - the header was read
+        raise ConvMatrixError(f"`--weight-file` ({str(args.weight_file)!r}): {error}") from None
+    if weight.shape != plan.weight_shape or weight.dtype != plan.dtype:  # pragma: no cover
+        raise ConvMatrixError(f"`--weight-file` ({str(args.weight_file)!r}) changed while read")
+    return weight
+
+
+def _build(args: argparse.Namespace, plan: _Plan) -> Conv | ConvTranspose | KerasConv:
+    weight = _weight(args, plan)
+    if plan.keras is not None:
+        return from_keras(plan.keras, weight, plan.input_shape)
+    geometry: dict[str, Any] = {"stride": args.stride, "padding": args.padding,
+                                "dilation": args.dilation, "groups": args.groups}
+    if plan.transpose:
+        return ConvTranspose(weight, plan.input_shape, output_padding=args.output_padding or 0,
+                             **geometry)
+    return Conv(weight, plan.input_shape, padding_mode=args.padding_mode, **geometry)
+
+
+def layer_from_args(args: argparse.Namespace) -> Conv | ConvTranspose | KerasConv:
+    """The layer object the layer flags describe (the seed example without flags).
+
+    The geometry is validated from the shapes before any weight is allocated or loaded.
+    """
+    return _build(args, _plan(args))
+
+
+def _check_memory(args: argparse.Namespace, plan: _Plan, what: str, nbytes: int) -> None:
+    kind = (f"Keras {plan.keras['class_name']}" if plan.keras is not None
+            else f"{'ConvTranspose' if plan.transpose else 'Conv'}{plan.spec.ndim}d")
+    check_budget(f"{what} ({kind} {shape_text(plan.input_shape)} → "
+                 f"{shape_text(plan.output_shape)})", plan.weight_nbytes + nbytes,
+                 args.max_bytes, flag="--max-bytes")
+
+
+# --------------------------------------------------------------------------------------------
+# the commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convolution layers as explicit sparse matrices: C, its transpose Cᵀ, "
                     "symbolic derivations and verified reports.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"convmatrix {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     layer = _layer_arguments()
 
@@ -206,35 +434,62 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("report", "write the Markdown derivation report of a layer (the seed example, "
                           "Keras Conv2D/Conv2DTranspose, without layer flags)")
     p.add_argument("--out", type=Path, default=Path("convmatrix-report"), metavar="PATH",
-                   help="a .md file, or a directory for report.md and its figures "
-                        "(default ./convmatrix-report)")
-    p.add_argument("--title", help="heading of the report")
-    p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+                   action=_Once,
+                   help="a .md file, or a directory for report.md and its figures (created if "
+                        "its parent exists; default ./convmatrix-report)")
+    p.add_argument("--title", help="heading of the report", action=_Once)
+    p.add_argument("--no-figures", action=_OnceFlag, help="skip the PNG figures")
+    _budget_argument(p)
     add_stack_argument(p)
     p.set_defaults(run=_run_report)
     p = sub.add_parser("reports", help="regenerate every built-in report (the reports/ folder)",
                        description="Regenerate every built-in report: Markdown byte for byte, "
                                    "figures anew.")
-    p.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR")
-    p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR", action=_Once)
+    p.add_argument("--no-figures", action=_OnceFlag, help="skip the PNG figures")
     p.set_defaults(run=_run_reports)
     p = command("verify", "check the layer's matrix against the dense reference and the "
                           "adjoint test; exit 1 on any failure")
+    _budget_argument(p)
     p.set_defaults(run=_run_verify)
     p = command("shape", "print the layer's output shape and the formula that gives it")
     p.set_defaults(run=_run_shape)
     p = command("matrix", "print the layer's matrix densely (small layers) or save it")
-    p.add_argument("--save", type=Path, metavar="FILE",
+    p.add_argument("--save", type=Path, metavar="FILE", action=_Once,
                    help="write the matrix: .npz (scipy.sparse.save_npz) or .mtx (Matrix Market)")
-    p.add_argument("--max-dense", type=int, default=4096, metavar="N",
+    p.add_argument("--max-dense", type=_count, default=4096, metavar="N", action=_Once,
                    help="refuse to print more than N entries densely (default 4096)")
+    _budget_argument(p)
     p.set_defaults(run=_run_matrix)
     add_compare_command(sub)
     return parser
 
 
+def _report_target(out: Path, default_stem: str = "report") -> tuple[Path, str]:
+    """``--out``: the directory to write into and the report's file stem.
+
+    A path ending in ``.md`` is the report file (its directory must exist); any other path is
+    a directory for ``report.md`` (``default_stem``; created when missing, if its parent
+    exists).
+    """
+    if out.is_dir():
+        return out, default_stem
+    if out.suffix.lower() == ".md":
+        directory, stem = out.parent, out.stem
+    elif out.exists():
+        raise ConvMatrixError(f"`--out` ({str(out)!r}) is an existing file; give a .md file or "
+                              f"a directory")
+    else:
+        directory, stem = out, default_stem
+    parent = directory if out.suffix.lower() == ".md" else directory.parent
+    if not parent.is_dir():
+        raise ConvMatrixError(f"`--out` ({str(out)!r}): the directory {str(parent)!r} does not "
+                              f"exist; create it first")
+    return directory, stem
+
+
 def _write_report(report: Any, directory: Path, stem: str) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(exist_ok=True)
     markdown = report.markdown
     written = []
     for name, png in sorted(report.figures.items()):
@@ -250,16 +505,25 @@ def _write_report(report: Any, directory: Path, stem: str) -> list[Path]:
 def _run_report(args: argparse.Namespace) -> int:
     from convmatrix.report import layer_report, seed_report
 
+    layer_flags = sorted(set(getattr(args, "_given", {})) & _LAYER_FLAGS)
     if args.stack is not None:
+        if layer_flags:
+            raise ConvMatrixError(
+                f"{', '.join('--' + flag.replace('_', '-') for flag in layer_flags)} cannot be "
+                f"used with --stack (the stack file describes the layers)")
         return run_stack_report(args)
-    no_layer_flags = args.input is None and args.kernel is None and not args.keras
-    if no_layer_flags:
+    directory, stem = _report_target(args.out)
+    if not layer_flags:
+        if args.title is not None:
+            raise ConvMatrixError("`--title` needs a layer (--input and --kernel); the seed "
+                                  "report has its own title")
         report = seed_report(figures=not args.no_figures)
     else:
-        report = layer_report(layer_from_args(args), name="report", title=args.title,
-                              figures=not args.no_figures)
-    out: Path = args.out
-    directory, stem = (out.parent, out.stem) if out.suffix == ".md" else (out, "report")
+        plan = _plan(args)
+        _check_memory(args, plan, "the report", report_nbytes(
+            plan.spec, plan.dtype, transpose=plan.transpose, figures=not args.no_figures))
+        report = layer_report(_build(args, plan), name="report", title=args.title,
+                              figures=not args.no_figures, max_bytes=None)
     written = _write_report(report, directory, stem)
     print(f"wrote {written[0]} ({len(written) - 1} figures): {report.title}")
     return 0
@@ -268,8 +532,11 @@ def _run_report(args: argparse.Namespace) -> int:
 def _run_reports(args: argparse.Namespace) -> int:
     from convmatrix.report import builtin_reports, index_markdown
 
-    reports = builtin_reports(figures=not args.no_figures)
     out: Path = args.out
+    if not out.is_dir() and not out.parent.is_dir():
+        raise ConvMatrixError(f"`--out` ({str(out)!r}): the directory {str(out.parent)!r} does "
+                              f"not exist; create it first")
+    reports = builtin_reports(figures=not args.no_figures)
     count = 0
     for report in reports:
         count += len(_write_report(report, out, report.name))
@@ -280,55 +547,65 @@ def _run_reports(args: argparse.Namespace) -> int:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    result = layer_from_args(args).verify(seed=args.seed)
+    plan = _plan(args)
+    _check_memory(args, plan, "the verification",
+                  verification_nbytes(plan.spec, plan.dtype, transpose=plan.transpose))
+    result = _build(args, plan).verify(seed=args.seed)
     print(result)
     return 0 if result.passed else 1
 
 
 def _run_shape(args: argparse.Namespace) -> int:
-    layer = layer_from_args(args)
-    if layer.keras is not None:
-        print(f"input shape:  {(1, *layer.keras.input_shape)}  (Keras, batch of 1, "
-              f"{layer.keras.data_format})")
-        print(f"output shape: {(1, *layer.keras.output_shape)}")
+    plan = _plan(args)
+    if plan.keras is not None:
+        layout = plan.keras["config"]["data_format"]
+        print(f"input shape:  {(1, *plan.input_shape)}  (Keras, batch of 1, {layout})")
+        print(f"output shape: {(1, *plan.output_shape)}")
         print("per spatial axis, in channels-first terms:")
     else:
-        print(f"input shape:  {layer.input_shape}")
-        print(f"output shape: {layer.output_shape}")
-    for axis, line in enumerate(size_derivation(layer.spec, layer.transpose)):
+        print(f"input shape:  {plan.input_shape}")
+        print(f"output shape: {plan.output_shape}")
+    for axis, line in enumerate(size_derivation(plan.spec, plan.transpose)):
         print(f"spatial axis {axis}: {line}")
     return 0
 
 
 def _run_matrix(args: argparse.Namespace) -> int:
-    layer = layer_from_args(args)
-    matrix = layer.framework_matrix()
-    name = "Cᵀ" if layer.transpose else "C"
-    layout = ("Keras layout, " + layer.keras.data_format if layer.keras is not None
-              else "channels first")
+    plan = _plan(args)
+    name = "Cᵀ" if plan.transpose else "C"
+    rows, cols = plan.spec.matrix_shape[::-1] if plan.transpose else plan.spec.matrix_shape
+    _, nbytes = estimate_nbytes(plan.spec, plan.dtype, transpose=plan.transpose, format="csr")
+    channels_last = (plan.keras is not None
+                     and plan.keras["config"]["data_format"] == "channels_last")
+    if channels_last:  # re-indexed copy and the permutations of both flattenings
+        nbytes = 2 * nbytes + 16 * (rows + cols)
+    if args.save is None:
+        entries = rows * cols
+        if entries > args.max_dense:
+            raise ConvMatrixError(
+                f"{name} is {rows}×{cols} ({entries:,} entries), more than `--max-dense` "
+                f"(={args.max_dense}); save it with --save FILE.npz instead")
+        nbytes += dense_nbytes(rows, cols, plan.dtype)
+    elif args.save.suffix.lower() not in (".npz", ".mtx"):
+        raise ConvMatrixError(f"`--save` (={str(args.save)!r}) must end in .npz or .mtx")
+    _check_memory(args, plan, f"the matrix {name}", nbytes)
+    matrix = _build(args, plan).matrix("csr", max_bytes=None)
+    layout = plan.layout
     if args.save is not None:
-        suffix = args.save.suffix.lower()
-        if suffix == ".npz":
+        if args.save.suffix.lower() == ".npz":
             import scipy.sparse as sp
 
             sp.save_npz(args.save, matrix)
-        elif suffix == ".mtx":
+        else:
             import scipy.io
 
             scipy.io.mmwrite(args.save, matrix)
-        else:
-            raise ConvMatrixError(f"`--save` (={str(args.save)!r}) must end in .npz or .mtx")
         print(f"wrote {name} {matrix.shape}, {matrix.nnz:,} stored entries ({layout} "
               f"flattening), to {args.save}")
         return 0
-    entries = matrix.shape[0] * matrix.shape[1]
-    if entries > args.max_dense:
-        raise ConvMatrixError(
-            f"{name} is {matrix.shape[0]}×{matrix.shape[1]} ({entries:,} entries), more than "
-            f"`--max-dense` (={args.max_dense}); save it with --save FILE.npz instead")
-    print(f"{name}: {matrix.shape[0]}×{matrix.shape[1]}, {matrix.nnz} stored entries "
+    print(f"{name}: {rows}×{cols}, {matrix.nnz} stored entries "
           f"(rows: output pixels, columns: input pixels, flattened {layout}, C order)")
-    with np.printoptions(linewidth=200, threshold=args.max_dense):
+    with np.printoptions(linewidth=200, threshold=max(args.max_dense, 1)):
         print(matrix.toarray())
     return 0
 
@@ -336,7 +613,10 @@ def _run_matrix(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 1 check failed, 2 bad arguments)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a bad flag (already reported)
+        return int(done.code or 0)
     try:
         return int(args.run(args))
     except (ConvMatrixError, TypeError, OSError, MemoryError) as error:

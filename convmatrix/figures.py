@@ -63,6 +63,7 @@ def sparsity_png(matrix: sp.sparray, title: str, *, xlabel: str, ylabel: str) ->
     bytes
         A PNG image.
     """
+    title = textwrap.fill(title, 70)
     coo = sp.coo_array(matrix)
     rows, cols = coo.shape
     aspect = rows / max(cols, 1)

@@ -9,21 +9,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from convmatrix.budget import check_budget, report_nbytes
 from convmatrix.figures import figures_available, overlap_png, sparsity_png
 from convmatrix.frameworks.keras import keras_output_shape
 from convmatrix.indices import stored_entries
-from convmatrix.layer import Layer, make_weight
-from convmatrix.sparse import spec_matrix
+from convmatrix.layers.base import shape_text
+from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
+from convmatrix.layers.keras import KerasConv, from_keras
+from convmatrix.sparse import DEFAULT_MAX_BYTES, spec_matrix
 from convmatrix.spec import ConvSpec
+from convmatrix.weights import make_weight
 
-__all__ = ["Report", "builtin_reports", "index_markdown", "layer_report", "seed_report"]
+if TYPE_CHECKING:
+    from convmatrix.symbolic.explain import Explanation
+
+__all__ = ["Report", "ReportLayer", "builtin_reports", "check_report_budget", "index_markdown",
+           "layer_report", "layer_title", "seed_report"]
 
 FIGURE_MATRIX_MAX_NNZ = 200_000  # larger matrices are pictured by one channel pair's block
+
+ReportLayer = ConvLayer | KerasConv
+"""The layers a report explains: :class:`~convmatrix.Conv`, :class:`~convmatrix.ConvTranspose`
+and Keras convolutions (:func:`~convmatrix.from_keras`)."""
 
 
 @dataclass(frozen=True)
@@ -37,32 +49,69 @@ class Report:
     figures: dict[str, bytes] = field(default_factory=dict, repr=False)
 
 
-def _shape(shape: Sequence[int]) -> str:
-    return "×".join(map(str, shape))
-
-
 _SUBSCRIPTS = ("Subscripts of `x` and `y` are the channel, then one index per spatial axis; a "
                "tensor with a single channel leaves its channel index out. `w` is indexed in "
                "the weight layout above (channel indices left out when both are 1).")
 
 
-def _conventions(layer: Layer) -> str:
-    if layer.keras is not None:
-        k = layer.keras
-        layout = "(*spatial, C)" if k.data_format == "channels_last" else "(C, *spatial)"
-        kernel = ("(*k, C_out, C_in)" if layer.transpose else
-                  "(*k, C_in, depth_multiplier)" if "Depthwise" in k.class_name else
+def _core(layer: ReportLayer) -> ConvLayer:
+    """The channels-first torch-semantics layer (a Keras layer's :attr:`KerasConv.torch`)."""
+    return layer.torch if isinstance(layer, KerasConv) else layer
+
+
+def _transposed(layer: ReportLayer) -> bool:
+    return isinstance(_core(layer), ConvTranspose)
+
+
+def _label(layer: ReportLayer) -> str:
+    """``Conv2d``, ``ConvTranspose1d`` or ``Keras Conv2DTranspose``."""
+    if isinstance(layer, KerasConv):
+        return f"Keras {layer.class_name}"
+    return layer._title()
+
+
+def _geometry(layer: ReportLayer) -> str:
+    """``kernel 3×3, stride 2, padding 1``: kernel and stride always, the rest when set."""
+    core = _core(layer)
+    parts = core._geometry_text()
+    if not any(part.startswith("stride ") for part in parts):
+        parts.insert(1, "stride 1")
+    if isinstance(core, Conv) and core.padding_mode != "zeros":  # "reflect padding 2"
+        parts = [f"{core.padding_mode} {part}" if part.startswith("padding ") else part
+                 for part in parts if part != core.padding_mode]
+    return ", ".join(parts)
+
+
+def layer_title(layer: ReportLayer) -> str:
+    """The heading of a layer's section: its kind, kernel and stride (and what else is set).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> layer_title(cm.ConvTranspose(np.ones((1, 1, 3, 3)), (1, 4, 4), stride=2))
+    'ConvTranspose2d: kernel 3×3, stride 2'
+    """
+    return f"{_label(layer)}: {_geometry(layer)}"
+
+
+def _conventions(layer: ReportLayer) -> str:
+    core = _core(layer)
+    if isinstance(layer, KerasConv):
+        layout = "(*spatial, C)" if layer.data_format == "channels_last" else "(C, *spatial)"
+        kernel = ("(*k, C_out, C_in)" if _transposed(layer) else
+                  "(*k, C_in, depth_multiplier)" if "Depthwise" in layer.class_name else
                   "(*k, C_in/groups, C_out)")
-        return (f"Keras `{k.class_name}`, `data_format={k.data_format!r}`: one sample is "
-                f"`{layout}` = `{k.input_shape}`, the kernel is `{kernel}`. convmatrix "
+        return (f"Keras `{layer.class_name}`, `data_format={layer.data_format!r}`: one sample "
+                f"is `{layout}` = `{layer.input_shape}`, the kernel is `{kernel}`. convmatrix "
                 f"derives in torch's channels-first terms (weight "
-                f"`{_shape(layer.spec.weight_shape)}`); `cm.keras_matrix` returns the same "
+                f"`{shape_text(core.spec.weight_shape)}`); `cm.keras_matrix` returns the same "
                 f"matrix re-indexed for Keras' flattening. Like every deep-learning framework it "
                 f"computes a cross-correlation (no kernel flip). {_SUBSCRIPTS}")
-    kind = "`conv_transposeNd`" if layer.transpose else "`convNd`"
-    weight = "(C_in, C_out/groups, *k)" if layer.transpose else "(C_out, C_in/groups, *k)"
+    kind = "`conv_transposeNd`" if _transposed(layer) else "`convNd`"
+    weight = "(C_in, C_out/groups, *k)" if _transposed(layer) else "(C_out, C_in/groups, *k)"
     return (f"torch {kind} semantics: one sample is `(C, *spatial)`, the weight is `{weight}` = "
-            f"`{_shape(layer.weight.shape)}`, values {_weight_note(layer.weight)}. "
+            f"`{shape_text(core.weight.shape)}`, values {_weight_note(core.weight)}. "
             f"Cross-correlation (no kernel flip), as every deep-learning framework computes it. "
             f"{_SUBSCRIPTS}")
 
@@ -76,36 +125,34 @@ def _weight_note(weight: np.ndarray) -> str:
     return f"of dtype {weight.dtype}"
 
 
-def _keras_prints(layer: Layer, x_keras: np.ndarray, label: str) -> str:
+def _keras_prints(layer: KerasConv, x_keras: np.ndarray, label: str) -> str:
     """The lines the seed's Keras script printed, computed here as ``C @ x``."""
-    assert layer.keras is not None
-    matrix = layer.keras.matrix()
-    y = (matrix @ x_keras.reshape(-1)).reshape(layer.keras.output_shape)
+    y = (layer.matrix() @ x_keras.reshape(-1)).reshape(layer.output_shape)
     lines = [*label.splitlines(), f"input shape: {(1, *x_keras.shape)}",
-             f"output shape: {(1, *layer.keras.output_shape)}",
+             f"output shape: {(1, *layer.output_shape)}",
              f"input tensor: {np.squeeze(x_keras.astype(float)).tolist()}",
              f"output tensor: {np.around(np.squeeze(y.astype(float))).tolist()}"]
     return "```text\n" + "\n".join(lines) + "\n```"
 
 
-def _matrix_figure(layer: Layer) -> tuple[str, bytes]:
-    name = "Cᵀ" if layer.transpose else "C"
-    spec = layer.spec
-    nnz = spec.nnz_upper_bound()
-    if nnz <= FIGURE_MATRIX_MAX_NNZ:
-        matrix = layer.matrix(format="csr")
-        title = f"Sparsity of {name} ({layer.title})"
-        caption = (f"Sparsity pattern of ${'C^T' if layer.transpose else 'C'}$: rows are output "
+def _matrix_figure(layer: ReportLayer, title: str) -> tuple[str, bytes]:
+    core, transpose = _core(layer), _transposed(layer)
+    name = "Cᵀ" if transpose else "C"
+    spec = core.spec
+    if spec.nnz_upper_bound() <= FIGURE_MATRIX_MAX_NNZ:
+        matrix = core.matrix("csr")
+        heading = f"Sparsity of {name} ({title})"
+        caption = (f"Sparsity pattern of ${'C^T' if transpose else 'C'}$: rows are output "
                    f"pixels, columns input pixels (channels first, C order).")
     else:  # one channel pair's block: the spatial pattern every block repeats
         one = spec_matrix(_one_pair(spec), np.ones((1, 1, *spec.kernel_size)),
-                          transpose=layer.transpose, format="csr")
+                          transpose=transpose, format="csr")
         matrix = sp.csr_array(one)
-        title = f"One channel pair's block of {name} ({layer.title})"
+        heading = f"One channel pair's block of {name} ({title})"
         caption = (f"The full matrix has {stored_entries(spec):,} stored entries; pictured is one "
                    f"(output channel, "
                    f"input channel) block, the spatial pattern every block repeats.")
-    png = sparsity_png(matrix, title, xlabel="column: input pixel",
+    png = sparsity_png(matrix, heading, xlabel="column: input pixel",
                        ylabel="row: output pixel")
     return caption, png
 
@@ -114,25 +161,39 @@ def _one_pair(spec: ConvSpec) -> ConvSpec:
     return replace(spec, in_channels=1, out_channels=1, groups=1)
 
 
-def _section(layer: Layer, *, key: str, x: np.ndarray | None = None,
+def _explanation_markdown(layer: ReportLayer, title: str,
+                          x: np.ndarray | None) -> tuple[Explanation, str]:
+    from convmatrix.symbolic.explain import explain_spec
+
+    core = _core(layer)
+    explanation = explain_spec(core.spec, _transposed(layer), title=_label(layer),
+                               weight=None if x is None else core.weight, x=x)
+    # the section heading names the geometry; the line under it keeps the short kind
+    _, rest = explanation.to_markdown(level=2).split("\n", 1)
+    return explanation, f"## {title}\n{rest}"
+
+
+def _section(layer: ReportLayer, *, key: str, x: np.ndarray | None = None,
              x_keras: np.ndarray | None = None, keras_label: str = "",
              figures: bool = True) -> tuple[str, dict[str, bytes]]:
-    explanation = layer.explain(x=x)
-    parts = [explanation.to_markdown(level=2), "", "### Conventions", "", _conventions(layer)]
-    if x_keras is not None and layer.keras is not None:
+    title = layer_title(layer)
+    transpose = _transposed(layer)
+    explanation, markdown = _explanation_markdown(layer, title, x)
+    parts = [markdown, "", "### Conventions", "", _conventions(layer)]
+    if x_keras is not None and isinstance(layer, KerasConv):
         parts += ["", "### What Keras prints, computed as a matrix product", "",
                   "The seed's script printed these lines; here each output is the matrix row "
                   "times the flattened input:", "", _keras_prints(layer, x_keras, keras_label)]
     files: dict[str, bytes] = {}
     parts += ["", "### Figures", ""]
     if figures and figures_available():
-        caption, png = _matrix_figure(layer)
+        caption, png = _matrix_figure(layer, title)
         files[f"{key}-matrix.png"] = png
-        kind = ("Overlap counts (terms per output pixel)" if layer.transpose
+        kind = ("Overlap counts (terms per output pixel)" if transpose
                 else "Reads per input pixel (overlap of the transpose)")
         files[f"{key}-overlap.png"] = overlap_png(
-            explanation.overlap, f"{kind}, {layer.title}",
-            pixels="output" if layer.transpose else "input")
+            explanation.overlap, f"{kind}, {title}",
+            pixels="output" if transpose else "input")
         parts += [f"![sparsity pattern]({key}-matrix.png)", "", caption, "",
                   f"![overlap heat map]({key}-overlap.png)", "",
                   f"{kind}: the heat map of the table above."]
@@ -148,37 +209,73 @@ def _section(layer: Layer, *, key: str, x: np.ndarray | None = None,
     return "\n".join(parts), files
 
 
-def layer_report(layer: Layer, *, name: str = "report", title: str | None = None,
-                 intro: str = "", x: Any = None, figures: bool = True) -> Report:
+def _channels_first(layer: ReportLayer, x: Any) -> np.ndarray | None:
+    if x is None:
+        return None
+    if isinstance(layer, KerasConv):
+        return layer._channels_first(np.asarray(x))
+    return np.asarray(x)
+
+
+def layer_report(layer: ReportLayer, *, name: str = "report", title: str | None = None,
+                 intro: str = "", x: Any = None, figures: bool = True,
+                 max_bytes: int | None = DEFAULT_MAX_BYTES) -> Report:
     """The derivation report of one layer.
 
     Parameters
     ----------
-    layer : Layer
-        The layer (see :class:`convmatrix.layer.Layer`).
+    layer : Conv, ConvTranspose or KerasConv
+        The layer object.
     name : str
         File stem of the report and prefix of its figures.
     title, intro : str
-        Heading and an opening paragraph.
+        Heading (default: the layer's kind, shapes, kernel and stride) and an opening
+        paragraph.
     x : array_like, optional
-        An input (channels first) to substitute into the symbolic outputs.
+        An input sample in the layer's own layout, substituted into the shown outputs.
     figures : bool
         Make the PNG figures (needs matplotlib).
+    max_bytes : int or None
+        Refuse a layer whose report is estimated (:func:`convmatrix.budget.report_nbytes`) to
+        need more memory than this, before computing anything; None disables the guard.
 
     Returns
     -------
     Report
+
+    Raises
+    ------
+    ConvMatrixError
+        Over ``max_bytes``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> built = layer_report(cm.Conv(np.ones((1, 1, 2)), (1, 3)), figures=False)
+    >>> built.title
+    'Conv1d 1×3 → 1×2: kernel 2, stride 1'
     """
-    heading = title or f"{layer.title}: {_shape(layer.input_shape)} → {_shape(layer.output_shape)}"
-    body, files = _section(layer, key=name, x=None if x is None else np.asarray(x),
-                           figures=figures)
+    check_report_budget(layer, max_bytes, figures=figures)
+    heading = title or (f"{_label(layer)} {shape_text(layer.input_shape)} → "
+                        f"{shape_text(layer.output_shape)}: {_geometry(layer)}")
+    body, files = _section(layer, key=name, x=_channels_first(layer, x), figures=figures)
     markdown = "\n".join([f"# {heading}", "", intro, "", body, ""]) if intro else "\n".join(
         [f"# {heading}", "", body, ""])
     return Report(name, heading, intro.split(". ")[0] if intro else heading, markdown, files)
 
 
+def check_report_budget(layer: ReportLayer, max_bytes: int | None, *, figures: bool = True,
+                        flag: str = "max_bytes") -> None:
+    """Refuse (one :class:`~convmatrix.ConvMatrixError`) a report that needs over ``max_bytes``."""
+    core = _core(layer)
+    nbytes = report_nbytes(core.spec, core.dtype, transpose=_transposed(layer), figures=figures)
+    check_budget(f"the report of {_label(layer)} {shape_text(layer.input_shape)} → "
+                 f"{shape_text(layer.output_shape)}", nbytes, max_bytes, flag=flag)
+
+
 def _multi_report(name: str, title: str, summary: str, intro: str,
-                  sections: list[tuple[Layer, np.ndarray | None]],
+                  sections: list[tuple[ReportLayer, np.ndarray | None]],
                   figures: bool = True) -> Report:
     parts, files = [f"# {title}", "", intro], {}
     for number, (layer, x) in enumerate(sections, start=1):
@@ -204,9 +301,8 @@ def seed_report(figures: bool = True) -> Report:
     conv_cfg = _keras("Conv2D", groups=1)
     transpose_cfg = _keras("Conv2DTranspose", output_padding=None)
     kernel = np.ones((2, 2, 1, 1), dtype=np.int64)
-    conv = Layer.from_keras(conv_cfg, kernel, (3, 3, 1), title="Keras Conv2D(1, 2)")
-    deconv = Layer.from_keras(transpose_cfg, kernel, (2, 2, 1),
-                              title="Keras Conv2DTranspose(1, 2)")
+    conv = from_keras(conv_cfg, kernel, (3, 3, 1))
+    deconv = from_keras(transpose_cfg, kernel, (2, 2, 1))
     snippet_conv = keras_output_shape(conv_cfg, (3, 3, 1))
     snippet_deconv = keras_output_shape(transpose_cfg, (3, 3, 1))
     x3, x2 = np.ones((3, 3, 1), dtype=np.int64), np.ones((2, 2, 1), dtype=np.int64)
@@ -257,10 +353,8 @@ def seed_report(figures: bool = True) -> Report:
 def builtin_reports(figures: bool = True) -> list[Report]:
     """Every report kept in ``reports/`` (regenerated by ``convmatrix reports``)."""
     reports = [seed_report(figures)]
-    k3 = Layer.conv_transpose(make_weight((1, 1, 3, 3), "ones"), (1, 4, 4), stride=2,
-                              title="ConvTranspose2d, kernel 3, stride 2")
-    k4 = Layer.conv_transpose(make_weight((1, 1, 4, 4), "ones"), (1, 4, 4), stride=2,
-                              padding=1, title="ConvTranspose2d, kernel 4, stride 2, padding 1")
+    k3 = ConvTranspose(make_weight((1, 1, 3, 3), "ones"), (1, 4, 4), stride=2)
+    k4 = ConvTranspose(make_weight((1, 1, 4, 4), "ones"), (1, 4, 4), stride=2, padding=1)
     reports.append(_multi_report(
         "overlap-k3-vs-k4-stride2", "Uneven vs even overlap: kernel 3 vs kernel 4 at stride 2",
         "k=3, s=2 overlaps unevenly (checkerboard, counts 1, 2, 4); k=4, s=2 evenly",
@@ -272,10 +366,9 @@ def builtin_reports(figures: bool = True) -> list[Report]:
         "4×4 input, so the numbers are the overlap counts themselves.",
         [(k3, np.ones((1, 4, 4), dtype=np.int64)), (k4, np.ones((1, 4, 4), dtype=np.int64))],
         figures))
-    grouped = Layer.conv(make_weight((4, 1, 3, 3), "arange"), (2, 6, 6), padding=1, dilation=2,
-                         groups=2, title="Conv2d, padding 1, dilation 2, groups 2")
-    reflect = Layer.conv(make_weight((1, 1, 3), "arange"), (1, 4), padding=2,
-                         padding_mode="reflect", title="Conv1d, reflect padding 2")
+    grouped = Conv(make_weight((4, 1, 3, 3), "arange"), (2, 6, 6), padding=1, dilation=2,
+                   groups=2)
+    reflect = Conv(make_weight((1, 1, 3), "arange"), (1, 4), padding=2, padding_mode="reflect")
     reports.append(_multi_report(
         "padding-dilation-groups", "Padding, dilation, groups and padding modes",
         "groups split the matrix into blocks; dilation spreads the taps; reflect padding "
@@ -286,10 +379,8 @@ def builtin_reports(figures: bool = True) -> list[Report]:
         "The 1-D convolution with reflect padding is still an exact linear map: near the "
         "border two taps read the same input pixel, so their weights add in one entry.",
         [(grouped, None), (reflect, np.arange(1, 5, dtype=np.int64).reshape(1, 4))], figures))
-    conv1d = Layer.conv(make_weight((2, 1, 3), "arange"), (1, 8), stride=2, padding=1,
-                        title="Conv1d, 1→2 channels, kernel 3, stride 2, padding 1")
-    conv3d = Layer.conv_transpose(make_weight((1, 1, 2, 2, 2), "ones"), (1, 2, 2, 2), stride=2,
-                                  title="ConvTranspose3d, kernel 2, stride 2")
+    conv1d = Conv(make_weight((2, 1, 3), "arange"), (1, 8), stride=2, padding=1)
+    conv3d = ConvTranspose(make_weight((1, 1, 2, 2, 2), "ones"), (1, 2, 2, 2), stride=2)
     reports.append(_multi_report(
         "one-and-three-dimensional", "A 1-D convolution and a 3-D transposed convolution",
         "the same index arithmetic in 1-D and 3-D; kernel 2, stride 2 tiles without overlap",

@@ -54,9 +54,9 @@ def add_compare_command(sub: Any) -> None:
 
 
 def _write(report: Any, out: Path, default_stem: str) -> None:
-    from convmatrix.cli import _write_report
+    from convmatrix.cli import _report_target, _write_report
 
-    directory, stem = (out.parent, out.stem) if out.suffix == ".md" else (out, default_stem)
+    directory, stem = _report_target(out, default_stem)
     written = _write_report(report, directory, stem)
     print(f"wrote {written[0]} ({len(written) - 1} figures): {report.title}")
 

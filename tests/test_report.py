@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import convmatrix as cm
 from convmatrix import reference, report
 from convmatrix.cli import main
 
@@ -159,9 +160,9 @@ def test_math_checker_catches_broken_markdown(broken):
 
 
 def _one_d_report():
-    from convmatrix.layer import Layer, make_weight
+    from convmatrix.weights import make_weight
 
-    layer = Layer.conv_transpose(make_weight((1, 1, 3), "ones"), (1, 5), stride=2)
+    layer = cm.ConvTranspose(make_weight((1, 1, 3), "ones"), (1, 5), stride=2)
     return report.layer_report(layer, figures=False)
 
 
@@ -202,9 +203,9 @@ def _subscripts(text, name):
     ((3, 1, 2), (3, 4), True),          # transposed: three in, one out
 ])
 def test_x_and_y_index_channels_the_same_way(weight_shape, input_shape, transpose):
-    from convmatrix.layer import Layer, make_weight
+    from convmatrix.weights import make_weight
 
-    build = Layer.conv_transpose if transpose else Layer.conv
+    build = cm.ConvTranspose if transpose else cm.Conv
     layer = build(make_weight(weight_shape, "ones"), input_shape)
     text = report.layer_report(layer, figures=False).markdown
     outputs = text.split("### Outputs")[1].split("###")[0]
@@ -218,3 +219,17 @@ def test_x_and_y_index_channels_the_same_way(weight_shape, input_shape, transpos
         for index in found:  # and every index is inside the tensor
             full = index if shape[0] > 1 else (0, *index)
             assert all(0 <= i < n for i, n in zip(full, shape, strict=True)), (name, index)
+
+
+def test_layer_report_refuses_a_layer_over_its_memory_budget():
+    # a 1×3×3 input through stride 99999999: the transposed output is 2·10⁸ × 2·10⁸ pixels
+    huge = cm.ConvTranspose(np.ones((1, 1, 2, 2)), (1, 3, 3), stride=99_999_999)
+    with pytest.raises(cm.ConvMatrixError, match=r"the report of .* over `max_bytes`"):
+        report.layer_report(huge)
+    with pytest.raises(cm.ConvMatrixError, match=r"over `max_bytes`"):
+        huge.report()
+    small = cm.Conv(np.ones((1, 1, 3, 3)), (1, 16, 16))
+    with pytest.raises(cm.ConvMatrixError, match=r"over `max_bytes` \(=1 KiB\)"):
+        report.layer_report(small, figures=False, max_bytes=1024)
+    assert "All checks passed." in report.layer_report(small, figures=False,
+                                                       max_bytes=None).markdown

@@ -256,11 +256,9 @@ class ConvLayer(Layer):
 
     def report(self, x: Any = None) -> str:
         """A Markdown derivation report of the layer (text only; the CLI adds figures)."""
-        from convmatrix.layer import Layer as ReportLayer
         from convmatrix.report import layer_report
 
-        legacy = ReportLayer(self.spec, self.weight, self._transposed_flag(), self._title())
-        return layer_report(legacy, x=x, figures=False).markdown
+        return layer_report(self, x=x, figures=False).markdown
 
 
 class Conv(ConvLayer):

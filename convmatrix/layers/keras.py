@@ -111,14 +111,9 @@ class KerasConv(Layer):
 
     def report(self, x: Any = None) -> str:
         """A Markdown derivation report (text only; the CLI adds figures)."""
-        from convmatrix.layer import Layer as ReportLayer
         from convmatrix.report import layer_report
 
-        converted = self._converted
-        legacy = ReportLayer(converted.spec, converted.weight, converted.transpose,
-                             self.class_name, converted)
-        x_first = None if x is None else self._channels_first(np.asarray(x))
-        return layer_report(legacy, x=x_first, figures=False).markdown
+        return layer_report(self, x=x, figures=False).markdown
 
     def _channels_first(self, x: np.ndarray) -> np.ndarray:
         if x.shape != self.input_shape:
