@@ -177,12 +177,10 @@ def test_geometry_is_checked_before_the_weight_is_made(capsys, monkeypatch):
 
 
 def test_matrix_checks_max_dense_from_the_shape(capsys, monkeypatch):
-    import convmatrix.sparse as sparse
-
     def refuse(*args, **kwargs):
         raise AssertionError("the matrix was built before --max-dense was checked")
 
-    monkeypatch.setattr(sparse, "_assemble", refuse)
+    monkeypatch.setattr(cm.Layer, "matrix", refuse)
     err = one_line_error(capsys, ["matrix", "--input", "64x56x56", "--kernel", "64x64x3x3"],
                          match=r"more than `--max-dense`")
     assert f"{64 * 56 * 56:,}" not in err and "186624×200704" in err  # 64·54·54 × 64·56·56
