@@ -149,10 +149,17 @@ def test_huge_integers_are_one_line_errors(capsys, argv):
     (["shape", "--padding", "1", "--padding", "same"], "--padding"),
     (["shape", "--transpose", "--transpose"], "--transpose"),
     (["verify", "--weight", "ones", "--weight", "random"], "--weight"),
+    (["compare", "a.toml", "b.toml", "--title", "a", "--title", "b"], "--title"),
+    (["report", "--stack", "a.toml", "--stack", "b.toml"], "--stack"),
 ])
 def test_a_repeated_flag_is_an_error(capsys, tmp_path, monkeypatch, argv, flag):
     monkeypatch.chdir(tmp_path)  # "last one wins" would write a report here
     one_line_error(capsys, argv, match=rf"argument {flag}: given twice")
+
+
+def test_stack_reports_refuse_layer_flags(capsys, tmp_path):
+    one_line_error(capsys, ["report", "--stack", str(tmp_path / "s.toml"), "--stride", "2"],
+                   match=r"--stride cannot be used with --stack")
 
 
 def test_channels_first_needs_keras(capsys):
