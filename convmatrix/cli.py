@@ -26,7 +26,8 @@ from convmatrix.budget import (
 from convmatrix.frameworks.keras import SUPPORTED as KERAS_CLASSES
 from convmatrix.layers.base import shape_text
 from convmatrix.layers.conv import Conv, ConvTranspose
-from convmatrix.layers.keras import KerasConv, from_keras
+from convmatrix.layers.keras import KerasConv
+from convmatrix.report import keras_conv
 from convmatrix.sparse import DEFAULT_MAX_BYTES, _as_weight, estimate_nbytes
 from convmatrix.spec import PADDING_MODES, ConvSpec, conv_spec, conv_transpose_spec
 from convmatrix.stack_cli import add_compare_command, add_stack_argument, run_stack_report
@@ -352,7 +353,7 @@ def _plan(args: argparse.Namespace) -> _Plan:
         # the Keras geometry needs a kernel: check its size against the budget first
         check_budget(f"the {shape_text(kernel)} kernel", math.prod(kernel) * dtype.itemsize,
                      getattr(args, "max_bytes", DEFAULT_MAX_BYTES), flag="--max-bytes")
-        keras = from_keras(serialized, np.zeros(kernel, dtype=dtype), input_shape)
+        keras = keras_conv(serialized, np.zeros(kernel, dtype=dtype), input_shape)
         return _Plan(keras.torch.spec, isinstance(keras.torch, ConvTranspose), kernel, dtype,
                      serialized, input_shape, keras.output_shape)
     geometry: dict[str, Any] = {"stride": args.stride, "padding": args.padding,
@@ -387,7 +388,7 @@ def _weight(args: argparse.Namespace, plan: _Plan) -> np.ndarray:
 def _build(args: argparse.Namespace, plan: _Plan) -> Conv | ConvTranspose | KerasConv:
     weight = _weight(args, plan)
     if plan.keras is not None:
-        return from_keras(plan.keras, weight, plan.input_shape)
+        return keras_conv(plan.keras, weight, plan.input_shape)
     geometry: dict[str, Any] = {"stride": args.stride, "padding": args.padding,
                                 "dilation": args.dilation, "groups": args.groups}
     if plan.transpose:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
+from convmatrix._errors import ConvMatrixError
 from convmatrix.budget import check_budget, report_nbytes
 from convmatrix.figures import figures_available, overlap_png, sparsity_png
 from convmatrix.frameworks.keras import keras_output_shape
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from convmatrix.symbolic.explain import Explanation
 
 __all__ = ["Report", "ReportLayer", "builtin_reports", "check_report_budget", "index_markdown",
-           "layer_report", "layer_title", "seed_report"]
+           "keras_conv", "layer_report", "layer_title", "seed_report"]
 
 FIGURE_MATRIX_MAX_NNZ = 200_000  # larger matrices are pictured by one channel pair's block
 
@@ -52,6 +53,14 @@ class Report:
 _SUBSCRIPTS = ("Subscripts of `x` and `y` are the channel, then one index per spatial axis; a "
                "tensor with a single channel leaves its channel index out. `w` is indexed in "
                "the weight layout above (channel indices left out when both are 1).")
+
+
+def keras_conv(serialized: dict[str, Any], kernel: Any, input_shape: Sequence[int]) -> KerasConv:
+    """:func:`~convmatrix.from_keras` of one serialized Keras convolution layer."""
+    layer = from_keras(serialized, kernel, input_shape)
+    if not isinstance(layer, KerasConv):  # pragma: no cover - the class names are checked
+        raise ConvMatrixError(f"{serialized.get('class_name')!r} is not a Keras convolution")
+    return layer
 
 
 def _core(layer: ReportLayer) -> ConvLayer:
@@ -301,8 +310,8 @@ def seed_report(figures: bool = True) -> Report:
     conv_cfg = _keras("Conv2D", groups=1)
     transpose_cfg = _keras("Conv2DTranspose", output_padding=None)
     kernel = np.ones((2, 2, 1, 1), dtype=np.int64)
-    conv = from_keras(conv_cfg, kernel, (3, 3, 1))
-    deconv = from_keras(transpose_cfg, kernel, (2, 2, 1))
+    conv = keras_conv(conv_cfg, kernel, (3, 3, 1))
+    deconv = keras_conv(transpose_cfg, kernel, (2, 2, 1))
     snippet_conv = keras_output_shape(conv_cfg, (3, 3, 1))
     snippet_deconv = keras_output_shape(transpose_cfg, (3, 3, 1))
     x3, x2 = np.ones((3, 3, 1), dtype=np.int64), np.ones((2, 2, 1), dtype=np.int64)
