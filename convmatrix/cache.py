@@ -50,9 +50,11 @@ def cached(key: Hashable, compute: Callable[[], T], nbytes: Callable[[T], int]) 
 
 
 def peek(key: Hashable) -> Any:
-    """The cached value of ``key``, or None (no computing, no reordering)."""
+    """The cached value of ``key`` (marked as recently used), or None; never computes."""
     with _lock:
         hit = _entries.get(key)
+        if hit is not None:
+            _entries.move_to_end(key)
     return None if hit is None else hit[0]
 
 

@@ -278,9 +278,10 @@ def spec_matrix(
         raise ConvMatrixError(f"`format` (={format!r}) must be 'csr', 'csc' or 'coo'")
     # rows of C are output pixels; rows of Cᵀ are input pixels
     rows: AxisRows = "inputs" if _builds_rows_of_transpose(transpose, format) else "outputs"
+    known = peek(("layout", spec, rows))
     if like is None:
-        _guard(spec, w.dtype, max_bytes, transpose, format, peek(("layout", spec, rows)))
-    lay = layout(spec, rows)
+        _guard(spec, w.dtype, max_bytes, transpose, format, known)
+    lay = layout(spec, rows) if known is None else known
     reuse = None if like is None else _like_arrays(like, lay, format)
     small = lay.small
     if reuse is None and small is not None and small.gather is not None:
@@ -395,7 +396,9 @@ def conv_matrix(
     Raises
     ------
     ConvMatrixError
-        Invalid geometry (a ``ValueError``), raised before anything large is allocated.
+        Invalid geometry (a ``ValueError``), raised before anything large is allocated; also an
+        integer or bool weight whose merged padding taps sum to a value its dtype cannot hold
+        (the sums are exact or refused, never wrapped).
     TypeError
         A weight dtype that scipy.sparse cannot store.
 
