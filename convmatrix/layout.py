@@ -83,15 +83,38 @@ class _Item:
 
 @dataclass(frozen=True, eq=False)
 class _Small:
-    """A small layer's finished index arrays and, per entry, the flat weight index it reads."""
+    """A small layer's finished index arrays and where each entry's weights come from.
+
+    ``gather[e]`` is the flat weight index entry ``e`` reads; when some entries sum several
+    taps, entry ``e`` sums the weights ``pairs[pair_ptr[e]:pair_ptr[e + 1]]`` instead (or,
+    for layers with more than 62 weights, neither is kept and the box writer runs).
+    """
 
     indptr: np.ndarray
     indices: np.ndarray
-    gather: np.ndarray | None  # None when some entries sum several taps
+    gather: np.ndarray | None = None
+    pairs: np.ndarray | None = None
+    pair_ptr: np.ndarray | None = None
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.indptr, self.indices, self.gather) if a is not None)
+        arrays = (self.indptr, self.indices, self.gather, self.pairs, self.pair_ptr)
+        return sum(a.nbytes for a in arrays if a is not None)
+
+    def values(self, weight: np.ndarray, padding_mode: str) -> np.ndarray | None:
+        """The CSR ``data`` for a weight (exact merged sums, or refused), or None."""
+        flat = weight.reshape(-1)
+        if self.gather is not None:
+            return flat.take(self.gather)
+        # integer sums are exact in any order; float sums keep the box writer's order, so a
+        # matrix does not depend on which path built it
+        if self.pairs is None or self.pair_ptr is None or weight.dtype.kind not in "biu" \
+                or weight.dtype.itemsize >= 8:
+            return None
+        taps = flat.take(self.pairs).astype(np.int64)
+        sums = np.add.reduceat(taps, self.pair_ptr[:-1], dtype=np.int64)
+        _check_fits(sums, weight.dtype, padding_mode)
+        return sums.astype(weight.dtype)
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,16 +202,27 @@ def _layout(spec: ConvSpec, rows: AxisRows) -> Layout:
     indices = np.empty(nnz, dtype=idx_t)
     write_indptr(lay, indptr)
     write_indices(lay, indices)
-    gather = None
+    n_weights = math.prod(spec.weight_shape)
+    small = _Small(indptr, indices)
     if not any(run.tap_ptr is not None for runs in boxes for run in runs):
-        positions = np.arange(math.prod(spec.weight_shape), dtype=np.int64)
+        positions = np.arange(n_weights, dtype=np.int64).reshape(spec.weight_shape)
         gather = np.empty(nnz, dtype=np.intp)
-        write_data(lay, box_values(lay, block_weights(spec, positions.reshape(
-            spec.weight_shape), rows)), gather)
-    for array in (indptr, indices, gather):
+        write_data(lay, box_values(lay, block_weights(spec, positions, rows)), gather)
+        small = _Small(indptr, indices, gather=gather)
+    elif n_weights <= 62 and nnz:
+        # entries summing several taps: weights 2**position make each entry the bit mask of
+        # the weights it sums (distinct bits never carry)
+        masks = (np.int64(1) << np.arange(n_weights, dtype=np.int64)).reshape(spec.weight_shape)
+        bits = np.empty(nnz, dtype=np.int64)
+        write_data(lay, box_values(lay, block_weights(spec, masks, rows)), bits)
+        entry, pairs = np.nonzero((bits[:, None] >> np.arange(n_weights)) & 1)
+        pair_ptr = np.zeros(nnz + 1, dtype=np.intp)
+        np.cumsum(np.bincount(entry, minlength=nnz), out=pair_ptr[1:])
+        small = _Small(indptr, indices, pairs=pairs.astype(np.intp), pair_ptr=pair_ptr)
+    for array in (small.indptr, small.indices, small.gather, small.pairs, small.pair_ptr):
         if array is not None:
             array.flags.writeable = False
-    return dataclasses.replace(lay, small=_Small(indptr, indices, gather))
+    return dataclasses.replace(lay, small=small)
 
 
 def block_weights(spec: ConvSpec, weight: np.ndarray, rows: AxisRows) -> np.ndarray:

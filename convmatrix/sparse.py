@@ -284,11 +284,11 @@ def spec_matrix(
     lay = layout(spec, rows) if known is None else known
     reuse = None if like is None else _like_arrays(like, lay, format)
     small = lay.small
-    if reuse is None and small is not None and small.gather is not None:
-        # a small layer: copy its finished index arrays, gather its values in one take
-        csr = _csr(lay.shape, w.reshape(-1).take(small.gather), small.indices.copy(),
-                   small.indptr.copy())
-        return _as_format(csr, format)
+    fast = None if reuse is not None or small is None else small.values(w, lay.padding_mode)
+    if small is not None and fast is not None:
+        # a small layer: copy its finished index arrays, gather (and sum) its values
+        return _as_format(_csr(lay.shape, fast, small.indices.copy(), small.indptr.copy()),
+                          format)
     values = box_values(lay, block_weights(spec, w, rows))  # small; may refuse merged sums
     data = np.empty(lay.nnz, dtype=w.dtype)
     if reuse is None and small is not None:
