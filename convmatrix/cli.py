@@ -27,6 +27,7 @@ from convmatrix.frameworks.keras import SUPPORTED as KERAS_CLASSES
 from convmatrix.layers.base import shape_text
 from convmatrix.layers.conv import Conv, ConvTranspose
 from convmatrix.layers.keras import KerasConv
+from convmatrix.norm_cli import add_norm_command
 from convmatrix.report import keras_conv
 from convmatrix.sparse import DEFAULT_MAX_BYTES, _as_weight, estimate_nbytes
 from convmatrix.spec import PADDING_MODES, ConvSpec, conv_spec, conv_transpose_spec
@@ -462,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse to print more than N entries densely (default 4096)")
     _budget_argument(p)
     p.set_defaults(run=_run_matrix)
+    add_norm_command(command)
     add_compare_command(sub)
     return parser
 
