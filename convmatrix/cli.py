@@ -27,7 +27,7 @@ from convmatrix.frameworks.keras import SUPPORTED as KERAS_CLASSES
 from convmatrix.layers.base import shape_text
 from convmatrix.layers.conv import Conv, ConvTranspose
 from convmatrix.layers.keras import KerasConv
-from convmatrix.norm_cli import add_norm_command
+from convmatrix.norm_cli import add_norm_command, save_streamed
 from convmatrix.report import keras_conv
 from convmatrix.sparse import DEFAULT_MAX_BYTES, _as_weight, estimate_nbytes
 from convmatrix.spec import PADDING_MODES, ConvSpec, conv_spec, conv_transpose_spec
@@ -458,7 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_run_shape)
     p = command("matrix", "print the layer's matrix densely (small layers) or save it")
     p.add_argument("--save", type=Path, metavar="FILE", action=_Once,
-                   help="write the matrix: .npz (scipy.sparse.save_npz) or .mtx (Matrix Market)")
+                   help="write the matrix: .npz (scipy.sparse.save_npz) or .mtx (Matrix Market); "
+                        "over --max-bytes it is streamed in row blocks")
     p.add_argument("--max-dense", type=_count, default=4096, metavar="N", action=_Once,
                    help="refuse to print more than N entries densely (default 4096)")
     _budget_argument(p)
@@ -591,6 +592,10 @@ def _run_matrix(args: argparse.Namespace) -> int:
         nbytes += dense_nbytes(rows, cols, plan.dtype)
     elif args.save.suffix.lower() not in (".npz", ".mtx"):
         raise ConvMatrixError(f"`--save` (={str(args.save)!r}) must end in .npz or .mtx")
+    elif (plan.keras is None and args.max_bytes is not None
+          and plan.weight_nbytes + nbytes > args.max_bytes):
+        print(save_streamed(_build(args, plan), args.save, args.max_bytes))
+        return 0
     _check_memory(args, plan, f"the matrix {name}", nbytes)
     matrix = _build(args, plan).matrix("csr", max_bytes=None)
     layout = plan.layout

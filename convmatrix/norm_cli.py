@@ -110,11 +110,20 @@ def _layer_object(layer: Any) -> Any:
     return conv
 
 
-def save_streamed(layer: Any, path: Path) -> str:
-    """Write the matrix of ``layer`` block by block (see :func:`convmatrix.save_matrix`)."""
+def save_streamed(layer: Any, path: Path, max_bytes: int) -> str:
+    """Write the matrix of ``layer`` in row blocks of about ``max_bytes / 4`` each.
+
+    See :func:`convmatrix.save_matrix`; blocks never split less than one channel's rows
+    before they are built, so the peak is the larger of a block and one channel's rows.
+    """
+    from convmatrix.blocks import _row_kind
     from convmatrix.save import save_matrix
 
-    written = save_matrix(layer, path)
     rows, cols = layer.matrix_shape
-    return (f"streamed {rows}×{cols} in row blocks (over --max-bytes, never whole in memory) "
+    kind = _row_kind(layer)
+    nnz = kind[0].spec.nnz_upper_bound() if kind is not None else rows * cols
+    per_row = max(1.0, nnz / max(rows, 1)) * (layer.dtype.itemsize + 8)
+    rows_per_block = max(1, int(max_bytes / 4 / per_row))
+    written = save_matrix(layer, path, rows_per_block=rows_per_block)
+    return (f"streamed {rows}×{cols} (over --max-bytes) in blocks of {rows_per_block:,} rows "
             f"to {written}")
