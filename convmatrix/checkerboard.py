@@ -27,10 +27,13 @@ from functools import singledispatch
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
+import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.layers._separable import SeparableLayer
 from convmatrix.layers.base import Adjoint, Layer, shape_text
 from convmatrix.layers.conv import Conv, ConvTranspose
+from convmatrix.layers.identity import Identity
 from convmatrix.layers.keras import KerasConv
 from convmatrix.layers.sequential import Sequential
 from convmatrix.paths import constant_response, interior_mask, path_counts
@@ -375,6 +378,64 @@ def _(layer: Adjoint) -> tuple[list[list[AxisStep] | None], int] | None:
             for a in range(spec.ndim)]
         return steps, inner.output_shape[0] // spec.groups
     return None
+
+
+@axis_steps.register(Identity)
+def _(layer: Identity) -> tuple[list[list[AxisStep] | None], int]:
+    from convmatrix.symbolic.composed import AxisStep
+
+    return [[AxisStep(1, 1, label="identity")] for _ in layer.input_shape[1:]], 1
+
+
+@axis_steps.register(SeparableLayer)
+def _(layer: SeparableLayer) -> tuple[list[list[AxisStep] | None], int] | None:
+    """A per-axis layer: each spatial axis matrix read as a lattice step where it is one.
+
+    Nearest upsampling by an integer factor ``r`` is ``k = s = r``, zero padding or cropping a
+    shift (``k = s = 1``), a per-channel map the identity; decimating axes (pooling) are none.
+    """
+    from convmatrix.symbolic.composed import AxisStep
+
+    matrices = layer._axis_matrices()
+    channel = matrices[0]
+    if channel is None:
+        factor = 1
+    else:
+        per_row = np.diff(sp.csr_array(channel).indptr)
+        if per_row.size == 0 or np.any(per_row != per_row[0]):
+            return None
+        factor = int(per_row[0])
+    steps: list[list[AxisStep] | None] = []
+    for matrix in matrices[1:]:
+        if matrix is None:
+            steps.append([AxisStep(1, 1, label=type(layer).__name__)])
+            continue
+        found = _lattice(sp.csc_array(matrix))
+        steps.append(None if found is None else
+                     [AxisStep(*found, label=type(layer).__name__)])
+    return steps, factor
+
+
+def _lattice(matrix: sp.csc_array) -> tuple[int, int, int, int] | None:
+    """``(k, s, 1, p)`` when input ``i`` feeds exactly the outputs ``s·i + t − p`` in range."""
+    matrix = sp.csc_array(matrix)
+    matrix.eliminate_zeros()
+    out, n = matrix.shape
+    rows = [np.sort(matrix.indices[matrix.indptr[i]:matrix.indptr[i + 1]]) for i in range(n)]
+    if n < 2 or any(r.size == 0 for r in rows):
+        return None
+    middle = n // 2
+    kernel = max(r.size for r in rows)
+    stride = int(rows[middle][0] - rows[middle - 1][0])
+    padding = stride * middle - int(rows[middle][0])
+    if stride < 1:
+        return None
+    for i, found in enumerate(rows):
+        expected = np.arange(stride * i - padding, stride * i - padding + kernel)
+        expected = expected[(expected >= 0) & (expected < out)]
+        if not np.array_equal(found, expected):
+            return None
+    return kernel, stride, 1, padding
 
 
 @axis_steps.register(Sequential)

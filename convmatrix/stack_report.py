@@ -262,14 +262,17 @@ def _k_s2_stack(kernel: int, padding: int, output_padding: int, size: int, layer
     return Sequential(stack)
 
 
+_SIZE = 6  # the generators' input size (output 4× larger): room for two periods inside
+
+
 def _generator_cases() -> list[tuple[str, Layer]]:
     """The four generators of the checkerboard report (and the sub-pixel one, randomised)."""
     import convmatrix as cm
 
-    k3 = _k_s2_stack(3, 1, 1, 4, 2)
-    k4 = _k_s2_stack(4, 1, 0, 4, 2)
+    k3 = _k_s2_stack(3, 1, 1, _SIZE, 2)
+    k4 = _k_s2_stack(4, 1, 0, _SIZE, 2)
     resize: list[Layer] = []
-    shape: tuple[int, ...] = (1, 4, 4)
+    shape: tuple[int, ...] = (1, _SIZE, _SIZE)
     for _ in range(2):
         up = cm.Upsample(shape, scale_factor=2, mode="nearest")
         conv = cm.Conv(np.ones((1, 1, 3, 3), dtype=np.int64), up.output_shape, padding=1)
@@ -280,7 +283,7 @@ def _generator_cases() -> list[tuple[str, Layer]]:
         from convmatrix.stackfile import kernel_values
 
         layers: list[Layer] = []
-        current: tuple[int, ...] = (1, 4, 4)
+        current: tuple[int, ...] = (1, _SIZE, _SIZE)
         for round_ in range(2):
             weight = kernel_values((4, 1, 3, 3), fill, seed=7 + round_, icnr=2)
             conv = cm.Conv(weight, current, padding=1)
@@ -303,8 +306,9 @@ def checkerboard_generator_report(figures: bool = True) -> Report:
     intro = (
         "Odena, Dumoulin & Olah (Distill, 2016) traced the checkerboard artifacts of image "
         "generators to the uneven overlap of transposed convolutions, and showed that it "
-        "compounds through a stack. Here each generator upsamples a 4×4 input to 16×16 in two "
-        "steps, and every number is counted by convmatrix (`layer.overlap_counts()`, "
+        f"compounds through a stack. Here each generator upsamples a {_SIZE}×{_SIZE} input to "
+        f"{4 * _SIZE}×{4 * _SIZE} in two steps, and every number is counted by convmatrix "
+        "(`layer.overlap_counts()`, "
         "`layer.checkerboard()`), not pasted. The count is the number of weight paths landing "
         "on each output pixel when every learnable weight is 1; fixed-weight layers (nearest "
         "upsampling, pixel shuffle) count their structural paths. Borders always receive "
@@ -389,4 +393,4 @@ def inverse_report(figures: bool = True) -> Report:
 
 def builtin_stack_reports(figures: bool = True) -> list[Report]:
     """The built-in reports of this module (appended to ``convmatrix reports``)."""
-    return [inverse_report(figures)]
+    return [inverse_report(figures), checkerboard_generator_report(figures)]

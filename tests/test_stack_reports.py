@@ -158,3 +158,18 @@ def test_inverse_report_numbers_are_computed():
     pinv = np.linalg.pinv(dense) @ dense @ np.ones(9)
     assert f"[{round(pinv[0] * 9)}/9, {round(pinv[1] * 9)}/9," in report.markdown
     assert report.markdown.count("$$") % 2 == 0
+
+
+def test_generator_report_reproduces_the_four_cases():
+    from convmatrix.stack_report import checkerboard_generator_report
+
+    text = checkerboard_generator_report(figures=False).markdown
+    ones_row = next(line for line in text.splitlines() if line.startswith("| all-ones weights"))
+    cells = [cell.strip() for cell in ones_row.split("|")[2:-1]]
+    assert cells[0].startswith("**checkerboard**: values 1, 2, 3, 4, 6, 9; imbalance 9")
+    assert all(cell.startswith("**even**") for cell in cells[1:])
+    actual_row = next(line for line in text.splitlines()
+                      if line.startswith("| own weights, constant input"))
+    cells = [cell.strip() for cell in actual_row.split("|")[2:-1]]
+    assert cells[3].startswith("**even**") and cells[4].startswith("**checkerboard**")
+    assert "DISAGREES" not in text and "All checks passed." in text
