@@ -131,3 +131,20 @@ def test_bad_input_is_refused_with_the_parameter_named():
     big = cm.Conv(np.ones((8, 8, 3, 3)), (8, 64, 64), padding=1)
     with pytest.raises(cm.ConvMatrixError, match=r"rank needs the dense matrix, allowed up to"):
         big.transpose_vs_inverse()
+
+
+@pytest.mark.parametrize(("weight_shape", "input_shape", "transpose", "geometry"), CASES)
+def test_explain_states_the_generic_rank_and_lost_dimensions(weight_shape, input_shape,
+                                                             transpose, geometry):
+    layer = _layer(np.ones(weight_shape), input_shape, transpose, geometry)
+    text = layer.explain().inverse_text()
+    weight = _rng("explain", weight_shape, input_shape).standard_normal(weight_shape)
+    dense = _reference_matrix(weight, input_shape, transpose, geometry)
+    rank = int(np.linalg.matrix_rank(dense))
+    columns = dense.shape[1]
+    assert f"for generic weights it is {rank}" in text
+    if rank < columns:
+        assert f"{columns - rank} of the {columns} input dimensions are lost" in text
+    else:
+        assert "no input dimension is lost" in text
+    assert "Why the transpose is not the inverse" in layer.explain().to_markdown()

@@ -37,6 +37,7 @@ MAX_MATRIX_ENTRIES = 400  # dense size up to which the symbolic matrix is writte
 MAX_ALL_OUTPUTS = 36  # outputs up to which every one is derived
 MAX_TERMS_SHOWN = 10  # terms of one output sum written out before eliding
 MAX_SAMPLED = 16  # outputs derived for a large layer
+GENERIC_RANK_MAX_ENTRIES = 250_000  # matrix size up to which explain computes the rank
 
 
 def _shape_text(shape: Sequence[int]) -> str:
@@ -180,8 +181,49 @@ class Explanation:
                   + (f" ({self._outer_product_text()}):" if self.spec.ndim > 1 else ":")]
         for axis in self.checkerboard.axes:
             lines += [f"  {axis.law()}", f"    counted: {_sequence_text(axis.counts)}"]
-        lines += ["", self.checkerboard.describe()]
+        lines += ["", self.checkerboard.describe(), "", self.inverse_text()]
         return "\n".join(lines)
+
+    def generic_rank(self) -> int | None:
+        """The rank of the layer's matrix for generic weights (None: too large to compute).
+
+        Computed from the singular values of the matrix with seeded random weights (any
+        weights off a measure-zero set give this rank), for matrices up to 250,000 entries.
+        """
+        rows, cols = self.matrix_shape
+        if rows * cols > GENERIC_RANK_MAX_ENTRIES:
+            return None
+        from convmatrix.sparse import spec_matrix
+
+        weight = np.random.default_rng(0).standard_normal(self.spec.weight_shape)
+        dense = spec_matrix(self.spec, weight, transpose=self.transpose).toarray()
+        return int(np.linalg.matrix_rank(dense)) if dense.size else 0
+
+    def inverse_text(self) -> str:
+        """Why the transpose is not the inverse: rank, lost input dimensions, ``CᵀC``."""
+        rows, cols = self.matrix_shape
+        name = self.matrix_name
+        gram = "CCᵀ" if self.transpose else "CᵀC"
+        rank = self.generic_rank()
+        bound = min(rows, cols)
+        head = f"{name} is {rows}×{cols}, so its rank is at most {bound}"
+        if rank is None:
+            lost = (f"; at least {cols - bound} of the {cols} input dimensions are lost, so no "
+                    f"matrix undoes it" if cols > bound else "")
+            head += lost + " (the exact rank is not computed for a matrix this large)"
+        elif rank < cols:
+            head += (f"; for generic weights it is {rank}, so {cols - rank} of the {cols} input "
+                     f"dimensions are lost (its null space) and no matrix undoes {name}")
+        else:
+            head += (f"; for generic weights it is {rank}: no input dimension is lost, so a "
+                     f"left inverse exists, but the transpose {'C' if self.transpose else 'Cᵀ'} is "
+                     f"not it")
+        return (f"{head}. Going back through the transpose gives {gram}, not the identity: its "
+                f"diagonal sums the squared weights that read each input pixel (with all-ones "
+                f"weights: how many outputs read it), and its off-diagonal entries mix "
+                f"neighbouring pixels. "
+                f"`layer.transpose_vs_inverse()` shows {gram}, the null space and the "
+                f"least-squares inverse.")
 
     def _outer_product_text(self, latex: bool = False) -> str:
         """How the per-axis maps combine: ``c(j₀, j₁) = c₀(j₀)·c₁(j₁)`` (2-D and up)."""
@@ -232,6 +274,7 @@ class Explanation:
         if self.spec.ndim > 1:
             parts.append(rf"\[ {self._outer_product_text(latex=True)} \]")
         parts.append(_latex_text(self.checkerboard.describe()))
+        parts.append(_latex_text(self.inverse_text()))
         return "\n".join(parts)
 
     def __repr__(self) -> str:
@@ -282,7 +325,8 @@ class Explanation:
         for axis, law in zip(self.checkerboard.axes, self.law_latex(), strict=True):
             out += ["$$", law, "$$", "",
                     f"Counted along spatial axis {axis.axis}: {_sequence_text(axis.counts)}.", ""]
-        out += [self.checkerboard.describe()]
+        out += [self.checkerboard.describe(), "", f"{h}# Why the transpose is not the inverse",
+                "", self.inverse_text()]
         return "\n".join(out)
 
     def _repr_markdown_(self) -> str:
