@@ -143,6 +143,8 @@ class Layout:
     padding_mode: str
     nnz_upper_bound: int  # the spec's closed-form bound, kept for the memory guard
     small: _Small | None = None  # layers of at most SMALL_ENTRIES entries
+    # the memory guard's closed-form estimates, per (dtype, transpose, format)
+    estimates: dict[Any, tuple[int, int]] = dataclasses.field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:

@@ -131,8 +131,15 @@ def _guard(spec: ConvSpec, dtype: np.dtype[Any], max_bytes: int | None, transpos
             f"`max_bytes` (={max_bytes!r}) must be a non-negative int or None (no limit)")
     max_bytes = operator.index(max_bytes)
     # the closed-form bound of estimate_nbytes (kept by a cached layout, not recomputed)
-    upper = spec.nnz_upper_bound() if lay is None else lay.nnz_upper_bound
-    nnz, nbytes = _nbytes(upper, spec, dtype, transpose, format)
+    if lay is None:
+        nnz, nbytes = _nbytes(spec.nnz_upper_bound(), spec, dtype, transpose, format)
+    else:
+        key = (dtype, transpose, format)
+        estimate = lay.estimates.get(key)
+        if estimate is None:
+            estimate = lay.estimates[key] = _nbytes(lay.nnz_upper_bound, spec, dtype,
+                                                    transpose, format)
+        nnz, nbytes = estimate
     if nbytes > max_bytes:
         raise ConvMatrixError(
             f"the matrix {spec.matrix_shape} would hold about {nnz:,} stored entries, "
@@ -326,6 +333,8 @@ def _plain(value: Any) -> Any:
     if kind is int or kind is str:
         return value
     if kind is tuple or kind is list:
+        if all(type(v) is int for v in value):  # the common case, without recursion
+            return (kind is tuple, *value)
         return (kind is tuple, *(_plain(v) for v in value))
     raise TypeError(kind)
 
