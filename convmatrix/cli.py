@@ -594,7 +594,7 @@ def _run_matrix(args: argparse.Namespace) -> int:
         raise ConvMatrixError(f"`--save` (={str(args.save)!r}) must end in .npz or .mtx")
     elif (plan.keras is None and args.max_bytes is not None
           and plan.weight_nbytes + nbytes > args.max_bytes):
-        print(save_streamed(_build(args, plan), args.save, args.max_bytes))
+        print(save_streamed(_build(args, plan), args.save, args.max_bytes, name))
         return 0
     _check_memory(args, plan, f"the matrix {name}", nbytes)
     matrix = _build(args, plan).matrix("csr", max_bytes=None)

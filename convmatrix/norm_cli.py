@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -110,11 +111,11 @@ def _layer_object(layer: Any) -> Any:
     return conv
 
 
-def save_streamed(layer: Any, path: Path, max_bytes: int) -> str:
+def save_streamed(layer: Any, path: Path, max_bytes: int, name: str = "C") -> str:
     """Write the matrix of ``layer`` in row blocks of about ``max_bytes / 4`` each.
 
-    See :func:`convmatrix.save_matrix`; blocks never split less than one channel's rows
-    before they are built, so the peak is the larger of a block and one channel's rows.
+    See :func:`convmatrix.save_matrix`. Blocks are built one channel range at a time (at
+    least one channel's rows), so a budget below one channel's rows is refused.
     """
     from convmatrix.blocks import _row_kind
     from convmatrix.save import save_matrix
@@ -124,6 +125,14 @@ def save_streamed(layer: Any, path: Path, max_bytes: int) -> str:
     nnz = kind[0].spec.nnz_upper_bound() if kind is not None else rows * cols
     per_row = max(1.0, nnz / max(rows, 1)) * (layer.dtype.itemsize + 8)
     rows_per_block = max(1, int(max_bytes / 4 / per_row))
+    if kind is not None:
+        spec, forward = kind[0].spec, kind[1]
+        pixels = math.prod(spec.output_size if forward else spec.input_size)
+        if pixels * per_row > max_bytes:
+            raise ConvMatrixError(
+                f"the matrix {name} streams at least one channel's rows at a time, about "
+                f"{pixels * per_row / 1024:.1f} KiB, over `--max-bytes` (={max_bytes}); "
+                f"raise `--max-bytes`")
     written = save_matrix(layer, path, rows_per_block=rows_per_block)
     return (f"streamed {rows}×{cols} (over --max-bytes) in blocks of {rows_per_block:,} rows "
             f"to {written}")

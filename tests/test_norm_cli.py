@@ -55,7 +55,7 @@ def test_matrix_save_streams_over_max_bytes(tmp_path, capsys, suffix, monkeypatc
     monkeypatch.setattr(conv_module.Conv, "_build_matrix",
                         lambda *a: pytest.fail("built the whole matrix"))
     argv = ["matrix", "--input", "2,8,8", "--kernel", "3,2,3,3", "--padding", "1",
-            "--save", str(path), "--max-bytes", "4000"]
+            "--save", str(path), "--max-bytes", "30K"]  # C ≈ 35 KiB, one channel ≈ 15 KiB
     assert main(argv) == 0
     assert "streamed 192×128 (over --max-bytes)" in capsys.readouterr().out
     monkeypatch.undo()
