@@ -332,3 +332,25 @@ def test_flat_output_is_a_shape_difference_compared_after_reshape():
     with pytest.raises(ConvMismatch, match=r"no geometry within") as info:
         assert_conv_equal(lambda x: reference.conv(x, w, padding=1).ravel()[:5], layer)
     assert info.value.differences == {"shape": ((2, 6), (5,))}
+
+
+def test_offset_differences_against_the_layers_bias():
+    w = rng("bias").standard_normal((2, 1, 3))
+    biased = cm.Conv(w, (1, 6), padding=1, bias=[1.0, -2.0])
+    # fn forgets the bias: the match is the layer without one
+    with pytest.raises(ConvMismatch, match="only the offset differs") as info:
+        assert_conv_equal(lambda x: reference.conv(x, w, padding=1), biased)
+    assert info.value.differences == {"offset": ((1.0, -2.0), (0.0, 0.0))}
+    assert info.value.match is not None and info.value.match.bias is None
+    # the right bias with another geometry: only the geometry differs
+    with pytest.raises(ConvMismatch) as info:
+        assert_conv_equal(lambda x: reference.conv(x, w, padding=2)
+                          + np.array([1.0, -2.0])[:, None], biased)
+    assert info.value.differences == {"shape": ((2, 6), (2, 8)),
+                                      "padding": (((1, 1),), ((2, 2),))}
+    np.testing.assert_array_equal(info.value.match.bias, [1.0, -2.0])
+    # an offset varying within a channel is no bias: named, but no match
+    with pytest.raises(ConvMismatch) as info:
+        assert_conv_equal(lambda x: reference.conv(x, w, padding=1) + np.arange(6.0), biased)
+    assert info.value.differences == {"offset": ((1.0, -2.0), "varies within output channels")}
+    assert info.value.match is None

@@ -266,25 +266,26 @@ def assert_conv_equal(
             f"of the largest response" + (f"; fn computes {name}(layer(x))" if name else ""))
         raise ConvMismatch(_message(layer, lines), differences, None)
 
-    bias = None
-    offset_ok = True
+    # the offset: fn(0) against the layer's bias (per output channel when shapes differ)
+    layer_bias = None if layer.bias is None else tuple(float(v) for v in layer.bias)
+    per_channel = channel_offsets(lin.zero, fn_shape) if fn_shape else None
     if fn_shape == layer_shape:
         expected_offset = np.asarray(layer.offset(), dtype=float)
         offset_ok = bool(np.all(np.abs(lin.zero - expected_offset)
                                 <= atol + rtol * np.abs(expected_offset)))
-    elif lin.has_offset():
+    elif per_channel is None:
         offset_ok = False
+    else:
+        want = np.zeros(len(per_channel)) if layer_bias is None else np.array(layer_bias)
+        offset_ok = want.shape == (len(per_channel),) and bool(
+            np.all(np.abs(np.array(per_channel) - want) <= atol + rtol * np.abs(want)))
+    # the bias of a matching layer: fn's per-channel offset (None: no bias; no match if varying)
+    bias = None if per_channel is None or not any(per_channel) else np.array(per_channel)
     if not offset_ok:
-        per_channel = channel_offsets(lin.zero, fn_shape)
-        layer_bias = None if getattr(layer, "bias", None) is None else tuple(
-            float(v) for v in np.asarray(layer.bias))
         differences["offset"] = (layer_bias, per_channel if per_channel is not None
                                  else "varies within output channels")
-        bias = None if per_channel is None else np.array(per_channel)
         lines.append(f"offset: fn(0) = {_offset_text(lin.zero, fn_shape)}; the layer adds "
                      f"{'no bias' if layer_bias is None else f'bias {layer_bias}'}")
-    elif fn_shape == layer_shape and lin.has_offset():
-        bias = None if layer.bias is None else np.asarray(layer.bias)
 
     fn_matrix = None
     if fn_shape == layer_shape:
@@ -296,8 +297,9 @@ def assert_conv_equal(
             if offset_ok:
                 lines.append("the values match: only the shape of fn's output differs")
                 raise ConvMismatch(_message(layer, lines), differences, None)
-            match = None if "shape" in differences else _with_bias(layer, bias)
-            lines.append("the linear part matches: fn adds an offset the layer does not have")
+            match = (None if "shape" in differences or per_channel is None
+                     else geometry_of(layer).layer(bias=bias))
+            lines.append("the linear part matches: only the offset differs")
             raise ConvMismatch(_message(layer, lines, match), differences, match)
         lines += _wrong_lines(layer, fn_matrix, wrong, rtol, atol)
 
@@ -313,7 +315,7 @@ def assert_conv_equal(
     match = None
     if found:
         differences.update(found[0].differences)
-        match = found[0].geometry.layer(bias=bias)
+        match = None if per_channel is None else found[0].geometry.layer(bias=bias)
         lines.append(f"diagnosis: {_diagnosis_line(layer, found[0])}.")
         lines.append(f"  fn computes exactly {match!r}")
         for other in found[1:]:
@@ -336,12 +338,6 @@ def _reshaped(fn: Callable[[np.ndarray], Any], shape: tuple[int, ...], batched: 
         out = as_numpy(fn(x))
         return out.reshape((out.shape[0], *shape) if batched else shape)
     return wrapped
-
-
-def _with_bias(layer: ConvLayer, bias: np.ndarray | None) -> ConvLayer | None:
-    if bias is None:
-        return None
-    return geometry_of(layer).layer(bias=bias)
 
 
 def _offset_text(zero: np.ndarray, shape: tuple[int, ...]) -> str:
