@@ -169,7 +169,7 @@ def bench_save(repeat: int) -> None:
     sizes = [csr_bytes(block) for _, _, build in
              cm_blocks.block_plan(layer, rows_per_block)[:1] for block in [build()]]
     block = sizes[0]
-    with tempfile.TemporaryDirectory(dir=Path.cwd()) as folder:
+    with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "big.npz"
         start = time.perf_counter()
         peak, _ = traced_peak(lambda: cm.save_matrix(layer, path,
