@@ -16,6 +16,10 @@ import scipy.sparse as sp
 
 __all__ = ["figures_available", "overlap_maps_png", "overlap_png", "sparsity_png"]
 
+MAX_MARKERS = 1_000_000  # stored entries drawn one by one; above, a grid of occupied cells
+MAX_BARS = 2_000  # 1-D overlap counts drawn as bars; above, as a step line
+_DENSITY_BINS = 1_000
+
 
 def figures_available() -> bool:
     """Whether matplotlib can be imported (figures are skipped otherwise)."""
@@ -82,12 +86,21 @@ def sparsity_png(matrix: sp.sparray, title: str, *, xlabel: str, ylabel: str) ->
         ax.imshow(dense.reshape(rows, cols), cmap="Blues", vmin=0, vmax=1.25,
                   interpolation="nearest", aspect="auto")
         title = f"{title}\nevery stored entry = {values[0]:g}"
-    else:
+    elif coo.nnz <= MAX_MARKERS:
         size = max(0.05, min(4.0, 3000.0 / max(rows, cols)))
         ax.plot(coo.col, coo.row, linestyle="none", marker="s", markersize=size,
                 color="#1f4e79")
         ax.set_xlim(-0.5, cols - 0.5)
         ax.set_ylim(rows - 0.5, -0.5)
+    else:  # too many entries to draw one by one: which cells of a grid hold any
+        bins_r, bins_c = min(rows, _DENSITY_BINS), min(cols, _DENSITY_BINS)
+        cell = (coo.row.astype(np.int64) * bins_r // rows) * bins_c + (
+            coo.col.astype(np.int64) * bins_c // cols)
+        occupied = np.bincount(cell, minlength=bins_r * bins_c).reshape(bins_r, bins_c) > 0
+        ax.imshow(np.where(occupied, 1.0, np.nan), cmap="Blues", vmin=0, vmax=1.25,
+                  interpolation="nearest", aspect="auto", extent=(-0.5, cols - 0.5,
+                                                                  rows - 0.5, -0.5))
+        title = f"{title}\n(shaded: grid cells holding a stored entry)"
     _integer_ticks(ax)
     ax.set_title(f"{title}\n{rows}×{cols}, {coo.nnz:,} stored entries", fontsize=10)
     ax.set_xlabel(xlabel)
@@ -117,7 +130,12 @@ def overlap_png(counts: np.ndarray, title: str, *, pixels: str = "output") -> by
     if counts.ndim == 1:
         fig = _figure(6.4, 3.2)
         ax = fig.add_subplot()
-        ax.bar(np.arange(counts.size), counts, color="#1f4e79")
+        if counts.size <= MAX_BARS:
+            ax.bar(np.arange(counts.size), counts, color="#1f4e79")
+        else:  # one bar per pixel would take minutes to draw: the same values as steps
+            ax.step(np.arange(counts.size), counts, where="mid", color="#1f4e79",
+                    linewidth=0.8)
+            ax.set_xlim(-0.5, counts.size - 0.5)
         ax.set_xlabel(f"{pixels} position")
         ax.set_ylabel("terms landing there" if pixels == "output" else "reads")
     else:

@@ -233,3 +233,24 @@ def test_layer_report_refuses_a_layer_over_its_memory_budget():
         report.layer_report(small, figures=False, max_bytes=1024)
     assert "All checks passed." in report.layer_report(small, figures=False,
                                                        max_bytes=None).markdown
+
+
+def test_large_figures_are_not_drawn_one_artist_per_value(monkeypatch):
+    # a 10⁶-pixel 1-D report drew 10⁶ bars (minutes); a large block drew every entry
+    pytest.importorskip("matplotlib")
+    from matplotlib.axes import Axes
+
+    from convmatrix import figures
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("one artist per value")
+
+    monkeypatch.setattr(Axes, "bar", refuse)
+    png = figures.overlap_png(np.tile([1, 2], 2000), "reads", pixels="input")
+    assert png.startswith(b"\x89PNG")
+    monkeypatch.setattr(figures, "MAX_MARKERS", 100)
+    monkeypatch.setattr(Axes, "plot", refuse)
+    matrix = cm.Conv(np.ones((1, 1, 3, 3)), (1, 30, 30), padding=1).matrix()
+    assert matrix.nnz > 100
+    png = figures.sparsity_png(matrix, "C", xlabel="column", ylabel="row")
+    assert png.startswith(b"\x89PNG")
