@@ -141,7 +141,7 @@ def bench_big(repeat: int, tol: float = 1e-4) -> None:
     cols = layer.matrix_shape[1]
     nnz = layer.spec.nnz_upper_bound()
     print(f"{layer!r}")
-    print(f"  CSR would hold {nnz:,} entries, {nnz * 12 / 1e9:.0f} GB (float64 + int32 "
+    print(f"  CSR would hold {nnz:,} entries, {nnz * 12 / GIB:.0f} GiB (float64 + int32 "
           f"indices); the guard refuses it:")
     try:
         layer.matrix()

@@ -101,9 +101,10 @@ def matrix_blocks(layer: Layer, rows_per_block: int | None = None) -> Iterator[s
         block = build()
         if block.shape[0] <= step:
             yield block
-            continue
-        for start in range(0, block.shape[0], step):
-            yield sp.csr_array(block[start:start + step])
+        else:
+            for start in range(0, block.shape[0], step):
+                yield sp.csr_array(block[start:start + step])
+        del block  # one block alive at a time: drop it before building the next
 
 
 BlockPlan = list[tuple[int, int, Callable[[], sp.csr_array]]]

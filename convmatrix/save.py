@@ -18,6 +18,7 @@ __all__ = ["save_matrix"]
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
 _COPY_ENTRIES = 1 << 20  # entries converted or formatted per step
+_COPY_BYTES = 1 << 22  # bytes copied per step from the temporary files
 
 
 def save_matrix(layer: Layer, path: str | os.PathLike[str], *,
@@ -87,8 +88,7 @@ def _index_dtype(layer: Layer) -> np.dtype[Any]:
 
 def _append(stream: IO[bytes], array: np.ndarray, dtype: np.dtype[Any]) -> None:
     for start in range(0, array.size, _COPY_ENTRIES):
-        stream.write(np.ascontiguousarray(array[start:start + _COPY_ENTRIES],
-                                          dtype=dtype).tobytes())
+        stream.write(np.ascontiguousarray(array[start:start + _COPY_ENTRIES], dtype=dtype).data)
 
 
 def _write_npz(layer: Layer, blocks: Any, target: Path, folder: Path) -> None:
@@ -102,6 +102,7 @@ def _write_npz(layer: Layer, blocks: Any, target: Path, folder: Path) -> None:
             _append(data, block.data, data_dtype)
             indptr_parts.append(block.indptr[1:].astype(np.int64) + nnz)
             nnz += int(block.nnz)
+            del block  # the generator builds the next block while this name would hold it
     indptr = np.concatenate(indptr_parts).astype(index_dtype)
     del indptr_parts
     partial = target.with_name(target.name + ".partial")
@@ -127,7 +128,7 @@ def _member_from_file(zf: zipfile.ZipFile, name: str, source: Path, dtype: np.dt
               "shape": (count,)}
     with zf.open(name, "w", force_zip64=True) as stream, open(source, "rb") as raw:
         np.lib.format.write_array_header_1_0(stream, header)
-        while chunk := raw.read(_COPY_ENTRIES * 16):
+        while chunk := raw.read(_COPY_BYTES):
             stream.write(chunk)
 
 
@@ -164,11 +165,12 @@ def _write_mtx(layer: Layer, blocks: Any, target: Path, folder: Path) -> None:
                                fmt=fmt)
             nnz += int(block.nnz)
             first_row += block.shape[0]
+            del block, indptr
     partial = target.with_name(target.name + ".partial")
     with open(partial, "wb") as out, open(body, "rb") as entries_file:
         out.write(f"%%MatrixMarket matrix coordinate {field} general\n"
                   f"% written block by block by convmatrix.save_matrix\n"
                   f"{rows} {cols} {nnz}\n".encode("ascii"))
-        while chunk := entries_file.read(1 << 24):
+        while chunk := entries_file.read(_COPY_BYTES):
             out.write(chunk)
     partial.replace(target)

@@ -497,6 +497,7 @@ def _hoelder_bound(layer: Layer) -> float:
         magnitude = abs(block)
         row_max = max(row_max, float(magnitude.sum(axis=1).max(initial=0.0)))
         column_sums += magnitude.sum(axis=0)
+        del block, magnitude
     return math.sqrt(row_max * float(column_sums.max(initial=0.0)))
 
 
