@@ -35,6 +35,7 @@ from convmatrix.layers.base import Adjoint, Layer, shape_text
 from convmatrix.layers.conv import Conv, ConvTranspose
 from convmatrix.layers.identity import Identity
 from convmatrix.layers.keras import KerasConv
+from convmatrix.layers.keras_stack import ChannelsLast
 from convmatrix.layers.sequential import Sequential
 from convmatrix.paths import constant_response, interior_mask, path_counts
 
@@ -55,7 +56,8 @@ def spatial_axes(layer: Layer) -> tuple[int, ...]:
     inner = layer
     while isinstance(inner, Sequential):
         inner = inner.layers[-1]
-    if isinstance(inner, KerasConv) and inner.data_format == "channels_last":
+    if ((isinstance(inner, KerasConv) and inner.data_format == "channels_last")
+            or isinstance(inner, ChannelsLast)):
         return tuple(range(ndim - 1))
     return tuple(range(1, ndim))
 
@@ -363,6 +365,11 @@ def _(layer: Conv) -> tuple[list[list[AxisStep] | None], int]:
 @axis_steps.register(KerasConv)
 def _(layer: KerasConv) -> tuple[list[list[AxisStep] | None], int] | None:
     return axis_steps(layer.torch)
+
+
+@axis_steps.register(ChannelsLast)
+def _(layer: ChannelsLast) -> tuple[list[list[AxisStep] | None], int] | None:
+    return axis_steps(layer.core)
 
 
 @axis_steps.register(Adjoint)

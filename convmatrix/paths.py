@@ -36,6 +36,7 @@ from convmatrix.frameworks.layout import channels_last_matrix
 from convmatrix.layers.base import Adjoint, Layer
 from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
 from convmatrix.layers.keras import KerasConv
+from convmatrix.layers.keras_stack import ChannelsLast
 from convmatrix.layers.sequential import Sequential
 
 __all__ = ["constant_response", "interior_mask", "path_counts", "path_matrix"]
@@ -78,6 +79,12 @@ def _(layer: KerasConv) -> sp.csr_array:
         return core
     return sp.csr_array(channels_last_matrix(core, layer.torch.input_shape,
                                              layer.torch.output_shape))
+
+
+@path_matrix.register
+def _(layer: ChannelsLast) -> sp.csr_array:
+    return sp.csr_array(channels_last_matrix(path_matrix(layer.core), layer.core.input_shape,
+                                             layer.core.output_shape))
 
 
 @path_matrix.register
@@ -178,6 +185,23 @@ def _own_interior(layer: Layer) -> np.ndarray:
     pattern = path_matrix(layer)
     per_row = np.diff(pattern.indptr)
     return (per_row == per_row.max(initial=0)) & (per_row > 0)
+
+
+def _channels_last(mask: np.ndarray, core_shape: tuple[int, ...]) -> np.ndarray:
+    return np.moveaxis(mask.reshape(core_shape), 0, -1).ravel()
+
+
+@_own_interior.register
+def _(layer: KerasConv) -> np.ndarray:
+    own = _own_interior(layer.torch)
+    if layer.data_format != "channels_last":
+        return own
+    return _channels_last(own, layer.torch.output_shape)
+
+
+@_own_interior.register
+def _(layer: ChannelsLast) -> np.ndarray:
+    return _channels_last(_own_interior(layer.core), layer.core.output_shape)
 
 
 @_own_interior.register

@@ -260,3 +260,30 @@ def test_sub_pixel_convolution_even_with_icnr_uneven_with_random_weights(init):
     else:
         assert np.unique(centre).size > 1 and actual.verdict == "checkerboard"
         assert actual.period == (4, 4)
+
+
+def test_keras_channels_last_stacks_count_like_torch():
+    torch = pytest.importorskip("torch")
+    from convmatrix.layers.keras_stack import ChannelsLast
+
+    def keras_t(filters, shape):
+        config = {"filters": filters, "kernel_size": [3, 3], "strides": [2, 2],
+                  "padding": "valid", "data_format": "channels_last", "dilation_rate": [1, 1],
+                  "output_padding": None}
+        kernel = np.ones((3, 3, filters, shape[-1]))
+        return cm.from_keras({"class_name": "Conv2DTranspose", "config": config}, kernel, shape)
+
+    first = keras_t(2, (4, 4, 1))
+    second = keras_t(1, first.output_shape)
+    up = ChannelsLast(cm.Upsample((1, *second.output_shape[:2]), scale_factor=2), "UpSampling2D")
+    stack = cm.Sequential([first, second, up])
+    live = torch.nn.Sequential(torch.nn.ConvTranspose2d(1, 2, 3, stride=2, bias=False),
+                               torch.nn.ConvTranspose2d(2, 1, 3, stride=2, bias=False),
+                               torch.nn.Upsample(scale_factor=2)).double()
+    for module in live[:2]:
+        torch.nn.init.ones_(module.weight)
+    expected = np.moveaxis(_torch_map(live, (1, 4, 4)), 0, -1)
+    np.testing.assert_array_equal(stack.overlap_counts(), expected)
+    verdict = stack.checkerboard()
+    assert verdict.law_agrees is True and verdict.period == (8, 8)
+    assert verdict.interior_values == tuple(2 * v for v in (1, 2, 3, 4, 6, 9))
