@@ -1,9 +1,10 @@
 """Benchmark a DCGAN generator as one sparse matrix: the chosen product order vs naive orders.
 
-Run from the repository root::
+Run from the repository root (``PYTHONPATH=.`` makes it measure this checkout, not an
+installed copy)::
 
-    python benchmarks/bench_stack.py               # the full generator (channels 512/256/128/64)
-    python benchmarks/bench_stack.py --width 4     # channels divided by 4 (a quick run)
+    PYTHONPATH=. python benchmarks/bench_stack.py --generator-only --repeat 1   # full size
+    PYTHONPATH=. python benchmarks/bench_stack.py --width 8 --max-flops 1e10    # a quick run
 
 The generator (Radford et al. 2016): ``z`` (100×1×1) → ConvTranspose(100, 512, 4, 1, 0) →
 512×4×4 → ConvTranspose(·, ·, 4, 2, 1) to 256×8×8, 128×16×16, 64×32×32 and 3×64×64 (five

@@ -328,3 +328,9 @@ def test_large_factors_on_a_narrow_product_are_built_in_row_blocks():
                                atol=1e-12)
     x = r.standard_normal(stack.input_shape)
     np.testing.assert_allclose(plan.matrix() @ x.ravel(), stack(x).ravel(), rtol=1e-11)
+    # the adjoint multiplies from the other side: the large factors go in column blocks
+    adjoint = stack.T.plan()
+    assert adjoint.order == (0, (1, 2))
+    assert adjoint.column_blocks and not adjoint.blocks
+    np.testing.assert_allclose(adjoint.matrix().toarray(), expected.T.toarray(), rtol=1e-12,
+                               atol=1e-12)

@@ -69,6 +69,7 @@ class _Node:
     peak: float  # bytes held at once while forming it
     order: Order
     blocks: tuple[tuple[int, int], ...] = ()  # (leaf, parts): a factor built in row blocks
+    column_blocks: tuple[tuple[int, int], ...] = ()  # ... in column blocks
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,9 @@ class ProductPlan:
         blocks of output channels (:attr:`blocks`), each multiplied and dropped in turn.
     blocks : dict of int to int
         Leaf index → number of row blocks it is built in (absent: built whole).
+    column_blocks : dict of int to int
+        Leaf index → number of column blocks (a large factor multiplied from the left by a
+        product with fewer entries).
     """
 
     layers: tuple[Layer, ...]
@@ -99,6 +103,7 @@ class ProductPlan:
     flops: float
     peak_bytes: float
     blocks: dict[int, int]
+    column_blocks: dict[int, int]
 
     def matrix(self, format: SparseFormat = "csr", *,
                max_bytes: int | None = DEFAULT_MAX_BYTES) -> sp.sparray:
@@ -120,7 +125,7 @@ class ProductPlan:
                 f"the stack's matrix needs an estimated {self.peak_bytes / 2**30:.2f} GiB at "
                 f"its peak (product order {self.order}), over `max_bytes` "
                 f"(={budget / 2**30:.2f} GiB); pass a larger max_bytes (or None) to build it")
-        product = _evaluate(self.layers, self.order, budget, self.blocks)
+        product = _evaluate(self.layers, self.order, budget, self.blocks, self.column_blocks)
         return product.asformat(format)
 
     def __str__(self) -> str:
@@ -160,13 +165,46 @@ def _row_blocks(layer: Layer, parts: int) -> list[Layer] | None:
     return blocks
 
 
+def _column_blocks(layer: Layer, parts: int) -> list[Layer] | None:
+    """The layer split by input channels into ``parts`` layers whose matrices sit side by side.
+
+    Only for ungrouped convolutions and transposed convolutions (None otherwise).
+    """
+    from convmatrix.layers.conv import Conv, ConvTranspose
+
+    if parts <= 1 or not isinstance(layer, Conv | ConvTranspose) or layer.groups != 1:
+        return None
+    channels, spatial = layer.input_shape[0], layer.input_shape[1:]
+    bounds = np.linspace(0, channels, min(parts, channels) + 1).astype(int)
+    blocks: list[Layer] = []
+    for lo, hi in itertools.pairwise(bounds.tolist()):
+        if isinstance(layer, Conv):
+            blocks.append(Conv(layer.weight[:, lo:hi], (hi - lo, *spatial), stride=layer.stride,
+                               padding=layer.padding, dilation=layer.dilation,
+                               padding_mode=layer.padding_mode))
+        else:
+            blocks.append(ConvTranspose(layer.weight[lo:hi], (hi - lo, *spatial),
+                                        stride=layer.stride, padding=layer.padding,
+                                        output_padding=layer.output_padding,
+                                        dilation=layer.dilation))
+    return blocks
+
+
 def _evaluate(layers: tuple[Layer, ...], order: Order, max_bytes: int | None,
-              blocks: dict[int, int]) -> sp.sparray:
+              blocks: dict[int, int], column_blocks: dict[int, int]) -> sp.sparray:
     """Build leaves only when needed and drop each operand after its product."""
     if isinstance(order, int):
         return sp.csr_array(layers[order].matrix("csr", max_bytes=max_bytes))
     first, second = order
-    earlier = _evaluate(layers, first, max_bytes, blocks)
+    columns = (_column_blocks(layers[first], column_blocks.get(first, 1))
+               if isinstance(first, int) else None)
+    if columns is not None:  # the later product first, then one column block at a time
+        later = _evaluate(layers, second, max_bytes, blocks, column_blocks)
+        parts = [sp.csr_array(later @ piece.matrix("csr", max_bytes=max_bytes))
+                 for piece in columns]
+        del later
+        return sp.csr_array(sp.hstack(parts, format="csr"))
+    earlier = _evaluate(layers, first, max_bytes, blocks, column_blocks)
     pieces = (_row_blocks(layers[second], blocks.get(second, 1))
               if isinstance(second, int) else None)
     if pieces is not None:
@@ -174,7 +212,7 @@ def _evaluate(layers: tuple[Layer, ...], order: Order, max_bytes: int | None,
                 for piece in pieces]
         del earlier
         return sp.csr_array(sp.vstack(rows, format="csr"))
-    later = _evaluate(layers, second, max_bytes, blocks)
+    later = _evaluate(layers, second, max_bytes, blocks, column_blocks)
     product = later @ earlier
     del earlier, later
     return sp.csr_array(product)
@@ -225,18 +263,26 @@ class _Estimator:
         earlier_size = _nbytes(earlier.nnz, earlier.rows, self.itemsize)
         later_size = _nbytes(later.nnz, later.rows, self.itemsize)
         blocks = earlier.blocks + later.blocks
-        parts, leaf = 1, later.order
-        if isinstance(leaf, int) and self.blockable[leaf]:
+        column_blocks = earlier.column_blocks + later.column_blocks
+        peak = max(earlier.peak, earlier_size + later.peak, earlier_size + later_size + size)
+        leaf = later.order
+        if isinstance(leaf, int) and self.blockable[leaf]:  # the later factor in row blocks
             parts = min(math.ceil(later_size / max(size, earlier_size, 1.0)),
                         self.layers[leaf].output_shape[0])
-        if parts > 1 and isinstance(leaf, int):  # built and multiplied in row blocks
-            blocks += ((leaf, parts),)
-            peak = max(earlier.peak, earlier_size + later_size / parts + 2 * size)
-        else:
-            peak = max(earlier.peak, earlier_size + later.peak, earlier_size + later_size + size)
+            blocked = max(earlier.peak, earlier_size + later_size / parts + 2 * size)
+            if parts > 1 and blocked < peak:
+                peak, blocks = blocked, (*blocks, (leaf, parts))
+        leaf = earlier.order
+        if isinstance(leaf, int) and self.blockable[leaf] and len(blocks) == len(
+                earlier.blocks + later.blocks):  # the earlier factor in column blocks
+            parts = min(math.ceil(earlier_size / max(size, later_size, 1.0)),
+                        self.layers[leaf].input_shape[0])
+            blocked = max(later.peak, later_size + earlier_size / parts + 2 * size)
+            if parts > 1 and blocked < peak:
+                peak, column_blocks = blocked, (*column_blocks, (leaf, parts))
         return _Node(earlier.start, later.stop, later.rows, earlier.cols, nnz, flops,
                      earlier.cost + later.cost + flops + nnz, peak, (earlier.order, later.order),
-                     blocks)
+                     blocks, column_blocks)
 
     def best(self) -> _Node:
         """Dynamic programming over the chain: the order of least flops + entries written."""
@@ -383,7 +429,7 @@ class Sequential(Layer):
         else:
             node = estimator.of(_check_order(order, len(chain)))
         return ProductPlan(chain, node.order, node.nnz, node.cost - node.nnz, node.peak,
-                           dict(node.blocks))
+                           dict(node.blocks), dict(node.column_blocks))
 
     def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
         plan = self.plan()
