@@ -137,3 +137,14 @@ def test_explain_sampled_terms_are_guarded():
     with pytest.raises(cm.ConvMatrixError, match=r"would derive 16 outputs holding up to "
                        r"401,408 w·x terms, over `max_terms` \(=100,000\)"):
         sym.explain((512, 512, 7, 7), (512, 14, 14), padding=3, max_terms=100_000)
+
+
+def test_a_long_period_is_elided_in_the_law_and_the_verdict():
+    # k = 3 taps land on residues 0, 1, 2 of the stride 1000: counts 1, 1, 1, then 997 zeros
+    axis = sym.checkerboard((1, 1, 3), (1, 40), stride=1000).axes[0]
+    law, sentence = axis.law(), axis.describe()
+    assert law.endswith("1 for j ≡ 2, 0 for j ≡ 3, 0 for j ≡ 4, 0 for j ≡ 5, 0 for j ≡ 6, …, "
+                        "0 for j ≡ 999 (mod 1000), for 2 ≤ j ≤ 39000")
+    assert "cycle through 1, 1, 1, 0, 0, 0, 0, …, 0 (period 1000)" in sentence
+    assert r"\dots,\ 0 \text{ for } j \equiv 999 \pmod{1000}" in axis.law(latex=True)
+    assert len(str(sym.explain((1, 1, 3), (1, 40), transpose=True, stride=1000))) < 4000

@@ -65,7 +65,8 @@ def conv_matrix(weight_shape: Sequence[int], input_shape: Sequence[int], *, weig
         :func:`~convmatrix.symbolic.weight_symbols`.
     max_terms : int or None, optional
         Refuse, before any work, a matrix with more rows or weight terms than this (default
-        ``10**6``, about a minute and a GiB of SymPy objects); None: no limit.
+        ``10**6``: about a minute and 200 MiB of SymPy objects, see
+        ``benchmarks/bench_symbolic_guard.py``); None: no limit.
     **geometry
         ``stride``, ``padding``, ``dilation``, ``groups``, ``padding_mode`` as in
         :func:`convmatrix.conv_matrix`.

@@ -122,7 +122,8 @@ def conv_outputs(weight_shape: Sequence[int], input_shape: Sequence[int], *,
         ``x_{c,i,j}``.
     max_terms : int or None, optional
         Refuse, before any work, a layer with more outputs or ``w·x`` terms than this (default
-        ``10**6``: about a minute and a GiB of SymPy objects); None: no limit. The count is
+        ``10**6``: about a minute and 200 MiB of SymPy objects, see
+        ``benchmarks/bench_symbolic_guard.py``); None: no limit. The count is
         exact and closed-form (:meth:`convmatrix.ConvSpec.nnz_upper_bound`).
     **geometry
         ``stride``, ``padding``, ``dilation``, ``groups``, ``padding_mode``.

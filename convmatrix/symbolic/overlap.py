@@ -333,8 +333,10 @@ class AxisOverlap:
                   if self.dilation == 1 else
                   f"the dilated taps (every {self.dilation}) hit the stride-{self.stride} "
                   f"grid unevenly")
-        return (f"{where}: interior counts cycle through "
-                f"{', '.join(map(str, self.interior_counts[:self.period]))} (period "
+        cycle = [str(self.interior_counts[r]) for r in _shown_residues(self.period)]
+        if len(cycle) < self.period:
+            cycle.insert(-1, "…")
+        return (f"{where}: interior counts cycle through {', '.join(cycle)} (period "
                 f"{self.period}) because {reason}")
 
     def __repr__(self) -> str:
@@ -418,13 +420,27 @@ class AxisOverlap:
             if self.even:
                 return rf"{counts[0]} \text{{ everywhere}}"
             parts = [rf"{counts[(r + self.padding) % self.stride]} \text{{ for }} j \equiv {r}"
-                     for r in range(self.period)]
+                     for r in _shown_residues(self.period)]
+            if len(parts) < self.period:
+                parts.insert(-1, r"\dots")
             return r",\ ".join(parts) + rf" \pmod{{{self.period}}}"
         if self.even:
             return f"{counts[0]} everywhere"
         parts = [f"{counts[(r + self.padding) % self.stride]} for j ≡ {r}"
-                 for r in range(self.period)]
+                 for r in _shown_residues(self.period)]
+        if len(parts) < self.period:
+            parts.insert(-1, "…")
         return ", ".join(parts) + f" (mod {self.period})"
+
+
+MAX_RESIDUES_SHOWN = 8  # residues of a period written out before eliding the middle
+
+
+def _shown_residues(period: int) -> list[int]:
+    """The residues a law writes out: all, or the first few and the last of a long period."""
+    if period <= MAX_RESIDUES_SHOWN:
+        return list(range(period))
+    return [*range(MAX_RESIDUES_SHOWN - 1), period - 1]
 
 
 def _divisors(value: int) -> list[int]:
