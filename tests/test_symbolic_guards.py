@@ -148,3 +148,28 @@ def test_a_long_period_is_elided_in_the_law_and_the_verdict():
     assert "cycle through 1, 1, 1, 0, 0, 0, 0, …, 0 (period 1000)" in sentence
     assert r"\dots,\ 0 \text{ for } j \equiv 999 \pmod{1000}" in axis.law(latex=True)
     assert len(str(sym.explain((1, 1, 3), (1, 40), transpose=True, stride=1000))) < 4000
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: sym.weight_symbols((64, 64, 300, 300)), r"would make 368,640,000 symbols w_\{…\}"),
+    (lambda: sym.input_symbols((3, 10**5, 10**5)), r"30,000,000,000 symbols x_\{…\}"),
+    (lambda: sym.round_trip_sizes(2, 3, stride=10**9), r"up to 1,000,000,000 input sizes"),
+])
+def test_the_symbol_and_size_helpers_are_guarded_too(call, match):
+    with pytest.raises(cm.ConvMatrixError, match=match + r".*over `max_terms` \(=1,000,000\)"):
+        call()
+
+
+def test_the_helpers_still_answer_below_the_limit():
+    assert sym.weight_symbols((1, 1, 2), max_terms=2).shape == (1, 1, 2)
+    # a transposed layer with input size 2 and stride 3 can produce 3 sizes (brute force)
+    expected = {}
+    for m in range(3, 30):
+        if cm.conv_output_shape((1, 1, 3), (1, m), stride=3)[1] != 2:
+            continue
+        for a in range(3):
+            if cm.conv_transpose_output_shape((1, 1, 3), (1, 2), stride=3,
+                                              output_padding=a)[1] == m:
+                expected[m] = a
+    assert expected == {6: 0, 7: 1, 8: 2}
+    assert sym.round_trip_sizes(2, 3, stride=3, max_terms=3) == expected

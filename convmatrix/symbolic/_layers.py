@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ import sympy
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.spec import ConvSpec, conv_spec, conv_transpose_spec
+from convmatrix.symbolic._guard import DEFAULT_MAX_TERMS, check_max_terms
 
 __all__ = [
     "LayerGeometry",
@@ -32,7 +34,8 @@ def layer_spec(weight_shape: Sequence[int], input_shape: Sequence[int], transpos
     return conv_spec(weight_shape, input_shape, **geometry)
 
 
-def symbol_array(name: str, shape: Sequence[int], skip_leading: int = 0) -> np.ndarray:
+def symbol_array(name: str, shape: Sequence[int], skip_leading: int = 0, *,
+                 max_terms: int | None = DEFAULT_MAX_TERMS) -> np.ndarray:
     """Object array of symbols ``name_{i,j,...}`` (C order), dropping leading unit axes.
 
     ``skip_leading`` leading axes are left out of the subscript when they all have size 1
@@ -40,6 +43,12 @@ def symbol_array(name: str, shape: Sequence[int], skip_leading: int = 0) -> np.n
     """
     shape = tuple(shape)
     drop = skip_leading if all(v == 1 for v in shape[:skip_leading]) else 0
+    check_max_terms(max_terms)
+    count = math.prod(shape)
+    if max_terms is not None and count > max_terms:
+        raise ConvMatrixError(
+            f"shape {shape} would make {count:,} symbols {name}_{{…}}, over `max_terms` "
+            f"(={max_terms:,}); pass a larger max_terms (or max_terms=None) to make them anyway")
     symbols = [sympy.Symbol(f"{name}_{{{','.join(map(str, index[drop:]))}}}")
                for index in itertools.product(*(range(v) for v in shape))]
     array = np.empty(len(symbols), dtype=object)
@@ -67,30 +76,36 @@ class LazySymbols:
         return symbol
 
 
-def weight_symbols(weight_shape: Sequence[int], name: str = "w") -> np.ndarray:
+def weight_symbols(weight_shape: Sequence[int], name: str = "w", *,
+                   max_terms: int | None = DEFAULT_MAX_TERMS) -> np.ndarray:
     """Symbols for every weight element: ``w_{o,i,ky,kx}`` (torch layout of the layer).
 
     For a transposed layer the layout is its own, ``(C_in, C_out/groups, *k)``, so the symbol
     ``w_{i,o,ky,kx}`` is ``weight[i, o, ky, kx]``. Channel indices are omitted when both channel
-    axes have size 1.
+    axes have size 1. More than ``max_terms`` symbols (default ``10**6``; None: no limit) are
+    refused before any is made.
 
     Examples
     --------
     >>> weight_symbols((1, 1, 2, 2)).tolist()
     [[[[w_{0,0}, w_{0,1}], [w_{1,0}, w_{1,1}]]]]
     """
-    return symbol_array(name, weight_shape, skip_leading=2)
+    return symbol_array(name, weight_shape, skip_leading=2, max_terms=max_terms)
 
 
-def input_symbols(input_shape: Sequence[int], name: str = "x") -> np.ndarray:
+def input_symbols(input_shape: Sequence[int], name: str = "x", *,
+                  max_terms: int | None = DEFAULT_MAX_TERMS) -> np.ndarray:
     """Symbols for every input element: ``x_{c,i,j}`` (channel omitted for one channel).
+
+    More than ``max_terms`` symbols (default ``10**6``; None: no limit) are refused before any
+    is made.
 
     Examples
     --------
     >>> input_symbols((2, 1, 2)).ravel().tolist()
     [x_{0,0,0}, x_{0,0,1}, x_{1,0,0}, x_{1,0,1}]
     """
-    return symbol_array(name, input_shape, skip_leading=1)
+    return symbol_array(name, input_shape, skip_leading=1, max_terms=max_terms)
 
 
 def as_object_array(values: Any, shape: tuple[int, ...], name: str) -> np.ndarray:

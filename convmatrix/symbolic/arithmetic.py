@@ -14,6 +14,7 @@ import sympy
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.spec import ConvSpec, conv_output_shape, conv_transpose_output_shape
+from convmatrix.symbolic._guard import DEFAULT_MAX_TERMS, check_max_terms
 from convmatrix.symbolic.symbols import a, d, k, n, p, p_after, p_before, s
 
 __all__ = [
@@ -104,7 +105,8 @@ def round_trip_output_padding(n_in: int, kernel: int, stride: int = 1, padding: 
 
 
 def round_trip_sizes(n_out: int, kernel: int, stride: int = 1, padding: int = 0,
-                     dilation: int = 1) -> dict[int, int]:
+                     dilation: int = 1, *,
+                     max_terms: int | None = DEFAULT_MAX_TERMS) -> dict[int, int]:
     """Every forward input size with output size ``n_out``, and the ``output_padding`` for it.
 
     A transposed layer with input size ``n_out`` can produce any of these sizes; its
@@ -114,6 +116,9 @@ def round_trip_sizes(n_out: int, kernel: int, stride: int = 1, padding: int = 0,
     ----------
     n_out, kernel, stride, padding, dilation : int
         One axis: the forward output size (the transposed layer's input size) and geometry.
+    max_terms : int or None, optional
+        Refuse a stride above this (the answer has one entry per stride residue); default
+        ``10**6``, None: no limit.
 
     Returns
     -------
@@ -132,6 +137,12 @@ def round_trip_sizes(n_out: int, kernel: int, stride: int = 1, padding: int = 0,
                              ("padding", padding, 0), ("dilation", dilation, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConvMatrixError(f"`{name}` (={value!r}) must be an int >= {low}")
+    check_max_terms(max_terms)
+    if max_terms is not None and stride > max_terms:
+        raise ConvMatrixError(
+            f"round_trip_sizes would list up to {stride:,} input sizes (one per residue of "
+            f"`stride` (={stride})), over `max_terms` (={max_terms:,}); pass a larger "
+            f"max_terms (or max_terms=None) to list them anyway")
     smallest = (n_out - 1) * stride + dilation * (kernel - 1) + 1 - 2 * padding
     sizes = {}
     for n_in in range(max(1, smallest), smallest + stride):
