@@ -7,6 +7,11 @@ import zlib
 import numpy as np
 
 
+def seed(*key: object) -> int:
+    """A seed derived from the test's own parameters (for torch.manual_seed and the like)."""
+    return zlib.crc32(repr(key).encode())
+
+
 def rng(*key: object) -> np.random.Generator:
     """A generator seeded from the test's own parameters, so ``-k`` never changes the data.
 
@@ -15,4 +20,4 @@ def rng(*key: object) -> np.random.Generator:
     >>> float(rng("a", 1).standard_normal()) == float(rng("a", 1).standard_normal())
     True
     """
-    return np.random.default_rng(zlib.crc32(repr(key).encode()))
+    return np.random.default_rng(seed(*key))

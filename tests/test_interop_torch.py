@@ -6,12 +6,12 @@ Complements tests/test_frameworks.py (2-D Jacobians, forward-conv grid). Skips w
 from __future__ import annotations
 
 import itertools
-import zlib
 
 import numpy as np
 import pytest
 
 import convmatrix as cm
+from tests.helpers import rng as seeded_rng
 
 torch = pytest.importorskip("torch")
 jacrev = pytest.importorskip("torch.func").jacrev
@@ -56,7 +56,7 @@ def test_jacobian_of_conv_transpose_modules_in_1d_and_3d(ndim, stride, padding,
 
 
 def _random_transpose(ndim, groups, draw):
-    rng = np.random.default_rng(zlib.crc32(repr(("transpose", ndim, groups, draw)).encode()))
+    rng = seeded_rng("transpose", ndim, groups, draw)
     kernel = [int(v) for v in rng.integers(1, 4, ndim)]
     stride = [int(v) for v in rng.integers(1, 4, ndim)]
     dilation = [int(v) for v in rng.integers(1, 3, ndim)]
@@ -100,7 +100,8 @@ def test_output_size_accepts_torch_forms():
     for size in ([8, 7], [1, 3, 8, 7], torch.Size([8, 7])):
         expected = module(y, output_size=size).detach().numpy()
         CT = cm.torch_matrix(module, (2, 4, 3), output_size=size)
-        np.testing.assert_allclose(CT @ y.numpy().ravel(), expected.ravel(), rtol=1e-12)
+        np.testing.assert_allclose(CT @ y.numpy().ravel(), expected.ravel(), rtol=1e-12,
+                                   atol=1e-12)  # the module's weights are random: some y ≈ 0
     with pytest.raises(cm.ConvMatrixError, match="only to ConvTranspose"):
         cm.torch_matrix(torch.nn.Conv2d(2, 3, 3), (2, 5, 5), output_size=(3, 3))
 

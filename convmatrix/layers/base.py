@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
@@ -229,8 +229,44 @@ class Layer(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._describe()})"
 
+    def summary_markdown(self) -> str:
+        """A Markdown table of what the layer is: its shapes, its matrix and its dtype.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import convmatrix as cm
+        >>> print(cm.Conv(np.ones((1, 1, 2)), (1, 3)).summary_markdown())
+        `Conv(1→1, 1×3 → 1×2, kernel 2)`
+        <BLANKLINE>
+        | input | output | matrix | dtype |
+        |---|---|---|---|
+        | 1×3 | 1×2 | 2×3 | float64 |
+        """
+        rows, columns = self.matrix_shape
+        return "\n".join([
+            f"`{self!r}`", "", "| input | output | matrix | dtype |", "|---|---|---|---|",
+            f"| {shape_text(self.input_shape)} | {shape_text(self.output_shape)} | "
+            f"{rows}×{columns} | {self.dtype} |"])
+
     def _repr_markdown_(self) -> str:
-        return f"`{self!r}`"
+        """Jupyter's rendering: the summary table (layer kinds with an explanation add it)."""
+        return self.summary_markdown()
+
+    def _explained_markdown(self, explain: Callable[[], Any]) -> str:
+        """The summary followed by ``explain()``'s Markdown, or by why there is none."""
+        try:
+            explanation = explain()
+        except ConvMatrixError as error:  # over the symbolic size guard
+            return f"{self.summary_markdown()}\n\n*No symbolic explanation: {error}*"
+        return f"{self.summary_markdown()}\n\n{explanation.to_markdown()}"
+
+    @staticmethod
+    def _explained_latex(explain: Callable[[], Any]) -> str | None:
+        try:
+            return str(explain()._repr_latex_())
+        except ConvMatrixError:
+            return None
 
 
 class Adjoint(Layer):
