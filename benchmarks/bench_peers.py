@@ -146,8 +146,9 @@ def small_layers() -> None:
 def resnet(repeat: int) -> None:
     print("## ResNet layers: forward, transposed CSR, value refresh (float64)\n")
     print("| layer | forward s | write bound s | forward/bound | Cᵀ as CSR s | Cᵀ CSR/forward "
-          "| refresh (like=) s | refresh/forward | layer.matrix(weight=) s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| refresh (like=) s | refresh/forward | layer.matrix(weight=) s "
+          "| in place (out=) s | in place/forward |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     rng = np.random.default_rng(0)
     for label, wshape, ishape, geometry in [
         ("stage 64×56×56 → 64, 3×3 pad 1", (64, 64, 3, 3), (64, 56, 56), {"padding": 1}),
@@ -165,13 +166,14 @@ def resnet(repeat: int) -> None:
         layer = cm.Conv(weight, ishape, **geometry)
         kept = layer.matrix()
         t_layer = best(lambda lay=layer, w=other: lay.matrix(weight=w), repeat)
+        t_inplace = best(lambda lay=layer, w=other, c=kept: lay.matrix(weight=w, out=c), repeat)
         del forward, kept
         gc.collect()
         t_tcsr = best(lambda s=spec, w=weight: cm.spec_matrix(s, w, transpose=True,
                                                               format="csr"), repeat)
         print(f"| {label} | {t_fwd:.4f} | {bound:.4f} | {t_fwd / bound:.2f} | {t_tcsr:.4f} | "
               f"{t_tcsr / t_fwd:.2f} | {t_refresh:.4f} | {t_refresh / t_fwd:.2f} | "
-              f"{t_layer:.4f} |")
+              f"{t_layer:.4f} | {t_inplace:.4f} | {t_inplace / t_fwd:.2f} |")
     print()
 
 

@@ -177,14 +177,15 @@ def _template(format: str, shape: tuple[int, int]) -> sp.sparray:
     return template
 
 
-def _like_arrays(like: Any, lay: Layout, format: str) -> tuple[np.ndarray, np.ndarray]:
+def _like_arrays(like: Any, lay: Layout, format: str,
+                 name: str = "like") -> tuple[np.ndarray, np.ndarray]:
     """The ``(indptr, indices)`` a refresh reuses, checked against the layout.
 
     A CSC matrix's arrays are those of the CSR of its transpose, which is what the layout
     describes, so both formats share them as they are.
     """
     if format == "coo":
-        raise ConvMatrixError("`like` works with format 'csr' or 'csc', not 'coo'")
+        raise ConvMatrixError(f"`{name}` works with format 'csr' or 'csc', not 'coo'")
     expected_shape = lay.shape if format == "csr" else lay.shape[::-1]
     indptr, indices = getattr(like, "indptr", None), getattr(like, "indices", None)
     if (getattr(like, "format", None) != format or tuple(like.shape) != expected_shape
@@ -192,9 +193,10 @@ def _like_arrays(like: Any, lay: Layout, format: str) -> tuple[np.ndarray, np.nd
             or indices.shape != (lay.nnz,) or indices.dtype != lay.index_dtype
             or indptr.shape != (lay.shape[0] + 1,) or int(indptr[-1]) != lay.nnz):
         raise ConvMatrixError(
-            f"`like` ({getattr(like, 'format', type(like).__name__)} {getattr(like, 'shape', '')}"
-            f") is not a matrix built by convmatrix for this layer as {format.upper()} "
-            f"{expected_shape} with {lay.nnz:,} stored entries; build one first without `like`"
+            f"`{name}` ({getattr(like, 'format', type(like).__name__)} "
+            f"{getattr(like, 'shape', '')}) is not a matrix built by convmatrix for this layer "
+            f"as {format.upper()} "
+            f"{expected_shape} with {lay.nnz:,} stored entries; build one first without `{name}`"
         )
     # its row pointers must be this layout's (O(rows), far below the entries): a pattern
     # edited in place, e.g. by eliminate_zeros(), changes them
@@ -204,8 +206,8 @@ def _like_arrays(like: Any, lay: Layout, format: str) -> tuple[np.ndarray, np.nd
         write_indptr(lay, expected)
     if not np.array_equal(indptr, expected):
         raise ConvMatrixError(
-            "`like` has the right shape but not this layer's pattern (its row pointers "
-            "differ: was it edited in place, e.g. by eliminate_zeros()?); build without `like`"
+            f"`{name}` has the right shape but not this layer's pattern (its row pointers "
+            f"differ: was it edited in place, e.g. by eliminate_zeros()?); build without `{name}`"
         )
     return indptr, indices
 
@@ -218,6 +220,7 @@ def spec_matrix(
     format: SparseFormat | None = None,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
     like: sp.sparray | None = None,
+    out: sp.sparray | None = None,
 ) -> sp.sparray:
     """Matrix ``C`` of a convolution given as a :class:`ConvSpec` (or ``Cᵀ`` if ``transpose``).
 
@@ -245,6 +248,10 @@ def spec_matrix(
         the values) and only the new values are gathered. ``like`` itself is not modified;
         editing the shared index arrays in place later (e.g. ``eliminate_zeros()``) changes
         both matrices, so copy one first if you need that.
+    out : scipy.sparse array, optional
+        In-place value refresh: a matrix as for ``like`` whose dtype is the weight's; the new
+        values are written into ``out.data`` (no allocation at all) and ``out`` is returned.
+        Every matrix sharing ``out``'s data sees the new values.
 
     Returns
     -------
@@ -289,6 +296,16 @@ def spec_matrix(
     if like is None:
         _guard(spec, w.dtype, max_bytes, transpose, format, known)
     lay = layout(spec, rows) if known is None else known
+    if out is not None:
+        if like is not None:
+            raise ConvMatrixError("give `like` or `out`, not both (`out` is refreshed in place)")
+        if getattr(out, "dtype", None) != w.dtype:
+            raise ConvMatrixError(
+                f"`out` has dtype {getattr(out, 'dtype', type(out).__name__)} but the weight "
+                f"has {w.dtype}: an in-place refresh keeps the matrix's dtype")
+        _like_arrays(out, lay, format, "out")  # the same pattern, or a named refusal
+        write_data(lay, box_values(lay, block_weights(spec, w, rows)), out.data)
+        return out
     reuse = None if like is None else _like_arrays(like, lay, format)
     small = lay.small
     fast = None if reuse is not None or small is None else small.values(w, lay.padding_mode)

@@ -251,3 +251,38 @@ def test_layers_print_short_and_render_fully_in_jupyter():
     text = huge._repr_markdown_()
     assert text.startswith("`Conv(1→1, 1×20000000 → 1×2") and "No symbolic explanation" in text
     assert "max_terms" in text and huge._repr_latex_() is None
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize(("kind", "weight_shape", "input_shape", "geometry"), [
+    (cm.Conv, (3, 2, 3, 3), (2, 7, 6), {"padding": 1, "stride": 2}),
+    (cm.Conv, (2, 1, 5), (2, 4), {"padding": 3, "padding_mode": "reflect", "groups": 2}),
+    (cm.ConvTranspose, (2, 3, 3, 2), (2, 4, 5), {"stride": 2, "output_padding": 1}),
+])
+def test_in_place_refresh_equals_a_fresh_build(fmt, kind, weight_shape, input_shape, geometry):
+    data = seeded("refresh", fmt, weight_shape, geometry)
+    layer = kind(data.standard_normal(weight_shape), input_shape, **geometry)
+    C = layer.matrix(fmt)
+    new = data.standard_normal(weight_shape)
+    assert layer.matrix(fmt, weight=new, out=C) is C
+    fresh = kind(new, input_shape, **geometry)
+    expected = np.stack([fresh(e.reshape(input_shape)).ravel()
+                         for e in np.eye(int(np.prod(input_shape)))], axis=1)
+    np.testing.assert_allclose(C.toarray(), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_in_place_refresh_refuses_what_it_cannot_overwrite():
+    layer = cm.Conv(np.ones((1, 1, 3)), (1, 6), padding=1)
+    C = layer.matrix()
+    with pytest.raises(cm.ConvMatrixError, match="`out` has dtype int64"):
+        layer.matrix(weight=np.ones((1, 1, 3)), out=C.astype(np.int64))
+    with pytest.raises(cm.ConvMatrixError, match="`out` needs `weight`"):
+        layer.matrix(out=C)
+    edited = C.copy()
+    edited.data[0] = 0
+    edited.eliminate_zeros()
+    with pytest.raises(cm.ConvMatrixError, match=r"`out` .* is not a matrix built by convmatrix"):
+        layer.matrix(weight=np.ones((1, 1, 3)), out=edited)
+    other = cm.Conv(np.ones((1, 1, 3)), (1, 7), padding=1).matrix()
+    with pytest.raises(cm.ConvMatrixError, match=r"`out` .* is not a matrix built by convmatrix"):
+        layer.matrix(weight=np.ones((1, 1, 3)), out=other)

@@ -83,7 +83,8 @@ class ConvLayer(Layer):
         return self.weight.dtype
 
     def matrix(self, format: SparseFormat = "csr", *,
-               max_bytes: int | None = DEFAULT_MAX_BYTES, weight: Any = None) -> sp.sparray:
+               max_bytes: int | None = DEFAULT_MAX_BYTES, weight: Any = None,
+               out: sp.sparray | None = None) -> sp.sparray:
         """The exact sparse matrix of the layer, optionally with other weight values.
 
         Parameters
@@ -99,6 +100,10 @@ class ConvLayer(Layer):
             index arrays and only the new values are gathered (value refresh; see
             :func:`convmatrix.spec_matrix`'s ``like``), which is about twice as fast as a
             fresh build. The layer itself keeps its own weight.
+        out : scipy.sparse array, optional
+            With ``weight``: a matrix of this layer (same format and dtype) whose values are
+            overwritten in place and which is returned — no allocation, the fastest refresh
+            (see :func:`convmatrix.spec_matrix`).
 
         Returns
         -------
@@ -113,7 +118,16 @@ class ConvLayer(Layer):
         >>> C2 = conv.matrix(weight=np.full((1, 1, 3, 3), 2.0))   # shares C's index arrays
         >>> C2.indices is C.indices, bool(abs(C2 - 2 * C).max() == 0)
         (True, True)
+        >>> conv.matrix(weight=np.full((1, 1, 3, 3), 3.0), out=C2) is C2    # in place
+        True
+        >>> bool(abs(C2 - 3 * C).max() == 0)
+        True
         """
+        if out is not None:
+            if weight is None:
+                raise ConvMatrixError("`out` needs `weight`: it refreshes a matrix's values")
+            return spec_matrix(self.spec, _as_weight(weight), transpose=self._transposed_flag(),
+                               format=format, max_bytes=max_bytes, out=out)
         if weight is None:
             matrix = super().matrix(format, max_bytes=max_bytes)
         else:
