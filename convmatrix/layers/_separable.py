@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.layers.base import Layer
+from convmatrix.layers.base import ShapedLayer
 from convmatrix.sparse import SparseFormat
 
 __all__ = ["SeparableLayer", "as_int", "as_shape", "axis_matrix", "per_axis"]
@@ -62,7 +62,7 @@ def axis_matrix(rows: np.ndarray, cols: np.ndarray, values: np.ndarray,
     return sp.csr_array(matrix)
 
 
-class SeparableLayer(Layer):
+class SeparableLayer(ShapedLayer):
     """A layer whose matrix is the Kronecker product of one matrix per sample axis.
 
     Subclasses give :meth:`_axis_matrices` (one sparse matrix per axis of the sample, the

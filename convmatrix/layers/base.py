@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from convmatrix.linop import LayerOperator
     from convmatrix.verification import VerificationResult
 
-__all__ = ["Adjoint", "Layer", "check_max_bytes", "shape_text"]
+__all__ = ["Adjoint", "Layer", "ShapedLayer", "check_max_bytes", "shape_text"]
 
 _FORMATS: tuple[str, ...] = get_args(SparseFormat)
 
@@ -250,23 +250,44 @@ class Layer(ABC):
             f"{rows}×{columns} | {self.dtype} |"])
 
     def _repr_markdown_(self) -> str:
-        """Jupyter's rendering: the summary table (layer kinds with an explanation add it)."""
-        return self.summary_markdown()
+        """Jupyter's rendering: the summary, and the whole explanation where there is one.
 
-    def _explained_markdown(self, explain: Callable[[], Any]) -> str:
-        """The summary followed by ``explain()``'s Markdown, or by why there is none."""
+        Layer kinds with an ``explain()`` (convolutions) add it; a layer over the symbolic size
+        guard says why it is not derived.
+        """
+        explain = getattr(self, "explain", None)
+        if explain is None:
+            return self.summary_markdown()
         try:
             explanation = explain()
-        except ConvMatrixError as error:  # over the symbolic size guard
+        except ConvMatrixError as error:
             return f"{self.summary_markdown()}\n\n*No symbolic explanation: {error}*"
         return f"{self.summary_markdown()}\n\n{explanation.to_markdown()}"
 
-    @staticmethod
-    def _explained_latex(explain: Callable[[], Any]) -> str | None:
+    def _repr_latex_(self) -> str | None:
+        """The explanation as LaTeX, for layer kinds that have one (None otherwise)."""
+        explain = getattr(self, "explain", None)
         try:
-            return str(explain()._repr_latex_())
+            return None if explain is None else str(explain()._repr_latex_())
         except ConvMatrixError:
             return None
+
+
+class ShapedLayer(Layer):
+    """A layer that stores its shapes: subclasses set ``_input_shape`` and ``_output_shape``."""
+
+    _input_shape: tuple[int, ...]
+    _output_shape: tuple[int, ...]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input sample."""
+        return self._input_shape
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """Shape of one output sample."""
+        return self._output_shape
 
 
 class Adjoint(Layer):

@@ -268,14 +268,6 @@ class ConvLayer(Layer):
         return explain_spec(self.spec, self._transposed_flag(), title=self._title(),
                             weight=None if x is None else self.weight, x=x)
 
-    def _repr_markdown_(self) -> str:
-        """Jupyter's rendering: the summary and the whole symbolic explanation."""
-        return self._explained_markdown(self.explain)
-
-    def _repr_latex_(self) -> str | None:
-        """The explanation as LaTeX (None when the layer is too large to derive)."""
-        return self._explained_latex(self.explain)
-
     def report(self, x: Any = None) -> str:
         """A Markdown derivation report of the layer (text only; the CLI adds figures)."""
         from convmatrix.report import layer_report

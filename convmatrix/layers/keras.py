@@ -109,14 +109,6 @@ class KerasConv(Layer):
         return explain_spec(self.torch.spec, self._converted.transpose, title=self.class_name,
                             weight=None if x is None else self.torch.weight, x=x_first)
 
-    def _repr_markdown_(self) -> str:
-        """Jupyter's rendering: the summary and the whole symbolic explanation."""
-        return self._explained_markdown(self.explain)
-
-    def _repr_latex_(self) -> str | None:
-        """The explanation as LaTeX (None when the layer is too large to derive)."""
-        return self._explained_latex(self.explain)
-
     def report(self, x: Any = None) -> str:
         """A Markdown derivation report (text only; the CLI adds figures)."""
         from convmatrix.report import layer_report

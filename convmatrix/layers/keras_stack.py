@@ -43,16 +43,6 @@ class Repeat(SeparableLayer):
                                                       strict=True)))
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        """``(C, *spatial)``."""
-        return self._input_shape
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        """``(C, *spatial · size)``."""
-        return self._output_shape
-
-    @property
     def dtype(self) -> np.dtype[Any]:
         """int64: a selection."""
         return np.dtype(np.int64)

@@ -71,19 +71,9 @@ class BatchNorm(SeparableLayer):
             raise ConvMatrixError(
                 f"`running_var` + `eps` (={eps!r}) must be positive for every channel")
         self.eps = float(eps)
-        self._input_shape = shape
+        self._input_shape = self._output_shape = shape
         self.scale = self.weight / np.sqrt(self.running_var + self.eps)
         self.shift = self.bias - self.running_mean * self.scale
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """``(C, *spatial)``."""
-        return self._input_shape
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        """The input shape."""
-        return self._input_shape
 
     def _axis_matrices(self) -> list[sp.csr_array | None]:
         return [sp.csr_array(sp.diags_array(self.scale, format="csr")),

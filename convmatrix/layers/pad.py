@@ -133,16 +133,6 @@ class Pad(SeparableLayer):
                            np.ones(len(kept), dtype=np.int64), (size, n))
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        """``(C, *spatial)``."""
-        return self._input_shape
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        """The padded (or cropped) shape."""
-        return self._output_shape
-
-    @property
     def dtype(self) -> np.dtype[Any]:
         """int64: the matrix selects (and, for reflect/replicate/circular, repeats)."""
         return np.dtype(np.int64)

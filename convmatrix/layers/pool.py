@@ -117,16 +117,6 @@ class AvgPool(SeparableLayer):
         self._output_shape = (shape[0], *sizes)
         self._axes = [None, *(self._axis(axis) for axis in range(ndim))]
 
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """``(C, *spatial)``."""
-        return self._input_shape
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        """``(C, *pooled)``."""
-        return self._output_shape
-
     def _axis(self, axis: int) -> sp.csr_array:
         n, out = self._input_shape[axis + 1], self._output_shape[axis + 1]
         k, s = self.kernel_size[axis], self.stride[axis]

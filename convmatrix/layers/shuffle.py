@@ -10,28 +10,18 @@ import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.layers._separable import as_int, as_shape
-from convmatrix.layers.base import Layer, shape_text
+from convmatrix.layers.base import Layer, ShapedLayer, shape_text
 from convmatrix.sparse import SparseFormat
 
 __all__ = ["PixelShuffle", "PixelUnshuffle"]
 
 
-class _Permutation(Layer):
+class _Permutation(ShapedLayer):
     """A layer that moves every input entry to one output position."""
 
     _input_shape: tuple[int, ...]
     _output_shape: tuple[int, ...]
     factor: int
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """``(C, H, W)`` of one sample."""
-        return self._input_shape
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        """The rearranged shape."""
-        return self._output_shape
 
     @property
     def dtype(self) -> np.dtype[Any]:

@@ -204,16 +204,6 @@ class Upsample(SeparableLayer):
             for axis, (n, o) in enumerate(zip(shape[1:], out, strict=True))]
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        """``(C, *spatial)``."""
-        return self._input_shape
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        """``(C, *resized)``."""
-        return self._output_shape
-
-    @property
     def dtype(self) -> np.dtype[Any]:
         """int64 for the nearest modes (a selection), float64 otherwise."""
         return np.dtype(np.int64 if self.mode.startswith("nearest") else np.float64)
