@@ -302,6 +302,25 @@ def conv(
     return out
 
 
+def _scatter_taps(buffer: np.ndarray, y: np.ndarray, weight: np.ndarray, groups: int,
+                  s: tuple[int, ...], d: tuple[int, ...]) -> None:
+    """Add every kernel tap's contribution of ``y`` into ``buffer`` (the full, uncropped grid).
+
+    ``weight[c, j, *tap]`` carries channel ``c`` of ``y`` (per group) to channel ``j`` of the
+    buffer: entry ``i`` of ``y`` lands, through tap ``t``, at position ``i·s + t·d``.
+    """
+    per_group_in, per_group_out = y.shape[0] // groups, weight.shape[1]
+    for g in range(groups):
+        ys = y[g * per_group_in:(g + 1) * per_group_in]
+        ws = weight[g * per_group_in:(g + 1) * per_group_in]
+        outs = slice(g * per_group_out, (g + 1) * per_group_out)
+        for tap in itertools.product(*(range(k) for k in weight.shape[2:])):
+            window = tuple(slice(t * dd, t * dd + (nn - 1) * ss + 1, ss)
+                           for t, dd, nn, ss in zip(tap, d, y.shape[1:], s, strict=True))
+            taps: tuple[Any, ...] = (slice(None), slice(None), *tap)
+            buffer[(outs, *window)] += np.tensordot(ws[taps], ys, axes=(0, 0))
+
+
 def conv_transpose(
     y: Any,
     weight: Any,
@@ -382,20 +401,10 @@ def conv_transpose(
             f"`padding`={padding!r} and `output_padding`={output_padding!r} has shape "
             f"{tuple(out_size)}")
 
-    c_in_g = c_in // groups
     # the scatter buffer: every tap's positions, extended (with zeros) to the output window
     buffer_size = [max(f, b + o) for f, (b, _), o in zip(full, pairs, out_size, strict=True)]
     buffer = np.zeros((c_out_g * groups, *buffer_size), dtype=np.result_type(y, weight))
-    for g in range(groups):
-        ys = y[g * c_in_g:(g + 1) * c_in_g]                   # (C_in/g, *n)
-        ws = weight[g * c_in_g:(g + 1) * c_in_g]              # (C_in/g, C_out/g, *k)
-        outs = slice(g * c_out_g, (g + 1) * c_out_g)
-        for tap in itertools.product(*(range(k) for k in kernel)):
-            # the full positions tap t writes for inputs i = 0, 1, ...: i·s + t·d
-            window = tuple(slice(t * dd, t * dd + (nn - 1) * ss + 1, ss)
-                           for t, dd, nn, ss in zip(tap, d, n, s, strict=True))
-            w_tap = ws[(slice(None), slice(None), *tap)]      # (C_in/g, C_out/g)
-            buffer[(outs, *window)] += np.tensordot(w_tap, ys, axes=(0, 0))
+    _scatter_taps(buffer, y, weight, groups, s, d)
     crop = tuple(slice(b, b + o) for (b, _), o in zip(pairs, out_size, strict=True))
     return np.ascontiguousarray(buffer[(slice(None), *crop)])
 
@@ -478,15 +487,5 @@ def conv_adjoint(
             f"{shape} (padded to {tuple(padded)}) produces")
 
     grad = np.zeros((c_in, *padded), dtype=np.result_type(y, weight))
-    c_out_g = c_out // groups
-    for g in range(groups):
-        ys = y[g * c_out_g:(g + 1) * c_out_g]                 # (C_out/g, *out)
-        ws = weight[g * c_out_g:(g + 1) * c_out_g]            # (C_out/g, C_in/g, *k)
-        ins = slice(g * c_in_g, (g + 1) * c_in_g)
-        for tap in itertools.product(*(range(k) for k in kernel)):
-            # the padded positions tap t read for outputs j = 0, 1, ...: j·s + t·d
-            window = tuple(slice(t * dd, t * dd + (o - 1) * ss + 1, ss)
-                           for t, dd, o, ss in zip(tap, d, out, s, strict=True))
-            w_tap = ws[(slice(None), slice(None), *tap)]      # (C_out/g, C_in/g)
-            grad[(ins, *window)] += np.tensordot(w_tap, ys, axes=(0, 0))
+    _scatter_taps(grad, y, weight, groups, s, d)
     return pad_adjoint(grad, pairs, padding_mode)
