@@ -45,7 +45,7 @@ import numpy as np  # noqa: E402
 from scipy.sparse.linalg import LinearOperator, eigsh  # noqa: E402
 
 import convmatrix as cm  # noqa: E402
-from convmatrix import blocks as cm_blocks  # noqa: E402
+from convmatrix.analysis import blocks as cm_blocks  # noqa: E402
 
 GIB = 2**30
 

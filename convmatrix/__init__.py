@@ -11,12 +11,34 @@ from typing import Any
 
 from convmatrix import reference
 from convmatrix._errors import ConvMatrixError
-from convmatrix.cache import cache_nbytes, clear_cache, set_cache_budget
-from convmatrix.frameworks import (
+from convmatrix.adapters import (
     keras_matrix,
     keras_output_shape,
     torch_bias,
     torch_matrix,
+)
+from convmatrix.analysis.save import save_matrix
+from convmatrix.analysis.spectra import (
+    LipschitzBounds,
+    lipschitz,
+    operator_norm,
+    operator_norm_bound,
+    singular_values,
+)
+from convmatrix.build.sparse import (
+    DEFAULT_MAX_BYTES,
+    conv_matrix,
+    conv_transpose_matrix,
+    estimate_nbytes,
+    spec_matrix,
+)
+from convmatrix.cache import cache_nbytes, clear_cache, set_cache_budget
+from convmatrix.geometry.spec import (
+    ConvSpec,
+    conv_output_shape,
+    conv_spec,
+    conv_transpose_output_shape,
+    conv_transpose_spec,
 )
 from convmatrix.layers import (
     Adjoint,
@@ -34,28 +56,6 @@ from convmatrix.layers import (
     Upsample,
     from_keras,
     from_torch,
-)
-from convmatrix.save import save_matrix
-from convmatrix.sparse import (
-    DEFAULT_MAX_BYTES,
-    conv_matrix,
-    conv_transpose_matrix,
-    estimate_nbytes,
-    spec_matrix,
-)
-from convmatrix.spec import (
-    ConvSpec,
-    conv_output_shape,
-    conv_spec,
-    conv_transpose_output_shape,
-    conv_transpose_spec,
-)
-from convmatrix.spectra import (
-    LipschitzBounds,
-    lipschitz,
-    operator_norm,
-    operator_norm_bound,
-    singular_values,
 )
 from convmatrix.verification import VerificationResult, dot_test, verify
 

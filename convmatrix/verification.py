@@ -14,8 +14,8 @@ import numpy as np
 
 from convmatrix import reference
 from convmatrix._errors import ConvMatrixError
-from convmatrix.sparse import _as_weight, spec_matrix
-from convmatrix.spec import ConvSpec, _per_axis, conv_spec, conv_transpose_spec
+from convmatrix.build.sparse import _as_weight, spec_matrix
+from convmatrix.geometry.spec import ConvSpec, _per_axis, conv_spec, conv_transpose_spec
 from convmatrix.typing import ArrayLike, IntOrSeq, PaddingArg, PaddingMode, ShapeLike
 
 __all__ = [

@@ -10,7 +10,7 @@ from tests.helpers import rng as seeded
 
 assume = hypothesis.assume
 
-MODES = list(cm.spec.PADDING_MODES)
+MODES = list(cm.geometry.spec.PADDING_MODES)
 
 
 @st.composite

@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 import convmatrix as cm
-import convmatrix.blocks as blocks
+import convmatrix.analysis.blocks as blocks
 from tests.helpers import rng as seeded
 
 hypothesis = pytest.importorskip("hypothesis")

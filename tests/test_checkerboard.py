@@ -240,7 +240,7 @@ def test_resize_convolution_is_even_as_torch_counts():
 def test_sub_pixel_convolution_even_with_icnr_uneven_with_random_weights(init):
     torch = pytest.importorskip("torch")
     nn = torch.nn
-    from convmatrix.stackfile import kernel_values
+    from convmatrix.reports.stackfile import kernel_values
 
     def modules():
         return [nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.PixelShuffle(2),

@@ -12,8 +12,9 @@ import scipy.io
 import scipy.sparse as sp
 
 import convmatrix as cm
-from convmatrix import reference, report
+from convmatrix import reference
 from convmatrix.cli import main
+from convmatrix.reports import layer as report
 from tests import helpers
 
 

@@ -31,7 +31,7 @@ def test_dask_products_and_reductions_equal_the_matrix():
 def test_chunks_are_built_lazily(monkeypatch):
     layer = cm.ConvTranspose(seeded("lazy").standard_normal((2, 3, 2)), (2, 5), stride=2)
     calls = []
-    import convmatrix.blocks as blocks
+    import convmatrix.analysis.blocks as blocks
 
     original = blocks._channel_block
 

@@ -13,7 +13,7 @@ import pytest
 
 import convmatrix as cm
 from convmatrix import reference
-from convmatrix.frameworks import (
+from convmatrix.adapters import (
     channels_last_matrix,
     keras_layer,
     keras_matrix,

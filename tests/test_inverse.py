@@ -8,7 +8,7 @@ import pytest
 
 import convmatrix as cm
 from convmatrix import reference
-from convmatrix.inverse import InverseAnalysis
+from convmatrix.analysis.inverse import InverseAnalysis
 from tests.helpers import rng as _rng
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import convmatrix as cm
 from convmatrix import reference
-from convmatrix.indices import index_table, stored_entries
+from convmatrix.geometry.indices import index_table, stored_entries
 from tests.helpers import rng as _rng
 
 MODES = ["zeros", "reflect", "replicate", "circular", "symmetric"]
@@ -118,7 +118,7 @@ def test_stem_like_transposed_csr_few_input_channels():
 
 def test_long_single_channel_rows_split_into_chunks():
     # long axes exceed the per-box table (TAIL_ENTRIES): rows are written in chunks
-    from convmatrix.layout import TAIL_ENTRIES
+    from convmatrix.build.layout import TAIL_ENTRIES
 
     n = 3 * TAIL_ENTRIES + 17
     weight = np.array([[[1, -2, 3]]], dtype=np.int64)

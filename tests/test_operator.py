@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 import convmatrix as cm
-import convmatrix.linop as linop
+import convmatrix.analysis.linop as linop
 from convmatrix import reference
 from tests import oracle
 from tests.helpers import rng as seeded

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 import convmatrix as cm
-from convmatrix import reference, report
+from convmatrix import reference
 from convmatrix.cli import main
+from convmatrix.reports import layer as report
 
 REPORTS = Path(__file__).parents[1] / "reports"
 
@@ -157,7 +158,7 @@ def test_math_checker_catches_broken_markdown(broken):
 
 
 def _one_d_report():
-    from convmatrix.weights import make_weight
+    from convmatrix.build.weights import make_weight
 
     layer = cm.ConvTranspose(make_weight((1, 1, 3), "ones"), (1, 5), stride=2)
     return report.layer_report(layer, figures=False)
@@ -200,7 +201,7 @@ def _subscripts(text, name):
     ((3, 1, 2), (3, 4), True),          # transposed: three in, one out
 ])
 def test_x_and_y_index_channels_the_same_way(weight_shape, input_shape, transpose):
-    from convmatrix.weights import make_weight
+    from convmatrix.build.weights import make_weight
 
     build = cm.ConvTranspose if transpose else cm.Conv
     layer = build(make_weight(weight_shape, "ones"), input_shape)
@@ -237,7 +238,7 @@ def test_large_figures_are_not_drawn_one_artist_per_value(monkeypatch):
     pytest.importorskip("matplotlib")
     from matplotlib.axes import Axes
 
-    from convmatrix import figures
+    from convmatrix.reports import figures
 
     def refuse(*args, **kwargs):
         raise AssertionError("one artist per value")

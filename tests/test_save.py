@@ -8,7 +8,7 @@ import scipy.io
 import scipy.sparse as sp
 
 import convmatrix as cm
-import convmatrix.save as save
+import convmatrix.analysis.save as save
 from tests.helpers import rng as seeded
 
 LAYERS = {

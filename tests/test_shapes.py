@@ -1,4 +1,4 @@
-"""Shape arithmetic (convmatrix.shapes) against brute-force enumeration of windows."""
+"""Shape arithmetic (convmatrix.geometry.shapes) against brute-force enumeration of windows."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from convmatrix import shapes
+from convmatrix.geometry import shapes
 
 
 def _windows(padded: int, span: int, stride: int) -> int:

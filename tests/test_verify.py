@@ -76,7 +76,7 @@ def test_verify_catches_a_spec_that_drops_output_padding(monkeypatch):
     args = {"stride": 2, "padding": 1, "output_padding": 1}
     weight = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
     assert cm.verify(weight, (1, 4, 4), transpose=True, **args).passed
-    real = cm.spec.conv_transpose_spec
+    real = cm.geometry.spec.conv_transpose_spec
 
     def drops_output_padding(weight_shape, input_shape, **geometry):
         return real(weight_shape, input_shape, **{**geometry, "output_padding": 0})
@@ -92,7 +92,7 @@ def test_verify_catches_a_spec_that_swaps_padding_sides(monkeypatch):
     args = {"padding": ((2, 0), (0, 1))}
     weight = np.arange(1.0, 13.0).reshape(2, 1, 2, 3)
     assert cm.verify(weight, (1, 5, 6), **args).passed
-    real = cm.spec.conv_spec
+    real = cm.geometry.spec.conv_spec
 
     def swaps_sides(weight_shape, input_shape, *, padding, **geometry):
         swapped = tuple((after, before) for before, after in padding)

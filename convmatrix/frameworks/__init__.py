@@ -1,26 +1,13 @@
-"""Framework adapters: the matrix of a real Keras layer or torch module, in its own layout.
+"""Deprecated package: the framework adapters live in :mod:`convmatrix.adapters` now."""
 
-Adapters only translate a layer into a :class:`~convmatrix.spec.ConvSpec` plus a torch-layout
-weight; the matrix always comes from the one builder. Neither Keras nor torch is imported unless
-a function that needs a live object is called.
-"""
+import warnings
 
-from convmatrix.frameworks.keras import (
-    KerasLayer,
-    keras_layer,
-    keras_matrix,
-    keras_output_shape,
+warnings.warn(
+    "convmatrix.frameworks is deprecated and will be removed in convmatrix 0.3; "
+    "import convmatrix.adapters instead",
+    DeprecationWarning,
+    stacklevel=2,
 )
-from convmatrix.frameworks.layout import channels_last_matrix, channels_last_permutation
-from convmatrix.frameworks.torch import torch_bias, torch_matrix
 
-__all__ = [
-    "KerasLayer",
-    "channels_last_matrix",
-    "channels_last_permutation",
-    "keras_layer",
-    "keras_matrix",
-    "keras_output_shape",
-    "torch_bias",
-    "torch_matrix",
-]
+from convmatrix.adapters import *  # noqa: E402, F403
+from convmatrix.adapters import __all__  # noqa: E402, F401

@@ -11,8 +11,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.build.sparse import SparseFormat
 from convmatrix.layers.base import ShapedLayer
-from convmatrix.sparse import SparseFormat
 
 __all__ = ["SeparableLayer", "as_int", "as_shape", "axis_matrix", "per_axis"]
 

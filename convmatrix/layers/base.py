@@ -11,12 +11,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.sparse import DEFAULT_MAX_BYTES, SparseFormat
+from convmatrix.build.sparse import DEFAULT_MAX_BYTES, SparseFormat
 
 if TYPE_CHECKING:
-    from convmatrix.checkerboard import Checkerboard, Weights
-    from convmatrix.inverse import InverseAnalysis
-    from convmatrix.linop import LayerOperator
+    from convmatrix.analysis.checkerboard import Checkerboard, Weights
+    from convmatrix.analysis.inverse import InverseAnalysis
+    from convmatrix.analysis.linop import LayerOperator
     from convmatrix.verification import VerificationResult
 
 __all__ = ["Adjoint", "Layer", "ShapedLayer", "check_max_bytes", "shape_text"]
@@ -129,22 +129,22 @@ class Layer(ABC):
     def operator(self) -> LayerOperator:
         """The linear part as a matrix-free ``scipy.sparse.linalg.LinearOperator``.
 
-        See :class:`convmatrix.linop.LayerOperator`: ``matvec``/``matmat`` apply the layer,
+        See :class:`convmatrix.analysis.linop.LayerOperator`: ``matvec``/``matmat`` apply the layer,
         ``rmatvec``/``rmatmat`` its exact adjoint, and :meth:`matrix` is never built.
         """
-        from convmatrix.linop import LayerOperator
+        from convmatrix.analysis.linop import LayerOperator
 
         return LayerOperator(self)
 
     def matrix_blocks(self, rows_per_block: int | None = None) -> Iterator[sp.csr_array]:
-        """:meth:`matrix` as CSR row blocks; see :func:`convmatrix.blocks.matrix_blocks`."""
-        from convmatrix.blocks import matrix_blocks
+        """:meth:`matrix` as CSR row blocks; see :func:`convmatrix.analysis.blocks.matrix_blocks`."""
+        from convmatrix.analysis.blocks import matrix_blocks
 
         return matrix_blocks(self, rows_per_block)
 
     def to_dask(self, row_chunks: int | None = None) -> Any:
-        """:meth:`matrix` as a lazy dask array; see :func:`convmatrix.distributed.to_dask`."""
-        from convmatrix.distributed import to_dask
+        """:meth:`matrix` as a lazy dask array; see :func:`convmatrix.analysis.distributed.to_dask`."""
+        from convmatrix.analysis.distributed import to_dask
 
         return to_dask(self, row_chunks)
 
@@ -197,19 +197,19 @@ class Layer(ABC):
                              ) -> InverseAnalysis:
         """Why :attr:`T` is not the inverse: ``MᵀM``, rank, null space, least-squares inverse.
 
-        See :func:`convmatrix.inverse.transpose_vs_inverse`.
+        See :func:`convmatrix.analysis.inverse.transpose_vs_inverse`.
         """
-        from convmatrix.inverse import transpose_vs_inverse
+        from convmatrix.analysis.inverse import transpose_vs_inverse
 
         return transpose_vs_inverse(self, x, seed=seed)
 
     def overlap_counts(self) -> np.ndarray:
         """Weight paths landing on each output pixel with every learnable weight 1.
 
-        An int64 array of shape :attr:`output_shape`; see :mod:`convmatrix.paths` for what
+        An int64 array of shape :attr:`output_shape`; see :mod:`convmatrix.analysis.paths` for what
         counts as a path (merged padding taps, fixed-weight layers, stacks).
         """
-        from convmatrix.paths import path_counts
+        from convmatrix.analysis.paths import path_counts
 
         return path_counts(self)
 
@@ -217,9 +217,9 @@ class Layer(ABC):
         """The checkerboard verdict: period, interior values, imbalance, per-axis law.
 
         ``weights="ones"`` judges :meth:`overlap_counts`; ``"actual"`` the layer's own response
-        to a constant input. See :func:`convmatrix.checkerboard.checkerboard`.
+        to a constant input. See :func:`convmatrix.analysis.checkerboard.checkerboard`.
         """
-        from convmatrix.checkerboard import checkerboard
+        from convmatrix.analysis.checkerboard import checkerboard
 
         return checkerboard(self, weights)
 

@@ -13,10 +13,10 @@ import scipy.sparse as sp
 
 from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
-from convmatrix.apply import conv_apply, conv_apply_adjoint
+from convmatrix.build.apply import conv_apply, conv_apply_adjoint
+from convmatrix.build.sparse import DEFAULT_MAX_BYTES, SparseFormat, _as_weight, spec_matrix
+from convmatrix.geometry.spec import ConvSpec, IntOrSeq, PaddingArg, conv_spec, conv_transpose_spec
 from convmatrix.layers.base import Adjoint, Layer, shape_text
-from convmatrix.sparse import DEFAULT_MAX_BYTES, SparseFormat, _as_weight, spec_matrix
-from convmatrix.spec import ConvSpec, IntOrSeq, PaddingArg, conv_spec, conv_transpose_spec
 
 if TYPE_CHECKING:
     from convmatrix.symbolic.explain import Explanation
@@ -270,7 +270,7 @@ class ConvLayer(Layer):
 
     def report(self, x: Any = None) -> str:
         """A Markdown derivation report of the layer (text only; the CLI adds figures)."""
-        from convmatrix.report import layer_report
+        from convmatrix.reports.layer import layer_report
 
         return layer_report(self, x=x, figures=False).markdown
 

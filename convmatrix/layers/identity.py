@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from convmatrix.build.sparse import SparseFormat
 from convmatrix.layers._separable import as_int
 from convmatrix.layers.base import Layer, shape_text
-from convmatrix.sparse import SparseFormat
 
 __all__ = ["Identity"]
 

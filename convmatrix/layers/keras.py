@@ -10,11 +10,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.frameworks.keras import KerasLayer, keras_layer
-from convmatrix.frameworks.layout import channels_last_matrix
+from convmatrix.adapters.keras import KerasLayer, keras_layer
+from convmatrix.build.channels_last import channels_last_matrix
+from convmatrix.build.sparse import SparseFormat
 from convmatrix.layers.base import Layer, shape_text
 from convmatrix.layers.conv import ConvLayer, _as_bias
-from convmatrix.sparse import SparseFormat
 
 if TYPE_CHECKING:
     from convmatrix.symbolic.explain import Explanation
@@ -111,7 +111,7 @@ class KerasConv(Layer):
 
     def report(self, x: Any = None) -> str:
         """A Markdown derivation report (text only; the CLI adds figures)."""
-        from convmatrix.report import layer_report
+        from convmatrix.reports.layer import layer_report
 
         return layer_report(self, x=x, figures=False).markdown
 

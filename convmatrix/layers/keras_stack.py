@@ -10,10 +10,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.frameworks.layout import channels_last_matrix
+from convmatrix.build.channels_last import channels_last_matrix
+from convmatrix.build.sparse import SparseFormat
 from convmatrix.layers._separable import SeparableLayer, as_shape, axis_matrix
 from convmatrix.layers.base import Layer, shape_text
-from convmatrix.sparse import SparseFormat
 
 __all__ = ["KERAS_READERS", "ChannelsLast", "Repeat", "from_keras_other", "from_keras_sequential",
            "is_other_keras", "read_keras_layer"]
@@ -227,7 +227,7 @@ def _read_zero_padding(layer: Any, config: dict[str, Any], shape: tuple[int, ...
 
 def _read_batch_normalization(layer: Any, config: dict[str, Any],
                               shape: tuple[int, ...]) -> Layer:
-    from convmatrix.frameworks.torch import _numpy
+    from convmatrix.adapters.torch import _numpy
     from convmatrix.layers.norm import BatchNorm
 
     axis = config.get("axis", -1)

@@ -12,8 +12,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.build.sparse import DEFAULT_MAX_BYTES, SparseFormat
 from convmatrix.layers.base import Adjoint, Layer, check_max_bytes, shape_text
-from convmatrix.sparse import DEFAULT_MAX_BYTES, SparseFormat
 
 __all__ = ["Order", "ProductPlan", "Sequential", "nnz_estimate"]
 

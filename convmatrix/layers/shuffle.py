@@ -9,9 +9,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.build.sparse import SparseFormat
 from convmatrix.layers._separable import as_int, as_shape
 from convmatrix.layers.base import Layer, ShapedLayer, shape_text
-from convmatrix.sparse import SparseFormat
 
 __all__ = ["PixelShuffle", "PixelUnshuffle"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.spec import ConvSpec
+from convmatrix.geometry.spec import ConvSpec
 
 __all__ = [
     "DEFAULT_MAX_TERMS",

@@ -12,7 +12,7 @@ import numpy as np
 import sympy
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.spec import ConvSpec, conv_spec, conv_transpose_spec
+from convmatrix.geometry.spec import ConvSpec, conv_spec, conv_transpose_spec
 from convmatrix.symbolic._guard import DEFAULT_MAX_TERMS, check_max_terms
 
 __all__ = [

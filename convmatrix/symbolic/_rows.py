@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from convmatrix.indices import index_table
-from convmatrix.spec import ConvSpec
+from convmatrix.geometry.indices import index_table
+from convmatrix.geometry.spec import ConvSpec
 
 __all__ = ["row_entries"]
 

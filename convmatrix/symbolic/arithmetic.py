@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sympy
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.spec import ConvSpec, conv_output_shape, conv_transpose_output_shape
+from convmatrix.geometry.spec import ConvSpec, conv_output_shape, conv_transpose_output_shape
 from convmatrix.symbolic._guard import DEFAULT_MAX_TERMS, check_max_terms
 from convmatrix.symbolic.symbols import a, d, k, n, p, p_after, p_before, s
 
@@ -280,7 +280,7 @@ def size_derivation(spec: ConvSpec, transpose: bool = False, *,
 
     Examples
     --------
-    >>> from convmatrix.spec import conv_transpose_spec
+    >>> from convmatrix.geometry.spec import conv_transpose_spec
     >>> size_derivation(conv_transpose_spec((1, 1, 2, 2), (1, 2, 2)), transpose=True)[0]
     "o' = (n' − 1)·s − p_b − p_a + d·(k − 1) + a + 1 = (2 − 1)·1 − 0 − 0 + 1·(2 − 1) + 0 + 1 = 3"
     """

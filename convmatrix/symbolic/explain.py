@@ -13,9 +13,9 @@ import numpy as np
 import sympy
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.indices import stored_entries
-from convmatrix.sparse import DEFAULT_MAX_BYTES
-from convmatrix.spec import ConvSpec
+from convmatrix.build.sparse import DEFAULT_MAX_BYTES
+from convmatrix.geometry.indices import stored_entries
+from convmatrix.geometry.spec import ConvSpec
 from convmatrix.symbolic._guard import (
     DEFAULT_MAX_TERMS,
     check_bytes,
@@ -193,7 +193,7 @@ class Explanation:
         rows, cols = self.matrix_shape
         if rows * cols > GENERIC_RANK_MAX_ENTRIES:
             return None
-        from convmatrix.sparse import spec_matrix
+        from convmatrix.build.sparse import spec_matrix
 
         weight = np.random.default_rng(0).standard_normal(self.spec.weight_shape)
         dense = spec_matrix(self.spec, weight, transpose=self.transpose).toarray()

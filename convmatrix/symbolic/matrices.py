@@ -7,7 +7,7 @@ from typing import Any
 
 import sympy
 
-from convmatrix.spec import ConvSpec
+from convmatrix.geometry.spec import ConvSpec
 from convmatrix.symbolic._guard import DEFAULT_MAX_TERMS, check_terms, layer_terms
 from convmatrix.symbolic._layers import LazySymbols, as_object_array, layer_spec
 from convmatrix.symbolic._rows import row_entries

@@ -12,7 +12,7 @@ import sympy
 from sympy.core.basic import Basic
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.spec import ConvSpec
+from convmatrix.geometry.spec import ConvSpec
 from convmatrix.symbolic._guard import (
     DEFAULT_MAX_TERMS,
     check_terms,

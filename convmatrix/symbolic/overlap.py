@@ -20,9 +20,9 @@ import numpy as np
 import sympy
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.indices import axis_taps
-from convmatrix.sparse import DEFAULT_MAX_BYTES
-from convmatrix.spec import ConvSpec
+from convmatrix.build.sparse import DEFAULT_MAX_BYTES
+from convmatrix.geometry.indices import axis_taps
+from convmatrix.geometry.spec import ConvSpec
 from convmatrix.symbolic._guard import (
     DEFAULT_MAX_TERMS,
     check_bytes,

@@ -11,8 +11,8 @@ import numpy as np
 
 from convmatrix import reference
 from convmatrix._errors import ConvMatrixError
+from convmatrix.geometry.spec import PADDING_MODES
 from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
-from convmatrix.spec import PADDING_MODES
 
 __all__ = ["Candidate", "Geometry", "geometry_of", "neighbourhood"]
 

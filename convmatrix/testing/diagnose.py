@@ -9,8 +9,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.build.sparse import DEFAULT_MAX_BYTES
 from convmatrix.layers.conv import ConvLayer
-from convmatrix.sparse import DEFAULT_MAX_BYTES
 from convmatrix.testing.blackbox import BlackBox, Linearity, check_linearity
 from convmatrix.testing.candidates import Candidate, Geometry, neighbourhood
 from convmatrix.testing.probe import probe_box

@@ -10,8 +10,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.build.sparse import DEFAULT_MAX_BYTES
 from convmatrix.layers.base import Layer, check_max_bytes
-from convmatrix.sparse import DEFAULT_MAX_BYTES
 from convmatrix.testing.blackbox import BlackBox, Linearity, check_linearity
 from convmatrix.testing.pattern import Structure, layer_structure
 

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.geometry.spec import PADDING_MODES
 from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
-from convmatrix.spec import PADDING_MODES
 
 try:
     from hypothesis import strategies as st

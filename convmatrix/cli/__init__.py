@@ -16,24 +16,24 @@ import numpy as np
 
 from convmatrix import __version__
 from convmatrix._errors import ConvMatrixError
-from convmatrix.budget import (
+from convmatrix.adapters.keras import SUPPORTED as KERAS_CLASSES
+from convmatrix.build.budget import (
     check_budget,
     dense_nbytes,
     format_bytes,
     report_nbytes,
     verification_nbytes,
 )
-from convmatrix.frameworks.keras import SUPPORTED as KERAS_CLASSES
+from convmatrix.build.sparse import DEFAULT_MAX_BYTES, _as_weight, estimate_nbytes
+from convmatrix.build.weights import WEIGHT_FILLS, make_weight
+from convmatrix.cli.norm import add_norm_command, save_streamed
+from convmatrix.cli.stack import add_compare_command, add_stack_argument, run_stack_report
+from convmatrix.geometry.spec import PADDING_MODES, ConvSpec, conv_spec, conv_transpose_spec
 from convmatrix.layers.base import shape_text
 from convmatrix.layers.conv import Conv, ConvTranspose
 from convmatrix.layers.keras import KerasConv
-from convmatrix.norm_cli import add_norm_command, save_streamed
-from convmatrix.report import keras_conv
-from convmatrix.sparse import DEFAULT_MAX_BYTES, _as_weight, estimate_nbytes
-from convmatrix.spec import PADDING_MODES, ConvSpec, conv_spec, conv_transpose_spec
-from convmatrix.stack_cli import add_compare_command, add_stack_argument, run_stack_report
+from convmatrix.reports.layer import keras_conv
 from convmatrix.symbolic.arithmetic import size_derivation
-from convmatrix.weights import WEIGHT_FILLS, make_weight
 
 __all__ = ["build_parser", "layer_from_args", "main"]
 
@@ -507,7 +507,7 @@ def _write_report(report: Any, directory: Path, stem: str) -> list[Path]:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from convmatrix.report import layer_report, seed_report
+    from convmatrix.reports.layer import layer_report, seed_report
 
     layer_flags = sorted(set(getattr(args, "_given", {})) & _LAYER_FLAGS)
     if args.stack is not None:
@@ -534,7 +534,7 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_reports(args: argparse.Namespace) -> int:
-    from convmatrix.report import builtin_reports, index_markdown
+    from convmatrix.reports.layer import builtin_reports, index_markdown
 
     out: Path = args.out
     if not out.is_dir() and not out.parent.is_dir():

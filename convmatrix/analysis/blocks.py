@@ -1,0 +1,166 @@
+"""A layer's matrix as a stream of CSR row blocks, built channel range by channel range."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from convmatrix._errors import ConvMatrixError
+from convmatrix.build.sparse import spec_matrix
+from convmatrix.geometry.spec import ConvSpec
+from convmatrix.layers.base import Adjoint, Layer
+from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
+
+__all__ = ["BLOCK_BYTES", "BlockPlan", "block_plan", "block_rows", "matrix_blocks"]
+
+BLOCK_BYTES: int = 256 * 2**20
+"""Default size of one row block (data and column indices) when ``rows_per_block`` is None."""
+
+_INT32_MAX = int(np.iinfo(np.int32).max)
+
+
+def _row_kind(layer: Layer) -> tuple[ConvLayer, bool] | None:
+    """The convolution behind ``layer`` and whether its rows are ``C``'s (else ``Cᵀ``'s)."""
+    if isinstance(layer, Conv):
+        return layer, True
+    if isinstance(layer, ConvTranspose):
+        return layer, False
+    if isinstance(layer, Adjoint) and isinstance(layer.layer, Conv | ConvTranspose):
+        inner = _row_kind(layer.layer)
+        assert inner is not None
+        return inner[0], not inner[1]
+    return None
+
+
+def block_rows(layer: Layer, rows_per_block: int | None = None) -> int:
+    """Validate ``rows_per_block``, or choose one giving blocks of about :data:`BLOCK_BYTES`."""
+    rows = layer.matrix_shape[0]
+    if rows_per_block is not None:
+        if isinstance(rows_per_block, bool) or not isinstance(rows_per_block, int | np.integer):
+            raise ConvMatrixError(
+                f"`rows_per_block` (={rows_per_block!r}) must be a positive int or None")
+        if rows_per_block < 1:
+            raise ConvMatrixError(
+                f"`rows_per_block` (={rows_per_block!r}) must be a positive int or None")
+        return int(rows_per_block)
+    kind = _row_kind(layer)
+    if kind is None:
+        return max(rows, 1)
+    nnz = kind[0].spec.nnz_upper_bound()
+    per_row = max(1.0, nnz / max(rows, 1)) * (np.dtype(layer.dtype).itemsize + 8)
+    return max(1, min(rows, int(BLOCK_BYTES // per_row)))
+
+
+def matrix_blocks(layer: Layer, rows_per_block: int | None = None) -> Iterator[sp.csr_array]:
+    """Yield ``layer.matrix()`` as consecutive CSR row blocks.
+
+    Parameters
+    ----------
+    layer : Layer
+        Any layer object.
+    rows_per_block : int, optional
+        Rows per block (the last block of each channel range may be shorter); default: blocks
+        of about :data:`BLOCK_BYTES`.
+
+    Yields
+    ------
+    scipy.sparse.csr_array, shape ``(rows, layer.matrix_shape[1])``
+        ``scipy.sparse.vstack`` of all blocks equals ``layer.matrix()``.
+
+    Notes
+    -----
+    Convolutions and transposed convolutions (and their adjoints) build each block directly:
+    the rows of output channels ``c0:c1`` are the matrix of the same convolution restricted
+    to those output channels (weight ``W[c0:c1]``, one group's input channels, columns
+    shifted to that group); the rows of a transposed layer are the columns of ``C`` of a
+    range of its input channels. Ranges never straddle a group. A block smaller than one
+    channel is cut from that channel's block, so peak memory is one block or one channel.
+    Other layer kinds build the matrix once and slice it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> import convmatrix as cm
+    >>> conv = cm.Conv(np.ones((3, 2, 2, 2)), (2, 4, 4), padding=1)
+    >>> [block.shape for block in conv.matrix_blocks(rows_per_block=50)]
+    [(50, 32), (25, 32)]
+    >>> [block.shape for block in conv.matrix_blocks(rows_per_block=10)][:4]
+    [(10, 32), (10, 32), (5, 32), (10, 32)]
+    >>> (sp.vstack(list(conv.matrix_blocks(rows_per_block=50))) != conv.matrix()).nnz
+    0
+    """
+    step = block_rows(layer, rows_per_block)
+    for _, _, build in block_plan(layer, step):
+        block = build()
+        if block.shape[0] <= step:
+            yield block
+        else:
+            for start in range(0, block.shape[0], step):
+                yield sp.csr_array(block[start:start + step])
+        del block  # one block alive at a time: drop it before building the next
+
+
+BlockPlan = list[tuple[int, int, Callable[[], sp.csr_array]]]
+
+
+def block_plan(layer: Layer, rows_per_block: int) -> BlockPlan:
+    """Consecutive row ranges ``(start, stop, build)``; ``build()`` returns those rows as CSR.
+
+    Convolution kinds: ranges of whole channels within one group, as many as fit
+    ``rows_per_block`` (at least one channel). Other layer kinds: one range, the matrix.
+    """
+    kind = _row_kind(layer)
+    if kind is None:
+        return [(0, layer.matrix_shape[0],
+                 lambda: sp.csr_array(layer.matrix("csr", max_bytes=None)))]
+    conv, forward = kind
+    spec, weight = conv.spec, conv.weight
+    groups = spec.groups
+    cog, cig = spec.out_channels // groups, spec.in_channels // groups
+    row_channels, row_pixels = ((cog, math.prod(spec.output_size)) if forward
+                                else (cig, math.prod(spec.input_size)))
+    per_block = max(1, rows_per_block // row_pixels)
+    plan: BlockPlan = []
+    for group in range(groups):
+        for first in range(0, row_channels, per_block):
+            last = min(first + per_block, row_channels)
+            start = (group * row_channels + first) * row_pixels
+            stop = (group * row_channels + last) * row_pixels
+            plan.append((start, stop, partial(_channel_block, spec, weight, forward, group,
+                                              first, last)))
+    return plan
+
+
+def _channel_block(spec: ConvSpec, weight: np.ndarray, forward: bool, group: int, first: int,
+                   last: int) -> sp.csr_array:
+    """Rows of channels ``first:last`` of ``group`` of ``C`` (``forward``) or ``Cᵀ``."""
+    groups = spec.groups
+    cog, cig = spec.out_channels // groups, spec.in_channels // groups
+    pixels_out, pixels_in = math.prod(spec.output_size), math.prod(spec.input_size)
+    if forward:
+        sub = dataclasses.replace(spec, in_channels=cig, out_channels=last - first, groups=1)
+        rows = spec_matrix(sub, weight[group * cog + first: group * cog + last], format="csr",
+                           max_bytes=None)
+        return _shifted(rows, group * cig * pixels_in, spec.in_channels * pixels_in)
+    sub = dataclasses.replace(spec, in_channels=last - first, out_channels=cog, groups=1)
+    part = weight[group * cog:(group + 1) * cog, first:last]
+    rows = spec_matrix(sub, part, transpose=True, format="csr", max_bytes=None)
+    return _shifted(rows, group * cog * pixels_out, spec.out_channels * pixels_out)
+
+
+def _shifted(block: Any, shift: int, columns: int) -> sp.csr_array:
+    """``block`` with its column indices moved right by ``shift``, in ``columns`` columns."""
+    if shift == 0 and block.shape[1] == columns:
+        return sp.csr_array(block)
+    index_dtype = np.int32 if max(columns, block.nnz) <= _INT32_MAX else np.int64
+    indices = block.indices.astype(index_dtype, copy=shift == 0)
+    indices += shift
+    indptr = block.indptr.astype(index_dtype, copy=False)
+    return sp.csr_array((block.data, indices, indptr), shape=(block.shape[0], columns))

@@ -1,0 +1,77 @@
+"""A layer's matrix as a lazy dask array of sparse row chunks (optional: dask and sparse)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from convmatrix._errors import ConvMatrixError
+from convmatrix.analysis.blocks import block_plan, block_rows
+
+if TYPE_CHECKING:
+    from convmatrix.layers.base import Layer
+
+__all__ = ["to_dask"]
+
+
+def _optional(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise ImportError(f"to_dask needs the optional packages dask[array] and sparse: "
+                          f"pip install 'convmatrix[dask]' ({name} is missing)") from None
+
+
+def _coo(build: Any) -> Any:
+    sparse = _optional("sparse")
+    return sparse.COO.from_scipy_sparse(build())
+
+
+def to_dask(layer: Layer, row_chunks: int | None = None) -> Any:
+    """``layer.matrix()`` as a ``dask.array`` whose row chunks are built when computed.
+
+    Parameters
+    ----------
+    layer : Layer
+        Any layer object.
+    row_chunks : int, optional
+        Rows per chunk, rounded down to whole channels (at least one) for convolutions;
+        default: chunks of about :data:`convmatrix.analysis.blocks.BLOCK_BYTES`.
+
+    Returns
+    -------
+    dask.array.Array, shape ``layer.matrix_shape``
+        Chunks are pydata ``sparse.COO`` arrays built from
+        :func:`convmatrix.analysis.blocks.block_plan`, one task per chunk, so ``C @ X``, ``C.T @ Y``
+        and reductions run on any dask scheduler without the whole matrix in one place.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> conv = cm.Conv(np.ones((2, 1, 2, 2)), (1, 4, 4))
+    >>> C = conv.to_dask(row_chunks=9)
+    >>> C.chunks[0]
+    (9, 9)
+    >>> x = np.arange(16.0)
+    >>> bool(np.allclose((C @ x).compute(), conv.matrix() @ x))
+    True
+    """
+    da = _optional("dask.array")
+    dask = _optional("dask")
+    sparse = _optional("sparse")
+    step = block_rows(layer, row_chunks)
+    rows, cols = layer.matrix_shape
+    dtype = np.dtype(layer.dtype)
+    meta = sparse.COO.from_numpy(np.zeros((0, 0), dtype=dtype))
+    parts = [da.from_delayed(dask.delayed(_coo)(build), shape=(stop - start, cols),
+                             dtype=dtype, meta=meta)
+             for start, stop, build in block_plan(layer, step)]
+    if not parts:
+        raise ConvMatrixError(f"{layer!r} has no rows")
+    array = parts[0] if len(parts) == 1 else da.concatenate(parts, axis=0)
+    if array.shape != (rows, cols):
+        raise AssertionError(f"chunks cover {array.shape}, not {(rows, cols)}")
+    return array

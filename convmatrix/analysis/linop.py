@@ -1,0 +1,96 @@
+"""A layer as a matrix-free ``scipy.sparse.linalg.LinearOperator`` (its matrix is never built)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy.sparse.linalg import LinearOperator
+
+if TYPE_CHECKING:
+    from convmatrix.layers.base import Layer
+
+__all__ = ["CHUNK_BYTES", "LayerOperator", "operator_dtype"]
+
+CHUNK_BYTES: int = 64 * 2**20
+"""Columns of a ``matmat`` go through the layer in batches of about this many bytes."""
+
+
+def operator_dtype(layer: Layer) -> np.dtype[Any]:
+    """The layer's dtype, or float64 for bool and integer weights."""
+    dtype = np.dtype(layer.dtype)
+    return np.dtype(np.float64) if dtype.kind in "biu" else dtype
+
+
+class LayerOperator(LinearOperator):
+    """``layer.matrix()`` as a LinearOperator that applies the layer instead of storing it.
+
+    ``matvec``/``matmat`` run the layer's batch hook ``_apply`` and ``rmatvec``/``rmatmat``
+    its ``_apply_adjoint`` (conjugated for complex weights, so ``rmatvec`` is the Hermitian
+    adjoint ``Cᴴ``). The offset (bias) is not part of the operator. Columns are processed in
+    batches of about :data:`CHUNK_BYTES` (at least one sample), so the working memory is a
+    small multiple of one input plus one output beyond the result itself.
+
+    Parameters
+    ----------
+    layer : Layer
+        Any layer object.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> conv = cm.Conv(np.arange(4.0).reshape(1, 1, 2, 2), (1, 3, 3))
+    >>> op = conv.operator()
+    >>> op
+    <4x9 LayerOperator with dtype=float64>
+    >>> x = np.arange(9.0)
+    >>> bool(np.allclose(op @ x, conv.matrix() @ x))
+    True
+    >>> bool(np.allclose(op.rmatvec(np.ones(4)), conv.matrix().T @ np.ones(4)))
+    True
+    """
+
+    def __init__(self, layer: Layer) -> None:
+        self.layer = layer
+        super().__init__(dtype=operator_dtype(layer), shape=layer.matrix_shape)
+
+    def _columns_per_batch(self, itemsize: int) -> int:
+        n_out, n_in = self.shape
+        return max(1, CHUNK_BYTES // (itemsize * (n_in + n_out)))
+
+    def _batched(self, X: np.ndarray, apply: Any, in_shape: tuple[int, ...],
+                 rows: int) -> np.ndarray:
+        X = np.asarray(X)
+        dtype = np.result_type(self.dtype, X.dtype)
+        count = X.shape[1]
+        result = np.empty((rows, count), dtype=dtype)
+        step = self._columns_per_batch(dtype.itemsize)
+        for start in range(0, count, step):
+            stop = min(start + step, count)
+            batch = np.ascontiguousarray(X[:, start:stop].T, dtype=dtype)
+            out = apply(batch.reshape(stop - start, *in_shape))
+            result[:, start:stop] = out.reshape(stop - start, rows).T
+        return result
+
+    def _matmat(self, X: np.ndarray) -> np.ndarray:
+        return self._batched(X, self.layer._apply, self.layer.input_shape, self.shape[0])
+
+    def _rmatmat(self, X: np.ndarray) -> np.ndarray:
+        layer = self.layer
+        if np.iscomplexobj(X) or self.dtype.kind == "c":
+            def apply(y: np.ndarray) -> np.ndarray:
+                return np.conj(layer._apply_adjoint(np.conj(y)))
+        else:
+            apply = layer._apply_adjoint
+        return self._batched(X, apply, layer.output_shape, self.shape[1])
+
+    def _matvec(self, x: np.ndarray) -> np.ndarray:
+        return self._matmat(np.reshape(x, (-1, 1)))[:, 0]
+
+    def _rmatvec(self, x: np.ndarray) -> np.ndarray:
+        return self._rmatmat(np.reshape(x, (-1, 1)))[:, 0]
+
+    def __repr__(self) -> str:
+        m, n = self.shape
+        return f"<{m}x{n} {type(self).__name__} with dtype={self.dtype}>"

@@ -1,0 +1,176 @@
+"""Write a layer's matrix to ``.npz`` or Matrix Market block by block, with bounded memory."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from convmatrix._errors import ConvMatrixError
+from convmatrix.analysis.blocks import _row_kind, matrix_blocks
+from convmatrix.layers.base import Layer
+
+__all__ = ["save_matrix"]
+
+_INT32_MAX = int(np.iinfo(np.int32).max)
+_COPY_ENTRIES = 1 << 20  # entries converted or formatted per step
+_COPY_BYTES = 1 << 22  # bytes copied per step from the temporary files
+
+
+def save_matrix(layer: Layer, path: str | os.PathLike[str], *,
+                rows_per_block: int | None = None) -> Path:
+    """Write ``layer.matrix()`` to a file without holding more than one row block in memory.
+
+    Parameters
+    ----------
+    layer : Layer
+        Any layer object.
+    path : str or path-like
+        Ending in ``.npz`` (scipy's CSR format: ``scipy.sparse.load_npz`` reads it back as a
+        ``csr_array``; stored uncompressed) or ``.mtx`` (Matrix Market coordinate format:
+        ``scipy.io.mmread``).
+    rows_per_block : int, optional
+        As in :meth:`~convmatrix.Layer.matrix_blocks`.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Notes
+    -----
+    Blocks come from :meth:`~convmatrix.Layer.matrix_blocks`; each block's column indices and
+    values are appended to temporary files next to ``path`` (converted and formatted in
+    steps of a million entries), and only the row pointers (8 bytes a row) stay in memory.
+    Once the number of stored entries is known, the headers are written and the temporary
+    files copied into place, so the disk briefly holds the matrix twice. No guard applies:
+    this is the way to write matrices larger than memory.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> import convmatrix as cm
+    >>> conv = cm.Conv(np.arange(8.0).reshape(2, 1, 2, 2), (1, 4, 4), padding=1)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = cm.save_matrix(conv, pathlib.Path(folder) / "conv.npz", rows_per_block=10)
+    ...     (sp.load_npz(path) != conv.matrix()).nnz
+    0
+    """
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in (".npz", ".mtx"):
+        raise ConvMatrixError(f"`path` (={str(path)!r}) must end in '.npz' or '.mtx'")
+    if not isinstance(layer, Layer):
+        raise ConvMatrixError(f"`layer` (={layer!r}) must be a convmatrix layer object")
+    blocks = matrix_blocks(layer, rows_per_block)  # validates rows_per_block now
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".convmatrix-") as folder:
+        if suffix == ".npz":
+            _write_npz(layer, blocks, target, Path(folder))
+        else:
+            _write_mtx(layer, blocks, target, Path(folder))
+    return target
+
+
+def _index_dtype(layer: Layer) -> np.dtype[Any]:
+    """int32 when the column count and an upper bound of stored entries fit it (as scipy)."""
+    rows, cols = layer.matrix_shape
+    kind = _row_kind(layer)
+    bound = kind[0].spec.nnz_upper_bound() if kind is not None else rows * cols
+    return np.dtype(np.int32 if max(cols, bound) <= _INT32_MAX else np.int64)
+
+
+def _append(stream: IO[bytes], array: np.ndarray, dtype: np.dtype[Any]) -> None:
+    for start in range(0, array.size, _COPY_ENTRIES):
+        stream.write(np.ascontiguousarray(array[start:start + _COPY_ENTRIES], dtype=dtype).data)
+
+
+def _write_npz(layer: Layer, blocks: Any, target: Path, folder: Path) -> None:
+    index_dtype = _index_dtype(layer)
+    data_dtype = np.dtype(layer.dtype)
+    indptr_parts = [np.zeros(1, dtype=np.int64)]
+    nnz = 0
+    with open(folder / "indices", "wb") as indices, open(folder / "data", "wb") as data:
+        for block in blocks:
+            _append(indices, block.indices, index_dtype)
+            _append(data, block.data, data_dtype)
+            indptr_parts.append(block.indptr[1:].astype(np.int64) + nnz)
+            nnz += int(block.nnz)
+            del block  # the generator builds the next block while this name would hold it
+    indptr = np.concatenate(indptr_parts).astype(index_dtype)
+    del indptr_parts
+    partial = target.with_name(target.name + ".partial")
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        _member_from_file(zf, "indices.npy", folder / "indices", index_dtype, nnz)
+        _member_array(zf, "indptr.npy", indptr)
+        _member_array(zf, "format.npy", np.array(b"csr"))
+        _member_array(zf, "shape.npy", np.array(layer.matrix_shape, dtype=np.int64))
+        _member_from_file(zf, "data.npy", folder / "data", data_dtype, nnz)
+        _member_array(zf, "_is_array.npy", np.array(True))
+    partial.replace(target)
+
+
+def _member_array(zf: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
+    with zf.open(name, "w", force_zip64=True) as stream:
+        np.lib.format.write_array(stream, array, allow_pickle=False)
+
+
+def _member_from_file(zf: zipfile.ZipFile, name: str, source: Path, dtype: np.dtype[Any],
+                      count: int) -> None:
+    """A 1-D ``.npy`` member whose raw values are copied from ``source`` in chunks."""
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+              "shape": (count,)}
+    with zf.open(name, "w", force_zip64=True) as stream, open(source, "rb") as raw:
+        np.lib.format.write_array_header_1_0(stream, header)
+        while chunk := raw.read(_COPY_BYTES):
+            stream.write(chunk)
+
+
+def _mtx_field(dtype: np.dtype[Any]) -> tuple[str, str]:
+    if dtype.kind == "c":
+        return "complex", "%d %d %.17g %.17g"
+    if dtype.kind in "biu":
+        return "integer", "%d %d %d"
+    return "real", "%d %d %.17g"
+
+
+def _write_mtx(layer: Layer, blocks: Any, target: Path, folder: Path) -> None:
+    field, fmt = _mtx_field(np.dtype(layer.dtype))
+    rows, cols = layer.matrix_shape
+    nnz, first_row = 0, 0
+    body = folder / "entries"
+    with open(body, "wb") as out:
+        for block in blocks:
+            indptr = block.indptr
+            for start in range(0, block.nnz, _COPY_ENTRIES):
+                stop = min(start + _COPY_ENTRIES, block.nnz)
+                entries = np.arange(start, stop)
+                row = np.searchsorted(indptr, entries, side="right") - 1 + first_row + 1
+                col = block.indices[start:stop].astype(np.int64) + 1
+                values = block.data[start:stop]
+                if field == "complex":
+                    table = np.column_stack([row, col, values.real, values.imag])
+                    np.savetxt(out, table, fmt=fmt)
+                elif field == "integer":
+                    table = np.column_stack([row, col, values.astype(np.int64)])
+                    np.savetxt(out, table, fmt=fmt)
+                else:
+                    np.savetxt(out, np.column_stack([row, col, values.astype(np.float64)]),
+                               fmt=fmt)
+            nnz += int(block.nnz)
+            first_row += block.shape[0]
+            del block, indptr
+    partial = target.with_name(target.name + ".partial")
+    with open(partial, "wb") as out, open(body, "rb") as entries_file:
+        out.write(f"%%MatrixMarket matrix coordinate {field} general\n"
+                  f"% written block by block by convmatrix.save_matrix\n"
+                  f"{rows} {cols} {nnz}\n".encode("ascii"))
+        while chunk := entries_file.read(_COPY_BYTES):
+            out.write(chunk)
+    partial.replace(target)
