@@ -7,7 +7,9 @@ from typing import Any, Literal, SupportsIndex, TypeAlias
 
 __all__ = [
     "ArrayLike",
+    "Direction",
     "IntOrSeq",
+    "Layout",
     "PaddingArg",
     "PaddingMode",
     "ShapeLike",
@@ -32,3 +34,10 @@ ShapeLike: TypeAlias = Sequence[SupportsIndex]
 
 #: anything ``numpy.asarray`` accepts (weights, samples, torch tensors)
 ArrayLike: TypeAlias = Any
+
+#: which way a map runs: ``"forward"`` is ``C`` (the convolution), ``"adjoint"`` is ``Cᵀ``
+#: (the transposed convolution). Always a literal, never a bool.
+Direction: TypeAlias = Literal["forward", "adjoint"]
+
+#: how one sample is flattened: channels first (torch, ONNX) or channels last (Keras, flax)
+Layout: TypeAlias = Literal["channels_first", "channels_last"]

@@ -1,7 +1,7 @@
 """Framework adapters: the matrix of a real Keras layer or torch module, in its own layout.
 
-Adapters only translate a layer into a :class:`~convmatrix.geometry.spec.ConvSpec` plus a torch-layout
-weight; the matrix always comes from the one builder. Neither Keras nor torch is imported unless
+Adapters only translate a layer into a :class:`~convmatrix.geometry.spec.ConvSpec` plus a
+torch-layout weight; the matrix always comes from the one builder. Neither Keras nor torch is imported unless
 a function that needs a live object is called.
 """
 

@@ -1,4 +1,5 @@
-"""Analyses of affine maps: path counts, checkerboard, transpose vs inverse, spectra, blocks, saving, dask, operators.
+"""Analyses of affine maps: paths, checkerboard, transpose vs inverse, spectra, blocks, saving.
 
-Nothing here imports :mod:`convmatrix.layers`: analyses work on the hooks every layer kind provides.
+Nothing here imports :mod:`convmatrix.layers`: analyses work on the hooks every layer kind
+provides.
 """

@@ -2,11 +2,11 @@
 
 Two maps can be judged (``weights=``):
 
-- ``"ones"`` (default): :func:`convmatrix.analysis.paths.path_counts`, the weight paths landing on each
-  output pixel with every learnable weight 1 — the overlap structure of the architecture,
+- ``"ones"`` (default): :func:`convmatrix.analysis.paths.path_counts`, the weight paths
+  landing on each output pixel with every learnable weight 1 — the overlap structure of the architecture,
   independent of training (Odena, Dumoulin & Olah 2016).
-- ``"actual"``: :func:`convmatrix.analysis.paths.constant_response`, the layer's own linear part applied
-  to an all-ones input — what the trained (or initialised) weights do to a flat image. A
+- ``"actual"``: :func:`convmatrix.analysis.paths.constant_response`, the layer's own linear
+  part applied to an all-ones input — what the trained (or initialised) weights do to a flat image. A
   sub-pixel convolution (conv → pixel shuffle) has an even path structure but with random
   weights an uneven response; ICNR initialisation (Aitken et al. 2017: every sub-pixel kernel a
   copy of one) makes the response even at initialisation.

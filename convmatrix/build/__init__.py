@@ -1,1 +1,1 @@
-"""Building matrices: the CSR box layout and builder, matrix-free application, the memory budget and weights."""
+"""Building matrices: the CSR layout and builder, matrix-free application, budget, weights."""

@@ -1,6 +1,7 @@
 """Where every entry of a convolution's CSR goes: boxes of alike rows written as strided views.
 
-The spatial pattern is the product of per-axis patterns (:func:`convmatrix.geometry.indices.axis_pattern`),
+The spatial pattern is the product of per-axis patterns
+(:func:`convmatrix.geometry.indices.axis_pattern`),
 each a few runs of rows that share one layout (interior rows, border rows, stride phases). A
 choice of one run per axis, times all row channels, is a *box*: its rows all have the same
 length and relative columns, and its entries sit in the CSR arrays at affine offsets. So each

@@ -474,7 +474,8 @@ def conv_transpose_matrix(
 
     ``C`` is the forward convolution from the transposed layer's output back to its input,
     with the same weight array, stride, padding, dilation and groups (see
-    :func:`convmatrix.geometry.spec.conv_transpose_spec`); the transposed convolution is its adjoint.
+    :func:`convmatrix.geometry.spec.conv_transpose_spec`); the transposed convolution is its
+    adjoint.
 
     Parameters
     ----------

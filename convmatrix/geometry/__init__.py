@@ -1,1 +1,1 @@
-"""Numbers only: output shapes, the validated convolution geometry (ConvSpec) and index arithmetic."""
+"""Numbers only: output shapes, the validated convolution geometry (ConvSpec), indices."""

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from convmatrix.analysis.checkerboard import Checkerboard, Weights
     from convmatrix.analysis.inverse import InverseAnalysis
     from convmatrix.analysis.linop import LayerOperator
+    from convmatrix.geometry.view import ConvView
     from convmatrix.verification import VerificationResult
 
 __all__ = ["Adjoint", "Layer", "ShapedLayer", "check_max_bytes", "shape_text"]
@@ -126,6 +127,15 @@ class Layer(ABC):
     def _adjoint(self) -> Layer:
         return Adjoint(self)
 
+    def conv_view(self) -> ConvView | None:
+        """The convolution behind this layer, or None when it is no (re-indexed) convolution.
+
+        The hook analyses use instead of testing a layer's class: a convolution answers with
+        its forward spec, weight and direction; its adjoint with the other direction; a
+        channels-last (Keras) convolution with its channels-first core and the layout.
+        """
+        return None
+
     def operator(self) -> LayerOperator:
         """The linear part as a matrix-free ``scipy.sparse.linalg.LinearOperator``.
 
@@ -137,13 +147,13 @@ class Layer(ABC):
         return LayerOperator(self)
 
     def matrix_blocks(self, rows_per_block: int | None = None) -> Iterator[sp.csr_array]:
-        """:meth:`matrix` as CSR row blocks; see :func:`convmatrix.analysis.blocks.matrix_blocks`."""
+        """:meth:`matrix` as CSR row blocks; see :func:`~convmatrix.analysis.blocks.matrix_blocks`."""
         from convmatrix.analysis.blocks import matrix_blocks
 
         return matrix_blocks(self, rows_per_block)
 
     def to_dask(self, row_chunks: int | None = None) -> Any:
-        """:meth:`matrix` as a lazy dask array; see :func:`convmatrix.analysis.distributed.to_dask`."""
+        """:meth:`matrix` as a lazy dask array (see :mod:`convmatrix.analysis.distributed`)."""
         from convmatrix.analysis.distributed import to_dask
 
         return to_dask(self, row_chunks)
@@ -333,6 +343,11 @@ class Adjoint(Layer):
 
     def _adjoint(self) -> Layer:
         return self.layer
+
+    def conv_view(self) -> ConvView | None:
+        """The layer's convolution in the other direction (None if it has none)."""
+        view = self.layer.conv_view()
+        return None if view is None else view.adjoint()
 
     def _apply(self, x: np.ndarray) -> np.ndarray:
         return self.layer._apply_adjoint(x)

@@ -16,7 +16,9 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix.build.apply import conv_apply, conv_apply_adjoint
 from convmatrix.build.sparse import DEFAULT_MAX_BYTES, SparseFormat, _as_weight, spec_matrix
 from convmatrix.geometry.spec import ConvSpec, IntOrSeq, PaddingArg, conv_spec, conv_transpose_spec
+from convmatrix.geometry.view import ConvView
 from convmatrix.layers.base import Adjoint, Layer, shape_text
+from convmatrix.typing import Direction
 
 if TYPE_CHECKING:
     from convmatrix.symbolic.explain import Explanation
@@ -233,6 +235,11 @@ class ConvLayer(Layer):
 
     def _transposed_flag(self) -> bool:
         return isinstance(self, ConvTranspose)
+
+    def conv_view(self) -> ConvView:
+        """The layer as a convolution: its forward spec, weight and direction."""
+        direction: Direction = "adjoint" if self._transposed_flag() else "forward"
+        return ConvView(self.spec, self.weight, direction, self._title())
 
     def verify(self, *, seed: int = 0) -> VerificationResult:
         """Prove :meth:`matrix` against the independent dense reference (and its adjoint).

@@ -13,6 +13,7 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix.adapters.keras import KerasLayer, keras_layer
 from convmatrix.build.channels_last import channels_last_matrix
 from convmatrix.build.sparse import SparseFormat
+from convmatrix.geometry.view import ConvView
 from convmatrix.layers.base import Layer, shape_text
 from convmatrix.layers.conv import ConvLayer, _as_bias
 
@@ -114,6 +115,12 @@ class KerasConv(Layer):
         from convmatrix.reports.layer import layer_report
 
         return layer_report(self, x=x, figures=False).markdown
+
+    def conv_view(self) -> ConvView:
+        """The channels-first core's convolution, titled with the Keras class, in this layout."""
+        core = self.torch.conv_view()
+        return ConvView(core.spec, core.weight, core.direction, self.class_name,
+                        self.data_format)  # type: ignore[arg-type]
 
     def _channels_first(self, x: np.ndarray) -> np.ndarray:
         if x.shape != self.input_shape:

@@ -1,1 +1,1 @@
-"""Reports: Markdown documents of layers and stacks, figures, stack files and the built-in reports."""
+"""Reports: Markdown documents of layers and stacks, figures, stack files, built-in reports."""
