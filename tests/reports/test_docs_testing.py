@@ -3,7 +3,7 @@
 import doctest
 from pathlib import Path
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "testing.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
 
 
 def test_worked_example_in_docs_runs():

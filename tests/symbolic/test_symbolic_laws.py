@@ -16,8 +16,8 @@ from convmatrix import reference
 from convmatrix import symbolic as sym
 from convmatrix.symbolic import arithmetic, overlap
 from convmatrix.symbolic.outputs import layer_outputs
-from tests.test_report import check_math
-from tests.test_symbolic import _lambdify_exact
+from tests.reports.test_report import check_math
+from tests.symbolic.test_symbolic import _lambdify_exact
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -24,7 +24,7 @@ from convmatrix.adapters import (
 from tests import oracle
 from tests.helpers import rng as seeded_rng
 
-DOCS = Path(__file__).parents[1] / "docs" / "conventions.md"
+DOCS = Path(__file__).parents[2] / "docs" / "conventions.md"
 
 # ------------------------------------------------------------------------------------------
 # Keras: every recorded TensorFlow/Keras run (float32, so a float32-sized tolerance)

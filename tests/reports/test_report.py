@@ -15,7 +15,7 @@ from convmatrix import reference
 from convmatrix.cli import main
 from convmatrix.reports import layer as report
 
-REPORTS = Path(__file__).parents[1] / "reports"
+REPORTS = Path(__file__).parents[2] / "reports"
 
 
 def _seed_numbers():
