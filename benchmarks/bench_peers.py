@@ -8,7 +8,7 @@ Run from the repository root::
 Every time is the best (minimum) of ``--repeat`` runs: the machine is shared and noisy, and the
 minimum is the least disturbed run. The *write bound* is the time to allocate arrays of the
 finished CSR's sizes and dtypes and fill each once (one thread), measured in the same run. A
-*first* build starts from an empty cache (``cm.clear_cache()``); a *repeated* one reuses the
+*first* build starts from an empty cache (``cm.cache.clear_cache()``); a *repeated* one reuses the
 cached layout. Peak memory is what tracemalloc traces during one build (numpy's buffers
 included); *kept* is what stays traced after the matrix is deleted (the cache). Peers that
 are not installed are skipped and reported as such.
@@ -105,10 +105,10 @@ def single_channel(sides: list[int], repeat: int) -> None:
             nnz = matrix.nnz
             bound = write_bound(matrix, repeat)
             del matrix
-            first = best(build, repeat, setup=cm.clear_cache)
+            first = best(build, repeat, setup=cm.cache.clear_cache)
             build()
             repeated = best(build, repeat)
-            cm.clear_cache()
+            cm.cache.clear_cache()
             peak, size, kept = memory(build)
             if sc is not None:
                 kernel = weight[0, 0]

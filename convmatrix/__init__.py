@@ -7,9 +7,11 @@ and ``layer.T`` is its adjoint (the transposed convolution). ``conv_matrix`` and
 """
 
 import importlib
+import warnings
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from convmatrix import reference
+from convmatrix import cache, reference
 from convmatrix._errors import ConvMatrixError
 from convmatrix.adapters import (
     keras_matrix,
@@ -32,7 +34,6 @@ from convmatrix.build.sparse import (
     estimate_nbytes,
     spec_matrix,
 )
-from convmatrix.cache import cache_nbytes, clear_cache, set_cache_budget
 from convmatrix.geometry.spec import (
     ConvSpec,
     conv_output_shape,
@@ -78,8 +79,7 @@ __all__ = [
     "Sequential",
     "Upsample",
     "VerificationResult",
-    "cache_nbytes",
-    "clear_cache",
+    "cache",
     "conv_matrix",
     "conv_output_shape",
     "conv_spec",
@@ -97,7 +97,6 @@ __all__ = [
     "operator_norm_bound",
     "reference",
     "save_matrix",
-    "set_cache_budget",
     "singular_values",
     "spec_matrix",
     "symbolic",
@@ -106,11 +105,26 @@ __all__ = [
     "verify",
 ]
 
-__version__ = "0.1.0"
+try:
+    __version__: str = version("convmatrix")  # one source: the package metadata
+except PackageNotFoundError:  # pragma: no cover - run from a source tree that is not installed
+    __version__ = "0+unknown"
+
+#: top-level names that moved, kept for one release: old name -> (module, new name)
+_MOVED: dict[str, tuple[str, str]] = {
+    "cache_nbytes": ("convmatrix.cache", "cache_nbytes"),
+    "clear_cache": ("convmatrix.cache", "clear_cache"),
+    "set_cache_budget": ("convmatrix.cache", "set_cache_budget"),
+}
 
 
 def __getattr__(name: str) -> Any:
-    """Import ``convmatrix.symbolic`` (and SymPy) only when first used."""
+    """Import ``convmatrix.symbolic`` (and SymPy) only when first used; forward moved names."""
     if name == "symbolic":
         return importlib.import_module("convmatrix.symbolic")
+    if name in _MOVED:
+        module, new = _MOVED[name]
+        warnings.warn(f"convmatrix.{name} is deprecated and will be removed in convmatrix 0.3; "
+                      f"use {module}.{new}", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(module), new)
     raise AttributeError(f"module 'convmatrix' has no attribute {name!r}")

@@ -71,11 +71,11 @@ def cache_nbytes() -> int:
     --------
     >>> import numpy as np
     >>> import convmatrix as cm
-    >>> cm.clear_cache()
-    >>> cm.cache_nbytes()
+    >>> cm.cache.clear_cache()
+    >>> cm.cache.cache_nbytes()
     0
     >>> _ = cm.conv_matrix(np.ones((1, 1, 3, 3)), (1, 8, 8))
-    >>> 0 < cm.cache_nbytes() <= cm.set_cache_budget(None)
+    >>> 0 < cm.cache.cache_nbytes() <= cm.cache.set_cache_budget(None)
     True
     """
     with _lock:

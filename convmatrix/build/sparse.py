@@ -269,7 +269,7 @@ def spec_matrix(
     -----
     The builder writes the final CSR arrays directly, one strided box of alike rows at a time
     (see :mod:`convmatrix.build.layout`); the per-geometry layout it uses is kept in a byte-budgeted
-    cache (:func:`convmatrix.clear_cache`, :func:`convmatrix.cache_nbytes`).
+    cache (:func:`convmatrix.cache.clear_cache`, :func:`convmatrix.cache.cache_nbytes`).
 
     Examples
     --------

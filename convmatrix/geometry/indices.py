@@ -202,7 +202,7 @@ def index_table(spec: ConvSpec) -> IndexTable:
     Returns
     -------
     IndexTable
-        Read-only. Kept in the byte-budgeted cache (:func:`convmatrix.clear_cache`) while it
+        Read-only. Kept in the byte-budgeted cache (:func:`convmatrix.cache.clear_cache`) while it
         fits, so repeated calls for one spatial geometry usually return the same object.
     """
     key = ("table", spec.input_size, spec.output_size, spec.kernel_size, spec.stride,

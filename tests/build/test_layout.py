@@ -223,39 +223,39 @@ def test_bool_weights_refused_when_true_taps_merge():
 
 
 def test_clear_cache_and_size():
-    cm.clear_cache()
-    assert cm.cache_nbytes() == 0
+    cm.cache.clear_cache()
+    assert cm.cache.cache_nbytes() == 0
     cm.conv_matrix(np.ones((2, 1, 3, 3)), (1, 16, 16), padding=1)
-    assert cm.cache_nbytes() > 0
-    cm.clear_cache()
-    assert cm.cache_nbytes() == 0
+    assert cm.cache.cache_nbytes() > 0
+    cm.cache.clear_cache()
+    assert cm.cache.cache_nbytes() == 0
 
 
 def test_cache_budget_is_respected():
-    previous = cm.set_cache_budget(200_000)
+    previous = cm.cache.set_cache_budget(200_000)
     try:
-        cm.clear_cache()
+        cm.cache.clear_cache()
         for n, k in itertools.product(range(10, 40, 3), (1, 3, 5)):
             C = cm.conv_matrix(np.ones((1, 1, k, k)), (1, n, n), padding=k // 2)
             assert C.shape == (n * n, n * n)
-            assert cm.cache_nbytes() <= 200_000
-        cm.set_cache_budget(0)
-        assert cm.cache_nbytes() == 0
+            assert cm.cache.cache_nbytes() <= 200_000
+        cm.cache.set_cache_budget(0)
+        assert cm.cache.cache_nbytes() == 0
         C = cm.conv_matrix(np.ones((1, 1, 3, 3)), (1, 9, 9), padding=1)
-        assert C.nnz == (9 * 3 - 2) ** 2 and cm.cache_nbytes() == 0
+        assert C.nnz == (9 * 3 - 2) ** 2 and cm.cache.cache_nbytes() == 0
     finally:
-        cm.set_cache_budget(previous)
+        cm.cache.set_cache_budget(previous)
     with pytest.raises(cm.ConvMatrixError, match=r"`max_bytes` \(=-1\) must be a non-negative"):
-        cm.set_cache_budget(-1)
+        cm.cache.set_cache_budget(-1)
 
 
 @pytest.mark.parametrize("k", [3, 7])
 def test_kept_cache_is_small_against_the_matrix(k):
-    cm.clear_cache()
+    cm.cache.clear_cache()
     C = cm.conv_matrix(np.ones((1, 1, k, k), dtype=np.float32), (1, 256, 256), padding="same")
     matrix_bytes = C.data.nbytes + C.indices.nbytes + C.indptr.nbytes
     del C
-    assert 0 < cm.cache_nbytes() <= 0.25 * matrix_bytes
+    assert 0 < cm.cache.cache_nbytes() <= 0.25 * matrix_bytes
 
 
 def test_index_table_api_still_matches_the_matrix():
