@@ -14,6 +14,8 @@ from typing import Any
 from convmatrix import cache, reference
 from convmatrix._errors import ConvMatrixError
 from convmatrix.adapters import (
+    from_keras,
+    from_torch,
     keras_matrix,
     keras_output_shape,
     torch_bias,
@@ -55,8 +57,6 @@ from convmatrix.layers import (
     PixelUnshuffle,
     Sequential,
     Upsample,
-    from_keras,
-    from_torch,
 )
 from convmatrix.verification import VerificationResult, dot_test, verify
 

@@ -1,23 +1,29 @@
-"""Framework adapters: the matrix of a real Keras layer or torch module, in its own layout.
+"""Framework adapters: a real Keras layer/model or torch module as a layer object or matrix.
 
-Adapters only translate a layer into a :class:`~convmatrix.geometry.spec.ConvSpec` plus a
-torch-layout weight; the matrix always comes from the one builder. Neither Keras nor torch is imported unless
-a function that needs a live object is called.
+One module (or package) per framework: :mod:`convmatrix.adapters.torch`,
+:mod:`convmatrix.adapters.keras`. Adapters sit above :mod:`convmatrix.layers`: they translate
+a framework's layer into a layer kind (a :class:`~convmatrix.geometry.spec.ConvSpec` plus a
+torch-layout weight for convolutions), and the matrix always comes from the one builder.
+Layers never import adapters. Neither Keras nor torch is imported: live objects are read
+through their attributes.
 """
 
 from convmatrix.adapters.keras import (
     KerasLayer,
+    from_keras,
     keras_layer,
     keras_matrix,
     keras_output_shape,
 )
-from convmatrix.adapters.torch import torch_bias, torch_matrix
+from convmatrix.adapters.torch import from_torch, torch_bias, torch_matrix
 from convmatrix.build.channels_last import channels_last_matrix, channels_last_permutation
 
 __all__ = [
     "KerasLayer",
     "channels_last_matrix",
     "channels_last_permutation",
+    "from_keras",
+    "from_torch",
     "keras_layer",
     "keras_matrix",
     "keras_output_shape",

@@ -1,8 +1,14 @@
-"""torch ``nn.ConvNd`` / ``nn.ConvTransposeNd`` modules as matrices, read by attributes only."""
+"""The torch adapter: ``nn`` modules as layer objects and matrices, read by attributes only.
+
+Everything about reading torch lives here: :func:`from_torch` and the module-class registry
+:data:`TORCH_READERS` (module class name → reader), :func:`torch_matrix` and :func:`torch_bias`.
+torch itself is never imported: a module is read through its attributes (parameters are
+converted to numpy by :func:`convmatrix._arrays.to_numpy`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,13 +19,19 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix.build.sparse import DEFAULT_MAX_BYTES, SparseFormat
 from convmatrix.geometry import shapes
 from convmatrix.geometry.spec import _as_int, _items
+from convmatrix.layers.base import Layer
+from convmatrix.layers.conv import Conv, ConvTranspose
+from convmatrix.layers.identity import Identity
+from convmatrix.layers.norm import BatchNorm
+from convmatrix.layers.pad import Pad
+from convmatrix.layers.pool import AvgPool
+from convmatrix.layers.sequential import Sequential
+from convmatrix.layers.shuffle import PixelShuffle, PixelUnshuffle
+from convmatrix.layers.upsample import Upsample
 
-__all__ = ["torch_bias", "torch_matrix"]
+__all__ = ["TORCH_READERS", "from_torch", "torch_bias", "torch_matrix"]
 
-
-def _numpy(tensor: Any) -> np.ndarray:
-    """A module's parameter as numpy (detached; bfloat16 widened exactly to float32)."""
-    return to_numpy(tensor)
+TorchReader = Callable[[Any, tuple[int, ...], "Sequence[int] | None"], Layer]
 
 
 def _output_padding_for(weight: np.ndarray, input_shape: tuple[int, ...], padding: Any,
@@ -44,6 +56,235 @@ def _output_padding_for(weight: np.ndarray, input_shape: tuple[int, ...], paddin
                 f"{minimum + stride[axis] - 1}] along spatial axis {axis}, as in torch")
         result.append(size[axis] - minimum)
     return tuple(result)
+
+
+def _read_conv(module: Any, input_shape: tuple[int, ...],
+               output_size: Sequence[int] | None) -> Layer:
+    """``nn.ConvNd`` / ``nn.ConvTransposeNd`` (any object with their attributes)."""
+    weight = to_numpy(module.weight)
+    if len(input_shape) == weight.ndim:
+        raise ConvMatrixError(
+            f"`input_shape` (={input_shape}) has a batch axis; give one sample (C, *spatial)")
+    bias = None if getattr(module, "bias", None) is None else to_numpy(module.bias)
+    common: dict[str, Any] = {"stride": tuple(module.stride),
+                              "dilation": tuple(module.dilation), "groups": int(module.groups)}
+    padding = module.padding if isinstance(module.padding, str) else tuple(module.padding)
+    transposed = bool(getattr(module, "transposed", "Transpose" in type(module).__name__))
+    if transposed:
+        output_padding = tuple(getattr(module, "output_padding", (0,) * (weight.ndim - 2)))
+        if output_size is not None:
+            output_padding = _output_padding_for(weight, input_shape, padding, output_size,
+                                                 **common)
+        return ConvTranspose(weight, input_shape, padding=padding, output_padding=output_padding,
+                             bias=bias, **common)
+    if output_size is not None:
+        raise ConvMatrixError("`output_size` applies only to ConvTranspose modules")
+    return Conv(weight, input_shape, padding=padding, bias=bias,
+                padding_mode=getattr(module, "padding_mode", "zeros"), **common)
+
+
+_NONLINEAR = frozenset({
+    "ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "ELU", "SELU", "CELU", "GELU", "SiLU",
+    "Mish", "Sigmoid", "Tanh", "Hardtanh", "Hardswish", "Hardsigmoid", "Softplus", "Softsign",
+    "Softmax", "LogSoftmax", "Threshold", "Tanhshrink", "Softshrink", "Hardshrink",
+    "MaxPool1d", "MaxPool2d", "MaxPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
+    "AdaptiveMaxPool3d", "LPPool1d", "LPPool2d", "FractionalMaxPool2d", "LayerNorm",
+    "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm",
+})
+
+
+def _read_sequential(module: Any, input_shape: tuple[int, ...],
+                     output_size: Sequence[int] | None) -> Layer:
+    """``nn.Sequential``: each child read in turn, shapes carried from one to the next."""
+    if output_size is not None:
+        raise ConvMatrixError("`output_size` applies only to ConvTranspose modules")
+    layers: list[Layer] = []
+    shape = input_shape
+    for position, child in enumerate(module):
+        name = type(child).__name__
+        reader = TORCH_READERS.get(name)
+        if reader is None:
+            why = ("is not linear" if name in _NONLINEAR
+                   else "is not a linear layer convmatrix can read")
+            raise ConvMatrixError(
+                f"`module[{position}]` ({name}) {why}; a stack can hold only "
+                f"{', '.join(_supported())}")
+        try:
+            layers.append(reader(child, shape, None))
+        except ConvMatrixError as error:
+            raise ConvMatrixError(f"`module[{position}]` ({name}): {error}") from None
+        shape = layers[-1].output_shape
+    if not layers:
+        raise ConvMatrixError("`module` (Sequential) is empty")
+    return layers[0] if len(layers) == 1 else Sequential(layers)
+
+
+def _supported() -> list[str]:
+    names = sorted({name[:-2] if name[-2:] in ("1d", "2d", "3d") else name
+                    for name in TORCH_READERS if not name.startswith("Lazy")})
+    return [f"nn.{name}Nd" if f"{name}2d" in TORCH_READERS else f"nn.{name}" for name in names]
+
+
+def _only_forward(module: Any, output_size: Sequence[int] | None) -> None:
+    if output_size is not None:
+        raise ConvMatrixError(
+            f"`output_size` applies only to ConvTranspose modules, not {type(module).__name__}")
+
+
+def _read_avg_pool(module: Any, input_shape: tuple[int, ...],
+                   output_size: Sequence[int] | None) -> Layer:
+    """``nn.AvgPool1d/2d/3d``."""
+    _only_forward(module, output_size)
+    return AvgPool(input_shape, module.kernel_size, module.stride, module.padding,
+                   ceil_mode=bool(module.ceil_mode),
+                   count_include_pad=bool(module.count_include_pad),
+                   divisor_override=getattr(module, "divisor_override", None))
+
+
+def _read_upsample(module: Any, input_shape: tuple[int, ...],
+                   output_size: Sequence[int] | None) -> Layer:
+    """``nn.Upsample``, ``nn.UpsamplingNearest2d``, ``nn.UpsamplingBilinear2d``."""
+    _only_forward(module, output_size)
+    if getattr(module, "antialias", False):
+        raise ConvMatrixError("`module` (Upsample) uses antialias, which is not supported")
+    return Upsample(input_shape, size=module.size, scale_factor=module.scale_factor,
+                    mode=module.mode, align_corners=module.align_corners,
+                    recompute_scale_factor=getattr(module, "recompute_scale_factor", None))
+
+
+def _read_pixel_shuffle(module: Any, input_shape: tuple[int, ...],
+                        output_size: Sequence[int] | None) -> Layer:
+    """``nn.PixelShuffle`` / ``nn.PixelUnshuffle``."""
+    _only_forward(module, output_size)
+    if hasattr(module, "upscale_factor"):
+        return PixelShuffle(input_shape, module.upscale_factor)
+    return PixelUnshuffle(input_shape, module.downscale_factor)
+
+
+_PAD_MODES = {"Zero": "constant", "Constant": "constant", "Reflection": "reflect",
+              "Replication": "replicate", "Circular": "circular"}
+
+
+def _read_pad(module: Any, input_shape: tuple[int, ...],
+              output_size: Sequence[int] | None) -> Layer:
+    """``nn.ZeroPad/ConstantPad/ReflectionPad/ReplicationPad/CircularPad1d/2d/3d``."""
+    _only_forward(module, output_size)
+    mode = _PAD_MODES[type(module).__name__[:-len("PadNd")]]
+    return Pad(input_shape, tuple(module.padding), mode=mode,
+               value=float(getattr(module, "value", 0.0)) if mode == "constant" else 0.0)
+
+
+def _read_batch_norm(module: Any, input_shape: tuple[int, ...],
+                     output_size: Sequence[int] | None) -> Layer:
+    """``nn.BatchNorm1d/2d/3d`` in eval mode (running statistics)."""
+    _only_forward(module, output_size)
+    name = type(module).__name__
+    if getattr(module, "training", False):
+        raise ConvMatrixError(
+            f"`module` ({name}) is in training mode: it normalises by the batch's statistics, "
+            f"which is not a linear map of one sample; call .eval() first")
+    if getattr(module, "running_mean", None) is None:
+        raise ConvMatrixError(
+            f"`module` ({name}) has no running statistics (track_running_stats=False): it "
+            f"always uses the batch's, which is not a linear map of one sample")
+    weight = getattr(module, "weight", None)
+    bias = getattr(module, "bias", None)
+    return BatchNorm(input_shape, to_numpy(module.running_mean), to_numpy(module.running_var),
+                     weight=None if weight is None else to_numpy(weight),
+                     bias=None if bias is None else to_numpy(bias), eps=float(module.eps))
+
+
+def _read_identity(module: Any, input_shape: tuple[int, ...],
+                   output_size: Sequence[int] | None) -> Layer:
+    """``nn.Identity``; ``nn.Dropout*`` in eval mode."""
+    _only_forward(module, output_size)
+    name = type(module).__name__
+    if "Dropout" in name and getattr(module, "training", False) and getattr(module, "p", 0):
+        raise ConvMatrixError(
+            f"`module` ({name}) is in training mode: it zeroes random entries, which is not a "
+            f"fixed linear map; call .eval() first")
+    return Identity(input_shape)
+
+
+TORCH_READERS: dict[str, TorchReader] = {
+    f"{kind}{n}d": _read_conv for kind in ("Conv", "ConvTranspose", "LazyConv",
+                                           "LazyConvTranspose") for n in (1, 2, 3)
+}
+"""torch module class name → reader (module, input_shape, output_size) → layer object."""
+TORCH_READERS["Sequential"] = _read_sequential
+TORCH_READERS.update({f"AvgPool{n}d": _read_avg_pool for n in (1, 2, 3)})
+TORCH_READERS.update({f"BatchNorm{n}d": _read_batch_norm for n in (1, 2, 3)})
+TORCH_READERS.update({f"{kind}Pad{n}d": _read_pad for kind in _PAD_MODES for n in (1, 2, 3)})
+TORCH_READERS.update({name: _read_upsample for name in ("Upsample", "UpsamplingNearest2d",
+                                                        "UpsamplingBilinear2d")})
+TORCH_READERS.update({"PixelShuffle": _read_pixel_shuffle,
+                      "PixelUnshuffle": _read_pixel_shuffle})
+TORCH_READERS.update({name: _read_identity for name in (
+    "Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
+    "FeatureAlphaDropout")})
+
+
+def _input_shape(input_shape: Any) -> tuple[int, ...]:
+    if isinstance(input_shape, str) or not hasattr(input_shape, "__iter__"):
+        raise ConvMatrixError(
+            f"`input_shape` (={input_shape!r}) must be a tuple (C, *spatial) for one sample")
+    shape = []
+    for v in input_shape:
+        if isinstance(v, bool) or not hasattr(v, "__index__"):
+            raise ConvMatrixError(
+                f"`input_shape` (={tuple(input_shape)!r}) must hold ints, got {v!r}")
+        shape.append(int(v))
+    return tuple(shape)
+
+
+def from_torch(module: Any, input_shape: Sequence[int], *,
+               output_size: Sequence[int] | None = None) -> Layer:
+    """The layer object of a torch module, read by its attributes (no torch import).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        ``nn.Conv1d/2d/3d`` (every padding form and ``padding_mode``),
+        ``nn.ConvTranspose1d/2d/3d``, or an ``nn.Sequential`` of the modules in
+        :data:`TORCH_READERS` (read into a :class:`~convmatrix.Sequential`; a non-linear
+        child is refused, naming its position); any object with a conv's attributes
+        (``weight``, ``stride``, ``padding``, ``dilation``, ``groups``, ...) is read as one.
+    input_shape : sequence of int
+        One sample ``(C_in, *spatial)``, no batch axis.
+    output_size : sequence of int, optional
+        For transposed modules, the ``output_size`` torch's ``forward`` accepts (it picks the
+        output padding).
+
+    Returns
+    -------
+    Layer
+        :class:`~convmatrix.Conv`, :class:`~convmatrix.ConvTranspose`,
+        :class:`~convmatrix.Sequential`, ..., with the module's bias as
+        :meth:`~convmatrix.layers.base.Layer.offset`: ``module(x[None])[0] == layer(x)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> module = SimpleNamespace(weight=np.ones((1, 1, 2, 2)), bias=np.array([0.5]),
+    ...                          stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
+    ...                          padding_mode="zeros", transposed=False)
+    >>> layer = from_torch(module, (1, 3, 3))
+    >>> layer
+    Conv(1→1, 1×3×3 → 1×2×2, kernel 2×2)
+    >>> layer(np.ones((1, 3, 3)))[0]
+    array([[4.5, 4.5],
+           [4.5, 4.5]])
+    """
+    shape = _input_shape(input_shape)
+    reader = TORCH_READERS.get(type(module).__name__)
+    if reader is None and hasattr(module, "weight") and hasattr(module, "stride"):
+        reader = _read_conv
+    if reader is None:
+        raise ConvMatrixError(
+            f"`module` (={type(module).__name__}) is not a linear layer convmatrix can read; "
+            f"supported: torch {', '.join(_supported())}")
+    return reader(module, shape, output_size)
 
 
 def torch_matrix(
@@ -81,8 +322,6 @@ def torch_matrix(
         In the weight's dtype (float32 for a default module). The bias is not part of the
         linear map: add :func:`torch_bias` to ``M @ x``.
     """
-    from convmatrix.layers import ConvTranspose, from_torch
-
     layer = from_torch(module, input_shape, output_size=output_size)
     if format is None:
         format = "csc" if isinstance(layer, ConvTranspose) else "csr"
@@ -98,8 +337,6 @@ def torch_bias(module: Any, input_shape: Sequence[int], *,
     ndarray of shape ``(∏output_shape,)`` or None
         ``module(x[None]).ravel() == torch_matrix(module, ...) @ x.ravel() + torch_bias(...)``.
     """
-    from convmatrix.layers import from_torch
-
     if getattr(module, "bias", None) is None:
         return None
     return from_torch(module, input_shape, output_size=output_size).offset()

@@ -33,10 +33,9 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix.analysis.paths import constant_response, interior_mask, path_counts
 from convmatrix.layers._separable import SeparableLayer
 from convmatrix.layers.base import Adjoint, Layer, shape_text
+from convmatrix.layers.channels_last import ChannelsLast, KerasConv
 from convmatrix.layers.conv import Conv, ConvTranspose
 from convmatrix.layers.identity import Identity
-from convmatrix.layers.keras import KerasConv
-from convmatrix.layers.keras_stack import ChannelsLast
 from convmatrix.layers.sequential import Sequential
 
 if TYPE_CHECKING:

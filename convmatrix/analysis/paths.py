@@ -34,9 +34,8 @@ import scipy.sparse as sp
 
 from convmatrix.build.channels_last import channels_last_matrix
 from convmatrix.layers.base import Adjoint, Layer
+from convmatrix.layers.channels_last import ChannelsLast, KerasConv
 from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
-from convmatrix.layers.keras import KerasConv
-from convmatrix.layers.keras_stack import ChannelsLast
 from convmatrix.layers.sequential import Sequential
 
 __all__ = ["constant_response", "interior_mask", "path_counts", "path_matrix"]

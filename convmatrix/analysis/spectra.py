@@ -14,8 +14,8 @@ from scipy.sparse.linalg import LinearOperator, eigsh, svds
 from convmatrix._errors import ConvMatrixError
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.layers.base import Adjoint, Layer
+from convmatrix.layers.channels_last import KerasConv
 from convmatrix.layers.conv import ConvLayer
-from convmatrix.layers.keras import KerasConv
 
 __all__ = [
     "DENSE_MAX_ENTRIES",

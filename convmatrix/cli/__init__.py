@@ -16,7 +16,7 @@ import numpy as np
 
 from convmatrix import __version__
 from convmatrix._errors import ConvMatrixError
-from convmatrix.adapters.keras import SUPPORTED as KERAS_CLASSES
+from convmatrix.adapters.keras.config import SUPPORTED as KERAS_CLASSES
 from convmatrix.build.budget import (
     check_budget,
     dense_nbytes,
@@ -30,8 +30,8 @@ from convmatrix.cli.norm import add_norm_command, save_streamed
 from convmatrix.cli.stack import add_compare_command, add_stack_argument, run_stack_report
 from convmatrix.geometry.spec import PADDING_MODES, ConvSpec, conv_spec, conv_transpose_spec
 from convmatrix.layers.base import shape_text
+from convmatrix.layers.channels_last import KerasConv
 from convmatrix.layers.conv import Conv, ConvTranspose
-from convmatrix.layers.keras import KerasConv
 from convmatrix.reports.layer import keras_conv
 from convmatrix.symbolic.arithmetic import size_derivation
 

@@ -1,17 +1,38 @@
-"""Layer objects: every layer kind as an exact affine map with its matrix, offset and adjoint."""
+"""Layer objects: every layer kind as an exact affine map with its matrix, offset and adjoint.
 
-from convmatrix.adapters.torch_modules import from_torch
+The readers of framework models (``from_torch``, ``from_keras``) live one level up, in
+:mod:`convmatrix.adapters`; layers never import adapters.
+"""
+
+import importlib
+import warnings
+from typing import Any
+
 from convmatrix.layers.base import Adjoint, Layer
+from convmatrix.layers.channels_last import ChannelsLast, KerasConv
 from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
 from convmatrix.layers.identity import Identity
-from convmatrix.layers.keras import KerasConv, from_keras
 from convmatrix.layers.norm import BatchNorm
 from convmatrix.layers.pad import Pad
 from convmatrix.layers.pool import AvgPool
+from convmatrix.layers.repeat import Repeat
 from convmatrix.layers.sequential import Sequential
 from convmatrix.layers.shuffle import PixelShuffle, PixelUnshuffle
 from convmatrix.layers.upsample import Upsample
 
-__all__ = ["Adjoint", "AvgPool", "BatchNorm", "Conv", "ConvLayer", "ConvTranspose", "Identity",
-           "KerasConv", "Layer", "Pad", "PixelShuffle", "PixelUnshuffle", "Sequential", "Upsample",
-           "from_keras", "from_torch"]
+__all__ = ["Adjoint", "AvgPool", "BatchNorm", "ChannelsLast", "Conv", "ConvLayer",
+           "ConvTranspose", "Identity", "KerasConv", "Layer", "Pad", "PixelShuffle",
+           "PixelUnshuffle", "Repeat", "Sequential", "Upsample"]
+
+_MOVED = {"from_torch": "convmatrix.adapters.torch", "from_keras": "convmatrix.adapters.keras"}
+
+
+def __getattr__(name: str) -> Any:
+    """``convmatrix.layers.from_torch`` / ``from_keras``: deprecated, moved to the adapters."""
+    if name in _MOVED:
+        warnings.warn(
+            f"convmatrix.layers.{name} is deprecated and will be removed in convmatrix 0.3; "
+            f"use convmatrix.{name} (or {_MOVED[name]}.{name})", DeprecationWarning,
+            stacklevel=2)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'convmatrix.layers' has no attribute {name!r}")

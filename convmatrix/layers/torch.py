@@ -1,5 +1,5 @@
-"""Deprecated alias of :mod:`convmatrix.adapters.torch_modules` (kept for one release)."""
+"""Deprecated alias of :mod:`convmatrix.adapters.torch` (kept for one release)."""
 
 from convmatrix._deprecated import alias_module
 
-alias_module(__name__, "convmatrix.adapters.torch_modules")
+alias_module(__name__, "convmatrix.adapters.torch")

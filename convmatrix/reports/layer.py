@@ -15,15 +15,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.adapters.keras import keras_output_shape
+from convmatrix.adapters.keras import from_keras, keras_output_shape
 from convmatrix.build.budget import check_budget, report_nbytes
 from convmatrix.build.sparse import DEFAULT_MAX_BYTES, spec_matrix
 from convmatrix.build.weights import make_weight
 from convmatrix.geometry.indices import stored_entries
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.layers.base import shape_text
+from convmatrix.layers.channels_last import KerasConv
 from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
-from convmatrix.layers.keras import KerasConv, from_keras
 from convmatrix.reports.figures import figures_available, overlap_png, sparsity_png
 
 if TYPE_CHECKING:

@@ -148,8 +148,8 @@ def layer_geometry(layer: Any) -> LayerGeometry:
     Keras class).
     """
     from convmatrix.layers.base import Adjoint
+    from convmatrix.layers.channels_last import KerasConv
     from convmatrix.layers.conv import ConvLayer, ConvTranspose
-    from convmatrix.layers.keras import KerasConv
 
     if isinstance(layer, ConvLayer):
         return LayerGeometry(layer.spec, isinstance(layer, ConvTranspose),

@@ -165,7 +165,7 @@ def test_channels_last_matrix_is_a_permutation_of_rows_and_columns():
 def test_keras_layer_exposes_spec_and_torch_weight():
     case = oracle.cases()[1]
     layer = keras_layer(case["layer"], oracle.arrays(case)["kernel"], case["input_shape"])
-    assert layer.transpose and layer.spec.input_shape == (1, 3, 3)
+    assert layer.direction == "adjoint" and layer.spec.input_shape == (1, 3, 3)
     assert layer.weight.shape == layer.spec.weight_shape
 
 

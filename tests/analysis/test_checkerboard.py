@@ -264,7 +264,7 @@ def test_sub_pixel_convolution_even_with_icnr_uneven_with_random_weights(init):
 
 def test_keras_channels_last_stacks_count_like_torch():
     torch = pytest.importorskip("torch")
-    from convmatrix.layers.keras_stack import ChannelsLast
+    from convmatrix.layers.channels_last import ChannelsLast
 
     def keras_t(filters, shape):
         config = {"filters": filters, "kernel_size": [3, 3], "strides": [2, 2],

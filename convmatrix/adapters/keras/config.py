@@ -1,7 +1,14 @@
-"""Keras 3 / tf.keras convolution layers (serialized configs) as convmatrix specs and matrices."""
+"""Keras 3 / tf.keras convolution configs (serialized layers) as convmatrix specs and matrices.
+
+The translation of one serialized convolution layer (``keras.layers.serialize(layer)``) into
+a channels-first :class:`~convmatrix.geometry.spec.ConvSpec`, a torch-layout weight and a
+direction, checked the way Keras checks it: :func:`keras_layer` (the :class:`KerasLayer`
+record), :func:`keras_matrix`, :func:`keras_output_shape`. Nothing here imports Keras.
+"""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,8 +21,10 @@ from convmatrix.build.channels_last import channels_last_matrix
 from convmatrix.build.sparse import DEFAULT_MAX_BYTES, _as_weight, spec_matrix
 from convmatrix.geometry import shapes
 from convmatrix.geometry.spec import ConvSpec, _as_int, _bounded, _items, conv_spec
+from convmatrix.geometry.view import check_direction
+from convmatrix.typing import Direction
 
-__all__ = ["KerasLayer", "keras_layer", "keras_matrix", "keras_output_shape"]
+__all__ = ["SUPPORTED", "KerasLayer", "keras_layer", "keras_matrix", "keras_output_shape"]
 
 _CONV = {"Conv1D": 1, "Conv2D": 2, "Conv3D": 3}
 _TRANSPOSE = {"Conv1DTranspose": 1, "Conv2DTranspose": 2, "Conv3DTranspose": 3}
@@ -41,8 +50,8 @@ class KerasLayer:
         channels first.
     weight : ndarray
         The kernel in torch layout: ``spec.weight_shape``.
-    transpose : bool
-        The layer is a transposed convolution (its matrix is ``Cᵀ``).
+    direction : {"forward", "adjoint"}
+        ``"adjoint"``: the layer is a transposed convolution (its matrix is ``Cᵀ`` of ``spec``).
     data_format : str
         ``"channels_last"`` or ``"channels_first"``.
     input_shape, output_shape : tuple of int
@@ -52,22 +61,39 @@ class KerasLayer:
     class_name: str
     spec: ConvSpec
     weight: np.ndarray
-    transpose: bool
+    direction: Direction
     data_format: str
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
 
+    def __post_init__(self) -> None:
+        if isinstance(self.direction, bool):  # 0.1's bool field `transpose`
+            warnings.warn(
+                "KerasLayer with a bool `transpose` is deprecated and will be removed in "
+                "convmatrix 0.3; pass direction='forward' or 'adjoint'", DeprecationWarning,
+                stacklevel=3)
+            object.__setattr__(self, "direction", "adjoint" if self.direction else "forward")
+        check_direction(self.direction)
+
+    @property
+    def transpose(self) -> bool:
+        """Deprecated: ``direction == "adjoint"``."""
+        warnings.warn(
+            "KerasLayer.transpose is deprecated and will be removed in convmatrix 0.3; use "
+            "KerasLayer.direction ('forward' or 'adjoint')", DeprecationWarning, stacklevel=2)
+        return self.direction == "adjoint"
+
     @property
     def channels_first_shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Input and output shape of one sample, channels first."""
-        if self.transpose:
+        if self.direction == "adjoint":
             return self.spec.output_shape, self.spec.input_shape
         return self.spec.input_shape, self.spec.output_shape
 
     def matrix(self, *, format: str = "csr",
                max_bytes: int | None = DEFAULT_MAX_BYTES) -> sp.sparray:
         """The layer's matrix for vectors flattened in the layer's own layout."""
-        matrix = spec_matrix(self.spec, self.weight, transpose=self.transpose,
+        matrix = spec_matrix(self.spec, self.weight, transpose=self.direction == "adjoint",
                              format="csr", max_bytes=max_bytes)
         if self.data_format == "channels_last":
             matrix = channels_last_matrix(matrix, *self.channels_first_shapes)
@@ -318,7 +344,8 @@ def keras_layer(
     else:  # Keras' (*k, a, b) -> torch's (b, a, *k) for both Conv and ConvTranspose
         weight = np.transpose(k, (rank + 1, rank, *range(rank)))
     return KerasLayer(geometry.name, geometry.spec, np.ascontiguousarray(weight),
-                      geometry.kind == "transpose", geometry.data_format,
+                      "adjoint" if geometry.kind == "transpose" else "forward",
+                      geometry.data_format,
                       geometry.input_shape, geometry.output_shape)
 
 

@@ -1,0 +1,52 @@
+"""The Keras adapter: Keras layers, models and serialized configs as convmatrix objects.
+
+One framework, one place; nothing here imports Keras (live objects are read through
+``get_config()`` and their weights):
+
+- :mod:`~convmatrix.adapters.keras.config`: a serialized convolution config → spec, weight
+  and direction (:func:`keras_layer`, :func:`keras_matrix`, :func:`keras_output_shape`);
+- :mod:`~convmatrix.adapters.keras.layers`: one Keras layer → a layer object
+  (:data:`KERAS_READERS`, :func:`read_keras_layer`);
+- :mod:`~convmatrix.adapters.keras.models`: :func:`from_keras` (a layer or a model) and
+  :func:`from_keras_sequential`.
+
+The layer kinds it builds (:class:`~convmatrix.KerasConv`,
+:class:`~convmatrix.layers.channels_last.ChannelsLast`, :class:`~convmatrix.layers.repeat.Repeat`)
+live in :mod:`convmatrix.layers`; they are re-exported here only for the deprecated module paths
+``convmatrix.layers.keras`` and ``convmatrix.layers.keras_stack``.
+"""
+
+from convmatrix.adapters.keras.config import (
+    SUPPORTED,
+    KerasLayer,
+    keras_layer,
+    keras_matrix,
+    keras_output_shape,
+)
+from convmatrix.adapters.keras.layers import (
+    KERAS_READERS,
+    is_other_keras,
+    keras_conv,
+    read_keras_layer,
+)
+from convmatrix.adapters.keras.models import from_keras, from_keras_other, from_keras_sequential
+
+# the layer kinds, for the deprecated convmatrix.layers.keras / keras_stack paths (not in __all__)
+from convmatrix.layers.channels_last import ChannelsLast as ChannelsLast
+from convmatrix.layers.channels_last import KerasConv as KerasConv
+from convmatrix.layers.repeat import Repeat as Repeat
+
+__all__ = [
+    "KERAS_READERS",
+    "SUPPORTED",
+    "KerasLayer",
+    "from_keras",
+    "from_keras_other",
+    "from_keras_sequential",
+    "is_other_keras",
+    "keras_conv",
+    "keras_layer",
+    "keras_matrix",
+    "keras_output_shape",
+    "read_keras_layer",
+]

@@ -1,0 +1,284 @@
+"""One Keras layer (live, duck-typed or serialized) as a layer object in Keras' own layout.
+
+Convolutions (``Conv*``, ``Conv*Transpose``, ``DepthwiseConv*``) become
+:class:`~convmatrix.layers.channels_last.KerasConv`; the other linear Keras layers are read by
+class name through :data:`KERAS_READERS` into channels-first kinds wrapped in
+:class:`~convmatrix.layers.channels_last.ChannelsLast` (``UpSampling*``, ``AveragePooling*``,
+``ZeroPadding*``, ``Cropping*``, ``BatchNormalization``, dropouts) or into stacks
+(``SeparableConv1D/2D``). Live layers are read through ``get_config()`` and their weights;
+nothing imports Keras.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from convmatrix._arrays import to_numpy
+from convmatrix._errors import ConvMatrixError
+from convmatrix.adapters.keras.config import keras_layer
+from convmatrix.layers.base import Layer
+from convmatrix.layers.channels_last import ChannelsLast, KerasConv
+from convmatrix.layers.identity import Identity
+from convmatrix.layers.norm import BatchNorm
+from convmatrix.layers.pad import Pad
+from convmatrix.layers.pool import AvgPool
+from convmatrix.layers.repeat import Repeat
+from convmatrix.layers.sequential import Sequential
+from convmatrix.layers.upsample import Upsample
+
+__all__ = ["KERAS_READERS", "built_input_shape", "is_other_keras", "keras_conv",
+           "read_keras_layer"]
+
+KerasReader = Callable[[Any, dict[str, Any], tuple[int, ...]], Layer]
+
+
+def keras_conv(layer_or_serialized: Any, kernel: Any = None,
+               input_shape: Sequence[int] | None = None, *, bias: Any = None) -> KerasConv:
+    """A Keras convolution layer (live or serialized) as a :class:`KerasConv`.
+
+    See :func:`convmatrix.from_keras` for the parameters; a serialized layer needs ``kernel``
+    and ``input_shape``, a live one gives its own ``kernel``, ``bias`` and built input shape.
+    """
+    if isinstance(layer_or_serialized, Mapping):
+        if kernel is None or input_shape is None:
+            raise ConvMatrixError(
+                "a serialized Keras layer needs `kernel` (its weights in Keras layout) and "
+                "`input_shape` (one sample, no batch axis)")
+        return _keras_conv(layer_or_serialized, kernel, input_shape, bias)
+    live = layer_or_serialized
+    if not hasattr(live, "get_config"):
+        raise ConvMatrixError(
+            f"`layer_or_serialized` (={type(live).__name__}) must be a Keras layer or the dict "
+            f"keras.layers.serialize(layer) returns")
+    serialized = {"class_name": type(live).__name__, "config": live.get_config()}
+    if kernel is None:
+        kernel = getattr(live, "kernel", None)
+        if kernel is None:
+            kernel = getattr(live, "depthwise_kernel", None)
+        if kernel is None:
+            raise ConvMatrixError(
+                f"`layer_or_serialized` ({type(live).__name__}) has no `kernel`: build the "
+                f"layer (call it once) or pass `kernel`")
+    if bias is None and getattr(live, "bias", None) is not None:
+        bias = np.asarray(live.bias)
+    if input_shape is None:
+        input_shape = built_input_shape(live)
+    return _keras_conv(serialized, np.asarray(kernel), input_shape, bias)
+
+
+def _keras_conv(serialized: Mapping[str, Any], kernel: Any, input_shape: Sequence[int],
+                bias: Any) -> KerasConv:
+    converted = keras_layer(serialized, kernel, input_shape)
+    return KerasConv.from_spec(converted.spec, converted.weight, class_name=converted.class_name,
+                               direction=converted.direction,
+                               data_format=converted.data_format,  # type: ignore[arg-type]
+                               bias=bias)
+
+
+def built_input_shape(layer: Any) -> tuple[int, ...]:
+    """One sample's shape a live Keras layer was built for (its ``get_build_config()``)."""
+    build = getattr(layer, "get_build_config", lambda: None)() or {}
+    shape = build.get("input_shape")
+    if shape is None or any(v is None for v in tuple(shape)[1:]):
+        raise ConvMatrixError("give `input_shape`: the layer has no fully known input shape")
+    return tuple(shape)[1:]
+
+
+def _ints(value: Any, rank: int, name: str) -> tuple[int, ...]:
+    values = tuple(value) if isinstance(value, list | tuple) else (value,) * rank
+    if len(values) != rank or not all(isinstance(v, int) and not isinstance(v, bool)
+                                      for v in values):
+        raise ConvMatrixError(f"`{name}` (={value!r}) must be an int or {rank} ints")
+    return values
+
+
+def _pairs(value: Any, rank: int, name: str) -> tuple[tuple[int, int], ...]:
+    """Keras' padding/cropping forms: int, one int per axis, or a (before, after) pair each."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return ((value, value),) * rank
+    items = tuple(value)
+    if rank == 1 and len(items) == 2 and all(isinstance(v, int) for v in items):
+        return ((items[0], items[1]),)
+    if len(items) != rank:
+        raise ConvMatrixError(f"`{name}` (={value!r}) must be an int, {rank} ints or {rank} pairs")
+    pairs = []
+    for item in items:
+        if isinstance(item, int) and not isinstance(item, bool):
+            pairs.append((item, item))
+        else:
+            before, after = tuple(item)
+            pairs.append((int(before), int(after)))
+    return tuple(pairs)
+
+
+def _layout(config: dict[str, Any], shape: tuple[int, ...]) -> tuple[bool, tuple[int, ...]]:
+    """``(channels_last, channels-first shape)``."""
+    last = (config.get("data_format") or "channels_last") == "channels_last"
+    return last, ((shape[-1], *shape[:-1]) if last else shape)
+
+
+def _wrap(core: Layer, last: bool, class_name: str) -> Layer:
+    return ChannelsLast(core, class_name) if last else core
+
+
+def _rank(class_name: str) -> int:
+    return int(class_name[-2]) if class_name[-2:] in ("1D", "2D", "3D") else 1
+
+
+def _read_upsampling(layer: Any, config: dict[str, Any], shape: tuple[int, ...]) -> Layer:
+    name = type(layer).__name__
+    rank = _rank(name)
+    last, first = _layout(config, shape)
+    size = _ints(config.get("size", 2), rank, "size")
+    interpolation = config.get("interpolation", "nearest")
+    if interpolation == "nearest":
+        core: Layer = Repeat(first, size)
+    elif interpolation == "bilinear" and rank == 2:
+        # TF/JAX resize with half-pixel centres = torch bilinear, align_corners=False
+        core = Upsample(first, scale_factor=tuple(float(s) for s in size), mode="bilinear",
+                        align_corners=False)
+    else:
+        raise ConvMatrixError(
+            f"`interpolation` (={interpolation!r}) of {name} is not supported; use 'nearest' "
+            f"or (2-D) 'bilinear'")
+    return _wrap(core, last, name)
+
+
+def _read_average_pooling(layer: Any, config: dict[str, Any], shape: tuple[int, ...]) -> Layer:
+    name = type(layer).__name__
+    rank = _rank(name)
+    last, first = _layout(config, shape)
+    pool = _ints(config.get("pool_size", 2), rank, "pool_size")
+    strides = _ints(config.get("strides") or pool, rank, "strides")
+    padding = str(config.get("padding", "valid")).lower()
+    if padding == "valid":
+        pairs = tuple((0, 0) for _ in range(rank))
+    elif padding == "same":  # TF: output ⌈n/s⌉, the extra pad after; pads are not counted
+        pairs = tuple(_same(n, k, s) for n, k, s in zip(first[1:], pool, strides, strict=True))
+    else:
+        raise ConvMatrixError(f"`padding` (={padding!r}) of {name} must be 'valid' or 'same'")
+    core = AvgPool(first, pool, strides, pairs, count_include_pad=False)
+    return _wrap(core, last, name)
+
+
+def _same(n: int, k: int, s: int) -> tuple[int, int]:
+    out = -(-n // s)
+    total = max((out - 1) * s + k - n, 0)
+    return total // 2, total - total // 2
+
+
+def _read_zero_padding(layer: Any, config: dict[str, Any], shape: tuple[int, ...]) -> Layer:
+    name = type(layer).__name__
+    rank = _rank(name)
+    last, first = _layout(config, shape)
+    sign = -1 if name.startswith("Cropping") else 1
+    key = "cropping" if sign < 0 else "padding"
+    pairs = _pairs(config.get(key, 1), rank, key)
+    pad = tuple(sign * v for before, after in reversed(pairs) for v in (before, after))
+    return _wrap(Pad(first, pad), last, name)
+
+
+def _read_batch_normalization(layer: Any, config: dict[str, Any],
+                              shape: tuple[int, ...]) -> Layer:
+    axis = config.get("axis", -1)
+    axis = axis[0] if isinstance(axis, list | tuple) and len(axis) == 1 else axis
+    if axis not in (-1, len(shape) - 1, 0):
+        raise ConvMatrixError(
+            f"`axis` (={axis!r}) of BatchNormalization must be the channel axis (-1, or 0 "
+            f"for channels first)")
+    last = axis != 0
+    first = (shape[-1], *shape[:-1]) if last else shape
+    weights = {key: getattr(layer, key, None) for key in ("gamma", "beta", "moving_mean",
+                                                          "moving_variance")}
+    if weights["moving_mean"] is None or weights["moving_variance"] is None:
+        raise ConvMatrixError("BatchNormalization needs built weights (moving_mean, "
+                              "moving_variance)")
+    core = BatchNorm(first, to_numpy(weights["moving_mean"]),
+                     to_numpy(weights["moving_variance"]),
+                     weight=None if weights["gamma"] is None else to_numpy(weights["gamma"]),
+                     bias=None if weights["beta"] is None else to_numpy(weights["beta"]),
+                     eps=float(config.get("epsilon", 1e-3)))
+    return _wrap(core, last, "BatchNormalization")
+
+
+def _read_separable(layer: Any, config: dict[str, Any], shape: tuple[int, ...]) -> Layer:
+    """``SeparableConv1D/2D`` = DepthwiseConv (strides, dilation) then a 1×1 Conv (bias)."""
+    name = type(layer).__name__
+    rank = _rank(name)
+    common = {key: config[key] for key in ("padding", "data_format") if key in config}
+    depthwise: dict[str, Any] = {"class_name": f"DepthwiseConv{rank}D",
+                 "config": {**common, "kernel_size": config["kernel_size"],
+                            "strides": config.get("strides", 1),
+                            "dilation_rate": config.get("dilation_rate", 1),
+                            "depth_multiplier": config.get("depth_multiplier", 1)}}
+    pointwise: dict[str, Any] = {"class_name": f"Conv{rank}D",
+                 "config": {**common, "filters": config["filters"], "kernel_size": [1] * rank,
+                            "strides": 1, "padding": "valid"}}
+    first = keras_conv(depthwise, np.asarray(layer.depthwise_kernel), shape)
+    bias = getattr(layer, "bias", None) if config.get("use_bias", True) else None
+    second = keras_conv(pointwise, np.asarray(layer.pointwise_kernel), first.output_shape,
+                        bias=None if bias is None else np.asarray(bias))
+    return Sequential([first, second])
+
+
+def _read_identity(layer: Any, config: dict[str, Any], shape: tuple[int, ...]) -> Layer:
+    return Identity(shape)
+
+
+def _read_conv(layer: Any, config: dict[str, Any], shape: tuple[int, ...]) -> Layer:
+    return keras_conv(layer, input_shape=shape)
+
+
+KERAS_READERS: dict[str, KerasReader] = {
+    **{f"UpSampling{n}D": _read_upsampling for n in (1, 2, 3)},
+    **{f"AveragePooling{n}D": _read_average_pooling for n in (1, 2, 3)},
+    **{f"AvgPool{n}D": _read_average_pooling for n in (1, 2, 3)},
+    **{f"{kind}{n}D": _read_zero_padding for kind in ("ZeroPadding", "Cropping")
+       for n in (1, 2, 3)},
+    **{f"SeparableConv{n}D": _read_separable for n in (1, 2)},
+    **{f"{kind}{n}D": _read_conv for kind in ("Conv", "Convolution", "DepthwiseConv")
+       for n in (1, 2, 3)},
+    **{f"Conv{n}DTranspose": _read_conv for n in (1, 2, 3)},
+    "BatchNormalization": _read_batch_normalization,
+    "Dropout": _read_identity, "SpatialDropout1D": _read_identity,
+    "SpatialDropout2D": _read_identity, "SpatialDropout3D": _read_identity,
+    "Identity": _read_identity,
+}
+"""Keras class name → reader (layer, config, input shape in Keras layout) → layer object.
+
+Dropout layers are identities: Keras applies them only when called with ``training=True``,
+and BatchNormalization is read in inference mode (moving statistics)."""
+
+
+def _supported() -> list[str]:
+    return sorted({n[:-2] + "ND" if n[-2:] in ("1D", "2D", "3D") else n for n in KERAS_READERS})
+
+
+def is_other_keras(obj: Any) -> bool:
+    """A Keras model with ``.layers``, or a Keras layer other than a convolution."""
+    reader = KERAS_READERS.get(type(obj).__name__)
+    if reader is None:
+        return hasattr(obj, "layers")
+    return reader is not _read_conv
+
+
+def read_keras_layer(layer: Any, input_shape: Sequence[int], position: int | None = None
+                     ) -> Layer:
+    """One live (or duck-typed) Keras layer as a layer object in Keras' layout."""
+    name = type(layer).__name__
+    where = f"`layers[{position}]` ({name})" if position is not None else f"`layer` ({name})"
+    reader = KERAS_READERS.get(name)
+    if reader is None:
+        raise ConvMatrixError(
+            f"{where} is not a linear layer convmatrix can read; supported Keras layers: "
+            f"{', '.join(_supported())}")
+    config = dict(layer.get_config())
+    try:
+        return reader(layer, config, tuple(int(v) for v in input_shape))
+    except ConvMatrixError as error:
+        if position is None:
+            raise
+        raise ConvMatrixError(f"{where}: {error}") from None

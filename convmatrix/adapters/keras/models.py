@@ -1,0 +1,120 @@
+"""Whole Keras objects as layer objects: :func:`from_keras` (a layer or a model) and models.
+
+A Keras ``Sequential`` (anything with ``.layers``) becomes a :class:`~convmatrix.Sequential`
+of its layers, each read by :func:`~convmatrix.adapters.keras.layers.read_keras_layer`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from convmatrix._errors import ConvMatrixError
+from convmatrix.adapters.keras.layers import (
+    KERAS_READERS,
+    built_input_shape,
+    is_other_keras,
+    keras_conv,
+    read_keras_layer,
+)
+from convmatrix.layers.base import Layer
+from convmatrix.layers.sequential import Sequential
+
+__all__ = ["from_keras", "from_keras_other", "from_keras_sequential"]
+
+_SKIPPED = frozenset({"InputLayer"})
+
+
+def from_keras(layer_or_serialized: Any, kernel: Any = None,
+               input_shape: Sequence[int] | None = None, *, bias: Any = None) -> Layer:
+    """The layer object of a Keras convolution layer (or model), in Keras' own layout.
+
+    A Keras ``Sequential`` (anything with ``.layers``) becomes a :class:`~convmatrix.Sequential`
+    and the other linear Keras layers (``UpSampling*``, ``AveragePooling*``, ``ZeroPadding*``,
+    ``Cropping*``, ``BatchNormalization``, ``SeparableConv1D/2D``, ...) their layer objects:
+    see :func:`from_keras_sequential`.
+
+    Parameters
+    ----------
+    layer_or_serialized : keras layer or mapping
+        A built live layer (read through ``get_config()``, ``kernel`` and ``bias``; nothing
+        is imported), or the dict ``keras.layers.serialize(layer)`` returns.
+    kernel : array_like, optional
+        ``layer.kernel`` in Keras' layout; required with a serialized layer.
+    input_shape : sequence of int, optional
+        One sample, no batch axis, in the layer's ``data_format``; default for a live layer:
+        the shape it was built for.
+    bias : array_like, optional
+        The bias (one value per output channel); a live layer's own bias by default.
+
+    Returns
+    -------
+    KerasConv
+        (or another layer object for a model or a non-convolution layer)
+
+    Examples
+    --------
+    The seed: ``Conv2DTranspose(1, 2)`` with a ones kernel on a 2×2 ones input.
+
+    >>> import numpy as np
+    >>> config = {"class_name": "Conv2DTranspose",
+    ...           "config": {"filters": 1, "kernel_size": [2, 2], "strides": [1, 1],
+    ...                      "padding": "valid", "data_format": "channels_last"}}
+    >>> deconv = from_keras(config, np.ones((2, 2, 1, 1)), (2, 2, 1))
+    >>> deconv
+    Conv2DTranspose(1→1, 2×2×1 → 3×3×1, kernel 2×2)
+    >>> deconv(np.ones((2, 2, 1)))[..., 0]
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    """
+    if not isinstance(layer_or_serialized, Mapping) and is_other_keras(layer_or_serialized):
+        return from_keras_other(layer_or_serialized, input_shape)
+    return keras_conv(layer_or_serialized, kernel, input_shape, bias=bias)
+
+
+def from_keras_other(obj: Any, input_shape: Sequence[int] | None) -> Layer:
+    """:func:`from_keras_sequential` for a model; otherwise the one layer's reader."""
+    if type(obj).__name__ not in KERAS_READERS:
+        return from_keras_sequential(obj, input_shape)
+    if input_shape is None:
+        input_shape = built_input_shape(obj)
+    return read_keras_layer(obj, input_shape)
+
+
+def from_keras_sequential(model: Any, input_shape: Sequence[int] | None = None) -> Layer:
+    """A Keras ``Sequential`` (anything with ``.layers``) as a :class:`~convmatrix.Sequential`.
+
+    Parameters
+    ----------
+    model : keras.Sequential
+        Its ``layers`` are read in order, each through
+        :data:`~convmatrix.adapters.keras.layers.KERAS_READERS`; ``InputLayer`` entries are
+        skipped.
+    input_shape : sequence of int, optional
+        One sample in Keras' layout (channels last unless the layers say otherwise); default:
+        ``model.input_shape`` without the batch axis.
+
+    Returns
+    -------
+    Layer
+        A :class:`~convmatrix.Sequential` (or the single layer), in Keras' layout.
+    """
+    if input_shape is None:
+        known = getattr(model, "input_shape", None)
+        if known is None or any(v is None for v in tuple(known)[1:]):
+            raise ConvMatrixError("give `input_shape`: the model has no fully known input shape")
+        input_shape = tuple(known)[1:]
+    shape = tuple(int(v) for v in input_shape)
+    layers: list[Layer] = []
+    for position, layer in enumerate(model.layers):
+        if type(layer).__name__ in _SKIPPED:
+            continue
+        layers.append(read_keras_layer(layer, shape, position))
+        shape = layers[-1].output_shape
+    if not layers:
+        raise ConvMatrixError("`model` has no layers to read")
+    if math.prod(shape) == 0:
+        raise ConvMatrixError("`model` produces an empty output")
+    return layers[0] if len(layers) == 1 else Sequential(layers)
