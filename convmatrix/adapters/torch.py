@@ -18,7 +18,7 @@ from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
 from convmatrix.build.sparse import DEFAULT_MAX_BYTES, SparseFormat
 from convmatrix.geometry import shapes
-from convmatrix.geometry.spec import _as_int, _items
+from convmatrix.geometry.spec import as_int, sequence_items
 from convmatrix.layers.base import Layer
 from convmatrix.layers.conv import Conv, ConvTranspose
 from convmatrix.layers.identity import Identity
@@ -39,12 +39,12 @@ def _output_padding_for(weight: np.ndarray, input_shape: tuple[int, ...], paddin
                         dilation: tuple[int, ...], groups: int) -> tuple[int, ...]:
     """Output padding by torch's rule: output_size exceeds the minimum by less than the stride."""
     ndim = weight.ndim - 2
-    items = _items(output_size)
+    items = sequence_items(output_size)
     if items is None or len(items) < ndim:
         raise ConvMatrixError(
             f"`output_size` (={output_size!r}) must end with the {ndim} spatial output sizes, "
             f"as in torch")
-    size = tuple(_as_int(v, "output_size") for v in items[-ndim:])
+    size = tuple(as_int(v, "output_size") for v in items[-ndim:])
     result = []
     for axis in range(ndim):
         minimum = shapes.conv_transpose_output_length(

@@ -94,7 +94,7 @@ class ConvSpec:
             object.__setattr__(self, name, value)
 
         for name in ("in_channels", "out_channels", "groups"):
-            put(name, _bounded(_as_int(getattr(self, name), name), name, minimum=1))
+            put(name, check_bounded(as_int(getattr(self, name), name), name, minimum=1))
         input_size = _field_tuple(self.input_size, "input_size", None, minimum=1)
         ndim = len(input_size)
         if ndim < 1:
@@ -238,10 +238,11 @@ def _check_flat_indices(spec: ConvSpec) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# argument normalisation
+# argument normalisation (as_int, sequence_items, check_bounded: shared with the framework
+# adapters' config checks; not in __all__)
 
 
-def _as_int(value: Any, name: str) -> int:
+def as_int(value: Any, name: str) -> int:
     """``value`` as a Python int (ints, numpy ints, 0-d integer arrays), else a named error."""
     if isinstance(value, bool) or not hasattr(value, "__index__"):
         raise ConvMatrixError(f"`{name}` (={value!r}) must be an integer")
@@ -251,7 +252,7 @@ def _as_int(value: Any, name: str) -> int:
         raise ConvMatrixError(f"`{name}` (={value!r}) must be an integer") from None
 
 
-def _items(value: Any) -> tuple[Any, ...] | None:
+def sequence_items(value: Any) -> tuple[Any, ...] | None:
     """The entries of a sequence (list, tuple, 1-d array, ...); None for a scalar.
 
     Strings count as scalars; so do 0-d arrays (``np.array(2)``), which are ints to convmatrix.
@@ -264,7 +265,7 @@ def _items(value: Any) -> tuple[Any, ...] | None:
         return None
 
 
-def _bounded(value: int, name: str, *, minimum: int, shown: Any = None) -> int:
+def check_bounded(value: int, name: str, *, minimum: int, shown: Any = None) -> int:
     """Check ``minimum <= value <= 2**63 − 1``; the error shows ``shown`` (default value)."""
     shown = value if shown is None else shown
     if value < minimum:
@@ -279,27 +280,27 @@ def _bounded(value: int, name: str, *, minimum: int, shown: Any = None) -> int:
 
 def _field_tuple(value: Any, name: str, ndim: int | None, *, minimum: int) -> tuple[int, ...]:
     """A :class:`ConvSpec` per-axis field: a sequence of ``ndim`` bounded ints, as a tuple."""
-    items = _items(value)
+    items = sequence_items(value)
     if items is None or (ndim is not None and len(items) != ndim):
         count = "one int per spatial axis" if ndim is None else f"{ndim} ints (one per axis)"
         raise ConvMatrixError(f"`{name}` (={value!r}) must be a tuple of {count}")
-    ints = tuple(_as_int(v, name) for v in items)
+    ints = tuple(as_int(v, name) for v in items)
     for v in ints:
-        _bounded(v, name, minimum=minimum, shown=value)
+        check_bounded(v, name, minimum=minimum, shown=value)
     return ints
 
 
 def _field_pairs(value: Any, ndim: int) -> tuple[tuple[int, int], ...]:
     """:class:`ConvSpec` ``padding``: ``ndim`` bounded non-negative ``(before, after)`` pairs."""
-    items = _items(value)
-    pairs = None if items is None or len(items) != ndim else [_items(v) for v in items]
+    items = sequence_items(value)
+    pairs = None if items is None or len(items) != ndim else [sequence_items(v) for v in items]
     if pairs is None or any(p is None or len(p) != 2 for p in pairs):
         raise ConvMatrixError(
             f"`padding` (={value!r}) must be a tuple of {ndim} (before, after) pairs")
     result = []
     for pair in pairs:
         assert pair is not None
-        before, after = (_bounded(_as_int(v, "padding"), "padding", minimum=0, shown=value)
+        before, after = (check_bounded(as_int(v, "padding"), "padding", minimum=0, shown=value)
                          for v in pair)
         result.append((before, after))
     return tuple(result)
@@ -309,18 +310,18 @@ def _per_axis(value: IntOrSeq, ndim: int, name: str, *, minimum: int) -> tuple[i
     """Normalise an int or a per-axis sequence of ints to a tuple, checking both bounds."""
     if isinstance(value, str):
         raise ConvMatrixError(f"`{name}` (={value!r}) must be an int or {ndim} ints")
-    items = _items(value)
+    items = sequence_items(value)
     if items is not None:
         if len(items) != ndim:
             raise ConvMatrixError(
                 f"`{name}` (={value!r}) must be an int or a sequence of {ndim} ints "
                 f"(one per spatial axis)"
             )
-        result = tuple(_as_int(v, name) for v in items)
+        result = tuple(as_int(v, name) for v in items)
     else:
-        result = (_as_int(value, name),) * ndim
+        result = (as_int(value, name),) * ndim
     for v in result:
-        _bounded(v, name, minimum=minimum, shown=value)
+        check_bounded(v, name, minimum=minimum, shown=value)
     return result
 
 
@@ -348,9 +349,9 @@ def _padding_pairs(
             f"`padding` (={padding!r}) must be 'valid', 'same', an int, {ndim} ints or "
             f"{ndim} (before, after) pairs"
         )
-    items = _items(padding)
+    items = sequence_items(padding)
     if items is None:
-        p = _bounded(_as_int(padding, "padding"), "padding", minimum=0, shown=padding)
+        p = check_bounded(as_int(padding, "padding"), "padding", minimum=0, shown=padding)
         return ((p, p),) * ndim
     if len(items) != ndim:
         hint = ""
@@ -362,15 +363,15 @@ def _padding_pairs(
         )
     pairs = []
     for item in items:
-        pair = _items(item)
+        pair = sequence_items(item)
         if isinstance(item, str) or (pair is not None and len(pair) != 2):
             raise ConvMatrixError(
                 f"`padding` (={padding!r}) entries must be ints or (before, after) pairs"
             )
-        before, after = (_as_int(item, "padding"),) * 2 if pair is None else (
-            _as_int(pair[0], "padding"), _as_int(pair[1], "padding"))
+        before, after = (as_int(item, "padding"),) * 2 if pair is None else (
+            as_int(pair[0], "padding"), as_int(pair[1], "padding"))
         for v in (before, after):
-            _bounded(v, "padding", minimum=0, shown=padding)
+            check_bounded(v, "padding", minimum=0, shown=padding)
         pairs.append((before, after))
     return tuple(pairs)
 
@@ -379,13 +380,14 @@ def _split_weight_shape(
     weight_shape: ShapeLike, input_shape: ShapeLike
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Check both shapes are positive int tuples of matching rank; return them as tuples."""
-    items = _items(input_shape)
+    items = sequence_items(input_shape)
     if items is None:
         raise ConvMatrixError(
             f"`input_shape` (={input_shape!r}) must be a tuple (C_in, *spatial) for one sample"
         )
-    ishape = tuple(_as_int(v, "input_shape") for v in items)
-    wshape = tuple(_as_int(v, "weight.shape") for v in _items(weight_shape) or (weight_shape,))
+    ishape = tuple(as_int(v, "input_shape") for v in items)
+    wshape = tuple(as_int(v, "weight.shape")
+                   for v in sequence_items(weight_shape) or (weight_shape,))
     if len(ishape) < 2:
         raise ConvMatrixError(
             f"`input_shape` (={ishape}) must be (C_in, *spatial) with at least one spatial axis"
@@ -401,14 +403,14 @@ def _split_weight_shape(
     if any(v < 1 for v in wshape):
         raise ConvMatrixError(f"`weight` shape {wshape} must have positive sizes")
     for v in ishape:
-        _bounded(v, "input_shape", minimum=1, shown=ishape)
+        check_bounded(v, "input_shape", minimum=1, shown=ishape)
     for v in wshape:
-        _bounded(v, "weight.shape", minimum=1, shown=wshape)
+        check_bounded(v, "weight.shape", minimum=1, shown=wshape)
     return wshape, ishape
 
 
 def _check_groups(groups: Any, channels: dict[str, int]) -> int:
-    g = _bounded(_as_int(groups, "groups"), "groups", minimum=1, shown=groups)
+    g = check_bounded(as_int(groups, "groups"), "groups", minimum=1, shown=groups)
     for label, count in channels.items():
         if count % g:
             raise ConvMatrixError(f"{label} (={count}) must be divisible by `groups` (={g})")

@@ -20,7 +20,7 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix.build.channels_last import channels_last_matrix
 from convmatrix.build.sparse import DEFAULT_MAX_BYTES, _as_weight, spec_matrix
 from convmatrix.geometry import shapes
-from convmatrix.geometry.spec import ConvSpec, _as_int, _bounded, _items, conv_spec
+from convmatrix.geometry.spec import ConvSpec, as_int, check_bounded, conv_spec, sequence_items
 from convmatrix.geometry.view import check_direction
 from convmatrix.typing import Direction
 
@@ -103,14 +103,14 @@ class KerasLayer:
 def _tuple(config: Mapping[str, Any], key: str, rank: int, default: Any = 1) -> tuple[int, ...]:
     """A config entry given as one int or ``rank`` ints, each positive (numpy ints welcome)."""
     value = config.get(key, default)
-    items = _items(value)
+    items = sequence_items(value)
     items = (value,) * rank if items is None else items
     if len(items) != rank or any(isinstance(v, bool) or not hasattr(v, "__index__")
-                                 or _as_int(v, key) < 1 for v in items):
+                                 or as_int(v, key) < 1 for v in items):
         raise ConvMatrixError(f"`{key}` (={value!r}) must be {rank} positive ints")
-    result = tuple(_as_int(v, key) for v in items)
+    result = tuple(as_int(v, key) for v in items)
     for v in result:
-        _bounded(v, key, minimum=1, shown=value)
+        check_bounded(v, key, minimum=1, shown=value)
     return result
 
 
@@ -119,7 +119,7 @@ def _count(config: Mapping[str, Any], key: str, default: int | None) -> int | No
     value = config.get(key)
     if value is None:
         return default
-    return _bounded(_as_int(value, key), key, minimum=1, shown=value)
+    return check_bounded(as_int(value, key), key, minimum=1, shown=value)
 
 
 def _parse(serialized_layer: Mapping[str, Any]) -> tuple[str, int, dict[str, Any]]:
@@ -148,7 +148,7 @@ def _parse(serialized_layer: Mapping[str, Any]) -> tuple[str, int, dict[str, Any
 
 def _sample_shape(input_shape: Any, rank: int, data_format: str) -> tuple[int, ...]:
     """One sample's shape: ``rank + 1`` positive ints (numpy ints welcome, floats refused)."""
-    items = _items(input_shape)
+    items = sequence_items(input_shape)
     if items is None:
         raise ConvMatrixError(
             f"`input_shape` (={input_shape!r}) must be a tuple: one sample with {rank} spatial "
@@ -157,14 +157,14 @@ def _sample_shape(input_shape: Any, rank: int, data_format: str) -> tuple[int, .
         raise ConvMatrixError(
             f"`input_shape` (={items}) must be fully known: one sample without "
             f"the batch axis and no None sizes")
-    ishape = tuple(_as_int(v, "input_shape") for v in items)
+    ishape = tuple(as_int(v, "input_shape") for v in items)
     if len(ishape) != rank + 1:
         hint = " (drop the batch axis)" if len(ishape) == rank + 2 else ""
         raise ConvMatrixError(
             f"`input_shape` (={ishape}) must be one sample with {rank} spatial axes and a "
             f"channel axis ({data_format}){hint}")
     for v in ishape:
-        _bounded(v, "input_shape", minimum=1, shown=ishape)
+        check_bounded(v, "input_shape", minimum=1, shown=ishape)
     return ishape
 
 
@@ -172,16 +172,16 @@ def _output_padding(config: Mapping[str, Any], rank: int, name: str) -> tuple[in
     out_pad = config.get("output_padding")
     if out_pad is None:
         return None
-    items = _items(out_pad)
+    items = sequence_items(out_pad)
     items = (out_pad,) * rank if items is None else items
     if len(items) != rank or any(isinstance(a, bool) or not hasattr(a, "__index__")
                                  for a in items):
         raise ConvMatrixError(
             f"`output_padding` (={out_pad!r}) must be None or {rank} non-negative ints "
             f"(one per spatial axis of {name})")
-    result = tuple(_as_int(a, "output_padding") for a in items)
+    result = tuple(as_int(a, "output_padding") for a in items)
     for a in result:
-        _bounded(a, "output_padding", minimum=0, shown=out_pad)
+        check_bounded(a, "output_padding", minimum=0, shown=out_pad)
     return result
 
 
