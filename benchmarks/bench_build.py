@@ -172,12 +172,12 @@ def main() -> None:
         def transpose_csc(weight: np.ndarray = weight, ishape: tuple[int, ...] = ishape,
                           geometry: dict[str, Any] = geometry) -> sp.sparray:
             spec = cm.conv_spec(weight.shape, ishape, **geometry)
-            return cm.spec_matrix(spec, weight, transpose=True)
+            return cm.spec_matrix(spec, weight, direction="adjoint")
 
         def transpose_csr(weight: np.ndarray = weight, ishape: tuple[int, ...] = ishape,
                           geometry: dict[str, Any] = geometry) -> sp.sparray:
             spec = cm.conv_spec(weight.shape, ishape, **geometry)
-            return cm.spec_matrix(spec, weight, transpose=True, format="csr")
+            return cm.spec_matrix(spec, weight, direction="adjoint", format="csr")
 
         forward = build()
         start = time.perf_counter()

@@ -169,7 +169,7 @@ def resnet(repeat: int) -> None:
         t_inplace = best(lambda lay=layer, w=other, c=kept: lay.matrix(weight=w, out=c), repeat)
         del forward, kept
         gc.collect()
-        t_tcsr = best(lambda s=spec, w=weight: cm.spec_matrix(s, w, transpose=True,
+        t_tcsr = best(lambda s=spec, w=weight: cm.spec_matrix(s, w, direction="adjoint",
                                                               format="csr"), repeat)
         print(f"| {label} | {t_fwd:.4f} | {bound:.4f} | {t_fwd / bound:.2f} | {t_tcsr:.4f} | "
               f"{t_tcsr / t_fwd:.2f} | {t_refresh:.4f} | {t_refresh / t_fwd:.2f} | "

@@ -16,7 +16,8 @@ from convmatrix import reference
 from convmatrix._errors import ConvMatrixError
 from convmatrix.build.sparse import _as_weight, spec_matrix
 from convmatrix.geometry.spec import ConvSpec, _per_axis, conv_spec, conv_transpose_spec
-from convmatrix.typing import ArrayLike, IntOrSeq, PaddingArg, PaddingMode, ShapeLike
+from convmatrix.geometry.view import direction_keyword
+from convmatrix.typing import ArrayLike, Direction, IntOrSeq, PaddingArg, PaddingMode, ShapeLike
 
 __all__ = [
     "Check",
@@ -227,7 +228,7 @@ def verify(
     weight: ArrayLike,
     input_shape: ShapeLike,
     *,
-    transpose: bool = False,
+    direction: Direction = "forward",
     stride: IntOrSeq = 1,
     padding: PaddingArg = 0,
     output_padding: IntOrSeq = 0,
@@ -238,11 +239,12 @@ def verify(
     batch: int = 3,
     tolerance: float | None = None,
     raise_on_failure: bool = False,
+    transpose: Any = None,
 ) -> VerificationResult:
     """Prove a layer's matrix numerically against the independent dense reference.
 
     Builds the matrix (``C`` of a convolution, or ``Cᵀ`` of a transposed convolution when
-    ``transpose``) and checks, on seeded random data in the weight's dtype:
+    ``direction="adjoint"``) and checks, on seeded random data in the weight's dtype:
 
     1. the layer: ``M @ x`` against :func:`convmatrix.reference.conv` (or
        :func:`~convmatrix.reference.conv_transpose`);
@@ -264,11 +266,11 @@ def verify(
         a transposed convolution.
     input_shape : sequence of int
         One sample of the layer's input, channels first.
-    transpose : bool, optional
-        Verify the transposed convolution (torch ``conv_transposeNd``) instead.
+    direction : {"forward", "adjoint"}, optional
+        ``"adjoint"``: verify the transposed convolution (torch ``conv_transposeNd``) instead.
     stride, padding, output_padding, dilation, groups, padding_mode
         As in :func:`convmatrix.conv_matrix` / :func:`convmatrix.conv_transpose_matrix`:
-        ``output_padding`` only with ``transpose``, ``padding_mode`` other than ``"zeros"``
+        ``output_padding`` only with ``"adjoint"``, ``padding_mode`` other than ``"zeros"``
         only without it.
     seed : int, optional
         Seed of the random data.
@@ -279,6 +281,8 @@ def verify(
         float32 and complex64, 1e-10 otherwise.
     raise_on_failure : bool, optional
         Raise :class:`VerificationError` (showing both sides) if any check fails.
+    transpose : bool, optional
+        Deprecated: ``transpose=True`` is ``direction="adjoint"``.
 
     Returns
     -------
@@ -288,14 +292,14 @@ def verify(
     Raises
     ------
     ConvMatrixError
-        For invalid geometry, a ``padding_mode`` with ``transpose`` (torch's transposed layers
+        For invalid geometry, a ``padding_mode`` with ``"adjoint"`` (torch's transposed layers
         pad with zeros only), an ``output_padding`` without it, or a bad ``tolerance`` or
         ``batch``.
 
     Examples
     --------
     >>> import numpy as np
-    >>> result = verify(np.ones((1, 1, 2, 2)), (1, 2, 2), transpose=True)
+    >>> result = verify(np.ones((1, 1, 2, 2)), (1, 2, 2), direction="adjoint")
     >>> result.passed
     True
     >>> print(result)  # doctest: +ELLIPSIS
@@ -304,12 +308,13 @@ def verify(
     ...
     => all checks passed
     """
+    direction = direction_keyword(direction, transpose)
     w = _as_weight(weight)
     tol = _check_tolerance(tolerance, w.dtype)
     n_batch = _check_batch(batch)
     geometry: dict[str, Any] = {"stride": stride, "padding": padding, "dilation": dilation,
                                 "groups": groups}
-    if transpose:
+    if direction == "adjoint":
         if padding_mode != "zeros":
             raise ConvMatrixError(
                 f"`padding_mode` (={padding_mode!r}) applies to convolutions only: a transposed "
@@ -322,10 +327,10 @@ def verify(
         if any(_per_axis(output_padding, spec.ndim, "output_padding", minimum=0)):
             raise ConvMatrixError(
                 f"`output_padding` (={output_padding!r}) applies to transposed convolutions "
-                f"only (transpose=True)")
+                f"only (direction='adjoint')")
     in_shape = tuple(operator.index(v) for v in input_shape)  # validated by the spec above
-    matrix = spec_matrix(spec, w, transpose=transpose)
-    if transpose:
+    matrix = spec_matrix(spec, w, direction=direction)
+    if direction == "adjoint":
         out_pad: Any = output_padding
         forward: Callable[[np.ndarray], np.ndarray] = functools.partial(
             reference.conv_transpose, weight=w, output_padding=out_pad, **geometry)
@@ -336,7 +341,7 @@ def verify(
                                     **geometry)
         backward = functools.partial(reference.conv_adjoint, weight=w, input_shape=in_shape,
                                      padding_mode=padding_mode, **geometry)
-    return _verify_matrix(matrix, w, in_shape, forward, backward, transpose=transpose,
+    return _verify_matrix(matrix, w, in_shape, forward, backward, direction=direction,
                           seed=seed, batch=n_batch, tolerance=tol,
                           raise_on_failure=raise_on_failure)
 
@@ -345,28 +350,31 @@ def verify_spec(
     spec: ConvSpec,
     weight: ArrayLike,
     *,
-    transpose: bool = False,
+    direction: Direction = "forward",
     seed: int = 0,
     batch: int = 3,
     tolerance: float | None = None,
     raise_on_failure: bool = False,
+    transpose: Any = None,
 ) -> VerificationResult:
     """:func:`verify` for a layer already given as a normalised forward spec.
 
     The references receive the spec's normalised geometry, so this proves the matrix builder
     for that geometry but cannot catch a bug in the normalisation itself; prefer
     :func:`verify` with the original arguments. Works for every padding mode, with or
-    without ``transpose`` (the adjoint of a reflect-padded convolution, for instance).
+    in either ``direction`` (the adjoint of a reflect-padded convolution, for instance).
+    ``transpose=`` is a deprecated spelling of ``direction=``.
     """
+    direction = direction_keyword(direction, transpose)
     w = _as_weight(weight)
     tol = _check_tolerance(tolerance, w.dtype)
     n_batch = _check_batch(batch)
     geometry: dict[str, Any] = {"stride": spec.stride, "padding": spec.padding,
                                 "dilation": spec.dilation, "groups": spec.groups}
-    matrix = spec_matrix(spec, w, transpose=transpose)
+    matrix = spec_matrix(spec, w, direction=direction)
     forward: Callable[[np.ndarray], np.ndarray]
     backward: Callable[[np.ndarray], np.ndarray]
-    if not transpose:
+    if direction == "forward":
         forward = _cropped(functools.partial(reference.conv, weight=w,
                                              padding_mode=spec.padding_mode, **geometry),
                            spec.output_shape)
@@ -386,7 +394,7 @@ def verify_spec(
                                               padding_mode=spec.padding_mode, **geometry),
                             spec.output_shape)
         in_shape = spec.output_shape
-    return _verify_matrix(matrix, w, in_shape, forward, backward, transpose=transpose,
+    return _verify_matrix(matrix, w, in_shape, forward, backward, direction=direction,
                           seed=seed, batch=n_batch, tolerance=tol,
                           raise_on_failure=raise_on_failure)
 
@@ -404,14 +412,15 @@ def _verify_matrix(
     forward: Callable[[np.ndarray], np.ndarray],
     backward: Callable[[np.ndarray], np.ndarray],
     *,
-    transpose: bool,
+    direction: Direction,
     seed: int,
     batch: int,
     tolerance: float,
     raise_on_failure: bool,
 ) -> VerificationResult:
     """Run the four checks of ``matrix`` against reference ``forward`` / ``backward`` maps."""
-    kind, other = (("transposed convolution", "convolution") if transpose
+    adjoint = direction == "adjoint"
+    kind, other = (("transposed convolution", "convolution") if adjoint
                    else ("convolution", "transposed convolution"))
     rng = np.random.default_rng(seed)
     x = _random(in_shape, w.dtype, rng)
@@ -427,9 +436,9 @@ def _verify_matrix(
     else:
         y = _random(out_shape, w.dtype, rng)
         checks = [
-            _compare(f"{'Cᵀ' if transpose else 'C'} @ x vs reference {kind}",
+            _compare(f"{'Cᵀ' if adjoint else 'C'} @ x vs reference {kind}",
                      expected_x.ravel(), matrix @ x.ravel(), tolerance),
-            _compare(f"{'C' if transpose else 'Cᵀ'} @ y vs reference {other}",
+            _compare(f"{'C' if adjoint else 'Cᵀ'} @ y vs reference {other}",
                      backward(y).ravel(), matrix.T @ y.ravel(), tolerance),
         ]
         if batch:

@@ -151,7 +151,7 @@ def _channel_block(spec: ConvSpec, weight: np.ndarray, forward: bool, group: int
         return _shifted(rows, group * cig * pixels_in, spec.in_channels * pixels_in)
     sub = dataclasses.replace(spec, in_channels=last - first, out_channels=cog, groups=1)
     part = weight[group * cog:(group + 1) * cog, first:last]
-    rows = spec_matrix(sub, part, transpose=True, format="csr", max_bytes=None)
+    rows = spec_matrix(sub, part, direction="adjoint", format="csr", max_bytes=None)
     return _shifted(rows, group * cog * pixels_out, spec.out_channels * pixels_out)
 
 

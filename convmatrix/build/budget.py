@@ -18,6 +18,7 @@ import numpy as np
 from convmatrix._errors import ConvMatrixError
 from convmatrix.build.sparse import estimate_nbytes
 from convmatrix.geometry.spec import ConvSpec
+from convmatrix.typing import Direction
 
 __all__ = ["check_budget", "dense_nbytes", "report_nbytes", "verification_nbytes"]
 
@@ -49,7 +50,7 @@ def dense_nbytes(rows: int, cols: int, dtype: Any) -> int:
     return rows * cols * np.dtype(dtype).itemsize
 
 
-def verification_nbytes(spec: ConvSpec, dtype: Any, *, transpose: bool) -> int:
+def verification_nbytes(spec: ConvSpec, dtype: Any, *, direction: Direction = "forward") -> int:
     """Bytes :func:`convmatrix.verify` needs: the matrix plus the dense reference arrays.
 
     Parameters
@@ -58,8 +59,8 @@ def verification_nbytes(spec: ConvSpec, dtype: Any, *, transpose: bool) -> int:
         The forward convolution (for a transposed layer, the one it transposes).
     dtype : dtype
         The weight's dtype.
-    transpose : bool
-        The layer is the transposed convolution (its matrix is built as CSC).
+    direction : {"forward", "adjoint"}, optional
+        ``"adjoint"``: the layer is the transposed convolution (its matrix is built as CSC).
 
     Returns
     -------
@@ -69,16 +70,17 @@ def verification_nbytes(spec: ConvSpec, dtype: Any, *, transpose: bool) -> int:
     --------
     >>> from convmatrix.geometry.spec import conv_spec
     >>> verification_nbytes(conv_spec((1, 1, 2, 2), (1, 3, 3)), np.float64,
-    ...                     transpose=False) < 10_000
+    ...                     direction="forward") < 10_000
     True
     """
-    _, matrix = estimate_nbytes(spec, dtype, transpose=transpose)
+    _, matrix = estimate_nbytes(spec, dtype, direction=direction)
     rows, cols = spec.matrix_shape
     dense = _DENSE_COPIES * (rows + cols) + _PADDED_COPIES * _padded_input(spec)
     return int(matrix * _MATRIX_MARGIN) + dense * _itemsize(dtype)
 
 
-def report_nbytes(spec: ConvSpec, dtype: Any, *, transpose: bool, figures: bool = True) -> int:
+def report_nbytes(spec: ConvSpec, dtype: Any, *, direction: Direction = "forward",
+                  figures: bool = True) -> int:
     """Bytes a derivation report needs: verification, index table, overlap map and figures.
 
     The symbolic part (sampled outputs, matrices up to 400 entries) is small and bounded; what
@@ -90,7 +92,7 @@ def report_nbytes(spec: ConvSpec, dtype: Any, *, transpose: bool, figures: bool 
     --------
     >>> from convmatrix.geometry.spec import conv_transpose_spec
     >>> huge = conv_transpose_spec((1, 1, 2, 2), (1, 3, 3), stride=99_999_999)
-    >>> report_nbytes(huge, np.int64, transpose=True) > 10**18   # 2·10⁸ × 2·10⁸ outputs
+    >>> report_nbytes(huge, np.int64, direction="adjoint") > 10**18   # 2·10⁸ × 2·10⁸ outputs
     True
     """
     pixels_in, pixels_out = math.prod(spec.input_size), math.prod(spec.output_size)
@@ -98,7 +100,7 @@ def report_nbytes(spec: ConvSpec, dtype: Any, *, transpose: bool, figures: bool 
     table = -(-spec.nnz_upper_bound() // pairs) * _TABLE_BYTES_PER_ENTRY
     counts = 8 * (pixels_in + pixels_out)
     drawing = _FIGURE_BYTES_PER_PIXEL * pixels_in if figures else 0
-    return verification_nbytes(spec, dtype, transpose=transpose) + table + counts + drawing
+    return verification_nbytes(spec, dtype, direction=direction) + table + counts + drawing
 
 
 def check_budget(what: str, nbytes: int, max_bytes: int | None, *, flag: str = "max_bytes") -> None:

@@ -24,7 +24,8 @@ from convmatrix.build.layout import (
 from convmatrix.cache import peek
 from convmatrix.geometry.indices import AxisRows
 from convmatrix.geometry.spec import ConvSpec, conv_spec, conv_transpose_spec
-from convmatrix.typing import IntOrSeq, PaddingArg, PaddingMode, SparseFormat
+from convmatrix.geometry.view import direction_keyword
+from convmatrix.typing import Direction, IntOrSeq, PaddingArg, PaddingMode, SparseFormat
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -69,17 +70,18 @@ def _index_dtype(nnz: int, shape: tuple[int, int]) -> type[np.signedinteger[Any]
     return np.int32 if max(nnz, *shape) <= _INT32_MAX else np.int64
 
 
-def _builds_rows_of_transpose(transpose: bool, format: str) -> bool:
+def _builds_rows_of_adjoint(direction: Direction, format: str) -> bool:
     """Whether the requested layout is built from the rows of ``Cᵀ`` (input pixels)."""
-    return transpose == (format in ("csr", "coo"))
+    return (direction == "adjoint") == (format in ("csr", "coo"))
 
 
 def estimate_nbytes(
     spec: ConvSpec,
     dtype: Any = np.float64,
     *,
-    transpose: bool = False,
+    direction: Direction = "forward",
     format: SparseFormat | None = None,
+    transpose: Any = None,
 ) -> tuple[int, int]:
     """Upper bound of stored entries and bytes of a layer's matrix, in closed form.
 
@@ -89,9 +91,11 @@ def estimate_nbytes(
         The convolution.
     dtype : dtype, optional
         The weight dtype (the matrix stores the same).
-    transpose, format : optional
+    direction, format : optional
         As in :func:`spec_matrix`: which matrix and layout (the pointer array has one entry per
         row of the compressed orientation).
+    transpose : bool, optional
+        Deprecated: ``transpose=True`` is ``direction="adjoint"``.
 
     Returns
     -------
@@ -106,22 +110,23 @@ def estimate_nbytes(
     >>> estimate_nbytes(conv_spec((64, 64, 3, 3), (64, 56, 56), padding=1))
     (112869376, 1355235332)
     """
-    format = format or ("csc" if transpose else "csr")
-    return _nbytes(spec.nnz_upper_bound(), spec, dtype, transpose, format)
+    direction = direction_keyword(direction, transpose)
+    format = format or ("csc" if direction == "adjoint" else "csr")
+    return _nbytes(spec.nnz_upper_bound(), spec, dtype, direction, format)
 
 
-def _nbytes(nnz: int, spec: ConvSpec, dtype: Any, transpose: bool, format: str
+def _nbytes(nnz: int, spec: ConvSpec, dtype: Any, direction: Direction, format: str
             ) -> tuple[int, int]:
     shape = spec.matrix_shape
     index_size = np.dtype(_index_dtype(nnz, shape)).itemsize
-    pointers = shape[1] if _builds_rows_of_transpose(transpose, format) else shape[0]
+    pointers = shape[1] if _builds_rows_of_adjoint(direction, format) else shape[0]
     nbytes = nnz * (np.dtype(dtype).itemsize + index_size) + (pointers + 1) * index_size
     if format == "coo":
         nbytes += nnz * index_size  # the row indices COO adds
     return nnz, nbytes
 
 
-def _guard(spec: ConvSpec, dtype: np.dtype[Any], max_bytes: int | None, transpose: bool,
+def _guard(spec: ConvSpec, dtype: np.dtype[Any], max_bytes: int | None, direction: Direction,
            format: str, lay: Layout | None) -> None:
     if max_bytes is None:
         return
@@ -132,13 +137,13 @@ def _guard(spec: ConvSpec, dtype: np.dtype[Any], max_bytes: int | None, transpos
     max_bytes = operator.index(max_bytes)
     # the closed-form bound of estimate_nbytes (kept by a cached layout, not recomputed)
     if lay is None:
-        nnz, nbytes = _nbytes(spec.nnz_upper_bound(), spec, dtype, transpose, format)
+        nnz, nbytes = _nbytes(spec.nnz_upper_bound(), spec, dtype, direction, format)
     else:
-        key = (dtype, transpose, format)
+        key = (dtype, direction, format)
         estimate = lay.estimates.get(key)
         if estimate is None:
             estimate = lay.estimates[key] = _nbytes(lay.nnz_upper_bound, spec, dtype,
-                                                    transpose, format)
+                                                    direction, format)
         nnz, nbytes = estimate
     if nbytes > max_bytes:
         raise ConvMatrixError(
@@ -216,13 +221,14 @@ def spec_matrix(
     spec: ConvSpec,
     weight: Any,
     *,
-    transpose: bool = False,
+    direction: Direction = "forward",
     format: SparseFormat | None = None,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
     like: sp.sparray | None = None,
     out: sp.sparray | None = None,
+    transpose: Any = None,
 ) -> sp.sparray:
-    """Matrix ``C`` of a convolution given as a :class:`ConvSpec` (or ``Cᵀ`` if ``transpose``).
+    """Matrix ``C`` of a convolution given as a :class:`ConvSpec` (or ``Cᵀ``: ``"adjoint"``).
 
     This is the builder behind :func:`conv_matrix` and :func:`conv_transpose_matrix`, for
     callers (framework adapters, the symbolic module) that already hold a spec.
@@ -233,8 +239,8 @@ def spec_matrix(
         The forward convolution.
     weight : array_like, shape ``spec.weight_shape``
         Numeric weight in torch's convolution layout ``(C_out, C_in // groups, *k)``.
-    transpose : bool, optional
-        Return ``Cᵀ`` instead of ``C``.
+    direction : {"forward", "adjoint"}, optional
+        ``"forward"``: ``C``; ``"adjoint"``: ``Cᵀ`` (the transposed convolution's matrix).
     format : {"csr", "csc", "coo"}, optional
         Layout of the returned matrix. Default: ``"csr"`` for ``C`` and ``"csc"`` for ``Cᵀ``
         (the free transposed view); CSR of ``Cᵀ`` and CSC of ``C`` are built directly from the
@@ -242,7 +248,7 @@ def spec_matrix(
     max_bytes : int or None, optional
         Refuse to build a matrix estimated larger than this; None disables the guard.
     like : scipy.sparse array, optional
-        Value refresh: a matrix this function returned for the same ``spec``, ``transpose``
+        Value refresh: a matrix this function returned for the same ``spec``, ``direction``
         and ``format`` (``"csr"`` or ``"csc"``), e.g. with other weight values. The result
         shares its ``indices`` and ``indptr`` arrays (no copy; the pattern never depends on
         the values) and only the new values are gathered. ``like`` itself is not modified;
@@ -252,6 +258,8 @@ def spec_matrix(
         In-place value refresh: a matrix as for ``like`` whose dtype is the weight's; the new
         values are written into ``out.data`` (no allocation at all) and ``out`` is returned.
         Every matrix sharing ``out``'s data sees the new values.
+    transpose : bool, optional
+        Deprecated: ``transpose=True`` is ``direction="adjoint"``.
 
     Returns
     -------
@@ -281,20 +289,21 @@ def spec_matrix(
     >>> C2.indices is C.indices, bool((C2 - 2 * C).count_nonzero() == 0)
     (True, True)
     """
+    direction = direction_keyword(direction, transpose)
     w = _as_weight(weight)
     if w.shape != spec.weight_shape:
         raise ConvMatrixError(
             f"`weight` has shape {w.shape} but the layer needs {spec.weight_shape}"
         )
     if format is None:
-        format = "csc" if transpose else "csr"
+        format = "csc" if direction == "adjoint" else "csr"
     if format not in ("csr", "csc", "coo"):
         raise ConvMatrixError(f"`format` (={format!r}) must be 'csr', 'csc' or 'coo'")
     # rows of C are output pixels; rows of Cᵀ are input pixels
-    rows: AxisRows = "inputs" if _builds_rows_of_transpose(transpose, format) else "outputs"
+    rows: AxisRows = "inputs" if _builds_rows_of_adjoint(direction, format) else "outputs"
     known = peek(("layout", spec, rows))
     if like is None:
-        _guard(spec, w.dtype, max_bytes, transpose, format, known)
+        _guard(spec, w.dtype, max_bytes, direction, format, known)
     lay = layout(spec, rows) if known is None else known
     if out is not None:
         if like is not None:
@@ -522,4 +531,4 @@ def conv_transpose_matrix(
     w = _as_weight(weight)
     spec = _memo_spec(conv_transpose_spec, w.shape, input_shape, stride=stride, padding=padding,
                       output_padding=output_padding, dilation=dilation, groups=groups)
-    return spec_matrix(spec, w, transpose=True, format=format, max_bytes=max_bytes)
+    return spec_matrix(spec, w, direction="adjoint", format=format, max_bytes=max_bytes)

@@ -525,7 +525,8 @@ def _run_report(args: argparse.Namespace) -> int:
     else:
         plan = _plan(args)
         _check_memory(args, plan, "the report", report_nbytes(
-            plan.spec, plan.dtype, transpose=plan.transpose, figures=not args.no_figures))
+            plan.spec, plan.dtype, direction="adjoint" if plan.transpose else "forward",
+            figures=not args.no_figures))
         report = layer_report(_build(args, plan), name="report", title=args.title,
                               figures=not args.no_figures, max_bytes=None)
     written = _write_report(report, directory, stem)
@@ -553,7 +554,8 @@ def _run_reports(args: argparse.Namespace) -> int:
 def _run_verify(args: argparse.Namespace) -> int:
     plan = _plan(args)
     _check_memory(args, plan, "the verification",
-                  verification_nbytes(plan.spec, plan.dtype, transpose=plan.transpose))
+                  verification_nbytes(plan.spec, plan.dtype,
+                                      direction="adjoint" if plan.transpose else "forward"))
     result = _build(args, plan).verify(seed=args.seed)
     print(result)
     return 0 if result.passed else 1
@@ -578,7 +580,8 @@ def _run_matrix(args: argparse.Namespace) -> int:
     plan = _plan(args)
     name = "Cᵀ" if plan.transpose else "C"
     rows, cols = plan.spec.matrix_shape[::-1] if plan.transpose else plan.spec.matrix_shape
-    _, nbytes = estimate_nbytes(plan.spec, plan.dtype, transpose=plan.transpose, format="csr")
+    _, nbytes = estimate_nbytes(plan.spec, plan.dtype,
+                                direction="adjoint" if plan.transpose else "forward", format="csr")
     channels_last = (plan.keras is not None
                      and plan.keras["config"]["data_format"] == "channels_last")
     if channels_last:  # re-indexed copy and the permutations of both flattenings

@@ -8,8 +8,9 @@ with a :class:`ConvView`; every other kind answers ``None``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.typing import Direction, Layout
 
-__all__ = ["ConvView", "check_direction", "flip"]
+__all__ = ["ConvView", "check_direction", "direction_keyword", "flip"]
 
 _DIRECTIONS: tuple[Direction, ...] = ("forward", "adjoint")
 
@@ -48,6 +49,70 @@ def check_direction(direction: Any, name: str = "direction") -> Direction:
     if isinstance(direction, str) and direction in _DIRECTIONS:
         return direction  # type: ignore[return-value]
     raise ConvMatrixError(f"`{name}` (={direction!r}) must be 'forward' or 'adjoint'")
+
+
+@overload
+def direction_keyword(direction: Any, old: Any = None, *, old_name: str = ...,
+                      name: str = ..., stacklevel: int = ...,
+                      optional: Literal[False] = ...) -> Direction: ...
+
+
+@overload
+def direction_keyword(direction: Any, old: Any = None, *, old_name: str = ...,
+                      name: str = ..., stacklevel: int = ...,
+                      optional: bool) -> Direction | None: ...
+
+
+def direction_keyword(direction: Any, old: Any = None, *, old_name: str = "transpose",
+                      name: str = "direction", stacklevel: int = 3,
+                      optional: bool = False) -> Direction | None:
+    """``direction=``, with a deprecated boolean keyword (``transpose=``) mapped onto it.
+
+    Parameters
+    ----------
+    direction : {"forward", "adjoint"} or None
+        The new keyword's value (None only with ``optional``: no direction asked).
+    old : bool or None, optional
+        The deprecated keyword's value; None when it was not passed. ``True`` means
+        ``"adjoint"``. Passing it warns (``DeprecationWarning``).
+    old_name, name : str, optional
+        The two keywords' names, for the messages.
+    stacklevel : int, optional
+        Of the warning: 3 points at the caller of the function that takes the keywords.
+    optional : bool, optional
+        Accept ``direction=None`` (and return it), e.g. "either direction" in a search.
+
+    Returns
+    -------
+    {"forward", "adjoint"} or None
+
+    Examples
+    --------
+    >>> direction_keyword("forward")
+    'forward'
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     direction_keyword("forward", True)
+    'adjoint'
+    """
+    if old is None:
+        if optional and direction is None:
+            return None
+        return check_direction(direction, name)
+    implied: Direction = "adjoint" if old else "forward"
+    warnings.warn(
+        f"`{old_name}=` is deprecated and will be removed in convmatrix 0.3; pass "
+        f"`{name}={implied!r}` instead", DeprecationWarning, stacklevel=stacklevel)
+    if not isinstance(old, (bool, np.bool_)):
+        raise ConvMatrixError(f"`{old_name}` (={old!r}) must be a bool (deprecated: use "
+                              f"`{name}='forward'` or `{name}='adjoint'`)")
+    default = None if optional else "forward"
+    if direction != default and check_direction(direction, name) != implied:
+        raise ConvMatrixError(
+            f"`{old_name}` (={old!r}) and `{name}` (={direction!r}) disagree; pass only "
+            f"`{name}`")
+    return implied
 
 
 def flip(direction: Direction) -> Direction:

@@ -128,7 +128,7 @@ class ConvLayer(Layer):
         if out is not None:
             if weight is None:
                 raise ConvMatrixError("`out` needs `weight`: it refreshes a matrix's values")
-            return spec_matrix(self.spec, _as_weight(weight), transpose=self._transposed_flag(),
+            return spec_matrix(self.spec, _as_weight(weight), direction=self.conv_view().direction,
                                format=format, max_bytes=max_bytes, out=out)
         if weight is None:
             matrix = super().matrix(format, max_bytes=max_bytes)
@@ -141,15 +141,15 @@ class ConvLayer(Layer):
             if format not in ("csr", "csc", "coo"):
                 raise ConvMatrixError(f"`format` (={format!r}) must be one of 'csr', 'csc', 'coo'")
             like = self._recent_pattern(format)
-            transpose = self._transposed_flag()
+            direction = self.conv_view().direction
             try:
-                matrix = spec_matrix(self.spec, w, transpose=transpose, format=format,
+                matrix = spec_matrix(self.spec, w, direction=direction, format=format,
                                      max_bytes=max_bytes, like=like)
             except ConvMatrixError:
                 if like is None:
                     raise
                 # the last matrix was edited in place: build afresh
-                matrix = spec_matrix(self.spec, w, transpose=transpose, format=format,
+                matrix = spec_matrix(self.spec, w, direction=direction, format=format,
                                      max_bytes=max_bytes)
         if format in ("csr", "csc") and self._recent_pattern(format) is None:
             # weak references to the index arrays: every refreshed matrix shares them, so they
@@ -257,7 +257,7 @@ class ConvLayer(Layer):
         from convmatrix.verification import verify
 
         if self._transposed_flag():
-            return verify(self.weight, self.input_shape, transpose=True, seed=seed,
+            return verify(self.weight, self.input_shape, direction="adjoint", seed=seed,
                           **self._arguments)
         return verify(self.weight, self.input_shape, seed=seed, **self._arguments)
 
@@ -421,7 +421,7 @@ class ConvTranspose(ConvLayer):
         return self.spec.remainder
 
     def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
-        return spec_matrix(self.spec, self.weight, transpose=True, format=format,
+        return spec_matrix(self.spec, self.weight, direction="adjoint", format=format,
                            max_bytes=max_bytes)
 
     def _apply(self, x: np.ndarray) -> np.ndarray:

@@ -155,7 +155,7 @@ def _matrix_figure(layer: ReportLayer, title: str) -> tuple[str, bytes]:
                    f"pixels, columns input pixels (channels first, C order).")
     else:  # one channel pair's block: the spatial pattern every block repeats
         one = spec_matrix(_one_pair(spec), np.ones((1, 1, *spec.kernel_size)),
-                          transpose=transpose, format="csr")
+                          direction="adjoint" if transpose else "forward", format="csr")
         matrix = sp.csr_array(one)
         heading = f"One channel pair's block of {name} ({title})"
         caption = (f"The full matrix has {stored_entries(spec):,} stored entries; pictured is one "
@@ -278,7 +278,8 @@ def check_report_budget(layer: ReportLayer, max_bytes: int | None, *, figures: b
                         flag: str = "max_bytes") -> None:
     """Refuse (one :class:`~convmatrix.ConvMatrixError`) a report that needs over ``max_bytes``."""
     core = _core(layer)
-    nbytes = report_nbytes(core.spec, core.dtype, transpose=_transposed(layer), figures=figures)
+    nbytes = report_nbytes(core.spec, core.dtype, figures=figures,
+                           direction="adjoint" if _transposed(layer) else "forward")
     check_budget(f"the report of {_label(layer)} {shape_text(layer.input_shape)} → "
                  f"{shape_text(layer.output_shape)}", nbytes, max_bytes, flag=flag)
 

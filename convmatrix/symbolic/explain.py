@@ -196,7 +196,8 @@ class Explanation:
         from convmatrix.build.sparse import spec_matrix
 
         weight = np.random.default_rng(0).standard_normal(self.spec.weight_shape)
-        dense = spec_matrix(self.spec, weight, transpose=self.transpose).toarray()
+        dense = spec_matrix(self.spec, weight,
+                            direction="adjoint" if self.transpose else "forward").toarray()
         return int(np.linalg.matrix_rank(dense)) if dense.size else 0
 
     def inverse_text(self) -> str:

@@ -13,6 +13,7 @@ from convmatrix import reference
 from convmatrix._errors import ConvMatrixError
 from convmatrix.geometry.spec import PADDING_MODES
 from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
+from convmatrix.typing import Direction
 
 __all__ = ["Candidate", "Geometry", "geometry_of", "neighbourhood"]
 
@@ -30,7 +31,7 @@ Pairs = tuple[tuple[int, int], ...]
 class Geometry:
     """Everything that defines a conv layer, as plain values (no validation yet)."""
 
-    transposed: bool
+    direction: Direction
     weight: np.ndarray = field(repr=False)
     input_shape: tuple[int, ...]
     stride: tuple[int, ...]
@@ -47,7 +48,7 @@ class Geometry:
 
     def layer(self, bias: Any = None) -> ConvLayer:
         """The layer object (raises ConvMatrixError for an invalid geometry)."""
-        if self.transposed:
+        if self.direction == "adjoint":
             return ConvTranspose(self.weight, self.input_shape, stride=self.stride,
                                  padding=self.padding, output_padding=self.output_padding,
                                  dilation=self.dilation, groups=self.groups, bias=bias)
@@ -57,7 +58,7 @@ class Geometry:
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """The linear map on one sample, by the independent dense reference."""
-        if self.transposed:
+        if self.direction == "adjoint":
             return reference.conv_transpose(x, self.weight, stride=self.stride,
                                             padding=self.padding,
                                             output_padding=self.output_padding,
@@ -71,9 +72,9 @@ def geometry_of(layer: ConvLayer) -> Geometry:
     """The :class:`Geometry` of a :class:`Conv` or :class:`ConvTranspose`."""
     spec = layer.spec
     if isinstance(layer, ConvTranspose):
-        return Geometry(True, layer.weight, layer.input_shape, spec.stride, spec.padding,
+        return Geometry("adjoint", layer.weight, layer.input_shape, spec.stride, spec.padding,
                         spec.dilation, spec.groups, "zeros", layer.output_padding)
-    return Geometry(False, layer.weight, layer.input_shape, spec.stride, spec.padding,
+    return Geometry("forward", layer.weight, layer.input_shape, spec.stride, spec.padding,
                     spec.dilation, spec.groups, spec.padding_mode, (0,) * spec.ndim)
 
 
@@ -98,10 +99,10 @@ class _Transform:
     differences: dict[str, tuple[Any, Any]]
 
 
-def _dense_groups(weight: np.ndarray, groups: int, transposed: bool, *, inputs: bool,
+def _dense_groups(weight: np.ndarray, groups: int, direction: Direction, *, inputs: bool,
                   outputs: bool) -> np.ndarray:
     """A groups=1 weight whose zeros encode a channel→group assignment (interleaved or not)."""
-    if transposed:  # (C_in, C_out/g, *k): rows are the layer's inputs
+    if direction == "adjoint":  # (C_in, C_out/g, *k): rows are the layer's inputs
         c_in, c_out_g = weight.shape[:2]
         c_out, c_in_g = c_out_g * groups, c_in // groups
         dense = np.zeros((c_in, c_out, *weight.shape[2:]), dtype=weight.dtype)
@@ -133,7 +134,7 @@ def _transforms(base: Geometry) -> list[_Transform]:
                                 {"kernel_axes_swapped": (None, (i, j))}))
     if g > 1:
         for inputs, outputs, text in ((True, False, "input"), (False, True, "output")):
-            dense = _dense_groups(w, g, base.transposed, inputs=inputs, outputs=outputs)
+            dense = _dense_groups(w, g, base.direction, inputs=inputs, outputs=outputs)
             found.append(_Transform(dense, 1, {"groups": (
                 g, f"{g}, {text} channels interleaved (group of channel c: c % {g})")}))
     return found
@@ -167,7 +168,7 @@ def _axis_options(base: Geometry, axis: int, k: int, target: int) -> list[tuple[
     for s, d in itertools.product(strides, dilations):
         eff = d * (k - 1) + 1
         for b, a in pairs:
-            if not base.transposed:
+            if base.direction == "forward":
                 padded = n + b + a
                 if padded < eff or (padded - eff) // s + 1 != target:
                     continue
@@ -201,7 +202,7 @@ def neighbourhood(base: Geometry, target_shape: tuple[int, ...], max_distance: i
     >>> [c.differences for c in neighbourhood(base, (1, 4), 1)][:2]
     [{'stride': ((1,), (2,))}, {'dilation': ((1,), (3,))}]
     """
-    modes = [base.padding_mode] if base.transposed else [
+    modes = [base.padding_mode] if base.direction == "adjoint" else [
         base.padding_mode, *(m for m in PADDING_MODES if m != base.padding_mode)]
     found: list[Candidate] = []
     for transform in _transforms(base):

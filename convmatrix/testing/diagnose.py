@@ -10,10 +10,12 @@ import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.build.sparse import DEFAULT_MAX_BYTES
+from convmatrix.geometry.view import direction_keyword
 from convmatrix.layers.conv import ConvLayer
 from convmatrix.testing.blackbox import BlackBox, Linearity, check_linearity
 from convmatrix.testing.candidates import Candidate, Geometry, neighbourhood
 from convmatrix.testing.probe import probe_box
+from convmatrix.typing import Direction
 
 __all__ = ["channel_offsets", "close_rows", "identify", "matches", "name_nonlinearity"]
 
@@ -108,16 +110,16 @@ def matches(box: BlackBox, lin: Linearity, base: Geometry, max_distance: int, *,
 
 
 def _bases(input_shape: tuple[int, ...], weight: np.ndarray, output_shape: tuple[int, ...],
-           transposed: bool | None) -> list[Geometry]:
+           direction: Direction | None) -> list[Geometry]:
     ndim = len(input_shape) - 1
     zeros, ones = ((0, 0),) * ndim, (1,) * ndim
     bases = []
-    if transposed in (None, False) and weight.shape[1] and input_shape[0] % weight.shape[1] == 0:
-        bases.append(Geometry(False, weight, input_shape, ones, zeros, ones,
+    if direction in (None, "forward") and weight.shape[1] and input_shape[0] % weight.shape[1] == 0:
+        bases.append(Geometry("forward", weight, input_shape, ones, zeros, ones,
                               input_shape[0] // weight.shape[1], "zeros", (0,) * ndim))
-    if (transposed in (None, True) and weight.shape[1]
+    if (direction in (None, "adjoint") and weight.shape[1]
             and output_shape[0] % weight.shape[1] == 0):
-        bases.append(Geometry(True, weight, input_shape, ones, zeros, ones,
+        bases.append(Geometry("adjoint", weight, input_shape, ones, zeros, ones,
                               output_shape[0] // weight.shape[1], "zeros", (0,) * ndim))
     return bases
 
@@ -127,10 +129,11 @@ def identify(
     input_shape: Sequence[int],
     weight: Any,
     *,
-    transposed: bool | None = None,
+    direction: Direction | None = None,
     batched: bool = False,
     rtol: float = 1e-7,
     atol: float = 1e-12,
+    transposed: Any = None,
 ) -> list[ConvLayer]:
     """The conv layers with this weight that ``fn`` computes exactly (empty when none).
 
@@ -149,10 +152,13 @@ def identify(
         One sample, channels first.
     weight : array_like
         The kernel in torch layout; the search also tries its flips and axis swaps.
-    transposed : bool or None, optional
-        Search only forward (False) or transposed (True) convolutions; None tries both.
+    direction : {"forward", "adjoint"} or None, optional
+        Search only convolutions (``"forward"``) or transposed convolutions (``"adjoint"``);
+        None tries both.
     batched, rtol, atol : optional
         As in :func:`~convmatrix.testing.assert_conv_equal`.
+    transposed : bool, optional
+        Deprecated: ``transposed=True`` is ``direction="adjoint"``, ``False`` ``"forward"``.
 
     Returns
     -------
@@ -166,9 +172,10 @@ def identify(
     >>> import convmatrix as cm
     >>> w = np.arange(1.0, 4.0).reshape(1, 1, 3)
     >>> fn = lambda x: cm.reference.conv(x, w, padding=[(2, 0)])      # causal padding
-    >>> identify(fn, (1, 6), w, transposed=False)
+    >>> identify(fn, (1, 6), w, direction="forward")
     [Conv(1→1, 1×6 → 1×6, kernel 3, padding ((2, 0),))]
     """
+    direction = direction_keyword(direction, transposed, old_name="transposed", optional=True)
     w = np.asarray(weight)
     if w.ndim != len(tuple(input_shape)) + 1:
         raise ConvMatrixError(
@@ -187,7 +194,7 @@ def identify(
         bias = np.array(per_channel)
     found: dict[tuple[Any, ...], ConvLayer] = {}
     fn_matrix = None
-    for base in _bases(box.input_shape, w, box.output_shape, transposed):
+    for base in _bases(box.input_shape, w, box.output_shape, direction):
         for candidate, matrix in matches(box, lin, base, len(base.input_shape) + 8,
                                          rtol=rtol, atol=atol, fn_matrix=fn_matrix):
             fn_matrix = matrix

@@ -21,7 +21,9 @@ import numpy as np
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.geometry.spec import PADDING_MODES
+from convmatrix.geometry.view import direction_keyword
 from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
+from convmatrix.typing import Direction
 
 try:
     from hypothesis import strategies as st
@@ -41,11 +43,11 @@ def _choices(value: int | Sequence[int], name: str) -> list[int]:
 
 
 @st.composite
-def _conv_layer(draw: Any, dims: list[int], transposed: list[bool], modes: list[str],
+def _conv_layer(draw: Any, dims: list[int], directions: list[Direction], modes: list[str],
                 max_side: int, max_channels: int, max_kernel: int, max_stride: int,
                 max_dilation: int, max_padding: int, max_groups: int) -> ConvLayer:
     ndim = draw(st.sampled_from(dims))
-    is_transposed = draw(st.sampled_from(transposed))
+    is_transposed = draw(st.sampled_from(directions)) == "adjoint"
     mode = "zeros" if is_transposed else draw(st.sampled_from(modes))
     groups = draw(st.integers(1, max_groups))
     c_in = groups * draw(st.integers(1, max(1, max_channels // groups)))
@@ -88,7 +90,7 @@ def _conv_layer(draw: Any, dims: list[int], transposed: list[bool], modes: list[
 def conv_layers(
     *,
     dims: int | Sequence[int] = (1, 2),
-    transposed: bool | None = None,
+    direction: Direction | None = None,
     padding_modes: Sequence[str] = PADDING_MODES,
     max_side: int = 8,
     max_channels: int = 4,
@@ -97,6 +99,7 @@ def conv_layers(
     max_dilation: int = 2,
     max_padding: int = 2,
     max_groups: int = 2,
+    transposed: Any = None,
 ) -> st.SearchStrategy[ConvLayer]:
     """A strategy drawing :class:`~convmatrix.Conv` / :class:`~convmatrix.ConvTranspose` layers.
 
@@ -109,13 +112,16 @@ def conv_layers(
     ----------
     dims : int or sequence of int, optional
         Spatial dimensions to draw from.
-    transposed : bool or None, optional
-        Only forward (False) or transposed (True) layers; None draws both.
+    direction : {"forward", "adjoint"} or None, optional
+        Only convolutions (``"forward"``) or transposed convolutions (``"adjoint"``); None
+        draws both.
     padding_modes : sequence of str, optional
         Modes for forward layers (transposed layers use zeros, as torch).
     max_side, max_channels, max_kernel, max_stride, max_dilation, max_padding, max_groups : int
         Upper bounds (inclusive) of the input side, channel counts, kernel taps, stride,
         dilation, padding per side and groups.
+    transposed : bool, optional
+        Deprecated: ``transposed=True`` is ``direction="adjoint"``, ``False`` ``"forward"``.
 
     Returns
     -------
@@ -127,6 +133,7 @@ def conv_layers(
     ConvMatrixError
         For a bound that is not a positive int or an unknown padding mode.
     """
+    direction = direction_keyword(direction, transposed, old_name="transposed", optional=True)
     dims_list = _choices(dims, "dims")
     bounds = {"max_side": max_side, "max_channels": max_channels, "max_kernel": max_kernel,
               "max_stride": max_stride, "max_dilation": max_dilation, "max_groups": max_groups}
@@ -139,6 +146,6 @@ def conv_layers(
     if not modes or unknown:
         raise ConvMatrixError(f"`padding_modes` (={padding_modes!r}) must be a non-empty sequence "
                          f"from {PADDING_MODES}")
-    kinds = [False, True] if transposed is None else [bool(transposed)]
+    kinds: list[Direction] = ["forward", "adjoint"] if direction is None else [direction]
     return _conv_layer(dims_list, kinds, modes, max_side, max_channels, max_kernel, max_stride,
                        max_dilation, max_padding, max_groups)

@@ -79,7 +79,7 @@ def test_few_channels_grid_exact(channels, geometry, mode):
     spec = cm.conv_spec(weight.shape, ishape, **geometry)
     _assert_exact(cm.spec_matrix(spec, weight), dense, np.int32)
     _assert_exact(cm.spec_matrix(spec, weight, format="csc"), dense, np.int32)
-    transposed = cm.spec_matrix(spec, weight, transpose=True, format="csr")
+    transposed = cm.spec_matrix(spec, weight, direction="adjoint", format="csr")
     assert transposed.format == "csr"
     _assert_exact(transposed, dense.T, np.int32)
 
@@ -99,7 +99,7 @@ def test_single_channel_nd_exact(ndim, mode, dtype):
     C = cm.conv_matrix(weight, ishape, **geometry)
     _assert_exact(C, dense, dtype)
     spec = cm.conv_spec(weight.shape, ishape, **geometry)
-    _assert_exact(cm.spec_matrix(spec, weight, transpose=True, format="csr"), dense.T, dtype)
+    _assert_exact(cm.spec_matrix(spec, weight, direction="adjoint", format="csr"), dense.T, dtype)
     assert C.nnz == stored_entries(spec)
 
 
@@ -110,7 +110,8 @@ def test_stem_like_transposed_csr_few_input_channels():
     geometry = dict(stride=2, padding=3)
     dense = _dense_reference(weight, (3, 11, 12), **geometry)
     spec = cm.conv_spec(weight.shape, (3, 11, 12), **geometry)
-    _assert_exact(cm.spec_matrix(spec, weight, transpose=True, format="csr"), dense.T, np.int64)
+    _assert_exact(cm.spec_matrix(spec, weight, direction="adjoint", format="csr"), dense.T,
+                  np.int64)
     up = cm.conv_transpose_matrix(weight, spec.output_shape, stride=2, padding=3,
                                   output_padding=(0, 1), format="csr")
     _assert_exact(up, dense.T, np.int64)
@@ -164,7 +165,7 @@ def test_property_few_channels_exact(layer, seed):
     dense = _dense_reference(weight, ishape, **geometry)
     spec = cm.conv_spec(wshape, ishape, **geometry)
     _assert_exact(cm.spec_matrix(spec, weight), dense, dtype)
-    _assert_exact(cm.spec_matrix(spec, weight, transpose=True, format="csr"), dense.T, dtype)
+    _assert_exact(cm.spec_matrix(spec, weight, direction="adjoint", format="csr"), dense.T, dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,7 +195,7 @@ def test_merged_taps_that_overflow_are_refused(dtype, mode):
         cm.conv_matrix(weight, (1, 3, 2), padding=((2, 2), (0, 0)), padding_mode=mode)
     with pytest.raises(cm.ConvMatrixError, match="outside the"):
         spec = cm.conv_spec(weight.shape, (1, 3, 2), padding=((2, 2), (0, 0)), padding_mode=mode)
-        cm.spec_matrix(spec, weight, transpose=True, format="csr")
+        cm.spec_matrix(spec, weight, direction="adjoint", format="csr")
 
 
 def test_merged_int64_sums_beyond_float_precision_are_exact():
@@ -265,7 +266,7 @@ def test_index_table_api_still_matches_the_matrix():
     C = cm.spec_matrix(spec, np.ones((1, 1, 3, 3), dtype=np.int64))
     assert np.array_equal(table.pattern.indptr, C.indptr)
     assert np.array_equal(table.pattern.indices, C.indices)
-    CT = cm.spec_matrix(spec, np.ones((1, 1, 3, 3), dtype=np.int64), transpose=True,
+    CT = cm.spec_matrix(spec, np.ones((1, 1, 3, 3), dtype=np.int64), direction="adjoint",
                         format="csr")
     assert np.array_equal(table.transposed_pattern.indices, CT.indices)
 
@@ -282,10 +283,11 @@ def test_refresh_equals_fresh_build(transpose, fmt, mode):
     spec = cm.conv_spec((3, 2, 3, 3), (2, 9, 8), stride=(2, 1), padding=1, padding_mode=mode)
     w1 = rng.standard_normal(spec.weight_shape)
     w2 = rng.standard_normal(spec.weight_shape)
-    first = cm.spec_matrix(spec, w1, transpose=transpose, format=fmt)
+    direction = "adjoint" if transpose else "forward"
+    first = cm.spec_matrix(spec, w1, direction=direction, format=fmt)
     before = first.toarray()
-    fresh = cm.spec_matrix(spec, w2, transpose=transpose, format=fmt)
-    refreshed = cm.spec_matrix(spec, w2, transpose=transpose, format=fmt, like=first)
+    fresh = cm.spec_matrix(spec, w2, direction=direction, format=fmt)
+    refreshed = cm.spec_matrix(spec, w2, direction=direction, format=fmt, like=first)
     assert refreshed.format == fmt and refreshed.indices is first.indices
     assert np.array_equal(refreshed.indptr, fresh.indptr)
     assert np.array_equal(refreshed.indices, fresh.indices)

@@ -20,7 +20,7 @@ def test_verify_passes_for_correct_matrices(mode, dtype):
 
 
 def test_verify_transposed_with_output_padding_beyond_stride():
-    result = cm.verify(np.ones((2, 1, 3, 2)), (2, 3, 4), transpose=True, stride=1,
+    result = cm.verify(np.ones((2, 1, 3, 2)), (2, 3, 4), direction="adjoint", stride=1,
                        output_padding=1, dilation=2, groups=2)
     assert result.passed, str(result)
 
@@ -75,14 +75,14 @@ def test_verify_catches_a_spec_that_drops_output_padding(monkeypatch):
     # once failed: verify fed the (buggy) spec to the reference, so both sides agreed
     args = {"stride": 2, "padding": 1, "output_padding": 1}
     weight = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
-    assert cm.verify(weight, (1, 4, 4), transpose=True, **args).passed
+    assert cm.verify(weight, (1, 4, 4), direction="adjoint", **args).passed
     real = cm.geometry.spec.conv_transpose_spec
 
     def drops_output_padding(weight_shape, input_shape, **geometry):
         return real(weight_shape, input_shape, **{**geometry, "output_padding": 0})
 
     _patch_everywhere(monkeypatch, real, drops_output_padding)
-    result = cm.verify(weight, (1, 4, 4), transpose=True, **args)
+    result = cm.verify(weight, (1, 4, 4), direction="adjoint", **args)
     assert not result.passed
     assert "FAIL" in str(result) and "shape" in str(result)
 
@@ -107,7 +107,7 @@ def test_verify_catches_a_spec_that_swaps_padding_sides(monkeypatch):
 def test_verify_refuses_a_padding_mode_with_transpose(mode):
     with pytest.raises(cm.ConvMatrixError,
                        match=rf"`padding_mode` \(='{mode}'\) applies to convolutions only"):
-        cm.verify(np.ones((1, 1, 3)), (1, 4), transpose=True, padding=1, padding_mode=mode)
+        cm.verify(np.ones((1, 1, 3)), (1, 4), direction="adjoint", padding=1, padding_mode=mode)
 
 
 def test_verify_refuses_output_padding_without_transpose():
@@ -141,6 +141,6 @@ def test_verify_spec_checks_both_directions_in_every_mode(mode):
     # layer objects verify their spec directly, including the adjoint of a padded layer
     spec = cm.conv_spec((2, 1, 3), (1, 5), stride=2, padding=((2, 1),), padding_mode=mode)
     weight = np.arange(1, 7).reshape(2, 1, 3)
-    for transpose in (False, True):
-        result = verify_module.verify_spec(spec, weight, transpose=transpose)
+    for direction in ("forward", "adjoint"):
+        result = verify_module.verify_spec(spec, weight, direction=direction)
         assert result.passed and len(result.checks) == 4, str(result)

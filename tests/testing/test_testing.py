@@ -152,7 +152,7 @@ def test_coloured_probe_equals_conv_matrix(layer):
 
 
 @settings(max_examples=25, deadline=None)
-@given(layer=conv_layers(dims=(1, 2), transposed=False, padding_modes=("zeros",),
+@given(layer=conv_layers(dims=(1, 2), direction="forward", padding_modes=("zeros",),
                          max_side=7, max_channels=2))
 def test_coloured_probe_is_never_wrong_when_fn_reads_outside(layer):
     # fn: a conv with a kernel two taps wider plus a global-mean term, probed on the layer's
@@ -259,7 +259,7 @@ def test_identify_finds_the_geometry():
     w = rng("identify").standard_normal((2, 1, 3, 2))
     fn = lambda x: reference.conv(x, w, stride=(2, 1), padding=((1, 1), (0, 1)),  # noqa: E731
                                   padding_mode="replicate")
-    found = identify(fn, (1, 6, 5), w, transposed=False)
+    found = identify(fn, (1, 6, 5), w, direction="forward")
     assert found, "nothing identified"
     x = rng("identify-x").standard_normal((1, 6, 5))
     for layer in found:

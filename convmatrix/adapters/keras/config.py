@@ -93,7 +93,7 @@ class KerasLayer:
     def matrix(self, *, format: str = "csr",
                max_bytes: int | None = DEFAULT_MAX_BYTES) -> sp.sparray:
         """The layer's matrix for vectors flattened in the layer's own layout."""
-        matrix = spec_matrix(self.spec, self.weight, transpose=self.direction == "adjoint",
+        matrix = spec_matrix(self.spec, self.weight, direction=self.direction,
                              format="csr", max_bytes=max_bytes)
         if self.data_format == "channels_last":
             matrix = channels_last_matrix(matrix, *self.channels_first_shapes)
