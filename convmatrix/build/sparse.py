@@ -47,7 +47,7 @@ _SPARSE_DTYPES = frozenset(np.dtype(t) for t in (
 ))
 
 
-def _as_weight(weight: Any) -> np.ndarray:
+def as_weight(weight: Any) -> np.ndarray:
     """Return the weight as a numeric ndarray, or raise a TypeError naming what is allowed.
 
     torch tensors are read detached; bfloat16 ones become float32 (exactly).
@@ -64,6 +64,9 @@ def _as_weight(weight: Any) -> np.ndarray:
             f"integer, float32/float64 or complex{hint}"
         )
     return array
+
+
+_as_weight = as_weight  # the old private name, until its last importers switch to as_weight
 
 
 def _index_dtype(nnz: int, shape: tuple[int, int]) -> type[np.signedinteger[Any]]:
@@ -290,7 +293,7 @@ def spec_matrix(
     (True, True)
     """
     direction = direction_keyword(direction, transpose)
-    w = _as_weight(weight)
+    w = as_weight(weight)
     if w.shape != spec.weight_shape:
         raise ConvMatrixError(
             f"`weight` has shape {w.shape} but the layer needs {spec.weight_shape}"
@@ -461,7 +464,7 @@ def conv_matrix(
     >>> bool(np.allclose(cm.conv_matrix(w, (1, 10)) @ x, np.correlate(x, w[0, 0], "valid")))
     True
     """
-    w = _as_weight(weight)
+    w = as_weight(weight)
     spec = _memo_spec(conv_spec, w.shape, input_shape, stride=stride, padding=padding,
                       dilation=dilation, groups=groups, padding_mode=padding_mode)
     return spec_matrix(spec, w, format=format, max_bytes=max_bytes)
@@ -528,7 +531,7 @@ def conv_transpose_matrix(
            [2, 4, 2],
            [1, 2, 1]])
     """
-    w = _as_weight(weight)
+    w = as_weight(weight)
     spec = _memo_spec(conv_transpose_spec, w.shape, input_shape, stride=stride, padding=padding,
                       output_padding=output_padding, dilation=dilation, groups=groups)
     return spec_matrix(spec, w, direction="adjoint", format=format, max_bytes=max_bytes)

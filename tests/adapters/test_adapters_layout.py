@@ -57,7 +57,7 @@ def test_the_scan_sees_imports_inside_functions_and_type_checking(tmp_path):
                                                    "convmatrix.adapters.torch"]
 
 
-@pytest.mark.parametrize("area", ["layers/channels_last.py", "layers/repeat.py",
+@pytest.mark.parametrize("area", ["adapters", "layers/channels_last.py", "layers/repeat.py",
                                   "layers/__init__.py"])
 def test_no_private_name_is_imported_from_another_module(area):
     paths = _modules(area) if (PACKAGE / area).is_dir() else [PACKAGE / area]

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.build.channels_last import channels_last_matrix
-from convmatrix.build.sparse import DEFAULT_MAX_BYTES, _as_weight, spec_matrix
+from convmatrix.build.sparse import DEFAULT_MAX_BYTES, as_weight, spec_matrix
 from convmatrix.geometry import shapes
 from convmatrix.geometry.spec import ConvSpec, as_int, check_bounded, conv_spec, sequence_items
 from convmatrix.geometry.view import check_direction
@@ -335,7 +335,7 @@ def keras_layer(
     the usual rule on the dilated kernel; that is what Keras' JAX and torch backends compute.
     TensorFlow's own kernels do not run this combination, so no TF oracle vectors exist for it.
     """
-    k = _as_weight(kernel)
+    k = as_weight(kernel)
     geometry = _geometry(serialized_layer, tuple(k.shape), input_shape)
     rank = geometry.spec.ndim
     if geometry.kind == "depthwise":
