@@ -31,9 +31,9 @@ REFUSED: list[tuple[str, Callable[[], Any]]] = [
     ("conv_outputs 64×56×56, k 3, p 1 (memory grew without end)",
      lambda: sym.conv_outputs((64, 64, 3, 3), (64, 56, 56), padding=1)),
     ("conv_transpose_matrix 64×56×56, k 3, s 2",
-     lambda: sym.conv_transpose_matrix((64, 64, 3, 3), (64, 56, 56), stride=2)),
+     lambda: sym.symbolic_conv_transpose_matrix((64, 64, 3, 3), (64, 56, 56), stride=2)),
     ("explain ConvTranspose 1×3×3, s 99999999 (hung)",
-     lambda: sym.explain((1, 1, 3, 3), (1, 3, 3), transpose=True, stride=99999999)),
+     lambda: sym.explain((1, 1, 3, 3), (1, 3, 3), direction="adjoint", stride=99999999)),
     ("explain Conv 1×3×3, padding 40000",
      lambda: sym.explain((1, 1, 3, 3), (1, 3, 3), padding=40000)),
 ]

@@ -367,7 +367,7 @@ def _denominator_lcm(vector: tuple[Any, ...]) -> Any:
 
 def _symbolic_gram(layer: Layer) -> Any:
     """``CᵀC`` in weight symbols for a convolution layer (None for other kinds)."""
-    from convmatrix.layers.conv import ConvLayer, ConvTranspose
+    from convmatrix.layers.conv import ConvLayer
 
     if not isinstance(layer, ConvLayer):
         return None
@@ -375,7 +375,7 @@ def _symbolic_gram(layer: Layer) -> Any:
 
     from convmatrix.symbolic.matrices import spec_entries
 
-    transpose = isinstance(layer, ConvTranspose)
+    direction = layer.conv_view().direction
     rows, columns = layer.matrix_shape
-    symbolic = sympy.SparseMatrix(rows, columns, spec_entries(layer.spec, transpose))
+    symbolic = sympy.SparseMatrix(rows, columns, spec_entries(layer.spec, direction=direction))
     return (symbolic.T * symbolic).applyfunc(sympy.expand)

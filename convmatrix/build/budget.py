@@ -20,7 +20,8 @@ from convmatrix.build.sparse import estimate_nbytes
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.typing import Direction
 
-__all__ = ["check_budget", "dense_nbytes", "report_nbytes", "verification_nbytes"]
+__all__ = ["check_budget", "check_max_bytes", "dense_nbytes", "explain_nbytes", "law_nbytes",
+           "overlap_nbytes", "report_nbytes", "verification_nbytes"]
 
 _DENSE_COPIES = 14  # x, y, a batch of 3 of each, reference outputs, comparison temporaries
 _MATRIX_MARGIN = 1.1  # the builder's chunk temporaries on top of the final arrays
@@ -144,3 +145,72 @@ def format_bytes(nbytes: int) -> str:
             value = nbytes / size
             return f"{value:.3g} {unit}" if value < 1e6 else f"{value:.2e} {unit}"
     return f"{nbytes} B"
+
+
+def check_max_bytes(max_bytes: Any) -> int | None:
+    """Validate a ``max_bytes`` budget: a non-negative int (numpy ints too), or None (no limit).
+
+    Examples
+    --------
+    >>> check_max_bytes(np.int64(1024)), check_max_bytes(None)
+    (1024, None)
+    >>> check_max_bytes(-1)
+    Traceback (most recent call last):
+    ...
+    convmatrix._errors.ConvMatrixError: `max_bytes` (=-1) must be a non-negative int or None
+    """
+    if max_bytes is None:
+        return None
+    if isinstance(max_bytes, bool) or not hasattr(max_bytes, "__index__"):
+        raise ConvMatrixError(f"`max_bytes` (={max_bytes!r}) must be a non-negative int or None")
+    value = int(max_bytes)
+    if value < 0:
+        raise ConvMatrixError(f"`max_bytes` (={max_bytes!r}) must be a non-negative int or None")
+    return value
+
+
+def overlap_nbytes(spec: ConvSpec) -> int:
+    """Bytes the overlap map of a layer and its per-axis counts and laws take (about).
+
+    The map has one int64 per pixel of the forward input; per axis the count table has
+    ``o·k`` entries, the counts one per pixel and the interior law one per stride residue.
+
+    Examples
+    --------
+    >>> from convmatrix.geometry.spec import conv_spec
+    >>> overlap_nbytes(conv_spec((1, 1, 2, 2), (1, 3, 3)))
+    488
+    """
+    per_axis = sum(17 * o * k + 24 * n + 32 * s for o, k, n, s in zip(
+        spec.output_size, spec.kernel_size, spec.input_size, spec.stride, strict=True))
+    return 16 * math.prod(spec.input_size) + per_axis
+
+
+def law_nbytes(spec: ConvSpec) -> int:
+    """Bytes of the per-axis counts and laws of a checkerboard verdict (no N-D map; about).
+
+    Examples
+    --------
+    >>> from convmatrix.geometry.spec import conv_spec
+    >>> law_nbytes(conv_spec((1, 1, 2, 2), (1, 3, 3)))
+    344
+    """
+    return overlap_nbytes(spec) - 16 * math.prod(spec.input_size)
+
+
+def explain_nbytes(spec: ConvSpec) -> int:
+    """Bytes :func:`convmatrix.symbolic.explain` needs for its arrays (about).
+
+    The overlap map (:func:`overlap_nbytes`) plus the spatial index table of one channel pair
+    and its two compressed patterns (about 64 bytes per (output pixel, tap) pair and 8 per
+    pixel on either side).
+
+    Examples
+    --------
+    >>> from convmatrix.geometry.spec import conv_spec
+    >>> explain_nbytes(conv_spec((1, 1, 2, 2), (1, 3, 3)))
+    1616
+    """
+    pairs = math.prod(spec.output_size) * math.prod(spec.kernel_size)
+    pixels = math.prod(spec.output_size) + math.prod(spec.input_size)
+    return overlap_nbytes(spec) + 64 * pairs + 8 * pixels

@@ -56,7 +56,7 @@ def as_weight(weight: Any) -> np.ndarray:
     if array.dtype not in _SPARSE_DTYPES:
         hint = ""
         if array.dtype == object:
-            hint = "; for SymPy symbols use convmatrix.symbolic.conv_matrix"
+            hint = "; for SymPy symbols use convmatrix.symbolic.symbolic_conv_matrix"
         elif array.dtype == np.float16:
             hint = "; scipy.sparse has no float16: cast the weight to float32"
         raise TypeError(

@@ -571,7 +571,8 @@ def _run_shape(args: argparse.Namespace) -> int:
     else:
         print(f"input shape:  {plan.input_shape}")
         print(f"output shape: {plan.output_shape}")
-    for axis, line in enumerate(size_derivation(plan.spec, plan.transpose)):
+    for axis, line in enumerate(size_derivation(
+            plan.spec, direction="adjoint" if plan.transpose else "forward")):
         print(f"spatial axis {axis}: {line}")
     return 0
 

@@ -194,7 +194,7 @@ class KerasConv(Layer):
 
         view = self.torch.conv_view()
         x_first = None if x is None else self._channels_first(np.asarray(x))
-        return explain_spec(view.spec, view.direction == "adjoint", title=self.class_name,
+        return explain_spec(view.spec, direction=view.direction, title=self.class_name,
                             weight=None if x is None else view.weight, x=x_first)
 
     def report(self, x: Any = None) -> str:

@@ -272,7 +272,7 @@ class ConvLayer(Layer):
         """
         from convmatrix.symbolic.explain import explain_spec
 
-        return explain_spec(self.spec, self._transposed_flag(), title=self._title(),
+        return explain_spec(self.spec, direction=self.conv_view().direction, title=self._title(),
                             weight=None if x is None else self.weight, x=x)
 
     def report(self, x: Any = None) -> str:

@@ -175,7 +175,8 @@ def _explanation_markdown(layer: ReportLayer, title: str,
     from convmatrix.symbolic.explain import explain_spec
 
     core = _core(layer)
-    explanation = explain_spec(core.spec, _transposed(layer), title=_label(layer),
+    explanation = explain_spec(core.spec, direction=core.conv_view().direction,
+                               title=_label(layer),
                                weight=None if x is None else core.weight, x=x)
     # the section heading names the geometry; the line under it keeps the short kind
     _, rest = explanation.to_markdown(level=2).split("\n", 1)

@@ -1,4 +1,8 @@
-"""Size guards of the symbolic side: closed-form work estimates checked before anything is built."""
+"""Size guards of the symbolic side: closed-form term counts checked before anything is built.
+
+The memory (byte) estimates of the symbolic functions live with every other budget in
+:mod:`convmatrix.build.budget`; this module counts ``w·x`` terms and stride residues.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,14 @@ import math
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.geometry.spec import ConvSpec
+from convmatrix.typing import Direction
 
 __all__ = [
     "DEFAULT_MAX_TERMS",
-    "check_bytes",
-    "check_max_bytes",
     "check_max_terms",
     "check_residues",
     "check_terms",
-    "explain_nbytes",
     "layer_terms",
-    "overlap_nbytes",
     "row_terms_bound",
 ]
 
@@ -35,15 +36,6 @@ def check_max_terms(max_terms: int | None) -> None:
             f"`max_terms` (={max_terms!r}) must be a non-negative int or None (no limit)")
 
 
-def check_max_bytes(max_bytes: int | None) -> None:
-    """Refuse a ``max_bytes`` that is neither None nor a non-negative int."""
-    if max_bytes is None:
-        return
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
-        raise ConvMatrixError(
-            f"`max_bytes` (={max_bytes!r}) must be a non-negative int or None (no limit)")
-
-
 def layer_terms(spec: ConvSpec) -> tuple[int, bool]:
     """``w·x`` terms in all outputs of the layer (the same for ``C`` and ``Cᵀ``), and exactness.
 
@@ -60,9 +52,9 @@ def layer_terms(spec: ConvSpec) -> tuple[int, bool]:
     return spec.nnz_upper_bound(), True
 
 
-def row_terms_bound(spec: ConvSpec, transpose: bool) -> int:
+def row_terms_bound(spec: ConvSpec, direction: Direction) -> int:
     """Most ``w·x`` terms one output can hold: its group's channels times the kernel taps."""
-    channels = (spec.out_channels if transpose else spec.in_channels) // spec.groups
+    channels = (spec.out_channels if direction == "adjoint" else spec.in_channels) // spec.groups
     return channels * math.prod(spec.kernel_size)
 
 
@@ -94,39 +86,4 @@ def check_residues(what: str, spec: ConvSpec, max_terms: int | None) -> None:
         f"{what} would list one overlap count per stride residue, {spec.stride[axis]:,} along "
         f"spatial axis {axis} (`stride` (={spec.stride})), over `max_terms` (={max_terms:,}); "
         f"pass a larger max_terms (or max_terms=None) to derive it anyway"
-    )
-
-
-def overlap_nbytes(spec: ConvSpec) -> int:
-    """Bytes the overlap map of a layer and its per-axis counts and laws take (about).
-
-    The map has one int64 per pixel of the forward input; per axis the count table has
-    ``o·k`` entries, the counts one per pixel and the interior law one per stride residue.
-    """
-    per_axis = sum(17 * o * k + 24 * n + 32 * s for o, k, n, s in zip(
-        spec.output_size, spec.kernel_size, spec.input_size, spec.stride, strict=True))
-    return 16 * math.prod(spec.input_size) + per_axis
-
-
-def explain_nbytes(spec: ConvSpec) -> int:
-    """Bytes :func:`~convmatrix.symbolic.explain` needs for its arrays (about).
-
-    The overlap map (:func:`overlap_nbytes`) plus the spatial index table of one channel pair
-    and its two compressed patterns (about 64 bytes per (output pixel, tap) pair and 8 per
-    pixel on either side).
-    """
-    pairs = math.prod(spec.output_size) * math.prod(spec.kernel_size)
-    pixels = math.prod(spec.output_size) + math.prod(spec.input_size)
-    return overlap_nbytes(spec) + 64 * pairs + 8 * pixels
-
-
-def check_bytes(what: str, nbytes: int, max_bytes: int | None) -> None:
-    """Raise when ``nbytes`` exceeds ``max_bytes``."""
-    check_max_bytes(max_bytes)
-    if max_bytes is None or nbytes <= max_bytes:
-        return
-    raise ConvMatrixError(
-        f"{what} would need about {nbytes / 2**30:.3g} GiB of arrays, over `max_bytes` "
-        f"(={max_bytes / 2**30:.3g} GiB); pass a larger max_bytes (or max_bytes=None) to "
-        f"compute it anyway"
     )

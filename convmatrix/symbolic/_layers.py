@@ -1,11 +1,15 @@
-"""Shared plumbing: geometry keywords or layer objects -> forward spec; a layer's symbol arrays."""
+"""Shared plumbing: geometry keywords or layer objects -> forward spec; a layer's symbol arrays.
+
+A layer object is recognised by its ``conv_view()`` hook
+(:class:`~convmatrix.geometry.view.ConvView`): the symbolic functions never import the layer
+kinds.
+"""
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -13,23 +17,25 @@ import sympy
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.geometry.spec import ConvSpec, conv_spec, conv_transpose_spec
+from convmatrix.geometry.view import ConvView, check_direction
 from convmatrix.symbolic._guard import DEFAULT_MAX_TERMS, check_max_terms
+from convmatrix.typing import Direction
 
 __all__ = [
-    "LayerGeometry",
     "input_symbols",
     "is_layer",
-    "layer_geometry",
     "layer_spec",
+    "layer_view",
+    "sample_channels_first",
     "symbol_array",
     "weight_symbols",
 ]
 
 
-def layer_spec(weight_shape: Sequence[int], input_shape: Sequence[int], transpose: bool,
+def layer_spec(weight_shape: Sequence[int], input_shape: Sequence[int], direction: Direction,
                geometry: dict[str, Any]) -> ConvSpec:
-    """The forward spec of a convolution, or of the convolution behind a transposed one."""
-    if transpose:
+    """The forward spec of a convolution (``"forward"``), or of the one behind its transpose."""
+    if check_direction(direction) == "adjoint":
         return conv_transpose_spec(weight_shape, input_shape, **geometry)
     return conv_spec(weight_shape, input_shape, **geometry)
 
@@ -118,56 +124,35 @@ def as_object_array(values: Any, shape: tuple[int, ...], name: str) -> np.ndarra
     return flat.reshape(shape)
 
 
-@dataclass(frozen=True)
-class LayerGeometry:
-    """A layer object seen by the symbolic functions: its forward spec and direction.
-
-    ``transpose``: the layer is ``Cᵀ`` of ``spec``. ``to_channels_first`` turns a sample in the
-    layer's own layout into convmatrix's channels-first one (Keras layers).
-    """
-
-    spec: ConvSpec
-    transpose: bool
-    title: str
-    weight: np.ndarray
-    to_channels_first: Callable[[Any], Any]
-
-
 def is_layer(value: Any) -> bool:
-    """Whether ``value`` is a layer object (:class:`convmatrix.layers.Layer`)."""
-    from convmatrix.layers.base import Layer
-
-    return isinstance(value, Layer)
+    """Whether ``value`` is a layer object: it answers the ``conv_view()`` hook."""
+    return callable(getattr(value, "conv_view", None))
 
 
-def layer_geometry(layer: Any) -> LayerGeometry:
-    """The forward spec, direction, title and weight of a convolution layer object.
+def layer_view(layer: Any) -> ConvView:
+    """The convolution behind a layer object (its ``conv_view()``), or a clear refusal.
 
     ``Conv`` / ``ConvTranspose``, their adjoints (``.T``, also of padding modes whose adjoint
     is no torch layer) and Keras layers (explained in channels-first terms, titled with the
-    Keras class).
+    Keras class) answer; every other kind (a stack, pooling, ...) is refused.
     """
-    from convmatrix.layers.base import Adjoint
-    from convmatrix.layers.channels_last import KerasConv
-    from convmatrix.layers.conv import ConvLayer, ConvTranspose
-
-    if isinstance(layer, ConvLayer):
-        return LayerGeometry(layer.spec, isinstance(layer, ConvTranspose),
-                             f"{type(layer).__name__}{layer.spec.ndim}d", layer.weight,
-                             _identity)
-    if isinstance(layer, Adjoint):
-        inner = layer_geometry(layer.layer)
-        return LayerGeometry(inner.spec, not inner.transpose, f"Adjoint of {inner.title}",
-                             inner.weight, _identity)
-    if isinstance(layer, KerasConv):
-        core = layer_geometry(layer.torch)
-        return LayerGeometry(core.spec, core.transpose, layer.class_name, core.weight,
-                             lambda x: layer._channels_first(np.asarray(x)))
-    raise ConvMatrixError(
-        f"`layer` (={layer!r}) must be a convolution layer object (cm.Conv, cm.ConvTranspose, "
-        f"their .T, or a Keras layer from cm.from_keras); explain a stack layer by layer"
-    )
+    view = layer.conv_view() if is_layer(layer) else None
+    if view is None:
+        raise ConvMatrixError(
+            f"`layer` (={layer!r}) must be a convolution layer object (cm.Conv, "
+            f"cm.ConvTranspose, their .T, or a Keras layer from cm.from_keras); explain a stack "
+            f"layer by layer"
+        )
+    return view
 
 
-def _identity(x: Any) -> Any:
-    return x
+def sample_channels_first(view: ConvView, x: Any) -> Any:
+    """One sample in the layer's own layout, as convmatrix's channels-first sample."""
+    if view.layout != "channels_last":
+        return x  # checked against the layer's input shape where it is used
+    x = np.asarray(x)
+    first = view.spec.input_shape if view.direction == "forward" else view.spec.output_shape
+    shape = (*first[1:], first[0])
+    if x.shape != shape:
+        raise ConvMatrixError(f"`x` has shape {x.shape}; the layer takes {shape}")
+    return np.moveaxis(x, -1, 0)

@@ -6,17 +6,19 @@ from collections.abc import Iterator
 
 from convmatrix.geometry.indices import index_table
 from convmatrix.geometry.spec import ConvSpec
+from convmatrix.typing import Direction
 
 __all__ = ["row_entries"]
 
 
-def row_entries(spec: ConvSpec, transpose: bool, row: int) -> Iterator[tuple[int, list[int]]]:
+def row_entries(spec: ConvSpec, direction: Direction, row: int) -> Iterator[tuple[int, list[int]]]:
     """Stored entries of one row of ``C`` (or of ``Cᵀ``): ``(column, flat weight indices)``.
 
     The weight indices of an entry are the taps whose weights add up there (one, unless a
     padding mode maps several taps onto one pixel). Columns come out ascending. Work is
     proportional to the row's stored entries.
     """
+    transpose = direction == "adjoint"
     table = index_table(spec)
     pattern = table.transposed_pattern if transpose else table.pattern
     n_taps = table.n_taps

@@ -8,14 +8,18 @@ apply to given numbers against the numeric shape functions.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import sympy
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.geometry.shapes import conv_remainder, conv_transpose_output_length
 from convmatrix.geometry.spec import ConvSpec, conv_output_shape, conv_transpose_output_shape
+from convmatrix.geometry.view import check_direction
 from convmatrix.symbolic._guard import DEFAULT_MAX_TERMS, check_max_terms
 from convmatrix.symbolic.symbols import a, d, k, n, p, p_after, p_before, s
+from convmatrix.typing import Direction
 
 __all__ = [
     "RELATIONSHIPS",
@@ -94,7 +98,7 @@ def round_trip_output_padding(n_in: int, kernel: int, stride: int = 1, padding: 
     """
     o = conv_output_shape((1, 1, kernel), (1, n_in), stride=stride, padding=padding,
                           dilation=dilation)[1]
-    a_value = (n_in + 2 * padding - dilation * (kernel - 1) - 1) % stride
+    a_value = conv_remainder(n_in, kernel, stride, (padding, padding), dilation, o)
     back = conv_transpose_output_shape((1, 1, kernel), (1, o), stride=stride, padding=padding,
                                        output_padding=a_value, dilation=dilation)[1]
     if back != n_in:  # pragma: no cover - Relationship 14 says this cannot happen
@@ -143,7 +147,7 @@ def round_trip_sizes(n_out: int, kernel: int, stride: int = 1, padding: int = 0,
             f"round_trip_sizes would list up to {stride:,} input sizes (one per residue of "
             f"`stride` (={stride})), over `max_terms` (={max_terms:,}); pass a larger "
             f"max_terms (or max_terms=None) to list them anyway")
-    smallest = (n_out - 1) * stride + dilation * (kernel - 1) + 1 - 2 * padding
+    smallest = conv_transpose_output_length(n_out, kernel, stride, (padding, padding), dilation)
     sizes = {}
     for n_in in range(max(1, smallest), smallest + stride):
         try:
@@ -174,13 +178,24 @@ def round_trip_size() -> sympy.Expr:
 
 @dataclass(frozen=True)
 class Relationship:
-    """One relationship of Dumoulin & Visin: when it applies and the size it states."""
+    """One relationship of Dumoulin & Visin: when it applies and the size it states.
+
+    ``direction``: ``"forward"``, the size of a convolution's output; ``"adjoint"``, of a
+    transposed convolution's.
+    """
 
     number: int
     title: str
     condition: sympy.Basic
     size: sympy.Expr
-    transposed: bool = False
+    direction: Direction = "forward"
+
+    @property
+    def transposed(self) -> bool:
+        """Deprecated: ``direction == "adjoint"``."""
+        warnings.warn("Relationship.transposed is deprecated and will be removed in convmatrix "
+                      "0.3; use .direction == 'adjoint'", DeprecationWarning, stacklevel=2)
+        return self.direction == "adjoint"
 
     def applies(self, values: dict[sympy.Symbol, int]) -> bool:
         """Whether the relationship's condition holds for the numbers."""
@@ -204,24 +219,24 @@ RELATIONSHIPS: tuple[Relationship, ...] = (
                  sympy.floor((n + 2 * p - k) / s) + 1),
     Relationship(8, "transpose of no padding, unit strides (full padding k − 1)",
                  sympy.And(sympy.Eq(s, 1), sympy.Eq(p, 0), sympy.Eq(d, 1), sympy.Eq(a, 0)),
-                 n + (k - 1), transposed=True),
+                 n + (k - 1), direction="adjoint"),
     Relationship(9, "transpose of padding, unit strides",
                  sympy.And(sympy.Eq(s, 1), sympy.Eq(d, 1), sympy.Eq(a, 0)),
-                 n + (k - 1) - 2 * p, transposed=True),
+                 n + (k - 1) - 2 * p, direction="adjoint"),
     Relationship(10, "transpose of half padding", sympy.And(
         sympy.Eq(s, 1), sympy.Eq(d, 1), sympy.Eq(a, 0), sympy.Eq(sympy.Mod(k, 2), 1),
-        sympy.Eq(p, sympy.floor(k / 2))), n, transposed=True),
+        sympy.Eq(p, sympy.floor(k / 2))), n, direction="adjoint"),
     Relationship(11, "transpose of full padding", sympy.And(
         sympy.Eq(s, 1), sympy.Eq(d, 1), sympy.Eq(a, 0), sympy.Eq(p, k - 1)),
-        n - (k - 1), transposed=True),
+        n - (k - 1), direction="adjoint"),
     Relationship(12, "transpose of no padding, strides dividing n − k (zeros inserted)",
                  sympy.And(sympy.Eq(p, 0), sympy.Eq(d, 1), sympy.Eq(a, 0)),
-                 s * (n - 1) + k, transposed=True),
+                 s * (n - 1) + k, direction="adjoint"),
     Relationship(13, "transpose of padding, strides dividing n + 2p − k",
                  sympy.And(sympy.Eq(d, 1), sympy.Eq(a, 0)), s * (n - 1) + k - 2 * p,
-                 transposed=True),
+                 direction="adjoint"),
     Relationship(14, "transpose of padding, any strides: a = (n + 2p − k) mod s",
-                 sympy.Eq(d, 1), s * (n - 1) + a + k - 2 * p, transposed=True),
+                 sympy.Eq(d, 1), s * (n - 1) + a + k - 2 * p, direction="adjoint"),
     Relationship(15, "dilated convolution: k replaced by k̂ = k + (k − 1)(d − 1)",
                  sympy.true, sympy.floor((n + 2 * p - k - (k - 1) * (d - 1)) / s) + 1),
 )
@@ -247,7 +262,7 @@ def check_relationships(n_in: int, kernel: int, stride: int = 1, padding: int = 
         if not rel.applies(values):
             continue
         try:
-            if rel.transposed:
+            if rel.direction == "adjoint":
                 numeric = conv_transpose_output_shape(
                     (1, 1, kernel), (1, n_in), stride=stride, padding=padding,
                     output_padding=output_padding, dilation=dilation)[1]
@@ -260,7 +275,7 @@ def check_relationships(n_in: int, kernel: int, stride: int = 1, padding: int = 
     return results
 
 
-def size_derivation(spec: ConvSpec, transpose: bool = False, *,
+def size_derivation(spec: ConvSpec, *, direction: Direction = "forward",
                     latex: bool = False) -> list[str]:
     """Per axis, the output-size formula with the layer's numbers substituted.
 
@@ -268,8 +283,8 @@ def size_derivation(spec: ConvSpec, transpose: bool = False, *,
     ----------
     spec : ConvSpec
         The forward convolution (for a transposed layer, the one it transposes).
-    transpose : bool
-        Derive the transposed layer's output size instead.
+    direction : {"forward", "adjoint"}
+        ``"adjoint"``: derive the transposed layer's output size instead.
     latex : bool
         LaTeX instead of plain text.
 
@@ -281,9 +296,10 @@ def size_derivation(spec: ConvSpec, transpose: bool = False, *,
     Examples
     --------
     >>> from convmatrix.geometry.spec import conv_transpose_spec
-    >>> size_derivation(conv_transpose_spec((1, 1, 2, 2), (1, 2, 2)), transpose=True)[0]
+    >>> size_derivation(conv_transpose_spec((1, 1, 2, 2), (1, 2, 2)), direction="adjoint")[0]
     "o' = (n' − 1)·s − p_b − p_a + d·(k − 1) + a + 1 = (2 − 1)·1 − 0 − 0 + 1·(2 − 1) + 0 + 1 = 3"
     """
+    transpose = check_direction(direction) == "adjoint"
     lines = []
     for axis in range(spec.ndim):
         n, kk, ss = spec.input_size[axis], spec.kernel_size[axis], spec.stride[axis]

@@ -5,31 +5,28 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import sympy
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.build.budget import check_budget, check_max_bytes, explain_nbytes
 from convmatrix.build.sparse import DEFAULT_MAX_BYTES
 from convmatrix.geometry.indices import stored_entries
 from convmatrix.geometry.spec import ConvSpec
-from convmatrix.symbolic._guard import (
-    DEFAULT_MAX_TERMS,
-    check_bytes,
-    check_residues,
-    explain_nbytes,
-)
-from convmatrix.symbolic._layers import is_layer, layer_geometry, layer_spec
+from convmatrix.geometry.view import direction_keyword
+from convmatrix.symbolic._guard import DEFAULT_MAX_TERMS, check_residues
+from convmatrix.symbolic._layers import is_layer, layer_spec, layer_view, sample_channels_first
 from convmatrix.symbolic.arithmetic import size_derivation
+from convmatrix.symbolic.counts import overlap_map
+from convmatrix.symbolic.laws import CheckerboardLaw, spec_checkerboard_law
 from convmatrix.symbolic.matrices import spec_entries
 from convmatrix.symbolic.outputs import spec_outputs
-from convmatrix.symbolic.overlap import Checkerboard, _counts, spec_checkerboard
-
-if TYPE_CHECKING:
-    from convmatrix.layers.base import Layer
+from convmatrix.typing import Direction
 
 __all__ = ["Explanation", "explain", "explain_spec"]
 
@@ -54,8 +51,8 @@ class Explanation:
         What the layer is.
     spec : ConvSpec
         The forward convolution (for a transposed layer, the one it transposes).
-    transpose : bool
-        The layer is the transposed convolution ``Cᵀ``.
+    direction : {"forward", "adjoint"}
+        ``"adjoint"``: the layer is the transposed convolution ``Cᵀ`` (of ``spec``).
     input_shape, output_shape : tuple of int
         One sample, channels first.
     matrix : sympy.ImmutableSparseMatrix or None
@@ -68,34 +65,45 @@ class Explanation:
     overlap : ndarray of int
         Terms landing on each output pixel of the transposed layer (for a convolution: reads
         of each input pixel, the overlap map of its transpose).
-    checkerboard : Checkerboard
+    checkerboard : CheckerboardLaw
         The overlap verdict, with each axis' counts and closed-form law (the overlap map is
         their outer product).
     """
 
     title: str
     spec: ConvSpec
-    transpose: bool
+    direction: Direction
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     matrix: sympy.ImmutableSparseMatrix | None
     outputs: dict[tuple[int, ...], sympy.Expr]
     numeric_outputs: dict[tuple[int, ...], Any] = field(repr=False)
     overlap: np.ndarray = field(repr=False)
-    checkerboard: Checkerboard = field(repr=False)
+    checkerboard: CheckerboardLaw = field(repr=False)
 
     # -- derived text pieces -----------------------------------------------------------------
 
     @property
+    def transpose(self) -> bool:
+        """Deprecated: ``direction == "adjoint"``."""
+        warnings.warn("Explanation.transpose is deprecated and will be removed in convmatrix "
+                      "0.3; use .direction == 'adjoint'", DeprecationWarning, stacklevel=2)
+        return self._adjoint
+
+    @property
+    def _adjoint(self) -> bool:
+        return self.direction == "adjoint"
+
+    @property
     def matrix_name(self) -> str:
         """``Cᵀ`` for a transposed layer, ``C`` otherwise."""
-        return "Cᵀ" if self.transpose else "C"
+        return "Cᵀ" if self._adjoint else "C"
 
     @property
     def matrix_shape(self) -> tuple[int, int]:
         """Shape of the layer's matrix (rows: its outputs)."""
         rows, cols = self.spec.matrix_shape
-        return (cols, rows) if self.transpose else (rows, cols)
+        return (cols, rows) if self._adjoint else (rows, cols)
 
     @property
     def all_outputs(self) -> bool:
@@ -109,11 +117,11 @@ class Explanation:
 
     def shape_derivation(self) -> list[str]:
         """Per axis, the output-size formula with this layer's numbers (plain text)."""
-        return size_derivation(self.spec, self.transpose)
+        return size_derivation(self.spec, direction=self.direction)
 
     def shape_derivation_latex(self) -> list[str]:
         """Per axis, the output-size formula with numbers, as LaTeX."""
-        return size_derivation(self.spec, self.transpose, latex=True)
+        return size_derivation(self.spec, direction=self.direction, latex=True)
 
     def describe_layer(self) -> str:
         """One line: kind, shapes, kernel, geometry."""
@@ -128,7 +136,7 @@ class Explanation:
             parts.append(f"groups {spec.groups}")
         if spec.padding_mode != "zeros":
             parts.append(f"padding mode {spec.padding_mode}")
-        if self.transpose and any(spec.remainder):
+        if self._adjoint and any(spec.remainder):
             parts.append(f"output padding {_shape_text(spec.remainder)}")
         return (f"{self.title}: {_shape_text(self.input_shape)} → "
                 f"{_shape_text(self.output_shape)}, " + ", ".join(parts))
@@ -175,7 +183,7 @@ class Explanation:
             value = self.numeric_outputs.get(index)
             tail = "" if value is None else f"  = {value}"
             lines.append(f"  y{list(index)} = {self._output_text(expr)}{tail}")
-        kind = "overlap counts" if self.transpose else "reads per input pixel"
+        kind = "overlap counts" if self._adjoint else "reads per input pixel"
         lines += ["", f"{kind.capitalize()}:", str(self.overlap), "",
                   "Per axis, at pixel j"
                   + (f" ({self._outer_product_text()}):" if self.spec.ndim > 1 else ":")]
@@ -196,15 +204,14 @@ class Explanation:
         from convmatrix.build.sparse import spec_matrix
 
         weight = np.random.default_rng(0).standard_normal(self.spec.weight_shape)
-        dense = spec_matrix(self.spec, weight,
-                            direction="adjoint" if self.transpose else "forward").toarray()
+        dense = spec_matrix(self.spec, weight, direction=self.direction).toarray()
         return int(np.linalg.matrix_rank(dense)) if dense.size else 0
 
     def inverse_text(self) -> str:
         """Why the transpose is not the inverse: rank, lost input dimensions, ``CᵀC``."""
         rows, cols = self.matrix_shape
         name = self.matrix_name
-        gram = "CCᵀ" if self.transpose else "CᵀC"
+        gram = "CCᵀ" if self._adjoint else "CᵀC"
         rank = self.generic_rank()
         bound = min(rows, cols)
         head = f"{name} is {rows}×{cols}, so its rank is at most {bound}"
@@ -217,7 +224,7 @@ class Explanation:
                      f"dimensions are lost (its null space) and no matrix undoes {name}")
         else:
             head += (f"; for generic weights it is {rank}: no input dimension is lost, so a "
-                     f"left inverse exists, but the transpose {'C' if self.transpose else 'Cᵀ'} is "
+                     f"left inverse exists, but the transpose {'C' if self._adjoint else 'Cᵀ'} is "
                      f"not it")
         return (f"{head}. Going back through the transpose gives {gram}, not the identity: its "
                 f"diagonal sums the squared weights that read each input pixel (with all-ones "
@@ -260,7 +267,7 @@ class Explanation:
                  _latex_text(f"{self.matrix_name}: {rows_cols[0]}×{rows_cols[1]}, "
                              f"{self.nnz} stored entries")]
         if self.matrix is not None:
-            name = "C^T" if self.transpose else "C"
+            name = "C^T" if self._adjoint else "C"
             parts += [rf"\[ {name} = {sympy.latex(self.matrix, mat_delim='[')} \]"]
         rows = [rf"y_{{{self._y_subscript(index)}}} &= {self._output_latex(expr)}"
                 + ("" if (v := self.numeric_outputs.get(index)) is None else f" = {v}")
@@ -269,7 +276,7 @@ class Explanation:
                   r"\begin{align*}", " \\\\\n".join(rows), r"\end{align*}"]
         overlap = self._overlap_latex()
         if overlap:
-            kind = "Overlap counts" if self.transpose else "Reads per input pixel"
+            kind = "Overlap counts" if self._adjoint else "Reads per input pixel"
             parts.append(rf"\[ \text{{{kind}: }} {overlap} \]")
         parts += [rf"\[ {law} \]" for law in self.law_latex()]
         if self.spec.ndim > 1:
@@ -296,12 +303,12 @@ class Explanation:
                f"{_shape_text(self.output_shape)}. Per spatial axis:", ""]
         out += [f"$$\n{line}\n$$" for line in self.shape_derivation_latex()]
         rows_cols = self.matrix_shape
-        out += ["", f"{h}# The matrix ${'C^T' if self.transpose else 'C'}$", "",
+        out += ["", f"{h}# The matrix ${'C^T' if self._adjoint else 'C'}$", "",
                 f"Shape {rows_cols[0]}×{rows_cols[1]} (rows: output pixels, columns: input "
                 f"pixels, both flattened channels first in C order), {self.nnz} stored entries "
                 f"({self.nnz / max(1, rows_cols[0] * rows_cols[1]):.2%} dense)."]
         if self.matrix is not None:
-            name = "C^T" if self.transpose else "C"
+            name = "C^T" if self._adjoint else "C"
             out += ["", "$$", f"{name} = {sympy.latex(self.matrix, mat_delim='[')}", "$$"]
         out += ["", f"{h}# Outputs" + ("" if self.all_outputs else " (a representative sample)"),
                 ""]
@@ -312,13 +319,13 @@ class Explanation:
             tail = "" if value is None else f" &&= {sympy.latex(value)}"
             rows.append(rf"y_{{{self._y_subscript(index)}}} &= {self._output_latex(expr)}{tail}")
         out += [" \\\\\n".join(rows), r"\end{aligned}", "$$"]
-        kind = ("Overlap counts: terms landing on each output pixel" if self.transpose
+        kind = ("Overlap counts: terms landing on each output pixel" if self._adjoint
                 else "Reads per input pixel (the overlap map of the transpose)")
         out += ["", f"{h}# {kind}", ""]
         overlap = self._overlap_latex()
         if overlap:
             out += ["$$", overlap, "$$", ""]
-        pixel = "output" if self.transpose else "input"
+        pixel = "output" if self._adjoint else "input"
         combine = ("" if self.spec.ndim == 1 else
                    "; the N-D map is the outer product of the per-axis maps, "
                    f"${self._outer_product_text(latex=True)}$")
@@ -379,7 +386,7 @@ def _first_terms(terms: Sequence[sympy.Expr]) -> list[sympy.Expr]:
     return sorted(terms, key=key)[:MAX_TERMS_SHOWN - 2]
 
 
-def _sample_positions(shape: tuple[int, ...], stride: tuple[int, ...]) -> list[tuple[int, ...]]:
+def sample_positions(shape: tuple[int, ...], stride: tuple[int, ...]) -> list[tuple[int, ...]]:
     """At most 16 outputs of channel 0: corners, edges, and the interior phases of the stride.
 
     Per axis the picks are the two ends and the middle with its neighbours up to a stride
@@ -410,22 +417,25 @@ def _sample_positions(shape: tuple[int, ...], stride: tuple[int, ...]) -> list[t
     return [(0, *combo) for combo in combos]
 
 
-def explain(weight_shape: Layer | Sequence[int], input_shape: Sequence[int] | None = None, *,
-            transpose: bool = False, weight: Any = None, x: Any = None,
+def explain(weight_shape: Any, input_shape: Sequence[int] | None = None, *,
+            direction: Direction = "forward", weight: Any = None, x: Any = None,
             title: str | None = None, max_terms: int | None = DEFAULT_MAX_TERMS,
-            max_bytes: int | None = DEFAULT_MAX_BYTES, **geometry: Any) -> Explanation:
+            max_bytes: int | None = DEFAULT_MAX_BYTES, transpose: bool | None = None,
+            **geometry: Any) -> Explanation:
     """Derive and bundle everything about a layer, for the REPL, notebooks and reports.
 
     Parameters
     ----------
-    weight_shape : Layer or sequence of int
+    weight_shape : layer object or sequence of int
         A layer object (``cm.Conv``, ``cm.ConvTranspose``, their ``.T``, a Keras layer from
-        ``cm.from_keras``), which brings its geometry and weight; or a weight shape, as for
+        ``cm.from_keras``: any object whose ``conv_view()`` names a convolution), which brings
+        its geometry and weight; or a weight shape, as for
         :func:`~convmatrix.symbolic.conv_outputs` (or the transposed functions).
     input_shape : sequence of int
         With a weight shape: one input sample, channels first.
-    transpose : bool
-        With a weight shape: explain the transposed convolution.
+    direction : {"forward", "adjoint"}
+        With a weight shape: ``"forward"`` (default) explains the convolution, ``"adjoint"``
+        the transposed convolution.
     weight, x : array_like, optional
         Numbers to substitute as well (the symbolic forms always use symbols); with both given,
         each shown output also shows its value. For a layer object only ``x`` (in the layer's
@@ -439,6 +449,8 @@ def explain(weight_shape: Layer | Sequence[int], input_shape: Sequence[int] | No
         Refuse, before any work, when the overlap map, per-axis counts and index table would
         take more bytes than this (default :data:`convmatrix.DEFAULT_MAX_BYTES`); None: no
         limit.
+    transpose : bool, optional
+        Deprecated (``DeprecationWarning``): ``transpose=True`` is ``direction="adjoint"``.
     **geometry
         The layer's keywords (stride, padding, dilation, groups, padding_mode or
         output_padding).
@@ -458,7 +470,7 @@ def explain(weight_shape: Layer | Sequence[int], input_shape: Sequence[int] | No
     >>> explain(cm.ConvTranspose(np.ones((1, 1, 2, 2)), (1, 2, 2)))
     Explanation(ConvTranspose2d 1×2×2 → 1×3×3, kernel 2×2)
     >>> ones = np.ones((1, 1, 2, 2), dtype=int)
-    >>> e = explain((1, 1, 2, 2), (1, 2, 2), transpose=True, weight=ones, x=ones[0])
+    >>> e = explain((1, 1, 2, 2), (1, 2, 2), direction="adjoint", weight=ones, x=ones[0])
     >>> e.outputs[(0, 1, 1)], e.numeric_outputs[(0, 1, 1)]
     (w_{0,0}*x_{1,1} + w_{0,1}*x_{1,0} + w_{1,0}*x_{0,1} + w_{1,1}*x_{0,0}, 4)
     >>> e.overlap.tolist()
@@ -466,59 +478,67 @@ def explain(weight_shape: Layer | Sequence[int], input_shape: Sequence[int] | No
     >>> e.checkerboard.even
     True
     """
+    direction = direction_keyword(direction, transpose)
     if is_layer(weight_shape):
-        if input_shape is not None or transpose or weight is not None or geometry:
+        if input_shape is not None or direction != "forward" or weight is not None or geometry:
             raise ConvMatrixError(
                 "explain(layer) takes the geometry and weight from the layer object: pass no "
-                "`input_shape`, `transpose`, `weight` or geometry keywords with it (only `x`, "
+                "`input_shape`, `direction`, `weight` or geometry keywords with it (only `x`, "
                 "`title`, `max_terms`, `max_bytes`)")
-        layer = layer_geometry(weight_shape)
-        return explain_spec(layer.spec, layer.transpose,
-                            weight=None if x is None else layer.weight,
-                            x=None if x is None else layer.to_channels_first(x),
-                            title=title or layer.title, max_terms=max_terms,
+        view = layer_view(weight_shape)
+        return explain_spec(view.spec, direction=view.direction,
+                            weight=None if x is None else view.weight,
+                            x=None if x is None else sample_channels_first(view, x),
+                            title=title or view.title, max_terms=max_terms,
                             max_bytes=max_bytes)
     if input_shape is None:
         raise ConvMatrixError("`input_shape` is required with a weight shape (or pass a layer "
                               "object, which knows its own)")
-    spec = layer_spec(weight_shape, input_shape, transpose, geometry)  # type: ignore[arg-type]
-    return explain_spec(spec, transpose, weight=weight, x=x, title=title, max_terms=max_terms,
-                        max_bytes=max_bytes)
+    spec = layer_spec(weight_shape, input_shape, direction, geometry)
+    return explain_spec(spec, direction=direction, weight=weight, x=x, title=title,
+                        max_terms=max_terms, max_bytes=max_bytes)
 
 
-def explain_spec(spec: ConvSpec, transpose: bool, *, weight: Any = None, x: Any = None,
+def explain_spec(spec: ConvSpec, transpose: bool | None = None, *,
+                 direction: Direction = "forward", weight: Any = None, x: Any = None,
                  title: str | None = None, max_terms: int | None = DEFAULT_MAX_TERMS,
                  max_bytes: int | None = DEFAULT_MAX_BYTES) -> Explanation:
-    """:func:`explain` for a forward spec (``transpose``: explain its transpose)."""
-    in_shape, out_shape = ((spec.output_shape, spec.input_shape) if transpose
+    """:func:`explain` for a forward spec (``direction="adjoint"``: explain its transpose).
+
+    ``transpose`` (a bool, positional or keyword) is deprecated: ``True`` is
+    ``direction="adjoint"``.
+    """
+    direction = direction_keyword(direction, transpose)
+    adjoint = direction == "adjoint"
+    in_shape, out_shape = ((spec.output_shape, spec.input_shape) if adjoint
                            else (spec.input_shape, spec.output_shape))
-    name = title or (f"ConvTranspose{spec.ndim}d" if transpose else f"Conv{spec.ndim}d")
+    name = title or (f"ConvTranspose{spec.ndim}d" if adjoint else f"Conv{spec.ndim}d")
     what = f"explaining {name} {_shape_text(in_shape)} → {_shape_text(out_shape)}"
     check_residues(what, spec, max_terms)
-    check_bytes(what, explain_nbytes(spec), max_bytes)
+    check_budget(what, explain_nbytes(spec), check_max_bytes(max_bytes))
     total = math.prod(out_shape)
     if total <= MAX_ALL_OUTPUTS:
         positions = list(itertools.product(*(range(v) for v in out_shape)))
     else:
-        positions = _sample_positions(out_shape, spec.stride)
+        positions = sample_positions(out_shape, spec.stride)
     flat = [int(np.ravel_multi_index(index, out_shape)) for index in positions]
-    symbolic = spec_outputs(spec, transpose, positions=flat, max_terms=max_terms)
+    symbolic = spec_outputs(spec, direction=direction, positions=flat, max_terms=max_terms)
     numeric: dict[tuple[int, ...], Any] = {}
     if weight is not None and x is not None:
-        values = spec_outputs(spec, transpose, weight=weight, x=x, positions=flat,
+        values = spec_outputs(spec, direction=direction, weight=weight, x=x, positions=flat,
                               max_terms=max_terms)
         numeric = {tuple(int(v) for v in index): value
                    for index, value in zip(positions, values, strict=True)}
     rows, cols = spec.matrix_shape
     matrix = None
     if rows * cols <= MAX_MATRIX_ENTRIES:
-        shape = (cols, rows) if transpose else (rows, cols)
-        matrix = sympy.ImmutableSparseMatrix(*shape, spec_entries(spec, transpose,
+        shape = (cols, rows) if adjoint else (rows, cols)
+        matrix = sympy.ImmutableSparseMatrix(*shape, spec_entries(spec, direction=direction,
                                                                    max_terms=None))
     return Explanation(
-        title=name, spec=spec, transpose=transpose, input_shape=in_shape,
+        title=name, spec=spec, direction=direction, input_shape=in_shape,
         output_shape=out_shape, matrix=matrix,
         outputs={tuple(int(v) for v in index): expr
                  for index, expr in zip(positions, symbolic, strict=True)},
-        numeric_outputs=numeric, overlap=_counts(spec),
-        checkerboard=spec_checkerboard(spec, transpose))
+        numeric_outputs=numeric, overlap=overlap_map(spec),
+        checkerboard=spec_checkerboard_law(spec, direction=direction))

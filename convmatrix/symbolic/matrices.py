@@ -8,30 +8,38 @@ from typing import Any
 import sympy
 
 from convmatrix.geometry.spec import ConvSpec
+from convmatrix.geometry.view import check_direction
 from convmatrix.symbolic._guard import DEFAULT_MAX_TERMS, check_terms, layer_terms
 from convmatrix.symbolic._layers import LazySymbols, as_object_array, layer_spec
 from convmatrix.symbolic._rows import row_entries
+from convmatrix.typing import Direction
 
-__all__ = ["conv_matrix", "conv_transpose_matrix", "matrix_entries", "spec_entries"]
+__all__ = [
+    "matrix_entries",
+    "spec_entries",
+    "symbolic_conv_matrix",
+    "symbolic_conv_transpose_matrix",
+]
 
 
 def matrix_entries(weight_shape: Sequence[int], input_shape: Sequence[int], *,
-                   transpose: bool = False, weight: Any = None,
+                   direction: Direction = "forward", weight: Any = None,
                    max_terms: int | None = DEFAULT_MAX_TERMS,
                    **geometry: Any) -> dict[tuple[int, int], sympy.Expr]:
     """Non-zero entries ``{(row, col): expr}`` of the layer's matrix (``C`` or ``Cᵀ``)."""
-    spec = layer_spec(weight_shape, input_shape, transpose, geometry)
-    return spec_entries(spec, transpose, weight=weight, max_terms=max_terms)
+    spec = layer_spec(weight_shape, input_shape, direction, geometry)
+    return spec_entries(spec, direction=direction, weight=weight, max_terms=max_terms)
 
 
-def spec_entries(spec: ConvSpec, transpose: bool, *, weight: Any = None,
+def spec_entries(spec: ConvSpec, *, direction: Direction = "forward", weight: Any = None,
                  max_terms: int | None = DEFAULT_MAX_TERMS) -> dict[tuple[int, int], sympy.Expr]:
-    """:func:`matrix_entries` for a forward spec (``transpose``: the entries of ``Cᵀ``).
+    """:func:`matrix_entries` for a forward spec (``direction="adjoint"``: the entries of ``Cᵀ``).
 
     Built from the same index table as the numeric matrices; one Python step per stored entry,
     never a dense matrix. Refused (:class:`~convmatrix.ConvMatrixError`) before any work when
     the rows or the weight terms of the entries exceed ``max_terms``.
     """
+    transpose = check_direction(direction) == "adjoint"
     rows = spec.matrix_shape[1] if transpose else spec.matrix_shape[0]
     terms, exact = layer_terms(spec)
     shape = (rows, spec.matrix_shape[0] if transpose else spec.matrix_shape[1])
@@ -40,7 +48,7 @@ def spec_entries(spec: ConvSpec, transpose: bool, *, weight: Any = None,
     w = (LazySymbols("w", spec.weight_shape, 2) if weight is None
          else as_object_array(weight, spec.weight_shape, "weight").ravel())
     return {(row, col): sympy.Add(*(w[i] for i in widx))
-            for row in range(rows) for col, widx in row_entries(spec, transpose, row)}
+            for row in range(rows) for col, widx in row_entries(spec, direction, row)}
 
 
 def _sparse(entries: dict[tuple[int, int], sympy.Expr], shape: tuple[int, int]
@@ -50,9 +58,13 @@ def _sparse(entries: dict[tuple[int, int], sympy.Expr], shape: tuple[int, int]
     return sympy.SparseMatrix(shape[0], shape[1], entries)
 
 
-def conv_matrix(weight_shape: Sequence[int], input_shape: Sequence[int], *, weight: Any = None,
-                max_terms: int | None = DEFAULT_MAX_TERMS, **geometry: Any) -> sympy.SparseMatrix:
+def symbolic_conv_matrix(weight_shape: Sequence[int], input_shape: Sequence[int], *,
+                         weight: Any = None, max_terms: int | None = DEFAULT_MAX_TERMS,
+                         **geometry: Any) -> sympy.SparseMatrix:
     """Symbolic ``C`` of a convolution: ``C @ x.ravel()`` is the convolution (torch semantics).
+
+    The symbolic counterpart of :func:`convmatrix.conv_matrix` (which takes the weight's
+    numbers and returns a scipy.sparse array); called ``conv_matrix`` before 0.2.
 
     Parameters
     ----------
@@ -79,24 +91,26 @@ def conv_matrix(weight_shape: Sequence[int], input_shape: Sequence[int], *, weig
 
     Examples
     --------
-    >>> conv_matrix((1, 1, 2), (1, 3))
+    >>> symbolic_conv_matrix((1, 1, 2), (1, 3))
     Matrix([
     [w_{0}, w_{1},     0],
     [    0, w_{0}, w_{1}]])
-    >>> conv_matrix((1, 1, 3), (1, 2), padding=1, padding_mode="reflect")
+    >>> symbolic_conv_matrix((1, 1, 3), (1, 2), padding=1, padding_mode="reflect")
     Matrix([
     [        w_{1}, w_{0} + w_{2}],
     [w_{0} + w_{2},         w_{1}]])
     """
-    spec = layer_spec(weight_shape, input_shape, False, geometry)
-    return _sparse(spec_entries(spec, False, weight=weight, max_terms=max_terms),
-                   spec.matrix_shape)
+    spec = layer_spec(weight_shape, input_shape, "forward", geometry)
+    return _sparse(spec_entries(spec, weight=weight, max_terms=max_terms), spec.matrix_shape)
 
 
-def conv_transpose_matrix(weight_shape: Sequence[int], input_shape: Sequence[int], *,
-                          weight: Any = None, max_terms: int | None = DEFAULT_MAX_TERMS,
-                          **geometry: Any) -> sympy.SparseMatrix:
+def symbolic_conv_transpose_matrix(weight_shape: Sequence[int], input_shape: Sequence[int], *,
+                                   weight: Any = None, max_terms: int | None = DEFAULT_MAX_TERMS,
+                                   **geometry: Any) -> sympy.SparseMatrix:
     """Symbolic ``Cᵀ`` of a transposed convolution (torch ``conv_transposeNd`` semantics).
+
+    The symbolic counterpart of :func:`convmatrix.conv_transpose_matrix`; called
+    ``conv_transpose_matrix`` before 0.2.
 
     Parameters
     ----------
@@ -122,10 +136,19 @@ def conv_transpose_matrix(weight_shape: Sequence[int], input_shape: Sequence[int
     --------
     The seed: every column is the 2×2 kernel placed at one input pixel.
 
-    >>> conv_transpose_matrix((1, 1, 2, 2), (1, 2, 2))[:, 0].T
+    >>> symbolic_conv_transpose_matrix((1, 1, 2, 2), (1, 2, 2))[:, 0].T
     Matrix([[w_{0,0}, w_{0,1}, 0, w_{1,0}, w_{1,1}, 0, 0, 0, 0]])
     """
-    spec = layer_spec(weight_shape, input_shape, True, geometry)
+    spec = layer_spec(weight_shape, input_shape, "adjoint", geometry)
     shape = spec.matrix_shape
-    return _sparse(spec_entries(spec, True, weight=weight, max_terms=max_terms),
+    return _sparse(spec_entries(spec, direction="adjoint", weight=weight, max_terms=max_terms),
                    (shape[1], shape[0]))
+
+
+def __getattr__(name: str) -> Any:
+    """The names before 0.2 (``conv_matrix``, ``conv_transpose_matrix``), deprecated."""
+    if name in ("conv_matrix", "conv_transpose_matrix"):
+        from convmatrix.symbolic._deprecated import renamed
+
+        return renamed(__name__, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,6 +13,7 @@ from sympy.core.basic import Basic
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.geometry.spec import ConvSpec
+from convmatrix.geometry.view import check_direction
 from convmatrix.symbolic._guard import (
     DEFAULT_MAX_TERMS,
     check_terms,
@@ -21,31 +22,33 @@ from convmatrix.symbolic._guard import (
 )
 from convmatrix.symbolic._layers import LazySymbols, as_object_array, layer_spec
 from convmatrix.symbolic._rows import row_entries
+from convmatrix.typing import Direction
 
 __all__ = ["conv_outputs", "conv_transpose_outputs", "layer_outputs", "spec_outputs"]
 
 
 def layer_outputs(weight_shape: Sequence[int], input_shape: Sequence[int], *,
-                  transpose: bool = False, weight: Any = None, x: Any = None,
+                  direction: Direction = "forward", weight: Any = None, x: Any = None,
                   positions: Sequence[int] | None = None,
                   max_terms: int | None = DEFAULT_MAX_TERMS,
                   **geometry: Any) -> np.ndarray:
     """Outputs as a flat object array (all, or only the flat ``positions`` asked for)."""
-    spec = layer_spec(weight_shape, input_shape, transpose, geometry)
-    return spec_outputs(spec, transpose, weight=weight, x=x, positions=positions,
+    spec = layer_spec(weight_shape, input_shape, direction, geometry)
+    return spec_outputs(spec, direction=direction, weight=weight, x=x, positions=positions,
                         max_terms=max_terms)
 
 
-def spec_outputs(spec: ConvSpec, transpose: bool, *, weight: Any = None, x: Any = None,
-                 positions: Sequence[int] | None = None,
+def spec_outputs(spec: ConvSpec, *, direction: Direction = "forward", weight: Any = None,
+                 x: Any = None, positions: Sequence[int] | None = None,
                  max_terms: int | None = DEFAULT_MAX_TERMS) -> np.ndarray:
-    """:func:`layer_outputs` for a forward spec (``transpose``: the outputs of its transpose).
+    """:func:`layer_outputs` for a forward spec (``direction="adjoint"``: its transpose's).
 
     One ``w·x`` term per stored matrix entry and tap, computed row by row from the index
     table: the work grows with the non-zeros of the rows asked for, never with a dense matrix.
     Refused (:class:`~convmatrix.ConvMatrixError`) before any work when the outputs or their
     terms exceed ``max_terms``.
     """
+    transpose = check_direction(direction) == "adjoint"
     in_shape, out_shape = ((spec.output_shape, spec.input_shape) if transpose
                            else (spec.input_shape, spec.output_shape))
     n_rows = math.prod(out_shape)
@@ -56,14 +59,14 @@ def spec_outputs(spec: ConvSpec, transpose: bool, *, weight: Any = None, x: Any 
         check_terms(what, n_rows, terms, max_terms, exact=exact)
         rows: Sequence[int] = range(n_rows)
     else:
-        check_terms(what, len(positions), len(positions) * row_terms_bound(spec, transpose),
+        check_terms(what, len(positions), len(positions) * row_terms_bound(spec, direction),
                     max_terms, exact=False)
         rows = [_position(v, n_rows) for v in positions]
     result = np.empty(len(rows), dtype=object)
     if weight is None and x is None:
         w, xs = LazySymbols("w", spec.weight_shape, 2), LazySymbols("x", in_shape, 1)
         result[:] = [_sum_of_symbol_products((w[i], xs[col])
-                                             for col, widx in row_entries(spec, transpose, row)
+                                             for col, widx in row_entries(spec, direction, row)
                                              for i in widx)
                      for row in rows]
         return result
@@ -71,7 +74,7 @@ def spec_outputs(spec: ConvSpec, transpose: bool, *, weight: Any = None, x: Any 
           else as_object_array(weight, spec.weight_shape, "weight").ravel())
     xv = (LazySymbols("x", in_shape, 1) if x is None
           else as_object_array(x, in_shape, "x").ravel())
-    result[:] = [sympy.Add(*(wv[i] * xv[col] for col, widx in row_entries(spec, transpose, row)
+    result[:] = [sympy.Add(*(wv[i] * xv[col] for col, widx in row_entries(spec, direction, row)
                              for i in widx)) for row in rows]
     return result
 
@@ -146,8 +149,8 @@ def conv_outputs(weight_shape: Sequence[int], input_shape: Sequence[int], *,
     ...              x=[[[1, 1, 1], [1, 1, 1], [1, 1, 1]]]).tolist()   # the seed
     [[[4, 4], [4, 4]]]
     """
-    spec = layer_spec(weight_shape, input_shape, False, geometry)
-    flat = spec_outputs(spec, False, weight=weight, x=x, max_terms=max_terms)
+    spec = layer_spec(weight_shape, input_shape, "forward", geometry)
+    flat = spec_outputs(spec, weight=weight, x=x, max_terms=max_terms)
     return sympy.ImmutableDenseNDimArray(flat.tolist(), spec.output_shape)
 
 
@@ -189,6 +192,6 @@ def conv_transpose_outputs(weight_shape: Sequence[int], input_shape: Sequence[in
     >>> y.subs(ones).tolist()
     [[[1, 2, 1], [2, 4, 2], [1, 2, 1]]]
     """
-    spec = layer_spec(weight_shape, input_shape, True, geometry)
-    flat = spec_outputs(spec, True, weight=weight, x=x, max_terms=max_terms)
+    spec = layer_spec(weight_shape, input_shape, "adjoint", geometry)
+    flat = spec_outputs(spec, direction="adjoint", weight=weight, x=x, max_terms=max_terms)
     return sympy.ImmutableDenseNDimArray(flat.tolist(), spec.input_shape)

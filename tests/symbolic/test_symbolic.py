@@ -16,7 +16,8 @@ from sympy.printing.pycode import PythonCodePrinter
 import convmatrix as cm
 from convmatrix import reference
 from convmatrix import symbolic as sym
-from convmatrix.symbolic import arithmetic, overlap
+from convmatrix.symbolic import arithmetic, laws
+from convmatrix.symbolic.counts import axis_overlap_counts
 from tests import oracle
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -50,7 +51,7 @@ def test_seed_symbolic_sums_have_one_term_per_overlapping_tap():
 
 
 @st.composite
-def small_layers(draw, transpose=False):
+def small_layers(draw, direction="forward"):
     ndim = draw(st.integers(1, 2))
     groups = draw(st.integers(1, 2))
     c_in, c_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
@@ -58,7 +59,7 @@ def small_layers(draw, transpose=False):
     stride = tuple(draw(st.integers(1, 2)) for _ in range(ndim))
     dilation = tuple(draw(st.integers(1, 2)) for _ in range(ndim))
     size = tuple(draw(st.integers(2, 4)) for _ in range(ndim))
-    if transpose:
+    if direction == "adjoint":
         padding = tuple(draw(st.integers(0, 1)) for _ in range(ndim))
         output_padding = tuple(draw(st.integers(0, max(s, d) - 1))
                                for s, d in zip(stride, dilation, strict=True))
@@ -96,17 +97,17 @@ def _substitute_matrix(matrix: sympy.ImmutableSparseMatrix, weight: np.ndarray) 
 def test_symbolic_conv_matrix_substitutes_to_numeric(layer, seed):
     wshape, ishape, geometry = layer
     weight = np.random.default_rng(seed).integers(-5, 6, wshape)
-    M = sym.conv_matrix(wshape, ishape, **geometry)
+    M = sym.symbolic_conv_matrix(wshape, ishape, **geometry)
     numeric = cm.conv_matrix(weight, ishape, **geometry)
     assert np.array_equal(_substitute_matrix(M, weight), numeric.toarray())
 
 
 @SETTINGS
-@given(layer=small_layers(transpose=True), seed=st.integers(0, 10**6))
+@given(layer=small_layers(direction="adjoint"), seed=st.integers(0, 10**6))
 def test_symbolic_conv_transpose_matrix_substitutes_to_numeric(layer, seed):
     wshape, ishape, geometry = layer
     weight = np.random.default_rng(seed).integers(-5, 6, wshape)
-    M = sym.conv_transpose_matrix(wshape, ishape, **geometry)
+    M = sym.symbolic_conv_transpose_matrix(wshape, ishape, **geometry)
     assert np.array_equal(_substitute_matrix(M, weight),
                           cm.conv_transpose_matrix(weight, ishape, **geometry).toarray())
 
@@ -124,7 +125,7 @@ def test_symbolic_outputs_with_numbers_equal_reference(layer, seed):
 
 
 @SETTINGS
-@given(layer=small_layers(transpose=True), seed=st.integers(0, 10**6))
+@given(layer=small_layers(direction="adjoint"), seed=st.integers(0, 10**6))
 def test_symbolic_transpose_outputs_substitute_to_reference(layer, seed):
     wshape, ishape, geometry = layer
     rng = np.random.default_rng(seed)
@@ -197,7 +198,7 @@ def test_overlap_counts_equal_transposed_conv_of_ones(k, s, p, d, op):
     # N-D is the outer product of the per-axis maps
     spec = cm.conv_transpose_spec((1, 1, k, k), shape, stride=s, padding=p, dilation=d,
                                   output_padding=op)
-    per_axis = [overlap.axis_overlap_counts(spec, a) for a in range(2)]
+    per_axis = [axis_overlap_counts(spec, a) for a in range(2)]
     assert np.array_equal(counts, np.multiply.outer(*per_axis))
 
 
@@ -228,7 +229,7 @@ def test_closed_form_overlap_matches_brute_force(ss, dd):
     formula = sym.overlap_formula(stride=ss, dilation=dd)
     # evaluate the SymPy expression through lambdify (SymPy's own translation), fast enough
     # for the whole grid of n, k, p and output positions j; Fractions keep the divisions exact
-    evaluate = _lambdify_exact((overlap.j, overlap.n, overlap.k, overlap.p), formula)
+    evaluate = _lambdify_exact((laws.j, laws.n, laws.k, laws.p), formula)
     for nn, kk, pp in itertools.product(range(1, 6), range(1, 6), range(3)):
         length = (nn - 1) * ss + dd * (kk - 1) + 1 - 2 * pp + (ss - 1)
         for jj in range(max(length, 1)):
@@ -236,12 +237,12 @@ def test_closed_form_overlap_matches_brute_force(ss, dd):
                 jj, nn, kk, pp, formula)
     # and SymPy's own substitution on a few points
     for jj, nn, kk, pp in [(0, 2, 2, 0), (3, 4, 3, 1), (5, 3, 4, 2)]:
-        values = {overlap.j: jj, overlap.n: nn, overlap.k: kk, overlap.p: pp}
+        values = {laws.j: jj, laws.n: nn, laws.k: kk, laws.p: pp}
         assert int(formula.subs(values)) == _brute_count(jj, nn, kk, ss, pp, dd)
 
 
 def test_symbolic_stride_formula_and_sum_form():
-    formula = _lambdify_exact((overlap.j, overlap.n, overlap.k, overlap.p, overlap.s),
+    formula = _lambdify_exact((laws.j, laws.n, laws.k, laws.p, laws.s),
                               sym.overlap_formula())
     for nn, kk, ss, pp, jj in itertools.product(range(1, 4), range(1, 4), range(1, 4),
                                                 range(2), range(8)):
@@ -249,8 +250,8 @@ def test_symbolic_stride_formula_and_sum_form():
     summed = sym.overlap_sum_formula()
     for nn, kk, ss, pp, dd, jj in [(2, 2, 1, 0, 1, 1), (3, 3, 2, 1, 1, 2), (3, 2, 2, 0, 3, 3),
                                    (4, 3, 3, 1, 2, 4)]:
-        values = {overlap.j: jj, overlap.n: nn, overlap.k: kk, overlap.p: pp, overlap.s: ss,
-                  overlap.d: dd}
+        values = {laws.j: jj, laws.n: nn, laws.k: kk, laws.p: pp, laws.s: ss,
+                  laws.d: dd}
         assert int(summed.subs(values).doit()) == _brute_count(jj, nn, kk, ss, pp, dd)
 
 
@@ -258,7 +259,7 @@ def test_symbolic_stride_formula_and_sum_form():
     (4, 2, True, 1, (2,)), (3, 2, False, 2, (1, 2)), (2, 1, True, 1, (2,)),
     (5, 3, False, 3, (1, 2)), (1, 2, False, 2, (0, 1)), (6, 3, True, 1, (2,))])
 def test_checkerboard_verdicts(k, s, even, period, distinct):
-    verdict = sym.checkerboard((1, 1, k, k), (1, 6, 6), stride=s)
+    verdict = sym.checkerboard_law((1, 1, k, k), (1, 6, 6), stride=s)
     assert verdict.even is even
     axis = verdict.axes[0]
     assert axis.period == period and axis.distinct == distinct
@@ -270,9 +271,9 @@ def test_checkerboard_verdicts(k, s, even, period, distinct):
 
 
 def test_checkerboard_imbalance_in_2d_is_the_product():
-    verdict = sym.checkerboard((1, 1, 3, 3), (1, 6, 6), stride=2)
+    verdict = sym.checkerboard_law((1, 1, 3, 3), (1, 6, 6), stride=2)
     assert verdict.interior_values == (1, 2, 4) and verdict.ratio == 4.0
-    assert math.isinf(sym.checkerboard((1, 1, 1, 1), (1, 4, 4), stride=2).ratio)
+    assert math.isinf(sym.checkerboard_law((1, 1, 1, 1), (1, 4, 4), stride=2).ratio)
 
 
 # ------------------------------------------------------------------------------------------
@@ -311,7 +312,7 @@ def test_relationships_cover_the_paper_numbers():
 
 
 def test_explain_renders_text_latex_and_markdown():
-    e = sym.explain((1, 1, 2, 2), (1, 2, 2), transpose=True,
+    e = sym.explain((1, 1, 2, 2), (1, 2, 2), direction="adjoint",
                     weight=np.ones((1, 1, 2, 2), dtype=int), x=np.ones((1, 2, 2), dtype=int))
     text = str(e)
     assert "Cᵀ: 9×4, 16 stored entries" in text and "= 4" in text

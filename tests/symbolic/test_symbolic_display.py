@@ -16,7 +16,7 @@ SEED_MAP = r"\begin{bmatrix} 1 & 2 & 1 \\ 2 & 4 & 2 \\ 1 & 2 & 1 \end{bmatrix}"
 
 
 def _seed():
-    return sym.explain((1, 1, 2, 2), (1, 2, 2), transpose=True)
+    return sym.explain((1, 1, 2, 2), (1, 2, 2), direction="adjoint")
 
 
 # --------------------------------------------------------------------------------------------
@@ -57,9 +57,9 @@ def test_ipython_prints_short_and_jupyter_gets_everything():
     for mime in ("text/latex", "text/markdown"):
         assert SEED_MAP in data[mime] and "Even overlap" in data[mime], mime
         assert "C^T =" in data[mime], mime
-    verdict = sym.checkerboard((1, 1, 3, 3), (1, 4, 4), stride=2)
+    verdict = sym.checkerboard_law((1, 1, 3, 3), (1, 4, 4), stride=2)
     data, _ = formatters.DisplayFormatter().format(verdict)
-    assert data["text/plain"] == "Checkerboard(uneven: interior counts 1, 2, 4, a 4× imbalance)"
+    assert data["text/plain"] == "CheckerboardLaw(uneven: interior counts 1, 2, 4, a 4× imbalance)"
     assert r"\pmod{2}" in data["text/latex"] and r"\pmod{2}" in data["text/markdown"]
     data, _ = formatters.DisplayFormatter().format(verdict.axes[1])
     assert data["text/plain"] == ("AxisOverlap(spatial axis 1: kernel 3, stride 2, "
@@ -68,12 +68,12 @@ def test_ipython_prints_short_and_jupyter_gets_everything():
 
 
 def test_checkerboard_reprs_are_short_even_for_long_periods():
-    verdict = sym.checkerboard((1, 1, 2), (1, 2), stride=1000)
-    assert repr(verdict) == "Checkerboard(uneven: interior counts 0, 1, holes)"
+    verdict = sym.checkerboard_law((1, 1, 2), (1, 2), stride=1000)
+    assert repr(verdict) == "CheckerboardLaw(uneven: interior counts 0, 1, holes)"
     assert repr(verdict.axes[0]) == ("AxisOverlap(spatial axis 0: kernel 2, stride 1000, "
                                      "interior 1, 1, 0, 0, 0, 0, 0, 0, …)")
-    assert repr(sym.checkerboard((1, 1, 4, 4), (1, 3, 3), stride=2)) == (
-        "Checkerboard(even: every interior count 4)")
+    assert repr(sym.checkerboard_law((1, 1, 4, 4), (1, 3, 3), stride=2)) == (
+        "CheckerboardLaw(even: every interior count 4)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -132,11 +132,11 @@ def test_relationships_substitute_with_plain_symbols():
 
 
 LAYERS = [
-    (lambda w: cm.Conv(w, (2, 5, 6), stride=2, padding=1), (3, 2, 3, 3), {}),
+    (lambda w: cm.Conv(w, (2, 5, 6), stride=2, padding=1), (3, 2, 3, 3), "forward"),
     (lambda w: cm.ConvTranspose(w, (2, 3, 3), stride=2, padding=1, output_padding=1),
-     (2, 3, 3, 3), {"transpose": True}),
+     (2, 3, 3, 3), "adjoint"),
     (lambda w: cm.Conv(w, (1, 4), padding=1, padding_mode="reflect").T, (1, 1, 3),
-     {"transpose": True}),
+     "adjoint"),
 ]
 
 
@@ -146,13 +146,13 @@ def test_explain_takes_a_layer_object(make, wshape, direction):
     layer = make(weight)
     e = sym.explain(layer)
     assert e.input_shape == layer.input_shape and e.output_shape == layer.output_shape
-    assert e.transpose == direction.get("transpose", False)
+    assert e.direction == direction
     x = seeded("explain-layer-x", wshape).integers(-3, 4, size=layer.input_shape)
     numbers = sym.explain(layer, x=x)
     y = layer.matrix().toarray() @ x.ravel()  # the sparse matrix, independent of SymPy
     for index, value in numbers.numeric_outputs.items():
         assert value == y[np.ravel_multi_index(index, layer.output_shape)], index
-    assert np.array_equal(sym.checkerboard(layer).counts(), e.checkerboard.counts())
+    assert np.array_equal(sym.checkerboard_law(layer).counts(), e.checkerboard.counts())
 
 
 def test_explain_of_a_keras_layer_takes_a_sample_in_keras_layout():
@@ -172,10 +172,10 @@ def test_explain_of_a_keras_layer_takes_a_sample_in_keras_layout():
 @pytest.mark.parametrize("call, match", [
     (lambda layer: sym.explain(layer, (1, 3)), "pass no `input_shape`"),
     (lambda layer: sym.explain(layer, stride=2), "pass no `input_shape`"),
-    (lambda layer: sym.checkerboard(layer, (1, 3)), "pass no `input_shape`"),
+    (lambda layer: sym.checkerboard_law(layer, (1, 3)), "pass no `input_shape`"),
     (lambda layer: sym.explain(cm.Sequential([layer, layer.T])), "explain a stack layer by"),
     (lambda layer: sym.explain((1, 1, 2)), "`input_shape` is required"),
-    (lambda layer: sym.checkerboard((1, 1, 2)), "`input_shape` is required"),
+    (lambda layer: sym.checkerboard_law((1, 1, 2)), "`input_shape` is required"),
 ])
 def test_layer_and_shape_arguments_do_not_mix(call, match):
     with pytest.raises(cm.ConvMatrixError, match=match):

@@ -11,7 +11,7 @@ import sympy
 import convmatrix as cm
 from convmatrix import reference
 from convmatrix import symbolic as sym
-from convmatrix.symbolic.explain import MAX_SAMPLED, _sample_positions
+from convmatrix.symbolic.explain import MAX_SAMPLED, sample_positions
 
 
 def _terms(outputs: sympy.NDimArray) -> int:
@@ -37,7 +37,7 @@ def _brute_terms(weight_shape, input_shape, **geometry) -> int:
 # max_terms: conv_outputs / conv_matrix and their transposes
 
 
-@pytest.mark.parametrize("call", [sym.conv_outputs, sym.conv_matrix])
+@pytest.mark.parametrize("call", [sym.conv_outputs, sym.symbolic_conv_matrix])
 def test_a_large_layer_is_refused_before_any_work_naming_max_terms(call):
     # sym.conv_outputs of this layer ran 221 s; the 64-channel one never finished
     for wshape, ishape in [((16, 16, 3, 3), (16, 32, 32)), ((64, 64, 3, 3), (64, 56, 56))]:
@@ -46,7 +46,7 @@ def test_a_large_layer_is_refused_before_any_work_naming_max_terms(call):
             call(wshape, ishape, padding=1)
 
 
-@pytest.mark.parametrize("call", [sym.conv_transpose_outputs, sym.conv_transpose_matrix])
+@pytest.mark.parametrize("call", [sym.conv_transpose_outputs, sym.symbolic_conv_transpose_matrix])
 def test_a_large_transposed_layer_is_refused(call):
     with pytest.raises(cm.ConvMatrixError, match=r"112,869,376 w·x terms, over `max_terms`"):
         call((64, 64, 3, 3), (64, 56, 56), padding=1)
@@ -66,7 +66,7 @@ def test_the_quoted_estimate_is_the_number_of_terms_derived(geometry):
     with pytest.raises(cm.ConvMatrixError, match=rf"holding {terms:,} w·x terms"):
         sym.conv_outputs(wshape, ishape, max_terms=terms - 1, **geometry)
     with pytest.raises(cm.ConvMatrixError, match=rf"holding {terms:,} w·x terms"):
-        sym.conv_matrix(wshape, ishape, max_terms=terms - 1, **geometry)
+        sym.symbolic_conv_matrix(wshape, ishape, max_terms=terms - 1, **geometry)
 
 
 def test_outputs_without_terms_still_count():
@@ -95,10 +95,10 @@ def test_explain_of_a_huge_stride_transposed_layer_is_refused_at_once():
     # `convmatrix report --transpose --stride 99999999` on a 1×3×3 input hung, memory growing
     with pytest.raises(cm.ConvMatrixError, match=r"one overlap count per stride residue, "
                        r"99,999,999 along spatial axis 0 .*over `max_terms`"):
-        sym.explain((1, 1, 3, 3), (1, 3, 3), transpose=True, stride=99999999)
+        sym.explain((1, 1, 3, 3), (1, 3, 3), direction="adjoint", stride=99999999)
     with pytest.raises(cm.ConvMatrixError, match=r"1×200000001×200000001 would need about "
-                       r".* GiB of arrays, over `max_bytes`"):
-        sym.explain((1, 1, 3, 3), (1, 3, 3), transpose=True, stride=99999999, max_terms=None)
+                       r".*, over `max_bytes`"):
+        sym.explain((1, 1, 3, 3), (1, 3, 3), direction="adjoint", stride=99999999, max_terms=None)
 
 
 @pytest.mark.parametrize("call", [sym.overlap_counts, sym.read_counts])
@@ -112,14 +112,14 @@ def test_overlap_maps_are_guarded_by_max_bytes(call):
 def test_the_checkerboard_verdict_of_a_huge_stride_is_refused():
     with pytest.raises(cm.ConvMatrixError, match=r"checkerboard verdict would list one overlap "
                        r"count per stride residue"):
-        sym.checkerboard((1, 1, 3, 3), (1, 3, 3), stride=99999999)
+        sym.checkerboard_law((1, 1, 3, 3), (1, 3, 3), stride=99999999)
 
 
 def test_a_large_stride_within_the_limits_gives_the_law_quickly():
     # k = 2 taps hit residues 0 and 1 of the stride: only a full turn maps the law onto itself
     # (the old period search compared s rotations of s values)
     s = 10**6
-    verdict = sym.checkerboard((1, 1, 2), (1, 1), stride=s)
+    verdict = sym.checkerboard_law((1, 1, 2), (1, 1), stride=s)
     assert verdict.period == (s,)
     assert verdict.interior_values == (0, 1)
     assert verdict.counts().tolist() == [1, 1]
@@ -127,7 +127,7 @@ def test_a_large_stride_within_the_limits_gives_the_law_quickly():
 
 def test_explain_samples_a_bounded_number_of_outputs_whatever_the_stride():
     # the old sampler listed a full stride period of middle positions per axis
-    picks = _sample_positions((1, 10**12, 10**12), (10**11, 10**11))
+    picks = sample_positions((1, 10**12, 10**12), (10**11, 10**11))
     assert len(picks) == MAX_SAMPLED and len(set(picks)) == MAX_SAMPLED
     assert (0, 0, 0) in picks and (0, 10**12 - 1, 10**12 - 1) in picks
     assert all(0 <= v < 10**12 for pick in picks for v in pick[1:])
@@ -141,13 +141,13 @@ def test_explain_sampled_terms_are_guarded():
 
 def test_a_long_period_is_elided_in_the_law_and_the_verdict():
     # k = 3 taps land on residues 0, 1, 2 of the stride 1000: counts 1, 1, 1, then 997 zeros
-    axis = sym.checkerboard((1, 1, 3), (1, 40), stride=1000).axes[0]
+    axis = sym.checkerboard_law((1, 1, 3), (1, 40), stride=1000).axes[0]
     law, sentence = axis.law(), axis.describe()
     assert law.endswith("1 for j ≡ 2, 0 for j ≡ 3, 0 for j ≡ 4, 0 for j ≡ 5, 0 for j ≡ 6, …, "
                         "0 for j ≡ 999 (mod 1000), for 2 ≤ j ≤ 39000")
     assert "cycle through 1, 1, 1, 0, 0, 0, 0, …, 0 (period 1000)" in sentence
     assert r"\dots,\ 0 \text{ for } j \equiv 999 \pmod{1000}" in axis.law(latex=True)
-    assert len(str(sym.explain((1, 1, 3), (1, 40), transpose=True, stride=1000))) < 4000
+    assert len(str(sym.explain((1, 1, 3), (1, 40), direction="adjoint", stride=1000))) < 4000
 
 
 @pytest.mark.parametrize("call, match", [

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import convmatrix as cm
 from convmatrix import reference
 from convmatrix import symbolic as sym
-from convmatrix.symbolic import arithmetic, overlap
+from convmatrix.symbolic import arithmetic, laws
 from convmatrix.symbolic.outputs import layer_outputs
 from tests.reports.test_report import check_math
 from tests.symbolic.test_symbolic import _lambdify_exact
@@ -38,7 +38,7 @@ def test_interior_formula_matches_brute_force_in_the_interior(ss, dd):
         nn = kk * dd + 3  # long enough to have an interior
         lo, hi = dd * (kk - 1) - pp, (nn - 1) * ss - pp  # no border cuts the sum in [lo, hi]
         for jj in range(max(lo, 0), hi + 1):
-            got = formula.subs({overlap.j: jj, overlap.k: kk, overlap.p: pp})
+            got = formula.subs({laws.j: jj, laws.k: kk, laws.p: pp})
             assert got == _brute_count(jj, nn, kk, ss, pp, dd), (jj, kk, pp)
 
 
@@ -47,14 +47,14 @@ def test_interior_formula_with_symbolic_stride():
     for kk, ss, pp in itertools.product(range(1, 6), range(1, 5), range(3)):
         nn = kk + 3
         for jj in range(max(kk - 1 - pp, 0), (nn - 1) * ss - pp + 1):
-            values = {overlap.j: jj, overlap.k: kk, overlap.p: pp, overlap.s: ss}
+            values = {laws.j: jj, laws.k: kk, laws.p: pp, laws.s: ss}
             assert formula.subs(values) == _brute_count(jj, nn, kk, ss, pp, 1)
 
 
 @pytest.mark.parametrize(("kk", "ss"), list(itertools.product(range(1, 9), range(1, 5))))
 def test_interior_values_are_ceil_and_floor_of_k_over_s(kk, ss):
     # Odena et al.: without dilation the interior counts are ⌈k/s⌉ and ⌊k/s⌋, period s
-    axis = sym.checkerboard((1, 1, kk), (1, 8), stride=ss).axes[0]
+    axis = sym.checkerboard_law((1, 1, kk), (1, 8), stride=ss).axes[0]
     expected = {math.ceil(kk / ss), kk // ss}
     assert set(axis.distinct) == expected
     assert axis.even is (kk % ss == 0)
@@ -85,7 +85,7 @@ def transposed_layers(draw, max_ndim=3):
 def test_overlap_map_is_the_outer_product_and_the_transpose_of_ones(layer):
     wshape, ishape, geometry = layer
     counts = sym.overlap_counts(wshape, ishape, **geometry)
-    verdict = sym.checkerboard(wshape, ishape, **geometry)
+    verdict = sym.checkerboard_law(wshape, ishape, **geometry)
     assert np.array_equal(verdict.counts(), counts)
     # independent: the dense reference transposed convolution of ones with a ones kernel
     padding = geometry["padding"]
@@ -98,17 +98,17 @@ def test_overlap_map_is_the_outer_product_and_the_transpose_of_ones(layer):
 @given(layer=transposed_layers(max_ndim=2))
 def test_axis_closed_forms_match_the_counts(layer):
     wshape, ishape, geometry = layer
-    for axis in sym.checkerboard(wshape, ishape, **geometry).axes:
+    for axis in sym.checkerboard_law(wshape, ishape, **geometry).axes:
         nn = ishape[1 + axis.axis]
         assert axis.size == nn
-        formula = _lambdify_exact((overlap.j,), axis.formula())
+        formula = _lambdify_exact((laws.j,), axis.formula())
         for jj, counted in enumerate(axis.counts):
             assert counted == _brute_count(jj, nn, axis.kernel, axis.stride, axis.padding,
                                            axis.dilation)
             assert formula(jj) == counted, (jj, axis.formula())
         interior = axis.interior_formula()
         for jj in axis.interior:  # the interior law holds exactly there, by residue
-            assert axis.counts[jj] == interior.subs(overlap.j, jj)
+            assert axis.counts[jj] == interior.subs(laws.j, jj)
             assert axis.counts[jj] == axis.interior_counts[(jj + axis.padding) % axis.stride]
 
 
@@ -120,14 +120,14 @@ def test_axis_closed_forms_match_the_counts(layer):
 ])
 def test_law_text_states_the_phases(k, s, d, phases):
     # hand-derived: taps t·d mod s, counted per residue
-    axis = sym.checkerboard((1, 1, k), (1, 6), stride=s, dilation=d).axes[0]
+    axis = sym.checkerboard_law((1, 1, k), (1, 6), stride=s, dilation=d).axes[0]
     assert phases in axis.law()
     latex = axis.law(latex=True)
     assert latex.count("{") == latex.count("}") and latex.count(r"\left") == latex.count(r"\right")
 
 
 def test_law_on_a_layer_too_small_for_an_interior():
-    axis = sym.checkerboard((1, 1, 3), (1, 1), stride=2).axes[0]
+    axis = sym.checkerboard_law((1, 1, 3), (1, 1), stride=2).axes[0]
     assert not axis.interior and "too small" in axis.law()
 
 
@@ -141,9 +141,10 @@ def test_closed_form_argument_errors_name_the_parameter():
 
 
 def test_forward_verdict_speaks_of_reads():
-    verdict = sym.checkerboard((1, 1, 3, 3), (1, 8, 8), transpose=False, stride=2, padding=1)
+    verdict = sym.checkerboard_law((1, 1, 3, 3), (1, 8, 8), direction="forward", stride=2,
+                                   padding=1)
     text = verdict.describe()
-    assert verdict.forward and "read 1, 2, 4 times" in text and "gradient" in text
+    assert verdict.direction == "forward" and "read 1, 2, 4 times" in text and "gradient" in text
     # the reads of a convolution are the overlap of its transpose
     assert np.array_equal(verdict.counts(), sym.read_counts((1, 1, 3, 3), (1, 8, 8), stride=2,
                                                             padding=1))
@@ -191,7 +192,7 @@ def test_round_trip_errors_name_the_parameter():
 
 @st.composite
 def any_layers(draw):
-    transpose = draw(st.booleans())
+    direction = draw(st.sampled_from(["forward", "adjoint"]))
     ndim = draw(st.integers(1, 2))
     groups = draw(st.integers(1, 2))
     c_in, c_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
@@ -200,7 +201,7 @@ def any_layers(draw):
     dilation = tuple(draw(st.integers(1, 2)) for _ in range(ndim))
     size = tuple(draw(st.integers(1, 4)) for _ in range(ndim))
     padding = tuple(draw(st.integers(0, 2)) for _ in range(ndim))
-    if transpose:
+    if direction == "adjoint":
         geometry = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
         wshape = (c_in, c_out // groups, *kernel)
         build = cm.conv_transpose_spec
@@ -214,15 +215,15 @@ def any_layers(draw):
         spec = build(wshape, (c_in, *size), **geometry)
     except cm.ConvMatrixError:
         assume(False)
-    return transpose, spec, wshape, (c_in, *size), geometry
+    return direction, spec, wshape, (c_in, *size), geometry
 
 
 @SETTINGS
 @given(layer=any_layers())
 def test_generated_symbols_fast_path_equals_general_sympy(layer):
-    transpose, _, wshape, ishape, geometry = layer
-    fast = layer_outputs(wshape, ishape, transpose=transpose, **geometry)
-    general = layer_outputs(wshape, ishape, transpose=transpose,
+    direction, _, wshape, ishape, geometry = layer
+    fast = layer_outputs(wshape, ishape, direction=direction, **geometry)
+    general = layer_outputs(wshape, ishape, direction=direction,
                             weight=sym.weight_symbols(wshape), x=sym.input_symbols(ishape),
                             **geometry)
     for a, b in zip(fast, general, strict=True):
@@ -263,7 +264,7 @@ def test_explanation_counts_merged_taps_once():
 
 
 def test_explanation_states_the_law_in_every_rendering():
-    e = sym.explain((1, 1, 3, 3), (1, 4, 4), transpose=True, stride=2)
+    e = sym.explain((1, 1, 3, 3), (1, 4, 4), direction="adjoint", stride=2)
     text, md, latex = str(e), e.to_markdown(), e.to_latex()
     assert "c₀(j₀)·c₁(j₁)" in text and "counted: 1, 1, 2, 1, 2, 1, 2, 1, 1" in text
     assert r"c_{0}(j_{0}) \cdot c_{1}(j_{1})" in md and "Counted along spatial axis 1" in md
@@ -272,7 +273,7 @@ def test_explanation_states_the_law_in_every_rendering():
 
 
 def test_explanation_of_a_3d_layer_samples_corners_and_phases():
-    e = sym.explain((1, 1, 3, 3, 3), (1, 5, 5, 5), transpose=True, stride=2)
+    e = sym.explain((1, 1, 3, 3, 3), (1, 5, 5, 5), direction="adjoint", stride=2)
     outputs = set(e.outputs)
     assert len(outputs) == 16 and not e.all_outputs
     size = e.output_shape[1]
@@ -291,7 +292,7 @@ def test_long_sums_are_shown_in_natural_index_order():
 
 
 def test_explaining_a_large_transposed_layer_samples_it():
-    e = sym.explain((64, 64, 3, 3), (64, 56, 56), transpose=True, stride=2, padding=1,
+    e = sym.explain((64, 64, 3, 3), (64, 56, 56), direction="adjoint", stride=2, padding=1,
                     output_padding=1)
     text, md = str(e), e.to_markdown()
     assert e.matrix is None and e.output_shape == (64, 112, 112)
