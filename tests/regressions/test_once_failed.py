@@ -57,7 +57,7 @@ def test_explanation_counts_stored_entries_exactly_and_words_small_layers():
     numeric = cm.conv_matrix(np.ones((1, 1, 3)), (1, 8), padding=1, padding_mode="replicate")
     assert e.nnz == numeric.nnz == 22
     assert "replicate padding maps" in e.checkerboard.describe()
-    small = explain((2, 1, 3), (2, 3), transpose=True, dilation=3, output_padding=2, groups=2)
+    small = explain((2, 1, 3), (2, 3), direction="adjoint", dilation=3, output_padding=2, groups=2)
     assert "too small to have interior pixels" in small.checkerboard.describe()
     assert "output padding 2" in small.describe_layer()
 
