@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.cli._args import layer_command
+from convmatrix.cli._layer import layer_from_args
+from convmatrix.cli._output import save_streamed
 
-__all__ = ["add_norm_command", "norm_text", "run_norm", "save_streamed"]
+__all__ = ["add_norm_command", "norm_text", "register", "run_norm", "save_streamed"]
 
 
 def _positive_int(text: str) -> int:
@@ -32,6 +33,11 @@ def _tolerance(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"`--tol` (={text!r}) must be a number in [0, 1)")
     return value
+
+
+def register(subparsers: Any) -> None:
+    """Add ``convmatrix norm`` (with the layer flags)."""
+    add_norm_command(lambda name, help: layer_command(subparsers, name, help))
 
 
 def add_norm_command(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
@@ -86,8 +92,6 @@ def norm_text(layer: Any, top: int = 3, tol: float = 1e-6) -> str:
 
 def run_norm(args: argparse.Namespace) -> int:
     """``convmatrix norm``: spectra of the layer the flags describe."""
-    from convmatrix.cli import layer_from_args
-
     print(norm_text(_layer_object(layer_from_args(args)), args.top, args.tol))
     return 0
 
@@ -109,30 +113,3 @@ def _layer_object(layer: Any) -> Any:
     if conv.spec != spec:  # a transposed layer whose output_padding crops the forward output
         raise ConvMatrixError(f"`convmatrix norm` cannot rebuild {layer!r} as a layer object")
     return conv
-
-
-def save_streamed(layer: Any, path: Path, max_bytes: int, name: str = "C") -> str:
-    """Write the matrix of ``layer`` in row blocks of about ``max_bytes / 4`` each.
-
-    See :func:`convmatrix.save_matrix`. Blocks are built one channel range at a time (at
-    least one channel's rows), so a budget below one channel's rows is refused.
-    """
-    from convmatrix.analysis.blocks import _row_kind
-    from convmatrix.analysis.save import save_matrix
-
-    rows, cols = layer.matrix_shape
-    kind = _row_kind(layer)
-    nnz = kind[0].spec.nnz_upper_bound() if kind is not None else rows * cols
-    per_row = max(1.0, nnz / max(rows, 1)) * (layer.dtype.itemsize + 8)
-    rows_per_block = max(1, int(max_bytes / 4 / per_row))
-    if kind is not None:
-        spec, forward = kind[0].spec, kind[1]
-        pixels = math.prod(spec.output_size if forward else spec.input_size)
-        if pixels * per_row > max_bytes:
-            raise ConvMatrixError(
-                f"the matrix {name} streams at least one channel's rows at a time, about "
-                f"{pixels * per_row / 1024:.1f} KiB, over `--max-bytes` (={max_bytes}); "
-                f"raise `--max-bytes`")
-    written = save_matrix(layer, path, rows_per_block=rows_per_block)
-    return (f"streamed {rows}×{cols} (over --max-bytes) in blocks of {rows_per_block:,} rows "
-            f"to {written}")

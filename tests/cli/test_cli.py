@@ -118,8 +118,10 @@ def one_line_error(capsys, argv, *, match):
 
 
 def test_version(capsys):
+    from importlib.metadata import version
+
     code = main(["--version"])
-    assert code == 0 and capsys.readouterr().out.strip() == f"convmatrix {cm.__version__}"
+    assert code == 0 and capsys.readouterr().out.strip() == f"convmatrix {version('convmatrix')}"
 
 
 HUGE = "99999999999999999999"
@@ -172,12 +174,12 @@ def test_channels_first_needs_keras(capsys):
 
 
 def test_geometry_is_checked_before_the_weight_is_made(capsys, monkeypatch):
-    import convmatrix.cli as cli
+    from convmatrix.cli import _layer
 
     def refuse(*args, **kwargs):
         raise AssertionError("the weight was allocated before the geometry was checked")
 
-    monkeypatch.setattr(cli, "make_weight", refuse)
+    monkeypatch.setattr(_layer, "make_weight", refuse)
     # a 9000x9000 kernel (650 MB of int64) on a 3x3 input: the kernel does not fit
     for command in ("matrix", "verify", "report"):
         one_line_error(capsys, [command, "--input", "1x3x3", "--kernel", "1x1x9000x9000"],

@@ -1,0 +1,245 @@
+"""Argument types and parsers shared by the ``convmatrix`` commands.
+
+The parser class refuses repeated options; the value types turn flag text into ints, shapes,
+paddings and byte counts with one-line errors; :func:`layer_arguments` is the group of layer
+flags every layer command shares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from convmatrix.adapters.keras.config import SUPPORTED as KERAS_CLASSES
+from convmatrix.build.budget import format_bytes
+from convmatrix.build.sparse import DEFAULT_MAX_BYTES
+from convmatrix.build.weights import WEIGHT_FILLS
+from convmatrix.geometry.spec import PADDING_MODES
+
+__all__ = ["EXAMPLES", "LAYER_FLAGS", "STACK_HELP", "ArgumentParser", "Once", "OnceFlag",
+           "budget_argument", "layer_arguments", "layer_command", "parse_count", "parse_groups",
+           "parse_int", "parse_ints", "parse_max_bytes", "parse_padding", "parse_per_axis",
+           "parse_shape", "shorten", "show_value"]
+
+EXAMPLES = """\
+examples:
+  convmatrix report --out seed-report          the seed example (Keras Conv2D/Conv2DTranspose)
+  convmatrix report --input 1x4x4 --kernel 1x1x3x3 --stride 2 --transpose --out k3s2.md
+  convmatrix verify --input 3x8x8 --kernel 4x3x3x3 --padding 1 --padding-mode reflect
+  convmatrix verify --input 3x32x32 --weight-file conv1.npy --padding 1
+  convmatrix shape --input 1x5x5 --kernel 1x1x3x3 --stride 2 --transpose --output-padding 1
+  convmatrix matrix --input 1x3x3 --kernel 1x1x2x2          print C densely
+  convmatrix matrix --input 64x56x56 --kernel 64x64x3x3 --padding 1 --save resnet.npz
+  convmatrix reports --out reports                  regenerate every report in reports/
+  convmatrix report --stack gen.toml --out gen       a stack of layers from a TOML file
+  convmatrix compare k3.toml k4.toml --out k3-vs-k4  stacks side by side (format: compare -h)
+"""
+
+STACK_HELP = """\
+stack files (TOML, read with the standard library):
+  input = [1, 4, 4]                 one sample, channels first
+  weights = "ones"                  kernel fill: ones, arange, random, uniform, icnr
+  seed = 0
+  [[layers]]
+  kind = "ConvTranspose"            Conv, ConvTranspose, or any convmatrix layer kind
+  kernel = [1, 1, 3, 3]             the weight's shape (torch layout)
+  stride = 2                        the other keys are the layer's keyword arguments
+  padding = 1
+  output_padding = 1
+  [[layers]]
+  kind = "Upsample"
+  scale_factor = 2
+  mode = "nearest"
+"""
+
+INT64_MAX = 2**63 - 1
+LAYER_FLAGS = frozenset({"input", "kernel", "transpose", "stride", "padding", "dilation",
+                         "groups", "padding_mode", "output_padding", "keras", "channels_first",
+                         "weight", "weight_file", "seed"})
+"""The ``dest`` of every layer flag (``--stack`` refuses them)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports errors as one line (and exit code 2), never a traceback.
+
+    Every option that stores a value or a flag may be given once: a repeated one is an error,
+    not "last one wins" (also for options other modules add to these parsers).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", None, Once)
+        self.register("action", "store", Once)
+        self.register("action", "store_true", OnceFlag)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class Once(argparse.Action):
+    """Store an option's value, refusing a second occurrence (no silent "last one wins")."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        given: dict[str, str] = namespace.__dict__.setdefault("_given", {})
+        text = "" if self.nargs == 0 else show_value(values)
+        if self.dest in given:
+            values_text = f" ({given[self.dest]} and {text})" if text else ""
+            raise argparse.ArgumentError(self, f"given twice{values_text}; give it once")
+        given[self.dest] = text
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+
+
+class OnceFlag(Once):
+    """A ``store_true`` flag that may appear only once."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, default: Any = False,
+                 required: bool = False, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, const=True, default=default,
+                         required=required, help=help)
+
+
+def show_value(value: Any) -> str:
+    if isinstance(value, tuple) and all(isinstance(v, int) for v in value):
+        return "x".join(map(str, value))
+    return shorten(str(value))
+
+
+def parse_int(text: str, name: str) -> int:
+    """One integer of a flag value, refusing values no array index can hold."""
+    value = int(text.strip())
+    if abs(value) > INT64_MAX:
+        raise argparse.ArgumentTypeError(
+            f"{name} {shorten(text)!r} is out of range: each value must lie below 2**63")
+    return value
+
+
+def shorten(text: str) -> str:
+    return text if len(text) <= 40 else text[:18] + "…" + text[-18:]
+
+
+def parse_ints(text: str, name: str) -> tuple[int, ...]:
+    try:
+        return tuple(parse_int(v, name) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{name} {shorten(text)!r} must be integers separated by 'x' or ','") from None
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    return parse_ints(text, "shape")
+
+
+def parse_per_axis(text: str) -> int | tuple[int, ...]:
+    values = parse_ints(text, "value")
+    return values[0] if len(values) == 1 else values
+
+
+def parse_count(text: str) -> int:
+    try:
+        value = parse_int(text, "value")
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{shorten(text)!r} must be a non-negative integer")
+    return value
+
+
+def parse_groups(text: str) -> int:
+    try:
+        return parse_int(text, "groups")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"groups {shorten(text)!r} must be an integer") from None
+
+
+UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20,
+          "mib": 2**20, "g": 2**30, "gb": 2**30, "gib": 2**30, "t": 2**40, "tb": 2**40,
+          "tib": 2**40}
+
+
+def parse_max_bytes(text: str) -> int | None:
+    """``4294967296``, ``512M``, ``4GiB`` (binary units) or ``none`` (no guard)."""
+    if text.strip().lower() == "none":
+        return None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if match is None or match.group(2).lower() not in UNITS:
+        raise argparse.ArgumentTypeError(
+            f"max-bytes {shorten(text)!r} must be a byte count like 1000000, 512M or 4GiB "
+            f"(binary units K, M, G, T), or 'none'")
+    return int(float(match.group(1)) * UNITS[match.group(2).lower()])
+
+
+def parse_padding(text: str) -> Any:
+    """``1``, ``1,2`` (per axis), ``1:2,0:1`` (before:after per axis), ``same``, ``valid``."""
+    if text in ("same", "valid", "causal"):
+        return text
+    try:
+        parts = text.split(",")
+        if any(":" in p for p in parts):
+            pairs = []
+            for p in parts:
+                before, _, after = p.partition(":")
+                pairs.append((parse_int(before, "padding"), parse_int(after or before, "padding")))
+            return tuple(pairs)
+        values = tuple(parse_int(p, "padding") for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"padding {shorten(text)!r} must be an int, ints per axis (1,2), before:after pairs "
+            f"per axis (1:2,0:1), 'same' or 'valid'") from None
+    return values[0] if len(values) == 1 else values
+
+
+def layer_arguments() -> ArgumentParser:
+    parent = ArgumentParser(add_help=False)
+    group = parent.add_argument_group("layer (torch layouts, one sample, channels first)")
+    group.add_argument("--input", type=parse_shape, metavar="CxHxW", action=Once,
+                       help="input shape of one sample, e.g. 1x3x3 (default: the seed example)")
+    group.add_argument("--kernel", type=parse_shape, metavar="OxIxKHxKW", action=Once,
+                       help="weight shape: (C_out, C_in/groups, *k) for a convolution, "
+                            "(C_in, C_out/groups, *k) with --transpose (default: the shape of "
+                            "--weight-file)")
+    group.add_argument("--transpose", action=OnceFlag,
+                       help="the transposed convolution (torch conv_transposeNd)")
+    group.add_argument("--stride", type=parse_per_axis, default=1, metavar="S", action=Once)
+    group.add_argument("--padding", type=parse_padding, default=0, metavar="P", action=Once,
+                       help="int, per axis (1,2), pairs (1:2,0:1), same or valid")
+    group.add_argument("--dilation", type=parse_per_axis, default=1, metavar="D", action=Once)
+    group.add_argument("--groups", type=parse_groups, default=1, metavar="G", action=Once)
+    group.add_argument("--padding-mode", default="zeros", choices=PADDING_MODES, action=Once)
+    group.add_argument("--output-padding", type=parse_per_axis, default=None, metavar="A",
+                       action=Once,
+                       help="extra output size of a transposed convolution (default 0; for "
+                            "Keras: not given, i.e. Keras' own length rule)")
+    group.add_argument("--keras", metavar="CLASS", choices=KERAS_CLASSES, action=Once,
+                       help="a Keras layer instead (Conv1D/2D/3D, Conv1D/2D/3DTranspose, "
+                            "DepthwiseConv1D/2D): --input and --kernel then use Keras layouts, "
+                            "e.g. --input 3x3x1 --kernel 2x2x1x1")
+    group.add_argument("--channels-first", action=OnceFlag,
+                       help="with --keras: data_format='channels_first'")
+    group.add_argument("--weight", default=None, choices=WEIGHT_FILLS, action=Once,
+                       help="weight values (default ones, as in the seed)")
+    group.add_argument("--weight-file", type=Path, metavar="W.npy", action=Once,
+                       help="real weight values from a .npy file (numpy.save), in the layout "
+                            "--kernel describes (torch, or Keras with --keras)")
+    group.add_argument("--seed", type=parse_count, default=0, action=Once,
+                       help="seed for --weight random and data")
+    return parent
+
+
+def budget_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-bytes", type=parse_max_bytes, default=DEFAULT_MAX_BYTES,
+                        metavar="BYTES", action=Once,
+                        help=f"refuse work estimated to need more memory than this, before "
+                             f"allocating it: e.g. 512M, 16GiB, or none (default "
+                             f"{format_bytes(DEFAULT_MAX_BYTES)})")
+
+
+def layer_command(subparsers: Any, name: str, help: str) -> ArgumentParser:
+    """Add the subcommand ``name`` with the layer flags (help, description and examples)."""
+    parser: ArgumentParser = subparsers.add_parser(
+        name, parents=[layer_arguments()], help=help, description=help, epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    return parser

@@ -1,0 +1,49 @@
+"""``convmatrix compare A.toml B.toml ...``: a side-by-side report of stacks from stack files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from convmatrix._errors import ConvMatrixError
+from convmatrix.cli._args import STACK_HELP
+from convmatrix.cli._output import write_and_announce
+
+__all__ = ["add_compare_command", "register", "run_compare"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``convmatrix compare A.toml B.toml ...``."""
+    parser = subparsers.add_parser(
+        "compare", help="side-by-side overlap/checkerboard report of two or more stacks",
+        description="Write a side-by-side report of stacks described in TOML files: verdict "
+                    "table, overlap maps, per-axis laws.",
+        epilog=STACK_HELP + "\nexample:\n  convmatrix compare k3.toml k4.toml --out k3-vs-k4",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stacks", nargs="+", type=Path, metavar="FILE.toml",
+                        help="two or more stack files")
+    parser.add_argument("--out", type=Path, default=Path("convmatrix-compare"), metavar="PATH",
+                        help="a .md file, or a directory for compare.md and its figures "
+                             "(default ./convmatrix-compare)")
+    parser.add_argument("--title", help="heading of the report")
+    parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    parser.set_defaults(run=run_compare)
+
+
+add_compare_command = register  # the name in convmatrix 0.1 (convmatrix.stack_cli)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """``convmatrix compare A.toml B.toml ...``."""
+    from convmatrix.reports.stack import compare_report
+    from convmatrix.reports.stackfile import load_stack
+
+    if len(args.stacks) < 2:
+        raise ConvMatrixError(f"`stacks` has {len(args.stacks)} file; compare needs at least "
+                              f"two stack files")
+    loaded = [load_stack(path) for path in args.stacks]
+    report = compare_report([(item.title, item.stack) for item in loaded], name="compare",
+                            title=args.title, figures=not args.no_figures)
+    write_and_announce(report, args.out, "compare")
+    return 0

@@ -1,0 +1,42 @@
+"""``convmatrix reports``: regenerate every built-in report (the ``reports/`` folder)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from convmatrix._errors import ConvMatrixError
+from convmatrix.cli._args import Once, OnceFlag
+from convmatrix.cli._output import write_report
+
+__all__ = ["register", "run_reports"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``convmatrix reports``."""
+    p = subparsers.add_parser("reports", help="regenerate every built-in report (the reports/ "
+                                              "folder)",
+                              description="Regenerate every built-in report: Markdown byte for "
+                                          "byte, figures anew.")
+    p.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR", action=Once)
+    p.add_argument("--no-figures", action=OnceFlag, help="skip the PNG figures")
+    p.set_defaults(run=run_reports)
+
+
+def run_reports(args: argparse.Namespace) -> int:
+    """``convmatrix reports``: write every built-in report and the index."""
+    from convmatrix.reports.layer import builtin_reports, index_markdown
+
+    out: Path = args.out
+    if not out.is_dir() and not out.parent.is_dir():
+        raise ConvMatrixError(f"`--out` ({str(out)!r}): the directory {str(out.parent)!r} does "
+                              f"not exist; create it first")
+    reports = builtin_reports(figures=not args.no_figures)
+    count = 0
+    for report in reports:
+        count += len(write_report(report, out, report.name))
+    (out / "README.md").write_text(index_markdown(reports), encoding="utf-8")
+    print(f"wrote {len(reports)} reports and their figures ({count} files) and "
+          f"{out / 'README.md'}")
+    return 0

@@ -1,0 +1,31 @@
+"""``convmatrix verify``: the layer's matrix against the dense reference and the adjoint test."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from convmatrix.build.budget import verification_nbytes
+from convmatrix.cli._args import budget_argument, layer_command
+from convmatrix.cli._layer import build_layer, check_memory, plan_layer
+
+__all__ = ["register", "run_verify"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``convmatrix verify``."""
+    p = layer_command(subparsers, "verify", "check the layer's matrix against the dense "
+                                            "reference and the adjoint test; exit 1 on any "
+                                            "failure")
+    budget_argument(p)
+    p.set_defaults(run=run_verify)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """``convmatrix verify``: print the checks; exit code 1 when one fails."""
+    plan = plan_layer(args)
+    check_memory(args, plan, "the verification",
+                 verification_nbytes(plan.spec, plan.dtype, direction=plan.direction))
+    result = build_layer(args, plan).verify(seed=args.seed)
+    print(result)
+    return 0 if result.passed else 1
