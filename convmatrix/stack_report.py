@@ -1,5 +1,5 @@
-"""Deprecated alias of :mod:`convmatrix.reports.stack` (kept for one release)."""
+"""Deprecated alias of :mod:`convmatrix.reports` (kept for one release)."""
 
 from convmatrix._deprecated import alias_module
 
-alias_module(__name__, "convmatrix.reports.stack")
+alias_module(__name__, "convmatrix.reports")

@@ -34,7 +34,8 @@ def register(subparsers: Any) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     """``convmatrix report``: write the report and print where."""
-    from convmatrix.reports.layer import layer_report, seed_report
+    from convmatrix.reports.builtin import seed_report
+    from convmatrix.reports.layer import layer_report
 
     layer_flags = sorted(set(getattr(args, "_given", {})) & LAYER_FLAGS)
     if args.stack is not None:

@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
 
 def run_reports(args: argparse.Namespace) -> int:
     """``convmatrix reports``: write every built-in report and the index."""
-    from convmatrix.reports.layer import builtin_reports, index_markdown
+    from convmatrix.reports.builtin import builtin_reports, index_markdown
 
     out: Path = args.out
     if not out.is_dir() and not out.parent.is_dir():

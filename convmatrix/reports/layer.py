@@ -8,46 +8,36 @@ and only the command line writes them to disk. The Markdown renders on GitHub (`
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.adapters.keras import from_keras, keras_output_shape
+from convmatrix.adapters.keras import from_keras
 from convmatrix.build.budget import check_budget, report_nbytes
 from convmatrix.build.sparse import DEFAULT_MAX_BYTES, spec_matrix
-from convmatrix.build.weights import make_weight
 from convmatrix.geometry.indices import stored_entries
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.layers.base import shape_text
 from convmatrix.layers.channels_last import KerasConv
-from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
+from convmatrix.layers.conv import Conv, ConvLayer
+from convmatrix.reports.document import Report
 from convmatrix.reports.figures import figures_available, overlap_png, sparsity_png
 
 if TYPE_CHECKING:
+    from convmatrix.geometry.view import ConvView
     from convmatrix.symbolic.explain import Explanation
 
-__all__ = ["Report", "ReportLayer", "builtin_reports", "check_report_budget", "index_markdown",
-           "keras_conv", "layer_report", "layer_title", "seed_report"]
+__all__ = ["FIGURE_MATRIX_MAX_NNZ", "ReportLayer", "check_report_budget", "keras_conv",
+           "keras_prints", "layer_report", "layer_title", "sections_report"]
 
 FIGURE_MATRIX_MAX_NNZ = 200_000  # larger matrices are pictured by one channel pair's block
 
 ReportLayer = ConvLayer | KerasConv
 """The layers a report explains: :class:`~convmatrix.Conv`, :class:`~convmatrix.ConvTranspose`
 and Keras convolutions (:func:`~convmatrix.from_keras`)."""
-
-
-@dataclass(frozen=True)
-class Report:
-    """A generated report: Markdown plus the figures it links to (PNG bytes by file name)."""
-
-    name: str
-    title: str
-    summary: str
-    markdown: str
-    figures: dict[str, bytes] = field(default_factory=dict, repr=False)
 
 
 _SUBSCRIPTS = ("Subscripts of `x` and `y` are the channel, then one index per spatial axis; a "
@@ -63,20 +53,34 @@ def keras_conv(serialized: dict[str, Any], kernel: Any, input_shape: Sequence[in
     return layer
 
 
+def _view(layer: ReportLayer) -> ConvView:
+    """The convolution behind the layer (its :meth:`~convmatrix.Layer.conv_view` hook)."""
+    view = layer.conv_view()
+    if view is None:
+        raise ConvMatrixError(f"{layer!r} is no convolution: its derivation report needs one "
+                              f"(`layer.explain()` explains any layer kind)")
+    return view
+
+
+def _keras(layer: ReportLayer) -> KerasConv | None:
+    """The layer if it is a Keras one (its report names the Keras class and layouts)."""
+    return layer if isinstance(layer, KerasConv) else None
+
+
 def _core(layer: ReportLayer) -> ConvLayer:
     """The channels-first torch-semantics layer (a Keras layer's :attr:`KerasConv.torch`)."""
-    return layer.torch if isinstance(layer, KerasConv) else layer
+    keras = _keras(layer)
+    return layer if keras is None else keras.torch  # type: ignore[return-value]
 
 
 def _transposed(layer: ReportLayer) -> bool:
-    return isinstance(_core(layer), ConvTranspose)
+    return _view(layer).direction == "adjoint"
 
 
 def _label(layer: ReportLayer) -> str:
     """``Conv2d``, ``ConvTranspose1d`` or ``Keras Conv2DTranspose``."""
-    if isinstance(layer, KerasConv):
-        return f"Keras {layer.class_name}"
-    return layer._title()
+    title = _view(layer).title
+    return title if _keras(layer) is None else f"Keras {title}"
 
 
 def _geometry(layer: ReportLayer) -> str:
@@ -106,13 +110,14 @@ def layer_title(layer: ReportLayer) -> str:
 
 def _conventions(layer: ReportLayer) -> str:
     core = _core(layer)
-    if isinstance(layer, KerasConv):
-        layout = "(*spatial, C)" if layer.data_format == "channels_last" else "(C, *spatial)"
+    keras = _keras(layer)
+    if keras is not None:
+        layout = "(*spatial, C)" if keras.data_format == "channels_last" else "(C, *spatial)"
         kernel = ("(*k, C_out, C_in)" if _transposed(layer) else
-                  "(*k, C_in, depth_multiplier)" if "Depthwise" in layer.class_name else
+                  "(*k, C_in, depth_multiplier)" if "Depthwise" in keras.class_name else
                   "(*k, C_in/groups, C_out)")
-        return (f"Keras `{layer.class_name}`, `data_format={layer.data_format!r}`: one sample "
-                f"is `{layout}` = `{layer.input_shape}`, the kernel is `{kernel}`. convmatrix "
+        return (f"Keras `{keras.class_name}`, `data_format={keras.data_format!r}`: one sample "
+                f"is `{layout}` = `{keras.input_shape}`, the kernel is `{kernel}`. convmatrix "
                 f"derives in torch's channels-first terms (weight "
                 f"`{shape_text(core.spec.weight_shape)}`); `cm.keras_matrix` returns the same "
                 f"matrix re-indexed for Keras' flattening. Like every deep-learning framework it "
@@ -134,8 +139,8 @@ def _weight_note(weight: np.ndarray) -> str:
     return f"of dtype {weight.dtype}"
 
 
-def _keras_prints(layer: KerasConv, x_keras: np.ndarray, label: str) -> str:
-    """The lines the seed's Keras script printed, computed here as ``C @ x``."""
+def keras_prints(layer: KerasConv, x_keras: np.ndarray, label: str) -> str:
+    """The lines the seed's Keras script printed, computed here as ``C @ x`` (a text block)."""
     y = (layer.matrix() @ x_keras.reshape(-1)).reshape(layer.output_shape)
     lines = [*label.splitlines(), f"input shape: {(1, *x_keras.shape)}",
              f"output shape: {(1, *layer.output_shape)}",
@@ -174,10 +179,9 @@ def _explanation_markdown(layer: ReportLayer, title: str,
                           x: np.ndarray | None) -> tuple[Explanation, str]:
     from convmatrix.symbolic.explain import explain_spec
 
-    core = _core(layer)
-    explanation = explain_spec(core.spec, direction=core.conv_view().direction,
-                               title=_label(layer),
-                               weight=None if x is None else core.weight, x=x)
+    view = _view(layer)
+    explanation = explain_spec(view.spec, direction=view.direction, title=_label(layer),
+                               weight=None if x is None else view.weight, x=x)
     # the section heading names the geometry; the line under it keeps the short kind
     _, rest = explanation.to_markdown(level=2).split("\n", 1)
     return explanation, f"## {title}\n{rest}"
@@ -190,10 +194,11 @@ def _section(layer: ReportLayer, *, key: str, x: np.ndarray | None = None,
     transpose = _transposed(layer)
     explanation, markdown = _explanation_markdown(layer, title, x)
     parts = [markdown, "", "### Conventions", "", _conventions(layer)]
-    if x_keras is not None and isinstance(layer, KerasConv):
+    keras = _keras(layer)
+    if x_keras is not None and keras is not None:
         parts += ["", "### What Keras prints, computed as a matrix product", "",
                   "The seed's script printed these lines; here each output is the matrix row "
-                  "times the flattened input:", "", _keras_prints(layer, x_keras, keras_label)]
+                  "times the flattened input:", "", keras_prints(keras, x_keras, keras_label)]
     files: dict[str, bytes] = {}
     parts += ["", "### Figures", ""]
     if figures and figures_available():
@@ -222,9 +227,13 @@ def _section(layer: ReportLayer, *, key: str, x: np.ndarray | None = None,
 def _channels_first(layer: ReportLayer, x: Any) -> np.ndarray | None:
     if x is None:
         return None
-    if isinstance(layer, KerasConv):
-        return layer._channels_first(np.asarray(x))
-    return np.asarray(x)
+    sample = np.asarray(x)
+    if _keras(layer) is None:
+        return sample
+    if sample.shape != layer.input_shape:
+        raise ConvMatrixError(f"`x` has shape {sample.shape}; the layer takes "
+                              f"{layer.input_shape}")
+    return np.moveaxis(sample, -1, 0) if _view(layer).layout == "channels_last" else sample
 
 
 def layer_report(layer: ReportLayer, *, name: str = "report", title: str | None = None,
@@ -278,145 +287,22 @@ def layer_report(layer: ReportLayer, *, name: str = "report", title: str | None 
 def check_report_budget(layer: ReportLayer, max_bytes: int | None, *, figures: bool = True,
                         flag: str = "max_bytes") -> None:
     """Refuse (one :class:`~convmatrix.ConvMatrixError`) a report that needs over ``max_bytes``."""
-    core = _core(layer)
-    nbytes = report_nbytes(core.spec, core.dtype, figures=figures,
-                           direction="adjoint" if _transposed(layer) else "forward")
+    nbytes = report_nbytes(_view(layer).spec, layer.dtype, figures=figures,
+                           direction=_view(layer).direction)
     check_budget(f"the report of {_label(layer)} {shape_text(layer.input_shape)} → "
                  f"{shape_text(layer.output_shape)}", nbytes, max_bytes, flag=flag)
 
 
-def _multi_report(name: str, title: str, summary: str, intro: str,
-                  sections: list[tuple[ReportLayer, np.ndarray | None]],
-                  figures: bool = True) -> Report:
+def sections_report(name: str, title: str, summary: str, intro: str,
+                    sections: list[tuple[ReportLayer, np.ndarray | None]],
+                    figures: bool = True) -> Report:
+    """A report of several layers: an introduction, then one derivation section per layer.
+
+    ``sections`` pairs each layer with an input sample (channels first) or None.
+    """
     parts, files = [f"# {title}", "", intro], {}
     for number, (layer, x) in enumerate(sections, start=1):
         body, section_files = _section(layer, key=f"{name}-{number}", x=x, figures=figures)
         parts += ["", body]
         files.update(section_files)
     return Report(name, title, summary, "\n".join(parts) + "\n", files)
-
-
-# --------------------------------------------------------------------------------------------
-# the built-in examples
-
-
-def _keras(class_name: str, **config: Any) -> dict[str, Any]:
-    return {"class_name": class_name,
-            "config": {"filters": 1, "kernel_size": [2, 2], "strides": [1, 1],
-                       "padding": "valid", "data_format": "channels_last",
-                       "dilation_rate": [1, 1], **config}}
-
-
-def seed_report(figures: bool = True) -> Report:
-    """The seed example: Keras ``Conv2D(1, 2)`` and ``Conv2DTranspose(1, 2)``, all ones."""
-    conv_cfg = _keras("Conv2D", groups=1)
-    transpose_cfg = _keras("Conv2DTranspose", output_padding=None)
-    kernel = np.ones((2, 2, 1, 1), dtype=np.int64)
-    conv = keras_conv(conv_cfg, kernel, (3, 3, 1))
-    deconv = keras_conv(transpose_cfg, kernel, (2, 2, 1))
-    snippet_conv = keras_output_shape(conv_cfg, (3, 3, 1))
-    snippet_deconv = keras_output_shape(transpose_cfg, (3, 3, 1))
-    x3, x2 = np.ones((3, 3, 1), dtype=np.int64), np.ones((2, 2, 1), dtype=np.int64)
-    intro = "\n".join([
-        "The example this project started from compares Keras' `Conv2D` (it may shrink its "
-        "input) with `Conv2DTranspose` (it enlarges it), and asks *why* a 2×2 all-ones input "
-        "through a 2×2 all-ones transposed kernel gives `[[1, 2, 1], [2, 4, 2], [1, 2, 1]]` "
-        "while a 3×3 all-ones input through the convolution gives `[[4, 4], [4, 4]]`. Below, "
-        "every number is computed by convmatrix (`cm.keras_matrix`, `C @ x`), not pasted.",
-        "",
-        "## The first snippet: shapes",
-        "",
-        "`x = tf.random.uniform((1, 3, 3, 1))` through `Conv2D(1, 2)` and "
-        "`Conv2DTranspose(1, 2)`:",
-        "",
-        "```text",
-        "print(conv2d.shape)",
-        f"# {(1, *snippet_conv)}",
-        "print(conv2dTranspose.shape)",
-        f"# {(1, *snippet_deconv)}",
-        "```",
-        "",
-        "The convolution slides a 2-wide window over 3 pixels: $o = n - k + 1 = 3 - 2 + 1 = 2$ "
-        "per axis. The transposed convolution (Keras `padding=\"valid\"`, "
-        "`output_padding=None`) places a 2-wide kernel at each of 3 pixels: "
-        "$o' = n\\,s + \\max(k - s, 0) = 3 + 1 = 4$ per axis.",
-        "",
-        "## What the seed printed, recomputed",
-        "",
-        _keras_prints(conv, x3, "Convolution\n---------"),
-        "",
-        _keras_prints(deconv, x2, "De-Convolution\n------------"),
-        "",
-        "**Why.** Each output of the convolution is one row of $C$ times the input: four ones "
-        "under the window, so 4 everywhere. Each output of the transposed convolution is one "
-        "row of $C^T$: it sums the kernel taps that *land* on that pixel — one at a corner, "
-        "two on an edge, four in the centre. That count is the overlap map, and the "
-        "transposed convolution's matrix is exactly the transpose of the convolution's "
-        "(compare the two matrices below).",
-    ])
-    return _multi_report(
-        "seed", "The seed example: Keras Conv2D and Conv2DTranspose as matrices",
-        "Keras Conv2D 3×3→2×2 gives [[4, 4], [4, 4]]; Conv2DTranspose 2×2→3×3 gives "
-        "[[1, 2, 1], [2, 4, 2], [1, 2, 1]]", intro,
-        [(conv, np.moveaxis(x3, -1, 0)), (deconv, np.moveaxis(x2, -1, 0))], figures)
-
-
-def builtin_reports(figures: bool = True) -> list[Report]:
-    """Every report kept in ``reports/`` (regenerated by ``convmatrix reports``)."""
-    reports = [seed_report(figures)]
-    k3 = ConvTranspose(make_weight((1, 1, 3, 3), "ones"), (1, 4, 4), stride=2)
-    k4 = ConvTranspose(make_weight((1, 1, 4, 4), "ones"), (1, 4, 4), stride=2, padding=1)
-    reports.append(_multi_report(
-        "overlap-k3-vs-k4-stride2", "Uneven vs even overlap: kernel 3 vs kernel 4 at stride 2",
-        "k=3, s=2 overlaps unevenly (checkerboard, counts 1, 2, 4); k=4, s=2 evenly",
-        "A transposed convolution with stride 2 places one copy of the kernel every second "
-        "output pixel. With a 3-wide kernel the copies overlap on every other pixel only, so "
-        "interior pixels receive alternately 1 and 2 terms per axis — 1, 2 or 4 in 2-D: the "
-        "checkerboard artifacts of Odena, Dumoulin & Olah (2016). With a 4-wide kernel every "
-        "interior pixel receives exactly 2 per axis. Both layers have all-ones weights and a "
-        "4×4 input, so the numbers are the overlap counts themselves.",
-        [(k3, np.ones((1, 4, 4), dtype=np.int64)), (k4, np.ones((1, 4, 4), dtype=np.int64))],
-        figures))
-    grouped = Conv(make_weight((4, 1, 3, 3), "arange"), (2, 6, 6), padding=1, dilation=2,
-                   groups=2)
-    reflect = Conv(make_weight((1, 1, 3), "arange"), (1, 4), padding=2, padding_mode="reflect")
-    reports.append(_multi_report(
-        "padding-dilation-groups", "Padding, dilation, groups and padding modes",
-        "groups split the matrix into blocks; dilation spreads the taps; reflect padding "
-        "merges taps",
-        "Two layers whose matrices show the less common parts of the geometry. The grouped, "
-        "dilated convolution's matrix is block-diagonal by groups (each output channel reads "
-        "only its group's input channels) and each block's rows have taps two pixels apart. "
-        "The 1-D convolution with reflect padding is still an exact linear map: near the "
-        "border two taps read the same input pixel, so their weights add in one entry.",
-        [(grouped, None), (reflect, np.arange(1, 5, dtype=np.int64).reshape(1, 4))], figures))
-    conv1d = Conv(make_weight((2, 1, 3), "arange"), (1, 8), stride=2, padding=1)
-    conv3d = ConvTranspose(make_weight((1, 1, 2, 2, 2), "ones"), (1, 2, 2, 2), stride=2)
-    reports.append(_multi_report(
-        "one-and-three-dimensional", "A 1-D convolution and a 3-D transposed convolution",
-        "the same index arithmetic in 1-D and 3-D; kernel 2, stride 2 tiles without overlap",
-        "The index table is N-dimensional: per axis the same formula, combined by the outer "
-        "product. The 3-D transposed convolution with kernel 2 and stride 2 tiles its output "
-        "with non-overlapping copies of the kernel, so every output pixel receives exactly "
-        "one term.", [(conv1d, np.arange(1, 9, dtype=np.int64).reshape(1, 8)), (conv3d, None)],
-        figures))
-    from convmatrix.reports.stack import builtin_stack_reports
-
-    reports += builtin_stack_reports(figures)
-    return reports
-
-
-def index_markdown(reports: Sequence[Report]) -> str:
-    """``reports/README.md``: what each report shows and how to regenerate them."""
-    lines = ["# Derivation reports", "",
-             "Generated by convmatrix; do not edit by hand. Regenerate every report (Markdown "
-             "byte for byte, figures anew) with:", "", "```bash",
-             "convmatrix reports --out reports", "```", "",
-             "| report | what it shows |", "|---|---|"]
-    lines += [f"| [{r.title}]({r.name}.md) | {r.summary} |" for r in reports]
-    lines += ["", "Each report walks from the layer's definition to its shapes, its matrix "
-              "($C$ or $C^T$, in weight symbols when small), every output as a sum of "
-              "$w \\cdot x$ products, the overlap counts with the checkerboard verdict, "
-              "figures of the sparsity pattern and the overlap map, and the numerical "
-              "verification against the independent dense reference.", ""]
-    return "\n".join(lines)

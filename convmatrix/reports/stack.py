@@ -1,4 +1,4 @@
-"""Reports of stacks: one stack's overlap and inverse, side-by-side comparisons, and two built-ins.
+"""Reports of stacks: one stack's overlap and inverse, and side-by-side comparisons.
 
 Pure like :mod:`convmatrix.reports.layer`: Markdown plus PNG bytes, deterministic (fixed seeds, no
 timing, numbers formatted to fixed digits), so ``reports/`` regenerates byte for byte.
@@ -7,21 +7,19 @@ timing, numbers formatted to fixed digits), so ``reports/`` regenerates byte for
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.analysis.checkerboard import Checkerboard, checkerboard, spatial_axes
-from convmatrix.analysis.inverse import InverseAnalysis, transpose_vs_inverse
+from convmatrix.analysis.inverse import transpose_vs_inverse
 from convmatrix.layers.base import Layer, shape_text
 from convmatrix.layers.conv import ConvLayer
 from convmatrix.layers.sequential import Sequential
+from convmatrix.reports.document import Report
 from convmatrix.reports.figures import figures_available, overlap_maps_png
-from convmatrix.reports.layer import Report
 
-__all__ = ["builtin_stack_reports", "checkerboard_generator_report", "compare_report",
-           "inverse_report", "layers_table", "stack_report", "verification_section"]
+__all__ = ["compare_report", "layers_table", "stack_report", "verification_section"]
 
 INVERSE_MAX_ENTRIES = 250_000  # stacks up to this many matrix entries get the inverse section
 _NO_FIGURES = ("_Figures skipped: matplotlib is not installed (`pip install "
@@ -242,155 +240,3 @@ def compare_report(named: Sequence[tuple[str, Layer]], *, name: str = "compare",
             out += [f"### Overlap: {what}", "", verdict.summary_markdown(), ""]
     out += verification_section([layer for _, layer in named])
     return Report(name, heading, heading, "\n".join(out).rstrip("\n") + "\n", files)
-
-
-# --------------------------------------------------------------------------------------------
-# the built-in reports
-
-
-def _k_s2_stack(kernel: int, padding: int, output_padding: int, size: int, layers: int
-                ) -> Sequential:
-    from convmatrix.layers.conv import ConvTranspose
-
-    stack: list[Layer] = []
-    shape: tuple[int, ...] = (1, size, size)
-    for _ in range(layers):
-        layer = ConvTranspose(np.ones((1, 1, kernel, kernel), dtype=np.int64), shape, stride=2,
-                              padding=padding, output_padding=output_padding)
-        stack.append(layer)
-        shape = layer.output_shape
-    return Sequential(stack)
-
-
-_SIZE = 6  # the generators' input size (output 4× larger): room for two periods inside
-
-
-def _generator_cases() -> list[tuple[str, Layer]]:
-    """The four generators of the checkerboard report (and the sub-pixel one, randomised)."""
-    import convmatrix as cm
-
-    k3 = _k_s2_stack(3, 1, 1, _SIZE, 2)
-    k4 = _k_s2_stack(4, 1, 0, _SIZE, 2)
-    resize: list[Layer] = []
-    shape: tuple[int, ...] = (1, _SIZE, _SIZE)
-    for _ in range(2):
-        up = cm.Upsample(shape, scale_factor=2, mode="nearest")
-        conv = cm.Conv(np.ones((1, 1, 3, 3), dtype=np.int64), up.output_shape, padding=1)
-        resize += [up, conv]
-        shape = conv.output_shape
-
-    def subpixel(fill: str) -> Sequential:
-        from convmatrix.reports.stackfile import kernel_values
-
-        layers: list[Layer] = []
-        current: tuple[int, ...] = (1, _SIZE, _SIZE)
-        for round_ in range(2):
-            weight = kernel_values((4, 1, 3, 3), fill, seed=7 + round_, icnr=2)
-            conv = cm.Conv(weight, current, padding=1)
-            shuffle = cm.PixelShuffle(conv.output_shape, 2)
-            layers += [conv, shuffle]
-            current = shuffle.output_shape
-        return Sequential(layers)
-
-    return [("two k3/s2 transposed convolutions", k3),
-            ("two k4/s2 transposed convolutions", k4),
-            ("resize-convolution: nearest ×2 + conv k3, twice", Sequential(resize)),
-            ("sub-pixel: conv → pixel shuffle ×2, twice, ICNR init", subpixel("icnr")),
-            ("sub-pixel: conv → pixel shuffle ×2, twice, random init", subpixel("uniform"))]
-
-
-def checkerboard_generator_report(figures: bool = True) -> Report:
-    """``reports/checkerboard-in-a-generator.md``: four upsampling generators compared."""
-    cases = _generator_cases()
-    k3 = checkerboard(cases[0][1])
-    intro = (
-        "Odena, Dumoulin & Olah (Distill, 2016) traced the checkerboard artifacts of image "
-        "generators to the uneven overlap of transposed convolutions, and showed that it "
-        f"compounds through a stack. Here each generator upsamples a {_SIZE}×{_SIZE} input to "
-        f"{4 * _SIZE}×{4 * _SIZE} in two steps, and every number is counted by convmatrix "
-        "(`layer.overlap_counts()`, "
-        "`layer.checkerboard()`), not pasted. The count is the number of weight paths landing "
-        "on each output pixel when every learnable weight is 1; fixed-weight layers (nearest "
-        "upsampling, pixel shuffle) count their structural paths. Borders always receive "
-        "less, so the verdicts read the *interior* (pixels no border effect reaches).\n\n"
-        f"Two k3/s2 transposed convolutions: a single one gives interior counts 1, 2, 4; two "
-        f"give {', '.join(map(str, k3.interior_values))} — a {k3.ratio_text()}× imbalance "
-        "with period "
-        + "×".join(str(p) for p in k3.period) + ". Two k4/s2 layers stay even (the kernel "
-        "size is a multiple of the stride at every step), and so does resize-convolution "
-        "(nearest upsampling, then a stride-1 convolution). Sub-pixel convolution (a "
-        "convolution to r² channels, then a pixel shuffle) has an even path structure, but "
-        "what a flat image turns into depends on the weights: with ICNR initialisation "
-        "(Aitken et al. 2017: each of the r² sub-pixel kernels a copy of one) the response "
-        "to a constant input is even at initialisation; with independent random kernels it "
-        "is not. That last pair is judged with `layer.checkerboard(weights=\"actual\")`, the "
-        "stack's own weights applied to a constant input.\n\n"
-        "Where every layer of a stack is a per-axis step (transposed convolutions, stride-1 "
-        "convolutions, nearest upsampling), the interior counts follow a closed form per axis, "
-        "derived with SymPy: the stack sends input pixel $i$ to $S i + e - P$ for every "
-        "exponent $e$ of $H(z) = \\prod_l \\sum_{t<k_l} z^{t d_l S_l}$, with $S_l$ the product "
-        "of the strides after layer $l$, so the count at output $j$ is the sum of the "
-        "coefficients of $H$ at exponents $e \\equiv j + P \\pmod S$: the coefficients of "
-        "$R(z) = H(z) \\bmod (z^S - 1)$. Each verdict below states that law and checks it "
-        "against the count.")
-    report = compare_report(cases, name="checkerboard-in-a-generator",
-                            title="Checkerboard artifacts in a generator: four ways to upsample",
-                            intro=intro, figures=figures)
-    summary = (f"two k3/s2 transposed convolutions: interior counts "
-               f"{', '.join(map(str, k3.interior_values))} ({k3.ratio_text()}×); k4/s2, "
-               f"resize-convolution and ICNR sub-pixel convolution are even")
-    return replace(report, summary=summary)
-
-
-def inverse_report(figures: bool = True) -> Report:
-    """``reports/transpose-is-not-inverse.md``: ``CᵀC``, rank, null space, least squares."""
-    import convmatrix as cm
-
-    del figures  # text only: every number is in the tables
-    seed = cm.Conv(np.ones((1, 1, 2, 2), dtype=np.int64), (1, 3, 3))
-    same = cm.Conv(np.ones((1, 1, 3, 3), dtype=np.int64), (1, 4, 4), padding=1)
-    up = cm.ConvTranspose(np.ones((1, 1, 3, 3), dtype=np.int64), (1, 3, 3), stride=2)
-    analyses: list[tuple[str, InverseAnalysis]] = [
-        ("The seed's Conv2D(1, 2) on a 3×3 input", seed.transpose_vs_inverse()),
-        ("The seed's Conv2DTranspose(1, 2): its transpose", seed.T.transpose_vs_inverse()),
-        ("A square 'same' convolution (3×3 kernel of ones, padding 1, 4×4)",
-         same.transpose_vs_inverse()),
-        ("A k3/s2 transposed convolution, 3×3 → 7×7", up.transpose_vs_inverse()),
-    ]
-    first = analyses[0][1]
-    intro = (
-        "The seed calls the transposed layer \"De-Convolution\" and asks why a 2×2 input of ones "
-        "comes back as `1-2-1 / 2-4-2 / 1-2-1` instead of being undone. A layer is a matrix "
-        "$C$; the transposed layer is $C^T$, and $C^T C$ is not the identity: its diagonal sums "
-        "the squared weights that read each input pixel (for all-ones weights, the number of "
-        "outputs reading it), and its off-diagonal entries mix neighbouring pixels. Worse, "
-        f"the seed's convolution is {first.rows}×{first.columns} with rank {first.rank}: "
-        f"{first.lost_dimensions} dimensions of the input are lost, so *no* matrix can undo "
-        "it. The least-squares inverse $C^+ y$ (LSQR on the sparse matrix, which from "
-        "$\\hat x = 0$ converges to the minimum-norm solution) recovers $x$ exactly when $C$ "
-        "has full column rank and otherwise returns only the part of $x$ that $C$ sees. Every "
-        "number below is computed by `layer.transpose_vs_inverse()` when this report is "
-        "generated; ranks come from the singular values, exact values from SymPy's rational "
-        "arithmetic.")
-    out = ["# Why the transpose is not the inverse", "", intro, ""]
-    rows = ["| layer | matrix | rank | input dimensions lost | least squares recovers x |",
-            "|---|---|---|---|---|"]
-    for title, analysis in analyses:
-        rows.append(f"| {title} | {analysis.rows}×{analysis.columns} | {analysis.rank} | "
-                    f"{analysis.lost_dimensions} | {'yes' if analysis.recovered else 'no'} |")
-    out += ["## Summary", "", *rows, ""]
-    for title, analysis in analyses:
-        body = analysis.to_markdown(level=3).split("\n", 2)[2]
-        out += [f"## {title}", "", f"`{analysis.layer!r}`", "", body, ""]
-    out += verification_section([analysis.layer for _, analysis in analyses])
-    heading = "Why the transpose is not the inverse"
-    summary = (f"CᵀC ≠ I; the seed's Conv2D loses {first.lost_dimensions} of "
-               f"{first.columns} input dimensions; least squares recovers x only at full "
-               f"column rank")
-    return Report("transpose-is-not-inverse", heading, summary,
-                  "\n".join(out).rstrip("\n") + "\n", {})
-
-
-def builtin_stack_reports(figures: bool = True) -> list[Report]:
-    """The built-in reports of this module (appended to ``convmatrix reports``)."""
-    return [inverse_report(figures), checkerboard_generator_report(figures)]

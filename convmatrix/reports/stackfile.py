@@ -110,11 +110,11 @@ def _tuples(value: Any) -> Any:
 
 
 def _layer_kinds() -> dict[str, Any]:
-    import convmatrix
+    import convmatrix.layers
 
     kinds: dict[str, Any] = {}
-    for name in convmatrix.__all__:
-        value = getattr(convmatrix, name, None)
+    for name in convmatrix.layers.__all__:
+        value = getattr(convmatrix.layers, name, None)
         if (isinstance(value, type) and issubclass(value, Layer) and name not in
                 ("Layer", "Adjoint", "Sequential", "KerasConv", "ConvLayer")):
             kinds[name] = value

@@ -13,6 +13,7 @@ import pytest
 import convmatrix as cm
 from convmatrix import reference
 from convmatrix.cli import main
+from convmatrix.reports import builtin
 from convmatrix.reports import layer as report
 
 REPORTS = Path(__file__).parents[2] / "reports"
@@ -49,7 +50,7 @@ def check_math(markdown: str) -> None:
 
 
 def test_seed_report_shows_the_seed_lines_computed():
-    seed = report.seed_report(figures=False)
+    seed = builtin.seed_report(figures=False)
     conv_line, deconv_line = _seed_numbers()
     assert conv_line == "output tensor: [[4.0, 4.0], [4.0, 4.0]]"  # what the seed printed
     for line in ["input shape: (1, 3, 3, 1)", "output shape: (1, 2, 2, 1)",
@@ -62,7 +63,7 @@ def test_seed_report_shows_the_seed_lines_computed():
     assert "All checks passed." in seed.markdown and "FAILED" not in seed.markdown
 
 
-@pytest.mark.parametrize("built", report.builtin_reports(figures=False), ids=lambda r: r.name)
+@pytest.mark.parametrize("built", builtin.builtin_reports(figures=False), ids=lambda r: r.name)
 def test_builtin_reports_are_well_formed(built):
     check_math(built.markdown)
     assert built.markdown.count("All checks passed.") >= 1
@@ -70,7 +71,7 @@ def test_builtin_reports_are_well_formed(built):
 
 
 def test_uneven_vs_even_report_states_the_verdicts():
-    text = next(r for r in report.builtin_reports(figures=False)
+    text = next(r for r in builtin.builtin_reports(figures=False)
                 if r.name == "overlap-k3-vs-k4-stride2").markdown
     assert "Uneven overlap" in text and "Even overlap" in text
     # the k=3 overlap map equals the transposed convolution of ones (reference)
@@ -110,7 +111,7 @@ def test_report_command_in_process_and_figures(tmp_path, capsys):
 
 def test_report_without_matplotlib_says_figures_were_skipped(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "figures_available", lambda: False)
-    built = report.seed_report()
+    built = builtin.seed_report()
     assert "Figures skipped" in built.markdown and not built.figures
 
 
@@ -165,7 +166,7 @@ def _one_d_report():
 
 
 def _reports_and_layers():
-    built = report.builtin_reports(figures=False)
+    built = builtin.builtin_reports(figures=False)
     return [*built, _one_d_report()]
 
 
@@ -183,7 +184,7 @@ def test_one_dimensional_report_does_not_speak_of_n_d():
     text = _one_d_report().markdown
     assert "Uneven overlap" in text  # k=3, s=2
     assert "per-axis counts multiply" not in text and "outer product" not in text
-    two_d = next(r for r in report.builtin_reports(figures=False)
+    two_d = next(r for r in builtin.builtin_reports(figures=False)
                  if r.name == "overlap-k3-vs-k4-stride2").markdown
     assert "In N-D the per-axis counts multiply." in two_d
 

@@ -9,7 +9,8 @@ import pytest
 import convmatrix as cm
 from convmatrix import reference
 from convmatrix.cli import main
-from convmatrix.reports.stack import compare_report, inverse_report, stack_report
+from convmatrix.reports.builtin import inverse_report
+from convmatrix.reports.stack import compare_report, stack_report
 from convmatrix.reports.stackfile import kernel_values, load_stack, parse_stack
 from tests.helpers import rng
 
@@ -161,7 +162,7 @@ def test_inverse_report_numbers_are_computed():
 
 
 def test_generator_report_reproduces_the_four_cases():
-    from convmatrix.reports.stack import checkerboard_generator_report
+    from convmatrix.reports.builtin import checkerboard_generator_report
 
     text = checkerboard_generator_report(figures=False).markdown
     ones_row = next(line for line in text.splitlines() if line.startswith("| all-ones weights"))
