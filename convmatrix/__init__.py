@@ -58,6 +58,7 @@ from convmatrix.layers import (
     Sequential,
     Upsample,
 )
+from convmatrix.layers.base import set_presenter
 from convmatrix.verification import VerificationResult, dot_test, verify
 
 __all__ = [
@@ -116,6 +117,14 @@ _MOVED: dict[str, tuple[str, str]] = {
     "clear_cache": ("convmatrix.cache", "clear_cache"),
     "set_cache_budget": ("convmatrix.cache", "set_cache_budget"),
 }
+
+
+def _presenter() -> Any:
+    """Layers' explanations and reports: :mod:`convmatrix.reports`, imported on first use."""
+    return importlib.import_module("convmatrix.reports.presenter")
+
+
+set_presenter(_presenter)
 
 
 def __getattr__(name: str) -> Any:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, get_args
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol, get_args
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,9 +20,48 @@ if TYPE_CHECKING:
     from convmatrix.geometry.view import ConvView
     from convmatrix.verification import VerificationResult
 
-__all__ = ["Adjoint", "Layer", "ShapedLayer", "check_max_bytes", "shape_text"]
+__all__ = ["Adjoint", "Layer", "Presenter", "ShapedLayer", "check_max_bytes", "get_presenter",
+           "set_presenter", "shape_text"]
 
 _FORMATS: tuple[str, ...] = get_args(SparseFormat)
+
+
+class Presenter(Protocol):
+    """What :meth:`Layer.explain` and :meth:`Layer.report` delegate to (see :func:`set_presenter`).
+
+    Presentation lives above the layers (:mod:`convmatrix.reports`); layers reach it only
+    through this hook, which the top-level package wires up lazily.
+    """
+
+    def explain(self, layer: Layer, x: Any = None) -> Any:
+        """An explanation of ``layer`` (an object with ``to_markdown()``)."""
+
+    def report(self, layer: Layer, x: Any = None) -> str:
+        """A Markdown report of ``layer``."""
+
+
+_presenter_factory: list[Callable[[], Presenter]] = []
+_presenter: list[Presenter] = []
+
+
+def set_presenter(factory: Callable[[], Presenter]) -> None:
+    """Register how layers find their presentation: ``factory()`` returns a :class:`Presenter`.
+
+    It is called once, on the first :meth:`Layer.explain` or :meth:`Layer.report` that needs
+    it; ``import convmatrix`` registers one that imports :mod:`convmatrix.reports` then.
+    """
+    _presenter_factory[:] = [factory]
+    _presenter.clear()
+
+
+def get_presenter() -> Presenter:
+    """The registered :class:`Presenter` (made by the factory on first use)."""
+    if not _presenter:
+        if not _presenter_factory:  # pragma: no cover - importing convmatrix registers one
+            raise ConvMatrixError("no presenter registered (convmatrix registers "
+                                  "convmatrix.reports when it is imported)")
+        _presenter.append(_presenter_factory[0]())
+    return _presenter[0]
 
 
 def shape_text(shape: tuple[int, ...]) -> str:
@@ -239,6 +278,27 @@ class Layer(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._describe()})"
 
+    def explain(self, x: Any = None) -> Any:
+        """What the layer computes, read from its matrix (convolutions: derived symbolically).
+
+        Shapes, what sampled outputs read (inputs with their coefficients), the per-axis law
+        and the checkerboard verdict; a stack explains each factor and the product.
+
+        Parameters
+        ----------
+        x : array_like, optional
+            An input sample; the sampled outputs then also show their values.
+
+        Returns
+        -------
+        object with ``to_markdown()`` and ``_repr_markdown_()``
+        """
+        return get_presenter().explain(self, x)
+
+    def report(self, x: Any = None) -> str:
+        """A Markdown report of the layer (text only; the CLI adds figures)."""
+        return get_presenter().report(self, x)
+
     def summary_markdown(self) -> str:
         """A Markdown table of what the layer is: its shapes, its matrix and its dtype.
 
@@ -260,27 +320,24 @@ class Layer(ABC):
             f"{rows}×{columns} | {self.dtype} |"])
 
     def _repr_markdown_(self) -> str:
-        """Jupyter's rendering: the summary, and the whole explanation where there is one.
+        """Jupyter's rendering: the summary and the whole explanation (:meth:`explain`).
 
-        Layer kinds with an ``explain()`` (convolutions) add it; a layer over the symbolic size
-        guard says why it is not derived.
+        A layer over the symbolic size guard (or the memory guard) says why it is not
+        explained.
         """
-        explain = getattr(self, "explain", None)
-        if explain is None:
-            return self.summary_markdown()
         try:
-            explanation = explain()
+            explanation = self.explain()
         except ConvMatrixError as error:
             return f"{self.summary_markdown()}\n\n*No symbolic explanation: {error}*"
         return f"{self.summary_markdown()}\n\n{explanation.to_markdown()}"
 
     def _repr_latex_(self) -> str | None:
-        """The explanation as LaTeX, for layer kinds that have one (None otherwise)."""
-        explain = getattr(self, "explain", None)
+        """The explanation as LaTeX, for explanations that have one (None otherwise)."""
         try:
-            return None if explain is None else str(explain()._repr_latex_())
+            latex = getattr(self.explain(), "_repr_latex_", None)
         except ConvMatrixError:
             return None
+        return None if latex is None else str(latex())
 
 
 class ShapedLayer(Layer):

@@ -197,12 +197,6 @@ class KerasConv(Layer):
         return explain_spec(view.spec, direction=view.direction, title=self.class_name,
                             weight=None if x is None else view.weight, x=x_first)
 
-    def report(self, x: Any = None) -> str:
-        """A Markdown derivation report (text only; the CLI adds figures)."""
-        from convmatrix.reports.layer import layer_report
-
-        return layer_report(self, x=x, figures=False).markdown
-
     def conv_view(self) -> ConvView:
         """The channels-first core's convolution, titled with the class name, in this layout."""
         core = self.torch.conv_view()

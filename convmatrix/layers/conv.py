@@ -275,12 +275,6 @@ class ConvLayer(Layer):
         return explain_spec(self.spec, direction=self.conv_view().direction, title=self._title(),
                             weight=None if x is None else self.weight, x=x)
 
-    def report(self, x: Any = None) -> str:
-        """A Markdown derivation report of the layer (text only; the CLI adds figures)."""
-        from convmatrix.reports.layer import layer_report
-
-        return layer_report(self, x=x, figures=False).markdown
-
 
 class Conv(ConvLayer):
     """A convolution layer (torch ``convNd``): ``y = C @ x + b``.
