@@ -16,8 +16,8 @@ from convmatrix.build.sparse import DEFAULT_MAX_BYTES, as_weight
 from convmatrix.build.weights import make_weight
 from convmatrix.geometry.spec import ConvSpec, conv_spec, conv_transpose_spec
 from convmatrix.layers.base import shape_text
-from convmatrix.layers.conv import Conv, ConvTranspose
 from convmatrix.layers.channels_last import KerasConv
+from convmatrix.layers.conv import Conv, ConvTranspose
 from convmatrix.reports.layer import keras_conv
 from convmatrix.typing import Direction
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from convmatrix.layers.base import Layer
+from convmatrix.layers.channels_last import KerasConv
 from convmatrix.layers.conv import ConvLayer
-from convmatrix.layers.keras import KerasConv
 from convmatrix.layers.sequential import Sequential
 from convmatrix.reports.explain import explain_matrix, explain_stack
 from convmatrix.reports.layer import layer_report
