@@ -22,7 +22,7 @@ from convmatrix.geometry.indices import stored_entries
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.layers.base import shape_text
 from convmatrix.layers.channels_last import KerasConv
-from convmatrix.layers.conv import Conv, ConvLayer
+from convmatrix.layers.conv import ConvLayer
 from convmatrix.reports.document import Report
 from convmatrix.reports.figures import figures_available, overlap_png, sparsity_png
 
@@ -89,9 +89,10 @@ def _geometry(layer: ReportLayer) -> str:
     parts = core._geometry_text()
     if not any(part.startswith("stride ") for part in parts):
         parts.insert(1, "stride 1")
-    if isinstance(core, Conv) and core.padding_mode != "zeros":  # "reflect padding 2"
-        parts = [f"{core.padding_mode} {part}" if part.startswith("padding ") else part
-                 for part in parts if part != core.padding_mode]
+    mode = _view(layer).spec.padding_mode
+    if mode != "zeros":  # "reflect padding 2"
+        parts = [f"{mode} {part}" if part.startswith("padding ") else part
+                 for part in parts if part != mode]
     return ", ".join(parts)
 
 

@@ -14,7 +14,6 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix.analysis.checkerboard import Checkerboard, checkerboard, spatial_axes
 from convmatrix.analysis.inverse import transpose_vs_inverse
 from convmatrix.layers.base import Layer, shape_text
-from convmatrix.layers.conv import ConvLayer
 from convmatrix.layers.sequential import Sequential
 from convmatrix.reports.document import Report
 from convmatrix.reports.figures import figures_available, overlap_maps_png
@@ -34,8 +33,8 @@ def _leaves(layer: Layer) -> list[Layer]:
 
 def _all_ones(layer: Layer) -> bool:
     """Every learnable weight of the stack is 1 (then the actual response is the path count)."""
-    return all(not isinstance(leaf, ConvLayer) or bool(np.all(leaf.weight == 1))
-               for leaf in _leaves(layer))
+    views = [leaf.conv_view() for leaf in _leaves(layer)]
+    return all(view is None or bool(np.all(view.weight == 1)) for view in views)
 
 
 def _channel0(layer: Layer, values: np.ndarray) -> np.ndarray:
@@ -78,10 +77,10 @@ def verification_section(layers: Sequence[Layer], level: int = 2) -> list[str]:
     Only the verdicts are printed (float errors would vary in their last digits between
     machines, and the report must regenerate byte for byte).
     """
-    convs: list[ConvLayer] = []
+    convs: list[Layer] = []
     for layer in layers:
         for leaf in _leaves(layer):
-            if isinstance(leaf, ConvLayer) and all(leaf is not seen for seen in convs):
+            if leaf.conv_view() is not None and all(leaf is not seen for seen in convs):
                 convs.append(leaf)
     out = [f"{'#' * level} Numerical verification", ""]
     if not convs:

@@ -184,3 +184,38 @@ def test_set_presenter_makes_the_presenter_lazily(monkeypatch):
     base.set_presenter(factory)
     assert made == []
     assert base.get_presenter() is base.get_presenter() and made == [1]
+
+
+# --- the 0.1 module paths of the reports and the command line --------------------------------
+
+OLD_NAMES = {
+    "convmatrix.report": ["Report", "ReportLayer", "builtin_reports", "check_report_budget",
+                          "index_markdown", "keras_conv", "layer_report", "layer_title",
+                          "seed_report"],
+    "convmatrix.stack_report": ["builtin_stack_reports", "checkerboard_generator_report",
+                                "compare_report", "inverse_report", "layers_table",
+                                "stack_report", "verification_section"],
+    "convmatrix.norm_cli": ["add_norm_command", "norm_text", "run_norm", "save_streamed"],
+    "convmatrix.stack_cli": ["STACK_HELP", "add_compare_command", "add_stack_argument",
+                             "run_compare", "run_stack_report"],
+}
+
+
+@pytest.mark.parametrize("old", sorted(OLD_NAMES))
+def test_old_report_and_cli_modules_keep_their_names(old):
+    import importlib
+    import sys
+
+    sys.modules.pop(old, None)
+    with pytest.deprecated_call(match="deprecated"):
+        module = importlib.import_module(old)
+    for name in OLD_NAMES[old]:
+        assert hasattr(module, name), name
+
+
+def test_layer_from_args_moved_with_a_warning():
+    import convmatrix.cli as cli
+    from convmatrix.cli._layer import layer_from_args
+
+    with pytest.deprecated_call(match="layer_from_args"):
+        assert cli.layer_from_args is layer_from_args
