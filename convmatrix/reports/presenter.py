@@ -32,7 +32,7 @@ def explain(layer: Layer, x: Any = None) -> Any:
     if view is not None and view.layout == "channels_first":
         from convmatrix.symbolic.explain import explain_spec
 
-        return explain_spec(view.spec, view.direction == "adjoint", title=view.title,
+        return explain_spec(view.spec, direction=view.direction, title=view.title,
                             weight=None if x is None else view.weight, x=x)
     if isinstance(layer, Sequential):
         if x is not None:
