@@ -148,7 +148,7 @@ def test_convolutions_keep_their_symbolic_explanation_and_report():
     assert conv.report() == layer_report(conv, figures=False).markdown
     reflect = cm.Conv(np.ones((1, 1, 3)), (1, 4), padding=1, padding_mode="reflect")
     adjoint = reflect.T.explain()  # a convolution seen as its adjoint: derived symbolically
-    assert type(adjoint).__name__ == "Explanation" and adjoint.transpose
+    assert type(adjoint).__name__ == "Explanation" and adjoint.direction == "adjoint"
     assert "Adjoint of Conv1d" in reflect.T.report()
 
 
