@@ -109,14 +109,18 @@ def _tuples(value: Any) -> Any:
     return value
 
 
+# bases, stacks and the channels-last (Keras layout) kinds: not layers of a stack file
+_NOT_IN_FILES = ("Layer", "Adjoint", "Sequential", "KerasConv", "ConvLayer", "ChannelsLast",
+                 "Repeat")
+
+
 def _layer_kinds() -> dict[str, Any]:
     import convmatrix.layers
 
     kinds: dict[str, Any] = {}
     for name in convmatrix.layers.__all__:
         value = getattr(convmatrix.layers, name, None)
-        if (isinstance(value, type) and issubclass(value, Layer) and name not in
-                ("Layer", "Adjoint", "Sequential", "KerasConv", "ConvLayer")):
+        if (isinstance(value, type) and issubclass(value, Layer) and name not in _NOT_IN_FILES):
             kinds[name] = value
     return kinds
 

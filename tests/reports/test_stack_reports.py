@@ -174,3 +174,11 @@ def test_generator_report_reproduces_the_four_cases():
     cells = [cell.strip() for cell in actual_row.split("|")[2:-1]]
     assert cells[3].startswith("**even**") and cells[4].startswith("**checkerboard**")
     assert "DISAGREES" not in text and "All checks passed." in text
+
+
+def test_stack_files_offer_the_channels_first_kinds_only():
+    text = 'input = [1, 4, 4]\n[[layers]]\nkind = "ChannelsLast"\n'
+    with pytest.raises(cm.ConvMatrixError, match=r"must be one of AvgPool, BatchNorm, Conv, "
+                                                 r"ConvTranspose, Identity, Pad, PixelShuffle, "
+                                                 r"PixelUnshuffle, Upsample$"):
+        parse_stack(text)
