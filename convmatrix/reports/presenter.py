@@ -53,5 +53,6 @@ def report(layer: Layer, x: Any = None) -> str:
     if isinstance(layer, Sequential) and x is None:
         return stack_report(layer, figures=False).markdown
     explanation = layer.explain(x)
-    return "\n".join([f"# {layer!r}", "", layer.summary_markdown(), "",
-                      explanation.to_markdown(level=2)])
+    table = layer.summary_markdown().split("\n", 2)[2]  # the repr is the heading
+    body = explanation.to_markdown(level=2).split("\n", 1)[1]
+    return "\n".join([f"# {layer!r}", "", table, "", "## Explanation", body])

@@ -89,7 +89,9 @@ def test_matrix_explanation_renders(name):
     assert layer._repr_markdown_() == f"{layer.summary_markdown()}\n\n{markdown}"
     assert layer._repr_latex_() is None
     report = layer.report()
-    assert report.startswith(f"# {layer!r}\n") and markdown in report
+    assert report.startswith(f"# {layer!r}\n\n| input | output | matrix | dtype |")
+    assert "\n## Explanation\n\nNo symbolic derivation" in report
+    assert markdown.split("\n", 1)[1] in report
 
 
 def test_explanation_with_an_input_shows_the_values():
