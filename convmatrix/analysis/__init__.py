@@ -1,5 +1,33 @@
 """Analyses of affine maps: paths, checkerboard, transpose vs inverse, spectra, blocks, saving.
 
-Nothing here imports :mod:`convmatrix.layers`: analyses work on the hooks every layer kind
-provides.
+Nothing here imports :mod:`convmatrix.layers`: analyses take any
+:class:`~convmatrix.geometry.view.AffineMap` and work on the hooks every layer kind provides
+(``conv_view``, ``apply_forward``/``apply_adjoint``, ``chain``, ``layout``, ``path_matrix``,
+``own_interior``, ``axis_steps``).
 """
+
+from convmatrix.analysis.checkerboard import Checkerboard, checkerboard
+from convmatrix.analysis.inverse import InverseAnalysis, transpose_vs_inverse
+from convmatrix.analysis.paths import path_counts
+from convmatrix.analysis.save import save_matrix
+from convmatrix.analysis.spectra import (
+    LipschitzBounds,
+    lipschitz,
+    operator_norm,
+    operator_norm_bound,
+    singular_values,
+)
+
+__all__ = [
+    "Checkerboard",
+    "InverseAnalysis",
+    "LipschitzBounds",
+    "checkerboard",
+    "lipschitz",
+    "operator_norm",
+    "operator_norm_bound",
+    "path_counts",
+    "save_matrix",
+    "singular_values",
+    "transpose_vs_inverse",
+]

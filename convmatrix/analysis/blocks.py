@@ -14,10 +14,10 @@ import scipy.sparse as sp
 from convmatrix._errors import ConvMatrixError
 from convmatrix.build.sparse import spec_matrix
 from convmatrix.geometry.spec import ConvSpec
-from convmatrix.layers.base import Adjoint, Layer
-from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
+from convmatrix.geometry.view import AffineMap, ConvView
+from convmatrix.typing import Direction
 
-__all__ = ["BLOCK_BYTES", "BlockPlan", "block_plan", "block_rows", "matrix_blocks"]
+__all__ = ["BLOCK_BYTES", "BlockPlan", "block_plan", "block_rows", "matrix_blocks", "row_view"]
 
 BLOCK_BYTES: int = 256 * 2**20
 """Default size of one row block (data and column indices) when ``rows_per_block`` is None."""
@@ -25,20 +25,20 @@ BLOCK_BYTES: int = 256 * 2**20
 _INT32_MAX = int(np.iinfo(np.int32).max)
 
 
-def _row_kind(layer: Layer) -> tuple[ConvLayer, bool] | None:
-    """The convolution behind ``layer`` and whether its rows are ``C``'s (else ``Cᵀ``'s)."""
-    if isinstance(layer, Conv):
-        return layer, True
-    if isinstance(layer, ConvTranspose):
-        return layer, False
-    if isinstance(layer, Adjoint) and isinstance(layer.layer, Conv | ConvTranspose):
-        inner = _row_kind(layer.layer)
-        assert inner is not None
-        return inner[0], not inner[1]
-    return None
+def row_view(layer: AffineMap) -> ConvView | None:
+    """The convolution whose channel ranges give ``layer``'s rows, or None.
+
+    The layer's :meth:`~convmatrix.Layer.conv_view` when its rows are those of ``C``
+    (``direction="forward"``) or ``Cᵀ`` (``"adjoint"``) in channels-first order; None for
+    other kinds and for channels-last layouts (whose rows interleave the channels).
+    """
+    view = layer.conv_view()
+    if view is None or view.layout != "channels_first":
+        return None
+    return view
 
 
-def block_rows(layer: Layer, rows_per_block: int | None = None) -> int:
+def block_rows(layer: AffineMap, rows_per_block: int | None = None) -> int:
     """Validate ``rows_per_block``, or choose one giving blocks of about :data:`BLOCK_BYTES`."""
     rows = layer.matrix_shape[0]
     if rows_per_block is not None:
@@ -49,20 +49,20 @@ def block_rows(layer: Layer, rows_per_block: int | None = None) -> int:
             raise ConvMatrixError(
                 f"`rows_per_block` (={rows_per_block!r}) must be a positive int or None")
         return int(rows_per_block)
-    kind = _row_kind(layer)
-    if kind is None:
+    view = row_view(layer)
+    if view is None:
         return max(rows, 1)
-    nnz = kind[0].spec.nnz_upper_bound()
+    nnz = view.spec.nnz_upper_bound()
     per_row = max(1.0, nnz / max(rows, 1)) * (np.dtype(layer.dtype).itemsize + 8)
     return max(1, min(rows, int(BLOCK_BYTES // per_row)))
 
 
-def matrix_blocks(layer: Layer, rows_per_block: int | None = None) -> Iterator[sp.csr_array]:
+def matrix_blocks(layer: AffineMap, rows_per_block: int | None = None) -> Iterator[sp.csr_array]:
     """Yield ``layer.matrix()`` as consecutive CSR row blocks.
 
     Parameters
     ----------
-    layer : Layer
+    layer : AffineMap
         Any layer object.
     rows_per_block : int, optional
         Rows per block (the last block of each channel range may be shorter); default: blocks
@@ -110,18 +110,18 @@ def matrix_blocks(layer: Layer, rows_per_block: int | None = None) -> Iterator[s
 BlockPlan = list[tuple[int, int, Callable[[], sp.csr_array]]]
 
 
-def block_plan(layer: Layer, rows_per_block: int) -> BlockPlan:
+def block_plan(layer: AffineMap, rows_per_block: int) -> BlockPlan:
     """Consecutive row ranges ``(start, stop, build)``; ``build()`` returns those rows as CSR.
 
     Convolution kinds: ranges of whole channels within one group, as many as fit
     ``rows_per_block`` (at least one channel). Other layer kinds: one range, the matrix.
     """
-    kind = _row_kind(layer)
-    if kind is None:
+    view = row_view(layer)
+    if view is None:
         return [(0, layer.matrix_shape[0],
                  lambda: sp.csr_array(layer.matrix("csr", max_bytes=None)))]
-    conv, forward = kind
-    spec, weight = conv.spec, conv.weight
+    spec, weight, direction = view.spec, view.weight, view.direction
+    forward = direction == "forward"
     groups = spec.groups
     cog, cig = spec.out_channels // groups, spec.in_channels // groups
     row_channels, row_pixels = ((cog, math.prod(spec.output_size)) if forward
@@ -133,18 +133,18 @@ def block_plan(layer: Layer, rows_per_block: int) -> BlockPlan:
             last = min(first + per_block, row_channels)
             start = (group * row_channels + first) * row_pixels
             stop = (group * row_channels + last) * row_pixels
-            plan.append((start, stop, partial(_channel_block, spec, weight, forward, group,
-                                              first, last)))
+            plan.append((start, stop, partial(_channel_block, spec, weight, group, first,
+                                              last, direction=direction)))
     return plan
 
 
-def _channel_block(spec: ConvSpec, weight: np.ndarray, forward: bool, group: int, first: int,
-                   last: int) -> sp.csr_array:
-    """Rows of channels ``first:last`` of ``group`` of ``C`` (``forward``) or ``Cᵀ``."""
+def _channel_block(spec: ConvSpec, weight: np.ndarray, group: int, first: int, last: int, *,
+                   direction: Direction) -> sp.csr_array:
+    """Rows of channels ``first:last`` of ``group`` of ``C`` (``"forward"``) or ``Cᵀ``."""
     groups = spec.groups
     cog, cig = spec.out_channels // groups, spec.in_channels // groups
     pixels_out, pixels_in = math.prod(spec.output_size), math.prod(spec.input_size)
-    if forward:
+    if direction == "forward":
         sub = dataclasses.replace(spec, in_channels=cig, out_channels=last - first, groups=1)
         rows = spec_matrix(sub, weight[group * cog + first: group * cog + last], format="csr",
                            max_bytes=None)

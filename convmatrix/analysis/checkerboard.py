@@ -3,11 +3,11 @@
 Two maps can be judged (``weights=``):
 
 - ``"ones"`` (default): :func:`convmatrix.analysis.paths.path_counts`, the weight paths
-  landing on each output pixel with every learnable weight 1 — the overlap structure of the architecture,
-  independent of training (Odena, Dumoulin & Olah 2016).
+  landing on each output pixel with every learnable weight 1 — the overlap structure of the
+  architecture, independent of training (Odena, Dumoulin & Olah 2016).
 - ``"actual"``: :func:`convmatrix.analysis.paths.constant_response`, the layer's own linear
-  part applied to an all-ones input — what the trained (or initialised) weights do to a flat image. A
-  sub-pixel convolution (conv → pixel shuffle) has an even path structure but with random
+  part applied to an all-ones input — what the trained (or initialised) weights do to a flat
+  image. A sub-pixel convolution (conv → pixel shuffle) has an even path structure but with random
   weights an uneven response; ICNR initialisation (Aitken et al. 2017: every sub-pixel kernel a
   copy of one) makes the response even at initialisation.
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import singledispatch
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
@@ -31,17 +30,13 @@ import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.analysis.paths import constant_response, interior_mask, path_counts
-from convmatrix.layers._separable import SeparableLayer
-from convmatrix.layers.base import Adjoint, Layer, shape_text
-from convmatrix.layers.channels_last import ChannelsLast, KerasConv
-from convmatrix.layers.conv import Conv, ConvTranspose
-from convmatrix.layers.identity import Identity
-from convmatrix.layers.sequential import Sequential
+from convmatrix.geometry.view import AffineMap, AxisSteps, ConvView
 
 if TYPE_CHECKING:
     from convmatrix.symbolic.composed import AxisStep, ComposedLaw
 
-__all__ = ["Checkerboard", "Weights", "axis_steps", "checkerboard", "spatial_axes"]
+__all__ = ["Checkerboard", "Weights", "axis_steps", "checkerboard", "conv_axis_steps",
+           "lattice_step", "spatial_axes"]
 
 Weights = Literal["ones", "actual"]
 _WEIGHTS: tuple[str, ...] = get_args(Weights)
@@ -49,14 +44,14 @@ _DIGITS = 9  # significant digits to which float interior values are told apart
 _GRID_MAX = 32  # pixels per axis of the map printed in text
 
 
-def spatial_axes(layer: Layer) -> tuple[int, ...]:
-    """Indices of the spatial axes of ``layer.output_shape`` (Keras channels-last aware)."""
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "×".join(str(v) for v in shape)
+
+
+def spatial_axes(layer: AffineMap) -> tuple[int, ...]:
+    """Indices of the spatial axes of ``layer.output_shape`` (from its ``layout`` hook)."""
     ndim = len(layer.output_shape)
-    inner = layer
-    while isinstance(inner, Sequential):
-        inner = inner.layers[-1]
-    if ((isinstance(inner, KerasConv) and inner.data_format == "channels_last")
-            or isinstance(inner, ChannelsLast)):
+    if layer.layout == "channels_last":
         return tuple(range(ndim - 1))
     return tuple(range(1, ndim))
 
@@ -90,7 +85,7 @@ class Checkerboard:
 
     Attributes
     ----------
-    layer : Layer
+    layer : AffineMap
         What was judged.
     weights : {"ones", "actual"}
         Which map: weight paths with all-ones weights, or the response to a constant input.
@@ -105,7 +100,7 @@ class Checkerboard:
         Channel paths multiplying the per-axis laws (``∏ C_in/groups`` of the stack).
     """
 
-    layer: Layer
+    layer: AffineMap
     weights: str
     counts: np.ndarray = field(repr=False)
     interior: np.ndarray = field(repr=False)
@@ -230,7 +225,7 @@ class Checkerboard:
         note = ""
         if max(counts.shape) > _GRID_MAX:
             note = (f"\n(the top-left {min(counts.shape[0], _GRID_MAX)}×"
-                    f"{min(counts.shape[1], _GRID_MAX)} of {shape_text(counts.shape)})")
+                    f"{min(counts.shape[1], _GRID_MAX)} of {_shape_text(counts.shape)})")
             counts, interior = counts[:_GRID_MAX, :_GRID_MAX], interior[:_GRID_MAX, :_GRID_MAX]
         width = max(len(_value_text(v)) for v in counts.ravel()) + 1
         return "\n".join(" ".join(f"{_value_text(v) + ('*' if m else ' '):>{width}}"
@@ -281,12 +276,12 @@ def _value_text(value: Any) -> str:
     return "0" if text == "-0" else text
 
 
-def checkerboard(layer: Layer, weights: Weights = "ones") -> Checkerboard:
+def checkerboard(layer: AffineMap, weights: Weights = "ones") -> Checkerboard:
     """Judge a layer or stack for checkerboard artifacts.
 
     Parameters
     ----------
-    layer : Layer
+    layer : AffineMap
         Any layer object or stack.
     weights : {"ones", "actual"}
         ``"ones"``: weight paths with every learnable weight 1 (the architecture's overlap);
@@ -316,7 +311,7 @@ def checkerboard(layer: Layer, weights: Weights = "ones") -> Checkerboard:
     laws: tuple[ComposedLaw | None, ...] = tuple(None for _ in spatial_axes(layer))
     factor = None
     if weights == "ones":
-        steps = axis_steps(layer)
+        steps = layer.axis_steps()
         if steps is not None:
             from convmatrix.symbolic.composed import composed_law
 
@@ -326,104 +321,46 @@ def checkerboard(layer: Layer, weights: Weights = "ones") -> Checkerboard:
     return Checkerboard(layer, weights, counts, interior_mask(layer), laws, factor)
 
 
-@singledispatch
-def axis_steps(layer: Layer) -> tuple[list[list[AxisStep] | None], int] | None:
+def axis_steps(layer: AffineMap) -> AxisSteps | None:
     """Per spatial axis the layer's steps (None where it has none), and its channel factor.
 
-    None for layer kinds that are no per-axis step (pixel shuffle, interpolation, ...).
+    None for layer kinds that are no per-axis step (pixel shuffle, interpolation, ...). The
+    layer's ``axis_steps()`` hook.
     """
-    return None
+    return layer.axis_steps()
 
 
-@axis_steps.register(ConvTranspose)
-def _(layer: ConvTranspose) -> tuple[list[list[AxisStep] | None], int]:
+def conv_axis_steps(view: ConvView, label: str | None = None) -> AxisSteps:
+    """The lattice steps of a convolution (or its adjoint) and its channel factor.
+
+    A transposed convolution (``view.direction == "adjoint"``) is a step ``(k, s, d, p)`` on
+    every axis; a forward convolution is one (``k, 1, d, d(k − 1) − p``) only where its
+    stride is 1 (a strided convolution decimates: None on that axis).
+    """
     from convmatrix.symbolic.composed import AxisStep
 
-    spec = layer.spec
-    steps: list[list[AxisStep] | None] = [
-        [AxisStep(spec.kernel_size[a], spec.stride[a], spec.dilation[a], spec.padding[a][0],
-                  label=f"ConvTranspose k{spec.kernel_size[a]}/s{spec.stride[a]}")]
-        for a in range(spec.ndim)]
-    return steps, layer.input_shape[0] // spec.groups
-
-
-@axis_steps.register(Conv)
-def _(layer: Conv) -> tuple[list[list[AxisStep] | None], int]:
-    from convmatrix.symbolic.composed import AxisStep
-
-    spec = layer.spec
+    spec = view.spec
     steps: list[list[AxisStep] | None] = []
+    if view.direction == "adjoint":
+        for a in range(spec.ndim):
+            k, s = spec.kernel_size[a], spec.stride[a]
+            steps.append([AxisStep(k, s, spec.dilation[a], spec.padding[a][0],
+                                   label=label or f"ConvTranspose k{k}/s{s}")])
+        return steps, spec.out_channels // spec.groups
     for a in range(spec.ndim):
         k, d = spec.kernel_size[a], spec.dilation[a]
-        steps.append(None if spec.stride[a] != 1 else  # a strided convolution decimates
+        steps.append(None if spec.stride[a] != 1 else
                      [AxisStep(k, 1, d, d * (k - 1) - spec.padding[a][0],
-                               label=f"Conv k{k}")])
-    return steps, layer.input_shape[0] // spec.groups
+                               label=label or f"Conv k{k}")])
+    return steps, spec.in_channels // spec.groups
 
 
-@axis_steps.register(KerasConv)
-def _(layer: KerasConv) -> tuple[list[list[AxisStep] | None], int] | None:
-    return axis_steps(layer.torch)
+def lattice_step(matrix: sp.sparray) -> tuple[int, int, int, int] | None:
+    """``(k, s, 1, p)`` when input ``i`` feeds exactly the outputs ``s·i + t − p`` in range.
 
-
-@axis_steps.register(ChannelsLast)
-def _(layer: ChannelsLast) -> tuple[list[list[AxisStep] | None], int] | None:
-    return axis_steps(layer.core)
-
-
-@axis_steps.register(Adjoint)
-def _(layer: Adjoint) -> tuple[list[list[AxisStep] | None], int] | None:
-    inner = layer.layer
-    if isinstance(inner, Conv):  # e.g. reflect padding: the interior law is the transpose's
-        from convmatrix.symbolic.composed import AxisStep
-
-        spec = inner.spec
-        steps: list[list[AxisStep] | None] = [
-            [AxisStep(spec.kernel_size[a], spec.stride[a], spec.dilation[a],
-                      spec.padding[a][0], label="adjoint convolution")]
-            for a in range(spec.ndim)]
-        return steps, inner.output_shape[0] // spec.groups
-    return None
-
-
-@axis_steps.register(Identity)
-def _(layer: Identity) -> tuple[list[list[AxisStep] | None], int]:
-    from convmatrix.symbolic.composed import AxisStep
-
-    return [[AxisStep(1, 1, label="identity")] for _ in layer.input_shape[1:]], 1
-
-
-@axis_steps.register(SeparableLayer)
-def _(layer: SeparableLayer) -> tuple[list[list[AxisStep] | None], int] | None:
-    """A per-axis layer: each spatial axis matrix read as a lattice step where it is one.
-
-    Nearest upsampling by an integer factor ``r`` is ``k = s = r``, zero padding or cropping a
-    shift (``k = s = 1``), a per-channel map the identity; decimating axes (pooling) are none.
+    How a per-axis matrix (upsampling, padding, cropping) is read as a lattice step; None
+    when it is none.
     """
-    from convmatrix.symbolic.composed import AxisStep
-
-    matrices = layer._axis_matrices()
-    channel = matrices[0]
-    if channel is None:
-        factor = 1
-    else:
-        per_row = np.diff(sp.csr_array(channel).indptr)
-        if per_row.size == 0 or np.any(per_row != per_row[0]):
-            return None
-        factor = int(per_row[0])
-    steps: list[list[AxisStep] | None] = []
-    for matrix in matrices[1:]:
-        if matrix is None:
-            steps.append([AxisStep(1, 1, label=type(layer).__name__)])
-            continue
-        found = _lattice(sp.csc_array(matrix))
-        steps.append(None if found is None else
-                     [AxisStep(*found, label=type(layer).__name__)])
-    return steps, factor
-
-
-def _lattice(matrix: sp.csc_array) -> tuple[int, int, int, int] | None:
-    """``(k, s, 1, p)`` when input ``i`` feeds exactly the outputs ``s·i + t − p`` in range."""
     matrix = sp.csc_array(matrix)
     matrix.eliminate_zeros()
     out, n = matrix.shape
@@ -442,20 +379,3 @@ def _lattice(matrix: sp.csc_array) -> tuple[int, int, int, int] | None:
         if not np.array_equal(found, expected):
             return None
     return kernel, stride, 1, padding
-
-
-@axis_steps.register(Sequential)
-def _(layer: Sequential) -> tuple[list[list[AxisStep] | None], int] | None:
-    ndim = len(layer.output_shape) - 1
-    combined: list[list[AxisStep] | None] = [[] for _ in range(ndim)]
-    factor = 1
-    for item in layer.layers:
-        found = axis_steps(item)
-        if found is None or len(found[0]) != ndim:
-            return None
-        per_axis, item_factor = found
-        factor *= item_factor
-        for a in range(ndim):
-            current, extra = combined[a], per_axis[a]
-            combined[a] = None if current is None or extra is None else current + extra
-    return combined, factor

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.analysis.blocks import block_plan, block_rows
-
-if TYPE_CHECKING:
-    from convmatrix.layers.base import Layer
+from convmatrix.geometry.view import AffineMap
 
 __all__ = ["to_dask"]
 
@@ -29,12 +27,12 @@ def _coo(build: Any) -> Any:
     return sparse.COO.from_scipy_sparse(build())
 
 
-def to_dask(layer: Layer, row_chunks: int | None = None) -> Any:
+def to_dask(layer: AffineMap, row_chunks: int | None = None) -> Any:
     """``layer.matrix()`` as a ``dask.array`` whose row chunks are built when computed.
 
     Parameters
     ----------
-    layer : Layer
+    layer : AffineMap
         Any layer object.
     row_chunks : int, optional
         Rows per chunk, rounded down to whole channels (at least one) for convolutions;

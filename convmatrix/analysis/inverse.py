@@ -20,11 +20,10 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.geometry.view import AffineMap, ConvView
 
 if TYPE_CHECKING:
     import sympy
-
-    from convmatrix.layers.base import Layer
 
 __all__ = ["MAX_DENSE_ENTRIES", "MAX_EXACT_ENTRIES", "MAX_GRAM_COLUMNS", "InverseAnalysis",
            "transpose_vs_inverse"]
@@ -72,7 +71,7 @@ class InverseAnalysis:
 
     Attributes
     ----------
-    layer : Layer
+    layer : AffineMap
         The layer analysed (its linear part ``C``; the offset plays no role).
     rows, columns : int
         The shape of ``C`` (outputs × inputs).
@@ -98,7 +97,7 @@ class InverseAnalysis:
         A basis of the null space of ``C`` (exact, SymPy), for small integer matrices.
     """
 
-    layer: Layer
+    layer: AffineMap
     rows: int
     columns: int
     rank: int
@@ -155,9 +154,7 @@ class InverseAnalysis:
     # -- renderings --------------------------------------------------------------------------
 
     def _name(self) -> str:
-        from convmatrix.layers.conv import ConvTranspose
-
-        return "Cᵀ" if isinstance(self.layer, ConvTranspose) else "C"
+        return "Cᵀ" if _transposed_conv(self.layer) else "C"
 
     def _gram_name(self) -> tuple[str, str]:
         """The Gram matrix of the layer's matrix, as text and LaTeX (``CᵀC`` or ``CCᵀ``)."""
@@ -255,13 +252,13 @@ class InverseAnalysis:
         return self.to_markdown()
 
 
-def transpose_vs_inverse(layer: Layer, x: Any = None, *, seed: int | None = None
+def transpose_vs_inverse(layer: AffineMap, x: Any = None, *, seed: int | None = None
                          ) -> InverseAnalysis:
     """Compare a layer's transpose with its (least-squares) inverse.
 
     Parameters
     ----------
-    layer : Layer
+    layer : AffineMap
         Any layer object; its linear part ``C`` is analysed (at most 4,000,000 matrix
         entries: the rank needs the singular values of the dense matrix).
     x : array_like, optional
@@ -335,7 +332,7 @@ def transpose_vs_inverse(layer: Layer, x: Any = None, *, seed: int | None = None
         exact_x=exact, gram=gram, nullspace=nullspace)
 
 
-def _exact_parts(layer: Layer, matrix: sp.csr_array, x: np.ndarray
+def _exact_parts(layer: AffineMap, matrix: sp.csr_array, x: np.ndarray
                  ) -> tuple[Any, tuple[tuple[Any, ...], ...] | None, tuple[Any, ...] | None]:
     """Symbolic ``CᵀC``, exact null space and exact ``C⁺ C x`` for small layers."""
     rows, columns = matrix.shape
@@ -365,17 +362,32 @@ def _denominator_lcm(vector: tuple[Any, ...]) -> Any:
     return sympy.ilcm(*[sympy.Rational(e).q for e in vector], 1)
 
 
-def _symbolic_gram(layer: Layer) -> Any:
-    """``CᵀC`` in weight symbols for a convolution layer (None for other kinds)."""
-    from convmatrix.layers.conv import ConvLayer
+def _plain_conv(layer: AffineMap) -> ConvView | None:
+    """The layer's conv view when it is exactly ``C`` or ``Cᵀ`` of a zero-padded convolution.
 
-    if not isinstance(layer, ConvLayer):
+    Channels first and zero padding: a torch ``Conv``/``ConvTranspose`` (or the same
+    convolution under another name); None otherwise.
+    """
+    view = layer.conv_view()
+    if view is None or view.layout != "channels_first" or view.spec.padding_mode != "zeros":
+        return None
+    return view
+
+
+def _transposed_conv(layer: AffineMap) -> bool:
+    view = _plain_conv(layer)
+    return view is not None and view.direction == "adjoint"
+
+
+def _symbolic_gram(layer: AffineMap) -> Any:
+    """``CᵀC`` in weight symbols for a convolution layer (None for other kinds)."""
+    view = layer.conv_view()
+    if view is None or view.layout != "channels_first":
         return None
     import sympy
 
     from convmatrix.symbolic.matrices import spec_entries
 
-    direction = layer.conv_view().direction
     rows, columns = layer.matrix_shape
-    symbolic = sympy.SparseMatrix(rows, columns, spec_entries(layer.spec, direction=direction))
+    symbolic = sympy.SparseMatrix(rows, columns, spec_entries(view.spec, direction=view.direction))
     return (symbolic.T * symbolic).applyfunc(sympy.expand)

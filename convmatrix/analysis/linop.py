@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
-if TYPE_CHECKING:
-    from convmatrix.layers.base import Layer
+from convmatrix.geometry.view import AffineMap
 
 __all__ = ["CHUNK_BYTES", "LayerOperator", "operator_dtype"]
 
@@ -16,7 +16,7 @@ CHUNK_BYTES: int = 64 * 2**20
 """Columns of a ``matmat`` go through the layer in batches of about this many bytes."""
 
 
-def operator_dtype(layer: Layer) -> np.dtype[Any]:
+def operator_dtype(layer: AffineMap) -> np.dtype[Any]:
     """The layer's dtype, or float64 for bool and integer weights."""
     dtype = np.dtype(layer.dtype)
     return np.dtype(np.float64) if dtype.kind in "biu" else dtype
@@ -25,15 +25,16 @@ def operator_dtype(layer: Layer) -> np.dtype[Any]:
 class LayerOperator(LinearOperator):
     """``layer.matrix()`` as a LinearOperator that applies the layer instead of storing it.
 
-    ``matvec``/``matmat`` run the layer's batch hook ``_apply`` and ``rmatvec``/``rmatmat``
-    its ``_apply_adjoint`` (conjugated for complex weights, so ``rmatvec`` is the Hermitian
-    adjoint ``Cᴴ``). The offset (bias) is not part of the operator. Columns are processed in
-    batches of about :data:`CHUNK_BYTES` (at least one sample), so the working memory is a
-    small multiple of one input plus one output beyond the result itself.
+    ``matvec``/``matmat`` run the layer's batch hook ``apply_forward`` and
+    ``rmatvec``/``rmatmat`` its ``apply_adjoint`` (conjugated for complex weights, so
+    ``rmatvec`` is the Hermitian adjoint ``Cᴴ``). The offset (bias) is not part of the
+    operator. Columns are processed in batches of about :data:`CHUNK_BYTES` (at least one
+    sample), so the working memory is a small multiple of one input plus one output beyond
+    the result itself.
 
     Parameters
     ----------
-    layer : Layer
+    layer : AffineMap
         Any layer object.
 
     Examples
@@ -51,7 +52,7 @@ class LayerOperator(LinearOperator):
     True
     """
 
-    def __init__(self, layer: Layer) -> None:
+    def __init__(self, layer: AffineMap) -> None:
         self.layer = layer
         super().__init__(dtype=operator_dtype(layer), shape=layer.matrix_shape)
 
@@ -74,15 +75,14 @@ class LayerOperator(LinearOperator):
         return result
 
     def _matmat(self, X: np.ndarray) -> np.ndarray:
-        return self._batched(X, self.layer._apply, self.layer.input_shape, self.shape[0])
+        return self._batched(X, self.layer.apply_forward, self.layer.input_shape, self.shape[0])
 
     def _rmatmat(self, X: np.ndarray) -> np.ndarray:
         layer = self.layer
+        apply: Callable[[np.ndarray], np.ndarray] = layer.apply_adjoint
         if np.iscomplexobj(X) or self.dtype.kind == "c":
             def apply(y: np.ndarray) -> np.ndarray:
-                return np.conj(layer._apply_adjoint(np.conj(y)))
-        else:
-            apply = layer._apply_adjoint
+                return np.conj(layer.apply_adjoint(np.conj(y)))
         return self._batched(X, apply, layer.output_shape, self.shape[1])
 
     def _matvec(self, x: np.ndarray) -> np.ndarray:

@@ -22,31 +22,42 @@ every tap of the infinite lattice lands from an existing input pixel; other kind
 row has as many entries as the fullest row) and none of its paths passes through a border
 pixel of an earlier layer. Far from the borders the counts of a periodic stack repeat; the
 checkerboard verdict (:mod:`convmatrix.analysis.checkerboard`) reads them there.
+
+**Hooks.** Nothing here knows a layer kind: each map answers through the hooks of
+:class:`~convmatrix.geometry.view.AffineMap` — ``chain()`` (a stack's factors),
+``path_matrix()`` and ``own_interior()``. Layer kinds that are convolutions get both from
+:func:`conv_path_matrix` and :func:`conv_interior` of their ``conv_view()``.
 """
 
 from __future__ import annotations
 
 import math
-from functools import singledispatch
 
 import numpy as np
 import scipy.sparse as sp
 
 from convmatrix.build.channels_last import channels_last_matrix
-from convmatrix.layers.base import Adjoint, Layer
-from convmatrix.layers.channels_last import ChannelsLast, KerasConv
-from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
-from convmatrix.layers.sequential import Sequential
+from convmatrix.build.sparse import DEFAULT_MAX_BYTES, spec_matrix
+from convmatrix.geometry.view import AffineMap, ConvView
 
-__all__ = ["constant_response", "interior_mask", "path_counts", "path_matrix"]
+__all__ = [
+    "constant_response",
+    "conv_interior",
+    "conv_path_matrix",
+    "fullest_rows",
+    "interior_mask",
+    "path_counts",
+    "path_matrix",
+    "structural_paths",
+]
 
 
-@singledispatch
-def path_matrix(layer: Layer) -> sp.csr_array:
+def path_matrix(layer: AffineMap) -> sp.csr_array:
     """The layer's path matrix: its matrix with every learnable weight 1 (int64, CSR).
 
     Fixed-weight layer kinds count structural paths (non-zero entries become 1). A stack's path
-    matrix is the product of its layers' (:func:`path_counts` never forms it).
+    matrix is the product of its layers' (:func:`path_counts` never forms it). The layer's
+    ``path_matrix()`` hook.
 
     Examples
     --------
@@ -59,68 +70,83 @@ def path_matrix(layer: Layer) -> sp.csr_array:
            [0, 1, 1, 1],
            [0, 0, 2, 1]])
     """
-    matrix = sp.csr_array(layer.matrix())
-    pattern = sp.csr_array(((matrix.data != 0).astype(np.int64), matrix.indices, matrix.indptr),
-                           shape=matrix.shape)
+    return layer.path_matrix()
+
+
+def structural_paths(matrix: sp.sparray) -> sp.csr_array:
+    """One path per non-zero entry of ``matrix`` (int64 CSR): a fixed-weight map's paths."""
+    csr = sp.csr_array(matrix)
+    pattern = sp.csr_array(((csr.data != 0).astype(np.int64), csr.indices, csr.indptr),
+                           shape=csr.shape)
     pattern.eliminate_zeros()
     return pattern
 
 
-@path_matrix.register
-def _(layer: ConvLayer) -> sp.csr_array:
-    return sp.csr_array(_ones_like(layer).matrix())
+def _core_shapes(view: ConvView) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Input and output shape (channels first) of the convolution or its adjoint."""
+    spec = view.spec
+    if view.direction == "forward":
+        return spec.input_shape, spec.output_shape
+    return spec.output_shape, spec.input_shape
 
 
-@path_matrix.register
-def _(layer: KerasConv) -> sp.csr_array:
-    core = path_matrix(layer.torch)
-    if layer.data_format != "channels_last":
-        return core
-    return sp.csr_array(channels_last_matrix(core, layer.torch.input_shape,
-                                             layer.torch.output_shape))
+def conv_path_matrix(view: ConvView) -> sp.csr_array:
+    """The convolution of ``view`` with every weight 1 (int64 CSR), in the view's layout.
+
+    One path per kernel tap and input channel; where padding merges taps into one entry
+    (reflect, replicate, circular) the entry counts them.
+    """
+    ones = np.ones(view.weight.shape, dtype=np.int64)
+    matrix = spec_matrix(view.spec, ones, direction=view.direction, format="csr",
+                         max_bytes=DEFAULT_MAX_BYTES)
+    if view.layout == "channels_last":
+        matrix = channels_last_matrix(matrix, *_core_shapes(view))
+    return sp.csr_array(matrix)
 
 
-@path_matrix.register
-def _(layer: ChannelsLast) -> sp.csr_array:
-    return sp.csr_array(channels_last_matrix(path_matrix(layer.core), layer.core.input_shape,
-                                             layer.core.output_shape))
+def conv_interior(view: ConvView) -> np.ndarray:
+    """Flat bool per output pixel: the convolution's own border rule, in the view's layout.
+
+    A convolution: no tap of the output reads the padding. A transposed convolution: every
+    tap of the infinite lattice landing on the output comes from an existing input pixel.
+    """
+    spec = view.spec
+    axes = []
+    if view.direction == "forward":
+        for a in range(spec.ndim):
+            o = np.arange(spec.output_size[a])
+            start = o * spec.stride[a] - spec.padding[a][0]
+            reach = start + spec.dilation[a] * (spec.kernel_size[a] - 1)
+            axes.append((start >= 0) & (reach <= spec.input_size[a] - 1))
+    else:
+        for a in range(spec.ndim):
+            j = np.arange(spec.input_size[a])
+            ok = np.ones(j.size, dtype=bool)
+            for t in range(spec.kernel_size[a]):
+                q = j + spec.padding[a][0] - t * spec.dilation[a]
+                lands = q % spec.stride[a] == 0
+                i = q // spec.stride[a]
+                ok &= ~lands | ((i >= 0) & (i < spec.output_size[a]))
+            axes.append(ok)
+    output_shape = _core_shapes(view)[1]
+    mask = _outer(axes, output_shape[0])
+    if view.layout == "channels_last":
+        return np.moveaxis(mask.reshape(output_shape), 0, -1).ravel()
+    return mask
 
 
-@path_matrix.register
-def _(layer: Adjoint) -> sp.csr_array:
-    return sp.csr_array(path_matrix(layer.layer).T)
+def fullest_rows(pattern: sp.csr_array) -> np.ndarray:
+    """Flat bool per row: as many stored paths as the fullest row (the structural interior)."""
+    per_row = np.diff(sp.csr_array(pattern).indptr)
+    return (per_row == per_row.max(initial=0)) & (per_row > 0)
 
 
-@path_matrix.register
-def _(layer: Sequential) -> sp.csr_array:
-    product = path_matrix(layer.layers[0])
-    for item in layer.layers[1:]:
-        product = sp.csr_array(path_matrix(item) @ product)
-    return product
-
-
-def _ones_like(layer: ConvLayer) -> ConvLayer:
-    """The same convolution with every weight 1 (int64) and no bias."""
-    ones = np.ones(layer.weight.shape, dtype=np.int64)
-    if isinstance(layer, ConvTranspose):
-        return ConvTranspose(ones, layer.input_shape, **layer._arguments)
-    assert isinstance(layer, Conv)
-    return Conv(ones, layer.input_shape, **layer._arguments)
-
-
-def _leaves(layer: Layer) -> list[Layer]:
-    """A stack's layers in order (nested stacks flattened); one layer otherwise."""
-    if isinstance(layer, Sequential):
-        return [leaf for item in layer.layers for leaf in _leaves(item)]
-    return [layer]
-
-
-def path_counts(layer: Layer) -> np.ndarray:
+def path_counts(layer: AffineMap) -> np.ndarray:
     """Weight paths landing on each output pixel, with all-ones weights (see the module notes).
 
     Parameters
     ----------
-    layer : Layer
+    layer : AffineMap
         Any layer object or stack.
 
     Returns
@@ -140,12 +166,12 @@ def path_counts(layer: Layer) -> np.ndarray:
     array([[1, 1, 2, 1, 3, 2, 3, 1, 3, 2, 3, 1, 2, 1, 1]])
     """
     vector = np.ones(math.prod(layer.input_shape), dtype=np.int64)
-    for leaf in _leaves(layer):
-        vector = path_matrix(leaf) @ vector
+    for factor in layer.chain():
+        vector = factor.path_matrix() @ vector
     return np.asarray(vector).reshape(layer.output_shape)
 
 
-def constant_response(layer: Layer) -> np.ndarray:
+def constant_response(layer: AffineMap) -> np.ndarray:
     """The layer's linear part (its own weights, no bias) applied to an all-ones input.
 
     Returns
@@ -153,10 +179,10 @@ def constant_response(layer: Layer) -> np.ndarray:
     ndarray, shape ``layer.output_shape``
     """
     ones = np.ones((1, *layer.input_shape), dtype=np.result_type(layer.dtype, np.int64))
-    return np.asarray(layer._apply(ones))[0]
+    return np.asarray(layer.apply_forward(ones))[0]
 
 
-def interior_mask(layer: Layer) -> np.ndarray:
+def interior_mask(layer: AffineMap) -> np.ndarray:
     """Output pixels that no border effect reaches (see the module notes).
 
     Returns
@@ -171,64 +197,11 @@ def interior_mask(layer: Layer) -> np.ndarray:
     array([[0, 1, 1, 1, 1, 1, 1, 1, 0]])
     """
     mask = np.ones(math.prod(layer.input_shape), dtype=bool)
-    for leaf in _leaves(layer):
-        pattern = path_matrix(leaf)
+    for factor in layer.chain():
+        pattern = factor.path_matrix()
         touched = pattern @ (~mask).astype(np.int64)
-        mask = _own_interior(leaf).ravel() & (np.asarray(touched) == 0)
+        mask = factor.own_interior().ravel() & (np.asarray(touched) == 0)
     return mask.reshape(layer.output_shape)
-
-
-@singledispatch
-def _own_interior(layer: Layer) -> np.ndarray:
-    """Default: rows with as many stored paths as the fullest row."""
-    pattern = path_matrix(layer)
-    per_row = np.diff(pattern.indptr)
-    return (per_row == per_row.max(initial=0)) & (per_row > 0)
-
-
-def _channels_last(mask: np.ndarray, core_shape: tuple[int, ...]) -> np.ndarray:
-    return np.moveaxis(mask.reshape(core_shape), 0, -1).ravel()
-
-
-@_own_interior.register
-def _(layer: KerasConv) -> np.ndarray:
-    own = _own_interior(layer.torch)
-    if layer.data_format != "channels_last":
-        return own
-    return _channels_last(own, layer.torch.output_shape)
-
-
-@_own_interior.register
-def _(layer: ChannelsLast) -> np.ndarray:
-    return _channels_last(_own_interior(layer.core), layer.core.output_shape)
-
-
-@_own_interior.register
-def _(layer: Conv) -> np.ndarray:
-    spec = layer.spec
-    axes = []
-    for a in range(spec.ndim):
-        o = np.arange(spec.output_size[a])
-        start = o * spec.stride[a] - spec.padding[a][0]
-        reach = start + spec.dilation[a] * (spec.kernel_size[a] - 1)
-        axes.append((start >= 0) & (reach <= spec.input_size[a] - 1))
-    return _outer(axes, layer.output_shape[0])
-
-
-@_own_interior.register
-def _(layer: ConvTranspose) -> np.ndarray:
-    spec = layer.spec
-    axes = []
-    for a in range(spec.ndim):
-        j = np.arange(spec.input_size[a])
-        ok = np.ones(j.size, dtype=bool)
-        for t in range(spec.kernel_size[a]):
-            q = j + spec.padding[a][0] - t * spec.dilation[a]
-            lands = q % spec.stride[a] == 0
-            i = q // spec.stride[a]
-            ok &= ~lands | ((i >= 0) & (i < spec.output_size[a]))
-        axes.append(ok)
-    return _outer(axes, layer.output_shape[0])
 
 
 def _outer(axes: list[np.ndarray], channels: int) -> np.ndarray:

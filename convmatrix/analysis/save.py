@@ -11,8 +11,8 @@ from typing import IO, Any
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.analysis.blocks import _row_kind, matrix_blocks
-from convmatrix.layers.base import Layer
+from convmatrix.analysis.blocks import matrix_blocks, row_view
+from convmatrix.geometry.view import AffineMap, is_affine_map
 
 __all__ = ["save_matrix"]
 
@@ -21,13 +21,13 @@ _COPY_ENTRIES = 1 << 20  # entries converted or formatted per step
 _COPY_BYTES = 1 << 22  # bytes copied per step from the temporary files
 
 
-def save_matrix(layer: Layer, path: str | os.PathLike[str], *,
+def save_matrix(layer: AffineMap, path: str | os.PathLike[str], *,
                 rows_per_block: int | None = None) -> Path:
     """Write ``layer.matrix()`` to a file without holding more than one row block in memory.
 
     Parameters
     ----------
-    layer : Layer
+    layer : AffineMap
         Any layer object.
     path : str or path-like
         Ending in ``.npz`` (scipy's CSR format: ``scipy.sparse.load_npz`` reads it back as a
@@ -66,7 +66,7 @@ def save_matrix(layer: Layer, path: str | os.PathLike[str], *,
     suffix = target.suffix.lower()
     if suffix not in (".npz", ".mtx"):
         raise ConvMatrixError(f"`path` (={str(path)!r}) must end in '.npz' or '.mtx'")
-    if not isinstance(layer, Layer):
+    if not is_affine_map(layer):
         raise ConvMatrixError(f"`layer` (={layer!r}) must be a convmatrix layer object")
     blocks = matrix_blocks(layer, rows_per_block)  # validates rows_per_block now
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -78,11 +78,11 @@ def save_matrix(layer: Layer, path: str | os.PathLike[str], *,
     return target
 
 
-def _index_dtype(layer: Layer) -> np.dtype[Any]:
+def _index_dtype(layer: AffineMap) -> np.dtype[Any]:
     """int32 when the column count and an upper bound of stored entries fit it (as scipy)."""
     rows, cols = layer.matrix_shape
-    kind = _row_kind(layer)
-    bound = kind[0].spec.nnz_upper_bound() if kind is not None else rows * cols
+    view = row_view(layer)
+    bound = view.spec.nnz_upper_bound() if view is not None else rows * cols
     return np.dtype(np.int32 if max(cols, bound) <= _INT32_MAX else np.int64)
 
 
@@ -91,7 +91,7 @@ def _append(stream: IO[bytes], array: np.ndarray, dtype: np.dtype[Any]) -> None:
         stream.write(np.ascontiguousarray(array[start:start + _COPY_ENTRIES], dtype=dtype).data)
 
 
-def _write_npz(layer: Layer, blocks: Any, target: Path, folder: Path) -> None:
+def _write_npz(layer: AffineMap, blocks: Any, target: Path, folder: Path) -> None:
     index_dtype = _index_dtype(layer)
     data_dtype = np.dtype(layer.dtype)
     indptr_parts = [np.zeros(1, dtype=np.int64)]
@@ -140,7 +140,7 @@ def _mtx_field(dtype: np.dtype[Any]) -> tuple[str, str]:
     return "real", "%d %d %.17g"
 
 
-def _write_mtx(layer: Layer, blocks: Any, target: Path, folder: Path) -> None:
+def _write_mtx(layer: AffineMap, blocks: Any, target: Path, folder: Path) -> None:
     field, fmt = _mtx_field(np.dtype(layer.dtype))
     rows, cols = layer.matrix_shape
     nnz, first_row = 0, 0

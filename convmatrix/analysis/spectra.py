@@ -12,10 +12,9 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator, eigsh, svds
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.analysis.linop import LayerOperator
 from convmatrix.geometry.spec import ConvSpec
-from convmatrix.layers.base import Adjoint, Layer
-from convmatrix.layers.channels_last import KerasConv
-from convmatrix.layers.conv import ConvLayer
+from convmatrix.geometry.view import AffineMap, is_affine_map
 
 __all__ = [
     "DENSE_MAX_ENTRIES",
@@ -23,6 +22,7 @@ __all__ = [
     "LipschitzBounds",
     "SpectrumMethod",
     "Which",
+    "choose_method",
     "lipschitz",
     "operator_norm",
     "operator_norm_bound",
@@ -44,25 +44,14 @@ _FREQUENCY_BYTES = 64 * 2**20  # per-frequency matrices held at once
 
 
 # ---------------------------------------------------------------------------------------------
-# layer kinds
+# layer kinds: through the hooks (a layer's conv_view: its matrix is the view's C or Cᵀ up to
+# permutations of rows and columns, which keep every singular value)
 
 
-def _conv_of(layer: Layer) -> ConvLayer | None:
-    """The convolution layer whose matrix equals ``layer``'s up to transpose and permutations."""
-    if isinstance(layer, Adjoint):
-        return _conv_of(layer.layer)
-    if isinstance(layer, KerasConv):
-        return layer.torch  # channels-last is a permutation of rows and columns
-    if isinstance(layer, ConvLayer):
-        return layer
-    return None
-
-
-def _stack_layers(layer: Any) -> list[Layer] | None:
+def _stack_layers(layer: Any) -> list[AffineMap] | None:
+    """A stack's own layers (its ``layers``), or None for a map that is no stack."""
     layers = getattr(layer, "layers", None)
-    if layers is None or isinstance(layer, ConvLayer):
-        return None
-    return list(layers)
+    return None if layers is None else list(layers)
 
 
 def _is_circulant(spec: ConvSpec) -> bool:
@@ -160,14 +149,14 @@ def _check_method(method: Any) -> str:
     return str(method)
 
 
-def _check_layer(layer: Any) -> Layer:
-    if not isinstance(layer, Layer):
+def _check_layer(layer: Any) -> AffineMap:
+    if not is_affine_map(layer):
         raise ConvMatrixError(f"`layer` (={layer!r}) must be a convmatrix layer object "
                               f"(cm.Conv, cm.ConvTranspose, cm.from_torch(...), ...)")
     return layer
 
 
-def _dense_values(layer: Layer) -> np.ndarray:
+def _dense_values(layer: AffineMap) -> np.ndarray:
     rows, cols = layer.matrix_shape
     if rows * cols > DENSE_MAX_ENTRIES:
         raise ConvMatrixError(
@@ -180,9 +169,15 @@ def _dense_values(layer: Layer) -> np.ndarray:
     return np.linalg.svd(dense, compute_uv=False)
 
 
-def _resolve(layer: Layer, method: str) -> str:
-    conv = _conv_of(layer)
-    circulant = conv is not None and _is_circulant(conv.spec)
+def choose_method(layer: AffineMap, method: SpectrumMethod = "auto") -> str:
+    """The method :func:`singular_values` and :func:`operator_norm` use for ``layer``.
+
+    ``"auto"`` resolves to ``"fft"`` (block-circulant convolutions), ``"dense"`` (up to
+    :data:`DENSE_MAX_ENTRIES` entries) or ``"iterative"``; an explicit method is checked.
+    """
+    method = _check_method(method)  # type: ignore[assignment]
+    view = layer.conv_view()
+    circulant = view is not None and _is_circulant(view.spec)
     if method == "fft" and not circulant:
         raise ConvMatrixError(
             f"method='fft' needs a block-circulant layer (circular padding, stride 1, output "
@@ -201,13 +196,13 @@ def _start_vector(n: int, dtype: np.dtype[Any]) -> np.ndarray:
     return v.astype(dtype) if dtype.kind == "c" else v
 
 
-def singular_values(layer: Layer, k: int | None = None, which: Which = "largest", *,
+def singular_values(layer: AffineMap, k: int | None = None, which: Which = "largest", *,
                     tol: float = 0.0, method: SpectrumMethod = "auto") -> np.ndarray:
     """Singular values of a layer's matrix, without building it when it is large.
 
     Parameters
     ----------
-    layer : Layer
+    layer : AffineMap
         Any layer object.
     k : int, optional
         How many: the ``k`` largest or smallest; None means all ``min(rows, columns)``.
@@ -250,13 +245,13 @@ def singular_values(layer: Layer, k: int | None = None, which: Which = "largest"
                               f"min(rows, columns) = {count}")
     if not tol >= 0:
         raise ConvMatrixError(f"`tol` (={tol!r}) must be >= 0")
-    chosen = _resolve(layer, checked)
+    chosen = choose_method(layer, checked)  # type: ignore[arg-type]
     if chosen == "iterative":
         return _iterative_values(layer, k, which, tol)
     if chosen == "fft":
-        conv = _conv_of(layer)
-        assert conv is not None
-        values = _circulant_spectrum(conv.spec, conv.weight)
+        view = layer.conv_view()
+        assert view is not None
+        values = _circulant_spectrum(view.spec, view.weight)
     else:
         values = _dense_values(layer)
     if k is None:
@@ -264,26 +259,26 @@ def singular_values(layer: Layer, k: int | None = None, which: Which = "largest"
     return values[:k] if which == "largest" else values[-k:]
 
 
-def _iterative_values(layer: Layer, k: int | None, which: str, tol: float) -> np.ndarray:
+def _iterative_values(layer: AffineMap, k: int | None, which: str, tol: float) -> np.ndarray:
     count = min(layer.matrix_shape)
     if k is None or k >= count:
         raise ConvMatrixError(
             f"method='iterative' computes a few singular values: `k` (={k!r}) must be an int "
             f"below min(rows, columns) = {count}; for all of them use method='dense'")
-    op = layer.operator()
+    op = LayerOperator(layer)
     v0 = _start_vector(min(op.shape), op.dtype)
     values = svds(op, k=k, which="LM" if which == "largest" else "SM", tol=tol, v0=v0,
                   return_singular_vectors=False, solver="arpack")
     return np.sort(values)[::-1]
 
 
-def operator_norm(layer: Layer, *, tol: float = 1e-6,
+def operator_norm(layer: AffineMap, *, tol: float = 1e-6,
                   method: SpectrumMethod = "auto") -> float:
     """The spectral norm ``‖C‖₂`` (largest singular value) of a layer's matrix.
 
     Parameters
     ----------
-    layer : Layer
+    layer : AffineMap
         Any layer object (a stack too: the norm of the product).
     tol : float, optional
         ARPACK's relative residual tolerance for the top eigenpair of ``CᴴC``
@@ -312,16 +307,16 @@ def operator_norm(layer: Layer, *, tol: float = 1e-6,
     checked = _check_method(method)
     if not tol >= 0:
         raise ConvMatrixError(f"`tol` (={tol!r}) must be >= 0")
-    chosen = _resolve(layer, checked)
+    chosen = choose_method(layer, checked)  # type: ignore[arg-type]
     if chosen != "iterative":
         return float(singular_values(layer, 1, method=chosen)[0])  # type: ignore[arg-type]
-    op = layer.operator()
+    op = LayerOperator(layer)
     rows, cols = op.shape
     if min(rows, cols) <= 2:
         return float(singular_values(layer, 1, method="dense")[0])
-    conv = _conv_of(layer)
-    if conv is not None:
-        return _conv_norm(conv.spec, conv.weight, tol)
+    view = layer.conv_view()
+    if view is not None:
+        return _conv_norm(view.spec, view.weight, tol)
     gram = (op.H @ op) if cols <= rows else (op @ op.H)
     v0 = _start_vector(min(rows, cols), op.dtype)
     ncv = min(min(rows, cols), 24)
@@ -432,12 +427,12 @@ class _Hermitian(LinearOperator):
         return self.gram.matvec(x)
 
 
-def operator_norm_bound(layer: Layer) -> float:
+def operator_norm_bound(layer: AffineMap) -> float:
     """A certified upper bound of ``‖C‖₂``, cheap to compute (no matrix, no iteration).
 
     Parameters
     ----------
-    layer : Layer
+    layer : AffineMap
         Any layer object; a stack gives the product of its layers' bounds.
 
     Returns
@@ -476,18 +471,16 @@ def operator_norm_bound(layer: Layer) -> float:
     (True, 8.2909)
     """
     layer = _check_layer(layer)
-    if isinstance(layer, Adjoint):
-        return operator_norm_bound(layer.layer)  # ‖Cᵀ‖₂ = ‖C‖₂
-    layers = _stack_layers(layer)
-    if layers is not None:
-        return math.prod(operator_norm_bound(part) for part in layers)
-    conv = _conv_of(layer)
-    if conv is not None:
-        return _conv_bound(conv.spec, conv.weight) * (1 + ROUNDING_MARGIN)
+    factors = layer.chain()
+    if factors != (layer,):
+        return math.prod(operator_norm_bound(part) for part in factors)
+    view = layer.conv_view()  # a transpose has the same norm: ‖Cᵀ‖₂ = ‖C‖₂
+    if view is not None:
+        return _conv_bound(view.spec, view.weight) * (1 + ROUNDING_MARGIN)
     return _hoelder_bound(layer) * (1 + ROUNDING_MARGIN)
 
 
-def _hoelder_bound(layer: Layer) -> float:
+def _hoelder_bound(layer: AffineMap) -> float:
     """``√(‖C‖₁ ‖C‖_∞)`` from the matrix's row blocks."""
     from convmatrix.analysis.blocks import matrix_blocks
 
@@ -584,7 +577,8 @@ class _Product(LinearOperator):
         return y
 
 
-def lipschitz(stack: Layer | Sequence[Layer], *, tol: float = 1e-6) -> LipschitzBounds:
+def lipschitz(stack: AffineMap | Sequence[AffineMap], *, tol: float = 1e-6
+              ) -> LipschitzBounds:
     """The exact norm of a stack's product beside the product of its layers' norms.
 
     Parameters
@@ -609,7 +603,7 @@ def lipschitz(stack: Layer | Sequence[Layer], *, tol: float = 1e-6) -> Lipschitz
     >>> result.exact <= result.product_of_norms
     True
     """
-    layers = _stack_layers(stack) if isinstance(stack, Layer) else list(stack)
+    layers = _stack_layers(stack) if is_affine_map(stack) else list(stack)  # type: ignore[arg-type]
     if not layers:
         raise ConvMatrixError(f"`stack` (={stack!r}) must be a stack or a non-empty sequence "
                               f"of layers")
@@ -621,7 +615,7 @@ def lipschitz(stack: Layer | Sequence[Layer], *, tol: float = 1e-6) -> Lipschitz
                 f"{layers[index - 1].output_shape}")
     norms = tuple(operator_norm(part, tol=tol) for part in layers)
     bounds = tuple(operator_norm_bound(part) for part in layers)
-    product = _Product([part.operator() for part in layers])
+    product = _Product([LayerOperator(part) for part in layers])
     exact = _product_norm(product, tol)
     return LipschitzBounds(tuple(repr(part) for part in layers), norms, bounds, exact)
 

@@ -69,7 +69,7 @@ def norm_text(layer: Any, top: int = 3, tol: float = 1e-6) -> str:
     from convmatrix.analysis import spectra
 
     rows, cols = layer.matrix_shape
-    method = spectra._resolve(layer, "auto")
+    method = spectra.choose_method(layer)
     how = {"fft": "exact: FFT of the kernel, per-frequency SVD",
            "dense": "exact: dense SVD",
            "iterative": "ARPACK Lanczos on the matrix-free CᴴC"}[method]
@@ -103,13 +103,12 @@ def _layer_object(layer: Any) -> Any:
     :class:`~convmatrix.Conv` (a transpose and a Keras layout permutation keep the spectrum).
     """
     from convmatrix.layers.base import Layer
-    from convmatrix.layers.conv import Conv
+    from convmatrix.layers.conv import ConvLayer
 
     if isinstance(layer, Layer):
         return layer
-    spec = layer.spec
-    conv = Conv(layer.weight, spec.input_shape, stride=spec.stride, padding=spec.padding,
-                dilation=spec.dilation, groups=spec.groups, padding_mode=spec.padding_mode)
-    if conv.spec != spec:  # a transposed layer whose output_padding crops the forward output
-        raise ConvMatrixError(f"`convmatrix norm` cannot rebuild {layer!r} as a layer object")
-    return conv
+    try:
+        return ConvLayer.from_spec(layer.spec, layer.weight)
+    except ConvMatrixError:  # a transposed layer whose output_padding crops the forward output
+        raise ConvMatrixError(
+            f"`convmatrix norm` cannot rebuild {layer!r} as a layer object") from None

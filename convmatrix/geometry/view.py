@@ -8,17 +8,20 @@ with a :class:`ConvView`; every other kind answers ``None``.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from dataclasses import dataclass, replace
-from typing import Any, Literal, overload
+from typing import Any, Literal, Protocol, overload
 
 import numpy as np
+import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.geometry.spec import ConvSpec
-from convmatrix.typing import Direction, Layout
+from convmatrix.typing import Direction, Layout, SparseFormat
 
-__all__ = ["ConvView", "check_direction", "direction_keyword", "flip"]
+__all__ = ["AffineMap", "AxisSteps", "ConvView", "check_direction", "direction_keyword", "flip",
+           "is_affine_map"]
 
 _DIRECTIONS: tuple[Direction, ...] = ("forward", "adjoint")
 
@@ -155,3 +158,113 @@ class ConvView:
     def adjoint(self) -> ConvView:
         """The view of the adjoint map (same convolution, other direction)."""
         return replace(self, direction=flip(self.direction), title=f"Adjoint of {self.title}")
+
+
+#: What :meth:`AffineMap.axis_steps` returns: per spatial axis the list of lattice steps
+#: (:class:`convmatrix.symbolic.composed.AxisStep`, in application order) or None where the
+#: axis is no step, and the channel factor (channel paths multiplying the per-axis counts).
+AxisSteps = tuple[list[list[Any] | None], int]
+
+
+class AffineMap(Protocol):
+    """What the analyses (:mod:`convmatrix.analysis`) ask of a layer: shapes, matrix, hooks.
+
+    Every layer kind (:class:`convmatrix.layers.Layer` and its subclasses) is one; the
+    analyses are typed against this protocol and never import a layer kind, so a new kind
+    (a graph node, an ONNX operator) gets every analysis by implementing these hooks — most
+    of them have defaults on :class:`~convmatrix.layers.Layer` derived from :meth:`matrix`
+    and :meth:`conv_view`.
+
+    The hooks:
+
+    conv_view()
+        The convolution behind the map (spec, weight, direction, layout), or None.
+    apply_forward(batch), apply_adjoint(batch)
+        The linear part and its adjoint on a batch ``(B, *input_shape)`` /
+        ``(B, *output_shape)``, matrix-free where the kind can.
+    chain()
+        The factors, first applied first (a stack's layers, flattened); ``(self,)`` otherwise.
+    layout
+        How the map flattens its output samples (``"channels_first"`` / ``"channels_last"``).
+    path_matrix()
+        The matrix with every learnable weight 1 (int64 CSR): weight paths per entry.
+    own_interior()
+        Flat bool per output pixel: no border effect of this map itself reaches it.
+    axis_steps()
+        Per spatial axis the lattice steps of the checkerboard law, and the channel factor
+        (:data:`AxisSteps`), or None when the map is no per-axis step.
+    """
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input sample."""
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """Shape of one output sample."""
+
+    @property
+    def matrix_shape(self) -> tuple[int, int]:
+        """``(∏output_shape, ∏input_shape)``."""
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The dtype of :meth:`matrix`."""
+
+    @property
+    def layout(self) -> Layout:
+        """How samples are flattened: channels first or last."""
+
+    @property
+    def T(self) -> AffineMap:
+        """The adjoint map (its matrix is the transpose)."""
+
+    def matrix(self, format: SparseFormat = "csr", *,
+               max_bytes: int | None = ...) -> sp.sparray:
+        """The exact sparse matrix of the linear part."""
+
+    def offset(self) -> np.ndarray:
+        """The flat offset (bias) added after the matrix."""
+
+    def conv_view(self) -> ConvView | None:
+        """The convolution behind the map, or None."""
+
+    def apply_forward(self, batch: np.ndarray) -> np.ndarray:
+        """The linear part on a batch ``(B, *input_shape)``."""
+
+    def apply_adjoint(self, batch: np.ndarray) -> np.ndarray:
+        """The adjoint on a batch ``(B, *output_shape)``."""
+
+    def chain(self) -> tuple[AffineMap, ...]:
+        """The factors, first applied first (``(self,)`` unless a stack)."""
+
+    def path_matrix(self) -> sp.csr_array:
+        """The matrix with every learnable weight 1 (int64 CSR)."""
+
+    def own_interior(self) -> np.ndarray:
+        """Flat bool per output pixel: out of reach of this map's own borders."""
+
+    def axis_steps(self) -> AxisSteps | None:
+        """Per-axis lattice steps and the channel factor, or None."""
+
+
+_HOOKS = ("input_shape", "output_shape", "matrix_shape", "matrix", "offset", "conv_view",
+          "apply_forward", "apply_adjoint", "chain", "path_matrix", "own_interior",
+          "axis_steps")
+
+
+def is_affine_map(obj: Any) -> bool:
+    """Whether ``obj``'s class provides the :class:`AffineMap` hooks.
+
+    Checked statically (``inspect.getattr_static``), so no property is evaluated (``T``
+    would build the adjoint).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> is_affine_map(cm.Conv(np.ones((1, 1, 2)), (1, 3))), is_affine_map(np.ones(3))
+    (True, False)
+    """
+    missing = object()
+    return all(inspect.getattr_static(obj, name, missing) is not missing for name in _HOOKS)

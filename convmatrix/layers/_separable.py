@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -13,6 +13,9 @@ import scipy.sparse as sp
 from convmatrix._errors import ConvMatrixError
 from convmatrix.build.sparse import SparseFormat
 from convmatrix.layers.base import ShapedLayer
+
+if TYPE_CHECKING:
+    from convmatrix.geometry.view import AxisSteps
 
 __all__ = ["SeparableLayer", "as_int", "as_shape", "axis_matrix", "per_axis"]
 
@@ -95,12 +98,43 @@ class SeparableLayer(ShapedLayer):
             matrix = sp.kron(axis, matrix, format="csr")
         return sp.csr_array(matrix.astype(self.dtype, copy=False)).asformat(format)
 
-    def _apply(self, x: np.ndarray) -> np.ndarray:
+    def apply_forward(self, x: np.ndarray) -> np.ndarray:
+        """The linear part on a batch (see :meth:`Layer.apply_forward`)."""
         return _along_axes(x, self._axis_matrices())
 
-    def _apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+    def apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+        """The adjoint on a batch (see :meth:`Layer.apply_adjoint`)."""
         return _along_axes(y, [None if a is None else sp.csr_array(a.T)
                                for a in self._axis_matrices()])
+
+    def axis_steps(self) -> AxisSteps | None:
+        """Each spatial axis matrix read as a lattice step where it is one.
+
+        Nearest upsampling by an integer factor ``r`` is ``k = s = r``, zero padding or cropping a
+        shift (``k = s = 1``), a per-channel map the identity; decimating axes (pooling) are none.
+        The channel factor is the entries per row of the channel matrix (None: not uniform).
+        """
+        from convmatrix.analysis.checkerboard import lattice_step
+        from convmatrix.symbolic.composed import AxisStep
+
+        matrices = self._axis_matrices()
+        channel = matrices[0]
+        if channel is None:
+            factor = 1
+        else:
+            per_row = np.diff(sp.csr_array(channel).indptr)
+            if per_row.size == 0 or np.any(per_row != per_row[0]):
+                return None
+            factor = int(per_row[0])
+        steps: list[list[AxisStep] | None] = []
+        for matrix in matrices[1:]:
+            if matrix is None:
+                steps.append([AxisStep(1, 1, label=type(self).__name__)])
+                continue
+            found = lattice_step(matrix)
+            steps.append(None if found is None else
+                         [AxisStep(*found, label=type(self).__name__)])
+        return steps, factor
 
 
 def _along_axes(x: np.ndarray, axes: list[sp.csr_array | None]) -> np.ndarray:

@@ -12,12 +12,13 @@ import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.build.sparse import DEFAULT_MAX_BYTES, SparseFormat
+from convmatrix.typing import Layout
 
 if TYPE_CHECKING:
     from convmatrix.analysis.checkerboard import Checkerboard, Weights
     from convmatrix.analysis.inverse import InverseAnalysis
     from convmatrix.analysis.linop import LayerOperator
-    from convmatrix.geometry.view import ConvView
+    from convmatrix.geometry.view import AxisSteps, ConvView
     from convmatrix.verification import VerificationResult
 
 __all__ = ["Adjoint", "Layer", "Presenter", "ShapedLayer", "check_max_bytes", "get_presenter",
@@ -92,6 +93,13 @@ class Layer(ABC):
     Subclasses implement :attr:`input_shape`, :attr:`output_shape` and :meth:`_build_matrix`;
     they may override :meth:`offset`, :meth:`_adjoint` (the adjoint as a layer of a named
     kind; default :class:`Adjoint`) and :meth:`_describe` (the text inside the one-line repr).
+
+    The analyses (:mod:`convmatrix.analysis`) never test a layer's class: they call the
+    *hooks* of the :class:`~convmatrix.geometry.view.AffineMap` protocol, which every kind
+    answers about itself — :meth:`conv_view`, :meth:`apply_forward` / :meth:`apply_adjoint`,
+    :meth:`chain`, :attr:`layout`, :meth:`path_matrix`, :meth:`own_interior` and
+    :meth:`axis_steps`. The defaults here derive them from :meth:`matrix` and
+    :meth:`conv_view`; a new kind overrides those it knows better.
     """
 
     _transposed: Layer | None = None
@@ -175,6 +183,65 @@ class Layer(ABC):
         """
         return None
 
+    # -- hooks the analyses use (the AffineMap protocol) -------------------------------------
+
+    @property
+    def layout(self) -> Layout:
+        """How the layer flattens its samples: ``"channels_first"`` unless its convolution says.
+
+        Keras' channels-last kinds answer ``"channels_last"`` (the channel axis is the last
+        axis of :attr:`input_shape` and :attr:`output_shape`).
+        """
+        view = self.conv_view()
+        return "channels_first" if view is None else view.layout
+
+    def chain(self) -> tuple[Layer, ...]:
+        """The factors of the layer, first applied first: ``(self,)`` unless it is a stack."""
+        return (self,)
+
+    def path_matrix(self) -> sp.csr_array:
+        """The matrix with every learnable weight 1 (int64 CSR): weight paths per entry.
+
+        Default: a convolution (:meth:`conv_view`) with all-ones weights, in the layer's
+        layout; any other kind its *structural* paths, one per non-zero matrix entry. See
+        :mod:`convmatrix.analysis.paths`.
+        """
+        from convmatrix.analysis.paths import conv_path_matrix, structural_paths
+
+        view = self.conv_view()
+        if view is not None:
+            return conv_path_matrix(view)
+        return structural_paths(self.matrix())
+
+    def own_interior(self) -> np.ndarray:
+        """Flat bool per output pixel: no border effect *of this layer itself* reaches it.
+
+        Default: a convolution's own rule (no tap in the padding; for a transposed one, every
+        tap of the infinite lattice lands from an input pixel); any other kind the rows with as
+        many paths as the fullest row. See :func:`convmatrix.analysis.paths.interior_mask`.
+        """
+        from convmatrix.analysis.paths import conv_interior, fullest_rows
+
+        view = self.conv_view()
+        if view is not None:
+            return conv_interior(view)
+        return fullest_rows(self.path_matrix())
+
+    def axis_steps(self) -> AxisSteps | None:
+        """Per spatial axis the lattice steps of the checkerboard law, and the channel factor.
+
+        None when the layer is no per-axis step (pixel shuffle, interpolation, pooling, ...).
+        Default: a convolution's steps (:meth:`conv_view`; a strided forward convolution
+        decimates, so its axes have none). See
+        :func:`convmatrix.analysis.checkerboard.checkerboard`.
+        """
+        view = self.conv_view()
+        if view is None:
+            return None
+        from convmatrix.analysis.checkerboard import conv_axis_steps
+
+        return conv_axis_steps(view)
+
     def operator(self) -> LayerOperator:
         """The linear part as a matrix-free ``scipy.sparse.linalg.LinearOperator``.
 
@@ -186,7 +253,7 @@ class Layer(ABC):
         return LayerOperator(self)
 
     def matrix_blocks(self, rows_per_block: int | None = None) -> Iterator[sp.csr_array]:
-        """:meth:`matrix` as CSR row blocks; see :func:`~convmatrix.analysis.blocks.matrix_blocks`."""
+        """:meth:`matrix` as CSR row blocks (:func:`convmatrix.analysis.blocks.matrix_blocks`)."""
         from convmatrix.analysis.blocks import matrix_blocks
 
         return matrix_blocks(self, rows_per_block)
@@ -197,19 +264,19 @@ class Layer(ABC):
 
         return to_dask(self, row_chunks)
 
-    def _apply(self, x: np.ndarray) -> np.ndarray:
+    def apply_forward(self, batch: np.ndarray) -> np.ndarray:
         """The linear part on a batch: ``(B, *input_shape)`` → ``(B, *output_shape)``.
 
         The default multiplies by :meth:`matrix`; layer kinds with a matrix-free computation
-        override it (and :meth:`_apply_adjoint`), which :meth:`operator` then uses.
+        override it (and :meth:`apply_adjoint`), which :meth:`operator` then uses.
         """
-        flat = (self.matrix() @ x.reshape(x.shape[0], -1).T).T
-        return flat.reshape(x.shape[0], *self.output_shape)
+        flat = (self.matrix() @ batch.reshape(batch.shape[0], -1).T).T
+        return flat.reshape(batch.shape[0], *self.output_shape)
 
-    def _apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+    def apply_adjoint(self, batch: np.ndarray) -> np.ndarray:
         """The adjoint on a batch: ``(B, *output_shape)`` → ``(B, *input_shape)``."""
-        flat = (self.matrix("csc").T @ y.reshape(y.shape[0], -1).T).T
-        return flat.reshape(y.shape[0], *self.input_shape)
+        flat = (self.matrix("csc").T @ batch.reshape(batch.shape[0], -1).T).T
+        return flat.reshape(batch.shape[0], *self.input_shape)
 
     def __call__(self, x: Any) -> np.ndarray:
         """Apply the layer, ``M @ x + b``, to one sample or a batch ``(B, *input_shape)``.
@@ -230,7 +297,7 @@ class Layer(ABC):
                 f"`x` has shape {array.shape}; the layer takes {self.input_shape} (one sample) "
                 f"or (batch, {', '.join(map(str, self.input_shape))})")
         batch = array[None] if single else array
-        out = self._apply(batch) + self.offset().reshape(self.output_shape)
+        out = self.apply_forward(batch) + self.offset().reshape(self.output_shape)
         return out[0] if single else out
 
     def verify(self, *, seed: int = 0) -> VerificationResult:
@@ -406,11 +473,40 @@ class Adjoint(Layer):
         view = self.layer.conv_view()
         return None if view is None else view.adjoint()
 
-    def _apply(self, x: np.ndarray) -> np.ndarray:
-        return self.layer._apply_adjoint(x)
+    def apply_forward(self, batch: np.ndarray) -> np.ndarray:
+        """The layer's adjoint application."""
+        return self.layer.apply_adjoint(batch)
 
-    def _apply_adjoint(self, y: np.ndarray) -> np.ndarray:
-        return self.layer._apply(y)
+    def apply_adjoint(self, batch: np.ndarray) -> np.ndarray:
+        """The layer's application."""
+        return self.layer.apply_forward(batch)
+
+    @property
+    def layout(self) -> Layout:
+        """The layer's layout."""
+        return self.layer.layout
+
+    def path_matrix(self) -> sp.csr_array:
+        """The transpose of the layer's path matrix."""
+        return sp.csr_array(self.layer.path_matrix().T)
+
+    def own_interior(self) -> np.ndarray:
+        """The structural rule: rows with as many paths as the fullest row."""
+        from convmatrix.analysis.paths import fullest_rows
+
+        return fullest_rows(self.path_matrix())
+
+    def axis_steps(self) -> AxisSteps | None:
+        """The adjoint of a convolution (e.g. reflect padding): the transposed steps.
+
+        None for the adjoint of any other kind (including of a transposed convolution).
+        """
+        view = self.conv_view()
+        if view is None or view.direction != "adjoint":
+            return None
+        from convmatrix.analysis.checkerboard import conv_axis_steps
+
+        return conv_axis_steps(view, label="adjoint convolution")
 
     def verify(self, *, seed: int = 0) -> VerificationResult:
         """The layer's verification (it checks both the layer and its adjoint)."""

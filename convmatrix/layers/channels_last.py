@@ -25,12 +25,13 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix.build.channels_last import channels_last_matrix
 from convmatrix.build.sparse import SparseFormat
 from convmatrix.geometry.spec import ConvSpec
-from convmatrix.geometry.view import ConvView, check_direction
+from convmatrix.geometry.view import ConvView
 from convmatrix.layers.base import Layer, shape_text
-from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
+from convmatrix.layers.conv import ConvLayer
 from convmatrix.typing import Direction, Layout
 
 if TYPE_CHECKING:
+    from convmatrix.geometry.view import AxisSteps
     from convmatrix.symbolic.explain import Explanation
     from convmatrix.verification import VerificationResult
 
@@ -47,13 +48,7 @@ def conv_layer(spec: ConvSpec, weight: Any, *, direction: Direction = "forward",
     :class:`~convmatrix.ConvTranspose` whose matrix is ``Cᵀ`` of ``spec``. ``bias`` has one
     value per output channel of that layer.
     """
-    if check_direction(direction) == "adjoint":
-        return ConvTranspose(weight, spec.output_shape, stride=spec.stride,
-                             padding=spec.padding, output_padding=spec.remainder,
-                             dilation=spec.dilation, groups=spec.groups, bias=bias)
-    return Conv(weight, spec.input_shape, stride=spec.stride, padding=spec.padding,
-                dilation=spec.dilation, groups=spec.groups, padding_mode=spec.padding_mode,
-                bias=bias)
+    return ConvLayer.from_spec(spec, weight, direction=direction, bias=bias)
 
 
 def _channels_last_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -160,11 +155,13 @@ class KerasConv(Layer):
                                           self.torch.output_shape)
         return matrix.asformat(format)
 
-    def _apply(self, x: np.ndarray) -> np.ndarray:
-        return self._from_core(self.torch._apply(self._to_core(x)))
+    def apply_forward(self, x: np.ndarray) -> np.ndarray:
+        """The linear part on a batch (see :meth:`Layer.apply_forward`)."""
+        return self._from_core(self.torch.apply_forward(self._to_core(x)))
 
-    def _apply_adjoint(self, y: np.ndarray) -> np.ndarray:
-        return self._from_core(self.torch._apply_adjoint(self._to_core(y)))
+    def apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+        """The adjoint on a batch (see :meth:`Layer.apply_adjoint`)."""
+        return self._from_core(self.torch.apply_adjoint(self._to_core(y)))
 
     def _to_core(self, batch: np.ndarray) -> np.ndarray:
         """A batch in the layer's layout → channels first (the core layer's)."""
@@ -275,14 +272,36 @@ class ChannelsLast(Layer):
         """The core's offset, channels last."""
         return np.moveaxis(self.core.offset().reshape(self.core.output_shape), 0, -1).ravel()
 
-    def _apply(self, x: np.ndarray) -> np.ndarray:
-        return np.moveaxis(self.core._apply(np.moveaxis(x, -1, 1)), 1, -1)
+    def apply_forward(self, x: np.ndarray) -> np.ndarray:
+        """The linear part on a batch (see :meth:`Layer.apply_forward`)."""
+        return np.moveaxis(self.core.apply_forward(np.moveaxis(x, -1, 1)), 1, -1)
 
-    def _apply_adjoint(self, y: np.ndarray) -> np.ndarray:
-        return np.moveaxis(self.core._apply_adjoint(np.moveaxis(y, -1, 1)), 1, -1)
+    def apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+        """The adjoint on a batch (see :meth:`Layer.apply_adjoint`)."""
+        return np.moveaxis(self.core.apply_adjoint(np.moveaxis(y, -1, 1)), 1, -1)
 
     def _adjoint(self) -> Layer:
         return ChannelsLast(self.core.T, f"{self.class_name}ᵀ")
+
+    # hooks of the analyses: the core's, re-indexed channels last
+    @property
+    def layout(self) -> Layout:
+        """``"channels_last"``."""
+        return "channels_last"
+
+    def path_matrix(self) -> sp.csr_array:
+        """The core's path matrix, rows and columns re-indexed channels last."""
+        return sp.csr_array(channels_last_matrix(self.core.path_matrix(), self.core.input_shape,
+                                                 self.core.output_shape))
+
+    def own_interior(self) -> np.ndarray:
+        """The core's interior, channels last."""
+        own = self.core.own_interior().reshape(self.core.output_shape)
+        return np.moveaxis(own, 0, -1).ravel()
+
+    def axis_steps(self) -> AxisSteps | None:
+        """The core's (the spatial axes are the same)."""
+        return self.core.axis_steps()
 
     def _describe(self) -> str:
         return self.core._describe().replace(

@@ -6,7 +6,7 @@ import math
 import weakref
 from collections.abc import Sequence
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -14,9 +14,9 @@ import scipy.sparse as sp
 from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
 from convmatrix.build.apply import conv_apply, conv_apply_adjoint
-from convmatrix.build.sparse import DEFAULT_MAX_BYTES, SparseFormat, _as_weight, spec_matrix
+from convmatrix.build.sparse import DEFAULT_MAX_BYTES, SparseFormat, as_weight, spec_matrix
 from convmatrix.geometry.spec import ConvSpec, IntOrSeq, PaddingArg, conv_spec, conv_transpose_spec
-from convmatrix.geometry.view import ConvView
+from convmatrix.geometry.view import ConvView, check_direction
 from convmatrix.layers.base import Adjoint, Layer, shape_text
 from convmatrix.typing import Direction
 
@@ -72,12 +72,74 @@ class ConvLayer(Layer):
         convolution's weight).
     bias : ndarray or None
         One value per output channel, read-only.
+    direction : {"forward", "adjoint"}
+        The kind's direction (a class attribute): :class:`Conv`'s matrix is ``C`` of
+        :attr:`spec`, :class:`ConvTranspose`'s is ``Cᵀ``.
     """
 
+    direction: ClassVar[Direction]
     spec: ConvSpec
     weight: np.ndarray
     bias: np.ndarray | None
     _arguments: dict[str, Any]
+
+    @staticmethod
+    def from_spec(spec: ConvSpec, weight: Any, *, direction: Direction = "forward",
+                  bias: Any = None) -> ConvLayer:
+        """The layer whose matrix is ``C`` (``"forward"``) or ``Cᵀ`` (``"adjoint"``) of ``spec``.
+
+        The one place a layer object is rebuilt from a forward spec and its weight.
+
+        Parameters
+        ----------
+        spec : ConvSpec
+            The forward convolution's geometry.
+        weight : array_like
+            The forward convolution's weight, ``(C_out, C_in // groups, *k)`` of ``spec``.
+        direction : {"forward", "adjoint"}, optional
+            ``"forward"``: a :class:`Conv`; ``"adjoint"``: a :class:`ConvTranspose`.
+        bias : array_like, optional
+            One value per output channel of the layer built.
+
+        Returns
+        -------
+        Conv or ConvTranspose
+            With ``layer.spec == spec``.
+
+        Raises
+        ------
+        ConvMatrixError
+            When no such layer has exactly this spec (a transposed convolution with a
+            padding mode, or an ``output_padding`` that crops the forward output).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import convmatrix as cm
+        >>> conv = cm.Conv(np.ones((2, 1, 3)), (1, 8), stride=2, padding=1)
+        >>> up = ConvLayer.from_spec(conv.spec, conv.weight, direction="adjoint")
+        >>> up
+        ConvTranspose(2→1, 2×4 → 1×8, kernel 3, stride 2, padding 1, output_padding 1)
+        >>> up.spec == conv.spec
+        True
+        """
+        direction = check_direction(direction)
+        geometry: dict[str, Any] = {"stride": spec.stride, "padding": spec.padding,
+                                    "dilation": spec.dilation, "groups": spec.groups,
+                                    "bias": bias}
+        layer: ConvLayer
+        if direction == "forward":
+            layer = Conv(weight, spec.input_shape, padding_mode=spec.padding_mode, **geometry)
+        else:
+            if spec.padding_mode != "zeros":
+                raise ConvMatrixError(
+                    f"a transposed convolution has zero padding only; `spec` has "
+                    f"padding_mode={spec.padding_mode!r}")
+            layer = ConvTranspose(weight, spec.output_shape, output_padding=spec.remainder,
+                                  **geometry)
+        if layer.spec != spec:
+            raise ConvMatrixError(f"no {type(layer).__name__} has exactly the spec {spec!r}")
+        return layer
 
     @property
     def dtype(self) -> np.dtype[Any]:
@@ -128,12 +190,12 @@ class ConvLayer(Layer):
         if out is not None:
             if weight is None:
                 raise ConvMatrixError("`out` needs `weight`: it refreshes a matrix's values")
-            return spec_matrix(self.spec, _as_weight(weight), direction=self.conv_view().direction,
+            return spec_matrix(self.spec, as_weight(weight), direction=self.direction,
                                format=format, max_bytes=max_bytes, out=out)
         if weight is None:
             matrix = super().matrix(format, max_bytes=max_bytes)
         else:
-            w = _as_weight(weight)
+            w = as_weight(weight)
             if w.shape != self.weight.shape:
                 raise ConvMatrixError(
                     f"`weight` has shape {w.shape} but this layer's weight has shape "
@@ -141,7 +203,7 @@ class ConvLayer(Layer):
             if format not in ("csr", "csc", "coo"):
                 raise ConvMatrixError(f"`format` (={format!r}) must be one of 'csr', 'csc', 'coo'")
             like = self._recent_pattern(format)
-            direction = self.conv_view().direction
+            direction = self.direction
             try:
                 matrix = spec_matrix(self.spec, w, direction=direction, format=format,
                                      max_bytes=max_bytes, like=like)
@@ -233,13 +295,9 @@ class ConvLayer(Layer):
     def _title(self) -> str:
         return f"{type(self).__name__}{self.ndim}d"
 
-    def _transposed_flag(self) -> bool:
-        return isinstance(self, ConvTranspose)
-
     def conv_view(self) -> ConvView:
         """The layer as a convolution: its forward spec, weight and direction."""
-        direction: Direction = "adjoint" if self._transposed_flag() else "forward"
-        return ConvView(self.spec, self.weight, direction, self._title())
+        return ConvView(self.spec, self.weight, self.direction, self._title())
 
     def verify(self, *, seed: int = 0) -> VerificationResult:
         """Prove :meth:`matrix` against the independent dense reference (and its adjoint).
@@ -256,7 +314,7 @@ class ConvLayer(Layer):
         """
         from convmatrix.verification import verify
 
-        if self._transposed_flag():
+        if self.direction == "adjoint":
             return verify(self.weight, self.input_shape, direction="adjoint", seed=seed,
                           **self._arguments)
         return verify(self.weight, self.input_shape, seed=seed, **self._arguments)
@@ -272,7 +330,7 @@ class ConvLayer(Layer):
         """
         from convmatrix.symbolic.explain import explain_spec
 
-        return explain_spec(self.spec, direction=self.conv_view().direction, title=self._title(),
+        return explain_spec(self.spec, direction=self.direction, title=self._title(),
                             weight=None if x is None else self.weight, x=x)
 
 
@@ -311,10 +369,12 @@ class Conv(ConvLayer):
            [1, 2, 1]])
     """
 
+    direction: ClassVar[Direction] = "forward"
+
     def __init__(self, weight: Any, input_shape: Sequence[int], *, stride: IntOrSeq = 1,
                  padding: PaddingArg = 0, dilation: IntOrSeq = 1, groups: int = 1,
                  padding_mode: str = "zeros", bias: Any = None) -> None:
-        w = _as_weight(weight)
+        w = as_weight(weight)
         self._arguments = {"stride": stride, "padding": padding, "dilation": dilation,
                            "groups": groups, "padding_mode": padding_mode}
         self.spec = conv_spec(w.shape, input_shape, **self._arguments)
@@ -339,10 +399,12 @@ class Conv(ConvLayer):
     def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
         return spec_matrix(self.spec, self.weight, format=format, max_bytes=max_bytes)
 
-    def _apply(self, x: np.ndarray) -> np.ndarray:
+    def apply_forward(self, x: np.ndarray) -> np.ndarray:
+        """The linear part on a batch (see :meth:`Layer.apply_forward`)."""
         return conv_apply(self.spec, self.weight, x)
 
-    def _apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+    def apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+        """The adjoint on a batch (see :meth:`Layer.apply_adjoint`)."""
         return conv_apply_adjoint(self.spec, self.weight, y)
 
     def _geometry_text(self) -> list[str]:
@@ -354,9 +416,7 @@ class Conv(ConvLayer):
     def _adjoint(self) -> Layer:
         if self.padding_mode != "zeros":
             return Adjoint(self)  # the adjoint of a padding mode is no torch layer
-        return ConvTranspose(self.weight, self.output_shape, stride=self.stride,
-                             padding=self.padding, output_padding=self.spec.remainder,
-                             dilation=self.dilation, groups=self.groups)
+        return ConvLayer.from_spec(self.spec, self.weight, direction="adjoint")
 
 
 class ConvTranspose(ConvLayer):
@@ -388,10 +448,12 @@ class ConvTranspose(ConvLayer):
     True
     """
 
+    direction: ClassVar[Direction] = "adjoint"
+
     def __init__(self, weight: Any, input_shape: Sequence[int], *, stride: IntOrSeq = 1,
                  padding: PaddingArg = 0, output_padding: IntOrSeq = 0, dilation: IntOrSeq = 1,
                  groups: int = 1, bias: Any = None) -> None:
-        w = _as_weight(weight)
+        w = as_weight(weight)
         self._arguments = {"stride": stride, "padding": padding,
                            "output_padding": output_padding, "dilation": dilation,
                            "groups": groups}
@@ -418,10 +480,12 @@ class ConvTranspose(ConvLayer):
         return spec_matrix(self.spec, self.weight, direction="adjoint", format=format,
                            max_bytes=max_bytes)
 
-    def _apply(self, x: np.ndarray) -> np.ndarray:
+    def apply_forward(self, x: np.ndarray) -> np.ndarray:
+        """The linear part on a batch (see :meth:`Layer.apply_forward`)."""
         return conv_apply_adjoint(self.spec, self.weight, x)
 
-    def _apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+    def apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+        """The adjoint on a batch (see :meth:`Layer.apply_adjoint`)."""
         return conv_apply(self.spec, self.weight, y)
 
     def _geometry_text(self) -> list[str]:
@@ -432,10 +496,8 @@ class ConvTranspose(ConvLayer):
 
     def _adjoint(self) -> Layer:
         try:
-            conv = Conv(self.weight, self.output_shape, stride=self.stride, padding=self.padding,
-                        dilation=self.dilation, groups=self.groups)
+            return ConvLayer.from_spec(self.spec, self.weight)
         except ConvMatrixError:
+            # output_padding >= stride (allowed below the dilation) crops the forward output:
+            # then the adjoint is no torch convolution
             return Adjoint(self)
-        # output_padding >= stride (allowed below the dilation) crops the forward output:
-        # then the adjoint is no torch convolution
-        return conv if conv.spec == self.spec else Adjoint(self)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -12,6 +12,9 @@ import scipy.sparse as sp
 from convmatrix.build.sparse import SparseFormat
 from convmatrix.layers._separable import as_int
 from convmatrix.layers.base import Layer, shape_text
+
+if TYPE_CHECKING:
+    from convmatrix.geometry.view import AxisSteps
 
 __all__ = ["Identity"]
 
@@ -50,14 +53,22 @@ class Identity(Layer):
     def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
         return sp.eye_array(math.prod(self._shape), dtype=np.int64, format=format)
 
-    def _apply(self, x: np.ndarray) -> np.ndarray:
+    def apply_forward(self, x: np.ndarray) -> np.ndarray:
+        """The linear part on a batch (see :meth:`Layer.apply_forward`)."""
         return x.copy()
 
-    def _apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+    def apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+        """The adjoint on a batch (see :meth:`Layer.apply_adjoint`)."""
         return y.copy()
 
     def _adjoint(self) -> Layer:
         return Identity(self._shape)
+
+    def axis_steps(self) -> AxisSteps:
+        """A unit step on every spatial axis, channel factor 1."""
+        from convmatrix.symbolic.composed import AxisStep
+
+        return [[AxisStep(1, 1, label="identity")] for _ in self._shape[1:]], 1
 
     def _describe(self) -> str:
         return shape_text(self._shape)

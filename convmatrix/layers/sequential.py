@@ -6,7 +6,7 @@ import itertools
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import scipy.sparse as sp
@@ -14,6 +14,10 @@ import scipy.sparse as sp
 from convmatrix._errors import ConvMatrixError
 from convmatrix.build.sparse import DEFAULT_MAX_BYTES, SparseFormat
 from convmatrix.layers.base import Adjoint, Layer, check_max_bytes, shape_text
+from convmatrix.typing import Layout
+
+if TYPE_CHECKING:
+    from convmatrix.geometry.view import AxisSteps
 
 __all__ = ["Order", "ProductPlan", "Sequential", "nnz_estimate"]
 
@@ -302,12 +306,6 @@ class _Estimator:
         return self.join(self.of(order[0]), self.of(order[1]))
 
 
-def _flatten(layer: Layer) -> list[Layer]:
-    if isinstance(layer, Sequential):
-        return [leaf for inner in layer.layers for leaf in _flatten(inner)]
-    return [layer]
-
-
 class Sequential(Layer):
     """Layers applied one after another: one affine map ``x ↦ M x + b``.
 
@@ -394,7 +392,7 @@ class Sequential(Layer):
 
     def chain(self) -> tuple[Layer, ...]:
         """The layers with nested stacks flattened, in layer order (the product's factors)."""
-        return tuple(leaf for layer in self.layers for leaf in _flatten(layer))
+        return tuple(leaf for layer in self.layers for leaf in layer.chain())
 
     def plan(self, order: Order | None = None) -> ProductPlan:
         """How the product is formed: the cheapest estimated order, or the one given.
@@ -448,21 +446,57 @@ class Sequential(Layer):
         """
         total = np.zeros((1, *self.input_shape), dtype=self.dtype)
         for layer in self.layers:
-            total = layer._apply(total) + layer.offset().reshape(1, *layer.output_shape)
+            total = layer.apply_forward(total) + layer.offset().reshape(1, *layer.output_shape)
         return total.reshape(-1)
 
-    def _apply(self, x: np.ndarray) -> np.ndarray:
+    def apply_forward(self, x: np.ndarray) -> np.ndarray:
+        """The linear part on a batch (see :meth:`Layer.apply_forward`)."""
         for layer in self.layers:
-            x = layer._apply(x)
+            x = layer.apply_forward(x)
         return x
 
-    def _apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+    def apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+        """The adjoint on a batch (see :meth:`Layer.apply_adjoint`)."""
         for layer in reversed(self.layers):
-            y = layer._apply_adjoint(y)
+            y = layer.apply_adjoint(y)
         return y
 
     def _adjoint(self) -> Layer:
         return Sequential([layer.T for layer in reversed(self.layers)])
+
+    @property
+    def layout(self) -> Layout:
+        """The last layer's layout (how the stack's output is flattened)."""
+        return self.layers[-1].layout
+
+    def path_matrix(self) -> sp.csr_array:
+        """The product of the layers' path matrices."""
+        product = self.layers[0].path_matrix()
+        for item in self.layers[1:]:
+            product = sp.csr_array(item.path_matrix() @ product)
+        return product
+
+    def own_interior(self) -> np.ndarray:
+        """The stack's interior: no border effect of any of its layers reaches the pixel."""
+        from convmatrix.analysis.paths import interior_mask
+
+        return interior_mask(self).ravel()
+
+    def axis_steps(self) -> AxisSteps | None:
+        """The layers' steps joined per axis (None if a layer has none), factors multiplied."""
+        ndim = len(self.output_shape) - 1
+        combined: list[list[Any] | None] = [[] for _ in range(ndim)]
+        factor = 1
+        for item in self.layers:
+            found = item.axis_steps()
+            if found is None or len(found[0]) != ndim:
+                return None
+            per_axis, item_factor = found
+            factor *= item_factor
+            for a in range(ndim):
+                current, extra = combined[a], per_axis[a]
+                combined[a] = None if current is None or extra is None else current + extra
+        return combined, factor
 
     def _describe(self) -> str:
         count = f"{len(self)} layer" + ("" if len(self) == 1 else "s")

@@ -50,10 +50,12 @@ class _Permutation(ShapedLayer):
                                np.arange(size + 1)), shape=(size, size))
         return matrix.asformat(format)
 
-    def _apply(self, x: np.ndarray) -> np.ndarray:
+    def apply_forward(self, x: np.ndarray) -> np.ndarray:
+        """The linear part on a batch (see :meth:`Layer.apply_forward`)."""
         return self._forward(x)
 
-    def _apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+    def apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+        """The adjoint on a batch (see :meth:`Layer.apply_adjoint`)."""
         flat = np.empty((y.shape[0], int(np.prod(self.input_shape))), dtype=y.dtype)
         flat[:, self._sources()] = y.reshape(y.shape[0], -1)
         return flat.reshape(y.shape[0], *self.input_shape)

@@ -276,7 +276,7 @@ def inverse_report(figures: bool = True) -> Report:
     for title, analysis in analyses:
         body = analysis.to_markdown(level=3).split("\n", 2)[2]
         out += [f"## {title}", "", f"`{analysis.layer!r}`", "", body, ""]
-    out += verification_section([analysis.layer for _, analysis in analyses])
+    out += verification_section([seed, seed.T, same, up])  # the layers analysed
     heading = "Why the transpose is not the inverse"
     summary = (f"CᵀC ≠ I; the seed's Conv2D loses {first.lost_dimensions} of "
                f"{first.columns} input dimensions; least squares recovers x only at full "
