@@ -184,7 +184,7 @@ def test_bad_arguments_are_refused():
 
 def test_dense_is_refused_above_the_entry_limit(monkeypatch):
     layer = cm.Conv(np.ones((1, 1, 3)), (1, 8), padding=1)
-    monkeypatch.setattr(spectra, "DENSE_MAX_ENTRIES", 10)
+    monkeypatch.setattr(spectra.methods, "DENSE_MAX_ENTRIES", 10)
     with pytest.raises(cm.ConvMatrixError, match=r"needs the 8×8 matrix as a dense array"):
         cm.singular_values(layer, method="dense")
     # auto falls back to ARPACK on the operator
@@ -206,7 +206,8 @@ def test_padding_norm_counts_the_copies(mode):
             pad[row, int(value) - 1] = 1
     # the padding map of a 1×1 convolution is its matrix
     np.testing.assert_array_equal(pad, layer.matrix().toarray())
-    assert spectra._padding_norm(layer.spec) == pytest.approx(np.linalg.norm(pad, 2), rel=1e-12)
+    expected = np.linalg.norm(pad, 2)
+    assert spectra.bounds.padding_norm(layer.spec) == pytest.approx(expected, rel=1e-12)
 
 
 def test_stack_of_every_layer_kind():
@@ -224,3 +225,25 @@ def test_stack_of_every_layer_kind():
     assert cm.operator_norm_bound(stack) == pytest.approx(result.product_of_bounds, rel=1e-12)
     assert cm.operator_norm_bound(stack) >= norm
     assert cm.operator_norm_bound(stack.T) >= norm
+
+
+def test_the_spectra_package_re_exports_its_parts():
+    from convmatrix.analysis.spectra import bounds, fft, iterative, methods
+
+    assert spectra.singular_values is methods.singular_values
+    assert spectra.operator_norm is methods.operator_norm
+    assert spectra.operator_norm_bound is bounds.operator_norm_bound
+    assert spectra.lipschitz is bounds.lipschitz
+    assert spectra.LipschitzBounds is bounds.LipschitzBounds
+    assert cm.singular_values is spectra.singular_values
+    assert fft.is_circulant(cm.Conv(np.ones((1, 1, 2)), (1, 4), padding=((0, 1),),
+                                    padding_mode="circular").spec)
+    assert callable(iterative.conv_norm)
+
+
+def test_one_dense_limit_for_the_stack_norm_too(monkeypatch):
+    a = cm.Conv(np.array([[[1.0, 1.0]]]), (1, 40))
+    b = cm.Conv(np.array([[[1.0, -1.0]]]), (1, 39))
+    dense = cm.lipschitz([a, b]).exact
+    monkeypatch.setattr(spectra.methods, "DENSE_MAX_ENTRIES", 10)  # ARPACK on the product
+    assert cm.lipschitz([a, b], tol=1e-10).exact == pytest.approx(dense, rel=1e-8)

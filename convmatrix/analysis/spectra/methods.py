@@ -1,0 +1,190 @@
+"""Singular values and the operator norm of a layer, by the method that fits it.
+
+``"fft"`` for block-circulant convolutions (:mod:`.fft`), the dense SVD for small matrices,
+ARPACK on the matrix-free operator otherwise (:mod:`.iterative`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+import numpy as np
+
+from convmatrix._errors import ConvMatrixError
+from convmatrix.analysis.linop import LayerOperator
+from convmatrix.analysis.spectra.fft import circulant_spectrum, is_circulant
+from convmatrix.analysis.spectra.iterative import conv_norm, gram_norm, iterative_values
+from convmatrix.geometry.view import AffineMap, is_affine_map
+
+__all__ = ["DENSE_MAX_ENTRIES", "SpectrumMethod", "Which", "check_layer", "choose_method",
+           "operator_norm", "singular_values"]
+
+SpectrumMethod = Literal["auto", "fft", "dense", "iterative"]
+Which = Literal["largest", "smallest"]
+_METHODS: tuple[str, ...] = get_args(SpectrumMethod)
+_WHICH: tuple[str, ...] = get_args(Which)
+
+DENSE_MAX_ENTRIES: int = 1_000_000
+"""``method="auto"`` takes the dense SVD of matrices with at most this many entries."""
+
+
+def _check_method(method: Any) -> str:
+    """Validate a spectrum method name."""
+    if method not in _METHODS:
+        raise ConvMatrixError(
+            f"`method` (={method!r}) must be one of {', '.join(map(repr, _METHODS))}")
+    return str(method)
+
+
+def check_layer(layer: Any) -> AffineMap:
+    """Validate that ``layer`` is an affine map (a layer object)."""
+    if not is_affine_map(layer):
+        raise ConvMatrixError(f"`layer` (={layer!r}) must be a convmatrix layer object "
+                              f"(cm.Conv, cm.ConvTranspose, cm.from_torch(...), ...)")
+    return layer
+
+
+def _dense_values(layer: AffineMap) -> np.ndarray:
+    """All singular values from the dense SVD (refused above DENSE_MAX_ENTRIES)."""
+    rows, cols = layer.matrix_shape
+    if rows * cols > DENSE_MAX_ENTRIES:
+        raise ConvMatrixError(
+            f"method='dense' needs the {rows}×{cols} matrix as a dense array "
+            f"({rows * cols} entries > DENSE_MAX_ENTRIES = {DENSE_MAX_ENTRIES}); use "
+            f"method='iterative' with a k")
+    dense = layer.matrix().toarray()
+    if dense.dtype.kind in "biu":
+        dense = dense.astype(np.float64)
+    return np.linalg.svd(dense, compute_uv=False)
+
+
+def choose_method(layer: AffineMap, method: SpectrumMethod = "auto") -> str:
+    """The method :func:`singular_values` and :func:`operator_norm` use for ``layer``.
+
+    ``"auto"`` resolves to ``"fft"`` (block-circulant convolutions), ``"dense"`` (up to
+    :data:`DENSE_MAX_ENTRIES` entries) or ``"iterative"``; an explicit method is checked.
+    """
+    method = _check_method(method)  # type: ignore[assignment]
+    view = layer.conv_view()
+    circulant = view is not None and is_circulant(view.spec)
+    if method == "fft" and not circulant:
+        raise ConvMatrixError(
+            f"method='fft' needs a block-circulant layer (circular padding, stride 1, output "
+            f"size = input size); {layer!r} is not one")
+    if method != "auto":
+        return method
+    if circulant:
+        return "fft"
+    rows, cols = layer.matrix_shape
+    return "dense" if rows * cols <= DENSE_MAX_ENTRIES else "iterative"
+
+
+def singular_values(layer: AffineMap, k: int | None = None, which: Which = "largest", *,
+                    tol: float = 0.0, method: SpectrumMethod = "auto") -> np.ndarray:
+    """Singular values of a layer's matrix, without building it when it is large.
+
+    Parameters
+    ----------
+    layer : AffineMap
+        Any layer object.
+    k : int, optional
+        How many: the ``k`` largest or smallest; None means all ``min(rows, columns)``.
+    which : {"largest", "smallest"}, optional
+        Which end of the spectrum ``k`` takes.
+    tol : float, optional
+        ARPACK's relative tolerance (``method="iterative"``); 0 means machine precision.
+    method : {"auto", "fft", "dense", "iterative"}, optional
+        ``"fft"``: the exact spectrum of a block-circulant layer (circular padding, stride 1,
+        output size = input size), per frequency the singular values of the ``C_out × C_in``
+        matrix ``K̂(f)`` (Sedghi, Gupta & Long 2019); ``"dense"``: the SVD of the dense
+        matrix; ``"iterative"``: ARPACK (``scipy.sparse.linalg.svds``) on
+        :meth:`~convmatrix.Layer.operator`. ``"auto"`` picks fft, then dense for matrices up
+        to :data:`DENSE_MAX_ENTRIES` entries, then iterative (which needs ``k``).
+
+    Returns
+    -------
+    ndarray, shape ``(k,)`` or ``(min(rows, columns),)``
+        Descending.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> conv = cm.Conv(np.array([[[1.0, 2.0]]]), (1, 4), padding=((0, 1),),
+    ...                padding_mode="circular")
+    >>> cm.singular_values(conv)            # |1 + 2 e^{2πi f/4}| for f = 0, 1, 3, 2
+    array([3.        , 2.23606798, 2.23606798, 1.        ])
+    >>> np.linalg.svd(conv.matrix().toarray(), compute_uv=False)
+    array([3.        , 2.23606798, 2.23606798, 1.        ])
+    """
+    layer = check_layer(layer)
+    checked = _check_method(method)
+    if which not in _WHICH:
+        raise ConvMatrixError(f"`which` (={which!r}) must be 'largest' or 'smallest'")
+    count = min(layer.matrix_shape)
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int | np.integer)
+                          or not 1 <= k <= count):
+        raise ConvMatrixError(f"`k` (={k!r}) must be None or an int between 1 and "
+                              f"min(rows, columns) = {count}")
+    if not tol >= 0:
+        raise ConvMatrixError(f"`tol` (={tol!r}) must be >= 0")
+    chosen = choose_method(layer, checked)  # type: ignore[arg-type]
+    if chosen == "iterative":
+        return iterative_values(layer, k, which, tol)
+    if chosen == "fft":
+        view = layer.conv_view()
+        assert view is not None
+        values = circulant_spectrum(view.spec, view.weight)
+    else:
+        values = _dense_values(layer)
+    if k is None:
+        return values
+    return values[:k] if which == "largest" else values[-k:]
+
+
+def operator_norm(layer: AffineMap, *, tol: float = 1e-6,
+                  method: SpectrumMethod = "auto") -> float:
+    """The spectral norm ``‖C‖₂`` (largest singular value) of a layer's matrix.
+
+    Parameters
+    ----------
+    layer : AffineMap
+        Any layer object (a stack too: the norm of the product).
+    tol : float, optional
+        ARPACK's relative residual tolerance for the top eigenpair of ``CᴴC``
+        (``method="iterative"``). The eigenvalue converges about quadratically faster than
+        its vector: on the ResNet-stage layer ``tol=1e-4`` already gives the norm to 4e-8
+        (``benchmarks/bench_operator.py``).
+    method : {"auto", "fft", "dense", "iterative"}, optional
+        As in :func:`singular_values`; ``"iterative"`` runs ARPACK's Lanczos on the
+        matrix-free ``CᴴC`` (one :meth:`~convmatrix.Layer.operator` product and one adjoint
+        product per step), so the matrix is never built. For convolutions it starts from a
+        plane wave at the frequency where the kernel's symbol ``K̂(f)`` peaks.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> conv = cm.Conv(np.ones((1, 1, 3, 3)), (1, 20, 20), padding=1)
+    >>> bool(abs(cm.operator_norm(conv, method="iterative") - cm.operator_norm(conv)) < 1e-9)
+    True
+    """
+    layer = check_layer(layer)
+    checked = _check_method(method)
+    if not tol >= 0:
+        raise ConvMatrixError(f"`tol` (={tol!r}) must be >= 0")
+    chosen = choose_method(layer, checked)  # type: ignore[arg-type]
+    if chosen != "iterative":
+        return float(singular_values(layer, 1, method=chosen)[0])  # type: ignore[arg-type]
+    op = LayerOperator(layer)
+    rows, cols = op.shape
+    if min(rows, cols) <= 2:
+        return float(singular_values(layer, 1, method="dense")[0])
+    view = layer.conv_view()
+    if view is not None:
+        return conv_norm(view.spec, view.weight, tol)
+    return gram_norm(op, tol)
