@@ -14,8 +14,10 @@ import numpy as np
 
 from convmatrix import reference
 from convmatrix._errors import ConvMatrixError
-from convmatrix.build.sparse import _as_weight, spec_matrix
-from convmatrix.geometry.spec import ConvSpec, _per_axis, conv_spec, conv_transpose_spec
+from convmatrix.build.sparse import spec_matrix
+from convmatrix.build.weights import as_weight
+from convmatrix.geometry.shapes import shape_text
+from convmatrix.geometry.spec import ConvSpec, conv_spec, conv_transpose_spec, per_axis
 from convmatrix.geometry.view import direction_keyword
 from convmatrix.typing import ArrayLike, Direction, IntOrSeq, PaddingArg, PaddingMode, ShapeLike
 
@@ -197,10 +199,6 @@ def dot_test(
                  np.array(lhs), np.array(rhs))
 
 
-def _shape_text(shape: Sequence[int]) -> str:
-    return "×".join(str(v) for v in shape)
-
-
 def _check_tolerance(tolerance: Any, dtype: np.dtype[Any]) -> float:
     if tolerance is None:
         return _tolerance(dtype)
@@ -309,7 +307,7 @@ def verify(
     => all checks passed
     """
     direction = direction_keyword(direction, transpose)
-    w = _as_weight(weight)
+    w = as_weight(weight)
     tol = _check_tolerance(tolerance, w.dtype)
     n_batch = _check_batch(batch)
     geometry: dict[str, Any] = {"stride": stride, "padding": padding, "dilation": dilation,
@@ -324,7 +322,7 @@ def verify(
                                    **geometry)
     else:
         spec = conv_spec(w.shape, input_shape, padding_mode=padding_mode, **geometry)
-        if any(_per_axis(output_padding, spec.ndim, "output_padding", minimum=0)):
+        if any(per_axis(output_padding, spec.ndim, "output_padding", minimum=0)):
             raise ConvMatrixError(
                 f"`output_padding` (={output_padding!r}) applies to transposed convolutions "
                 f"only (direction='adjoint')")
@@ -366,7 +364,7 @@ def verify_spec(
     ``transpose=`` is a deprecated spelling of ``direction=``.
     """
     direction = direction_keyword(direction, transpose)
-    w = _as_weight(weight)
+    w = as_weight(weight)
     tol = _check_tolerance(tolerance, w.dtype)
     n_batch = _check_batch(batch)
     geometry: dict[str, Any] = {"stride": spec.stride, "padding": spec.padding,
@@ -426,8 +424,8 @@ def _verify_matrix(
     x = _random(in_shape, w.dtype, rng)
     expected_x = forward(x)
     out_shape = expected_x.shape
-    layer = (f"{kind} {_shape_text(in_shape)} → {_shape_text(out_shape)}, kernel "
-             f"{_shape_text(w.shape[2:])}, {w.dtype}")
+    layer = (f"{kind} {shape_text(in_shape)} → {shape_text(out_shape)}, kernel "
+             f"{shape_text(w.shape[2:])}, {w.dtype}")
     reference_shape = (math.prod(out_shape), math.prod(in_shape))
     if tuple(matrix.shape) != reference_shape:
         checks = [Check(f"matrix shape {tuple(matrix.shape)} vs reference {reference_shape}",

@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.build import indexing
 from convmatrix.build.sparse import spec_matrix
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.geometry.view import AffineMap, ConvView
@@ -22,7 +23,6 @@ __all__ = ["BLOCK_BYTES", "BlockPlan", "block_plan", "block_rows", "matrix_block
 BLOCK_BYTES: int = 256 * 2**20
 """Default size of one row block (data and column indices) when ``rows_per_block`` is None."""
 
-_INT32_MAX = int(np.iinfo(np.int32).max)
 
 
 def row_view(layer: AffineMap) -> ConvView | None:
@@ -159,7 +159,7 @@ def _shifted(block: Any, shift: int, columns: int) -> sp.csr_array:
     """``block`` with its column indices moved right by ``shift``, in ``columns`` columns."""
     if shift == 0 and block.shape[1] == columns:
         return sp.csr_array(block)
-    index_dtype = np.int32 if max(columns, block.nnz) <= _INT32_MAX else np.int64
+    index_dtype = indexing.index_dtype(block.nnz, (block.shape[0], columns))
     indices = block.indices.astype(index_dtype, copy=shift == 0)
     indices += shift
     indptr = block.indptr.astype(index_dtype, copy=False)

@@ -34,10 +34,6 @@ MAX_GRAM_COLUMNS = 9  # up to this many inputs: CᵀC in weight symbols
 RECOVERY_TOLERANCE = 1e-8  # relative error below which LSQR "recovers" x
 
 
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "×".join(map(str, shape))
-
-
 def _number(value: Any) -> str:
     """A stable short text for a number: exact for rationals, else 4 decimals, zeros dropped."""
     if hasattr(value, "is_Rational") and value.is_Rational:

@@ -12,11 +12,11 @@ import numpy as np
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.analysis.blocks import matrix_blocks, row_view
+from convmatrix.build.indexing import index_dtype
 from convmatrix.geometry.view import AffineMap, is_affine_map
 
 __all__ = ["save_matrix"]
 
-_INT32_MAX = int(np.iinfo(np.int32).max)
 _COPY_ENTRIES = 1 << 20  # entries converted or formatted per step
 _COPY_BYTES = 1 << 22  # bytes copied per step from the temporary files
 
@@ -83,7 +83,7 @@ def _index_dtype(layer: AffineMap) -> np.dtype[Any]:
     rows, cols = layer.matrix_shape
     view = row_view(layer)
     bound = view.spec.nnz_upper_bound() if view is not None else rows * cols
-    return np.dtype(np.int32 if max(cols, bound) <= _INT32_MAX else np.int64)
+    return index_dtype(bound, layer.matrix_shape)
 
 
 def _append(stream: IO[bytes], array: np.ndarray, dtype: np.dtype[Any]) -> None:

@@ -28,7 +28,7 @@ def _used_length(spec: ConvSpec, axis: int) -> int:
             + spec.dilation[axis] * (spec.kernel_size[axis] - 1) + 1)
 
 
-def _pad_source(spec: ConvSpec, axis: int) -> np.ndarray:
+def pad_source(spec: ConvSpec, axis: int) -> np.ndarray:
     """For each used padded pixel along ``axis``, the input pixel it copies (−1: a zero).
 
     The map is ``np.pad`` of ``arange(n)`` in the matching numpy mode, so it shares no index
@@ -46,7 +46,7 @@ def _pad_source(spec: ConvSpec, axis: int) -> np.ndarray:
 def _pad(x: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """Pad (and trim to the used extent) the spatial axes ``2, 3, …`` of ``x``."""
     for axis in range(spec.ndim):
-        source = _pad_source(spec, axis)
+        source = pad_source(spec, axis)
         x = np.take(x, np.maximum(source, 0), axis=axis + 2)
         zero = source < 0
         if zero.any():
@@ -59,7 +59,7 @@ def _pad(x: np.ndarray, spec: ConvSpec) -> np.ndarray:
 def _fold(g: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """The adjoint of :func:`_pad`: add every padded pixel back onto the pixel it copies."""
     for axis in range(spec.ndim):
-        source = _pad_source(spec, axis)
+        source = pad_source(spec, axis)
         shape = list(g.shape)
         shape[axis + 2] = spec.input_size[axis]
         folded = np.zeros(shape, dtype=g.dtype)

@@ -1,33 +1,200 @@
-"""Memory a layer's verification, report and dense print need, estimated from shapes alone.
+"""Memory an operation needs, estimated from shapes alone, and the ``max_bytes`` checks.
 
-The command line and :func:`convmatrix.reports.layer.layer_report` check these estimates against a
-``max_bytes`` budget *before* allocating anything, so a layer whose report would need
-terabytes (a huge stride or padding blows up the transposed layer's output) is refused in
+One home for the memory budget: the matrix's own size (:func:`estimate_nbytes`, checked by
+the builder through :func:`check_matrix_budget`), the validation of every ``max_bytes``
+argument (:func:`check_max_bytes`), and what a verification, report or dense print needs.
+
+The command line and :func:`convmatrix.reports.layer.layer_report` check these estimates
+against a ``max_bytes`` budget *before* allocating anything, so a layer whose report would
+need terabytes (a huge stride or padding blows up the transposed layer's output) is refused in
 one line instead of hanging or dying in numpy's allocator. The estimates are deliberately
-generous upper bounds (a few copies of every dense array the step makes); the matrix itself is
-counted exactly by :func:`convmatrix.estimate_nbytes`.
+generous upper bounds (a few copies of every dense array the step makes); the matrix itself
+is counted exactly by :func:`estimate_nbytes`.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.build.sparse import estimate_nbytes
+from convmatrix.build.indexing import index_dtype
+from convmatrix.build.layout import Layout
+from convmatrix.geometry.indices import AxisRows
 from convmatrix.geometry.spec import ConvSpec
-from convmatrix.typing import Direction
+from convmatrix.geometry.view import direction_keyword
+from convmatrix.typing import Direction, SparseFormat
 
-__all__ = ["check_budget", "check_max_bytes", "dense_nbytes", "explain_nbytes", "law_nbytes",
-           "overlap_nbytes", "report_nbytes", "verification_nbytes"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "check_budget",
+    "check_matrix_budget",
+    "check_max_bytes",
+    "compressed_rows",
+    "dense_nbytes",
+    "estimate_nbytes",
+    "explain_nbytes",
+    "format_bytes",
+    "law_nbytes",
+    "matrix_nbytes",
+    "overlap_nbytes",
+    "report_nbytes",
+    "verification_nbytes",
+]
+
+DEFAULT_MAX_BYTES: int = 4 * 2**30
+"""Largest matrix (in bytes of data, indices and pointers) built unless ``max_bytes`` says more."""
 
 _DENSE_COPIES = 14  # x, y, a batch of 3 of each, reference outputs, comparison temporaries
 _MATRIX_MARGIN = 1.1  # the builder's chunk temporaries on top of the final arrays
 _PADDED_COPIES = 3  # the reference's padded input / scatter buffer, and its temporaries
 _TABLE_BYTES_PER_ENTRY = 128  # index table (3 int64) + both patterns (indices, taps, pointers)
 _FIGURE_BYTES_PER_PIXEL = 48  # overlap heat map: counts, float image, masks, RGBA resampling
+
+
+def check_max_bytes(max_bytes: Any, name: str = "max_bytes") -> int | None:
+    """Validate a ``max_bytes`` budget: a non-negative integer (Python or numpy), or None.
+
+    Parameters
+    ----------
+    max_bytes : int, numpy integer or None
+        The budget; None means no limit. bool, floats and negatives are refused.
+    name : str, optional
+        The argument's name in the message.
+
+    Returns
+    -------
+    int or None
+        As a Python int.
+
+    Examples
+    --------
+    >>> check_max_bytes(np.int64(2**30))
+    1073741824
+    >>> check_max_bytes(1.5)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    convmatrix._errors.ConvMatrixError: `max_bytes` (=1.5) must be a non-negative int or None...
+    """
+    if max_bytes is None:
+        return None
+    value = None
+    if not isinstance(max_bytes, bool | np.bool_) and hasattr(max_bytes, "__index__"):
+        try:
+            value = operator.index(max_bytes)
+        except TypeError:  # e.g. a float array, whose __index__ refuses
+            value = None
+    if value is None or value < 0:
+        raise ConvMatrixError(
+            f"`{name}` (={max_bytes!r}) must be a non-negative int or None (no limit)")
+    return value
+
+
+def compressed_rows(direction: Direction, format: str) -> AxisRows:
+    """The pixels a layout's compressed rows run over: ``"inputs"`` are the rows of ``Cᵀ``.
+
+    CSR (and COO) of ``C`` and CSC of ``Cᵀ`` compress the output pixels; the other two the
+    input pixels.
+
+    Examples
+    --------
+    >>> compressed_rows("adjoint", "csr"), compressed_rows("adjoint", "csc")
+    ('inputs', 'outputs')
+    """
+    return "inputs" if (direction == "adjoint") == (format in ("csr", "coo")) else "outputs"
+
+
+def estimate_nbytes(
+    spec: ConvSpec,
+    dtype: Any = np.float64,
+    *,
+    direction: Direction = "forward",
+    format: SparseFormat | None = None,
+    transpose: Any = None,
+) -> tuple[int, int]:
+    """Upper bound of stored entries and bytes of a layer's matrix, in closed form.
+
+    Parameters
+    ----------
+    spec : ConvSpec
+        The convolution.
+    dtype : dtype, optional
+        The weight dtype (the matrix stores the same).
+    direction, format : optional
+        As in :func:`spec_matrix`: which matrix and layout (the pointer array has one entry per
+        row of the compressed orientation).
+    transpose : bool, optional
+        Deprecated: ``transpose=True`` is ``direction="adjoint"``.
+
+    Returns
+    -------
+    nnz : int
+        Stored entries (exact for zero padding; an upper bound for the other modes).
+    nbytes : int
+        Bytes of data, indices and pointers.
+
+    Examples
+    --------
+    >>> from convmatrix.geometry.spec import conv_spec
+    >>> estimate_nbytes(conv_spec((64, 64, 3, 3), (64, 56, 56), padding=1))
+    (112869376, 1355235332)
+    """
+    direction = direction_keyword(direction, transpose)
+    format = format or ("csc" if direction == "adjoint" else "csr")
+    return matrix_nbytes(spec.nnz_upper_bound(), spec, dtype, direction, format)
+
+
+def matrix_nbytes(nnz: int, spec: ConvSpec, dtype: Any, direction: Direction, format: str
+                  ) -> tuple[int, int]:
+    """``(nnz, bytes)`` of a matrix of ``spec`` holding ``nnz`` entries in ``format``."""
+    shape = spec.matrix_shape
+    index_size = index_dtype(nnz, shape).itemsize
+    pointers = shape[1] if compressed_rows(direction, format) == "inputs" else shape[0]
+    nbytes = nnz * (np.dtype(dtype).itemsize + index_size) + (pointers + 1) * index_size
+    if format == "coo":
+        nbytes += nnz * index_size  # the row indices COO adds
+    return nnz, nbytes
+
+
+def check_matrix_budget(spec: ConvSpec, dtype: np.dtype[Any], max_bytes: Any, *,
+                        direction: Direction, format: str, layout: Layout | None = None
+                        ) -> None:
+    """Refuse to build a matrix whose :func:`estimate_nbytes` is over ``max_bytes``.
+
+    ``layout``, the cached layout of the matrix if there is one, keeps the estimate so that
+    repeated builds do not recompute it.
+
+    Examples
+    --------
+    >>> from convmatrix.geometry.spec import conv_spec
+    >>> check_matrix_budget(conv_spec((1, 1, 3), (1, 9)), np.dtype(np.float64), 64,
+    ...                     direction="forward", format="csr")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    convmatrix._errors.ConvMatrixError: the matrix (7, 9) would hold about 21 stored entries, ...
+    """
+    max_bytes = check_max_bytes(max_bytes)
+    if max_bytes is None:
+        return
+    # the closed-form bound of estimate_nbytes (kept by a cached layout, not recomputed)
+    if layout is None:
+        nnz, nbytes = matrix_nbytes(spec.nnz_upper_bound(), spec, dtype, direction, format)
+    else:
+        key = (dtype, direction, format)
+        estimate = layout.estimates.get(key)
+        if estimate is None:
+            estimate = layout.estimates[key] = matrix_nbytes(layout.nnz_upper_bound, spec, dtype,
+                                                             direction, format)
+        nnz, nbytes = estimate
+    if nbytes > max_bytes:
+        raise ConvMatrixError(
+            f"the matrix {spec.matrix_shape} would hold about {nnz:,} stored entries, "
+            f"{nbytes / 2**30:.2f} GiB as {dtype} {format.upper()}, over `max_bytes` "
+            f"(={max_bytes / 2**30:.2f} GiB); pass a larger max_bytes (or None) to build it"
+        )
 
 
 def _itemsize(dtype: Any) -> int:
@@ -145,28 +312,6 @@ def format_bytes(nbytes: int) -> str:
             value = nbytes / size
             return f"{value:.3g} {unit}" if value < 1e6 else f"{value:.2e} {unit}"
     return f"{nbytes} B"
-
-
-def check_max_bytes(max_bytes: Any) -> int | None:
-    """Validate a ``max_bytes`` budget: a non-negative int (numpy ints too), or None (no limit).
-
-    Examples
-    --------
-    >>> check_max_bytes(np.int64(1024)), check_max_bytes(None)
-    (1024, None)
-    >>> check_max_bytes(-1)
-    Traceback (most recent call last):
-    ...
-    convmatrix._errors.ConvMatrixError: `max_bytes` (=-1) must be a non-negative int or None
-    """
-    if max_bytes is None:
-        return None
-    if isinstance(max_bytes, bool) or not hasattr(max_bytes, "__index__"):
-        raise ConvMatrixError(f"`max_bytes` (={max_bytes!r}) must be a non-negative int or None")
-    value = int(max_bytes)
-    if value < 0:
-        raise ConvMatrixError(f"`max_bytes` (={max_bytes!r}) must be a non-negative int or None")
-    return value
 
 
 def overlap_nbytes(spec: ConvSpec) -> int:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.build.indexing import index_dtype
 from convmatrix.cache import cached
 from convmatrix.geometry.indices import AxisPattern, AxisRows, AxisRun, axis_pattern
 from convmatrix.geometry.spec import ConvSpec
@@ -47,7 +48,6 @@ TAIL_ENTRIES = 1 << 14
 SMALL_ENTRIES = 1 << 18
 """Layers with at most this many entries keep their finished index arrays in the layout."""
 
-_INT32_MAX = int(np.iinfo(np.int32).max)
 _THREAD_MIN_NNZ = 1 << 21  # below this, one thread fills faster than a pool starts
 _MAX_THREADS = 4
 _VALUE_CHUNK = 1 << 20  # weight values materialised per step when writing data
@@ -176,7 +176,7 @@ def _layout(spec: ConvSpec, rows: AxisRows) -> Layout:
     channel_entries = block * math.prod(totals)
     nnz = row_channels * channel_entries
     shape = (row_channels * math.prod(a.n_rows for a in axes), col_channels * q)
-    idx_t = np.dtype(np.int32 if max(nnz, *shape) <= _INT32_MAX else np.int64)
+    idx_t = index_dtype(nnz, shape)
     channel_dim = _Dim(row_channels, channel_entries, base * q, None, 0)
 
     boxes: list[tuple[AxisRun, ...]] = []

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import functools
-import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
+from convmatrix.build.budget import (
+    DEFAULT_MAX_BYTES,
+    check_matrix_budget,
+    compressed_rows,
+    estimate_nbytes,
+)
 from convmatrix.build.layout import (
     Layout,
     block_weights,
@@ -21,6 +25,7 @@ from convmatrix.build.layout import (
     write_indices,
     write_indptr,
 )
+from convmatrix.build.weights import as_weight
 from convmatrix.cache import peek
 from convmatrix.geometry.indices import AxisRows
 from convmatrix.geometry.spec import ConvSpec, conv_spec, conv_transpose_spec
@@ -35,126 +40,6 @@ __all__ = [
     "estimate_nbytes",
     "spec_matrix",
 ]
-
-DEFAULT_MAX_BYTES: int = 4 * 2**30
-"""Largest matrix (in bytes of data, indices and pointers) built unless ``max_bytes`` says more."""
-
-_INT32_MAX = int(np.iinfo(np.int32).max)
-_SPARSE_DTYPES = frozenset(np.dtype(t) for t in (
-    np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64,
-    np.uint64, np.float32, np.float64, np.longdouble, np.complex64, np.complex128,
-    np.clongdouble,
-))
-
-
-def as_weight(weight: Any) -> np.ndarray:
-    """Return the weight as a numeric ndarray, or raise a TypeError naming what is allowed.
-
-    torch tensors are read detached; bfloat16 ones become float32 (exactly).
-    """
-    array = to_numpy(weight)
-    if array.dtype not in _SPARSE_DTYPES:
-        hint = ""
-        if array.dtype == object:
-            hint = "; for SymPy symbols use convmatrix.symbolic.symbolic_conv_matrix"
-        elif array.dtype == np.float16:
-            hint = "; scipy.sparse has no float16: cast the weight to float32"
-        raise TypeError(
-            f"`weight` has dtype {array.dtype}, which scipy.sparse cannot store; use bool, "
-            f"integer, float32/float64 or complex{hint}"
-        )
-    return array
-
-
-_as_weight = as_weight  # the old private name, until its last importers switch to as_weight
-
-
-def _index_dtype(nnz: int, shape: tuple[int, int]) -> type[np.signedinteger[Any]]:
-    return np.int32 if max(nnz, *shape) <= _INT32_MAX else np.int64
-
-
-def _builds_rows_of_adjoint(direction: Direction, format: str) -> bool:
-    """Whether the requested layout is built from the rows of ``Cᵀ`` (input pixels)."""
-    return (direction == "adjoint") == (format in ("csr", "coo"))
-
-
-def estimate_nbytes(
-    spec: ConvSpec,
-    dtype: Any = np.float64,
-    *,
-    direction: Direction = "forward",
-    format: SparseFormat | None = None,
-    transpose: Any = None,
-) -> tuple[int, int]:
-    """Upper bound of stored entries and bytes of a layer's matrix, in closed form.
-
-    Parameters
-    ----------
-    spec : ConvSpec
-        The convolution.
-    dtype : dtype, optional
-        The weight dtype (the matrix stores the same).
-    direction, format : optional
-        As in :func:`spec_matrix`: which matrix and layout (the pointer array has one entry per
-        row of the compressed orientation).
-    transpose : bool, optional
-        Deprecated: ``transpose=True`` is ``direction="adjoint"``.
-
-    Returns
-    -------
-    nnz : int
-        Stored entries (exact for zero padding; an upper bound for the other modes).
-    nbytes : int
-        Bytes of data, indices and pointers.
-
-    Examples
-    --------
-    >>> from convmatrix.geometry.spec import conv_spec
-    >>> estimate_nbytes(conv_spec((64, 64, 3, 3), (64, 56, 56), padding=1))
-    (112869376, 1355235332)
-    """
-    direction = direction_keyword(direction, transpose)
-    format = format or ("csc" if direction == "adjoint" else "csr")
-    return _nbytes(spec.nnz_upper_bound(), spec, dtype, direction, format)
-
-
-def _nbytes(nnz: int, spec: ConvSpec, dtype: Any, direction: Direction, format: str
-            ) -> tuple[int, int]:
-    shape = spec.matrix_shape
-    index_size = np.dtype(_index_dtype(nnz, shape)).itemsize
-    pointers = shape[1] if _builds_rows_of_adjoint(direction, format) else shape[0]
-    nbytes = nnz * (np.dtype(dtype).itemsize + index_size) + (pointers + 1) * index_size
-    if format == "coo":
-        nbytes += nnz * index_size  # the row indices COO adds
-    return nnz, nbytes
-
-
-def _guard(spec: ConvSpec, dtype: np.dtype[Any], max_bytes: int | None, direction: Direction,
-           format: str, lay: Layout | None) -> None:
-    if max_bytes is None:
-        return
-    if isinstance(max_bytes, bool) or not hasattr(max_bytes, "__index__") or (
-            operator.index(max_bytes) < 0):
-        raise ConvMatrixError(
-            f"`max_bytes` (={max_bytes!r}) must be a non-negative int or None (no limit)")
-    max_bytes = operator.index(max_bytes)
-    # the closed-form bound of estimate_nbytes (kept by a cached layout, not recomputed)
-    if lay is None:
-        nnz, nbytes = _nbytes(spec.nnz_upper_bound(), spec, dtype, direction, format)
-    else:
-        key = (dtype, direction, format)
-        estimate = lay.estimates.get(key)
-        if estimate is None:
-            estimate = lay.estimates[key] = _nbytes(lay.nnz_upper_bound, spec, dtype,
-                                                    direction, format)
-        nnz, nbytes = estimate
-    if nbytes > max_bytes:
-        raise ConvMatrixError(
-            f"the matrix {spec.matrix_shape} would hold about {nnz:,} stored entries, "
-            f"{nbytes / 2**30:.2f} GiB as {dtype} {format.upper()}, over `max_bytes` "
-            f"(={max_bytes / 2**30:.2f} GiB); pass a larger max_bytes (or None) to build it"
-        )
-
 
 def _csr(shape: tuple[int, int], data: np.ndarray, indices: np.ndarray,
          indptr: np.ndarray) -> sp.csr_array:
@@ -303,10 +188,11 @@ def spec_matrix(
     if format not in ("csr", "csc", "coo"):
         raise ConvMatrixError(f"`format` (={format!r}) must be 'csr', 'csc' or 'coo'")
     # rows of C are output pixels; rows of Cᵀ are input pixels
-    rows: AxisRows = "inputs" if _builds_rows_of_adjoint(direction, format) else "outputs"
+    rows: AxisRows = compressed_rows(direction, format)
     known = peek(("layout", spec, rows))
     if like is None:
-        _guard(spec, w.dtype, max_bytes, direction, format, known)
+        check_matrix_budget(spec, w.dtype, max_bytes, direction=direction, format=format,
+                            layout=known)
     lay = layout(spec, rows) if known is None else known
     if out is not None:
         if like is not None:

@@ -1,17 +1,45 @@
-"""Weight values for a layer described only by shapes (the command line and built-in reports)."""
+"""Weights: the numeric arrays a matrix is built from, and values for shape-only layers."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
 
-__all__ = ["WEIGHT_FILLS", "make_weight"]
+__all__ = ["SPARSE_DTYPES", "WEIGHT_FILLS", "as_weight", "make_weight"]
 
 WEIGHT_FILLS = ("ones", "arange", "random")
+
+#: the dtypes scipy.sparse stores (and so the weight dtypes a matrix can have)
+SPARSE_DTYPES = frozenset(np.dtype(t) for t in (
+    np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64,
+    np.uint64, np.float32, np.float64, np.longdouble, np.complex64, np.complex128,
+    np.clongdouble,
+))
+
+
+def as_weight(weight: Any) -> np.ndarray:
+    """Return the weight as a numeric ndarray, or raise a TypeError naming what is allowed.
+
+    torch tensors are read detached; bfloat16 ones become float32 (exactly).
+    """
+    array = to_numpy(weight)
+    if array.dtype not in SPARSE_DTYPES:
+        hint = ""
+        if array.dtype == object:
+            hint = "; for SymPy symbols use convmatrix.symbolic.symbolic_conv_matrix"
+        elif array.dtype == np.float16:
+            hint = "; scipy.sparse has no float16: cast the weight to float32"
+        raise TypeError(
+            f"`weight` has dtype {array.dtype}, which scipy.sparse cannot store; use bool, "
+            f"integer, float32/float64 or complex{hint}"
+        )
+    return array
 
 
 def make_weight(shape: Sequence[int], fill: str = "ones", seed: int = 0) -> np.ndarray:

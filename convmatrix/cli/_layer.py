@@ -12,8 +12,8 @@ import numpy as np
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.build.budget import check_budget
-from convmatrix.build.sparse import DEFAULT_MAX_BYTES, as_weight
-from convmatrix.build.weights import make_weight
+from convmatrix.build.sparse import DEFAULT_MAX_BYTES
+from convmatrix.build.weights import as_weight, make_weight
 from convmatrix.geometry.spec import ConvSpec, conv_spec, conv_transpose_spec
 from convmatrix.layers.base import shape_text
 from convmatrix.layers.channels_last import KerasConv

@@ -16,6 +16,8 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = [
     "causal_padding",
     "conv_output_length",
@@ -25,6 +27,7 @@ __all__ = [
     "keras_transpose_output_length",
     "same_padding_tf",
     "same_padding_torch",
+    "shape_text",
 ]
 
 
@@ -148,3 +151,14 @@ def keras_transpose_output_length(
         return n * stride + max(k_eff - stride, 0) if padding == "valid" else n * stride
     pad = k_eff // 2 if padding == "same" else 0
     return (n - 1) * stride + k_eff - 2 * pad + output_padding
+
+
+def shape_text(shape: Iterable[int]) -> str:
+    """A shape as text: ``(1, 3, 3)`` → ``"1×3×3"`` (messages, reprs and reports).
+
+    Examples
+    --------
+    >>> shape_text((1, 3, 3))
+    '1×3×3'
+    """
+    return "×".join(str(v) for v in shape)

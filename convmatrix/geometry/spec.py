@@ -306,7 +306,7 @@ def _field_pairs(value: Any, ndim: int) -> tuple[tuple[int, int], ...]:
     return tuple(result)
 
 
-def _per_axis(value: IntOrSeq, ndim: int, name: str, *, minimum: int) -> tuple[int, ...]:
+def per_axis(value: IntOrSeq, ndim: int, name: str, *, minimum: int) -> tuple[int, ...]:
     """Normalise an int or a per-axis sequence of ints to a tuple, checking both bounds."""
     if isinstance(value, str):
         raise ConvMatrixError(f"`{name}` (={value!r}) must be an int or {ndim} ints")
@@ -475,8 +475,8 @@ def conv_spec(
             f"channels `input_shape[0]` (={in_channels}); weight layout is "
             f"(C_out, C_in // groups, *kernel)"
         )
-    stride_t = _per_axis(stride, ndim, "stride", minimum=1)
-    dilation_t = _per_axis(dilation, ndim, "dilation", minimum=1)
+    stride_t = per_axis(stride, ndim, "stride", minimum=1)
+    dilation_t = per_axis(dilation, ndim, "dilation", minimum=1)
     pairs = _padding_pairs(padding, ndim, kernel_size, stride_t, dilation_t)
     mode = _check_padding_mode(padding_mode, pairs, input_size)  # before sizes: clearer errors
     output_size = tuple(
@@ -579,8 +579,8 @@ def conv_transpose_spec(
         )
     g = _check_groups(groups, {"`C_in` (input_shape[0])": in_channels})
     out_channels = wshape[1] * g
-    stride_t = _per_axis(stride, ndim, "stride", minimum=1)
-    dilation_t = _per_axis(dilation, ndim, "dilation", minimum=1)
+    stride_t = per_axis(stride, ndim, "stride", minimum=1)
+    dilation_t = per_axis(dilation, ndim, "dilation", minimum=1)
     if isinstance(padding, str) and padding != "valid":
         raise ConvMatrixError(
             f"`padding` (={padding!r}) is not supported for a transposed convolution (torch "
@@ -588,7 +588,7 @@ def conv_transpose_spec(
             f"convmatrix.keras_matrix for Keras' 'same'"
         )
     pairs = _padding_pairs(padding, ndim, kernel_size, stride_t, dilation_t)
-    out_pad = _per_axis(output_padding, ndim, "output_padding", minimum=0)
+    out_pad = per_axis(output_padding, ndim, "output_padding", minimum=0)
     output_size = []
     for axis in range(ndim):
         s, d, a = stride_t[axis], dilation_t[axis], out_pad[axis]

@@ -11,7 +11,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.build.budget import check_max_bytes
 from convmatrix.build.sparse import DEFAULT_MAX_BYTES, SparseFormat
+from convmatrix.geometry.shapes import shape_text
 from convmatrix.typing import Layout
 
 if TYPE_CHECKING:
@@ -63,23 +65,6 @@ def get_presenter() -> Presenter:
                                   "convmatrix.reports when it is imported)")
         _presenter.append(_presenter_factory[0]())
     return _presenter[0]
-
-
-def shape_text(shape: tuple[int, ...]) -> str:
-    """``(1, 3, 3)`` → ``"1×3×3"``."""
-    return "×".join(str(v) for v in shape)
-
-
-def check_max_bytes(max_bytes: Any) -> int | None:
-    """Validate a ``max_bytes`` memory guard: a non-negative int, or None (no guard)."""
-    if max_bytes is None:
-        return None
-    if isinstance(max_bytes, bool) or not hasattr(max_bytes, "__index__"):
-        raise ConvMatrixError(f"`max_bytes` (={max_bytes!r}) must be a non-negative int or None")
-    value = int(max_bytes)
-    if value < 0:
-        raise ConvMatrixError(f"`max_bytes` (={max_bytes!r}) must be a non-negative int or None")
-    return value
 
 
 class Layer(ABC):

@@ -17,6 +17,7 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix.build.budget import check_budget, check_max_bytes, explain_nbytes
 from convmatrix.build.sparse import DEFAULT_MAX_BYTES
 from convmatrix.geometry.indices import stored_entries
+from convmatrix.geometry.shapes import shape_text
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.geometry.view import direction_keyword
 from convmatrix.symbolic._guard import DEFAULT_MAX_TERMS, check_residues
@@ -35,10 +36,6 @@ MAX_ALL_OUTPUTS = 36  # outputs up to which every one is derived
 MAX_TERMS_SHOWN = 10  # terms of one output sum written out before eliding
 MAX_SAMPLED = 16  # outputs derived for a large layer
 GENERIC_RANK_MAX_ENTRIES = 250_000  # matrix size up to which explain computes the rank
-
-
-def _shape_text(shape: Sequence[int]) -> str:
-    return "×".join(map(str, shape))
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,20 +123,20 @@ class Explanation:
     def describe_layer(self) -> str:
         """One line: kind, shapes, kernel, geometry."""
         spec = self.spec
-        parts = [f"kernel {_shape_text(spec.kernel_size)}",
-                 f"stride {_shape_text(spec.stride)}"]
+        parts = [f"kernel {shape_text(spec.kernel_size)}",
+                 f"stride {shape_text(spec.stride)}"]
         if any(b or a for b, a in spec.padding):
             parts.append("padding " + ", ".join(f"({b}, {a})" for b, a in spec.padding))
         if any(d > 1 for d in spec.dilation):
-            parts.append(f"dilation {_shape_text(spec.dilation)}")
+            parts.append(f"dilation {shape_text(spec.dilation)}")
         if spec.groups > 1:
             parts.append(f"groups {spec.groups}")
         if spec.padding_mode != "zeros":
             parts.append(f"padding mode {spec.padding_mode}")
         if self._adjoint and any(spec.remainder):
-            parts.append(f"output padding {_shape_text(spec.remainder)}")
-        return (f"{self.title}: {_shape_text(self.input_shape)} → "
-                f"{_shape_text(self.output_shape)}, " + ", ".join(parts))
+            parts.append(f"output padding {shape_text(spec.remainder)}")
+        return (f"{self.title}: {shape_text(self.input_shape)} → "
+                f"{shape_text(self.output_shape)}, " + ", ".join(parts))
 
     # -- renderings --------------------------------------------------------------------------
 
@@ -299,8 +296,8 @@ class Explanation:
         h = "#" * level
         out = [f"{h} {self.title}", "", self.describe_layer(), "",
                f"{h}# Shapes", "",
-               f"Input {_shape_text(self.input_shape)} (channels first), output "
-               f"{_shape_text(self.output_shape)}. Per spatial axis:", ""]
+               f"Input {shape_text(self.input_shape)} (channels first), output "
+               f"{shape_text(self.output_shape)}. Per spatial axis:", ""]
         out += [f"$$\n{line}\n$$" for line in self.shape_derivation_latex()]
         rows_cols = self.matrix_shape
         out += ["", f"{h}# The matrix ${'C^T' if self._adjoint else 'C'}$", "",
@@ -344,14 +341,14 @@ class Explanation:
 def _layer_line(e: Explanation) -> str:
     """``ConvTranspose2d 1×2×2 → 1×3×3, kernel 2×2`` (stride etc. only when not 1)."""
     spec = e.spec
-    parts = [f"{e.title} {_shape_text(e.input_shape)} → {_shape_text(e.output_shape)}",
-             f"kernel {_shape_text(spec.kernel_size)}"]
+    parts = [f"{e.title} {shape_text(e.input_shape)} → {shape_text(e.output_shape)}",
+             f"kernel {shape_text(spec.kernel_size)}"]
     if any(v > 1 for v in spec.stride):
-        parts.append(f"stride {_shape_text(spec.stride)}")
+        parts.append(f"stride {shape_text(spec.stride)}")
     if any(b or a for b, a in spec.padding):
         parts.append("padding " + ", ".join(f"({b}, {a})" for b, a in spec.padding))
     if any(v > 1 for v in spec.dilation):
-        parts.append(f"dilation {_shape_text(spec.dilation)}")
+        parts.append(f"dilation {shape_text(spec.dilation)}")
     if spec.groups > 1:
         parts.append(f"groups {spec.groups}")
     if spec.padding_mode != "zeros":
@@ -513,7 +510,7 @@ def explain_spec(spec: ConvSpec, transpose: bool | None = None, *,
     in_shape, out_shape = ((spec.output_shape, spec.input_shape) if adjoint
                            else (spec.input_shape, spec.output_shape))
     name = title or (f"ConvTranspose{spec.ndim}d" if adjoint else f"Conv{spec.ndim}d")
-    what = f"explaining {name} {_shape_text(in_shape)} → {_shape_text(out_shape)}"
+    what = f"explaining {name} {shape_text(in_shape)} → {shape_text(out_shape)}"
     check_residues(what, spec, max_terms)
     check_budget(what, explain_nbytes(spec), check_max_bytes(max_bytes))
     total = math.prod(out_shape)

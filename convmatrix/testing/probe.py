@@ -10,8 +10,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.build import indexing
+from convmatrix.build.budget import check_max_bytes
 from convmatrix.build.sparse import DEFAULT_MAX_BYTES
-from convmatrix.layers.base import Layer, check_max_bytes
+from convmatrix.layers.base import Layer
 from convmatrix.testing.blackbox import BlackBox, Linearity, check_linearity
 from convmatrix.testing.pattern import Structure, layer_structure
 
@@ -56,10 +58,6 @@ def _nonlinear_message(lin: Linearity, rtol: float) -> str:
             f"pass rtol=1e-5)")
 
 
-def _index_dtype(*sizes: int) -> type:
-    return np.int32 if max(sizes) < 2**31 - 1 else np.int64
-
-
 def _bytes_text(nbytes: int) -> str:
     return f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**28 else f"{nbytes / 2**20:.1f} MiB"
 
@@ -81,7 +79,7 @@ def _coloured(box: BlackBox, structure: Structure, lin: Linearity, max_bytes: in
     spatial = structure.spatial()
     m, n = box.m, box.n
     nnz = structure.nnz()
-    index_dtype = _index_dtype(nnz, n, m)
+    index_dtype = indexing.index_dtype(nnz, (m, n))
     itemsize = np.dtype(index_dtype).itemsize
     nbytes = 8 * n_colours * m + nnz * (8 + itemsize) + (m + 1) * itemsize
     if max_bytes is not None and nbytes > max_bytes:

@@ -8,7 +8,8 @@ import scipy.io
 import scipy.sparse as sp
 
 import convmatrix as cm
-import convmatrix.analysis.save as save
+from convmatrix import cache
+from convmatrix.build import indexing
 from tests.helpers import rng as seeded
 
 LAYERS = {
@@ -63,8 +64,12 @@ def test_matrix_market_loads_back_equal(tmp_path, name, kind):
 
 def test_int64_indices_when_the_matrix_needs_them(tmp_path, monkeypatch):
     layer = cm.Conv(seeded("int64").standard_normal((2, 1, 3)), (1, 9))
-    monkeypatch.setattr(save, "_INT32_MAX", 5)  # pretend the matrix is past int32 range
-    loaded = sp.load_npz(cm.save_matrix(layer, tmp_path / "big.npz", rows_per_block=4))
+    monkeypatch.setattr(indexing, "INT32_MAX", 5)  # pretend the matrix is past int32 range
+    cache.clear_cache()  # and keep no layout built with the lowered limit afterwards
+    try:
+        loaded = sp.load_npz(cm.save_matrix(layer, tmp_path / "big.npz", rows_per_block=4))
+    finally:
+        cache.clear_cache()
     assert loaded.indices.dtype == np.int64 and loaded.indptr.dtype == np.int64
     assert (loaded != layer.matrix()).nnz == 0
 

@@ -33,11 +33,11 @@ def _used_extent(spec: ConvSpec, axis: int) -> int:
 
 def padding_norm(spec: ConvSpec) -> float:
     """``‖Pad‖₂`` of the padding map onto the used padded grid: ∏ over axes √(max copies)."""
-    from convmatrix.build.apply import _pad_source
+    from convmatrix.build.apply import pad_source
 
     factor = 1.0
     for axis in range(spec.ndim):
-        source = _pad_source(spec, axis)
+        source = pad_source(spec, axis)
         copies = np.bincount(source[source >= 0], minlength=spec.input_size[axis])
         factor *= math.sqrt(int(copies.max(initial=0)))
     return factor
