@@ -40,6 +40,7 @@ __all__ = [
     "format_bytes",
     "law_nbytes",
     "matrix_nbytes",
+    "nnz_estimate",
     "overlap_nbytes",
     "report_nbytes",
     "verification_nbytes",
@@ -195,6 +196,37 @@ def check_matrix_budget(spec: ConvSpec, dtype: np.dtype[Any], max_bytes: Any, *,
             f"{nbytes / 2**30:.2f} GiB as {dtype} {format.upper()}, over `max_bytes` "
             f"(={max_bytes / 2**30:.2f} GiB); pass a larger max_bytes (or None) to build it"
         )
+
+
+def nnz_estimate(layer: Any) -> int:
+    """Stored entries of ``layer.matrix()``: exact or an upper bound, mostly without building.
+
+    Asked in turn: the kind's own ``_nnz_estimate()`` hook; its spec's closed form
+    (:meth:`~convmatrix.ConvSpec.nnz_upper_bound`), also of the convolution behind it
+    (``conv_view()``: an adjoint or a channels-last convolution stores the same entries,
+    moved); the layer an adjoint wraps; otherwise the matrix is built and counted.
+
+    Examples
+    --------
+    >>> import convmatrix as cm
+    >>> nnz_estimate(cm.Conv(np.ones((1, 1, 2, 2)), (1, 3, 3)))
+    16
+    >>> nnz_estimate(cm.AvgPool((1, 4, 4), 2).T)
+    16
+    """
+    own = getattr(layer, "_nnz_estimate", None)
+    if own is not None:
+        return int(own())
+    spec = getattr(layer, "spec", None)
+    if spec is not None and hasattr(spec, "nnz_upper_bound"):
+        return int(spec.nnz_upper_bound())
+    view = layer.conv_view() if hasattr(layer, "conv_view") else None
+    if view is not None:
+        return int(view.spec.nnz_upper_bound())
+    inner = getattr(layer, "layer", None)  # an adjoint: the same entries, transposed
+    if inner is not None and hasattr(inner, "matrix"):
+        return nnz_estimate(inner)
+    return int(layer.matrix(max_bytes=None).nnz)
 
 
 def _itemsize(dtype: Any) -> int:

@@ -12,8 +12,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.build.budget import nnz_estimate
 from convmatrix.build.sparse import DEFAULT_MAX_BYTES, SparseFormat
-from convmatrix.layers.base import Adjoint, Layer, check_max_bytes, shape_text
+from convmatrix.layers.base import Layer, check_max_bytes, shape_text
 from convmatrix.typing import Layout
 
 if TYPE_CHECKING:
@@ -26,33 +27,6 @@ Order = int | tuple["Order", "Order"]
 product is ``M_later @ M_earlier`` (leaves numbered in layer order, 0 = first applied)."""
 
 _INDEX_BYTES = 4  # int32 indices; the estimates need only be close
-
-
-def nnz_estimate(layer: Layer) -> int:
-    """Stored entries of ``layer.matrix()``: exact or an upper bound, mostly without building.
-
-    Layer kinds may define ``_nnz_estimate()``; convolutions use their closed form
-    (:meth:`~convmatrix.ConvSpec.nnz_upper_bound`); other kinds are built and counted.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import convmatrix as cm
-    >>> nnz_estimate(cm.Conv(np.ones((1, 1, 2, 2)), (1, 3, 3)))
-    16
-    """
-    own = getattr(layer, "_nnz_estimate", None)
-    if own is not None:
-        return int(own())
-    spec = getattr(layer, "spec", None)
-    if spec is not None and hasattr(spec, "nnz_upper_bound"):
-        return int(spec.nnz_upper_bound())
-    inner = getattr(layer, "torch", None)  # KerasConv: the same entries, permuted
-    if isinstance(inner, Layer):
-        return nnz_estimate(inner)
-    if isinstance(layer, Adjoint):
-        return nnz_estimate(layer.layer)
-    return int(layer.matrix(max_bytes=None).nnz)
 
 
 def _nbytes(nnz: float, rows: int, itemsize: int) -> float:
