@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from convmatrix.geometry.shapes import used_length
 from convmatrix.geometry.spec import ConvSpec
 
 __all__ = ["compute_dtype", "conv_apply", "conv_apply_adjoint"]
@@ -24,8 +25,8 @@ def compute_dtype(weight_dtype: np.dtype[Any], data_dtype: np.dtype[Any]) -> np.
 
 def _used_length(spec: ConvSpec, axis: int) -> int:
     """Padded pixels read along ``axis``: ``(o − 1)·s + d·(k − 1) + 1``."""
-    return ((spec.output_size[axis] - 1) * spec.stride[axis]
-            + spec.dilation[axis] * (spec.kernel_size[axis] - 1) + 1)
+    return used_length(spec.output_size[axis], spec.kernel_size[axis], spec.stride[axis],
+                       spec.dilation[axis])
 
 
 def pad_source(spec: ConvSpec, axis: int) -> np.ndarray:

@@ -28,6 +28,7 @@ __all__ = [
     "same_padding_tf",
     "same_padding_torch",
     "shape_text",
+    "used_length",
 ]
 
 
@@ -53,6 +54,17 @@ def conv_output_length(
     (3, 3)
     """
     return (n + padding[0] + padding[1] - effective_kernel(k, dilation)) // stride + 1
+
+
+def used_length(outputs: int, k: int, stride: int = 1, dilation: int = 1) -> int:
+    """Padded input positions the windows of ``outputs`` outputs span: ``(outputs − 1)·s + k̂``.
+
+    Examples
+    --------
+    >>> used_length(3, 3, stride=2)   # windows at 0, 2, 4, each 3 wide
+    7
+    """
+    return (outputs - 1) * stride + effective_kernel(k, dilation)
 
 
 def conv_remainder(

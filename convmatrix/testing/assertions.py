@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.geometry.shapes import same_padding_tf, same_padding_torch
 from convmatrix.layers.base import Layer
 from convmatrix.layers.conv import ConvLayer, ConvTranspose
 from convmatrix.testing.blackbox import BlackBox, as_numpy, check_linearity
@@ -134,11 +135,9 @@ def _padding_rule(layer: ConvLayer, padding: Any) -> str:
     torch_same, tf_same = [], []
     for a in range(spec.ndim):
         n, s = spec.input_size[a], spec.stride[a]
-        eff = spec.dilation[a] * (spec.kernel_size[a] - 1) + 1
-        total = eff - 1
-        torch_same.append((total // 2, total - total // 2))
-        tf_total = max((math.ceil(n / s) - 1) * s + eff - n, 0)
-        tf_same.append((tf_total // 2, tf_total - tf_total // 2))
+        k, d = spec.kernel_size[a], spec.dilation[a]
+        torch_same.append(same_padding_torch(k, d))
+        tf_same.append(same_padding_tf(n, k, s, d))
     rules = []
     if tuple(torch_same) == padding and all(s == 1 for s in spec.stride):
         rules.append("torch 'same'")

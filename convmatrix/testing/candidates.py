@@ -11,6 +11,7 @@ import numpy as np
 
 from convmatrix import reference
 from convmatrix._errors import ConvMatrixError
+from convmatrix.geometry.shapes import conv_transpose_output_length, effective_kernel
 from convmatrix.geometry.spec import PADDING_MODES
 from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
 from convmatrix.typing import Direction
@@ -166,7 +167,7 @@ def _axis_options(base: Geometry, axis: int, k: int, target: int) -> list[tuple[
 
     pairs = list(itertools.product(range(limit + 1), repeat=2))
     for s, d in itertools.product(strides, dilations):
-        eff = d * (k - 1) + 1
+        eff = effective_kernel(k, d)
         for b, a in pairs:
             if base.direction == "forward":
                 padded = n + b + a
@@ -176,7 +177,7 @@ def _axis_options(base: Geometry, axis: int, k: int, target: int) -> list[tuple[
                 keep((s, d, b, used_after), (s, d, (b, a), 0, "after"))
                 continue
             for op in range(max(s, d)):
-                if (n - 1) * s - b - a + eff + op != target:
+                if conv_transpose_output_length(n, k, s, (b, a), d, op) != target:
                     continue
                 keep((s, d, b, a - op), (s, d, (b, a), op, "after"))
                 if op and b >= op:  # the extra rows before instead: crop (b − op, a)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from convmatrix.geometry.shapes import effective_kernel
 from convmatrix.layers.base import Layer
 from convmatrix.layers.conv import ConvLayer, ConvTranspose
 
@@ -167,7 +168,7 @@ def layer_structure(layer: Layer, level: int) -> Structure | None:
     axes = []
     for a in range(spec.ndim):
         k, d = spec.kernel_size[a], spec.dilation[a]
-        extent = d * (k - 1) + 1
+        extent = effective_kernel(k, d)
         modes: tuple[str, ...]
         if level == 0:
             taps, modes = np.arange(k) * d, (spec.padding_mode,)

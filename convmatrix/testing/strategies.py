@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.geometry.shapes import conv_transpose_output_length
 from convmatrix.geometry.spec import PADDING_MODES
 from convmatrix.geometry.view import direction_keyword
 from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
@@ -60,7 +61,8 @@ def _conv_layer(draw: Any, dims: list[int], directions: list[Direction], modes: 
         if is_transposed:
             k = draw(st.integers(1, max_kernel))
             a = draw(st.integers(0, max(s, d) - 1))
-            room = (n - 1) * s + d * (k - 1) + a  # the output keeps at least one pixel
+            # crop at most all but one output pixel
+            room = conv_transpose_output_length(n, k, s, (0, 0), d, a) - 1
             before = draw(st.integers(0, min(max_padding, room)))
             after = draw(st.integers(0, min(max_padding, room - before)))
             out_pad.append(a)

@@ -16,6 +16,7 @@ from convmatrix.analysis.spectra import methods
 from convmatrix.analysis.spectra.fft import circulant_spectrum, is_circulant, torus_norm
 from convmatrix.analysis.spectra.iterative import Product, gram_norm
 from convmatrix.analysis.spectra.methods import check_layer, operator_norm
+from convmatrix.geometry.shapes import used_length
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.geometry.view import AffineMap, is_affine_map
 
@@ -27,8 +28,8 @@ ROUNDING_MARGIN: float = 1e-9
 
 
 def _used_extent(spec: ConvSpec, axis: int) -> int:
-    return ((spec.output_size[axis] - 1) * spec.stride[axis]
-            + spec.dilation[axis] * (spec.kernel_size[axis] - 1) + 1)
+    return used_length(spec.output_size[axis], spec.kernel_size[axis], spec.stride[axis],
+                       spec.dilation[axis])
 
 
 def padding_norm(spec: ConvSpec) -> float:
