@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -13,6 +14,7 @@ from convmatrix import reference
 from convmatrix._errors import ConvMatrixError
 from convmatrix.geometry.shapes import conv_transpose_output_length, effective_kernel
 from convmatrix.geometry.spec import PADDING_MODES
+from convmatrix.geometry.view import check_direction
 from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
 from convmatrix.typing import Direction
 
@@ -30,7 +32,11 @@ Pairs = tuple[tuple[int, int], ...]
 
 @dataclass(frozen=True)
 class Geometry:
-    """Everything that defines a conv layer, as plain values (no validation yet)."""
+    """Everything that defines a conv layer, as plain values (validated by :meth:`layer`).
+
+    ``direction`` is ``"forward"`` (a convolution) or ``"adjoint"`` (a transposed one); it
+    replaces the boolean ``transposed`` of convmatrix 0.1.
+    """
 
     direction: Direction
     weight: np.ndarray = field(repr=False)
@@ -41,6 +47,17 @@ class Geometry:
     groups: int
     padding_mode: str = "zeros"
     output_padding: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_direction(self.direction)  # a 0.1-style bool is refused, not misread
+
+    @property
+    def transposed(self) -> bool:
+        """Deprecated: ``direction == "adjoint"``."""
+        warnings.warn("`Geometry.transposed` is deprecated and will be removed in convmatrix "
+                      "0.3; use `Geometry.direction` ('forward' or 'adjoint')",
+                      DeprecationWarning, stacklevel=2)
+        return self.direction == "adjoint"
 
     @property
     def ndim(self) -> int:

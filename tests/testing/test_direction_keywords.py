@@ -47,3 +47,15 @@ def test_conv_layers_deprecated_transposed():
         assert type(layer) is cm.ConvTranspose
 
     check()
+
+
+def test_geometry_takes_a_direction_and_refuses_a_bool():
+    from convmatrix.testing.candidates import Geometry, geometry_of
+
+    layer = cm.ConvTranspose(np.ones((1, 1, 3)), (1, 4), stride=2)
+    geometry = geometry_of(layer)
+    assert geometry.direction == "adjoint"
+    with pytest.deprecated_call(match="Geometry.transposed"):
+        assert geometry.transposed is True
+    with pytest.raises(cm.ConvMatrixError, match=r"`direction` \(=True\) must be"):
+        Geometry(True, layer.weight, (1, 4), (2,), ((0, 0),), (1,), 1)
