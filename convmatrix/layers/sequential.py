@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
@@ -123,23 +123,20 @@ def _row_blocks(layer: Layer, parts: int) -> list[Layer] | None:
 
     Only for ungrouped convolutions and transposed convolutions (None otherwise).
     """
-    from convmatrix.layers.conv import Conv, ConvTranspose
+    from convmatrix.layers.conv import ConvLayer
 
-    if parts <= 1 or not isinstance(layer, Conv | ConvTranspose) or layer.groups != 1:
+    if parts <= 1 or not isinstance(layer, ConvLayer) or layer.groups != 1:
         return None
-    channels = layer.output_shape[0]
-    bounds = np.linspace(0, channels, min(parts, channels) + 1).astype(int)
+    spec, weight = layer.spec, layer.weight
+    bounds = np.linspace(0, layer.output_shape[0], min(parts, layer.output_shape[0]) + 1)
     blocks: list[Layer] = []
-    for lo, hi in itertools.pairwise(bounds.tolist()):
-        if isinstance(layer, Conv):
-            blocks.append(Conv(layer.weight[lo:hi], layer.input_shape, stride=layer.stride,
-                               padding=layer.padding, dilation=layer.dilation,
-                               padding_mode=layer.padding_mode))
-        else:
-            blocks.append(ConvTranspose(layer.weight[:, lo:hi], layer.input_shape,
-                                        stride=layer.stride, padding=layer.padding,
-                                        output_padding=layer.output_padding,
-                                        dilation=layer.dilation))
+    for lo, hi in itertools.pairwise(bounds.astype(int).tolist()):
+        if layer.direction == "forward":  # output channels: the spec's out_channels
+            part = replace(spec, out_channels=hi - lo)
+            blocks.append(ConvLayer.from_spec(part, weight[lo:hi]))
+        else:  # a transposed layer's output channels are its spec's in_channels
+            part = replace(spec, in_channels=hi - lo)
+            blocks.append(ConvLayer.from_spec(part, weight[:, lo:hi], direction="adjoint"))
     return blocks
 
 
@@ -148,23 +145,20 @@ def _column_blocks(layer: Layer, parts: int) -> list[Layer] | None:
 
     Only for ungrouped convolutions and transposed convolutions (None otherwise).
     """
-    from convmatrix.layers.conv import Conv, ConvTranspose
+    from convmatrix.layers.conv import ConvLayer
 
-    if parts <= 1 or not isinstance(layer, Conv | ConvTranspose) or layer.groups != 1:
+    if parts <= 1 or not isinstance(layer, ConvLayer) or layer.groups != 1:
         return None
-    channels, spatial = layer.input_shape[0], layer.input_shape[1:]
-    bounds = np.linspace(0, channels, min(parts, channels) + 1).astype(int)
+    spec, weight = layer.spec, layer.weight
+    bounds = np.linspace(0, layer.input_shape[0], min(parts, layer.input_shape[0]) + 1)
     blocks: list[Layer] = []
-    for lo, hi in itertools.pairwise(bounds.tolist()):
-        if isinstance(layer, Conv):
-            blocks.append(Conv(layer.weight[:, lo:hi], (hi - lo, *spatial), stride=layer.stride,
-                               padding=layer.padding, dilation=layer.dilation,
-                               padding_mode=layer.padding_mode))
-        else:
-            blocks.append(ConvTranspose(layer.weight[lo:hi], (hi - lo, *spatial),
-                                        stride=layer.stride, padding=layer.padding,
-                                        output_padding=layer.output_padding,
-                                        dilation=layer.dilation))
+    for lo, hi in itertools.pairwise(bounds.astype(int).tolist()):
+        if layer.direction == "forward":  # input channels: the spec's in_channels
+            part = replace(spec, in_channels=hi - lo)
+            blocks.append(ConvLayer.from_spec(part, weight[:, lo:hi]))
+        else:  # a transposed layer's input channels are its spec's out_channels
+            part = replace(spec, out_channels=hi - lo)
+            blocks.append(ConvLayer.from_spec(part, weight[lo:hi], direction="adjoint"))
     return blocks
 
 

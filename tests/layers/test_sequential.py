@@ -7,6 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import convmatrix as cm
 from convmatrix import reference
@@ -334,3 +335,20 @@ def test_large_factors_on_a_narrow_product_are_built_in_row_blocks():
     assert adjoint.column_blocks and not adjoint.blocks
     np.testing.assert_allclose(adjoint.matrix().toarray(), expected.T.toarray(), rtol=1e-12,
                                atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["conv", "transpose"])
+def test_channel_blocks_of_a_factor_stack_to_its_matrix(kind):
+    from convmatrix.layers.sequential import _column_blocks, _row_blocks
+
+    weight = np.arange(60.0).reshape(5, 4, 3) - 30
+    layer = (cm.Conv(weight, (4, 9), stride=2, padding=1, padding_mode="reflect")
+             if kind == "conv" else
+             cm.ConvTranspose(weight, (5, 6), stride=2, padding=1, output_padding=1))
+    rows, columns = _row_blocks(layer, 3), _column_blocks(layer, 2)
+    assert rows is not None and len(rows) == 3 and columns is not None and len(columns) == 2
+    stacked = sp.vstack([piece.matrix() for piece in rows])
+    side_by_side = sp.hstack([piece.matrix() for piece in columns])
+    assert abs(stacked - layer.matrix()).max() == 0
+    assert abs(side_by_side - layer.matrix()).max() == 0
+    assert all(type(piece) is type(layer) for piece in (*rows, *columns))
