@@ -30,6 +30,7 @@ import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.analysis.paths import constant_response, interior_mask, path_counts
+from convmatrix.geometry.shapes import shape_text
 from convmatrix.geometry.view import AffineMap, AxisSteps, ConvView
 
 if TYPE_CHECKING:
@@ -42,10 +43,6 @@ Weights = Literal["ones", "actual"]
 _WEIGHTS: tuple[str, ...] = get_args(Weights)
 _DIGITS = 9  # significant digits to which float interior values are told apart
 _GRID_MAX = 32  # pixels per axis of the map printed in text
-
-
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "×".join(str(v) for v in shape)
 
 
 def spatial_axes(layer: AffineMap) -> tuple[int, ...]:
@@ -225,7 +222,7 @@ class Checkerboard:
         note = ""
         if max(counts.shape) > _GRID_MAX:
             note = (f"\n(the top-left {min(counts.shape[0], _GRID_MAX)}×"
-                    f"{min(counts.shape[1], _GRID_MAX)} of {_shape_text(counts.shape)})")
+                    f"{min(counts.shape[1], _GRID_MAX)} of {shape_text(counts.shape)})")
             counts, interior = counts[:_GRID_MAX, :_GRID_MAX], interior[:_GRID_MAX, :_GRID_MAX]
         width = max(len(_value_text(v)) for v in counts.ravel()) + 1
         return "\n".join(" ".join(f"{_value_text(v) + ('*' if m else ' '):>{width}}"
