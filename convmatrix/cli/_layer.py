@@ -14,8 +14,8 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix.build.budget import check_budget
 from convmatrix.build.sparse import DEFAULT_MAX_BYTES
 from convmatrix.build.weights import as_weight, make_weight
+from convmatrix.geometry.shapes import shape_text
 from convmatrix.geometry.spec import ConvSpec, conv_spec, conv_transpose_spec
-from convmatrix.layers.base import shape_text
 from convmatrix.layers.channels_last import KerasConv
 from convmatrix.layers.conv import Conv, ConvTranspose
 from convmatrix.reports.layer import keras_conv

@@ -24,9 +24,10 @@ import scipy.sparse as sp
 from convmatrix._errors import ConvMatrixError
 from convmatrix.build.channels_last import channels_last_matrix
 from convmatrix.build.sparse import SparseFormat
+from convmatrix.geometry.shapes import shape_text
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.geometry.view import ConvView
-from convmatrix.layers.base import Layer, shape_text
+from convmatrix.layers.base import Layer
 from convmatrix.layers.conv import ConvLayer
 from convmatrix.typing import Direction, Layout
 
@@ -259,7 +260,7 @@ class ChannelsLast(Layer):
         return self.core.dtype
 
     def _nnz_estimate(self) -> int:
-        from convmatrix.layers.sequential import nnz_estimate
+        from convmatrix.build.budget import nnz_estimate
 
         return nnz_estimate(self.core)
 

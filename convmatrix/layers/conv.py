@@ -16,9 +16,10 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix.build.apply import conv_apply, conv_apply_adjoint
 from convmatrix.build.sparse import DEFAULT_MAX_BYTES, SparseFormat, spec_matrix
 from convmatrix.build.weights import as_weight
+from convmatrix.geometry.shapes import shape_text
 from convmatrix.geometry.spec import ConvSpec, IntOrSeq, PaddingArg, conv_spec, conv_transpose_spec
 from convmatrix.geometry.view import ConvView, check_direction
-from convmatrix.layers.base import Adjoint, Layer, shape_text
+from convmatrix.layers.base import Adjoint, Layer
 from convmatrix.typing import Direction
 
 if TYPE_CHECKING:

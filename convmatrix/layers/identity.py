@@ -10,8 +10,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix.build.sparse import SparseFormat
+from convmatrix.geometry.shapes import shape_text
 from convmatrix.layers._separable import as_int
-from convmatrix.layers.base import Layer, shape_text
+from convmatrix.layers.base import Layer
 
 if TYPE_CHECKING:
     from convmatrix.geometry.view import AxisSteps

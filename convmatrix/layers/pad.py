@@ -161,7 +161,7 @@ class Pad(SeparableLayer):
             .reshape(-1)
 
     def _describe(self) -> str:
-        from convmatrix.layers.base import shape_text
+        from convmatrix.geometry.shapes import shape_text
 
         parts = [f"{shape_text(self.input_shape)} → {shape_text(self.output_shape)}",
                  str(self.pad)]

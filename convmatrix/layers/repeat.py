@@ -9,8 +9,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.geometry.shapes import shape_text
 from convmatrix.layers._separable import SeparableLayer, as_shape, axis_matrix
-from convmatrix.layers.base import shape_text
 
 __all__ = ["Repeat"]
 

@@ -10,8 +10,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.geometry.shapes import shape_text
 from convmatrix.layers._separable import SeparableLayer, as_shape, axis_matrix, per_axis
-from convmatrix.layers.base import shape_text
 
 __all__ = ["MODES", "Upsample", "interpolation_matrix"]
 

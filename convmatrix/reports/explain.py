@@ -18,7 +18,8 @@ import numpy as np
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.analysis.checkerboard import Checkerboard, checkerboard
-from convmatrix.layers.base import Layer, shape_text
+from convmatrix.geometry.shapes import shape_text
+from convmatrix.layers.base import Layer
 from convmatrix.layers.sequential import Sequential
 
 __all__ = ["Factor", "MatrixExplanation", "Read", "StackExplanation", "explain_matrix",

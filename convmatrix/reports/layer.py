@@ -19,8 +19,8 @@ from convmatrix.adapters.keras import from_keras
 from convmatrix.build.budget import check_budget, report_nbytes
 from convmatrix.build.sparse import DEFAULT_MAX_BYTES, spec_matrix
 from convmatrix.geometry.indices import stored_entries
+from convmatrix.geometry.shapes import shape_text
 from convmatrix.geometry.spec import ConvSpec
-from convmatrix.layers.base import shape_text
 from convmatrix.layers.channels_last import KerasConv
 from convmatrix.layers.conv import ConvLayer
 from convmatrix.reports.document import Report

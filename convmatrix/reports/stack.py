@@ -13,7 +13,8 @@ import numpy as np
 from convmatrix._errors import ConvMatrixError
 from convmatrix.analysis.checkerboard import Checkerboard, checkerboard, spatial_axes
 from convmatrix.analysis.inverse import transpose_vs_inverse
-from convmatrix.layers.base import Layer, shape_text
+from convmatrix.geometry.shapes import shape_text
+from convmatrix.layers.base import Layer
 from convmatrix.layers.sequential import Sequential
 from convmatrix.reports.document import Report
 from convmatrix.reports.figures import figures_available, overlap_maps_png
