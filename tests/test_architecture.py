@@ -140,3 +140,36 @@ def test_no_private_name_imported_across_modules(path):
     assert not found, (f"{path.name}: give a shared name a public name in its home (not in the "
                        f"package's __all__) instead of importing a private one:\n"
                        + "\n".join(found))
+
+
+def top_level_imports(tree: ast.AST) -> list[str]:
+    """Names taken from the package's ``__init__`` (``from convmatrix import X``, X no module).
+
+    ``convmatrix/__init__.py`` re-exports the public names and is imported by nothing inside
+    the package; importing a submodule through it (``from convmatrix import reference``) is
+    fine.
+    """
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "convmatrix":
+            found += [f"{node.lineno} {alias.name}" for alias in node.names
+                      if not ((PACKAGE / f"{alias.name}.py").exists()
+                              or (PACKAGE / alias.name / "__init__.py").exists())]
+        elif isinstance(node, ast.Import):
+            found += [f"{node.lineno} import {alias.name}" for alias in node.names
+                      if alias.name == "convmatrix"]
+    return found
+
+
+def test_the_top_level_scan_finds_what_it_looks_for():
+    tree = ast.parse("from convmatrix import reference, __version__, Conv\nimport convmatrix\n"
+                     "import convmatrix.build.sparse\n")
+    assert top_level_imports(tree) == ["1 __version__", "1 Conv", "2 import convmatrix"]
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if p != PACKAGE / "__init__.py"],
+                         ids=lambda p: str(p.relative_to(PACKAGE.parent)))
+def test_nothing_inside_the_package_imports_its_init(path):
+    found = top_level_imports(_scan(path))
+    assert not found, (f"{path.name}: import the name from its home module, not from the "
+                       f"package's __init__:\n" + "\n".join(found))
