@@ -29,7 +29,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.analysis.paths import constant_response, interior_mask, path_counts
+from convmatrix.analysis.paths import (
+    constant_response,
+    interior_mask,
+    legacy_register,
+    path_counts,
+)
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.geometry.view import AffineMap, AxisSteps, ConvView
 
@@ -376,3 +381,6 @@ def lattice_step(matrix: sp.sparray) -> tuple[int, int, int, int] | None:
         if not np.array_equal(found, expected):
             return None
     return kernel, stride, 1, padding
+
+
+axis_steps.register = legacy_register("axis_steps")  # type: ignore[attr-defined]

@@ -31,7 +31,12 @@ checkerboard verdict (:mod:`convmatrix.analysis.checkerboard`) reads them there.
 
 from __future__ import annotations
 
+import inspect
 import math
+import typing
+import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -204,8 +209,35 @@ def interior_mask(layer: AffineMap) -> np.ndarray:
     return mask.reshape(layer.output_shape)
 
 
+def legacy_register(hook: str) -> Callable[..., Any]:
+    """A deprecated ``singledispatch``-style ``register`` that installs a hook on a kind.
+
+    In 0.1, :func:`path_matrix` and :func:`~convmatrix.analysis.checkerboard.axis_steps`
+    dispatched on the layer's class; ``path_matrix.register(Kind)(function)`` now sets
+    ``Kind.<hook>`` to ``function`` (deprecated: implement the hook method on the kind).
+    """
+    def register(kind: Any, function: Callable[..., Any] | None = None) -> Any:
+        if function is None and not isinstance(kind, type):  # @register with an annotation
+            function = kind
+            first = next(iter(inspect.signature(function).parameters))
+            kind = typing.get_type_hints(function)[first]
+        if function is None:
+            return lambda found: register(kind, found)
+        warnings.warn(
+            f"registering a function for {kind.__name__} is deprecated and will be removed in "
+            f"convmatrix 0.3; implement the hook method {kind.__name__}.{hook}() instead",
+            DeprecationWarning, stacklevel=2)
+        setattr(kind, hook, function)
+        return function
+
+    return register
+
+
 def _outer(axes: list[np.ndarray], channels: int) -> np.ndarray:
     grid = axes[0]
     for axis in axes[1:]:
         grid = np.logical_and.outer(grid, axis)
     return np.broadcast_to(grid, (channels, *grid.shape)).ravel()
+
+
+path_matrix.register = legacy_register("path_matrix")  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, get_args
@@ -88,6 +89,22 @@ class Layer(ABC):
     """
 
     _transposed: Layer | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Keep kinds written for 0.1 working: their ``_apply`` / ``_apply_adjoint`` (deprecated).
+
+        The batch hooks are public now (:meth:`apply_forward`, :meth:`apply_adjoint`); a kind
+        that still defines only the old private names gets them as the new hooks, with a
+        DeprecationWarning.
+        """
+        super().__init_subclass__(**kwargs)
+        for old, new in (("_apply", "apply_forward"), ("_apply_adjoint", "apply_adjoint")):
+            if old in cls.__dict__ and new not in cls.__dict__:
+                warnings.warn(
+                    f"{cls.__name__}.{old} is deprecated and will be removed in convmatrix 0.3; "
+                    f"implement the public hook {new}(batch) instead", DeprecationWarning,
+                    stacklevel=2)
+                setattr(cls, new, cls.__dict__[old])
 
     @property
     @abstractmethod

@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 import convmatrix as cm
 import convmatrix.analysis as analysis
+import convmatrix.analysis.checkerboard as checkerboard_module
 from convmatrix.analysis.blocks import matrix_blocks, row_view
 from convmatrix.analysis.linop import LayerOperator
 from convmatrix.geometry.view import AffineMap, ConvView, is_affine_map
@@ -103,7 +104,7 @@ def test_a_kind_from_the_protocol_alone_gets_the_analyses(tmp_path):
     assert is_affine_map(up)
     counts = analysis.path_counts(up)
     np.testing.assert_array_equal(counts, np.ones((2, 10), dtype=np.int64))
-    verdict = analysis.checkerboard(up)
+    verdict = checkerboard_module.checkerboard(up)
     assert verdict.verdict == "even" and verdict.law_agrees
     assert verdict.predicted_values == (1,)
     np.testing.assert_allclose(analysis.singular_values(up), np.full(10, math.sqrt(2)))
@@ -210,3 +211,29 @@ def test_the_protocol_names_every_hook_layers_implement():
     assert {"conv_view", "apply_forward", "apply_adjoint", "chain", "layout", "path_matrix",
             "own_interior", "axis_steps"} <= members
     assert all(hasattr(Layer, name) for name in members)
+
+
+def test_kinds_written_for_0_1_keep_working_with_a_warning():
+    with pytest.deprecated_call(match="implement the public hook apply_forward"):
+        class Old(Layer):
+            input_shape = (1, 3)
+            output_shape = (1, 3)
+
+            def _build_matrix(self, format: Any, max_bytes: int | None) -> sp.sparray:
+                return sp.eye_array(3, format=format) * 2.0
+
+            def _apply(self, x: np.ndarray) -> np.ndarray:
+                return 2.0 * x
+
+    old = Old()
+    assert Old.apply_forward is Old.__dict__["_apply"]
+    np.testing.assert_allclose(old(np.ones((1, 3))), 2.0 * np.ones((1, 3)))
+
+    with pytest.deprecated_call(match=r"implement the hook method Old.path_matrix\(\)"):
+        @analysis.paths.path_matrix.register(Old)
+        def _(layer: Old) -> sp.csr_array:
+            return sp.csr_array(sp.eye_array(3, dtype=np.int64, format="csr") * 5)
+    np.testing.assert_array_equal(analysis.path_counts(old), [[5, 5, 5]])
+    with pytest.deprecated_call(match="Old.axis_steps"):
+        checkerboard_module.axis_steps.register(Old, lambda layer: None)
+    assert old.axis_steps() is None
