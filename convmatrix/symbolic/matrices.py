@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -145,10 +146,14 @@ def symbolic_conv_transpose_matrix(weight_shape: Sequence[int], input_shape: Seq
                    (shape[1], shape[0]))
 
 
+_RENAMED = {"conv_matrix": "symbolic_conv_matrix",
+            "conv_transpose_matrix": "symbolic_conv_transpose_matrix"}
+
+
 def __getattr__(name: str) -> Any:
     """The names before 0.2 (``conv_matrix``, ``conv_transpose_matrix``), deprecated."""
-    if name in ("conv_matrix", "conv_transpose_matrix"):
-        from convmatrix.symbolic._deprecated import renamed
-
-        return renamed(__name__, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _RENAMED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(f"{__name__}.{name} is deprecated and will be removed in convmatrix 0.3; use "
+                  f"{__name__}.{_RENAMED[name]} instead", DeprecationWarning, stacklevel=2)
+    return globals()[_RENAMED[name]]
