@@ -21,6 +21,9 @@ from convmatrix.adapters import (
     torch_bias,
     torch_matrix,
 )
+from convmatrix.analysis.checkerboard import checkerboard
+from convmatrix.analysis.inverse import transpose_vs_inverse
+from convmatrix.analysis.paths import path_counts
 from convmatrix.analysis.save import save_matrix
 from convmatrix.analysis.spectra import (
     LipschitzBounds,
@@ -81,6 +84,7 @@ __all__ = [
     "Upsample",
     "VerificationResult",
     "cache",
+    "checkerboard",
     "conv_matrix",
     "conv_output_shape",
     "conv_spec",
@@ -96,6 +100,7 @@ __all__ = [
     "lipschitz",
     "operator_norm",
     "operator_norm_bound",
+    "path_counts",
     "reference",
     "save_matrix",
     "singular_values",
@@ -103,6 +108,7 @@ __all__ = [
     "symbolic",
     "torch_bias",
     "torch_matrix",
+    "transpose_vs_inverse",
     "verify",
 ]
 

@@ -2,4 +2,4 @@
 
 from convmatrix._deprecated import alias_module
 
-alias_module(__name__, "convmatrix.analysis.checkerboard")
+alias_module(__name__, "convmatrix.analysis.checkerboard", call="checkerboard")

@@ -94,7 +94,7 @@ def test_the_import_graph_has_no_circles():
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                circles.append(trail[trail.index(nxt):] + [nxt] if nxt in trail else [node, nxt])
+                circles.append([*trail[trail.index(nxt):], nxt] if nxt in trail else [node, nxt])
             elif nxt not in state:
                 visit(nxt, [*trail, nxt])
         state[node] = 2
