@@ -30,7 +30,7 @@ import scipy
 import scipy.sparse as sp
 
 import convmatrix as cm
-from convmatrix.build import layout as cm_layout
+from convmatrix.builder import layout as cm_layout
 
 LAYERS: list[tuple[str, tuple[int, ...], tuple[int, ...], dict[str, Any]]] = [
     ("1x32x32, 3x3", (1, 1, 3, 3), (1, 32, 32), {}),

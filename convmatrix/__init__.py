@@ -32,7 +32,7 @@ from convmatrix.analysis.spectra import (
     operator_norm_bound,
     singular_values,
 )
-from convmatrix.build.sparse import (
+from convmatrix.builder.sparse import (
     DEFAULT_MAX_BYTES,
     conv_matrix,
     conv_transpose_matrix,

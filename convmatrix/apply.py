@@ -1,5 +1,5 @@
-"""Deprecated alias of :mod:`convmatrix.build.apply` (kept for one release)."""
+"""Deprecated alias of :mod:`convmatrix.builder.apply` (kept for one release)."""
 
 from convmatrix._deprecated import alias_module
 
-alias_module(__name__, "convmatrix.build.apply")
+alias_module(__name__, "convmatrix.builder.apply")

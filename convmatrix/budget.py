@@ -1,5 +1,5 @@
-"""Deprecated alias of :mod:`convmatrix.build.budget` (kept for one release)."""
+"""Deprecated alias of :mod:`convmatrix.builder.budget` (kept for one release)."""
 
 from convmatrix._deprecated import alias_module
 
-alias_module(__name__, "convmatrix.build.budget")
+alias_module(__name__, "convmatrix.builder.budget")

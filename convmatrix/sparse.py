@@ -1,5 +1,5 @@
-"""Deprecated alias of :mod:`convmatrix.build.sparse` (kept for one release)."""
+"""Deprecated alias of :mod:`convmatrix.builder.sparse` (kept for one release)."""
 
 from convmatrix._deprecated import alias_module
 
-alias_module(__name__, "convmatrix.build.sparse")
+alias_module(__name__, "convmatrix.builder.sparse")

@@ -14,8 +14,8 @@ import numpy as np
 
 from convmatrix import reference
 from convmatrix._errors import ConvMatrixError
-from convmatrix.build.sparse import spec_matrix
-from convmatrix.build.weights import as_weight
+from convmatrix.builder.sparse import spec_matrix
+from convmatrix.builder.weights import as_weight
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.geometry.spec import ConvSpec, conv_spec, conv_transpose_spec, per_axis
 from convmatrix.geometry.view import direction_keyword

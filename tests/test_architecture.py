@@ -98,16 +98,16 @@ def _scan(path: Path) -> ast.Module:
 
 def test_the_scan_sees_the_package():
     assert len(SOURCES) > 50
-    assert PACKAGE / "build" / "sparse.py" in SOURCES
-    assert _module_name(PACKAGE / "build" / "__init__.py") == "convmatrix.build"
+    assert PACKAGE / "builder" / "sparse.py" in SOURCES
+    assert _module_name(PACKAGE / "builder" / "__init__.py") == "convmatrix.builder"
 
 
 def test_the_scans_find_what_they_look_for():
     tree = ast.parse(
-        "from convmatrix.build.sparse import _hidden, spec_matrix\n"
+        "from convmatrix.builder.sparse import _hidden, spec_matrix\n"
         "from .weights import _other\n"
         "from convmatrix._errors import ConvMatrixError, __doc__\n"
-        "from convmatrix.build.budget import _own\n"
+        "from convmatrix.builder.budget import _own\n"
         "def f(x, *, transpose: bool = False, forward: 'bool | None' = None,\n"
         "      direction: str = 'forward', transposed=None): ...\n"
         "class K:\n"
@@ -123,8 +123,8 @@ def test_the_scans_find_what_they_look_for():
     )
     assert [e.split()[1] for e in boolean_directions(tree)] == ["transpose", "forward",
                                                                  "K.transposed", "transpose"]
-    assert private_imports(tree, "convmatrix.build.budget") == [
-        "1 _hidden from convmatrix.build.sparse", "2 _other from convmatrix.build.weights"]
+    assert private_imports(tree, "convmatrix.builder.budget") == [
+        "1 _hidden from convmatrix.builder.sparse", "2 _other from convmatrix.builder.weights"]
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE.parent)))
@@ -163,7 +163,7 @@ def top_level_imports(tree: ast.AST) -> list[str]:
 
 def test_the_top_level_scan_finds_what_it_looks_for():
     tree = ast.parse("from convmatrix import reference, __version__, Conv\nimport convmatrix\n"
-                     "import convmatrix.build.sparse\n")
+                     "import convmatrix.builder.sparse\n")
     assert top_level_imports(tree) == ["1 __version__", "1 Conv", "2 import convmatrix"]
 
 

@@ -20,7 +20,7 @@ LAYERS = [
     ("convmatrix._errors", "convmatrix._arrays", "convmatrix.typing", "convmatrix._deprecated"),
     ("convmatrix.cache",),
     ("convmatrix.geometry",),
-    ("convmatrix.build",),
+    ("convmatrix.builder",),
     ("convmatrix.reference",),
     ("convmatrix.verification",),
     ("convmatrix.symbolic",),

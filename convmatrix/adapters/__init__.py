@@ -16,7 +16,7 @@ from convmatrix.adapters.keras import (
     keras_output_shape,
 )
 from convmatrix.adapters.torch import from_torch, torch_bias, torch_matrix
-from convmatrix.build.channels_last import channels_last_matrix, channels_last_permutation
+from convmatrix.builder.channels_last import channels_last_matrix, channels_last_permutation
 
 __all__ = [
     "KerasLayer",

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
-from convmatrix.build.sparse import DEFAULT_MAX_BYTES, SparseFormat
+from convmatrix.builder.sparse import DEFAULT_MAX_BYTES, SparseFormat
 from convmatrix.geometry import shapes
 from convmatrix.geometry.spec import as_int, sequence_items
 from convmatrix.layers.base import Layer

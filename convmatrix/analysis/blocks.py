@@ -12,8 +12,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.build import indexing
-from convmatrix.build.sparse import spec_matrix
+from convmatrix.builder import indexing
+from convmatrix.builder.sparse import spec_matrix
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.geometry.view import AffineMap, ConvView
 from convmatrix.typing import Direction

@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from convmatrix.build.channels_last import channels_last_matrix
-from convmatrix.build.sparse import DEFAULT_MAX_BYTES, spec_matrix
+from convmatrix.builder.channels_last import channels_last_matrix
+from convmatrix.builder.sparse import DEFAULT_MAX_BYTES, spec_matrix
 from convmatrix.geometry.view import AffineMap, ConvView
 
 __all__ = [

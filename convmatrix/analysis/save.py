@@ -12,7 +12,7 @@ import numpy as np
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.analysis.blocks import matrix_blocks, row_view
-from convmatrix.build.indexing import index_dtype
+from convmatrix.builder.indexing import index_dtype
 from convmatrix.geometry.view import AffineMap, is_affine_map
 
 __all__ = ["save_matrix"]

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from convmatrix.adapters.keras.config import SUPPORTED as KERAS_CLASSES
-from convmatrix.build.budget import format_bytes
-from convmatrix.build.sparse import DEFAULT_MAX_BYTES
-from convmatrix.build.weights import WEIGHT_FILLS
+from convmatrix.builder.budget import format_bytes
+from convmatrix.builder.sparse import DEFAULT_MAX_BYTES
+from convmatrix.builder.weights import WEIGHT_FILLS
 from convmatrix.geometry.spec import PADDING_MODES
 
 __all__ = ["EXAMPLES", "LAYER_FLAGS", "STACK_HELP", "ArgumentParser", "Once", "OnceFlag",

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.build.budget import check_budget
-from convmatrix.build.sparse import DEFAULT_MAX_BYTES
-from convmatrix.build.weights import as_weight, make_weight
+from convmatrix.builder.budget import check_budget
+from convmatrix.builder.sparse import DEFAULT_MAX_BYTES
+from convmatrix.builder.weights import as_weight, make_weight
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.geometry.spec import ConvSpec, conv_spec, conv_transpose_spec
 from convmatrix.layers.channels_last import KerasConv

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.build.budget import dense_nbytes, estimate_nbytes
+from convmatrix.builder.budget import dense_nbytes, estimate_nbytes
 from convmatrix.cli._args import Once, budget_argument, layer_command, parse_count
 from convmatrix.cli._layer import build_layer, check_memory, plan_layer
 from convmatrix.cli._output import save_streamed

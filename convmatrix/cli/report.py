@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.build.budget import report_nbytes
+from convmatrix.builder.budget import report_nbytes
 from convmatrix.cli._args import LAYER_FLAGS, Once, OnceFlag, budget_argument, layer_command
 from convmatrix.cli._layer import build_layer, check_memory, plan_layer
 from convmatrix.cli._output import report_target, write_report

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from convmatrix.build.budget import verification_nbytes
+from convmatrix.builder.budget import verification_nbytes
 from convmatrix.cli._args import budget_argument, layer_command
 from convmatrix.cli._layer import build_layer, check_memory, plan_layer
 

@@ -1,5 +1,5 @@
-"""Deprecated alias of :mod:`convmatrix.build.channels_last` (kept for one release)."""
+"""Deprecated alias of :mod:`convmatrix.builder.channels_last` (kept for one release)."""
 
 from convmatrix._deprecated import alias_module
 
-alias_module(__name__, "convmatrix.build.channels_last")
+alias_module(__name__, "convmatrix.builder.channels_last")

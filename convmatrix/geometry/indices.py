@@ -127,7 +127,7 @@ class IndexTable:
 
     Arrays are flat spatial indices (C order), sorted by output pixel, then input pixel, then
     tap; taps that read a zero of the padding are absent. This is the single source of truth for
-    the numeric matrices (:mod:`convmatrix.build.sparse`) and the symbolic ones
+    the numeric matrices (:mod:`convmatrix.builder.sparse`) and the symbolic ones
     (:mod:`convmatrix.symbolic`).
 
     Examples

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.build.sparse import SparseFormat
+from convmatrix.builder.sparse import SparseFormat
 from convmatrix.layers.base import ShapedLayer
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ them):
 - :class:`ChannelsLast`: any channels-first layer seen in the channels-last layout.
 
 Their matrix is the core's with rows and columns permuted
-(:func:`~convmatrix.build.channels_last.channels_last_matrix`).
+(:func:`~convmatrix.builder.channels_last.channels_last_matrix`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.build.channels_last import channels_last_matrix
-from convmatrix.build.sparse import SparseFormat
+from convmatrix.builder.channels_last import channels_last_matrix
+from convmatrix.builder.sparse import SparseFormat
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.geometry.view import ConvView
@@ -260,7 +260,7 @@ class ChannelsLast(Layer):
         return self.core.dtype
 
     def _nnz_estimate(self) -> int:
-        from convmatrix.build.budget import nnz_estimate
+        from convmatrix.builder.budget import nnz_estimate
 
         return nnz_estimate(self.core)
 

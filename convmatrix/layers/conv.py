@@ -13,9 +13,9 @@ import scipy.sparse as sp
 
 from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
-from convmatrix.build.apply import conv_apply, conv_apply_adjoint
-from convmatrix.build.sparse import DEFAULT_MAX_BYTES, SparseFormat, spec_matrix
-from convmatrix.build.weights import as_weight
+from convmatrix.builder.apply import conv_apply, conv_apply_adjoint
+from convmatrix.builder.sparse import DEFAULT_MAX_BYTES, SparseFormat, spec_matrix
+from convmatrix.builder.weights import as_weight
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.geometry.spec import ConvSpec, IntOrSeq, PaddingArg, conv_spec, conv_transpose_spec
 from convmatrix.geometry.view import ConvView, check_direction

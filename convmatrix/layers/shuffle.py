@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.build.sparse import SparseFormat
+from convmatrix.builder.sparse import SparseFormat
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.layers._separable import as_int, as_shape
 from convmatrix.layers.base import Layer, ShapedLayer

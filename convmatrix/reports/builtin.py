@@ -15,7 +15,7 @@ import numpy as np
 from convmatrix.adapters.keras import keras_output_shape
 from convmatrix.analysis.checkerboard import checkerboard
 from convmatrix.analysis.inverse import InverseAnalysis
-from convmatrix.build.weights import make_weight
+from convmatrix.builder.weights import make_weight
 from convmatrix.layers.base import Layer
 from convmatrix.layers.conv import Conv, ConvTranspose
 from convmatrix.layers.sequential import Sequential

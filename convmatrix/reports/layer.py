@@ -16,8 +16,8 @@ import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.adapters.keras import from_keras
-from convmatrix.build.budget import check_budget, report_nbytes
-from convmatrix.build.sparse import DEFAULT_MAX_BYTES, spec_matrix
+from convmatrix.builder.budget import check_budget, report_nbytes
+from convmatrix.builder.sparse import DEFAULT_MAX_BYTES, spec_matrix
 from convmatrix.geometry.indices import stored_entries
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.geometry.spec import ConvSpec
@@ -256,8 +256,9 @@ def layer_report(layer: ReportLayer, *, name: str = "report", title: str | None 
     figures : bool
         Make the PNG figures (needs matplotlib).
     max_bytes : int or None
-        Refuse a layer whose report is estimated (:func:`convmatrix.build.budget.report_nbytes`) to
-        need more memory than this, before computing anything; None disables the guard.
+        Refuse a layer whose report is estimated
+        (:func:`convmatrix.builder.budget.report_nbytes`) to need more memory than this, before
+        computing anything; None disables the guard.
 
     Returns
     -------

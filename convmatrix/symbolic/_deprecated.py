@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from convmatrix.build.sparse import DEFAULT_MAX_BYTES
+from convmatrix.builder.sparse import DEFAULT_MAX_BYTES
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.symbolic._guard import DEFAULT_MAX_TERMS
 from convmatrix.symbolic.laws import CheckerboardLaw, checkerboard_law, spec_checkerboard_law

@@ -1,7 +1,7 @@
 """Size guards of the symbolic side: closed-form term counts checked before anything is built.
 
 The memory (byte) estimates of the symbolic functions live with every other budget in
-:mod:`convmatrix.build.budget`; this module counts ``w·x`` terms and stride residues.
+:mod:`convmatrix.builder.budget`; this module counts ``w·x`` terms and stride residues.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from convmatrix.build.budget import check_budget, check_max_bytes, overlap_nbytes
-from convmatrix.build.sparse import DEFAULT_MAX_BYTES
+from convmatrix.builder.budget import check_budget, check_max_bytes, overlap_nbytes
+from convmatrix.builder.sparse import DEFAULT_MAX_BYTES
 from convmatrix.geometry.indices import axis_taps
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.symbolic._layers import layer_spec

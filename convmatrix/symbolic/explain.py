@@ -14,8 +14,8 @@ import numpy as np
 import sympy
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.build.budget import check_budget, check_max_bytes, explain_nbytes
-from convmatrix.build.sparse import DEFAULT_MAX_BYTES
+from convmatrix.builder.budget import check_budget, check_max_bytes, explain_nbytes
+from convmatrix.builder.sparse import DEFAULT_MAX_BYTES
 from convmatrix.geometry.indices import stored_entries
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.geometry.spec import ConvSpec
@@ -198,7 +198,7 @@ class Explanation:
         rows, cols = self.matrix_shape
         if rows * cols > GENERIC_RANK_MAX_ENTRIES:
             return None
-        from convmatrix.build.sparse import spec_matrix
+        from convmatrix.builder.sparse import spec_matrix
 
         weight = np.random.default_rng(0).standard_normal(self.spec.weight_shape)
         dense = spec_matrix(self.spec, weight, direction=self.direction).toarray()

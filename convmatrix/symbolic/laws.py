@@ -20,8 +20,8 @@ import numpy as np
 import sympy
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.build.budget import check_budget, check_max_bytes, law_nbytes
-from convmatrix.build.sparse import DEFAULT_MAX_BYTES
+from convmatrix.builder.budget import check_budget, check_max_bytes, law_nbytes
+from convmatrix.builder.sparse import DEFAULT_MAX_BYTES
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.geometry.view import check_direction
 from convmatrix.symbolic._guard import DEFAULT_MAX_TERMS, check_residues

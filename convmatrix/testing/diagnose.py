@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.build.sparse import DEFAULT_MAX_BYTES
+from convmatrix.builder.sparse import DEFAULT_MAX_BYTES
 from convmatrix.geometry.view import direction_keyword
 from convmatrix.layers.conv import ConvLayer
 from convmatrix.testing.blackbox import BlackBox, Linearity, check_linearity

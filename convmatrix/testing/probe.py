@@ -10,9 +10,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.build import indexing
-from convmatrix.build.budget import check_max_bytes
-from convmatrix.build.sparse import DEFAULT_MAX_BYTES
+from convmatrix.builder import indexing
+from convmatrix.builder.budget import check_max_bytes
+from convmatrix.builder.sparse import DEFAULT_MAX_BYTES
 from convmatrix.layers.base import Layer
 from convmatrix.testing.blackbox import BlackBox, Linearity, check_linearity
 from convmatrix.testing.pattern import Structure, layer_structure

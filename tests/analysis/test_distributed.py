@@ -13,6 +13,7 @@ da = pytest.importorskip("dask.array")
 pytest.importorskip("sparse")
 
 
+@pytest.mark.slow
 def test_dask_products_and_reductions_equal_the_matrix():
     rng = seeded("dask")
     layer = cm.Conv(rng.standard_normal((4, 1, 3, 3)), (2, 6, 6), padding=1, groups=2,

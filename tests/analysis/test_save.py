@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 import convmatrix as cm
 from convmatrix import cache
-from convmatrix.build import indexing
+from convmatrix.builder import indexing
 from tests.helpers import rng as seeded
 
 LAYERS = {

@@ -198,7 +198,7 @@ def test_padding_norm_counts_the_copies(mode):
                     padding_mode=mode)
     pad = np.zeros((8 * 7, 20))
     source = np.arange(20).reshape(1, 1, 5, 4)
-    from convmatrix.build.apply import _pad
+    from convmatrix.builder.apply import _pad
 
     padded = _pad(source.astype(float) + 1, layer.spec).reshape(-1)
     for row, value in enumerate(padded):

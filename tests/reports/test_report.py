@@ -81,6 +81,7 @@ def test_uneven_vs_even_report_states_the_verdicts():
     assert row in text
 
 
+@pytest.mark.slow
 def test_reports_folder_regenerates_byte_for_byte(tmp_path):
     # the committed reports embed figures, so regenerating them needs matplotlib
     pytest.importorskip("matplotlib")
@@ -133,6 +134,7 @@ def test_report_subprocess_default_is_the_seed(tmp_path):
     assert "output tensor: [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]" in text
 
 
+@pytest.mark.slow
 def test_large_layer_report_is_small(tmp_path):
     # its speed is measured by benchmarks, not asserted here
     assert main(["report", "--input", "64x56x56", "--kernel", "64x64x3x3", "--padding", "1",
@@ -159,7 +161,7 @@ def test_math_checker_catches_broken_markdown(broken):
 
 
 def _one_d_report():
-    from convmatrix.build.weights import make_weight
+    from convmatrix.builder.weights import make_weight
 
     layer = cm.ConvTranspose(make_weight((1, 1, 3), "ones"), (1, 5), stride=2)
     return report.layer_report(layer, figures=False)
@@ -202,7 +204,7 @@ def _subscripts(text, name):
     ((3, 1, 2), (3, 4), True),          # transposed: three in, one out
 ])
 def test_x_and_y_index_channels_the_same_way(weight_shape, input_shape, transpose):
-    from convmatrix.build.weights import make_weight
+    from convmatrix.builder.weights import make_weight
 
     build = cm.ConvTranspose if transpose else cm.Conv
     layer = build(make_weight(weight_shape, "ones"), input_shape)

@@ -94,6 +94,7 @@ def test_overlap_map_is_the_outer_product_and_the_transpose_of_ones(layer):
     assert np.array_equal(counts, ones[0])
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(layer=transposed_layers(max_ndim=2))
 def test_axis_closed_forms_match_the_counts(layer):

@@ -17,9 +17,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.build.channels_last import channels_last_matrix
-from convmatrix.build.sparse import DEFAULT_MAX_BYTES, spec_matrix
-from convmatrix.build.weights import as_weight
+from convmatrix.builder.channels_last import channels_last_matrix
+from convmatrix.builder.sparse import DEFAULT_MAX_BYTES, spec_matrix
+from convmatrix.builder.weights import as_weight
 from convmatrix.geometry import shapes
 from convmatrix.geometry.spec import ConvSpec, as_int, check_bounded, conv_spec, sequence_items
 from convmatrix.geometry.view import check_direction

@@ -43,7 +43,7 @@ def iterative_values(layer: AffineMap, k: int | None, which: str, tol: float) ->
 
 def conv_norm(spec: ConvSpec, weight: np.ndarray, tol: float) -> float:
     """``‖C‖₂`` of a convolution: Lanczos on ``CᴴC`` from a plane-wave start (see below)."""
-    from convmatrix.build.apply import conv_apply, conv_apply_adjoint
+    from convmatrix.builder.apply import conv_apply, conv_apply_adjoint
 
     complex_ = np.iscomplexobj(weight)
     dtype = np.dtype(np.complex128 if complex_ else np.float64)

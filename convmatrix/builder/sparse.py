@@ -10,13 +10,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.build.budget import (
+from convmatrix.builder.budget import (
     DEFAULT_MAX_BYTES,
     check_matrix_budget,
     compressed_rows,
     estimate_nbytes,
 )
-from convmatrix.build.layout import (
+from convmatrix.builder.layout import (
     Layout,
     block_weights,
     box_values,
@@ -25,7 +25,7 @@ from convmatrix.build.layout import (
     write_indices,
     write_indptr,
 )
-from convmatrix.build.weights import as_weight
+from convmatrix.builder.weights import as_weight
 from convmatrix.cache import peek
 from convmatrix.geometry.indices import AxisRows
 from convmatrix.geometry.spec import ConvSpec, conv_spec, conv_transpose_spec
@@ -164,8 +164,9 @@ def spec_matrix(
     Notes
     -----
     The builder writes the final CSR arrays directly, one strided box of alike rows at a time
-    (see :mod:`convmatrix.build.layout`); the per-geometry layout it uses is kept in a byte-budgeted
-    cache (:func:`convmatrix.cache.clear_cache`, :func:`convmatrix.cache.cache_nbytes`).
+    (see :mod:`convmatrix.builder.layout`); the per-geometry layout it uses is kept in a
+    byte-budgeted cache (:func:`convmatrix.cache.clear_cache`,
+    :func:`convmatrix.cache.cache_nbytes`).
 
     Examples
     --------

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.build.indexing import index_dtype
-from convmatrix.build.layout import Layout
+from convmatrix.builder.indexing import index_dtype
+from convmatrix.builder.layout import Layout
 from convmatrix.geometry.indices import AxisRows
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.geometry.view import direction_keyword

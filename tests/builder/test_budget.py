@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import convmatrix as cm
-from convmatrix.build import budget, indexing, sparse
+from convmatrix.builder import budget, indexing, sparse
 from convmatrix.geometry import shapes
 from convmatrix.layers import base
 

@@ -5,7 +5,7 @@ import pytest
 
 import convmatrix as cm
 from convmatrix import verification
-from convmatrix.build import budget
+from convmatrix.builder import budget
 from convmatrix.geometry.view import direction_keyword
 
 SPEC = cm.conv_spec((2, 1, 3, 3), (1, 5, 6), stride=2, padding=1)

@@ -119,7 +119,7 @@ def test_stem_like_transposed_csr_few_input_channels():
 
 def test_long_single_channel_rows_split_into_chunks():
     # long axes exceed the per-box table (TAIL_ENTRIES): rows are written in chunks
-    from convmatrix.build.layout import TAIL_ENTRIES
+    from convmatrix.builder.layout import TAIL_ENTRIES
 
     n = 3 * TAIL_ENTRIES + 17
     weight = np.array([[[1, -2, 3]]], dtype=np.int64)
@@ -155,6 +155,7 @@ def few_channel_layers(draw):
         padding_mode=mode)
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(layer=few_channel_layers(), seed=st.integers(0, 2**32 - 1))
 def test_property_few_channels_exact(layer, seed):

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.build.indexing import index_dtype
+from convmatrix.builder.indexing import index_dtype
 from convmatrix.cache import cached
 from convmatrix.geometry.indices import AxisPattern, AxisRows, AxisRun, axis_pattern
 from convmatrix.geometry.spec import ConvSpec
