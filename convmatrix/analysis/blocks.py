@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.builder import indexing
+from convmatrix.builder.budget import DEFAULT_MAX_BYTES, check_budget, check_max_bytes
 from convmatrix.builder.sparse import spec_matrix
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.geometry.view import AffineMap, ConvView
@@ -57,7 +58,8 @@ def block_rows(layer: AffineMap, rows_per_block: int | None = None) -> int:
     return max(1, min(rows, int(BLOCK_BYTES // per_row)))
 
 
-def matrix_blocks(layer: AffineMap, rows_per_block: int | None = None) -> Iterator[sp.csr_array]:
+def matrix_blocks(layer: AffineMap, rows_per_block: int | None = None, *,
+                  max_bytes: int | None = DEFAULT_MAX_BYTES) -> Iterator[sp.csr_array]:
     """Yield ``layer.matrix()`` as consecutive CSR row blocks.
 
     Parameters
@@ -67,6 +69,10 @@ def matrix_blocks(layer: AffineMap, rows_per_block: int | None = None) -> Iterat
     rows_per_block : int, optional
         Rows per block (the last block of each channel range may be shorter); default: blocks
         of about :data:`BLOCK_BYTES`.
+    max_bytes : int or None, optional
+        Refuse (:class:`~convmatrix.ConvMatrixError`, when called, before anything is built)
+        when what is held at once — one block, or for kinds built whole, the matrix — is
+        estimated above this many bytes; None disables the guard.
 
     Yields
     ------
@@ -81,7 +87,7 @@ def matrix_blocks(layer: AffineMap, rows_per_block: int | None = None) -> Iterat
     shifted to that group); the rows of a transposed layer are the columns of ``C`` of a
     range of its input channels. Ranges never straddle a group. A block smaller than one
     channel is cut from that channel's block, so peak memory is one block or one channel.
-    Other layer kinds build the matrix once and slice it.
+    Other layer kinds build the matrix once (guarded by ``max_bytes``) and slice it.
 
     Examples
     --------
@@ -97,7 +103,12 @@ def matrix_blocks(layer: AffineMap, rows_per_block: int | None = None) -> Iterat
     0
     """
     step = block_rows(layer, rows_per_block)
-    for _, _, build in block_plan(layer, step):
+    plan = block_plan(layer, step, max_bytes=max_bytes)  # refused here, not when iterated
+    return _stream(plan, step)
+
+
+def _stream(plan: BlockPlan, step: int) -> Iterator[sp.csr_array]:
+    for _, _, build in plan:
         block = build()
         if block.shape[0] <= step:
             yield block
@@ -110,16 +121,24 @@ def matrix_blocks(layer: AffineMap, rows_per_block: int | None = None) -> Iterat
 BlockPlan = list[tuple[int, int, Callable[[], sp.csr_array]]]
 
 
-def block_plan(layer: AffineMap, rows_per_block: int) -> BlockPlan:
+def block_plan(layer: AffineMap, rows_per_block: int, *,
+               max_bytes: int | None = DEFAULT_MAX_BYTES) -> BlockPlan:
     """Consecutive row ranges ``(start, stop, build)``; ``build()`` returns those rows as CSR.
 
     Convolution kinds: ranges of whole channels within one group, as many as fit
     ``rows_per_block`` (at least one channel). Other layer kinds: one range, the matrix.
+    Refused first (:class:`~convmatrix.ConvMatrixError`) when the largest block is estimated
+    above ``max_bytes``; the whole-matrix build of other kinds is guarded by it too.
     """
+    budget = check_max_bytes(max_bytes)
     view = row_view(layer)
     if view is None:
+        estimate = getattr(layer, "_matrix_nbytes", None)
+        if budget is not None and estimate is not None:
+            check_budget(f"the matrix {layer.matrix_shape} of {layer!r} (built whole: this "
+                         f"kind has no row blocks)", estimate("csr"), budget)
         return [(0, layer.matrix_shape[0],
-                 lambda: sp.csr_array(layer.matrix("csr", max_bytes=None)))]
+                 lambda: sp.csr_array(layer.matrix("csr", max_bytes=budget)))]
     spec, weight, direction = view.spec, view.weight, view.direction
     forward = direction == "forward"
     groups = spec.groups
@@ -127,6 +146,12 @@ def block_plan(layer: AffineMap, rows_per_block: int) -> BlockPlan:
     row_channels, row_pixels = ((cog, math.prod(spec.output_size)) if forward
                                 else (cig, math.prod(spec.input_size)))
     per_block = max(1, rows_per_block // row_pixels)
+    if budget is not None:  # the largest block: per_block channels of the closed-form bound
+        rows = max(1, layer.matrix_shape[0])
+        block = min(per_block, row_channels) * row_pixels
+        nnz = -(-spec.nnz_upper_bound() * block // rows)
+        nbytes = nnz * (np.dtype(layer.dtype).itemsize + 8) + (block + 1) * 8
+        check_budget(f"one row block ({block:,} rows) of {layer!r}", nbytes, budget)
     plan: BlockPlan = []
     for group in range(groups):
         for first in range(0, row_channels, per_block):

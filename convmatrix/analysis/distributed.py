@@ -9,6 +9,7 @@ import numpy as np
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.analysis.blocks import block_plan, block_rows
+from convmatrix.builder.budget import DEFAULT_MAX_BYTES
 from convmatrix.geometry.view import AffineMap
 
 __all__ = ["to_dask"]
@@ -27,7 +28,8 @@ def _coo(build: Any) -> Any:
     return sparse.COO.from_scipy_sparse(build())
 
 
-def to_dask(layer: AffineMap, row_chunks: int | None = None) -> Any:
+def to_dask(layer: AffineMap, row_chunks: int | None = None, *,
+            max_bytes: int | None = DEFAULT_MAX_BYTES) -> Any:
     """``layer.matrix()`` as a ``dask.array`` whose row chunks are built when computed.
 
     Parameters
@@ -37,6 +39,10 @@ def to_dask(layer: AffineMap, row_chunks: int | None = None) -> Any:
     row_chunks : int, optional
         Rows per chunk, rounded down to whole channels (at least one) for convolutions;
         default: chunks of about :data:`convmatrix.analysis.blocks.BLOCK_BYTES`.
+    max_bytes : int or None, optional
+        Refuse now (:class:`~convmatrix.ConvMatrixError`) when one chunk — for kinds without
+        row blocks, the whole matrix — is estimated above this many bytes (None: no guard);
+        the chunk builds are guarded by it too.
 
     Returns
     -------
@@ -66,7 +72,7 @@ def to_dask(layer: AffineMap, row_chunks: int | None = None) -> Any:
     meta = sparse.COO.from_numpy(np.zeros((0, 0), dtype=dtype))
     parts = [da.from_delayed(dask.delayed(_coo)(build), shape=(stop - start, cols),
                              dtype=dtype, meta=meta)
-             for start, stop, build in block_plan(layer, step)]
+             for start, stop, build in block_plan(layer, step, max_bytes=max_bytes)]
     if not parts:
         raise ConvMatrixError(f"{layer!r} has no rows")
     array = parts[0] if len(parts) == 1 else da.concatenate(parts, axis=0)

@@ -12,6 +12,7 @@ import numpy as np
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.analysis.blocks import matrix_blocks, row_view
+from convmatrix.builder.budget import DEFAULT_MAX_BYTES
 from convmatrix.builder.indexing import index_dtype
 from convmatrix.geometry.view import AffineMap, is_affine_map
 
@@ -22,7 +23,8 @@ _COPY_BYTES = 1 << 22  # bytes copied per step from the temporary files
 
 
 def save_matrix(layer: AffineMap, path: str | os.PathLike[str], *,
-                rows_per_block: int | None = None) -> Path:
+                rows_per_block: int | None = None,
+                max_bytes: int | None = DEFAULT_MAX_BYTES) -> Path:
     """Write ``layer.matrix()`` to a file without holding more than one row block in memory.
 
     Parameters
@@ -35,6 +37,9 @@ def save_matrix(layer: AffineMap, path: str | os.PathLike[str], *,
         ``scipy.io.mmread``).
     rows_per_block : int, optional
         As in :meth:`~convmatrix.Layer.matrix_blocks`.
+    max_bytes : int or None, optional
+        As in :meth:`~convmatrix.Layer.matrix_blocks`: what is held at once (one block; the
+        matrix for kinds built whole) is refused above it, before anything is written.
 
     Returns
     -------
@@ -47,8 +52,9 @@ def save_matrix(layer: AffineMap, path: str | os.PathLike[str], *,
     values are appended to temporary files next to ``path`` (converted and formatted in
     steps of a million entries), and only the row pointers (8 bytes a row) stay in memory.
     Once the number of stored entries is known, the headers are written and the temporary
-    files copied into place, so the disk briefly holds the matrix twice. No guard applies:
-    this is the way to write matrices larger than memory.
+    files copied into place, so the disk briefly holds the matrix twice. The file itself may
+    be larger than memory: ``max_bytes`` bounds one block (or, for kinds without row blocks,
+    the matrix).
 
     Examples
     --------
@@ -68,7 +74,7 @@ def save_matrix(layer: AffineMap, path: str | os.PathLike[str], *,
         raise ConvMatrixError(f"`path` (={str(path)!r}) must end in '.npz' or '.mtx'")
     if not is_affine_map(layer):
         raise ConvMatrixError(f"`layer` (={layer!r}) must be a convmatrix layer object")
-    blocks = matrix_blocks(layer, rows_per_block)  # validates rows_per_block now
+    blocks = matrix_blocks(layer, rows_per_block, max_bytes=max_bytes)  # checked now
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".convmatrix-") as folder:
         if suffix == ".npz":

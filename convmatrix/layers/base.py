@@ -12,7 +12,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.builder.budget import check_max_bytes
+from convmatrix.builder.budget import check_budget, check_max_bytes
+from convmatrix.builder.indexing import index_dtype
 from convmatrix.builder.sparse import DEFAULT_MAX_BYTES, SparseFormat
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.typing import Layout
@@ -146,7 +147,41 @@ class Layer(ABC):
         if format not in _FORMATS:
             raise ConvMatrixError(
                 f"`format` (={format!r}) must be one of {', '.join(map(repr, _FORMATS))}")
-        return self._build_matrix(format, check_max_bytes(max_bytes))
+        budget = check_max_bytes(max_bytes)
+        if budget is not None:
+            self._check_budget(format, budget)
+        return self._build_matrix(format, budget)
+
+    def _check_budget(self, format: SparseFormat, max_bytes: int) -> None:
+        """Refuse :meth:`matrix` before building when :meth:`_matrix_nbytes` is over budget.
+
+        A kind whose builder refuses on a better estimate first (a stack: its plan's peak)
+        overrides this with a no-op.
+        """
+        check_budget(f"the matrix {self.matrix_shape} of {self!r}",
+                     self._matrix_nbytes(format), max_bytes)
+
+    def _matrix_nbytes(self, format: SparseFormat) -> int:
+        """Bytes of :meth:`matrix` estimated without building it (0: the kind checks itself).
+
+        Kinds with an ``_nnz_estimate()`` hook (exact or an upper bound, from the shapes
+        alone) or a convolution behind them (:meth:`conv_view`) are counted here: data, column
+        indices and row pointers (COO: row indices too), so every such kind is refused before
+        it allocates, whatever its builder does.
+        """
+        own = getattr(self, "_nnz_estimate", None)
+        view = self.conv_view() if own is None else None
+        if own is not None:
+            nnz = math.ceil(own())
+        elif view is not None:
+            nnz = int(view.spec.nnz_upper_bound())
+        else:
+            return 0
+        rows, cols = self.matrix_shape
+        index = index_dtype(nnz, (rows, cols)).itemsize
+        pointers = 0 if format == "coo" else (cols if format == "csc" else rows) + 1
+        indices = 2 * nnz if format == "coo" else nnz
+        return nnz * self.dtype.itemsize + (indices + pointers) * index
 
     @abstractmethod
     def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
@@ -254,17 +289,22 @@ class Layer(ABC):
 
         return LayerOperator(self)
 
-    def matrix_blocks(self, rows_per_block: int | None = None) -> Iterator[sp.csr_array]:
-        """:meth:`matrix` as CSR row blocks (:func:`convmatrix.analysis.blocks.matrix_blocks`)."""
+    def matrix_blocks(self, rows_per_block: int | None = None, *,
+                      max_bytes: int | None = DEFAULT_MAX_BYTES) -> Iterator[sp.csr_array]:
+        """:meth:`matrix` as CSR row blocks (:func:`convmatrix.analysis.blocks.matrix_blocks`).
+
+        ``max_bytes`` bounds what is held at once (one block; the matrix for kinds built whole).
+        """
         from convmatrix.analysis.blocks import matrix_blocks
 
-        return matrix_blocks(self, rows_per_block)
+        return matrix_blocks(self, rows_per_block, max_bytes=max_bytes)
 
-    def to_dask(self, row_chunks: int | None = None) -> Any:
+    def to_dask(self, row_chunks: int | None = None, *,
+                max_bytes: int | None = DEFAULT_MAX_BYTES) -> Any:
         """:meth:`matrix` as a lazy dask array (see :mod:`convmatrix.analysis.distributed`)."""
         from convmatrix.analysis.distributed import to_dask
 
-        return to_dask(self, row_chunks)
+        return to_dask(self, row_chunks, max_bytes=max_bytes)
 
     def apply_forward(self, batch: np.ndarray) -> np.ndarray:
         """The linear part on a batch: ``(B, *input_shape)`` → ``(B, *output_shape)``.
@@ -469,6 +509,10 @@ class Adjoint(Layer):
 
     def _adjoint(self) -> Layer:
         return self.layer
+
+    def _matrix_nbytes(self, format: SparseFormat) -> int:
+        other: SparseFormat = {"csr": "csc", "csc": "csr", "coo": "coo"}[format]  # type: ignore[assignment]
+        return self.layer._matrix_nbytes(other)
 
     def conv_view(self) -> ConvView | None:
         """The layer's convolution in the other direction (None if it has none)."""

@@ -398,6 +398,9 @@ class Sequential(Layer):
         return ProductPlan(chain, node.order, node.nnz, node.cost - node.nnz, node.peak,
                            dict(node.blocks), dict(node.column_blocks))
 
+    def _check_budget(self, format: SparseFormat, max_bytes: int) -> None:
+        """None here: :meth:`_build_matrix` refuses on the plan's peak, before building."""
+
     def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
         plan = self.plan()
         return plan.matrix(format, max_bytes=max_bytes)

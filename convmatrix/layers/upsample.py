@@ -10,10 +10,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.builder.budget import DEFAULT_MAX_BYTES, format_bytes
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.layers._separable import SeparableLayer, as_shape, axis_matrix, per_axis
 
-__all__ = ["MODES", "Upsample", "interpolation_matrix"]
+__all__ = ["MODES", "Upsample", "interpolation_matrix", "taps_per_row"]
 
 MODES: dict[str, tuple[int, ...]] = {
     "nearest": (1, 2, 3), "nearest-exact": (1, 2, 3), "linear": (1,), "bilinear": (2,),
@@ -22,16 +23,17 @@ MODES: dict[str, tuple[int, ...]] = {
 """Mode → the numbers of spatial axes torch allows it for."""
 
 _CUBIC_A = -0.75  # torch's cubic convolution coefficient
+_TABLE_BYTES = 64  # per table entry while building: row, column, value, their CSR and temporaries
 
 
-def _cubic_weights(t: float) -> tuple[float, float, float, float]:
-    """Keys' cubic convolution weights of the 4 taps around a fraction ``t`` (A = -0.75)."""
+def _cubic_weights(t: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Keys' cubic convolution weights of the 4 taps around fractions ``t`` (A = -0.75)."""
     a = _CUBIC_A
 
-    def near(x: float) -> float:  # |x| <= 1
+    def near(x: np.ndarray) -> np.ndarray:  # |x| <= 1
         return ((a + 2) * x - (a + 3)) * x * x + 1
 
-    def far(x: float) -> float:  # 1 < |x| < 2
+    def far(x: np.ndarray) -> np.ndarray:  # 1 < |x| < 2
         return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
 
     return far(t + 1), near(t), near(1 - t), far(2 - t)
@@ -72,54 +74,51 @@ def interpolation_matrix(n: int, out: int, mode: str, align_corners: bool,
            [0.25, 0.75],
            [0.  , 1.  ]])
     """
-    rows: list[int] = []
-    cols: list[int] = []
-    values: list[float] = []
+    index = np.arange(out, dtype=np.int64)
     if mode in ("nearest", "nearest-2d", "nearest-exact"):
         ratio32 = (np.float32(1.0 / scale) if scale is not None and scale > 0
                    else np.float32(n) / np.float32(out))
-        for i in range(out):
-            if mode == "nearest-2d" and out == n:
-                src = i
-            elif mode == "nearest-2d" and out == 2 * n:
-                src = i >> 1
-            else:
-                shift = np.float32(0.5) if mode == "nearest-exact" else np.float32(0.0)
-                src = min(int(np.floor((np.float32(i) + shift) * ratio32)), n - 1)
-            rows.append(i)
-            cols.append(src)
-        return axis_matrix(np.array(rows), np.array(cols), np.ones(out, dtype=np.int64),
-                           (out, n))
+        if mode == "nearest-2d" and out == n:
+            src = index
+        elif mode == "nearest-2d" and out == 2 * n:
+            src = index >> 1
+        else:  # float32 throughout, as torch (and as one scalar at a time would)
+            shift = np.float32(0.5) if mode == "nearest-exact" else np.float32(0.0)
+            scaled = (index.astype(np.float32) + shift) * ratio32
+            src = np.minimum(np.floor(scaled).astype(np.int64), n - 1)
+        return axis_matrix(index, src, np.ones(out, dtype=np.int64), (out, n))
     if align_corners:
         ratio = (n - 1) / (out - 1) if out > 1 else 0.0
     else:
         ratio = 1.0 / scale if scale is not None and scale > 0 else n / out
     cubic = mode == "cubic"
-    for i in range(out):
-        if align_corners:
-            x = ratio * i
-        else:
-            x = ratio * (i + 0.5) - 0.5
-            if not cubic and x < 0:
-                x = 0.0
-        base = min(math.floor(x), n - 1)
-        t = float(np.clip(x - base, 0.0, 1.0))
-        if cubic:
-            for tap, weight in enumerate(_cubic_weights(t)):
-                rows.append(i)
-                cols.append(min(max(base - 1 + tap, 0), n - 1))
-                values.append(weight)
-        elif out == n and not align_corners:
-            rows.append(i)
-            cols.append(i)
-            values.append(1.0)
-        else:
-            rows += [i, i]
-            cols += [base, base + (1 if base < n - 1 else 0)]
-            values += [1.0 - t, t]
-    matrix = axis_matrix(np.array(rows), np.array(cols), np.array(values), (out, n))
+    x: np.ndarray
+    if align_corners:
+        x = ratio * index.astype(np.float64)
+    else:
+        x = ratio * (index + 0.5) - 0.5
+        if not cubic:
+            x = np.where(x < 0, 0.0, x)
+    base = np.minimum(np.floor(x), n - 1).astype(np.int64)
+    t = np.clip(x - base, 0.0, 1.0)
+    if cubic:  # four taps per row, in tap order (duplicates at the border add up)
+        rows = np.repeat(index, 4)
+        cols = np.clip(base[:, None] + np.arange(-1, 3), 0, n - 1).ravel()
+        values = np.stack(_cubic_weights(t), axis=1).ravel()
+    elif out == n and not align_corners:
+        rows, cols, values = index, index, np.ones(out)
+    else:
+        rows = np.repeat(index, 2)
+        cols = np.stack([base, base + (base < n - 1)], axis=1).ravel()
+        values = np.stack([1.0 - t, t], axis=1).ravel()
+    matrix = axis_matrix(rows, cols, values, (out, n))
     matrix.eliminate_zeros()
     return matrix
+
+
+def taps_per_row(mode: str) -> int:
+    """Stored entries per row (at most) of :func:`interpolation_matrix` in ``mode``."""
+    return 4 if mode == "cubic" else 2 if mode == "linear" else 1
 
 
 class Upsample(SeparableLayer):
@@ -196,12 +195,17 @@ class Upsample(SeparableLayer):
         self.scale_factor = scales
         self._input_shape = shape
         self._output_shape = (shape[0], *out)
-        kind = ("cubic" if mode == "bicubic" else "linear" if interpolating
-                else "nearest-2d" if mode == "nearest" and ndim == 2 else mode)
-        self._axes = [None] + [
-            interpolation_matrix(n, o, kind, self.align_corners,
-                                 None if scales is None else scales[axis])
-            for axis, (n, o) in enumerate(zip(shape[1:], out, strict=True))]
+        self._kind = ("cubic" if mode == "bicubic" else "linear" if interpolating
+                      else "nearest-2d" if mode == "nearest" and ndim == 2 else mode)
+        # the per-axis tables are built on first use; refuse first when they cannot fit
+        table_entries = sum(o * taps_per_row(self._kind) for o in out)
+        if table_entries * _TABLE_BYTES > DEFAULT_MAX_BYTES:
+            raise ConvMatrixError(
+                f"`scale_factor`/`size` (={scale_factor if size is None else size!r}) gives the "
+                f"output {shape_text(self._output_shape)}: its per-axis tables alone would need "
+                f"about {format_bytes(table_entries * _TABLE_BYTES)}, over the default budget "
+                f"`max_bytes` (={format_bytes(DEFAULT_MAX_BYTES)}); choose a smaller output")
+        self._axes: list[sp.csr_array | None] | None = None
 
     @property
     def dtype(self) -> np.dtype[Any]:
@@ -209,7 +213,19 @@ class Upsample(SeparableLayer):
         return np.dtype(np.int64 if self.mode.startswith("nearest") else np.float64)
 
     def _axis_matrices(self) -> list[sp.csr_array | None]:
+        if self._axes is None:
+            scales = self.scale_factor
+            self._axes = [None] + [
+                interpolation_matrix(n, o, self._kind, self.align_corners,
+                                     None if scales is None else scales[axis])
+                for axis, (n, o) in enumerate(zip(self.input_shape[1:], self.output_shape[1:],
+                                                  strict=True))]
         return list(self._axes)
+
+    def _nnz_estimate(self) -> int:
+        """An upper bound from the sizes alone (the tables are not built)."""
+        taps = taps_per_row(self._kind)
+        return self.output_shape[0] * math.prod(o * taps for o in self.output_shape[1:])
 
     def _describe(self) -> str:
         parts = [f"{shape_text(self.input_shape)} → {shape_text(self.output_shape)}", self.mode]
