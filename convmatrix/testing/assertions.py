@@ -249,6 +249,9 @@ def assert_conv_equal(
         explain = _explaining_shapes(layer, fn_shape)
         if explain:
             lines.append(f"  fn's shape would follow from {' or '.join(explain)}")
+        if math.prod(fn_shape) == 0:  # nothing to compare or diagnose
+            lines.append("  fn's output is empty: no value to compare")
+            raise ConvMismatch(_message(layer, lines), differences, None)
         if len(fn_shape) != len(layer_shape) and math.prod(fn_shape) == math.prod(layer_shape):
             lines.append("  (as many outputs as the layer: compared below reshaped to "
                          f"{layer_shape})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -55,6 +56,8 @@ def channel_offsets(offset: np.ndarray, output_shape: Sequence[int]) -> tuple[fl
     >>> channel_offsets(np.array([1.0, 1.0, 2.0, 2.0]), (2, 2))
     (1.0, 2.0)
     """
+    if not output_shape or math.prod(output_shape) == 0:
+        return None
     per = np.asarray(offset).reshape(output_shape[0], -1)
     if not np.all(per == per[:, :1]):
         return None
