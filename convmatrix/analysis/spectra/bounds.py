@@ -15,7 +15,12 @@ from convmatrix.analysis.linop import LayerOperator
 from convmatrix.analysis.spectra import methods
 from convmatrix.analysis.spectra.fft import circulant_spectrum, is_circulant, torus_norm
 from convmatrix.analysis.spectra.iterative import Product, gram_norm
-from convmatrix.analysis.spectra.methods import check_layer, operator_norm
+from convmatrix.analysis.spectra.methods import (
+    check_finite,
+    check_layer,
+    operator_norm,
+    power_of_two_scale,
+)
 from convmatrix.geometry.shapes import used_length
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.geometry.view import AffineMap, is_affine_map
@@ -100,7 +105,11 @@ def operator_norm_bound(layer: AffineMap) -> float:
         return math.prod(operator_norm_bound(part) for part in factors)
     view = layer.conv_view()  # a transpose has the same norm: ‖Cᵀ‖₂ = ‖C‖₂
     if view is not None:
-        return _conv_bound(view.spec, view.weight) * (1 + ROUNDING_MARGIN)
+        check_finite(layer, view.weight)
+        if not np.any(view.weight):
+            return 0.0
+        scale = power_of_two_scale(view.weight)  # exact: no overflow or underflow inside
+        return _conv_bound(view.spec, view.weight / scale) * scale * (1 + ROUNDING_MARGIN)
     return _hoelder_bound(layer) * (1 + ROUNDING_MARGIN)
 
 
@@ -111,6 +120,7 @@ def _hoelder_bound(layer: AffineMap) -> float:
     row_max = 0.0
     column_sums = np.zeros(layer.matrix_shape[1])
     for block in matrix_blocks(layer):
+        check_finite(layer, block.data, "matrix entries")
         magnitude = abs(block)
         row_max = max(row_max, float(magnitude.sum(axis=1).max(initial=0.0)))
         column_sums += magnitude.sum(axis=0)

@@ -27,22 +27,66 @@ def _start_vector(n: int, dtype: np.dtype[Any]) -> np.ndarray:
     return v.astype(dtype) if dtype.kind == "c" else v
 
 
-def iterative_values(layer: AffineMap, k: int | None, which: str, tol: float) -> np.ndarray:
-    """The ``k`` largest or smallest singular values by ARPACK (``svds``), descending."""
+def _conv_operator(spec: ConvSpec, weight: np.ndarray) -> LinearOperator:
+    """``C`` of a convolution as a matrix-free operator on the given (e.g. rescaled) weight."""
+    from convmatrix.builder.apply import conv_apply, conv_apply_adjoint
+
+    complex_ = np.iscomplexobj(weight)
+    dtype = np.dtype(np.complex128 if complex_ else np.float64)
+    w = np.asarray(weight, dtype=dtype)
+    in_shape, out_shape = spec.input_shape, spec.output_shape
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        return conv_apply(spec, w, np.asarray(v, dtype=dtype).reshape(1, *in_shape)).reshape(-1)
+
+    def rmatvec(u: np.ndarray) -> np.ndarray:
+        y = np.asarray(u, dtype=dtype).reshape(1, *out_shape)
+        if complex_:
+            return np.conj(conv_apply_adjoint(spec, w, np.conj(y))).reshape(-1)
+        return conv_apply_adjoint(spec, w, y).reshape(-1)
+
+    return LinearOperator(shape=(math.prod(out_shape), math.prod(in_shape)), matvec=matvec,
+                          rmatvec=rmatvec, dtype=dtype)
+
+
+def _is_zero(op: LinearOperator) -> bool:
+    """``op`` is the zero map: it sends a generic (random, seeded) vector to exactly 0."""
+    rows, cols = op.shape
+    if cols <= rows:
+        return not np.any(op.matvec(_start_vector(cols, op.dtype)))
+    return not np.any(op.rmatvec(_start_vector(rows, op.dtype)))
+
+
+def iterative_values(layer: AffineMap, k: int | None, which: str, tol: float,
+                     spec: ConvSpec | None = None, weight: np.ndarray | None = None,
+                     scale: float = 1.0) -> np.ndarray:
+    """The ``k`` largest or smallest singular values by ARPACK (``svds``), descending.
+
+    With ``spec`` and ``weight`` (a convolution's weight divided by ``scale``) the operator
+    runs on that weight and the values are multiplied back by ``scale``.
+    """
     count = min(layer.matrix_shape)
     if k is None or k >= count:
         raise ConvMatrixError(
             f"method='iterative' computes a few singular values: `k` (={k!r}) must be an int "
             f"below min(rows, columns) = {count}; for all of them use method='dense'")
-    op = LayerOperator(layer)
+    op = (LayerOperator(layer) if spec is None or weight is None
+          else _conv_operator(spec, weight))
     v0 = _start_vector(min(op.shape), op.dtype)
+    if _is_zero(op):
+        return np.zeros(k)
     values = svds(op, k=k, which="LM" if which == "largest" else "SM", tol=tol, v0=v0,
                   return_singular_vectors=False, solver="arpack")
-    return np.sort(values)[::-1]
+    return np.sort(values)[::-1] * scale
 
 
 def conv_norm(spec: ConvSpec, weight: np.ndarray, tol: float) -> float:
-    """``‖C‖₂`` of a convolution: Lanczos on ``CᴴC`` from a plane-wave start (see below)."""
+    """``‖C‖₂`` of a convolution: Lanczos on ``CᴴC`` from a plane-wave start (see below).
+
+    0.0 for the zero map (e.g. every tap reads padding). ``weight`` should be of moderate
+    scale (:func:`~convmatrix.analysis.spectra.methods.operator_norm` divides it by a power
+    of two first), so that ``CᴴC`` neither overflows nor underflows.
+    """
     from convmatrix.builder.apply import conv_apply, conv_apply_adjoint
 
     complex_ = np.iscomplexobj(weight)
@@ -57,8 +101,12 @@ def conv_norm(spec: ConvSpec, weight: np.ndarray, tol: float) -> float:
             return np.conj(conv_apply_adjoint(spec, w, np.conj(y))).reshape(-1)
         return conv_apply_adjoint(spec, w, y).reshape(-1)
 
+    if not np.any(w):
+        return 0.0
     operator = LinearOperator(shape=(size, size), matvec=gram, dtype=dtype)
     v0 = _plane_wave_start(spec, w)
+    if not np.any(gram(_start_vector(size, dtype))):
+        return 0.0
     (value,) = eigsh(operator, k=1, which="LA", tol=tol, v0=v0, ncv=min(size, 24),
                      return_eigenvectors=False)
     return math.sqrt(max(float(np.real(value)), 0.0))
@@ -167,6 +215,8 @@ def gram_norm(op: LinearOperator, tol: float) -> float:
     rows, cols = op.shape
     gram = (op.H @ op) if cols <= rows else (op @ op.H)
     v0 = _start_vector(min(rows, cols), op.dtype)
+    if not np.any(gram.matvec(v0)):
+        return 0.0
     (value,) = eigsh(_Hermitian(gram), k=1, which="LA", tol=tol, v0=v0,
                      ncv=min(min(rows, cols), 24), return_eigenvectors=False)
     return math.sqrt(max(float(np.real(value)), 0.0))

@@ -6,6 +6,7 @@ ARPACK on the matrix-free operator otherwise (:mod:`.iterative`).
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -16,8 +17,8 @@ from convmatrix.analysis.spectra.fft import circulant_spectrum, is_circulant
 from convmatrix.analysis.spectra.iterative import conv_norm, gram_norm, iterative_values
 from convmatrix.geometry.view import AffineMap, is_affine_map
 
-__all__ = ["DENSE_MAX_ENTRIES", "SpectrumMethod", "Which", "check_layer", "choose_method",
-           "operator_norm", "singular_values"]
+__all__ = ["DENSE_MAX_ENTRIES", "SpectrumMethod", "Which", "check_finite", "check_layer",
+           "choose_method", "operator_norm", "power_of_two_scale", "singular_values"]
 
 SpectrumMethod = Literal["auto", "fft", "dense", "iterative"]
 Which = Literal["largest", "smallest"]
@@ -44,6 +45,32 @@ def check_layer(layer: Any) -> AffineMap:
     return layer
 
 
+def check_finite(layer: AffineMap, values: Any, what: str = "weights") -> None:
+    """Refuse NaN or infinite ``values`` (a layer's weights or matrix entries)."""
+    array = np.asarray(values)
+    if array.dtype.kind in "fc" and not np.all(np.isfinite(array)):
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        raise ConvMatrixError(
+            f"`layer` {layer!r} has {bad} NaN or infinite {what}; singular values and norms "
+            f"need finite {what}")
+
+
+def power_of_two_scale(values: Any) -> float:
+    """``2**e`` near ``max |values|`` (1.0 for zero or integer values).
+
+    Dividing by a power of two is exact (short of subnormals), so a spectrum computed from
+    ``values / scale`` and multiplied back by ``scale`` is the spectrum of ``values`` with
+    no overflow (weights near 1e200: ``CᴴC`` would reach 1e400) or underflow (1e-200).
+    """
+    array = np.asarray(values)
+    if array.dtype.kind not in "fc" or not array.size:
+        return 1.0
+    top = float(np.abs(array).max())
+    if top == 0 or not math.isfinite(top):
+        return 1.0
+    return math.ldexp(1.0, math.frexp(top)[1] - 1)
+
+
 def _dense_values(layer: AffineMap) -> np.ndarray:
     """All singular values from the dense SVD (refused above DENSE_MAX_ENTRIES)."""
     rows, cols = layer.matrix_shape
@@ -55,7 +82,11 @@ def _dense_values(layer: AffineMap) -> np.ndarray:
     dense = layer.matrix().toarray()
     if dense.dtype.kind in "biu":
         dense = dense.astype(np.float64)
-    return np.linalg.svd(dense, compute_uv=False)
+    check_finite(layer, dense, "matrix entries")
+    if not np.any(dense):
+        return np.zeros(min(rows, cols))
+    scale = power_of_two_scale(dense)
+    return np.linalg.svd(dense / scale, compute_uv=False) * scale
 
 
 def choose_method(layer: AffineMap, method: SpectrumMethod = "auto") -> str:
@@ -129,12 +160,16 @@ def singular_values(layer: AffineMap, k: int | None = None, which: Which = "larg
     if not tol >= 0:
         raise ConvMatrixError(f"`tol` (={tol!r}) must be >= 0")
     chosen = choose_method(layer, checked)  # type: ignore[arg-type]
+    view = _checked_view(layer)
     if chosen == "iterative":
-        return iterative_values(layer, k, which, tol)
+        if view is None:
+            return iterative_values(layer, k, which, tol)
+        scale = power_of_two_scale(view.weight)
+        return iterative_values(layer, k, which, tol, view.spec, view.weight / scale, scale)
     if chosen == "fft":
-        view = layer.conv_view()
         assert view is not None
-        values = circulant_spectrum(view.spec, view.weight)
+        scale = power_of_two_scale(view.weight)
+        values = circulant_spectrum(view.spec, view.weight / scale) * scale
     else:
         values = _dense_values(layer)
     if k is None:
@@ -184,7 +219,28 @@ def operator_norm(layer: AffineMap, *, tol: float = 1e-6,
     rows, cols = op.shape
     if min(rows, cols) <= 2:
         return float(singular_values(layer, 1, method="dense")[0])
+    view = _checked_view(layer)
+    if view is not None:
+        scale = power_of_two_scale(view.weight)
+        return conv_norm(view.spec, view.weight / scale, tol) * scale
+    value = gram_norm(op, tol)
+    if not math.isfinite(value):
+        raise ConvMatrixError(f"`layer` {layer!r} gave a norm of {value}: its weights or "
+                              f"matrix entries are not finite (or too large for float64)")
+    return value
+
+
+def _checked_view(layer: AffineMap) -> Any:
+    """The layer's conv view (None if it has none), refusing non-finite weights.
+
+    A stack's factors are checked too.
+    """
+    factors = layer.chain()
+    if factors != (layer,):
+        for part in factors:
+            _checked_view(part)
+        return None
     view = layer.conv_view()
     if view is not None:
-        return conv_norm(view.spec, view.weight, tol)
-    return gram_norm(op, tol)
+        check_finite(layer, view.weight)
+    return view
