@@ -7,6 +7,11 @@ it), and when ``rank C < n`` no map at all can undo ``C`` — ``n − rank C`` d
 input are lost. The least-squares inverse ``C⁺ y`` (here LSQR, which converges to the
 minimum-norm solution) recovers ``x`` exactly when ``C`` has full column rank, and otherwise
 returns only the part of ``x`` that ``C`` can see.
+
+The demonstration input is generic by default (seeded random integers, :data:`DEFAULT_SEED`):
+an input of all ones lies in the row space of many rank-deficient layers and would be
+"recovered" by a layer that loses half its input dimensions. Recovering one ``x`` is not
+invertibility; only ``rank C = n`` is.
 """
 
 from __future__ import annotations
@@ -25,13 +30,16 @@ from convmatrix.geometry.view import AffineMap, ConvView
 if TYPE_CHECKING:
     import sympy
 
-__all__ = ["MAX_DENSE_ENTRIES", "MAX_EXACT_ENTRIES", "MAX_GRAM_COLUMNS", "InverseAnalysis",
-           "transpose_vs_inverse"]
+__all__ = ["DEFAULT_SEED", "MAX_DENSE_ENTRIES", "MAX_EXACT_ENTRIES", "MAX_GRAM_COLUMNS",
+           "InverseAnalysis", "transpose_vs_inverse"]
 
 MAX_DENSE_ENTRIES = 4_000_000  # rank needs the dense matrix (an SVD): refuse beyond this
 MAX_EXACT_ENTRIES = 400  # up to this many matrix entries: exact (SymPy) null space and C⁺ y
 MAX_GRAM_COLUMNS = 9  # up to this many inputs: CᵀC in weight symbols
 RECOVERY_TOLERANCE = 1e-8  # relative error below which LSQR "recovers" x
+DEFAULT_SEED = 0
+"""Seed of the default input (integers −9…9 from ``numpy.random.default_rng(DEFAULT_SEED)``)
+and of the random weights the rank is compared with when all weights are equal."""
 
 
 def _number(value: Any) -> str:
@@ -91,6 +99,10 @@ class InverseAnalysis:
         ``CᵀC`` in weight symbols, for convolution layers of at most 9 input pixels.
     nullspace : tuple of tuple or None
         A basis of the null space of ``C`` (exact, SymPy), for small integer matrices.
+    random_weight_rank : int or None
+        For a convolution whose weights are all equal and which has more than one channel per
+        group on a side (so its channels are identical copies): the rank of the same geometry
+        with random weights (seeded with :data:`DEFAULT_SEED`). None otherwise.
     """
 
     layer: AffineMap
@@ -106,6 +118,7 @@ class InverseAnalysis:
     exact_x: tuple[Any, ...] | None = field(default=None, repr=False)
     gram: sympy.Matrix | None = field(default=None, repr=False)
     nullspace: tuple[tuple[Any, ...], ...] | None = field(default=None, repr=False)
+    random_weight_rank: int | None = None
 
     @property
     def lost_dimensions(self) -> int:
@@ -162,7 +175,15 @@ class InverseAnalysis:
         head = (f"{name} is {self.rows}×{self.columns} with rank {self.rank}: ")
         if self.full_column_rank:
             body = (f"full column rank, no input dimension is lost, so the least-squares "
-                    f"inverse recovers x (relative error {_error_text(self.recovery_error)})")
+                    f"inverse recovers every x (here relative error "
+                    f"{_error_text(self.recovery_error)})")
+        elif self.recovered:
+            body = (f"{self.lost_dimensions} of the {self.columns} input dimensions are lost "
+                    f"(the null space of {name}), so no map can undo {name}; this x has no "
+                    f"part in that null space, so the least-squares inverse happens to "
+                    f"recover it (relative error {_error_text(self.recovery_error)}), but "
+                    f"recovering one x is not invertibility: x plus any null-space vector "
+                    f"gives the same output")
         else:
             body = (f"{self.lost_dimensions} of the {self.columns} input dimensions are lost "
                     f"(the null space of {name}), so no map can undo {name}; the least-squares "
@@ -170,10 +191,38 @@ class InverseAnalysis:
                     f"{_error_text(self.recovery_error)})")
         return head + body + "."
 
+    def notes(self) -> list[str]:
+        """What to keep in mind reading the verdict: one x is not invertibility; equal weights."""
+        name = self._name()
+        if self.full_column_rank:
+            out = [f"Recovering one x alone would not show invertibility; here rank {name} = "
+                   f"{self.columns} (full column rank), so every input is recovered."]
+        else:
+            out = [f"Recovering one x is not invertibility: only rank {name} = {self.columns} "
+                   f"(full column rank) makes every input recoverable."]
+        if self.random_weight_rank is not None:
+            cause = ("the weights, not the geometry" if self.random_weight_rank > self.rank
+                     else "the geometry (random weights lose as much)")
+            view = self.layer.conv_view()
+            assert view is not None
+            spec = view.spec
+            copies = []
+            if spec.out_channels > spec.groups:
+                copies.append("every output channel of a group is the same")
+            if spec.in_channels > spec.groups:
+                copies.append("only the sum of each group's input channels is read")
+            out.append(
+                f"Warning: all weights are equal, so the channels are identical copies "
+                f"({' and '.join(copies)}): rank {self.rank} here, and the same geometry with "
+                f"random weights (seed {DEFAULT_SEED}) has rank {self.random_weight_rank}: the "
+                f"rank loss comes from {cause}.")
+        return out
+
     def __repr__(self) -> str:
         lost = ("full column rank" if self.full_column_rank
                 else f"{self.lost_dimensions} input dimensions lost")
-        works = "recovers x" if self.recovered else "does not recover x"
+        works = ("recovers every x" if self.full_column_rank
+                 else "recovers this x only" if self.recovered else "does not recover x")
         return (f"InverseAnalysis({self.layer!r}: {self._name()} {self.rows}×{self.columns}, "
                 f"rank {self.rank}, {lost}, least squares {works})")
 
@@ -181,7 +230,7 @@ class InverseAnalysis:
         shape = self.layer.input_shape
         name = self._name()
         gram = self._gram_name()[0]
-        lines = [f"{self.layer!r}", self.verdict(), "",
+        lines = [f"{self.layer!r}", self.verdict(), *self.notes(), "",
                  f"diagonal of {gram} (squared weights reading each input pixel):",
                  _grid(self.gram_diagonal, shape),
                  "reads per input pixel (outputs that read it):", _grid(self.reads, shape),
@@ -208,6 +257,7 @@ class InverseAnalysis:
         gram_text, gram_tex = self._gram_name()
         shape = self.layer.input_shape
         out = [f"{h} `{self.layer!r}`", "", f"**{self.verdict()}**", ""]
+        out += [line for note in self.notes() for line in (note, "")]
         if self.gram is not None:
             out += [f"${gram_tex}$ in the weight symbols (entry $(i, j)$ sums "
                     f"$w_a w_b$ over the outputs reading both input pixels $i$ and $j$):", "",
@@ -258,7 +308,10 @@ def transpose_vs_inverse(layer: AffineMap, x: Any = None, *, seed: int | None = 
         Any layer object; its linear part ``C`` is analysed (at most 4,000,000 matrix
         entries: the rank needs the singular values of the dense matrix).
     x : array_like, optional
-        An input sample (shape ``layer.input_shape``); default all ones, as in the seed.
+        An input sample (shape ``layer.input_shape``). Default: a generic one, integers
+        −9…9 from ``numpy.random.default_rng(DEFAULT_SEED)`` (:data:`DEFAULT_SEED` = 0), so
+        that "recovers x" means what it says (all ones lies in the row space of many
+        rank-deficient layers). Recovering one ``x`` is not invertibility: see ``rank``.
     seed : int, optional
         Instead of ``x``: a random standard-normal input from this seed.
 
@@ -275,7 +328,12 @@ def transpose_vs_inverse(layer: AffineMap, x: Any = None, *, seed: int | None = 
     -----
     LSQR started from zero converges to the minimum-norm least-squares solution
     ``C⁺ y``; with ``y = C x`` that is ``x`` minus its component in the null space of ``C``,
-    so it equals ``x`` exactly when ``rank C = n``.
+    so it equals ``x`` for every ``x`` exactly when ``rank C = n``.
+
+    When all weights of a convolution are equal and a group has more than one channel on a
+    side, the channels are identical copies and the rank loss comes from the weights; the
+    analysis then also gives the rank of the same geometry with random weights
+    (``random_weight_rank``) and says so in its text.
 
     Examples
     --------
@@ -285,7 +343,8 @@ def transpose_vs_inverse(layer: AffineMap, x: Any = None, *, seed: int | None = 
     >>> analysis = transpose_vs_inverse(conv)
     >>> analysis.rows, analysis.columns, analysis.rank, analysis.lost_dimensions
     (4, 9, 4, 5)
-    >>> analysis.gram_x.reshape(3, 3)                       # CᵀC x for x = ones: not x
+    >>> ones = transpose_vs_inverse(conv, np.ones((1, 3, 3)))
+    >>> ones.gram_x.reshape(3, 3)                           # CᵀC x for x = ones: not x
     array([[ 4.,  8.,  4.],
            [ 8., 16.,  8.],
            [ 4.,  8.,  4.]])
@@ -300,8 +359,8 @@ def transpose_vs_inverse(layer: AffineMap, x: Any = None, *, seed: int | None = 
     if x is not None and seed is not None:
         raise ConvMatrixError("give `x` or `seed`, not both")
     if x is None:
-        sample = (np.ones(columns) if seed is None
-                  else np.random.default_rng(seed).standard_normal(columns))
+        sample = (np.random.default_rng(DEFAULT_SEED).integers(-9, 10, columns).astype(np.float64)
+                  if seed is None else np.random.default_rng(seed).standard_normal(columns))
     else:
         array = np.asarray(x)
         if array.shape != layer.input_shape or array.dtype.kind not in "biuf":
@@ -325,7 +384,26 @@ def transpose_vs_inverse(layer: AffineMap, x: Any = None, *, seed: int | None = 
         gram_diagonal=np.asarray((real.multiply(real)).sum(axis=0)).ravel(),
         reads=np.asarray(pattern.sum(axis=0)).ravel().astype(np.int64),
         gram_x=real.T @ y, lsqr_x=solution[0], lsqr_iterations=int(solution[2]),
-        exact_x=exact, gram=gram, nullspace=nullspace)
+        exact_x=exact, gram=gram, nullspace=nullspace,
+        random_weight_rank=_random_weight_rank(layer))
+
+
+def _random_weight_rank(layer: AffineMap) -> int | None:
+    """The rank with random weights, for a convolution whose equal weights copy channels."""
+    view = layer.conv_view()
+    if view is None:
+        return None
+    weight = np.asarray(view.weight)
+    spec = view.spec
+    per_group = (spec.out_channels // spec.groups, spec.in_channels // spec.groups)
+    if (not weight.size or not weight.flat[0] or not np.all(weight == weight.flat[0])
+            or max(per_group) == 1):
+        return None
+    from convmatrix.builder.sparse import spec_matrix
+
+    random = np.random.default_rng(DEFAULT_SEED).standard_normal(weight.shape)
+    dense = spec_matrix(spec, random, direction=view.direction).toarray()
+    return int(np.linalg.matrix_rank(dense)) if dense.size else 0
 
 
 def _exact_parts(layer: AffineMap, matrix: sp.csr_array, x: np.ndarray

@@ -265,7 +265,9 @@ def inverse_report(figures: bool = True) -> Report:
         "has full column rank and otherwise returns only the part of $x$ that $C$ sees. Every "
         "number below is computed by `layer.transpose_vs_inverse()` when this report is "
         "generated; ranks come from the singular values, exact values from SymPy's rational "
-        "arithmetic.")
+        "arithmetic. The input $x$ is a generic one (integers −9…9, seeded): an input of all "
+        "ones lies in the row space of many rank-deficient layers and would seem recovered. "
+        "Recovering one $x$ is not invertibility; only full column rank is.")
     out = ["# Why the transpose is not the inverse", "", intro, ""]
     rows = ["| layer | matrix | rank | input dimensions lost | least squares recovers x |",
             "|---|---|---|---|---|"]

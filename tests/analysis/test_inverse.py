@@ -77,7 +77,7 @@ def test_rank_gram_and_least_squares_against_numpy(weight_shape, input_shape, tr
 
 def test_the_seed_loses_five_dimensions_and_least_squares_fails():
     conv = cm.Conv(np.ones((1, 1, 2, 2), dtype=int), (1, 3, 3))
-    analysis = conv.transpose_vs_inverse()
+    analysis = conv.transpose_vs_inverse(np.ones((1, 3, 3)))  # the seed's x
     assert isinstance(analysis, InverseAnalysis)
     # closed forms: a valid 2×2 convolution of 3×3 has 4 independent rows; x = ones
     assert (analysis.rows, analysis.columns, analysis.rank, analysis.lost_dimensions) == (
@@ -112,7 +112,8 @@ def test_symbolic_gram_with_numbers_substituted_is_the_reference_gram():
 
 
 def test_renderings_are_computed_and_short():
-    analysis = cm.Conv(np.ones((1, 1, 2, 2), dtype=int), (1, 3, 3)).transpose_vs_inverse()
+    analysis = cm.Conv(np.ones((1, 1, 2, 2), dtype=int), (1, 3, 3)).transpose_vs_inverse(
+        np.ones((1, 3, 3)))
     assert repr(analysis) == ("InverseAnalysis(Conv(1→1, 1×3×3 → 1×2×2, kernel 2×2): C 4×9, "
                               "rank 4, 5 input dimensions lost, least squares does not "
                               "recover x)")
