@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +19,38 @@ from convmatrix.layers.base import Layer
 from convmatrix.testing.blackbox import BlackBox, Linearity, check_linearity
 from convmatrix.testing.pattern import Structure, layer_structure
 
-__all__ = ["ProbeResult", "probe", "probe_box", "probe_matrix"]
+__all__ = ["ProbeResult", "Progress", "probe", "probe_box", "probe_matrix", "unit_probe_nbytes"]
+
+Progress = Callable[[int, int], object] | bool | None
+"""``progress=``: a callback ``(done, total)`` after each batch of probes, False (silent), or
+None: a tqdm bar when tqdm is installed and stderr is a terminal, otherwise silent."""
+
+_PROGRESS_MIN_SAMPLES = 1000  # fewer probes finish in moments: no automatic bar
+
+
+def _reporter(progress: Progress, total: int, what: str) -> tuple[Callable[[int], None],
+                                                                   Callable[[], None]]:
+    """``(advance(done), close())`` for ``progress`` over ``total`` probes."""
+    if callable(progress):
+        callback = progress
+
+        def report(done: int) -> None:
+            callback(done, total)
+
+        return report, (lambda: None)
+    automatic = progress is None and total >= _PROGRESS_MIN_SAMPLES and sys.stderr.isatty()
+    if progress is True or automatic:
+        try:
+            tqdm = importlib.import_module("tqdm.auto").tqdm
+        except ImportError:
+            return (lambda done: None), (lambda: None)
+        bar = tqdm(total=total, desc=what, unit="probe", leave=False)
+
+        def advance(done: int) -> None:
+            bar.update(done - bar.n)
+
+        return advance, bar.close
+    return (lambda done: None), (lambda: None)
 
 
 @dataclass(frozen=True)
@@ -71,7 +104,7 @@ def _check_probe(matrix: sp.csr_array, lin: Linearity, rtol: float) -> bool:
 
 
 def _coloured(box: BlackBox, structure: Structure, lin: Linearity, max_bytes: int | None,
-              rtol: float) -> tuple[sp.csr_array | None, int]:
+              rtol: float, progress: Progress = False) -> tuple[sp.csr_array | None, int]:
     """Probe with one vector per colour and decode on the structure; None if the check fails."""
     channel_colour, spatial_colour = structure.colours()
     n_spatial = int(spatial_colour.max(initial=0)) + 1
@@ -92,18 +125,24 @@ def _coloured(box: BlackBox, structure: Structure, lin: Linearity, max_bytes: in
     members = np.argsort(colour_of, kind="stable")  # input pixels grouped by colour
     bounds = np.searchsorted(colour_of[members], np.arange(n_colours + 1))
     step = box.batch_size()
-    for start in range(0, n_colours, step):
-        ids = np.arange(start, min(start + step, n_colours))
-        probes = np.zeros((ids.size, n))
-        for row, colour in enumerate(ids):
-            probes[row, members[bounds[colour]:bounds[colour + 1]]] = 1.0
-        out = box(probes)
-        if out.dtype != responses.dtype:
-            responses = responses.astype(np.result_type(out, responses))
-        np.subtract(out, lin.zero, out=responses[start:start + ids.size])
-        del probes, out
+    advance, close = _reporter(progress, n_colours, "coloured probes")
+    try:
+        for start in range(0, n_colours, step):
+            ids = np.arange(start, min(start + step, n_colours))
+            probes = np.zeros((ids.size, n))
+            for row, colour in enumerate(ids):
+                probes[row, members[bounds[colour]:bounds[colour + 1]]] = 1.0
+            out = box(probes)
+            if out.dtype != responses.dtype:
+                responses = responses.astype(np.result_type(out, responses))
+            np.subtract(out, lin.zero, out=responses[start:start + ids.size])
+            del probes, out
+            advance(start + ids.size)
+    finally:
+        close()
 
     c_out, _ = structure.channels.shape
+
     m_sp, n_sp = spatial.shape
     row_len = np.diff(spatial.indptr).astype(np.int64)
     per_channel = structure.channels.sum(axis=1).astype(np.int64)
@@ -149,27 +188,49 @@ def _coloured(box: BlackBox, structure: Structure, lin: Linearity, max_bytes: in
     return matrix, n_colours
 
 
-def _unit(box: BlackBox, lin: Linearity, max_bytes: int | None, rtol: float) -> sp.csr_array:
+_UNIT_BYTES_PER_ENTRY = 24  # a stored response: row, column and value (int64, int64, float64)
+
+
+def unit_probe_nbytes(m: int, n: int) -> int:
+    """Bytes unit-vector probing may hold: every one of ``n`` probes' ``m`` outputs stored.
+
+    fn is a black box, so nothing bounds its responses' non-zeros below ``m·n`` in advance.
+
+    Examples
+    --------
+    >>> unit_probe_nbytes(100, 100)
+    240000
+    """
+    return m * n * _UNIT_BYTES_PER_ENTRY
+
+
+def _unit(box: BlackBox, lin: Linearity, max_bytes: int | None, rtol: float,
+          progress: Progress = False) -> sp.csr_array:
     """One probe per input pixel (in batches); the columns are fn's responses."""
     m, n = box.m, box.n
+    worst = unit_probe_nbytes(m, n)
+    if max_bytes is not None and worst > max_bytes:  # refused before any probe, not after
+        raise ConvMatrixError(
+            f"unit-vector probing would evaluate {n:,} samples of {m:,} outputs each: up to "
+            f"{m * n:,} stored entries, about {_bytes_text(worst)}, over `max_bytes` "
+            f"(={_bytes_text(max_bytes)}); pass a `layer` whose pattern fn follows (coloured "
+            f"probing needs far fewer samples), or a larger max_bytes (or None)")
     step = box.batch_size()
     rows, cols, vals = [], [], []
-    stored = 0
-    for start in range(0, n, step):
-        count = min(step, n - start)
-        probes = np.zeros((count, n))
-        probes[np.arange(count), start + np.arange(count)] = 1.0
-        out = box(probes) - lin.zero
-        local, row = np.nonzero(out)
-        stored += local.size
-        if max_bytes is not None and stored * 24 > max_bytes:
-            raise ConvMatrixError(
-                f"unit-vector probing has stored {stored:,} entries after {start + count} of "
-                f"{n} columns, over `max_bytes` (={_bytes_text(max_bytes)}); pass a larger "
-                f"max_bytes (or None), or a `layer` whose pattern fn follows")
-        rows.append(row)
-        cols.append(start + local)
-        vals.append(out[local, row])
+    advance, close = _reporter(progress, n, "unit-vector probes")
+    try:
+        for start in range(0, n, step):
+            count = min(step, n - start)
+            probes = np.zeros((count, n))
+            probes[np.arange(count), start + np.arange(count)] = 1.0
+            out = box(probes) - lin.zero
+            local, row = np.nonzero(out)
+            rows.append(row)
+            cols.append(start + local)
+            vals.append(out[local, row])
+            advance(start + count)
+    finally:
+        close()
     matrix = sp.csr_array(sp.coo_array(
         (np.concatenate(vals) if vals else np.zeros(0),
          (np.concatenate(rows) if rows else np.zeros(0, int),
@@ -192,6 +253,7 @@ def probe(
     batched: bool = False,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
     rtol: float = 1e-9,
+    progress: Progress = None,
 ) -> ProbeResult:
     """Recover the affine map a black-box function computes: its matrix and its offset.
 
@@ -216,9 +278,16 @@ def probe(
         Whether fn takes a leading batch axis (then many probes go in one call).
     max_bytes : int or None, optional
         Refuse (before allocating) probing that needs more memory than this; None disables.
+        Unit-vector probing (no ``layer``, or its pattern failed) is refused before its first
+        probe when every response could be dense: ``∏output_shape · ∏input_shape`` entries of
+        24 bytes over ``max_bytes`` (fn is a black box: nothing smaller is known in advance).
     rtol : float, optional
         Relative tolerance of the linearity and probe checks (1e-9 suits float64 code; use
         about 1e-5 for float32 code).
+    progress : callable, bool or None, optional
+        ``progress(done, total)`` after each batch of probes; False: silent; None (default):
+        a ``tqdm`` bar when tqdm is installed, stderr is a terminal and there are at least
+        1000 probes; True: a tqdm bar whenever tqdm is installed.
 
     Returns
     -------
@@ -260,11 +329,11 @@ def probe(
     lin = check_linearity(box)
     if not lin.is_linear(box.tolerance(rtol)):
         raise ConvMatrixError(_nonlinear_message(lin, rtol))
-    return probe_box(box, lin, layer, limit, rtol)
+    return probe_box(box, lin, layer, limit, rtol, progress=progress)
 
 
 def probe_box(box: BlackBox, lin: Linearity, layer: Layer | None, max_bytes: int | None,
-              rtol: float) -> ProbeResult:
+              rtol: float, *, progress: Progress = False) -> ProbeResult:
     """:func:`probe` for a wrapped, already linearity-checked function (reuses its samples)."""
     assert box.output_shape is not None
     output_shape = box.output_shape
@@ -274,12 +343,12 @@ def probe_box(box: BlackBox, lin: Linearity, layer: Layer | None, max_bytes: int
             structure = layer_structure(layer, level)
             if structure is None or structure.output_shape != output_shape:
                 break
-            matrix, colours = _coloured(box, structure, lin, max_bytes, rtol)
+            matrix, colours = _coloured(box, structure, lin, max_bytes, rtol, progress)
             if matrix is not None:
                 return ProbeResult(matrix, lin.zero, box.input_shape, output_shape,
                                    box.samples, box.calls, f"coloured: {structure.label}",
                                    colours)
-    matrix = _unit(box, lin, max_bytes, rtol)
+    matrix = _unit(box, lin, max_bytes, rtol, progress)
     return ProbeResult(matrix, lin.zero, box.input_shape, output_shape, box.samples,
                        box.calls, "unit vectors", 0)
 
@@ -292,12 +361,13 @@ def probe_matrix(
     batched: bool = False,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
     rtol: float = 1e-9,
+    progress: Progress = None,
 ) -> sp.csr_array:
     """The exact sparse matrix of a black-box **linear** function (see :func:`probe`).
 
     Parameters
     ----------
-    fn, input_shape, layer, batched, max_bytes, rtol
+    fn, input_shape, layer, batched, max_bytes, rtol, progress
         As in :func:`probe`; fn receives numpy arrays.
 
     Returns
@@ -321,7 +391,7 @@ def probe_matrix(
     0
     """
     result = probe(fn, input_shape, layer=layer, batched=batched, max_bytes=max_bytes,
-                   rtol=rtol)
+                   rtol=rtol, progress=progress)
     if np.any(result.offset != 0):
         first = int(np.flatnonzero(result.offset)[0])
         raise ConvMatrixError(
