@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import IO, Any
@@ -11,6 +10,7 @@ from typing import IO, Any
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix._files import atomic_write, scratch_directory
 from convmatrix.analysis.blocks import matrix_blocks, row_view
 from convmatrix.builder.budget import DEFAULT_MAX_BYTES
 from convmatrix.builder.indexing import index_dtype
@@ -52,9 +52,11 @@ def save_matrix(layer: AffineMap, path: str | os.PathLike[str], *,
     values are appended to temporary files next to ``path`` (converted and formatted in
     steps of a million entries), and only the row pointers (8 bytes a row) stay in memory.
     Once the number of stored entries is known, the headers are written and the temporary
-    files copied into place, so the disk briefly holds the matrix twice. The file itself may
-    be larger than memory: ``max_bytes`` bounds one block (or, for kinds without row blocks,
-    the matrix).
+    files copied into a temporary next to ``path`` that is fsynced and renamed onto it, so the
+    disk briefly holds the matrix twice and an interrupted or failed save (also a full disk)
+    leaves the old file untouched (see :mod:`convmatrix._files`). The file itself may be
+    larger than memory: ``max_bytes`` bounds one block (or, for kinds without row blocks, the
+    matrix).
 
     Examples
     --------
@@ -76,11 +78,11 @@ def save_matrix(layer: AffineMap, path: str | os.PathLike[str], *,
         raise ConvMatrixError(f"`layer` (={layer!r}) must be a convmatrix layer object")
     blocks = matrix_blocks(layer, rows_per_block, max_bytes=max_bytes)  # checked now
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".convmatrix-") as folder:
+    with scratch_directory(target) as folder:
         if suffix == ".npz":
-            _write_npz(layer, blocks, target, Path(folder))
+            _write_npz(layer, blocks, target, folder)
         else:
-            _write_mtx(layer, blocks, target, Path(folder))
+            _write_mtx(layer, blocks, target, folder)
     return target
 
 
@@ -111,15 +113,14 @@ def _write_npz(layer: AffineMap, blocks: Any, target: Path, folder: Path) -> Non
             del block  # the generator builds the next block while this name would hold it
     indptr = np.concatenate(indptr_parts).astype(index_dtype)
     del indptr_parts
-    partial = target.with_name(target.name + ".partial")
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+    with (atomic_write(target) as stream,
+          zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf):
         _member_from_file(zf, "indices.npy", folder / "indices", index_dtype, nnz)
         _member_array(zf, "indptr.npy", indptr)
         _member_array(zf, "format.npy", np.array(b"csr"))
         _member_array(zf, "shape.npy", np.array(layer.matrix_shape, dtype=np.int64))
         _member_from_file(zf, "data.npy", folder / "data", data_dtype, nnz)
         _member_array(zf, "_is_array.npy", np.array(True))
-    partial.replace(target)
 
 
 def _member_array(zf: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
@@ -172,11 +173,9 @@ def _write_mtx(layer: AffineMap, blocks: Any, target: Path, folder: Path) -> Non
             nnz += int(block.nnz)
             first_row += block.shape[0]
             del block, indptr
-    partial = target.with_name(target.name + ".partial")
-    with open(partial, "wb") as out, open(body, "rb") as entries_file:
+    with atomic_write(target) as out, open(body, "rb") as entries_file:
         out.write(f"%%MatrixMarket matrix coordinate {field} general\n"
                   f"% written block by block by convmatrix.save_matrix\n"
                   f"{rows} {cols} {nnz}\n".encode("ascii"))
         while chunk := entries_file.read(_COPY_BYTES):
             out.write(chunk)
-    partial.replace(target)

@@ -40,21 +40,39 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (report, reports, verify, shape, matrix, norm, compare):
         command.register(subparsers)
+    parser.set_defaults(_commands=subparsers.choices)
     return parser
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    if isinstance(error, MemoryError):
+        text = f"out of memory ({text}); lower the size or --max-bytes"
+    elif isinstance(error, RecursionError):
+        text = f"input nested too deeply ({text})"
+    return textwrap.shorten(" ".join(text.split()), width=400, placeholder=" …")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 1 check failed, 2 bad arguments)."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:  # reported by the subcommand's parser, which names itself
+            args._commands[args.command].error(f"unrecognized arguments: {' '.join(extras)}")
     except SystemExit as done:  # --help, --version, or a bad flag (already reported)
         return int(done.code or 0)
+    except KeyboardInterrupt:
+        print("convmatrix: interrupted", file=sys.stderr)
+        return 130
     try:
         return int(args.run(args))
-    except (ConvMatrixError, TypeError, OSError, MemoryError) as error:
-        message = textwrap.shorten(str(error), width=400, placeholder=" …")
-        print(f"convmatrix {args.command}: error: {message}", file=sys.stderr)
+    except KeyboardInterrupt:  # files are written atomically: nothing half-written remains
+        print(f"convmatrix {args.command}: interrupted; no file was left half-written",
+              file=sys.stderr)
+        return 130
+    except (ConvMatrixError, TypeError, OSError, MemoryError, RecursionError) as error:
+        print(f"convmatrix {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
 
 

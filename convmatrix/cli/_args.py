@@ -203,11 +203,15 @@ def layer_arguments() -> ArgumentParser:
                             "--weight-file)")
     group.add_argument("--transpose", action=OnceFlag,
                        help="the transposed convolution (torch conv_transposeNd)")
-    group.add_argument("--stride", type=parse_per_axis, default=1, metavar="S", action=Once)
+    group.add_argument("--stride", type=parse_per_axis, default=1, metavar="S", action=Once,
+                       help="step between windows: an int, or ints per axis (2,1) (default 1)")
     group.add_argument("--padding", type=parse_padding, default=0, metavar="P", action=Once,
                        help="int, per axis (1,2), pairs (1:2,0:1), same or valid")
-    group.add_argument("--dilation", type=parse_per_axis, default=1, metavar="D", action=Once)
-    group.add_argument("--groups", type=parse_groups, default=1, metavar="G", action=Once)
+    group.add_argument("--dilation", type=parse_per_axis, default=1, metavar="D", action=Once,
+                       help="spacing between kernel taps: an int, or ints per axis (default 1)")
+    group.add_argument("--groups", type=parse_groups, default=1, metavar="G", action=Once,
+                       help="channel groups: input and output channels split into G "
+                            "independent blocks; must divide both (default 1)")
     group.add_argument("--padding-mode", default="zeros", choices=PADDING_MODES, action=Once)
     group.add_argument("--output-padding", type=parse_per_axis, default=None, metavar="A",
                        action=Once,

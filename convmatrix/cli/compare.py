@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.cli._args import STACK_HELP
+from convmatrix.cli._args import STACK_HELP, budget_argument
 from convmatrix.cli._output import write_and_announce
 
 __all__ = ["add_compare_command", "register", "run_compare"]
@@ -28,6 +28,10 @@ def register(subparsers: Any) -> None:
                              "(default ./convmatrix-compare)")
     parser.add_argument("--title", help="heading of the report")
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    parser.add_argument("--force", action="store_true",
+                        help="replace files in the output directory that convmatrix did not "
+                             "generate (default: refuse, naming the file)")
+    budget_argument(parser)
     parser.set_defaults(run=run_compare)
 
 
@@ -42,8 +46,8 @@ def run_compare(args: argparse.Namespace) -> int:
     if len(args.stacks) < 2:
         raise ConvMatrixError(f"`stacks` has {len(args.stacks)} file; compare needs at least "
                               f"two stack files")
-    loaded = [load_stack(path) for path in args.stacks]
+    loaded = [load_stack(path, max_bytes=args.max_bytes) for path in args.stacks]
     report = compare_report([(item.title, item.stack) for item in loaded], name="compare",
                             title=args.title, figures=not args.no_figures)
-    write_and_announce(report, args.out, "compare")
+    write_and_announce(report, args.out, "compare", force=args.force)
     return 0

@@ -12,7 +12,7 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix.builder.budget import dense_nbytes, estimate_nbytes
 from convmatrix.cli._args import Once, budget_argument, layer_command, parse_count
 from convmatrix.cli._layer import build_layer, check_memory, plan_layer
-from convmatrix.cli._output import save_streamed
+from convmatrix.cli._output import save_matrix_file, save_streamed
 
 __all__ = ["register", "run_matrix"]
 
@@ -57,14 +57,7 @@ def run_matrix(args: argparse.Namespace) -> int:
     matrix = build_layer(args, plan).matrix("csr", max_bytes=None)
     layout = plan.layout
     if args.save is not None:
-        if args.save.suffix.lower() == ".npz":
-            import scipy.sparse as sp
-
-            sp.save_npz(args.save, matrix)
-        else:
-            import scipy.io
-
-            scipy.io.mmwrite(args.save, matrix)
+        save_matrix_file(matrix, args.save)
         print(f"wrote {name} {matrix.shape}, {matrix.nnz:,} stored entries ({layout} "
               f"flattening), to {args.save}")
         return 0

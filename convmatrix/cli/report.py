@@ -27,6 +27,9 @@ def register(subparsers: Any) -> None:
                         "its parent exists; default ./convmatrix-report)")
     p.add_argument("--title", help="heading of the report", action=Once)
     p.add_argument("--no-figures", action=OnceFlag, help="skip the PNG figures")
+    p.add_argument("--force", action=OnceFlag,
+                   help="replace files in the output directory that convmatrix did not "
+                        "generate (default: refuse, naming the file)")
     budget_argument(p)
     add_stack_argument(p)
     p.set_defaults(run=run_report)
@@ -56,6 +59,7 @@ def run_report(args: argparse.Namespace) -> int:
             plan.spec, plan.dtype, direction=plan.direction, figures=not args.no_figures))
         report = layer_report(build_layer(args, plan), name="report", title=args.title,
                               figures=not args.no_figures, max_bytes=None)
-    written = write_report(report, directory, stem)
+    written = write_report(report, directory, stem, force=args.force,
+                           named=args.out.suffix.lower() == ".md")
     print(f"wrote {written[0]} ({len(written) - 1} figures): {report.title}")
     return 0

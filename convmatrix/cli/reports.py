@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix._files import write_text
 from convmatrix.cli._args import Once, OnceFlag
-from convmatrix.cli._output import write_report
+from convmatrix.cli._output import check_replaceable, with_marker, write_report
 
 __all__ = ["register", "run_reports"]
 
@@ -19,8 +20,13 @@ def register(subparsers: Any) -> None:
                                               "folder)",
                               description="Regenerate every built-in report: Markdown byte for "
                                           "byte, figures anew.")
-    p.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR", action=Once)
+    p.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR", action=Once,
+                   help="the directory to write the reports, their figures and README.md into "
+                        "(created if its parent exists; default ./reports)")
     p.add_argument("--no-figures", action=OnceFlag, help="skip the PNG figures")
+    p.add_argument("--force", action=OnceFlag,
+                   help="replace files in the output directory that convmatrix did not "
+                        "generate (default: refuse, naming the file)")
     p.set_defaults(run=run_reports)
 
 
@@ -32,11 +38,14 @@ def run_reports(args: argparse.Namespace) -> int:
     if not out.is_dir() and not out.parent.is_dir():
         raise ConvMatrixError(f"`--out` ({str(out)!r}): the directory {str(out.parent)!r} does "
                               f"not exist; create it first")
+    if out.exists() and not out.is_dir():
+        raise ConvMatrixError(f"`--out` ({str(out)!r}) is an existing file; give a directory")
+    check_replaceable([out / "README.md"], args.force)
     reports = builtin_reports(figures=not args.no_figures)
     count = 0
     for report in reports:
-        count += len(write_report(report, out, report.name))
-    (out / "README.md").write_text(index_markdown(reports), encoding="utf-8")
+        count += len(write_report(report, out, report.name, force=args.force))
+    write_text(out / "README.md", with_marker(index_markdown(reports)))
     print(f"wrote {len(reports)} reports and their figures ({count} files) and "
           f"{out / 'README.md'}")
     return 0

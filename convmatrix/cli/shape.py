@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from convmatrix._errors import ConvMatrixError
 from convmatrix.cli._args import layer_command
 from convmatrix.cli._layer import plan_layer
 from convmatrix.symbolic.arithmetic import size_derivation
@@ -21,6 +22,12 @@ def register(subparsers: Any) -> None:
 
 def run_shape(args: argparse.Namespace) -> int:
     """``convmatrix shape``: print the shapes and one derivation per spatial axis."""
+    unused = [flag for flag in ("weight", "seed")  # --weight-file may give the kernel shape
+              if flag in getattr(args, "_given", {})]
+    if unused:
+        raise ConvMatrixError(
+            f"{', '.join('--' + flag.replace('_', '-') for flag in unused)} cannot be used with "
+            f"`convmatrix shape`: shapes do not depend on the weight values")
     plan = plan_layer(args)
     if plan.keras is not None:
         layout = plan.keras["config"]["data_format"]

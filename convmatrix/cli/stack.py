@@ -26,8 +26,8 @@ def run_stack_report(args: argparse.Namespace) -> int:
     from convmatrix.reports.stack import stack_report
     from convmatrix.reports.stackfile import load_stack
 
-    loaded = load_stack(args.stack)
+    loaded = load_stack(args.stack, max_bytes=args.max_bytes)
     report = stack_report(loaded.stack, name="report", title=args.title or loaded.title,
-                          figures=not args.no_figures)
-    write_and_announce(report, args.out, "report")
+                          figures=not args.no_figures, max_bytes=args.max_bytes)
+    write_and_announce(report, args.out, "report", force=args.force)
     return 0

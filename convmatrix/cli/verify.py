@@ -27,5 +27,13 @@ def run_verify(args: argparse.Namespace) -> int:
     check_memory(args, plan, "the verification",
                  verification_nbytes(plan.spec, plan.dtype, direction=plan.direction))
     result = build_layer(args, plan).verify(seed=args.seed)
-    print(result)
+    text = str(result)
+    if plan.keras is not None:  # the header in the Keras layout the flags used
+        first, _, rest = text.partition("\n")
+        layout = plan.keras["config"]["data_format"]
+        shapes = (f"{'×'.join(map(str, plan.input_shape))} → "
+                  f"{'×'.join(map(str, plan.output_shape))}")
+        text = (f"Keras {plan.keras['class_name']} {shapes} ({layout}, one sample); checked as "
+                f"the channels-first {first}\n{rest}")
+    print(text)
     return 0 if result.passed else 1

@@ -13,6 +13,7 @@ import numpy as np
 from convmatrix._errors import ConvMatrixError
 from convmatrix.analysis.checkerboard import Checkerboard, checkerboard, spatial_axes
 from convmatrix.analysis.inverse import transpose_vs_inverse
+from convmatrix.builder.sparse import DEFAULT_MAX_BYTES
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.layers.base import Layer
 from convmatrix.layers.sequential import Sequential
@@ -52,10 +53,10 @@ def layers_table(layer: Layer) -> str:
     return "\n".join(rows)
 
 
-def _matrix_line(layer: Layer) -> str:
+def _matrix_line(layer: Layer, max_bytes: int | None = DEFAULT_MAX_BYTES) -> str:
     rows, columns = layer.matrix_shape
     try:
-        nnz = layer.matrix().nnz
+        nnz = layer.matrix(max_bytes=max_bytes).nnz
     except ConvMatrixError as error:
         return f"Its matrix is {rows}×{columns}; not formed here ({error})."
     return (f"Its matrix (the exact sparse product of the layers' matrices) is "
@@ -114,7 +115,8 @@ def _inverse_section(layer: Layer, level: int) -> list[str]:
 
 
 def stack_report(layer: Layer, *, name: str = "report", title: str | None = None,
-                 intro: str = "", figures: bool = True) -> Report:
+                 intro: str = "", figures: bool = True,
+                 max_bytes: int | None = DEFAULT_MAX_BYTES) -> Report:
     """The report of one layer or stack: layers, overlap verdicts with laws, figure, inverse.
 
     Parameters
@@ -127,6 +129,8 @@ def stack_report(layer: Layer, *, name: str = "report", title: str | None = None
         Heading and an opening paragraph.
     figures : bool
         Make the PNG figure (needs matplotlib).
+    max_bytes : int or None, optional
+        The budget of the stack's matrix (over it, the report says it is not formed).
 
     Returns
     -------
@@ -136,7 +140,8 @@ def stack_report(layer: Layer, *, name: str = "report", title: str | None = None
     out = [f"# {heading}", ""]
     if intro:
         out += [intro, ""]
-    out += ["## The layers", "", layers_table(layer), "", _matrix_line(layer), ""]
+    out += ["## The layers", "", layers_table(layer), "",
+            _matrix_line(layer, max_bytes), ""]
     verdicts = _verdicts(layer)
     for what, verdict in verdicts:
         out += [f"## Overlap: {what}", "", verdict.summary_markdown(), ""]

@@ -39,10 +39,15 @@ from typing import Any
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.builder.budget import format_bytes
+from convmatrix.builder.sparse import DEFAULT_MAX_BYTES
 from convmatrix.layers.base import Layer
 from convmatrix.layers.sequential import Sequential
 
-__all__ = ["FILLS", "StackFile", "kernel_values", "load_stack", "parse_stack"]
+__all__ = ["FILLS", "MAX_FILE_BYTES", "StackFile", "kernel_values", "load_stack", "parse_stack"]
+
+MAX_FILE_BYTES = 1 << 20
+"""The largest stack file :func:`load_stack` reads (1 MiB; a stack file is a few hundred bytes)."""
 
 FILLS = ("ones", "arange", "random", "uniform", "icnr")
 _WEIGHTED = ("Conv", "ConvTranspose")
@@ -125,7 +130,8 @@ def _layer_kinds() -> dict[str, Any]:
     return kinds
 
 
-def _build(position: int, entry: Any, shape: tuple[int, ...], fill: str, seed: int) -> Layer:
+def _build(position: int, entry: Any, shape: tuple[int, ...], fill: str, seed: int,
+           max_bytes: int | None = DEFAULT_MAX_BYTES) -> Layer:
     where = f"layers[{position}]"
     if not isinstance(entry, Mapping):
         raise ConvMatrixError(f"`{where}` must be a table ([[layers]]), not {entry!r}")
@@ -137,6 +143,8 @@ def _build(position: int, entry: Any, shape: tuple[int, ...], fill: str, seed: i
                               f"{', '.join(sorted(kinds))}")
     layer_fill = options.pop("weights", fill)
     layer_seed = options.pop("seed", seed + position)
+    if isinstance(layer_seed, bool) or not isinstance(layer_seed, int) or layer_seed < 0:
+        raise ConvMatrixError(f"`{where}.seed` (={layer_seed!r}) must be a non-negative int")
     icnr = options.pop("icnr", None)
     try:
         if kind in _WEIGHTED:
@@ -145,6 +153,11 @@ def _build(position: int, entry: Any, shape: tuple[int, ...], fill: str, seed: i
                     or not all(isinstance(v, int) and v > 0 for v in kernel)):
                 raise ConvMatrixError(f"`kernel` (={kernel!r}) must be the weight's shape, a "
                                       f"list of positive ints")
+            nbytes = math.prod(kernel) * 8
+            if max_bytes is not None and nbytes > max_bytes:
+                raise ConvMatrixError(
+                    f"`kernel` (={list(kernel)!r}) holds {math.prod(kernel):,} values, "
+                    f"{format_bytes(nbytes)}, over `max_bytes` (={format_bytes(max_bytes)})")
             weight = kernel_values(kernel, layer_fill, layer_seed, icnr)
             return kinds[kind](weight, shape, **options)
         for key in ("kernel", "icnr"):
@@ -155,7 +168,8 @@ def _build(position: int, entry: Any, shape: tuple[int, ...], fill: str, seed: i
         raise ConvMatrixError(f"{where} ({kind}): {error}") from None
 
 
-def parse_stack(text: str, *, source: str = "<string>") -> StackFile:
+def parse_stack(text: str, *, source: str = "<string>",
+                max_bytes: int | None = DEFAULT_MAX_BYTES) -> StackFile:
     """Build the stack that a TOML text describes.
 
     Parameters
@@ -164,6 +178,8 @@ def parse_stack(text: str, *, source: str = "<string>") -> StackFile:
         The TOML document (see the module notes).
     source : str
         Its name, for messages.
+    max_bytes : int or None, optional
+        Refuse a kernel whose values would take more than this (before allocating it).
 
     Returns
     -------
@@ -185,6 +201,9 @@ def parse_stack(text: str, *, source: str = "<string>") -> StackFile:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConvMatrixError(f"{source} is not valid TOML: {error}") from None
+    except RecursionError:
+        raise ConvMatrixError(f"{source}: values are nested too deeply (arrays or tables "
+                              f"inside each other hundreds of times)") from None
     unknown = sorted(set(data) - {"title", "input", "weights", "seed", "layers"})
     if unknown:
         raise ConvMatrixError(f"{source}: unknown key(s) {', '.join(unknown)}; a stack file has "
@@ -209,21 +228,33 @@ def parse_stack(text: str, *, source: str = "<string>") -> StackFile:
     current = tuple(shape)
     for position, entry in enumerate(entries):
         try:
-            layer = _build(position, entry, current, fill, seed)
+            layer = _build(position, entry, current, fill, seed, max_bytes)
         except ConvMatrixError as error:
             raise ConvMatrixError(f"{source}: {error}") from None
+        except RecursionError:
+            raise ConvMatrixError(f"{source}: `layers[{position}]` has values nested too "
+                                  f"deeply") from None
         layers.append(layer)
         current = layer.output_shape
     title = data.get("title") or (Path(source).stem if source != "<string>" else "stack")
     return StackFile(str(title), Sequential(layers), source)
 
 
-def load_stack(path: str | Path) -> StackFile:
-    """Read a stack file (TOML, see the module notes)."""
+def load_stack(path: str | Path, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> StackFile:
+    """Read a stack file (TOML, UTF-8, at most :data:`MAX_FILE_BYTES`; see the module notes)."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        with open(file, "rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
     except OSError as error:
         raise ConvMatrixError(f"cannot read the stack file {str(file)!r}: "
-                              f"{error.strerror}") from None
-    return parse_stack(text, source=str(file))
+                              f"{error.strerror or error}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConvMatrixError(f"the stack file {str(file)!r} is larger than "
+                              f"{format_bytes(MAX_FILE_BYTES)}; a stack file is a short TOML text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConvMatrixError(f"the stack file {str(file)!r} is not UTF-8 text (byte "
+                              f"{error.start}: {error.reason}); TOML files are UTF-8") from None
+    return parse_stack(text, source=str(file), max_bytes=max_bytes)
