@@ -8,7 +8,10 @@ from typing import Any
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
+from convmatrix.builder.apply import integer_dtype, max_abs
+from convmatrix.builder.budget import DEFAULT_MAX_BYTES, apply_nbytes, check_budget, check_max_bytes
 from convmatrix.geometry.view import AffineMap
+from convmatrix.typing import Direction
 
 __all__ = ["CHUNK_BYTES", "LayerOperator", "operator_dtype"]
 
@@ -20,6 +23,12 @@ def operator_dtype(layer: AffineMap) -> np.dtype[Any]:
     """The layer's dtype, or float64 for bool and integer weights."""
     dtype = np.dtype(layer.dtype)
     return np.dtype(np.float64) if dtype.kind in "biu" else dtype
+
+
+def _abs_row_sum(layer: AffineMap, direction: Direction) -> int:
+    """``‖M‖∞`` of the direction being applied: the layer's own, or its adjoint's."""
+    target: Any = layer.T if direction == "adjoint" else layer
+    return int(target.abs_row_sum()) if hasattr(target, "abs_row_sum") else 2**64
 
 
 class LayerOperator(LinearOperator):
@@ -52,21 +61,39 @@ class LayerOperator(LinearOperator):
     True
     """
 
-    def __init__(self, layer: AffineMap) -> None:
+    def __init__(self, layer: AffineMap, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> None:
         self.layer = layer
+        self.max_bytes = check_max_bytes(max_bytes)
         super().__init__(dtype=operator_dtype(layer), shape=layer.matrix_shape)
+        itemsize = max(self.dtype.itemsize, 8)
+        check_budget(f"the operator of {layer!r} (one sample in flight)",
+                     self._in_flight(1, itemsize), self.max_bytes)
+
+    def _in_flight(self, columns: int, itemsize: int) -> int:
+        chain = layer.chain() if hasattr(layer := self.layer, "chain") else (layer,)
+        return apply_nbytes(chain, columns, itemsize)
 
     def _columns_per_batch(self, itemsize: int) -> int:
         n_out, n_in = self.shape
         return max(1, CHUNK_BYTES // (itemsize * (n_in + n_out)))
 
     def _batched(self, X: np.ndarray, apply: Any, in_shape: tuple[int, ...],
-                 rows: int) -> np.ndarray:
+                 rows: int, direction: Direction = "forward") -> np.ndarray:
         X = np.asarray(X)
         dtype = np.result_type(self.dtype, X.dtype)
+        layer_dtype = np.dtype(self.layer.dtype)
+        if X.dtype.kind in "biu" and layer_dtype.kind in "biu":
+            # integer data on an integer layer: exact, widened by the integer rule
+            bound = max(_abs_row_sum(self.layer, direction), 1) * max_abs(X)
+            dtype = integer_dtype(np.result_type(layer_dtype, X.dtype), bound,
+                                  f"the operator of {self.layer!r} on {X.dtype} data")
         count = X.shape[1]
-        result = np.empty((rows, count), dtype=dtype)
         step = self._columns_per_batch(dtype.itemsize)
+        itemsize = max(dtype.itemsize, 8)
+        check_budget(f"the operator product of {self.layer!r} with {count} column(s)",
+                     rows * count * dtype.itemsize
+                     + self._in_flight(min(step, max(count, 1)), itemsize), self.max_bytes)
+        result = np.empty((rows, count), dtype=dtype)
         for start in range(0, count, step):
             stop = min(start + step, count)
             batch = np.ascontiguousarray(X[:, start:stop].T, dtype=dtype)
@@ -83,7 +110,7 @@ class LayerOperator(LinearOperator):
         if np.iscomplexobj(X) or self.dtype.kind == "c":
             def apply(y: np.ndarray) -> np.ndarray:
                 return np.conj(layer.apply_adjoint(np.conj(y)))
-        return self._batched(X, apply, layer.output_shape, self.shape[1])
+        return self._batched(X, apply, layer.output_shape, self.shape[1], direction="adjoint")
 
     def _matvec(self, x: np.ndarray) -> np.ndarray:
         return self._matmat(np.reshape(x, (-1, 1)))[:, 0]

@@ -30,6 +30,7 @@ from convmatrix.typing import Direction, SparseFormat
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "apply_nbytes",
     "check_budget",
     "check_matrix_budget",
     "check_max_bytes",
@@ -227,6 +228,30 @@ def nnz_estimate(layer: Any) -> int:
     if inner is not None and hasattr(inner, "matrix"):
         return nnz_estimate(inner)
     return int(layer.matrix(max_bytes=None).nnz)
+
+
+def apply_nbytes(factors: Any, batch: int, itemsize: int) -> int:
+    """Bytes applying a chain of layers to ``batch`` samples holds at once (an estimate).
+
+    Per factor: its input and output (and, for a convolution — a layer whose ``conv_view()``
+    answers — the padded buffer the matrix-free apply works in, twice for the copy the padding
+    makes); the largest factor counts, all in ``itemsize`` bytes per value.
+
+    Examples
+    --------
+    >>> import convmatrix as cm
+    >>> apply_nbytes(cm.Conv(np.ones((1, 1, 2)), (1, 4)).chain(), 10, 8)  # 10·(4 + 3 + 2·4)·8
+    1200
+    """
+    largest = 0
+    for factor in factors:
+        values = math.prod(factor.input_shape) + math.prod(factor.output_shape)
+        view = factor.conv_view() if hasattr(factor, "conv_view") else None
+        if view is not None:
+            values += 2 * max(_padded_input(view.spec),
+                              view.spec.out_channels * math.prod(view.spec.output_size))
+        largest = max(largest, values)
+    return batch * largest * itemsize
 
 
 def _itemsize(dtype: Any) -> int:

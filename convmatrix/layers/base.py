@@ -279,15 +279,17 @@ class Layer(ABC):
 
         return conv_axis_steps(view)
 
-    def operator(self) -> LayerOperator:
+    def operator(self, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> LayerOperator:
         """The linear part as a matrix-free ``scipy.sparse.linalg.LinearOperator``.
 
         See :class:`convmatrix.analysis.linop.LayerOperator`: ``matvec``/``matmat`` apply the layer,
         ``rmatvec``/``rmatmat`` its exact adjoint, and :meth:`matrix` is never built.
+        ``max_bytes`` guards what a product holds at once (its result and one batch of
+        columns in flight); None disables the guard.
         """
         from convmatrix.analysis.linop import LayerOperator
 
-        return LayerOperator(self)
+        return LayerOperator(self, max_bytes=check_max_bytes(max_bytes))
 
     def matrix_blocks(self, rows_per_block: int | None = None, *,
                       max_bytes: int | None = DEFAULT_MAX_BYTES) -> Iterator[sp.csr_array]:
@@ -320,8 +322,57 @@ class Layer(ABC):
         flat = (self.matrix("csc").T @ batch.reshape(batch.shape[0], -1).T).T
         return flat.reshape(batch.shape[0], *self.input_shape)
 
-    def __call__(self, x: Any) -> np.ndarray:
+    def abs_row_sum(self) -> int:
+        """An upper bound on ``‖M‖∞``, the largest absolute row sum of :meth:`matrix`.
+
+        Exact Python int for integer and bool weights (the bound the integer rule uses, see
+        :data:`convmatrix.builder.apply.INTEGER_RULE`). Default: a convolution's closed form
+        (:meth:`conv_view`), otherwise the row sums of the built matrix (rounded up).
+        """
+        from convmatrix.builder.apply import conv_abs_row_sum, max_abs
+
+        view = self.conv_view()
+        if view is not None:
+            return conv_abs_row_sum(view.spec, view.weight, view.direction)
+        matrix = sp.csr_array(self.matrix())
+        if matrix.nnz == 0:
+            return 0
+        if matrix.dtype.kind in "biu":
+            data = np.abs(matrix.data.astype(object))
+            return max(int(sum(data[a:b])) for a, b in zip(matrix.indptr[:-1], matrix.indptr[1:],
+                                                           strict=True))
+        return max_abs(abs(matrix.astype(np.float64)).sum(axis=1))
+
+    def _magnitude(self, x_max: int) -> int:
+        """A bound on ``|M x + b|`` (and on every intermediate of the apply) for ``|x| ≤ x_max``."""
+        from convmatrix.builder.apply import max_abs
+
+        return max(self.abs_row_sum(), 1) * x_max + max_abs(self.offset())
+
+    def _apply_nbytes(self, batch: int, itemsize: int) -> int:
+        """Estimated bytes :meth:`__call__` holds at once for ``batch`` samples.
+
+        Per factor of :meth:`chain`: its input, its output and (for a convolution) the padded
+        buffer the matrix-free apply works in, all in ``itemsize``; the largest factor counts.
+        """
+        from convmatrix.builder.budget import apply_nbytes
+
+        return apply_nbytes(self.chain(), batch, itemsize)
+
+    def __call__(self, x: Any, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> np.ndarray:
         """Apply the layer, ``M @ x + b``, to one sample or a batch ``(B, *input_shape)``.
+
+        Integer and bool results are exact or refused (the rule:
+        :data:`convmatrix.builder.apply.INTEGER_RULE`): the computation widens to the smallest
+        integer type that holds ``(‖M‖∞·max|x| + max|b|)`` (iterated over a stack's layers).
+
+        Parameters
+        ----------
+        x : array_like
+            One sample, shape :attr:`input_shape`, or a batch.
+        max_bytes : int or None, optional
+            Refuse (before allocating) when the output and the working buffers are estimated
+            above this many bytes; None disables the guard.
 
         Examples
         --------
@@ -330,7 +381,13 @@ class Layer(ABC):
         >>> cm.Conv(np.ones((1, 1, 2, 2), dtype=int), (1, 3, 3))(np.ones((1, 3, 3), dtype=int))
         array([[[4, 4],
                 [4, 4]]])
+        >>> cm.Conv(np.full((1, 1, 1), 100, np.int8), (1, 1))(np.full((1, 1), 100, np.int8))
+        array([[10000]], dtype=int16)
         """
+        from convmatrix.builder.apply import integer_dtype, max_abs
+        from convmatrix.builder.budget import check_budget
+
+        budget = check_max_bytes(max_bytes)
         array = np.asarray(x)
         single = array.shape == self.input_shape
         if not single and not (array.ndim == len(self.input_shape) + 1
@@ -339,7 +396,20 @@ class Layer(ABC):
                 f"`x` has shape {array.shape}; the layer takes {self.input_shape} (one sample) "
                 f"or (batch, {', '.join(map(str, self.input_shape))})")
         batch = array[None] if single else array
-        out = self.apply_forward(batch) + self.offset().reshape(self.output_shape)
+        dtype = np.result_type(self.dtype, batch.dtype)
+        if dtype.kind in "biu":
+            dtype = integer_dtype(dtype, self._magnitude(max_abs(batch)),
+                                  f"{self!r} applied to {batch.dtype} data")
+        check_budget(f"applying {self!r} to {batch.shape[0]} sample(s)",
+                     self._apply_nbytes(batch.shape[0], max(dtype.itemsize, 8)), budget)
+        if dtype.kind in "biu":
+            batch = batch.astype(dtype, copy=False)
+        offset = self.offset().reshape(self.output_shape)
+        if dtype.kind in "biu":
+            out = (self.apply_forward(batch).astype(dtype, copy=False)
+                   + offset.astype(dtype, copy=False))
+        else:
+            out = self.apply_forward(batch) + offset
         return out[0] if single else out
 
     def verify(self, *, seed: int = 0) -> VerificationResult:

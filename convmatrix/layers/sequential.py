@@ -12,16 +12,18 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.builder.apply import integer_dtype
 from convmatrix.builder.budget import check_max_bytes, nnz_estimate
 from convmatrix.builder.sparse import DEFAULT_MAX_BYTES, SparseFormat
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.layers.base import Layer
+from convmatrix.layers.patterns import Pattern, join_flops, layer_pattern, product_pattern
 from convmatrix.typing import Layout
 
 if TYPE_CHECKING:
     from convmatrix.geometry.view import AxisSteps
 
-__all__ = ["Order", "ProductPlan", "Sequential", "nnz_estimate"]
+__all__ = ["Order", "ProductPlan", "Sequential", "nnz_estimate", "product_dtype"]
 
 Order = int | tuple["Order", "Order"]
 """An association order over a chain: a leaf index, or ``(earlier, later)`` sub-orders whose
@@ -99,12 +101,14 @@ class ProductPlan:
         scipy.sparse array, shape ``(∏output_shape, ∏input_shape)``
         """
         budget = check_max_bytes(max_bytes)
+        dtype = product_dtype(self.layers, refuse=True)
         if budget is not None and self.peak_bytes > budget:
             raise ConvMatrixError(
                 f"the stack's matrix needs an estimated {self.peak_bytes / 2**30:.2f} GiB at "
                 f"its peak (product order {self.order}), over `max_bytes` "
                 f"(={budget / 2**30:.2f} GiB); pass a larger max_bytes (or None) to build it")
-        product = _evaluate(self.layers, self.order, budget, self.blocks, self.column_blocks)
+        product = _evaluate(self.layers, self.order, budget, self.blocks, self.column_blocks,
+                            dtype)
         return product.asformat(format)
 
     def __str__(self) -> str:
@@ -163,29 +167,59 @@ def _column_blocks(layer: Layer, parts: int) -> list[Layer] | None:
     return blocks
 
 
+def product_dtype(layers: tuple[Layer, ...], *, refuse: bool = False) -> np.dtype[Any]:
+    """The dtype the product of ``layers`` (and its offset) is formed in.
+
+    The integer rule (:data:`convmatrix.builder.apply.INTEGER_RULE`): for integer and bool
+    layers the smallest integer type holding ``∏ max(‖M_k‖∞, 1)`` (which bounds every entry
+    and partial sum of the product, in any association order) and the offset's bound; a
+    product of bool layers counts paths in int64. ``refuse``: raise
+    :class:`~convmatrix.ConvMatrixError` when int64 cannot hold the bound (else int64).
+    """
+    natural = np.result_type(*(layer.dtype for layer in layers))
+    if natural.kind not in "biu":
+        return natural
+    entries = math.prod(max(layer.abs_row_sum(), 1) for layer in layers)
+    offsets = 0
+    for layer in layers:
+        offsets = layer._magnitude(offsets)
+    try:
+        return integer_dtype(natural, max(entries, offsets),
+                             f"the product of {len(layers)} {natural} layers")
+    except ConvMatrixError:
+        if refuse:
+            raise
+        return np.dtype(np.int64)
+
+
+def _leaf_matrix(layer: Layer, max_bytes: int | None, dtype: np.dtype[Any]) -> sp.csr_array:
+    return sp.csr_array(layer.matrix("csr", max_bytes=max_bytes)).astype(dtype, copy=False)
+
+
 def _evaluate(layers: tuple[Layer, ...], order: Order, max_bytes: int | None,
-              blocks: dict[int, int], column_blocks: dict[int, int]) -> sp.sparray:
-    """Build leaves only when needed and drop each operand after its product."""
+              blocks: dict[int, int], column_blocks: dict[int, int],
+              dtype: np.dtype[Any]) -> sp.sparray:
+    """Build leaves only when needed (in ``dtype``) and drop each operand after its product."""
     if isinstance(order, int):
-        return sp.csr_array(layers[order].matrix("csr", max_bytes=max_bytes))
+        return _leaf_matrix(layers[order], max_bytes, dtype)
     first, second = order
     columns = (_column_blocks(layers[first], column_blocks.get(first, 1))
                if isinstance(first, int) else None)
     if columns is not None:  # the later product first, then one column block at a time
-        later = _evaluate(layers, second, max_bytes, blocks, column_blocks)
-        parts = [sp.csr_array(later @ piece.matrix("csr", max_bytes=max_bytes))
+        later = _evaluate(layers, second, max_bytes, blocks, column_blocks, dtype)
+        parts = [sp.csr_array(later @ _leaf_matrix(piece, max_bytes, dtype))
                  for piece in columns]
         del later
         return sp.csr_array(sp.hstack(parts, format="csr"))
-    earlier = _evaluate(layers, first, max_bytes, blocks, column_blocks)
+    earlier = _evaluate(layers, first, max_bytes, blocks, column_blocks, dtype)
     pieces = (_row_blocks(layers[second], blocks.get(second, 1))
               if isinstance(second, int) else None)
     if pieces is not None:
-        rows = [sp.csr_array(piece.matrix("csr", max_bytes=max_bytes) @ earlier)
+        rows = [sp.csr_array(_leaf_matrix(piece, max_bytes, dtype) @ earlier)
                 for piece in pieces]
         del earlier
         return sp.csr_array(sp.vstack(rows, format="csr"))
-    later = _evaluate(layers, second, max_bytes, blocks, column_blocks)
+    later = _evaluate(layers, second, max_bytes, blocks, column_blocks, dtype)
     product = later @ earlier
     del earlier, later
     return sp.csr_array(product)
@@ -213,13 +247,34 @@ def _check_order(order: Any, count: int) -> Order:
 
 
 class _Estimator:
-    """nnz / flops / peak estimates of sub-chain products (uniform-sparsity model)."""
+    """nnz / flops / peak estimates of sub-chain products.
+
+    From the factors' structural patterns (:mod:`convmatrix.layers.patterns`: per-axis reach
+    of convolutions, composed axis by axis; small other layers whole): the product's stored
+    entries and multiply-adds are then exact structural counts, an upper bound on what the
+    sparse product stores. A sub-chain without a pattern (a large non-convolution layer, mixed
+    layouts) falls back to a uniform-sparsity model.
+    """
 
     def __init__(self, layers: tuple[Layer, ...]) -> None:
         self.layers = layers
-        self.itemsize = max(np.dtype(layer.dtype).itemsize for layer in layers)
+        self.itemsize = max(product_dtype(layers).itemsize,
+                            *(np.dtype(layer.dtype).itemsize for layer in layers))
         self.leaves = [self._leaf(i) for i in range(len(layers))]
         self.blockable = [_row_blocks(layer, 2) is not None for layer in layers]
+        self.patterns: dict[tuple[int, int], Pattern | None] = {}
+
+    def pattern(self, start: int, stop: int) -> Pattern | None:
+        """The structural pattern of ``M_stop-1 @ ... @ M_start`` (cached)."""
+        key = (start, stop)
+        if key not in self.patterns:
+            if stop - start == 1:
+                self.patterns[key] = layer_pattern(self.layers[start])
+            else:
+                earlier = self.pattern(start, stop - 1)
+                self.patterns[key] = (None if earlier is None else
+                                      product_pattern(self.pattern(stop - 1, stop), earlier))
+        return self.patterns[key]
 
     def _leaf(self, i: int) -> _Node:
         rows, cols = self.layers[i].matrix_shape
@@ -232,7 +287,16 @@ class _Estimator:
         inner = max(earlier.rows, 1)
         flops = later.nnz * earlier.nnz / inner
         nnz = min(float(later.rows) * earlier.cols, flops)
-        size = _nbytes(nnz, later.rows, self.itemsize)
+        pattern = self.pattern(earlier.start, later.stop)
+        if pattern is not None:  # exact structural counts
+            nnz = min(float(later.rows) * earlier.cols, float(pattern.nnz))
+            counted = join_flops(self.pattern(later.start, later.stop),
+                                 self.pattern(earlier.start, earlier.stop))
+            if counted is not None:
+                flops = float(counted)
+        # the result plus scipy's per-column workspace of the product (a value and an index)
+        size = (_nbytes(nnz, later.rows, self.itemsize)
+                + earlier.cols * (self.itemsize + _INDEX_BYTES))
         earlier_size = _nbytes(earlier.nnz, earlier.rows, self.itemsize)
         later_size = _nbytes(later.nnz, later.rows, self.itemsize)
         blocks = earlier.blocks + later.blocks
@@ -326,6 +390,7 @@ class Sequential(Layer):
                     f"{before!r} outputs {shape_text(before.output_shape)} but {after!r} takes "
                     f"{shape_text(after.input_shape)}")
         self.layers: tuple[Layer, ...] = items
+        self._dtype: np.dtype[Any] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -339,8 +404,25 @@ class Sequential(Layer):
 
     @property
     def dtype(self) -> np.dtype[Any]:
-        """The common dtype of the layers' matrices."""
-        return np.result_type(*(layer.dtype for layer in self.layers))
+        """The dtype of the product: the layers' common dtype, widened by the integer rule.
+
+        Integer and bool stacks: the smallest integer type that holds every entry of the
+        product (bound ``∏ max(‖M_k‖∞, 1)``) and of the offset; bool layers multiply to int64
+        path counts (see :func:`product_dtype` and
+        :data:`convmatrix.builder.apply.INTEGER_RULE`). Float stays float.
+        """
+        if self._dtype is None:
+            self._dtype = product_dtype(self.chain())
+        return self._dtype
+
+    def abs_row_sum(self) -> int:
+        """``∏ max(‖M_k‖∞, 1)``: bounds ``‖M‖∞`` and every partial product's entries."""
+        return math.prod(max(layer.abs_row_sum(), 1) for layer in self.layers)
+
+    def _magnitude(self, x_max: int) -> int:
+        for layer in self.layers:
+            x_max = layer._magnitude(x_max)
+        return x_max
 
     def __len__(self) -> int:
         return len(self.layers)
