@@ -41,10 +41,20 @@ class LayerOperator(LinearOperator):
     sample), so the working memory is a small multiple of one input plus one output beyond
     the result itself.
 
+    The operator's dtype is float64 for integer and bool layers (what scipy's solvers expect);
+    integer or bool data on such a layer is applied exactly instead, in the smallest integer
+    type that holds ``max(‖M‖∞, 1)·max|x|`` (‖Mᵀ‖∞ for the adjoint), or refused with
+    :class:`~convmatrix.ConvMatrixError` beyond int64 — the rule of
+    :data:`convmatrix.builder.apply.INTEGER_RULE`.
+
     Parameters
     ----------
     layer : AffineMap
         Any layer object.
+    max_bytes : int or None, optional
+        What a product may hold at once (the result plus one batch of columns in flight,
+        with the layer's working buffers), checked before allocating; the operator itself is
+        refused when one sample in flight already exceeds it. None disables the guard.
 
     Examples
     --------
