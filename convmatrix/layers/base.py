@@ -347,7 +347,9 @@ class Layer(ABC):
         """A bound on ``|M x + b|`` (and on every intermediate of the apply) for ``|x| ≤ x_max``."""
         from convmatrix.builder.apply import max_abs
 
-        return max(self.abs_row_sum(), 1) * x_max + max_abs(self.offset())
+        # a kind without its own offset has none: no zeros of the output's size are made
+        offset = 0 if type(self).offset is Layer.offset else max_abs(self.offset())
+        return max(self.abs_row_sum(), 1) * x_max + offset
 
     def _apply_nbytes(self, batch: int, itemsize: int) -> int:
         """Estimated bytes :meth:`__call__` holds at once for ``batch`` samples.

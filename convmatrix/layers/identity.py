@@ -48,6 +48,10 @@ class Identity(Layer):
         """int64."""
         return np.dtype(np.int64)
 
+    def abs_row_sum(self) -> int:
+        """1: every row of the matrix copies one input value (or none)."""
+        return 1
+
     def _nnz_estimate(self) -> int:
         return math.prod(self._shape)
 

@@ -137,6 +137,10 @@ class Pad(SeparableLayer):
         """int64: the matrix selects (and, for reflect/replicate/circular, repeats)."""
         return np.dtype(np.int64)
 
+    def abs_row_sum(self) -> int:
+        """1: every row of the matrix copies one input value (or none)."""
+        return 1
+
     def _axis_matrices(self) -> list[sp.csr_array | None]:
         return list(self._axes)
 

@@ -44,6 +44,10 @@ class Repeat(SeparableLayer):
         """int64: a selection."""
         return np.dtype(np.int64)
 
+    def abs_row_sum(self) -> int:
+        """1: every row of the matrix copies one input value (or none)."""
+        return 1
+
     def _axis_matrices(self) -> list[sp.csr_array | None]:
         axes: list[sp.csr_array | None] = [None]
         for n, s in zip(self._input_shape[1:], self.size, strict=True):

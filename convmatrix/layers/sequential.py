@@ -179,11 +179,11 @@ def product_dtype(layers: tuple[Layer, ...], *, refuse: bool = False) -> np.dtyp
     natural = np.result_type(*(layer.dtype for layer in layers))
     if natural.kind not in "biu":
         return natural
-    entries = math.prod(max(layer.abs_row_sum(), 1) for layer in layers)
-    offsets = 0
-    for layer in layers:
-        offsets = layer._magnitude(offsets)
     try:
+        entries = math.prod(max(layer.abs_row_sum(), 1) for layer in layers)
+        offsets = 0
+        for layer in layers:
+            offsets = layer._magnitude(offsets)
         return integer_dtype(natural, max(entries, offsets),
                              f"the product of {len(layers)} {natural} layers")
     except ConvMatrixError:

@@ -29,6 +29,10 @@ class _Permutation(ShapedLayer):
         """int64: a permutation."""
         return np.dtype(np.int64)
 
+    def abs_row_sum(self) -> int:
+        """1: every row of the matrix copies one input value (or none)."""
+        return 1
+
     def _forward(self, x: np.ndarray) -> np.ndarray:
         """The rearrangement on a batch (``(B, *input_shape)``)."""
         raise NotImplementedError
