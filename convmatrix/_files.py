@@ -112,7 +112,10 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     directory = target.parent
     remove_stale(directory)
     temporary = _temporary_name(target)
-    stream = open(temporary, "xb")
+    try:
+        stream = open(temporary, "xb")
+    except OSError as error:
+        raise _naming(error, target) from None
     try:
         try:
             yield stream
@@ -125,12 +128,21 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
                 os.chmod(temporary, target.stat().st_mode & 0o7777)
         else:
             _default_mode(temporary)
-        os.replace(temporary, target)
+        try:
+            os.replace(temporary, target)
+        except OSError as error:
+            raise _naming(error, target) from None
     except BaseException:
         with contextlib.suppress(OSError):
             temporary.unlink()
         raise
     _fsync_directory(directory)
+
+
+def _naming(error: OSError, target: Path) -> OSError:
+    """The error with the target's name (not the temporary's) in its message."""
+    return type(error)(error.errno, f"cannot write {str(target)!r}: "
+                                    f"{error.strerror or error}")
 
 
 def _default_mode(path: Path) -> None:

@@ -239,3 +239,14 @@ def test_kill_9_during_a_save_leaves_the_old_file_loadable(tmp_path, suffix):
     cm.save_matrix(conv(3), target)  # a later save clears what the killed writer left
     assert same(load(target), conv(3))
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+def test_an_unwritable_target_is_one_line_naming_it(tmp_path, capsys):
+    (tmp_path / "d.npz").mkdir()
+    for target in (tmp_path / "missing" / "t.npz", tmp_path / "d.npz"):
+        code = main(["matrix", "--input", "1x4x4", "--kernel", "1x1x3x3",
+                     "--save", str(target)])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        assert f"cannot write {str(target)!r}" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz"]
