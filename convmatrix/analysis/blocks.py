@@ -52,7 +52,11 @@ def block_rows(layer: AffineMap, rows_per_block: int | None = None) -> int:
         return int(rows_per_block)
     view = row_view(layer)
     if view is None:
-        return max(rows, 1)
+        estimate = getattr(layer, "_matrix_nbytes", None)
+        if not hasattr(layer, "matrix_rows") or estimate is None:
+            return max(rows, 1)
+        per_row = max(1.0, estimate("csr") / max(rows, 1))
+        return max(1, min(rows, int(BLOCK_BYTES // per_row)))
     nnz = view.spec.nnz_upper_bound()
     per_row = max(1.0, nnz / max(rows, 1)) * (np.dtype(layer.dtype).itemsize + 8)
     return max(1, min(rows, int(BLOCK_BYTES // per_row)))
@@ -87,7 +91,9 @@ def matrix_blocks(layer: AffineMap, rows_per_block: int | None = None, *,
     shifted to that group); the rows of a transposed layer are the columns of ``C`` of a
     range of its input channels. Ranges never straddle a group. A block smaller than one
     channel is cut from that channel's block, so peak memory is one block or one channel.
-    Other layer kinds build the matrix once (guarded by ``max_bytes``) and slice it.
+    Kinds with a ``matrix_rows(start, stop)`` hook (the per-axis kinds — pooling, padding,
+    upsampling, batch norm, repeat — and the identity) build each block by itself. Other
+    layer kinds build the matrix once (guarded by ``max_bytes``) and slice it.
 
     Examples
     --------
@@ -103,8 +109,24 @@ def matrix_blocks(layer: AffineMap, rows_per_block: int | None = None, *,
     0
     """
     step = block_rows(layer, rows_per_block)
+    if row_view(layer) is None and hasattr(layer, "matrix_rows"):  # lazily: maybe many blocks
+        return (build() for _, _, build in _row_ranges(layer, step, check_max_bytes(max_bytes)))
     plan = block_plan(layer, step, max_bytes=max_bytes)  # refused here, not when iterated
     return _stream(plan, step)
+
+
+def _row_ranges(layer: Any, rows_per_block: int, budget: int | None
+                ) -> Iterator[tuple[int, int, Callable[[], sp.csr_array]]]:
+    """Blocks of a kind with a ``matrix_rows`` hook; refused (when called) over ``budget``."""
+    total = layer.matrix_shape[0]
+    estimate = getattr(layer, "_matrix_nbytes", None)
+    if budget is not None and estimate is not None and total:
+        block = min(rows_per_block, total)
+        check_budget(f"one row block ({block:,} rows; pass a smaller `rows_per_block`) of "
+                     f"{layer!r}", -(-estimate("csr") * block // total), budget)
+    return ((start, min(start + rows_per_block, total),
+             partial(layer.matrix_rows, start, min(start + rows_per_block, total)))
+            for start in range(0, total, rows_per_block))
 
 
 def _stream(plan: BlockPlan, step: int) -> Iterator[sp.csr_array]:
@@ -132,6 +154,9 @@ def block_plan(layer: AffineMap, rows_per_block: int, *,
     """
     budget = check_max_bytes(max_bytes)
     view = row_view(layer)
+    rows_of = getattr(layer, "matrix_rows", None)
+    if view is None and rows_of is not None:  # a kind that builds any rows by itself
+        return list(_row_ranges(layer, rows_per_block, budget))
     if view is None:
         estimate = getattr(layer, "_matrix_nbytes", None)
         if budget is not None and estimate is not None:

@@ -98,6 +98,15 @@ class SeparableLayer(ShapedLayer):
             matrix = sp.kron(axis, matrix, format="csr")
         return sp.csr_array(matrix.astype(self.dtype, copy=False)).asformat(format)
 
+    def matrix_rows(self, start: int, stop: int) -> sp.csr_array:
+        """Rows ``start:stop`` of :meth:`matrix` (CSR), built without the rest of the matrix.
+
+        The hook :func:`convmatrix.analysis.blocks.matrix_blocks` streams row blocks with:
+        rows of a Kronecker product are Kronecker products of rows of its factors.
+        """
+        rows = sp.csr_array(_kron_rows(self._full_axis_matrices(), start, stop))
+        return sp.csr_array(rows.astype(self.dtype, copy=False))
+
     def apply_forward(self, x: np.ndarray) -> np.ndarray:
         """The linear part on a batch (see :meth:`Layer.apply_forward`)."""
         return _along_axes(x, self._axis_matrices())
@@ -146,3 +155,23 @@ def _along_axes(x: np.ndarray, axes: list[sp.csr_array | None]) -> np.ndarray:
         flat = matrix @ moved.reshape(moved.shape[0], -1)
         x = np.moveaxis(flat.reshape(matrix.shape[0], *moved.shape[1:]), 0, position + 1)
     return x
+
+
+def _kron_rows(axes: list[sp.csr_array], start: int, stop: int) -> sp.sparray:
+    """Rows ``start:stop`` of ``axes[0] ⊗ axes[1] ⊗ ⋯``, holding no more than those rows."""
+    head = axes[0]
+    if len(axes) == 1:
+        return sp.csr_array(head[start:stop])
+    tail_rows = math.prod(a.shape[0] for a in axes[1:])
+    first, last = start // tail_rows, (stop - 1) // tail_rows
+    if first == last:
+        return sp.kron(head[first:first + 1], _kron_rows(axes[1:], start - first * tail_rows,
+                                                         stop - first * tail_rows), format="csr")
+    parts = [sp.kron(head[first:first + 1], _kron_rows(axes[1:], start - first * tail_rows,
+                                                       tail_rows), format="csr")]
+    if last > first + 1:  # whole tails: fewer rows than the block itself
+        parts.append(sp.kron(head[first + 1:last], _kron_rows(axes[1:], 0, tail_rows),
+                             format="csr"))
+    parts.append(sp.kron(head[last:last + 1], _kron_rows(axes[1:], 0, stop - last * tail_rows),
+                         format="csr"))
+    return sp.vstack(parts, format="csr")

@@ -58,6 +58,12 @@ class Identity(Layer):
     def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
         return sp.eye_array(math.prod(self._shape), dtype=np.int64, format=format)
 
+    def matrix_rows(self, start: int, stop: int) -> sp.csr_array:
+        """Rows ``start:stop`` of :meth:`matrix` (CSR), for streaming row blocks."""
+        count = stop - start
+        return sp.csr_array((np.ones(count, dtype=np.int64), np.arange(start, stop),
+                             np.arange(count + 1)), shape=(count, math.prod(self._shape)))
+
     def apply_forward(self, x: np.ndarray) -> np.ndarray:
         """The linear part on a batch (see :meth:`Layer.apply_forward`)."""
         return x.copy()
