@@ -200,7 +200,7 @@ def test_single_non_conv_keras_layer_and_channels_first():
 
 
 @pytest.mark.parametrize(("bad", "match"), [
-    (fake("ReLU", {}), r"`layers\[1\]` \(ReLU\) is not a linear layer"),
+    (fake("ReLU", {}), r"`layers\[1\]` \(ReLU\) applies activation=ReLU \(a layer\)"),
     (fake("MaxPooling2D", {"pool_size": 2}), r"`layers\[1\]` \(MaxPooling2D\)"),
     (fake("UpSampling2D", {"size": 2, "interpolation": "lanczos3"}),
      r"`layers\[1\]` \(UpSampling2D\): `interpolation` \(='lanczos3'\)"),

@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.adapters.keras.activations import check_activation, layer_title
 from convmatrix.builder.channels_last import channels_last_matrix
 from convmatrix.builder.sparse import DEFAULT_MAX_BYTES, spec_matrix
 from convmatrix.builder.weights import as_weight
@@ -324,7 +325,8 @@ def keras_layer(
     Raises
     ------
     ConvMatrixError
-        For unsupported layers (``SeparableConv`` is a stack of two), configurations Keras
+        For unsupported layers (``SeparableConv`` is a stack of two), a non-linear
+        ``activation``, configurations Keras
         itself rejects (``output_padding`` not below ``strides``, ``strides > 1`` with
         ``dilation_rate > 1`` outside DepthwiseConv, groups not dividing the channels, ...),
         non-integer or non-positive sizes, and kernels or inputs that do not fit the config.
@@ -335,7 +337,12 @@ def keras_layer(
     Keras 3.15) is the dilated, strided depthwise convolution, with "same" padding split by
     the usual rule on the dilated kernel; that is what Keras' JAX and torch backends compute.
     TensorFlow's own kernels do not run this combination, so no TF oracle vectors exist for it.
+    A non-linear ``activation`` (anything but ``"linear"`` or None) is refused: the layer then
+    has no matrix.
     """
+    name, _, config = _parse(serialized_layer)
+    check_activation(config.get("activation"),
+                     f"`serialized_layer` ({layer_title(name, config.get('name'))})")
     k = as_weight(kernel)
     geometry = _geometry(serialized_layer, tuple(k.shape), input_shape)
     rank = geometry.spec.ndim

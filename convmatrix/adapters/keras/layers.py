@@ -18,6 +18,7 @@ import numpy as np
 
 from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
+from convmatrix.adapters.keras.activations import ACTIVATION_LAYERS, check_activation, layer_title
 from convmatrix.adapters.keras.config import keras_layer
 from convmatrix.layers.base import Layer
 from convmatrix.layers.channels_last import ChannelsLast, KerasConv
@@ -29,8 +30,8 @@ from convmatrix.layers.repeat import Repeat
 from convmatrix.layers.sequential import Sequential
 from convmatrix.layers.upsample import Upsample
 
-__all__ = ["KERAS_READERS", "built_input_shape", "is_other_keras", "keras_conv",
-           "read_keras_layer"]
+__all__ = ["KERAS_READERS", "built_input_shape", "check_live_activation", "is_other_keras",
+           "keras_conv", "read_keras_layer"]
 
 KerasReader = Callable[[Any, dict[str, Any], tuple[int, ...]], Layer]
 
@@ -53,6 +54,7 @@ def keras_conv(layer_or_serialized: Any, kernel: Any = None,
         raise ConvMatrixError(
             f"`layer_or_serialized` (={type(live).__name__}) must be a Keras layer or the dict "
             f"keras.layers.serialize(layer) returns")
+    check_live_activation(live, f"`layer` ({layer_title(type(live).__name__, _name(live))})")
     serialized = {"class_name": type(live).__name__, "config": live.get_config()}
     if kernel is None:
         kernel = getattr(live, "kernel", None)
@@ -63,10 +65,46 @@ def keras_conv(layer_or_serialized: Any, kernel: Any = None,
                 f"`layer_or_serialized` ({type(live).__name__}) has no `kernel`: build the "
                 f"layer (call it once) or pass `kernel`")
     if bias is None and getattr(live, "bias", None) is not None:
-        bias = np.asarray(live.bias)
+        bias = keras_array(live.bias)
     if input_shape is None:
         input_shape = built_input_shape(live)
-    return _keras_conv(serialized, np.asarray(kernel), input_shape, bias)
+    return _keras_conv(serialized, keras_array(kernel), input_shape, bias)
+
+
+def keras_array(value: Any) -> np.ndarray:
+    """A Keras weight as a numpy array, read through its backend tensor.
+
+    A Keras 3 ``Variable`` holds the backend's tensor in ``.value``; reading that (a torch
+    tensor is detached, see :func:`convmatrix._arrays.to_numpy`) avoids ``np.asarray`` on the
+    Variable, which on the torch backend goes through a deprecated numpy path.
+    """
+    inner = None if isinstance(value, np.ndarray) else getattr(value, "value", None)
+    return to_numpy(value if inner is None else inner)
+
+
+def _name(layer: Any) -> Any:
+    """The layer's own name (its ``name``, else its config's), or None."""
+    name = getattr(layer, "name", None)
+    if name is None and hasattr(layer, "get_config"):
+        try:
+            name = dict(layer.get_config()).get("name")
+        except Exception:  # a config Keras cannot serialize (a lambda activation): no name
+            name = None
+    return name
+
+
+def check_live_activation(layer: Any, where: str) -> None:
+    """Refuse a live layer that applies a non-linear activation (or is an activation layer).
+
+    The layer's ``activation`` attribute is read first (a live layer's function, so a
+    custom function whose config cannot be serialized is still named), else its config's.
+    """
+    if type(layer).__name__ in ACTIVATION_LAYERS:
+        check_activation(layer, where)
+    if hasattr(layer, "activation"):
+        check_activation(layer.activation, where)
+    else:
+        check_activation(dict(layer.get_config()).get("activation"), where)
 
 
 def _keras_conv(serialized: Mapping[str, Any], kernel: Any, input_shape: Sequence[int],
@@ -196,10 +234,10 @@ def _read_batch_normalization(layer: Any, config: dict[str, Any],
     if weights["moving_mean"] is None or weights["moving_variance"] is None:
         raise ConvMatrixError("BatchNormalization needs built weights (moving_mean, "
                               "moving_variance)")
-    core = BatchNorm(first, to_numpy(weights["moving_mean"]),
-                     to_numpy(weights["moving_variance"]),
-                     weight=None if weights["gamma"] is None else to_numpy(weights["gamma"]),
-                     bias=None if weights["beta"] is None else to_numpy(weights["beta"]),
+    core = BatchNorm(first, keras_array(weights["moving_mean"]),
+                     keras_array(weights["moving_variance"]),
+                     weight=None if weights["gamma"] is None else keras_array(weights["gamma"]),
+                     bias=None if weights["beta"] is None else keras_array(weights["beta"]),
                      eps=float(config.get("epsilon", 1e-3)))
     return _wrap(core, last, "BatchNormalization")
 
@@ -217,14 +255,19 @@ def _read_separable(layer: Any, config: dict[str, Any], shape: tuple[int, ...]) 
     pointwise: dict[str, Any] = {"class_name": f"Conv{rank}D",
                  "config": {**common, "filters": config["filters"], "kernel_size": [1] * rank,
                             "strides": 1, "padding": "valid"}}
-    first = keras_conv(depthwise, np.asarray(layer.depthwise_kernel), shape)
+    first = keras_conv(depthwise, keras_array(layer.depthwise_kernel), shape)
     bias = getattr(layer, "bias", None) if config.get("use_bias", True) else None
-    second = keras_conv(pointwise, np.asarray(layer.pointwise_kernel), first.output_shape,
-                        bias=None if bias is None else np.asarray(bias))
+    second = keras_conv(pointwise, keras_array(layer.pointwise_kernel), first.output_shape,
+                        bias=None if bias is None else keras_array(bias))
     return Sequential([first, second])
 
 
 def _read_identity(layer: Any, config: dict[str, Any], shape: tuple[int, ...]) -> Layer:
+    return Identity(shape)
+
+
+def _read_activation(layer: Any, config: dict[str, Any], shape: tuple[int, ...]) -> Layer:
+    # read_keras_layer has refused every activation but 'linear'
     return Identity(shape)
 
 
@@ -245,12 +288,14 @@ KERAS_READERS: dict[str, KerasReader] = {
     "BatchNormalization": _read_batch_normalization,
     "Dropout": _read_identity, "SpatialDropout1D": _read_identity,
     "SpatialDropout2D": _read_identity, "SpatialDropout3D": _read_identity,
-    "Identity": _read_identity,
+    "Identity": _read_identity, "Activation": _read_activation,
 }
 """Keras class name → reader (layer, config, input shape in Keras layout) → layer object.
 
 Dropout layers are identities: Keras applies them only when called with ``training=True``,
-and BatchNormalization is read in inference mode (moving statistics)."""
+and BatchNormalization is read in inference mode (moving statistics). ``Activation`` is read
+only as ``Activation("linear")`` (an identity): :func:`read_keras_layer` refuses every layer
+with a non-linear ``activation``, and the activation layers (``ReLU``, ``Softmax``, ...)."""
 
 
 def _supported() -> list[str]:
@@ -269,8 +314,11 @@ def read_keras_layer(layer: Any, input_shape: Sequence[int], position: int | Non
                      ) -> Layer:
     """One live (or duck-typed) Keras layer as a layer object in Keras' layout."""
     name = type(layer).__name__
-    where = f"`layers[{position}]` ({name})" if position is not None else f"`layer` ({name})"
+    title = layer_title(name, _name(layer))
+    where = f"`layers[{position}]` ({title})" if position is not None else f"`layer` ({title})"
     reader = KERAS_READERS.get(name)
+    if reader is not None or name in ACTIVATION_LAYERS:
+        check_live_activation(layer, where)
     if reader is None:
         raise ConvMatrixError(
             f"{where} is not a linear layer convmatrix can read; supported Keras layers: "
