@@ -26,9 +26,13 @@ SPARSE_DTYPES = frozenset(np.dtype(t) for t in (
 def as_weight(weight: Any) -> np.ndarray:
     """Return the weight as a numeric ndarray, or raise a TypeError naming what is allowed.
 
-    torch tensors are read detached; bfloat16 ones become float32 (exactly).
+    torch tensors are read detached; bfloat16 ones become float32 (exactly). An array in
+    non-native byte order (``>f4`` on a little-endian machine) is byte-swapped to native
+    order: the same values, the same precision.
     """
     array = to_numpy(weight)
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
     if array.dtype not in SPARSE_DTYPES:
         hint = ""
         if array.dtype == object:

@@ -52,7 +52,8 @@ class Pad(SeparableLayer):
     input_shape : sequence of int
         One sample ``(C, *spatial)``.
     pad : sequence of int
-        An even number of ints, last axis first; negative entries crop.
+        An even number of ints, last axis first; negative entries crop (before any
+        padding, as ``F.pad`` does: the crops of an axis must fit in it).
     mode : {"constant", "reflect", "replicate", "circular"}, optional
     value : float, optional
         The fill of ``"constant"``.
@@ -98,6 +99,11 @@ class Pad(SeparableLayer):
                 raise ConvMatrixError(
                     f"`pad` (={pad!r}) crops axis {axis} (size {n}) to {size}: nothing left")
             kept = n - max(0, -before) - max(0, -after)
+            if mode == "constant" and kept < 0:  # F.pad crops first: each crop must fit
+                raise ConvMatrixError(
+                    f"`pad` (={pad!r}) crops {n - kept} from axis {axis} of size {n}; torch's "
+                    f"F.pad crops before it pads, so the crops of an axis must fit in it as "
+                    f"given (torch raises 'narrow(): length must be non-negative')")
             if mode == "circular" and kept < 1:
                 raise ConvMatrixError(
                     f"`pad` (={pad!r}) crops axis {axis} (size {n}) to nothing before padding")
