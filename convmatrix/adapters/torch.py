@@ -93,6 +93,37 @@ _NONLINEAR = frozenset({
 })
 
 
+def _is_graph_module(module: Any) -> bool:
+    """A ``torch.fx.GraphModule`` (its class keeps the traced module's name)."""
+    return any(cls.__name__ == "GraphModule" for cls in type(module).__mro__)
+
+
+def _refuse_graph(module: Any, where: str) -> None:
+    if _is_graph_module(module):
+        raise ConvMatrixError(
+            f"{where} (={type(module).__name__}) is a torch.fx GraphModule (a traced graph): "
+            f"convmatrix does not read graphs yet, only modules; pass the module it was "
+            f"traced from (a supported layer or an nn.Sequential of them)")
+
+
+def _read(reader: TorchReader, module: Any, shape: tuple[int, ...],
+          output_size: Sequence[int] | None, where: str) -> Layer:
+    """Run a reader; a module that is not what its class name promised is refused.
+
+    Modules are recognised by class name (torch is never imported), so a user's class of the
+    same name can lack the attributes the reader needs: that is a ConvMatrixError naming the
+    module, not an AttributeError or TypeError from inside the reader.
+    """
+    _refuse_graph(module, where)
+    try:
+        return reader(module, shape, output_size)
+    except (AttributeError, TypeError) as error:
+        cls = type(module)
+        raise ConvMatrixError(
+            f"{where} (={cls.__name__}, class {cls.__module__}.{cls.__qualname__}) is not "
+            f"read as torch's nn.{cls.__name__}: {error}") from None
+
+
 def _read_sequential(module: Any, input_shape: tuple[int, ...],
                      output_size: Sequence[int] | None) -> Layer:
     """``nn.Sequential``: each child read in turn, shapes carried from one to the next."""
@@ -102,17 +133,19 @@ def _read_sequential(module: Any, input_shape: tuple[int, ...],
     shape = input_shape
     for position, child in enumerate(module):
         name = type(child).__name__
+        where = f"`module[{position}]`"
+        _refuse_graph(child, where)
         reader = TORCH_READERS.get(name)
         if reader is None:
             why = ("is not linear" if name in _NONLINEAR
                    else "is not a linear layer convmatrix can read")
             raise ConvMatrixError(
-                f"`module[{position}]` ({name}) {why}; a stack can hold only "
+                f"{where} ({name}) {why}; a stack can hold only "
                 f"{', '.join(_supported())}")
         try:
-            layers.append(reader(child, shape, None))
+            layers.append(_read(reader, child, shape, None, where))
         except ConvMatrixError as error:
-            raise ConvMatrixError(f"`module[{position}]` ({name}): {error}") from None
+            raise ConvMatrixError(f"{where} ({name}): {error}") from None
         shape = layers[-1].output_shape
     if not layers:
         raise ConvMatrixError("`module` (Sequential) is empty")
@@ -277,6 +310,7 @@ def from_torch(module: Any, input_shape: Sequence[int], *,
            [4.5, 4.5]])
     """
     shape = _input_shape(input_shape)
+    _refuse_graph(module, "`module`")
     reader = TORCH_READERS.get(type(module).__name__)
     if reader is None and hasattr(module, "weight") and hasattr(module, "stride"):
         reader = _read_conv
@@ -284,7 +318,7 @@ def from_torch(module: Any, input_shape: Sequence[int], *,
         raise ConvMatrixError(
             f"`module` (={type(module).__name__}) is not a linear layer convmatrix can read; "
             f"supported: torch {', '.join(_supported())}")
-    return reader(module, shape, output_size)
+    return _read(reader, module, shape, output_size, "`module`")
 
 
 def torch_matrix(
