@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,6 +43,10 @@ class BatchNorm(SeparableLayer):
     weight, bias : array_like, shape ``(C,)``, optional
         The affine parameters (default 1 and 0).
     eps : float, optional
+    axis : int, optional
+        The axis of the sample that holds the channels (the normalised axis): 0 (torch's
+        layout, the default), or any other axis of the sample, negative counting from the end
+        (Keras' ``BatchNormalization(axis=...)`` minus its batch axis).
 
     Examples
     --------
@@ -55,12 +58,23 @@ class BatchNorm(SeparableLayer):
     >>> bn(np.array([[1.0, 3.0], [2.0, 4.0]]))
     array([[0., 1.],
            [2., 4.]])
+    >>> cm.BatchNorm((2, 2), running_mean=[1.0, 0.0], running_var=[4.0, 1.0], eps=0.0,
+    ...              axis=1)(np.array([[1.0, 3.0], [2.0, 4.0]]))   # channels along axis 1
+    array([[0. , 3. ],
+           [0.5, 4. ]])
     """
 
     def __init__(self, input_shape: Sequence[int], running_mean: Any, running_var: Any,
-                 weight: Any = None, bias: Any = None, eps: float = 1e-5) -> None:
+                 weight: Any = None, bias: Any = None, eps: float = 1e-5,
+                 axis: int = 0) -> None:
         shape = as_shape(input_shape, (0, 1, 2, 3))
-        channels = shape[0]
+        if isinstance(axis, bool) or not hasattr(axis, "__index__") \
+                or not -len(shape) <= int(axis) < len(shape):
+            raise ConvMatrixError(
+                f"`axis` (={axis!r}) must be an axis of the sample {shape}: an int in "
+                f"[{-len(shape)}, {len(shape) - 1}]")
+        self.axis = int(axis) % len(shape)
+        channels = shape[self.axis]
         self.running_mean = _per_channel(running_mean, channels, "running_mean", None)
         self.running_var = _per_channel(running_var, channels, "running_var", None)
         self.weight = _per_channel(weight, channels, "weight", 1.0)
@@ -76,13 +90,17 @@ class BatchNorm(SeparableLayer):
         self.shift = self.bias - self.running_mean * self.scale
 
     def _axis_matrices(self) -> list[sp.csr_array | None]:
-        return [sp.csr_array(sp.diags_array(self.scale, format="csr")),
-                *([None] * (len(self._input_shape) - 1))]
+        matrices: list[sp.csr_array | None] = [None] * len(self._input_shape)
+        matrices[self.axis] = sp.csr_array(sp.diags_array(self.scale, format="csr"))
+        return matrices
 
     def offset(self) -> np.ndarray:
         """``bias − running_mean · weight / √(running_var + eps)`` over each channel's pixels."""
-        return np.repeat(self.shift, math.prod(self._input_shape[1:]))
+        along = [1] * len(self._input_shape)
+        along[self.axis] = -1
+        return np.broadcast_to(self.shift.reshape(along), self._input_shape).reshape(-1)
 
     def _describe(self) -> str:
+        where = "" if self.axis == 0 else f" along axis {self.axis}"
         return (f"{shape_text(self.input_shape)} → {shape_text(self.output_shape)}, "
-                f"{self.input_shape[0]} channels")
+                f"{self.input_shape[self.axis]} channels{where}")

@@ -204,7 +204,7 @@ def test_single_non_conv_keras_layer_and_channels_first():
     (fake("MaxPooling2D", {"pool_size": 2}), r"`layers\[1\]` \(MaxPooling2D\)"),
     (fake("UpSampling2D", {"size": 2, "interpolation": "lanczos3"}),
      r"`layers\[1\]` \(UpSampling2D\): `interpolation` \(='lanczos3'\)"),
-    (fake("BatchNormalization", {"axis": 1}), r"`axis` \(=1\)"),
+    (fake("BatchNormalization", {"axis": 0}), r"`axis` \(=0\) of BatchNormalization is the batch"),
 ])
 def test_keras_stack_refuses_non_linear_layers_naming_the_position(bad, match):
     model = FakeSequential([fake("ZeroPadding2D", {"padding": 1}), bad])

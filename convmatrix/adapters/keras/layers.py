@@ -221,25 +221,46 @@ def _read_zero_padding(layer: Any, config: dict[str, Any], shape: tuple[int, ...
 
 def _read_batch_normalization(layer: Any, config: dict[str, Any],
                               shape: tuple[int, ...]) -> Layer:
-    axis = config.get("axis", -1)
-    axis = axis[0] if isinstance(axis, list | tuple) and len(axis) == 1 else axis
-    if axis not in (-1, len(shape) - 1, 0):
-        raise ConvMatrixError(
-            f"`axis` (={axis!r}) of BatchNormalization must be the channel axis (-1, or 0 "
-            f"for channels first)")
-    last = axis != 0
-    first = (shape[-1], *shape[:-1]) if last else shape
+    position = _batch_norm_axis(config.get("axis", -1), shape)
+    last = position == len(shape) - 1
     weights = {key: getattr(layer, key, None) for key in ("gamma", "beta", "moving_mean",
                                                           "moving_variance")}
     if weights["moving_mean"] is None or weights["moving_variance"] is None:
         raise ConvMatrixError("BatchNormalization needs built weights (moving_mean, "
                               "moving_variance)")
+    first = (shape[-1], *shape[:-1]) if last else shape
     core = BatchNorm(first, keras_array(weights["moving_mean"]),
                      keras_array(weights["moving_variance"]),
                      weight=None if weights["gamma"] is None else keras_array(weights["gamma"]),
                      bias=None if weights["beta"] is None else keras_array(weights["beta"]),
-                     eps=float(config.get("epsilon", 1e-3)))
+                     eps=float(config.get("epsilon", 1e-3)), axis=0 if last else position)
     return _wrap(core, last, "BatchNormalization")
+
+
+def _batch_norm_axis(axis: Any, shape: tuple[int, ...]) -> int:
+    """Keras' ``axis`` (it counts the batch axis; negative from the end) → a sample axis.
+
+    Keras 3 takes one int; tf.keras also a list, read here when it holds one axis.
+    """
+    items = tuple(axis) if isinstance(axis, list | tuple) else (axis,)
+    ndim = len(shape) + 1  # Keras' input: the batch axis, then the sample
+    if len(items) != 1 or isinstance(items[0], bool) or not hasattr(items[0], "__index__"):
+        raise ConvMatrixError(
+            f"`axis` (={axis!r}) of BatchNormalization must be one int (Keras counts the batch "
+            f"axis: 1 .. {ndim - 1}, or -1 .. -{ndim - 1} from the end); several axes are "
+            f"not read")
+    full = int(items[0])
+    if not -ndim <= full < ndim:
+        raise ConvMatrixError(
+            f"`axis` (={axis!r}) of BatchNormalization is out of range for an input of "
+            f"{ndim} axes (the batch axis and a sample {shape})")
+    full %= ndim
+    if full == 0:
+        raise ConvMatrixError(
+            f"`axis` (={axis!r}) of BatchNormalization is the batch axis: its statistics "
+            f"would be per sample of the batch, not a map of one sample; use a sample axis "
+            f"(1 .. {ndim - 1}, or -1 .. -{ndim - 1})")
+    return full - 1
 
 
 def _read_separable(layer: Any, config: dict[str, Any], shape: tuple[int, ...]) -> Layer:
