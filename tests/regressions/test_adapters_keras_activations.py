@@ -175,3 +175,13 @@ def test_live_custom_function_activation_is_refused():
     layer.build((None, 5, 5, 1))
     with pytest.raises(cm.ConvMatrixError, match="activation"):
         cm.from_keras(layer)
+
+
+def test_live_functional_model_with_two_outputs_is_not_read_as_a_chain():
+    # found next to item 1: its two parallel convolutions were read one after the other
+    keras = _keras()
+    L = keras.layers
+    inputs = keras.Input((5, 5, 1))
+    model = keras.Model(inputs, [L.Conv2D(1, 3)(inputs), L.Conv2D(1, 3, padding="same")(inputs)])
+    with pytest.raises(cm.ConvMatrixError, match="2 outputs"):
+        cm.from_keras(model)

@@ -101,6 +101,13 @@ def from_keras_sequential(model: Any, input_shape: Sequence[int] | None = None) 
     Layer
         A :class:`~convmatrix.Sequential` (or the single layer), in Keras' layout.
     """
+    for ends in ("inputs", "outputs"):
+        tensors = getattr(model, ends, None)
+        if isinstance(tensors, list | tuple) and len(tensors) > 1:
+            raise ConvMatrixError(
+                f"`model` ({type(model).__name__}) has {len(tensors)} {ends}: it is not a "
+                f"chain of layers, which is all convmatrix reads of a Keras model (its layers "
+                f"would be read one after the other, which is not what the model computes)")
     if input_shape is None:
         known = getattr(model, "input_shape", None)
         if known is None or any(v is None for v in tuple(known)[1:]):
