@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
+from convmatrix._progress import Progress, ProgressArg, check_progress
 from convmatrix.builder.apply import integer_dtype, max_abs
 from convmatrix.builder.budget import DEFAULT_MAX_BYTES, apply_nbytes, check_budget, check_max_bytes
 from convmatrix.geometry.view import AffineMap
@@ -55,6 +56,10 @@ class LayerOperator(LinearOperator):
         What a product may hold at once (the result plus one batch of columns in flight,
         with the layer's working buffers), checked before allocating; the operator itself is
         refused when one sample in flight already exceeds it. None disables the guard.
+    progress : None, bool or callable, optional
+        Progress of ``matmat``/``rmatmat`` over many columns (by batch): None shows a bar
+        when interactive, a callable gets ``(columns done, columns)``; see
+        :mod:`convmatrix._progress`.
 
     Examples
     --------
@@ -71,9 +76,11 @@ class LayerOperator(LinearOperator):
     True
     """
 
-    def __init__(self, layer: AffineMap, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, layer: AffineMap, *, max_bytes: int | None = DEFAULT_MAX_BYTES,
+                 progress: ProgressArg = None) -> None:
         self.layer = layer
         self.max_bytes = check_max_bytes(max_bytes)
+        self.progress = check_progress(progress)
         super().__init__(dtype=operator_dtype(layer), shape=layer.matrix_shape)
         itemsize = max(self.dtype.itemsize, 8)
         check_budget(f"the operator of {layer!r} (one sample in flight)",
@@ -104,11 +111,14 @@ class LayerOperator(LinearOperator):
                      rows * count * dtype.itemsize
                      + self._in_flight(min(step, max(count, 1)), itemsize), self.max_bytes)
         result = np.empty((rows, count), dtype=dtype)
-        for start in range(0, count, step):
-            stop = min(start + step, count)
-            batch = np.ascontiguousarray(X[:, start:stop].T, dtype=dtype)
-            out = apply(batch.reshape(stop - start, *in_shape))
-            result[:, start:stop] = out.reshape(stop - start, rows).T
+        # progress over the columns when there is more than one batch (False: a single one)
+        with Progress(count, self.progress if count > step else False, "columns") as bar:
+            for start in range(0, count, step):
+                stop = min(start + step, count)
+                batch = np.ascontiguousarray(X[:, start:stop].T, dtype=dtype)
+                out = apply(batch.reshape(stop - start, *in_shape))
+                result[:, start:stop] = out.reshape(stop - start, rows).T
+                bar.advance(stop - start)
         return result
 
     def _matmat(self, X: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix._progress import Progress, ProgressArg, check_progress
 from convmatrix.analysis.linop import LayerOperator
 from convmatrix.analysis.spectra import methods
 from convmatrix.analysis.spectra.fft import circulant_spectrum, is_circulant, torus_norm
@@ -49,20 +50,23 @@ def padding_norm(spec: ConvSpec) -> float:
     return factor
 
 
-def _conv_bound(spec: ConvSpec, weight: np.ndarray) -> float:
+def _conv_bound(spec: ConvSpec, weight: np.ndarray, progress: ProgressArg = False) -> float:
     if is_circulant(spec):
-        return float(circulant_spectrum(spec, weight)[0])
+        return float(circulant_spectrum(spec, weight, progress)[0])
     grid = tuple(_used_extent(spec, axis) for axis in range(spec.ndim))
-    return torus_norm(spec, weight, grid, (0,) * spec.ndim) * padding_norm(spec)
+    return torus_norm(spec, weight, grid, (0,) * spec.ndim, progress) * padding_norm(spec)
 
 
-def operator_norm_bound(layer: AffineMap) -> float:
+def operator_norm_bound(layer: AffineMap, *, progress: ProgressArg = None) -> float:
     """A certified upper bound of ``‖C‖₂``, cheap to compute (no matrix, no iteration).
 
     Parameters
     ----------
     layer : AffineMap
         Any layer object; a stack gives the product of its layers' bounds.
+    progress : None, bool or callable, optional
+        Progress over the frequency chunks (or row blocks): None shows a bar after about 2 s
+        when interactive; a callable gets ``(done, total)``. See :mod:`convmatrix._progress`.
 
     Returns
     -------
@@ -100,31 +104,35 @@ def operator_norm_bound(layer: AffineMap) -> float:
     (True, 8.2909)
     """
     layer = check_layer(layer)
+    progress = check_progress(progress)
     factors = layer.chain()
     if factors != (layer,):
-        return math.prod(operator_norm_bound(part) for part in factors)
+        return math.prod(operator_norm_bound(part, progress=progress) for part in factors)
     view = layer.conv_view()  # a transpose has the same norm: ‖Cᵀ‖₂ = ‖C‖₂
     if view is not None:
         check_finite(layer, view.weight)
         if not np.any(view.weight):
             return 0.0
         scale = power_of_two_scale(view.weight)  # exact: no overflow or underflow inside
-        return _conv_bound(view.spec, view.weight / scale) * scale * (1 + ROUNDING_MARGIN)
-    return _hoelder_bound(layer) * (1 + ROUNDING_MARGIN)
+        return (_conv_bound(view.spec, view.weight / scale, progress) * scale
+                * (1 + ROUNDING_MARGIN))
+    return _hoelder_bound(layer, progress) * (1 + ROUNDING_MARGIN)
 
 
-def _hoelder_bound(layer: AffineMap) -> float:
+def _hoelder_bound(layer: AffineMap, progress: ProgressArg = False) -> float:
     """``√(‖C‖₁ ‖C‖_∞)`` from the matrix's row blocks."""
     from convmatrix.analysis.blocks import matrix_blocks
 
     row_max = 0.0
     column_sums = np.zeros(layer.matrix_shape[1])
-    for block in matrix_blocks(layer):
-        check_finite(layer, block.data, "matrix entries")
-        magnitude = abs(block)
-        row_max = max(row_max, float(magnitude.sum(axis=1).max(initial=0.0)))
-        column_sums += magnitude.sum(axis=0)
-        del block, magnitude
+    with Progress(layer.matrix_shape[0], progress, "rows") as bar:
+        for block in matrix_blocks(layer):
+            check_finite(layer, block.data, "matrix entries")
+            magnitude = abs(block)
+            row_max = max(row_max, float(magnitude.sum(axis=1).max(initial=0.0)))
+            column_sums += magnitude.sum(axis=0)
+            bar.advance(block.shape[0])
+            del block, magnitude
     return math.sqrt(row_max * float(column_sums.max(initial=0.0)))
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from convmatrix._progress import Progress, ProgressArg
 from convmatrix.geometry.spec import ConvSpec
 
 __all__ = ["circulant_spectrum", "is_circulant", "torus_norm"]
@@ -26,7 +27,8 @@ def is_circulant(spec: ConvSpec) -> bool:
 
 
 def _frequency_matrices(spec: ConvSpec, weight: np.ndarray, grid: tuple[int, ...],
-                        shifts: tuple[int, ...], half: bool) -> Iterator[np.ndarray]:
+                        shifts: tuple[int, ...], half: bool, progress: ProgressArg = False
+                        ) -> Iterator[np.ndarray]:
     """Yield chunks ``(F, G, C_out/G, C_in/G)`` of ``K̂(f) = Σ_t W[:, :, t] e^{2πi f·(t·d − b)/M}``.
 
     ``K̂(f)`` is the ``C_out × C_in`` block the circular cross-correlation on the grid ``M``
@@ -50,26 +52,30 @@ def _frequency_matrices(spec: ConvSpec, weight: np.ndarray, grid: tuple[int, ...
     per_frequency = max(1, 16 * w.shape[1])
     step = max(1, _FREQUENCY_BYTES // per_frequency)
     scale = np.array(grid, dtype=np.float64)
-    for start in range(0, total, step):
-        flat = np.arange(start, min(start + step, total))
-        freqs = np.stack(np.unravel_index(flat, [len(a) for a in axes]), axis=1)  # (F, ndim)
-        phases = np.exp(2j * np.pi * ((freqs / scale) @ offsets.T))  # (F, T)
-        yield (phases @ w).reshape(len(flat), groups, cog, cig)
+    with Progress(total, progress, "frequencies") as bar:
+        for start in range(0, total, step):
+            flat = np.arange(start, min(start + step, total))
+            freqs = np.stack(np.unravel_index(flat, [len(a) for a in axes]), axis=1)  # (F, ndim)
+            phases = np.exp(2j * np.pi * ((freqs / scale) @ offsets.T))  # (F, T)
+            yield (phases @ w).reshape(len(flat), groups, cog, cig)
+            bar.advance(len(flat))
 
 
-def circulant_spectrum(spec: ConvSpec, weight: np.ndarray) -> np.ndarray:
+def circulant_spectrum(spec: ConvSpec, weight: np.ndarray, progress: ProgressArg = False
+                       ) -> np.ndarray:
     """All singular values of a block-circulant convolution, descending."""
     shifts = tuple(b for b, _ in spec.padding)
     values = [np.linalg.svd(block, compute_uv=False).reshape(-1)
-              for block in _frequency_matrices(spec, weight, spec.input_size, shifts, False)]
+              for block in _frequency_matrices(spec, weight, spec.input_size, shifts, False,
+                                               progress)]
     return np.sort(np.concatenate(values))[::-1]
 
 
 def torus_norm(spec: ConvSpec, weight: np.ndarray, grid: tuple[int, ...],
-                shifts: tuple[int, ...]) -> float:
+                shifts: tuple[int, ...], progress: ProgressArg = False) -> float:
     """``max_f ‖K̂(f)‖₂``: the norm of the circular convolution on ``grid``."""
     half = not np.iscomplexobj(weight)
     best = 0.0
-    for block in _frequency_matrices(spec, weight, grid, shifts, half):
+    for block in _frequency_matrices(spec, weight, grid, shifts, half, progress):
         best = max(best, float(np.linalg.svd(block, compute_uv=False).max(initial=0.0)))
     return best

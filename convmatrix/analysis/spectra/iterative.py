@@ -14,6 +14,7 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator, eigsh, svds
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix._progress import Progress, ProgressArg
 from convmatrix.analysis.linop import LayerOperator
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.geometry.view import AffineMap
@@ -49,6 +50,21 @@ def _conv_operator(spec: ConvSpec, weight: np.ndarray) -> LinearOperator:
                           rmatvec=rmatvec, dtype=dtype)
 
 
+def _counted(op: LinearOperator, bar: Progress) -> LinearOperator:
+    """``op`` reporting each product (forward or adjoint) to ``bar``."""
+    def matvec(v: np.ndarray) -> np.ndarray:
+        out = op.matvec(v)
+        bar.advance()
+        return out
+
+    def rmatvec(u: np.ndarray) -> np.ndarray:
+        out = op.rmatvec(u)
+        bar.advance()
+        return out
+
+    return LinearOperator(shape=op.shape, matvec=matvec, rmatvec=rmatvec, dtype=op.dtype)
+
+
 def _is_zero(op: LinearOperator) -> bool:
     """``op`` is the zero map: it sends a generic (random, seeded) vector to exactly 0."""
     rows, cols = op.shape
@@ -59,7 +75,7 @@ def _is_zero(op: LinearOperator) -> bool:
 
 def iterative_values(layer: AffineMap, k: int | None, which: str, tol: float,
                      spec: ConvSpec | None = None, weight: np.ndarray | None = None,
-                     scale: float = 1.0) -> np.ndarray:
+                     scale: float = 1.0, progress: ProgressArg = False) -> np.ndarray:
     """The ``k`` largest or smallest singular values by ARPACK (``svds``), descending.
 
     With ``spec`` and ``weight`` (a convolution's weight divided by ``scale``) the operator
@@ -75,12 +91,14 @@ def iterative_values(layer: AffineMap, k: int | None, which: str, tol: float,
     v0 = _start_vector(min(op.shape), op.dtype)
     if _is_zero(op):
         return np.zeros(k)
-    values = svds(op, k=k, which="LM" if which == "largest" else "SM", tol=tol, v0=v0,
-                  return_singular_vectors=False, solver="arpack")
+    with Progress(None, progress, "ARPACK products") as bar:
+        values = svds(_counted(op, bar), k=k, which="LM" if which == "largest" else "SM",
+                      tol=tol, v0=v0, return_singular_vectors=False, solver="arpack")
     return np.sort(values)[::-1] * scale
 
 
-def conv_norm(spec: ConvSpec, weight: np.ndarray, tol: float) -> float:
+def conv_norm(spec: ConvSpec, weight: np.ndarray, tol: float, progress: ProgressArg = False
+              ) -> float:
     """``‖C‖₂`` of a convolution: Lanczos on ``CᴴC`` from a plane-wave start (see below).
 
     0.0 for the zero map (e.g. every tap reads padding). ``weight`` should be of moderate
@@ -107,8 +125,9 @@ def conv_norm(spec: ConvSpec, weight: np.ndarray, tol: float) -> float:
     v0 = _plane_wave_start(spec, w)
     if not np.any(gram(_start_vector(size, dtype))):
         return 0.0
-    (value,) = eigsh(operator, k=1, which="LA", tol=tol, v0=v0, ncv=min(size, 24),
-                     return_eigenvectors=False)
+    with Progress(None, progress, "Lanczos steps") as bar:
+        (value,) = eigsh(_counted(operator, bar), k=1, which="LA", tol=tol, v0=v0,
+                         ncv=min(size, 24), return_eigenvectors=False)
     return math.sqrt(max(float(np.real(value)), 0.0))
 
 
@@ -210,13 +229,14 @@ class Product(LinearOperator):
         return y
 
 
-def gram_norm(op: LinearOperator, tol: float) -> float:
+def gram_norm(op: LinearOperator, tol: float, progress: ProgressArg = False) -> float:
     """``‖op‖₂`` by Lanczos on ``opᴴop`` (or ``op opᴴ``, the smaller), from a fixed start."""
     rows, cols = op.shape
     gram = (op.H @ op) if cols <= rows else (op @ op.H)
     v0 = _start_vector(min(rows, cols), op.dtype)
     if not np.any(gram.matvec(v0)):
         return 0.0
-    (value,) = eigsh(_Hermitian(gram), k=1, which="LA", tol=tol, v0=v0,
-                     ncv=min(min(rows, cols), 24), return_eigenvectors=False)
+    with Progress(None, progress, "Lanczos steps") as bar:
+        (value,) = eigsh(_counted(_Hermitian(gram), bar), k=1, which="LA", tol=tol, v0=v0,
+                         ncv=min(min(rows, cols), 24), return_eigenvectors=False)
     return math.sqrt(max(float(np.real(value)), 0.0))

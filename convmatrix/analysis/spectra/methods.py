@@ -12,6 +12,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix._progress import ProgressArg, check_progress
 from convmatrix.analysis.linop import LayerOperator
 from convmatrix.analysis.spectra.fft import circulant_spectrum, is_circulant
 from convmatrix.analysis.spectra.iterative import conv_norm, gram_norm, iterative_values
@@ -111,7 +112,8 @@ def choose_method(layer: AffineMap, method: SpectrumMethod = "auto") -> str:
 
 
 def singular_values(layer: AffineMap, k: int | None = None, which: Which = "largest", *,
-                    tol: float = 0.0, method: SpectrumMethod = "auto") -> np.ndarray:
+                    tol: float = 0.0, method: SpectrumMethod = "auto",
+                    progress: ProgressArg = None) -> np.ndarray:
     """Singular values of a layer's matrix, without building it when it is large.
 
     Parameters
@@ -131,6 +133,11 @@ def singular_values(layer: AffineMap, k: int | None = None, which: Which = "larg
         matrix; ``"iterative"``: ARPACK (``scipy.sparse.linalg.svds``) on
         :meth:`~convmatrix.Layer.operator`. ``"auto"`` picks fft, then dense for matrices up
         to :data:`DENSE_MAX_ENTRIES` entries, then iterative (which needs ``k``).
+    progress : None, bool or callable, optional
+        Progress of long work (frequency chunks, ARPACK/Lanczos products): None shows a bar
+        (``tqdm``) after about 2 s when interactive and nothing otherwise; True always,
+        False never; a callable is called as ``progress(done, total)`` (``total`` None for
+        iterations, whose number is not known in advance). See :mod:`convmatrix._progress`.
 
     Returns
     -------
@@ -159,17 +166,19 @@ def singular_values(layer: AffineMap, k: int | None = None, which: Which = "larg
                               f"min(rows, columns) = {count}")
     if not tol >= 0:
         raise ConvMatrixError(f"`tol` (={tol!r}) must be >= 0")
+    progress = check_progress(progress)
     chosen = choose_method(layer, checked)  # type: ignore[arg-type]
     view = _checked_view(layer)
     if chosen == "iterative":
         if view is None:
-            return iterative_values(layer, k, which, tol)
+            return iterative_values(layer, k, which, tol, progress=progress)
         scale = power_of_two_scale(view.weight)
-        return iterative_values(layer, k, which, tol, view.spec, view.weight / scale, scale)
+        return iterative_values(layer, k, which, tol, view.spec, view.weight / scale, scale,
+                                progress)
     if chosen == "fft":
         assert view is not None
         scale = power_of_two_scale(view.weight)
-        values = circulant_spectrum(view.spec, view.weight / scale) * scale
+        values = circulant_spectrum(view.spec, view.weight / scale, progress) * scale
     else:
         values = _dense_values(layer)
     if k is None:
@@ -178,7 +187,7 @@ def singular_values(layer: AffineMap, k: int | None = None, which: Which = "larg
 
 
 def operator_norm(layer: AffineMap, *, tol: float = 1e-6,
-                  method: SpectrumMethod = "auto") -> float:
+                  method: SpectrumMethod = "auto", progress: ProgressArg = None) -> float:
     """The spectral norm ``‖C‖₂`` (largest singular value) of a layer's matrix.
 
     Parameters
@@ -195,6 +204,11 @@ def operator_norm(layer: AffineMap, *, tol: float = 1e-6,
         matrix-free ``CᴴC`` (one :meth:`~convmatrix.Layer.operator` product and one adjoint
         product per step), so the matrix is never built. For convolutions it starts from a
         plane wave at the frequency where the kernel's symbol ``K̂(f)`` peaks.
+    progress : None, bool or callable, optional
+        Progress of long work (frequency chunks, ARPACK/Lanczos products): None shows a bar
+        (``tqdm``) after about 2 s when interactive and nothing otherwise; True always,
+        False never; a callable is called as ``progress(done, total)`` (``total`` None for
+        iterations, whose number is not known in advance). See :mod:`convmatrix._progress`.
 
     Returns
     -------
@@ -212,9 +226,11 @@ def operator_norm(layer: AffineMap, *, tol: float = 1e-6,
     checked = _check_method(method)
     if not tol >= 0:
         raise ConvMatrixError(f"`tol` (={tol!r}) must be >= 0")
+    progress = check_progress(progress)
     chosen = choose_method(layer, checked)  # type: ignore[arg-type]
     if chosen != "iterative":
-        return float(singular_values(layer, 1, method=chosen)[0])  # type: ignore[arg-type]
+        return float(singular_values(layer, 1, method=chosen,  # type: ignore[arg-type]
+                                     progress=progress)[0])
     op = LayerOperator(layer)
     rows, cols = op.shape
     if min(rows, cols) <= 2:
@@ -222,8 +238,8 @@ def operator_norm(layer: AffineMap, *, tol: float = 1e-6,
     view = _checked_view(layer)
     if view is not None:
         scale = power_of_two_scale(view.weight)
-        return conv_norm(view.spec, view.weight / scale, tol) * scale
-    value = gram_norm(op, tol)
+        return conv_norm(view.spec, view.weight / scale, tol, progress) * scale
+    value = gram_norm(op, tol, progress)
     if not math.isfinite(value):
         raise ConvMatrixError(f"`layer` {layer!r} gave a norm of {value}: its weights or "
                               f"matrix entries are not finite (or too large for float64)")
