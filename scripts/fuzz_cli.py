@@ -189,7 +189,7 @@ class Gen:
         self.n += 1
         return os.path.join(self.root, "out", f"{stem}{self.n}")
 
-    def valid_layer(self) -> list[str]:
+    def valid_layer(self, cmd: str) -> list[str]:
         r = self.r
         c = r.choice([1, 2])
         h = r.choice([3, 4, 5])
@@ -202,7 +202,7 @@ class Gen:
             args += ["--padding", str(r.choice([0, 1])) if k > 1 else "0"]
             if r.random() < 0.5 and k > 1:
                 args += ["--padding-mode", r.choice(MODES)]
-        if r.random() < 0.3:
+        if r.random() < 0.3 and cmd != "shape":  # shape refuses --weight/--seed (issue 16 item 22)
             args += ["--weight", r.choice(["ones", "arange", "random"]), "--seed", str(r.randint(0, 99))]
         return args
 
@@ -216,7 +216,7 @@ class Gen:
         if cmd == "report" and r.random() < 0.3:
             return ["report", "--stack", self.fx[r.choice(["s_ok.toml", "s_ok2.toml"])],
                     "--out", self.fresh("rep") + ".md", "--no-figures"]
-        args = [cmd] + self.valid_layer()
+        args = [cmd] + self.valid_layer(cmd)
         if cmd == "report":
             args += ["--out", self.fresh("rep") + ".md", "--no-figures"]
         if cmd == "matrix" and r.random() < 0.4:
@@ -423,7 +423,7 @@ def main(argv=None) -> int:
             err = err.decode("utf-8", "replace")
             cls = classify(proc.returncode, out, err, timed_out, valid)
             results.append((i, cmd, args, valid, proc.returncode, cls, dt, out, err))
-            if ns.verbose or cls.startswith("FAIL"):
+            if ns.verbose or cls.startswith(("FAIL", "WARN")):
                 print(f"[{i:4d}] {cls:22s} rc={proc.returncode} {dt:6.1f}s "
                       f"convmatrix {shlex.join(args)}", flush=True)
 
@@ -457,6 +457,9 @@ def main(argv=None) -> int:
                   f"    last line: {tail[0][:300]}")
     else:
         print("\nno failures")
+    for i, cmd, args, valid, rc, cls, dt, out, err in results:
+        if cls.startswith("WARN"):
+            print(f"[{i}] {cls} rc={rc}\n    convmatrix {shlex.join(args)}\n    {err.strip()[:300]}")
     return 1 if failures else 0
 
 
