@@ -11,6 +11,7 @@ from typing import Any
 from convmatrix.layers.base import Adjoint, Layer
 from convmatrix.layers.channels_last import ChannelsLast, KerasConv
 from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
+from convmatrix.layers.graph import Add, Cat, Concat, Graph, Node, Sum
 from convmatrix.layers.identity import Identity
 from convmatrix.layers.norm import BatchNorm
 from convmatrix.layers.pad import Pad
@@ -20,9 +21,9 @@ from convmatrix.layers.sequential import Sequential
 from convmatrix.layers.shuffle import PixelShuffle, PixelUnshuffle
 from convmatrix.layers.upsample import Upsample
 
-__all__ = ["Adjoint", "AvgPool", "BatchNorm", "ChannelsLast", "Conv", "ConvLayer",
-           "ConvTranspose", "Identity", "KerasConv", "Layer", "Pad", "PixelShuffle",
-           "PixelUnshuffle", "Repeat", "Sequential", "Upsample"]
+__all__ = ["Add", "Adjoint", "AvgPool", "BatchNorm", "Cat", "ChannelsLast", "Concat", "Conv",
+           "ConvLayer", "ConvTranspose", "Graph", "Identity", "KerasConv", "Layer", "Node", "Pad",
+           "PixelShuffle", "PixelUnshuffle", "Repeat", "Sequential", "Sum", "Upsample"]
 
 _MOVED = {"from_torch": "convmatrix.adapters.torch", "from_keras": "convmatrix.adapters.keras"}
 

@@ -1,0 +1,896 @@
+"""Graphs of layers: residual sums, concatenations and splits as one exact affine map.
+
+A :class:`Graph` is a directed acyclic graph of :class:`Node` objects over one input: each node
+applies a one-input :class:`~convmatrix.layers.base.Layer`, or combines several nodes with a
+weighted :class:`Sum` (``+``, ``−``) or a concatenation :class:`Cat` along a per-sample axis.
+The whole graph is one affine map ``x ↦ M x + b``: :meth:`Graph.matrix` forms ``M`` exactly
+(node by node from the input, each node's matrix with respect to the graph's input, kept only
+until its last consumer has used it; a product whose result is mostly filled is formed densely by
+applying the layer to the columns instead of by a sparse product), :meth:`Graph.operator` applies
+it matrix-free (forward through the nodes, adjoint back through them), never forming a product.
+
+:class:`Add` and :class:`Concat` are the two common graphs over a shared input: the sum of
+several layers' maps (``Add(conv, Identity(shape))`` is a residual block) and their outputs
+stacked along an axis.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from convmatrix._errors import ConvMatrixError
+from convmatrix.builder.budget import format_bytes, nnz_estimate
+from convmatrix.builder.sparse import SparseFormat
+from convmatrix.geometry.shapes import shape_text
+from convmatrix.layers.base import Layer
+from convmatrix.typing import Layout
+
+if TYPE_CHECKING:
+    from convmatrix.geometry.view import AxisSteps
+
+__all__ = ["DENSE_FILL", "Add", "Cat", "Concat", "Graph", "GraphPlan", "Node", "Sum",
+           "dense_product"]
+
+DENSE_FILL: float = 0.5
+"""Estimated fill (stored entries / all entries) from which a product is formed densely.
+
+At this fill a dense float64 array takes no more than 4/3 of a CSR array of the same entries
+(8 bytes per value against 8 + 4 + the pointers), and applying a layer to dense columns runs at
+numpy's speed instead of a sparse product's per-entry bookkeeping.
+"""
+
+_INDEX_BYTES = 4
+_APPLY_CHUNK_BYTES = 64 * 2**20  # working memory of one block of columns in a dense product
+
+
+@dataclass(frozen=True)
+class Sum:
+    """A node operation: ``Σ coefficients[i] · inputs[i]`` over inputs of one shape.
+
+    ``Sum((1, 1))`` is ``a + b``, ``Sum((1, -1))`` is ``a − b``.
+
+    Examples
+    --------
+    >>> import convmatrix as cm
+    >>> cm.Sum((1, -1))
+    Sum(coefficients=(1, -1))
+    """
+
+    coefficients: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        items = self.coefficients
+        if isinstance(items, str) or not hasattr(items, "__iter__"):
+            raise ConvMatrixError(
+                f"`coefficients` (={items!r}) must be a sequence of numbers, one per input")
+        values = tuple(items)
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+                raise ConvMatrixError(
+                    f"`coefficients` (={values!r}) must hold real numbers, got {value!r}")
+            if not math.isfinite(float(value)):
+                raise ConvMatrixError(f"`coefficients` (={values!r}) must be finite")
+        if not values:
+            raise ConvMatrixError("`coefficients` is empty; a Sum needs at least one input")
+        object.__setattr__(self, "coefficients", values)
+
+
+@dataclass(frozen=True)
+class Cat:
+    """A node operation: the inputs concatenated along per-sample ``axis`` (0: channels).
+
+    Every other axis must agree between the inputs; negative axes count from the last.
+
+    Examples
+    --------
+    >>> import convmatrix as cm
+    >>> cm.Cat(0)
+    Cat(axis=0)
+    """
+
+    axis: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.axis, bool) or not isinstance(self.axis, int | np.integer):
+            raise ConvMatrixError(f"`axis` (={self.axis!r}) must be an int (0: channels)")
+        object.__setattr__(self, "axis", int(self.axis))
+
+
+Op = Layer | Sum | Cat
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node of a :class:`Graph`: ``name = op(*inputs)``.
+
+    Parameters
+    ----------
+    name : str
+        Unique in the graph, and not the graph's input name.
+    op : Layer, Sum or Cat
+        A layer (exactly one input), a weighted :class:`Sum` or a concatenation :class:`Cat`.
+    inputs : tuple of str
+        Names of earlier nodes or of the graph's input.
+
+    Examples
+    --------
+    >>> import convmatrix as cm
+    >>> cm.Node("skip", cm.Identity((1, 4)), ("input",)).inputs
+    ('input',)
+    """
+
+    name: str
+    op: Op
+    inputs: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConvMatrixError(f"a node's `name` (={self.name!r}) must be a non-empty str")
+        inputs = self.inputs
+        if isinstance(inputs, str):
+            inputs = (inputs,)
+        if not hasattr(inputs, "__iter__"):
+            raise ConvMatrixError(
+                f"node {self.name!r}: `inputs` (={inputs!r}) must be a tuple of node names")
+        inputs = tuple(inputs)
+        for item in inputs:
+            if not isinstance(item, str):
+                raise ConvMatrixError(
+                    f"node {self.name!r}: `inputs` (={inputs!r}) must hold node names (str)")
+        object.__setattr__(self, "inputs", inputs)
+        if not isinstance(self.op, Layer | Sum | Cat):
+            raise ConvMatrixError(
+                f"node {self.name!r}: `op` (={type(self.op).__name__}) must be a layer object, "
+                f"cm.Sum or cm.Cat")
+
+    @property
+    def kind(self) -> str:
+        """``"layer"``, ``"sum"`` or ``"cat"``."""
+        if isinstance(self.op, Sum):
+            return "sum"
+        if isinstance(self.op, Cat):
+            return "cat"
+        return "layer"
+
+
+@dataclass(frozen=True)
+class _Step:
+    """The plan of one node's matrix with respect to the graph's input."""
+
+    name: str
+    rows: int
+    row_nnz: float  # an upper bound on the stored entries per row
+    nnz: float
+    dense: bool
+    nbytes: float
+    frees: tuple[str, ...]  # matrices no later node needs
+
+
+@dataclass(frozen=True)
+class GraphPlan:
+    """How :meth:`Graph.matrix` forms the graph's matrix, estimated from shapes alone.
+
+    Attributes
+    ----------
+    steps : tuple
+        Per node in evaluation order: its name, the estimated entries of its matrix (with
+        respect to the graph's input), whether it is formed densely, and its bytes.
+    nnz : float
+        Estimated stored entries of the result.
+    peak_bytes : float
+        Estimated bytes held at once (the matrices still needed by later nodes, plus the one
+        being formed and its factor).
+    """
+
+    steps: tuple[_Step, ...]
+    nnz: float
+    peak_bytes: float
+
+    def __str__(self) -> str:
+        dense = sum(step.dense for step in self.steps)
+        return (f"{len(self.steps)} node matrices ({dense} dense): ~{self.nnz:,.0f} entries, "
+                f"peak ~{self.peak_bytes / 2**20:,.1f} MiB")
+
+
+def _sparse_bytes(nnz: float, rows: int, itemsize: int) -> float:
+    return nnz * (itemsize + _INDEX_BYTES) + (rows + 1) * _INDEX_BYTES
+
+
+def _max_row_nnz(layer: Layer) -> float:
+    """Stored entries of the fullest row of the layer's matrix (an estimate from its shapes).
+
+    Exact for convolutions (every tap of every input channel of the group); else the average
+    row, rounded up.
+    """
+    view = layer.conv_view()
+    if view is not None:
+        spec = view.spec
+        if view.direction == "forward":
+            return float(spec.in_channels // spec.groups * math.prod(spec.kernel_size))
+        taps = math.prod(math.ceil(k * d / s) for k, d, s in
+                         zip(spec.kernel_size, spec.dilation, spec.stride, strict=True))
+        return float(spec.out_channels // spec.groups * taps)
+    rows = max(layer.matrix_shape[0], 1)
+    return float(math.ceil(nnz_estimate(layer) / rows))
+
+
+def dense_product(layer: Layer, earlier: Any, *, chunk_bytes: int = _APPLY_CHUNK_BYTES
+                  ) -> np.ndarray:
+    """``layer.matrix() @ earlier`` as a dense array, by applying the layer to the columns.
+
+    The matrix of ``layer`` is never built: its matrix-free :meth:`~Layer.apply_forward`
+    runs on blocks of columns of ``earlier`` (a sparse or dense matrix whose rows are the
+    layer's flattened input; None: the identity), each block a batch of samples.
+
+    Parameters
+    ----------
+    layer : Layer
+    earlier : scipy.sparse array, ndarray or None
+    chunk_bytes : int, optional
+        Working memory of one block of columns (its input and output samples).
+
+    Returns
+    -------
+    ndarray, shape ``(∏layer.output_shape, earlier.shape[1])``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> conv = cm.Conv(np.ones((1, 1, 2)), (1, 3))
+    >>> dense_product(conv, None)
+    array([[1., 1., 0.],
+           [0., 1., 1.]])
+    """
+    inner = math.prod(layer.input_shape)
+    cols = inner if earlier is None else earlier.shape[1]
+    rows = math.prod(layer.output_shape)
+    dtype = np.result_type(layer.dtype, np.float64 if earlier is None else earlier.dtype)
+    result = np.empty((rows, cols), dtype=dtype)
+    per_column = (inner + rows) * max(dtype.itemsize, 8) * 3
+    step = max(1, min(cols, chunk_bytes // max(per_column, 1)))
+    for start in range(0, cols, step):
+        stop = min(cols, start + step)
+        if earlier is None:
+            block = np.zeros((stop - start, inner), dtype=dtype)
+            block[np.arange(stop - start), np.arange(start, stop)] = 1
+        elif sp.issparse(earlier):
+            block = np.asarray(earlier[:, start:stop].toarray().T, dtype=dtype)
+        else:
+            block = np.ascontiguousarray(earlier[:, start:stop].T, dtype=dtype)
+        out = layer.apply_forward(block.reshape(stop - start, *layer.input_shape))
+        result[:, start:stop] = out.reshape(stop - start, rows).T
+    return result
+
+
+class Graph(Layer):
+    """A directed acyclic graph of layers over one input: one affine map ``x ↦ M x + b``.
+
+    Parameters
+    ----------
+    input_shape : sequence of int
+        One input sample.
+    nodes : sequence of Node
+        In topological order: every node's inputs are the graph's input or earlier nodes.
+    output : str
+        The node whose value is the graph's output (the input's name: the identity).
+    input : str, optional
+        The name nodes use for the graph's input (default ``"input"``).
+
+    Notes
+    -----
+    Validated at construction: duplicate names, unknown inputs, inputs named before they are
+    defined (a cycle or a non-topological order), a layer's input shape against the shape its
+    input node gives (naming both nodes and both shapes), a sum's inputs of different shapes,
+    a concatenation's inputs that differ off its axis. Nodes the output does not depend on are
+    kept (:meth:`explain` lists them) but never evaluated.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> conv = cm.Conv(np.ones((1, 1, 3)), (1, 4), padding=1)
+    >>> block = cm.Graph((1, 4), [cm.Node("conv", conv, ("input",)),
+    ...                           cm.Node("out", cm.Sum((1, 1)), ("conv", "input"))], "out")
+    >>> block
+    Graph(2 nodes, 1×4 → 1×4)
+    >>> block.matrix().toarray()
+    array([[2., 1., 0., 0.],
+           [1., 2., 1., 0.],
+           [0., 1., 2., 1.],
+           [0., 0., 1., 2.]])
+    >>> block(np.ones((1, 4)))
+    array([[3., 4., 4., 3.]])
+    >>> np.allclose(block.T.matrix().toarray(), block.matrix().toarray().T)
+    True
+    """
+
+    def __init__(self, input_shape: Sequence[int], nodes: Sequence[Node], output: str, *,
+                 input: str = "input") -> None:
+        if isinstance(input_shape, str) or not hasattr(input_shape, "__iter__"):
+            raise ConvMatrixError(
+                f"`input_shape` (={input_shape!r}) must be a tuple of ints (one sample)")
+        shape: list[int] = []
+        for v in input_shape:
+            if isinstance(v, bool) or not hasattr(v, "__index__") or int(v) < 1:
+                raise ConvMatrixError(
+                    f"`input_shape` (={tuple(input_shape)!r}) must hold positive ints")
+            shape.append(int(v))
+        if not shape:
+            raise ConvMatrixError("`input_shape` is empty; give one sample's shape")
+        if not isinstance(input, str) or not input:
+            raise ConvMatrixError(f"`input` (={input!r}) must be a non-empty str")
+        if isinstance(nodes, Node) or not hasattr(nodes, "__iter__"):
+            raise ConvMatrixError(f"`nodes` (={type(nodes).__name__}) must be a list of cm.Node")
+        items = tuple(nodes)
+        self._input_shape = tuple(shape)
+        self.input_name = input
+        shapes: dict[str, tuple[int, ...]] = {input: self._input_shape}
+        positions: dict[str, int] = {}
+        names = {node.name for node in items if isinstance(node, Node)}
+        for position, node in enumerate(items):
+            if not isinstance(node, Node):
+                raise ConvMatrixError(
+                    f"`nodes[{position}]` (={type(node).__name__}) is not a cm.Node")
+            if node.name == input:
+                raise ConvMatrixError(
+                    f"`nodes[{position}]` is named {node.name!r}, the graph's input name")
+            if node.name in positions:
+                raise ConvMatrixError(
+                    f"`nodes[{position}]`: duplicate node name {node.name!r} (also "
+                    f"nodes[{positions[node.name]}])")
+            for name in node.inputs:
+                if name in shapes:
+                    continue
+                if name in names:
+                    later = next(i for i, n in enumerate(items) if n.name == name)
+                    why = ("itself (a cycle)" if later == position else
+                           f"nodes[{later}], which comes later: nodes must be in topological "
+                           f"order (a cycle cannot be)")
+                    raise ConvMatrixError(
+                        f"node {node.name!r} (nodes[{position}]) takes {name!r}, defined by "
+                        f"{why}")
+                raise ConvMatrixError(
+                    f"node {node.name!r} (nodes[{position}]) takes an unknown input {name!r}; "
+                    f"known: {', '.join(map(repr, shapes))}")
+            shapes[node.name] = self._node_shape(node, position, shapes)
+            positions[node.name] = position
+        if not isinstance(output, str) or output not in shapes:
+            raise ConvMatrixError(
+                f"`output` (={output!r}) is not a node of the graph; nodes: "
+                f"{', '.join(map(repr, shapes))}")
+        self.nodes: tuple[Node, ...] = items
+        self.output = output
+        self._shapes = shapes
+        self._output_shape = shapes[output]
+        self._live = self._contributing()
+        self._dtype: np.dtype[Any] | None = None
+
+    @staticmethod
+    def _node_shape(node: Node, position: int, shapes: dict[str, tuple[int, ...]]
+                    ) -> tuple[int, ...]:
+        where = f"node {node.name!r} (nodes[{position}])"
+        got = [shapes[name] for name in node.inputs]
+        op = node.op
+        if isinstance(op, Layer):
+            if len(node.inputs) != 1:
+                raise ConvMatrixError(
+                    f"{where} applies a layer, which takes one input; it names "
+                    f"{len(node.inputs)}: {node.inputs!r}")
+            if got[0] != op.input_shape:
+                raise ConvMatrixError(
+                    f"shape mismatch: {where} ({op!r}) takes {shape_text(op.input_shape)} but "
+                    f"its input {node.inputs[0]!r} gives {shape_text(got[0])}")
+            return op.output_shape
+        if not node.inputs:
+            raise ConvMatrixError(f"{where} has no inputs")
+        if isinstance(op, Sum):
+            if len(op.coefficients) != len(node.inputs):
+                raise ConvMatrixError(
+                    f"{where}: Sum has {len(op.coefficients)} coefficients for "
+                    f"{len(node.inputs)} inputs {node.inputs!r}")
+            for name, other in zip(node.inputs[1:], got[1:], strict=True):
+                if other != got[0]:
+                    raise ConvMatrixError(
+                        f"shape mismatch in the sum {where}: {node.inputs[0]!r} gives "
+                        f"{shape_text(got[0])} but {name!r} gives {shape_text(other)}")
+            return got[0]
+        ndim = len(got[0])
+        axis = op.axis + ndim if op.axis < 0 else op.axis
+        if not 0 <= axis < ndim:
+            raise ConvMatrixError(
+                f"{where}: Cat `axis` (={op.axis}) is out of range for inputs of "
+                f"{ndim} axes ({shape_text(got[0])})")
+        for name, other in zip(node.inputs[1:], got[1:], strict=True):
+            if len(other) != ndim or other[:axis] + other[axis + 1:] != (
+                    got[0][:axis] + got[0][axis + 1:]):
+                raise ConvMatrixError(
+                    f"shape mismatch in the concatenation {where} along axis {axis}: "
+                    f"{node.inputs[0]!r} gives {shape_text(got[0])} but {name!r} gives "
+                    f"{shape_text(other)}")
+        return (*got[0][:axis], sum(s[axis] for s in got), *got[0][axis + 1:])
+
+    def _contributing(self) -> frozenset[str]:
+        """The nodes the output depends on (the others are never evaluated)."""
+        needed = {self.output}
+        for node in reversed(self.nodes):
+            if node.name in needed:
+                needed.update(node.inputs)
+        return frozenset(needed)
+
+    # -- shapes and structure ---------------------------------------------------------------
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One input sample."""
+        return self._input_shape
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The output node's shape."""
+        return self._output_shape
+
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        """The shape of a node's value (or of the input's)."""
+        if name not in self._shapes:
+            raise ConvMatrixError(f"`name` (={name!r}) is not a node of the graph")
+        return self._shapes[name]
+
+    def node(self, name: str) -> Node:
+        """The node called ``name``."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise ConvMatrixError(f"`name` (={name!r}) is not a node of the graph")
+
+    def contributes(self, name: str) -> bool:
+        """Whether the output depends on node ``name`` (lies on a path to the output)."""
+        return name in self._live
+
+    def _evaluated(self) -> list[Node]:
+        return [node for node in self.nodes if node.name in self._live]
+
+    def layers(self) -> Iterator[Layer]:
+        """The layers of the contributing nodes, in node order."""
+        for node in self._evaluated():
+            if isinstance(node.op, Layer):
+                yield node.op
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The common dtype of the layers and the sums' coefficients."""
+        if self._dtype is None:
+            types: list[Any] = [np.dtype(np.int64)]
+            for node in self._evaluated():
+                if isinstance(node.op, Layer):
+                    types.append(node.op.dtype)
+                elif isinstance(node.op, Sum):
+                    types.append(np.asarray(node.op.coefficients).dtype)
+            self._dtype = np.result_type(*types)
+        return self._dtype
+
+    @property
+    def layout(self) -> Layout:
+        """The output node's layer's layout (channels-first for a graph of sums and cats)."""
+        for node in reversed(self._evaluated()):
+            if isinstance(node.op, Layer):
+                return node.op.layout
+        return "channels_first"
+
+    # -- the matrix ------------------------------------------------------------------------
+
+    def plan(self) -> GraphPlan:
+        """How :meth:`matrix` forms the product, estimated before anything is allocated.
+
+        Each node's matrix with respect to the graph's input is bounded row by row (a layer's
+        fullest row times its input's; a sum adds its inputs' rows; a concatenation keeps
+        them); a node whose estimated fill reaches :data:`DENSE_FILL` is formed densely.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import convmatrix as cm
+        >>> block = cm.Add(cm.Conv(np.ones((1, 1, 3)), (1, 64), padding=1),
+        ...                cm.Identity((1, 64)))
+        >>> print(block.plan())
+        3 node matrices (0 dense): ~256 entries, peak ~0.0 MiB
+        """
+        cols = math.prod(self._input_shape)
+        itemsize = max(self.dtype.itemsize, 8)
+        evaluated = self._evaluated()
+        last_use: dict[str, int] = {}
+        for index, node in enumerate(evaluated):
+            for name in node.inputs:
+                last_use[name] = index
+        row_nnz: dict[str, float] = {self.input_name: 1.0}
+        sizes: dict[str, float] = {self.input_name: 0.0}
+        live: dict[str, float] = {}
+        steps: list[_Step] = []
+        peak = 0.0
+        for index, node in enumerate(evaluated):
+            rows = math.prod(self._shapes[node.name])
+            op = node.op
+            factor = 0.0
+            if isinstance(op, Layer):
+                source = node.inputs[0]
+                per_row = _max_row_nnz(op) * row_nnz[source]
+                if source != self.input_name and per_row / cols < DENSE_FILL:
+                    factor = _sparse_bytes(nnz_estimate(op), rows, itemsize)
+            elif isinstance(op, Sum):
+                per_row = sum(row_nnz[name] for name in node.inputs)
+            else:
+                per_row = max(row_nnz[name] for name in node.inputs)
+            per_row = min(per_row, float(cols))
+            dense = per_row / cols >= DENSE_FILL and self.dtype.kind in "fc"
+            nnz = per_row * rows
+            nbytes = (rows * cols * itemsize) if dense else _sparse_bytes(nnz, rows, itemsize)
+            if dense and isinstance(op, Layer):
+                factor = min(_APPLY_CHUNK_BYTES, 3 * cols * (rows + math.prod(op.input_shape))
+                             * itemsize)
+            peak = max(peak, sum(live.values()) + nbytes + factor
+                       + (nbytes if node.name == self.output else 0))
+            frees = tuple(name for name in set(node.inputs) if last_use[name] == index)
+            for name in frees:
+                live.pop(name, None)
+            live[node.name] = nbytes
+            row_nnz[node.name] = per_row
+            sizes[node.name] = nbytes
+            steps.append(_Step(node.name, rows, per_row, nnz, dense, nbytes, frees))
+        if self.output == self.input_name:
+            rows = cols
+            return GraphPlan((), float(cols), _sparse_bytes(cols, rows, itemsize))
+        return GraphPlan(tuple(steps), steps[-1].nnz, peak)
+
+    def _check_budget(self, format: SparseFormat, max_bytes: int) -> None:
+        """None here: :meth:`_build_matrix` refuses on the plan's peak, before building."""
+
+    def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
+        plan = self.plan()
+        if max_bytes is not None and plan.peak_bytes > max_bytes:
+            raise ConvMatrixError(
+                f"the graph's matrix {self.matrix_shape} needs an estimated "
+                f"{format_bytes(int(plan.peak_bytes))} at its peak ({plan}), over `max_bytes` "
+                f"(={format_bytes(max_bytes)}); pass a larger max_bytes (or None) to build it")
+        cols = math.prod(self._input_shape)
+        dtype = self.dtype
+        if self.output == self.input_name:
+            return sp.eye_array(cols, dtype=dtype, format=format)
+        values: dict[str, Any] = {self.input_name: None}  # None: the identity
+        for step, node in zip(plan.steps, self._evaluated(), strict=True):
+            values[node.name] = self._node_matrix(node, values, step.dense, max_bytes, dtype)
+            for name in step.frees:
+                values.pop(name, None)
+        result = values[self.output]
+        if isinstance(result, np.ndarray):
+            return sp.csr_array(result).asformat(format)
+        return sp.csr_array(result).asformat(format)
+
+    def _node_matrix(self, node: Node, values: dict[str, Any], dense: bool,
+                     max_bytes: int | None, dtype: np.dtype[Any]) -> Any:
+        cols = math.prod(self._input_shape)
+        op = node.op
+        inputs = [values[name] for name in node.inputs]
+        if isinstance(op, Layer):
+            earlier = inputs[0]
+            if dense:
+                return dense_product(op, earlier).astype(dtype, copy=False)
+            factor = sp.csr_array(op.matrix("csr", max_bytes=max_bytes)).astype(dtype,
+                                                                                copy=False)
+            if earlier is None:
+                return factor
+            if isinstance(earlier, np.ndarray):
+                earlier = sp.csr_array(earlier)
+            return sp.csr_array(factor @ earlier)
+        full = [sp.eye_array(cols, dtype=dtype, format="csr") if item is None else item
+                for item in inputs]
+        if isinstance(op, Sum):
+            if dense:
+                total = np.zeros((math.prod(self._shapes[node.name]), cols), dtype=dtype)
+                for coefficient, item in zip(op.coefficients, full, strict=True):
+                    total += coefficient * (item.toarray() if sp.issparse(item) else item)
+                return total
+            parts = [sp.csr_array(item) * coefficient if coefficient != 1 else sp.csr_array(item)
+                     for coefficient, item in zip(op.coefficients, full, strict=True)]
+            total_sparse = parts[0]
+            for part in parts[1:]:
+                total_sparse = total_sparse + part
+            return sp.csr_array(total_sparse)
+        order = self._cat_rows(node)
+        if dense:
+            stacked_dense = np.vstack([item.toarray() if sp.issparse(item) else item
+                                       for item in full])
+            return stacked_dense[order]
+        stacked = sp.vstack([sp.csr_array(item) for item in full], format="csr")
+        return sp.csr_array(stacked[order])
+
+    def _cat_rows(self, node: Node) -> np.ndarray:
+        """Rows of the stacked inputs, in the order of the concatenation's flat output."""
+        assert isinstance(node.op, Cat)
+        shapes = [self._shapes[name] for name in node.inputs]
+        axis = node.op.axis % len(shapes[0])
+        offset = 0
+        pieces = []
+        for shape in shapes:
+            size = math.prod(shape)
+            pieces.append(np.arange(offset, offset + size).reshape(shape))
+            offset += size
+        return np.concatenate(pieces, axis=axis).ravel()
+
+    def _nnz_estimate(self) -> float:
+        return self.plan().nnz
+
+    # -- applying --------------------------------------------------------------------------
+
+    def _run(self, batch: np.ndarray, *, affine: bool) -> np.ndarray:
+        values: dict[str, np.ndarray] = {self.input_name: batch}
+        evaluated = self._evaluated()
+        last_use: dict[str, int] = {}
+        for index, node in enumerate(evaluated):
+            for name in node.inputs:
+                last_use[name] = index
+        for index, node in enumerate(evaluated):
+            inputs = [values[name] for name in node.inputs]
+            op = node.op
+            if isinstance(op, Layer):
+                out = op.apply_forward(inputs[0])
+                if affine and type(op).offset is not Layer.offset:
+                    out = out + op.offset().reshape(op.output_shape)
+            elif isinstance(op, Sum):
+                out = sum((c * item for c, item in zip(op.coefficients, inputs, strict=True)),
+                          start=np.zeros((), dtype=np.result_type(*inputs)))
+                out = np.broadcast_to(out, inputs[0].shape).copy() if out.ndim == 0 else out
+            else:
+                out = np.concatenate(inputs, axis=1 + op.axis % (inputs[0].ndim - 1))
+            for name in set(node.inputs):
+                if last_use[name] == index and name != self.input_name:
+                    del values[name]
+            values[node.name] = out
+        return values[self.output]
+
+    def apply_forward(self, batch: np.ndarray) -> np.ndarray:
+        """The linear part on a batch, node by node (never a product of matrices)."""
+        if self.output == self.input_name:
+            return batch.copy()
+        return self._run(batch, affine=False)
+
+    def apply_adjoint(self, batch: np.ndarray) -> np.ndarray:
+        """The adjoint on a batch: back through the nodes in reverse order.
+
+        A layer hands its node's gradient to its input through its own adjoint, a sum scales
+        it into each input, a concatenation splits it; gradients meeting at a node add.
+        """
+        grads: dict[str, np.ndarray] = {self.output: batch}
+        for node in reversed(self._evaluated()):
+            grad = grads.pop(node.name, None)
+            if grad is None:
+                continue
+            op = node.op
+            if isinstance(op, Layer):
+                parts = [op.apply_adjoint(grad)]
+            elif isinstance(op, Sum):
+                parts = [c * grad for c in op.coefficients]
+            else:
+                axis = 1 + op.axis % (grad.ndim - 1)
+                sizes = [self._shapes[name][axis - 1] for name in node.inputs]
+                parts = np.split(grad, np.cumsum(sizes)[:-1].tolist(), axis=axis)
+            for name, part in zip(node.inputs, parts, strict=True):
+                grads[name] = part if name not in grads else grads[name] + part
+        result = grads.get(self.input_name)
+        if result is None:  # pragma: no cover - the output always depends on the input
+            return np.zeros((batch.shape[0], *self._input_shape), dtype=batch.dtype)
+        return result.copy() if result is batch else result
+
+    def offset(self) -> np.ndarray:
+        """``b``: the graph run on a zero input (each layer's offset pushed through the rest).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import convmatrix as cm
+        >>> conv = cm.Conv(np.ones((1, 1, 1)), (1, 2), bias=[0.5])
+        >>> cm.Add(conv, conv).offset()
+        array([1., 1.])
+        """
+        zero = np.zeros((1, *self._input_shape), dtype=self.dtype)
+        if self.output == self.input_name:
+            return zero.reshape(-1)
+        return self._run(zero, affine=True).reshape(-1)
+
+    def _apply_nbytes(self, batch: int, itemsize: int) -> int:
+        """Bytes an apply holds: every contributing node's value at once (a generous bound)."""
+        from convmatrix.builder.budget import apply_nbytes
+
+        values = sum(math.prod(self._shapes[node.name]) for node in self._evaluated())
+        return (apply_nbytes(tuple(self.layers()), batch, itemsize)
+                + batch * (values + math.prod(self._input_shape)) * itemsize)
+
+    def abs_row_sum(self) -> int:
+        """A bound on ``‖M‖∞``: row sums bounded through the graph (sums add, layers multiply)."""
+        bound: dict[str, int] = {self.input_name: 1}
+        for node in self._evaluated():
+            op = node.op
+            if isinstance(op, Layer):
+                bound[node.name] = max(op.abs_row_sum(), 1) * bound[node.inputs[0]]
+            elif isinstance(op, Sum):
+                bound[node.name] = sum(math.ceil(abs(c)) * bound[name]
+                                       for c, name in zip(op.coefficients, node.inputs,
+                                                          strict=True))
+            else:
+                bound[node.name] = max(bound[name] for name in node.inputs)
+        return bound[self.output]
+
+    def _magnitude(self, x_max: int) -> int:
+        bound: dict[str, int] = {self.input_name: x_max}
+        for node in self._evaluated():
+            op = node.op
+            if isinstance(op, Layer):
+                bound[node.name] = op._magnitude(bound[node.inputs[0]])
+            elif isinstance(op, Sum):
+                bound[node.name] = sum(math.ceil(abs(c)) * bound[name]
+                                       for c, name in zip(op.coefficients, node.inputs,
+                                                          strict=True))
+            else:
+                bound[node.name] = max(bound[name] for name in node.inputs)
+        return bound[self.output]
+
+    # -- analysis hooks --------------------------------------------------------------------
+
+    def path_matrix(self) -> sp.csr_array:
+        """Weight paths per entry: the layers' path matrices multiplied, added and stacked.
+
+        Sums add paths (coefficients count as fixed weights 1), concatenations stack them.
+        """
+        cols = math.prod(self._input_shape)
+        values: dict[str, sp.csr_array] = {
+            self.input_name: sp.eye_array(cols, dtype=np.int64, format="csr")}
+        for node in self._evaluated():
+            op = node.op
+            if isinstance(op, Layer):
+                values[node.name] = sp.csr_array(op.path_matrix() @ values[node.inputs[0]])
+            elif isinstance(op, Sum):
+                total = values[node.inputs[0]]
+                for name in node.inputs[1:]:
+                    total = total + values[name]
+                values[node.name] = sp.csr_array(total)
+            else:
+                stacked = sp.vstack([values[name] for name in node.inputs], format="csr")
+                values[node.name] = sp.csr_array(stacked[self._cat_rows(node)])
+        return values[self.output]
+
+    def own_interior(self) -> np.ndarray:
+        """The graph's interior: outputs reached by as many paths as the fullest output."""
+        from convmatrix.analysis.paths import fullest_rows
+
+        return fullest_rows(self.path_matrix())
+
+    def axis_steps(self) -> AxisSteps | None:
+        """The steps of a graph whose contributing nodes form one chain of layers, else None.
+
+        A graph with sums or concatenations has no single per-axis law (its checkerboard is
+        judged on :meth:`overlap_counts`).
+        """
+        evaluated = self._evaluated()
+        if not evaluated or not all(isinstance(node.op, Layer) for node in evaluated):
+            return None
+        from convmatrix.layers.sequential import Sequential
+
+        return Sequential(list(self.layers())).axis_steps()
+
+    def _adjoint(self) -> Layer:
+        from convmatrix.layers.base import Adjoint
+
+        return Adjoint(self)
+
+    def _describe(self) -> str:
+        count = f"{len(self.nodes)} node" + ("" if len(self.nodes) == 1 else "s")
+        return f"{count}, {shape_text(self.input_shape)} → {shape_text(self.output_shape)}"
+
+    def _rows(self) -> list[tuple[str, ...]]:
+        rows: list[tuple[str, ...]] = []
+        for position, node in enumerate(self.nodes):
+            op = node.op
+            what = repr(op) if isinstance(op, Layer) else (
+                "sum " + ", ".join(f"{c:+g}·{n}" for c, n in zip(op.coefficients, node.inputs,
+                                                                  strict=True))
+                if isinstance(op, Sum) else f"cat axis {op.axis}")
+            rows.append((str(position), node.name, node.kind, what, ", ".join(node.inputs),
+                         shape_text(self._shapes[node.name]),
+                         "yes" if node.name in self._live else "no"))
+        return rows
+
+    def __str__(self) -> str:
+        """A table: one line per node with its kind, inputs, shape and whether it contributes.
+
+        Examples
+        --------
+        >>> import convmatrix as cm
+        >>> print(cm.Add(cm.Identity((1, 2)), cm.Identity((1, 2))))
+        Add(3 nodes, 1×2 → 1×2)
+          #  node     kind   op                         inputs            shape  contributes
+          0  branch0  layer  Identity(1×2)              input             1×2    yes
+          1  branch1  layer  Identity(1×2)              input             1×2    yes
+          2  add      sum    sum +1·branch0, +1·branch1  branch0, branch1  1×2    yes
+        """
+        header = ("#", "node", "kind", "op", "inputs", "shape", "contributes")
+        rows = [header, *self._rows()]
+        widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+        lines = [repr(self)]
+        for row in rows:
+            cells = [row[0].rjust(widths[0])] + [cell.ljust(width) for cell, width
+                                                 in zip(row[1:], widths[1:], strict=True)]
+            lines.append(("  " + "  ".join(cells)).rstrip())
+        return "\n".join(lines)
+
+
+def _check_layers(layers: Sequence[Any], what: str) -> tuple[Layer, ...]:
+    items = tuple(layers)
+    if not items:
+        raise ConvMatrixError(f"{what} needs at least one layer")
+    for position, layer in enumerate(items):
+        if not isinstance(layer, Layer):
+            raise ConvMatrixError(
+                f"{what}: argument {position} (={type(layer).__name__}) is not a layer object")
+    for position, layer in enumerate(items[1:], start=1):
+        if layer.input_shape != items[0].input_shape:
+            raise ConvMatrixError(
+                f"{what}: the layers share one input, but layer 0 ({items[0]!r}) takes "
+                f"{shape_text(items[0].input_shape)} and layer {position} ({layer!r}) takes "
+                f"{shape_text(layer.input_shape)}")
+    return items
+
+
+class Add(Graph):
+    """The sum of layers' maps over one input: ``Add(a, b)(x) = a(x) + b(x)``.
+
+    ``Add(conv_branch, Identity(shape))`` is a residual block.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> block = cm.Add(cm.Conv(np.ones((1, 1, 3)), (1, 5), padding=1), cm.Identity((1, 5)))
+    >>> block.matrix().toarray()[1]
+    array([1., 2., 1., 0., 0.])
+    """
+
+    def __init__(self, *layers: Layer) -> None:
+        items = _check_layers(layers, "Add")
+        for position, layer in enumerate(items[1:], start=1):
+            if layer.output_shape != items[0].output_shape:
+                raise ConvMatrixError(
+                    f"Add: the layers' outputs are summed, but layer 0 ({items[0]!r}) gives "
+                    f"{shape_text(items[0].output_shape)} and layer {position} ({layer!r}) "
+                    f"gives {shape_text(layer.output_shape)}")
+        names = tuple(f"branch{i}" for i in range(len(items)))
+        nodes = [Node(name, layer, ("input",)) for name, layer in zip(names, items, strict=True)]
+        nodes.append(Node("add", Sum((1,) * len(items)), names))
+        super().__init__(items[0].input_shape, nodes, "add")
+
+
+class Concat(Graph):
+    """Layers over one input with their outputs concatenated along ``axis`` (0: channels).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> both = cm.Concat([cm.Identity((1, 3)), cm.Conv(np.ones((2, 1, 1)), (1, 3))])
+    >>> both.output_shape
+    (3, 3)
+    """
+
+    def __init__(self, layers: Sequence[Layer], axis: int = 0) -> None:
+        if isinstance(layers, Layer) or not hasattr(layers, "__iter__"):
+            raise ConvMatrixError(
+                f"`layers` (={type(layers).__name__}) must be a list of layer objects")
+        items = _check_layers(layers, "Concat")
+        names = tuple(f"branch{i}" for i in range(len(items)))
+        nodes = [Node(name, layer, ("input",)) for name, layer in zip(names, items, strict=True)]
+        nodes.append(Node("concat", Cat(axis), names))
+        super().__init__(items[0].input_shape, nodes, "concat")
