@@ -114,9 +114,9 @@ def _tuples(value: Any) -> Any:
     return value
 
 
-# bases, stacks and the channels-last (Keras layout) kinds: not layers of a stack file
+# bases, stacks, graphs and the channels-last (Keras layout) kinds: not layers of a stack file
 _NOT_IN_FILES = ("Layer", "Adjoint", "Sequential", "KerasConv", "ConvLayer", "ChannelsLast",
-                 "Repeat")
+                 "Repeat", "Graph", "Add", "Concat")
 
 
 def _layer_kinds() -> dict[str, Any]:
