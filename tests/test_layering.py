@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "convmatrix"
 #: the layer order of docs/architecture.md, lowest first; a module's layer is its longest match
 LAYERS = [
     ("convmatrix._errors", "convmatrix._arrays", "convmatrix.typing", "convmatrix._deprecated",
-     "convmatrix._files", "convmatrix._progress"),
+     "convmatrix._files", "convmatrix._progress", "convmatrix._hooks"),
     ("convmatrix.cache",),
     ("convmatrix.geometry",),
     ("convmatrix.builder",),

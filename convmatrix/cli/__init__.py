@@ -1,13 +1,16 @@
 """The ``convmatrix`` command line: reports, verification, shapes and matrices of a layer.
 
 Each command is a module with ``register(subparsers)``; :func:`build_parser` assembles them.
-Shared pieces live in :mod:`convmatrix.cli._args` (argument types, the layer flags),
-``_layer`` (the layer the flags describe) and ``_output`` (writing files).
+The command table (name, module, one-line help) is :data:`convmatrix.cli._parser.COMMANDS`:
+:func:`main` imports only the module of the command that runs, so ``--version`` and ``--help``
+import nothing heavy. Shared pieces live in :mod:`convmatrix.cli._args` (argument types, the
+layer flags), ``_layer`` (the layer the flags describe) and ``_output`` (writing files).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import textwrap
 import warnings
@@ -16,8 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.cli import compare, matrix, norm, report, reports, shape, verify
-from convmatrix.cli._args import EXAMPLES, ArgumentParser
+from convmatrix.cli._parser import COMMANDS, EXAMPLES, ArgumentParser
 
 __all__ = ["build_parser", "main"]
 
@@ -29,8 +31,29 @@ def _version() -> str:
         return "unknown"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of the ``convmatrix`` command."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argparse parser of the ``convmatrix`` command.
+
+    Parameters
+    ----------
+    command : str, optional
+        Give only this subcommand its flags (importing only its module); the others are listed
+        by name and help, enough for ``--help`` and for refusing an unknown command. Default:
+        every subcommand complete.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser; ``parse_args`` sets ``run`` to the command's function.
+
+    Examples
+    --------
+    >>> from convmatrix.cli import build_parser
+    >>> words = ["shape", "--input", "1x5x5", "--kernel", "1x1x3x3"]
+    >>> args = build_parser("shape").parse_args(words)
+    >>> args.command, args.input
+    ('shape', (1, 5, 5))
+    """
     parser = ArgumentParser(
         prog="convmatrix",
         description="Convolution layers as explicit sparse matrices: C, its transpose Cᵀ, "
@@ -38,10 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"convmatrix {_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (report, reports, verify, shape, matrix, norm, compare):
-        command.register(subparsers)
+    for name, entry in COMMANDS.items():
+        if command is None or name == command:
+            importlib.import_module(entry.module).register(subparsers)
+        else:  # listed for --help; its module (and what its flags need) is not imported
+            subparsers.add_parser(name, help=entry.help)
     parser.set_defaults(_commands=subparsers.choices)
     return parser
+
+
+def _command(argv: Sequence[str]) -> str:
+    """The subcommand ``argv`` names: its first word that is not an option ("" if none)."""
+    return next((word for word in argv if not word.startswith("-")), "")
 
 
 def _one_line(error: BaseException) -> str:
@@ -55,9 +86,10 @@ def _one_line(error: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 1 check failed, 2 bad arguments)."""
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command(words))
     try:
-        args, extras = parser.parse_known_args(argv)
+        args, extras = parser.parse_known_args(words)
         if extras:  # reported by the subcommand's parser, which names itself
             args._commands[args.command].error(f"unrecognized arguments: {' '.join(extras)}")
     except SystemExit as done:  # --help, --version, or a bad flag (already reported)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,26 +16,13 @@ from convmatrix.adapters.keras.config import SUPPORTED as KERAS_CLASSES
 from convmatrix.builder.budget import format_bytes
 from convmatrix.builder.sparse import DEFAULT_MAX_BYTES
 from convmatrix.builder.weights import WEIGHT_FILLS
+from convmatrix.cli._parser import EXAMPLES, ArgumentParser, Once, OnceFlag, shorten, show_value
 from convmatrix.geometry.spec import PADDING_MODES
 
 __all__ = ["EXAMPLES", "LAYER_FLAGS", "STACK_HELP", "ArgumentParser", "Once", "OnceFlag",
            "budget_argument", "layer_arguments", "layer_command", "parse_count", "parse_groups",
            "parse_int", "parse_ints", "parse_max_bytes", "parse_padding", "parse_per_axis",
            "parse_shape", "shorten", "show_value"]
-
-EXAMPLES = """\
-examples:
-  convmatrix report --out seed-report          the seed example (Keras Conv2D/Conv2DTranspose)
-  convmatrix report --input 1x4x4 --kernel 1x1x3x3 --stride 2 --transpose --out k3s2.md
-  convmatrix verify --input 3x8x8 --kernel 4x3x3x3 --padding 1 --padding-mode reflect
-  convmatrix verify --input 3x32x32 --weight-file conv1.npy --padding 1
-  convmatrix shape --input 1x5x5 --kernel 1x1x3x3 --stride 2 --transpose --output-padding 1
-  convmatrix matrix --input 1x3x3 --kernel 1x1x2x2          print C densely
-  convmatrix matrix --input 64x56x56 --kernel 64x64x3x3 --padding 1 --save resnet.npz
-  convmatrix reports --out reports                  regenerate every report in reports/
-  convmatrix report --stack gen.toml --out gen       a stack of layers from a TOML file
-  convmatrix compare k3.toml k4.toml --out k3-vs-k4  stacks side by side (format: compare -h)
-"""
 
 STACK_HELP = """\
 stack files (TOML, read with the standard library):
@@ -62,52 +48,6 @@ LAYER_FLAGS = frozenset({"input", "kernel", "transpose", "stride", "padding", "d
 """The ``dest`` of every layer flag (``--stack`` refuses them)."""
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports errors as one line (and exit code 2), never a traceback.
-
-    Every option that stores a value or a flag may be given once: a repeated one is an error,
-    not "last one wins" (also for options other modules add to these parsers).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.register("action", None, Once)
-        self.register("action", "store", Once)
-        self.register("action", "store_true", OnceFlag)
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-class Once(argparse.Action):
-    """Store an option's value, refusing a second occurrence (no silent "last one wins")."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
-        given: dict[str, str] = namespace.__dict__.setdefault("_given", {})
-        text = "" if self.nargs == 0 else show_value(values)
-        if self.dest in given:
-            values_text = f" ({given[self.dest]} and {text})" if text else ""
-            raise argparse.ArgumentError(self, f"given twice{values_text}; give it once")
-        given[self.dest] = text
-        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
-
-
-class OnceFlag(Once):
-    """A ``store_true`` flag that may appear only once."""
-
-    def __init__(self, option_strings: Sequence[str], dest: str, default: Any = False,
-                 required: bool = False, help: str | None = None) -> None:
-        super().__init__(option_strings, dest, nargs=0, const=True, default=default,
-                         required=required, help=help)
-
-
-def show_value(value: Any) -> str:
-    if isinstance(value, tuple) and all(isinstance(v, int) for v in value):
-        return "x".join(map(str, value))
-    return shorten(str(value))
-
-
 def parse_int(text: str, name: str) -> int:
     """One integer of a flag value, refusing values no array index can hold."""
     value = int(text.strip())
@@ -115,10 +55,6 @@ def parse_int(text: str, name: str) -> int:
         raise argparse.ArgumentTypeError(
             f"{name} {shorten(text)!r} is out of range: each value must lie below 2**63")
     return value
-
-
-def shorten(text: str) -> str:
-    return text if len(text) <= 40 else text[:18] + "…" + text[-18:]
 
 
 def parse_ints(text: str, name: str) -> tuple[int, ...]:

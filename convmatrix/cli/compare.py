@@ -9,6 +9,7 @@ from typing import Any
 from convmatrix._errors import ConvMatrixError
 from convmatrix.cli._args import STACK_HELP, budget_argument
 from convmatrix.cli._output import write_and_announce
+from convmatrix.cli._parser import COMMANDS
 
 __all__ = ["add_compare_command", "register", "run_compare"]
 
@@ -16,7 +17,7 @@ __all__ = ["add_compare_command", "register", "run_compare"]
 def register(subparsers: Any) -> None:
     """Add ``convmatrix compare A.toml B.toml ...``."""
     parser = subparsers.add_parser(
-        "compare", help="side-by-side overlap/checkerboard report of two or more stacks",
+        "compare", help=COMMANDS["compare"].help,
         description="Write a side-by-side report of stacks described in TOML files: verdict "
                     "table, overlap maps, per-axis laws.",
         epilog=STACK_HELP + "\nexample:\n  convmatrix compare k3.toml k4.toml --out k3-vs-k4",

@@ -13,14 +13,14 @@ from convmatrix.builder.budget import dense_nbytes, estimate_nbytes
 from convmatrix.cli._args import Once, budget_argument, layer_command, parse_count
 from convmatrix.cli._layer import build_layer, check_memory, plan_layer
 from convmatrix.cli._output import save_matrix_file, save_streamed
+from convmatrix.cli._parser import COMMANDS
 
 __all__ = ["register", "run_matrix"]
 
 
 def register(subparsers: Any) -> None:
     """Add ``convmatrix matrix``."""
-    p = layer_command(subparsers, "matrix",
-                      "print the layer's matrix densely (small layers) or save it")
+    p = layer_command(subparsers, "matrix", COMMANDS["matrix"].help)
     p.add_argument("--save", type=Path, metavar="FILE", action=Once,
                    help="write the matrix: .npz (scipy.sparse.save_npz) or .mtx (Matrix Market); "
                         "over --max-bytes it is streamed in row blocks")

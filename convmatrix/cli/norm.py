@@ -12,6 +12,7 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix.cli._args import budget_argument, layer_command
 from convmatrix.cli._layer import LayerPlan, build_layer, check_memory, plan_layer
 from convmatrix.cli._output import save_streamed
+from convmatrix.cli._parser import COMMANDS
 
 __all__ = ["add_norm_command", "norm_nbytes", "norm_text", "register", "run_norm",
            "save_streamed"]
@@ -44,8 +45,7 @@ def register(subparsers: Any) -> None:
 
 def add_norm_command(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     """Register ``convmatrix norm`` with the layer flags (``command`` adds a subparser)."""
-    p = command("norm", "print the layer's operator norm and a certified upper bound (and "
-                        "its top singular values with --top), without building the matrix")
+    p = command("norm", COMMANDS["norm"].help)
     p.add_argument("--top", type=_positive_int, default=None, metavar="K",
                    help="also print the K largest singular values (default: none; K > 1 "
                         "takes much longer than the norm on large layers)")

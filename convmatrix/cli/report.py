@@ -11,6 +11,7 @@ from convmatrix.builder.budget import report_nbytes
 from convmatrix.cli._args import LAYER_FLAGS, Once, OnceFlag, budget_argument, layer_command
 from convmatrix.cli._layer import build_layer, check_memory, plan_layer
 from convmatrix.cli._output import report_target, write_report
+from convmatrix.cli._parser import COMMANDS
 from convmatrix.cli.stack import add_stack_argument, run_stack_report
 
 __all__ = ["register", "run_report"]
@@ -18,9 +19,7 @@ __all__ = ["register", "run_report"]
 
 def register(subparsers: Any) -> None:
     """Add ``convmatrix report`` (with the layer flags and ``--stack``)."""
-    p = layer_command(subparsers, "report",
-                      "write the Markdown derivation report of a layer (the seed example, "
-                      "Keras Conv2D/Conv2DTranspose, without layer flags)")
+    p = layer_command(subparsers, "report", COMMANDS["report"].help)
     p.add_argument("--out", type=Path, default=Path("convmatrix-report"), metavar="PATH",
                    action=Once,
                    help="a .md file, or a directory for report.md and its figures (created if "

@@ -10,14 +10,14 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix._files import write_text
 from convmatrix.cli._args import Once, OnceFlag
 from convmatrix.cli._output import check_replaceable, with_marker, write_report
+from convmatrix.cli._parser import COMMANDS
 
 __all__ = ["register", "run_reports"]
 
 
 def register(subparsers: Any) -> None:
     """Add ``convmatrix reports``."""
-    p = subparsers.add_parser("reports", help="regenerate every built-in report (the reports/ "
-                                              "folder)",
+    p = subparsers.add_parser("reports", help=COMMANDS["reports"].help,
                               description="Regenerate every built-in report: Markdown byte for "
                                           "byte, figures anew.")
     p.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR", action=Once,

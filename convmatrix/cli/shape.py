@@ -8,6 +8,7 @@ from typing import Any
 from convmatrix._errors import ConvMatrixError
 from convmatrix.cli._args import layer_command
 from convmatrix.cli._layer import plan_layer
+from convmatrix.cli._parser import COMMANDS
 from convmatrix.symbolic.arithmetic import size_derivation
 
 __all__ = ["register", "run_shape"]
@@ -15,8 +16,7 @@ __all__ = ["register", "run_shape"]
 
 def register(subparsers: Any) -> None:
     """Add ``convmatrix shape``."""
-    p = layer_command(subparsers, "shape",
-                      "print the layer's output shape and the formula that gives it")
+    p = layer_command(subparsers, "shape", COMMANDS["shape"].help)
     p.set_defaults(run=run_shape)
 
 

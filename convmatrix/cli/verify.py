@@ -8,15 +8,14 @@ from typing import Any
 from convmatrix.builder.budget import verification_nbytes
 from convmatrix.cli._args import budget_argument, layer_command
 from convmatrix.cli._layer import build_layer, check_memory, plan_layer
+from convmatrix.cli._parser import COMMANDS
 
 __all__ = ["register", "run_verify"]
 
 
 def register(subparsers: Any) -> None:
     """Add ``convmatrix verify``."""
-    p = layer_command(subparsers, "verify", "check the layer's matrix against the dense "
-                                            "reference and the adjoint test; exit 1 on any "
-                                            "failure")
+    p = layer_command(subparsers, "verify", COMMANDS["verify"].help)
     budget_argument(p)
     p.set_defaults(run=run_verify)
 

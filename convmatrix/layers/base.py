@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix._hooks import presenter_factories
 from convmatrix.builder.budget import check_budget, check_max_bytes
 from convmatrix.builder.indexing import index_dtype
 from convmatrix.builder.sparse import DEFAULT_MAX_BYTES, SparseFormat
@@ -45,7 +46,9 @@ class Presenter(Protocol):
         """A Markdown report of ``layer``."""
 
 
-_presenter_factory: list[Callable[[], Presenter]] = []
+#: the registry :func:`set_presenter` fills; the same list as ``convmatrix._hooks``, so the top
+#: package can register its factory without importing the layers
+_presenter_factory: list[Callable[[], Any]] = presenter_factories
 _presenter: list[Presenter] = []
 
 
