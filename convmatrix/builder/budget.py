@@ -44,6 +44,7 @@ __all__ = [
     "nnz_estimate",
     "overlap_nbytes",
     "report_nbytes",
+    "stack_report_nbytes",
     "verification_nbytes",
 ]
 
@@ -55,6 +56,7 @@ _MATRIX_MARGIN = 1.1  # the builder's chunk temporaries on top of the final arra
 _PADDED_COPIES = 3  # the reference's padded input / scatter buffer, and its temporaries
 _TABLE_BYTES_PER_ENTRY = 128  # index table (3 int64) + both patterns (indices, taps, pointers)
 _FIGURE_BYTES_PER_PIXEL = 48  # overlap heat map: counts, float image, masks, RGBA resampling
+_MAP_BYTES_PER_PIXEL = 96  # a stack's overlap verdicts: two count maps, interior, temporaries
 
 
 def check_max_bytes(max_bytes: Any, name: str = "max_bytes") -> int | None:
@@ -326,6 +328,62 @@ def report_nbytes(spec: ConvSpec, dtype: Any, *, direction: Direction = "forward
     counts = 8 * (pixels_in + pixels_out)
     drawing = _FIGURE_BYTES_PER_PIXEL * pixels_in if figures else 0
     return verification_nbytes(spec, dtype, direction=direction) + table + counts + drawing
+
+
+def stack_report_nbytes(layers: Any, *, figures: bool = True) -> int:
+    """Bytes a stack report or a comparison of ``layers`` needs, from shapes alone (about).
+
+    Per stack: the overlap verdicts (weight paths and the interior mask pushed through every
+    factor's path matrix, the response to a constant input, the count maps they keep), the
+    figure drawn from the first output channel, and the verification of each convolution
+    (:func:`verification_nbytes`); a comparison keeps every stack's maps at once, so the
+    stacks add up. A generous upper bound, like the other estimates here; the stack's own
+    matrix is guarded separately (its line in the report says when it is not formed).
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+        The stacks (or single layers) of the report.
+    figures : bool, optional
+        The PNG overlap maps are drawn.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> import convmatrix as cm
+    >>> small = cm.Sequential([cm.Conv(np.ones((1, 1, 3, 3)), (1, 8, 8))])
+    >>> stack_report_nbytes([small]) < 2**20
+    True
+    >>> huge = cm.Sequential([cm.Conv(np.ones((1, 1, 3, 3)), (1, 100_000, 100_000))])
+    >>> format_bytes(stack_report_nbytes([huge, small]))
+    '5.52 TiB'
+    """
+    total = 0
+    for layer in layers:
+        factors = layer.chain()
+        pixels = math.prod(layer.output_shape)
+        channel = pixels // max(1, min(layer.output_shape[0], layer.output_shape[-1]))
+        steps, verifications = 0, 0
+        for factor in factors:
+            rows, cols = factor.matrix_shape
+            nnz = nnz_estimate(factor)
+            view = factor.conv_view()
+            # the path matrix (int64 data and indices, with the builder's temporaries; a
+            # kind without a convolution builds its matrix first), and the vectors around it
+            copies = 2 if view is None else 1
+            steps = max(steps, int(copies * _MATRIX_MARGIN * (16 * nnz + 8 * (rows + 1)))
+                        + 32 * (rows + cols))
+            if view is not None:
+                verifications = max(verifications, verification_nbytes(
+                    view.spec, view.weight.dtype, direction=view.direction))
+        response = apply_nbytes(factors, 1, 16)
+        drawing = 2 * _FIGURE_BYTES_PER_PIXEL * channel if figures else 0
+        total += (max(steps, response, verifications) + _MAP_BYTES_PER_PIXEL * pixels
+                  + drawing)
+    return total
 
 
 def check_budget(what: str, nbytes: int, max_bytes: int | None, *, flag: str = "max_bytes") -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.builder.budget import check_budget, stack_report_nbytes
 from convmatrix.cli._args import STACK_HELP, budget_argument
 from convmatrix.cli._output import write_and_announce
 from convmatrix.cli._parser import COMMANDS
@@ -48,7 +49,11 @@ def run_compare(args: argparse.Namespace) -> int:
         raise ConvMatrixError(f"`stacks` has {len(args.stacks)} file; compare needs at least "
                               f"two stack files")
     loaded = [load_stack(path, max_bytes=args.max_bytes) for path in args.stacks]
+    check_budget("the comparison of " + ", ".join(str(path) for path in args.stacks),
+                 stack_report_nbytes([item.stack for item in loaded],
+                                     figures=not args.no_figures),
+                 args.max_bytes, flag="--max-bytes")
     report = compare_report([(item.title, item.stack) for item in loaded], name="compare",
-                            title=args.title, figures=not args.no_figures)
+                            title=args.title, figures=not args.no_figures, max_bytes=None)
     write_and_announce(report, args.out, "compare", force=args.force)
     return 0

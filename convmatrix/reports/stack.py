@@ -13,6 +13,7 @@ import numpy as np
 from convmatrix._errors import ConvMatrixError
 from convmatrix.analysis.checkerboard import Checkerboard, checkerboard, spatial_axes
 from convmatrix.analysis.inverse import transpose_vs_inverse
+from convmatrix.builder.budget import check_budget, stack_report_nbytes
 from convmatrix.builder.sparse import DEFAULT_MAX_BYTES
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.layers.base import Layer
@@ -130,12 +131,16 @@ def stack_report(layer: Layer, *, name: str = "report", title: str | None = None
     figures : bool
         Make the PNG figure (needs matplotlib).
     max_bytes : int or None, optional
-        The budget of the stack's matrix (over it, the report says it is not formed).
+        The budget: a report estimated to need more (:func:`~convmatrix.builder.budget.
+        stack_report_nbytes`) is refused before anything is computed; a stack matrix over it is
+        not formed (the report says so). None disables both.
 
     Returns
     -------
     Report
     """
+    check_budget(f"the report of {layer!r}", stack_report_nbytes([layer], figures=figures),
+                 max_bytes)
     heading = title or f"{layer!r}"
     out = [f"# {heading}", ""]
     if intro:
@@ -194,7 +199,8 @@ def _short(value: object) -> str:
 
 
 def compare_report(named: Sequence[tuple[str, Layer]], *, name: str = "compare",
-                   title: str | None = None, intro: str = "", figures: bool = True) -> Report:
+                   title: str | None = None, intro: str = "", figures: bool = True,
+                   max_bytes: int | None = DEFAULT_MAX_BYTES) -> Report:
     """A side-by-side comparison of stacks: verdict table, overlap maps, per-stack details.
 
     Parameters
@@ -203,6 +209,9 @@ def compare_report(named: Sequence[tuple[str, Layer]], *, name: str = "compare",
         A title and a stack (or layer) each; at least two.
     name, title, intro, figures
         As in :func:`stack_report`.
+    max_bytes : int or None, optional
+        A comparison estimated to need more bytes than this (every stack's maps are kept at
+        once) is refused before anything is computed; None disables the check.
 
     Returns
     -------
@@ -211,6 +220,8 @@ def compare_report(named: Sequence[tuple[str, Layer]], *, name: str = "compare",
     if len(named) < 2:
         raise ConvMatrixError(f"`named` has {len(named)} stack(s); a comparison needs at "
                               f"least two")
+    check_budget("the comparison of " + ", ".join(t for t, _ in named),
+                 stack_report_nbytes([layer for _, layer in named], figures=figures), max_bytes)
     heading = title or "Comparison: " + " vs ".join(t for t, _ in named)
     verdicts = [_verdicts(layer) for _, layer in named]
     out = [f"# {heading}", ""]
