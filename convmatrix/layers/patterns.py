@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,16 @@ class Pattern:
         """Entries of the pattern (the product of the factors' entries)."""
         return math.prod(int(f.nnz) for f in self.factors)
 
+    @cached_property
+    def row_max(self) -> int:
+        """Most entries in one row (a Kronecker product's is the product of its factors')."""
+        return math.prod(int(np.diff(f.indptr).max(initial=0)) for f in self.factors)
+
+    @cached_property
+    def column_max(self) -> int:
+        """Most entries in one column (likewise)."""
+        return math.prod(int(np.bincount(f.indices, minlength=1).max()) for f in self.factors)
+
     def full(self) -> sp.csr_array | None:
         """The pattern as one matrix, or None above :data:`FULL_PATTERN_LIMIT` entries."""
         if self.nnz > FULL_PATTERN_LIMIT:
@@ -60,10 +71,15 @@ class Pattern:
 
 
 def _ones(matrix: Any) -> sp.csr_array:
-    matrix = sp.csr_array(matrix, dtype=np.int64)
+    """1 where ``matrix`` stores a non-zero value.
+
+    Zeros are dropped *before* any cast: a weight 0.5 is an entry, not an int64 0.
+    """
+    matrix = sp.csr_array(matrix, copy=True)
+    matrix.sum_duplicates()
     matrix.eliminate_zeros()
-    matrix.data[:] = 1
-    return matrix
+    return sp.csr_array((np.ones(matrix.nnz, np.int64), matrix.indices, matrix.indptr),
+                        shape=matrix.shape)
 
 
 def _axis_pattern(spec: Any, axis: int) -> sp.csr_array:
@@ -100,7 +116,7 @@ def layer_pattern(layer: Any) -> Pattern | None:
         return Pattern((channels, *axes), "channels_first")
     if nnz_estimate(layer) > FULL_PATTERN_LIMIT:
         return None
-    return Pattern((_ones(abs(sp.csr_array(layer.matrix(max_bytes=None)))),), "full")
+    return Pattern((_ones(layer.matrix(max_bytes=None)),), "full")
 
 
 def _compatible(later: Pattern, earlier: Pattern) -> bool:

@@ -51,6 +51,8 @@ class _Node:
     order: Order
     blocks: tuple[tuple[int, int], ...] = ()  # (leaf, parts): a factor built in row blocks
     column_blocks: tuple[tuple[int, int], ...] = ()  # ... in column blocks
+    row_max: float = math.inf  # upper bounds on the entries of one row / one column
+    column_max: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -253,16 +255,20 @@ class _Estimator:
     of convolutions, composed axis by axis; small other layers whole): the product's stored
     entries and multiply-adds are then exact structural counts, an upper bound on what the
     sparse product stores. A sub-chain without a pattern (a large non-convolution layer, mixed
-    layouts) falls back to a uniform-sparsity model.
+    layouts) falls back to proven bounds from the halves: ``nnz(A B) ≤ min(rows·cols,
+    nnz(A)·rowmax(B), nnz(B)·colmax(A))``, with the most entries per row and per column
+    bounded the same way (``rowmax(A B) ≤ rowmax(A)·rowmax(B)``) from the leaves' patterns,
+    or from ``min(cols, nnz)`` where a leaf has none. Its multiply-adds, which only rank the
+    orders, assume uniformly spread entries.
     """
 
     def __init__(self, layers: tuple[Layer, ...]) -> None:
         self.layers = layers
         self.itemsize = max(product_dtype(layers).itemsize,
                             *(np.dtype(layer.dtype).itemsize for layer in layers))
+        self.patterns: dict[tuple[int, int], Pattern | None] = {}
         self.leaves = [self._leaf(i) for i in range(len(layers))]
         self.blockable = [_row_blocks(layer, 2) is not None for layer in layers]
-        self.patterns: dict[tuple[int, int], Pattern | None] = {}
 
     def pattern(self, start: int, stop: int) -> Pattern | None:
         """The structural pattern of ``M_stop-1 @ ... @ M_start`` (cached)."""
@@ -279,17 +285,26 @@ class _Estimator:
     def _leaf(self, i: int) -> _Node:
         rows, cols = self.layers[i].matrix_shape
         nnz = float(nnz_estimate(self.layers[i]))
+        pattern = self.pattern(i, i + 1)
+        row_max, column_max = ((min(cols, nnz), min(rows, nnz)) if pattern is None else
+                               (pattern.row_max, pattern.column_max))
         return _Node(i, i + 1, rows, cols, nnz, 0.0, 0.0,
-                     _nbytes(nnz, rows, self.itemsize), i)
+                     _nbytes(nnz, rows, self.itemsize), i,
+                     row_max=float(row_max), column_max=float(column_max))
 
     def join(self, earlier: _Node, later: _Node) -> _Node:
         """``later @ earlier``: flops ≈ nnz(later)·nnz(earlier)/inner (uniform rows)."""
         inner = max(earlier.rows, 1)
         flops = later.nnz * earlier.nnz / inner
-        nnz = min(float(later.rows) * earlier.cols, flops)
+        # proven bounds: every entry of later reaches at most a row of earlier, and so on
+        nnz = min(float(later.rows) * earlier.cols, later.nnz * earlier.row_max,
+                  earlier.nnz * later.column_max)
+        row_max = min(float(earlier.cols), later.row_max * earlier.row_max)
+        column_max = min(float(later.rows), later.column_max * earlier.column_max)
         pattern = self.pattern(earlier.start, later.stop)
         if pattern is not None:  # exact structural counts
             nnz = min(float(later.rows) * earlier.cols, float(pattern.nnz))
+            row_max, column_max = float(pattern.row_max), float(pattern.column_max)
             counted = join_flops(self.pattern(later.start, later.stop),
                                  self.pattern(earlier.start, earlier.stop))
             if counted is not None:
@@ -319,7 +334,7 @@ class _Estimator:
                 peak, column_blocks = blocked, (*column_blocks, (leaf, parts))
         return _Node(earlier.start, later.stop, later.rows, earlier.cols, nnz, flops,
                      earlier.cost + later.cost + flops + nnz, peak, (earlier.order, later.order),
-                     blocks, column_blocks)
+                     blocks, column_blocks, row_max, column_max)
 
     def best(self) -> _Node:
         """Dynamic programming over the chain: the order of least flops + entries written."""
