@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hypothesis
 import hypothesis.strategies as st
+import numpy as np
 
 import convmatrix as cm
 from tests.helpers import rng as seeded
@@ -76,3 +77,132 @@ def sample_stack():
         cm.ConvTranspose(weight((16, 4, 2, 2), 3), (16, 3, 3), stride=2),
         cm.PixelShuffle((4, 6, 6), 2),
     ])
+
+
+# --- issue 17's single-input kinds: each drawn with the torch function it must equal ---------
+
+
+@st.composite
+def sample_shapes(draw, min_axes=1, max_axes=4, max_size=5):
+    """One sample's shape: 1–4 axes of sizes 1–5."""
+    return tuple(draw(st.lists(st.integers(1, max_size), min_size=min_axes, max_size=max_axes)))
+
+
+@st.composite
+def scale_layers(draw):
+    """A Scale with a scale and shift that broadcast (a number, per axis, or whole)."""
+    shape = draw(sample_shapes())
+    key = ("scale", shape, draw(st.integers(0, 10**6)))
+    rng = seeded(*key)
+
+    def operand():
+        kind = draw(st.sampled_from(["number", "per-axis", "whole", "trailing"]))
+        if kind == "number":
+            return float(rng.standard_normal())
+        if kind == "per-axis":
+            axis = draw(st.integers(0, len(shape) - 1))
+            sub = [1] * len(shape)
+            sub[axis] = shape[axis]
+            return rng.standard_normal(sub)
+        if kind == "trailing":
+            return rng.standard_normal(shape[draw(st.integers(0, len(shape) - 1)):])
+        return rng.standard_normal(shape)
+
+    return cm.Scale(shape, operand(), shift=operand())
+
+
+@st.composite
+def linear_layers(draw):
+    """A Linear with a random weight and bias and an input shape of its in_features."""
+    shape = draw(sample_shapes(max_axes=3, max_size=4))
+    out = draw(st.integers(1, 6))
+    rng = seeded("linear", shape, out)
+    size = 1
+    for n in shape:
+        size *= n
+    bias = rng.standard_normal(out) if draw(st.booleans()) else None
+    return cm.Linear(rng.standard_normal((out, size)), bias, shape)
+
+
+@st.composite
+def reshape_layers(draw):
+    """A Flatten, or a Reshape to a random factorisation (with a -1 somewhere sometimes)."""
+    shape = draw(sample_shapes())
+    if draw(st.booleans()):
+        return cm.Flatten(shape)
+    size = 1
+    for n in shape:
+        size *= n
+    target = []
+    rest = size
+    while rest > 1 and len(target) < 3:
+        divisors = [d for d in range(1, rest + 1) if rest % d == 0]
+        d = draw(st.sampled_from(divisors))
+        target.append(d)
+        rest //= d
+    target.append(rest)
+    if draw(st.booleans()):
+        target[draw(st.integers(0, len(target) - 1))] = -1
+    return cm.Reshape(shape, target)
+
+
+@st.composite
+def slice_layers(draw):
+    """A Slice along a random axis with Python slice bounds (negative, None, out of range)."""
+    shape = draw(sample_shapes())
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    bound = st.none() | st.integers(-7, 7)
+    start, stop = draw(bound), draw(bound)
+    step = draw(st.integers(1, 3))
+    n = shape[axis]
+    assume(len(range(*slice(start, stop, step).indices(n))) > 0)
+    return cm.Slice(shape, axis, start, stop, step)
+
+
+def torch_function(layer, torch):
+    """The torch computation a layer of the new kinds must equal (one sample, float64)."""
+    if isinstance(layer, cm.Scale):
+        scale = torch.tensor(np.array(layer.scale, dtype=np.float64))
+        shift = torch.tensor(np.array(layer.shift, dtype=np.float64))
+        return lambda x: scale * x + shift
+    if isinstance(layer, cm.Linear):
+        weight = torch.tensor(np.array(layer.weight, dtype=np.float64))
+        bias = None if layer.bias is None else torch.tensor(np.array(layer.bias, np.float64))
+        return lambda x: torch.nn.functional.linear(torch.flatten(x), weight, bias)
+    if isinstance(layer, cm.Flatten):
+        return torch.flatten
+    if isinstance(layer, cm.Reshape):
+        return lambda x: x.reshape(layer.output_shape)
+    if isinstance(layer, cm.Slice):
+        index = (slice(None),) * layer.axis + (slice(layer.start, layer.stop, layer.step),)
+        return lambda x: x[index]
+    raise TypeError(type(layer))
+
+
+new_kind_layers = st.one_of(scale_layers(), linear_layers(), reshape_layers(), slice_layers())
+"""Any of issue 17's single-input kinds (see :func:`torch_function` for its torch twin)."""
+
+
+@st.composite
+def new_kind_stacks(draw):
+    """A random chain through the new kinds and a convolution: Conv → Scale → Slice → Flatten
+    → Linear → Reshape (each present or not), with the torch function of the whole chain."""
+    c, h, w = draw(st.integers(1, 3)), draw(st.integers(2, 5)), draw(st.integers(2, 5))
+    key = ("new-stack", c, h, w, draw(st.integers(0, 10**6)))
+    rng = seeded(*key)
+    layers = [cm.Conv(rng.standard_normal((2, c, 2, 2)), (c, h, w), bias=rng.standard_normal(2))]
+    shape = layers[-1].output_shape
+    if draw(st.booleans()):
+        layers.append(cm.Scale(shape, rng.standard_normal((shape[0], 1, 1)),
+                               shift=float(rng.standard_normal())))
+    wide = [axis for axis in range(3) if shape[axis] >= 2]
+    if wide and draw(st.booleans()):
+        layers.append(cm.Slice(shape, draw(st.sampled_from(wide)), 1, None))
+        shape = layers[-1].output_shape
+    layers.append(cm.Flatten(shape))
+    size = layers[-1].output_shape[0]
+    out = draw(st.integers(1, 4)) * 4
+    layers.append(cm.Linear(rng.standard_normal((out, size)), rng.standard_normal(out)))
+    if draw(st.booleans()):
+        layers.append(cm.Reshape((out,), (out // 4, 2, -1)))
+    return cm.Sequential(layers)

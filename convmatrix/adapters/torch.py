@@ -22,9 +22,11 @@ from convmatrix.geometry.spec import as_int, sequence_items
 from convmatrix.layers.base import Layer
 from convmatrix.layers.conv import Conv, ConvTranspose
 from convmatrix.layers.identity import Identity
+from convmatrix.layers.linear import Linear
 from convmatrix.layers.norm import BatchNorm
 from convmatrix.layers.pad import Pad
 from convmatrix.layers.pool import AvgPool
+from convmatrix.layers.reshape import Flatten, Reshape
 from convmatrix.layers.sequential import Sequential
 from convmatrix.layers.shuffle import PixelShuffle, PixelUnshuffle
 from convmatrix.layers.upsample import Upsample
@@ -137,10 +139,8 @@ def _read_sequential(module: Any, input_shape: tuple[int, ...],
         _refuse_graph(child, where)
         reader = TORCH_READERS.get(name)
         if reader is None:
-            why = ("is not linear" if name in _NONLINEAR
-                   else "is not a linear layer convmatrix can read")
             raise ConvMatrixError(
-                f"{where} ({name}) {why}; a stack can hold only "
+                f"{where} ({name}) {_why_not(name)}; a stack can hold only "
                 f"{', '.join(_supported())}")
         try:
             layers.append(_read(reader, child, shape, None, where))
@@ -150,6 +150,13 @@ def _read_sequential(module: Any, input_shape: tuple[int, ...],
     if not layers:
         raise ConvMatrixError("`module` (Sequential) is empty")
     return layers[0] if len(layers) == 1 else Sequential(layers)
+
+
+def _why_not(name: str) -> str:
+    """Why a module class without a reader is refused (non-linear ones: use linearize)."""
+    if name in _NONLINEAR:
+        return "is not linear; cm.linearize(model, x) gives its exact Jacobian at a point x"
+    return "is not a linear layer convmatrix can read"
 
 
 def _supported() -> list[str]:
@@ -239,6 +246,80 @@ def _read_identity(module: Any, input_shape: tuple[int, ...],
     return Identity(input_shape)
 
 
+def _read_linear(module: Any, input_shape: tuple[int, ...],
+                 output_size: Sequence[int] | None) -> Layer:
+    """``nn.Linear``: along the last axis of the sample (leading axes of size 1 kept)."""
+    _only_forward(module, output_size)
+    weight = to_numpy(module.weight)
+    bias = None if getattr(module, "bias", None) is None else to_numpy(module.bias)
+    if weight.ndim != 2 or input_shape[-1:] != (weight.shape[1],):
+        raise ConvMatrixError(
+            f"`input_shape` (={input_shape}) must end with in_features={weight.shape[-1]}: "
+            f"nn.Linear acts on the last axis")
+    if any(size != 1 for size in input_shape[:-1]):
+        raise ConvMatrixError(
+            f"`input_shape` (={input_shape}) has leading axes: nn.Linear would act on each "
+            f"row separately, which convmatrix does not read; flatten the sample first "
+            f"(nn.Flatten) or give input_shape ({weight.shape[1]},)")
+    layer = Linear(weight, bias, input_shape)
+    if len(input_shape) == 1:
+        return layer
+    return Sequential([layer, Reshape(layer.output_shape, (*input_shape[:-1], weight.shape[0]))])
+
+
+def _batch_dim(dim: Any, ndim: int, name: str, module: str) -> int:
+    """A dim of the batched tensor (``ndim`` axes) as an axis of the sample; 0 is refused."""
+    number = as_int(dim, name)
+    if not -ndim <= number < ndim:
+        raise ConvMatrixError(
+            f"`{name}` (={dim!r}) of {module} is out of range for a batch of samples with "
+            f"{ndim - 1} axes: torch allows [{-ndim}, {ndim - 1}]")
+    number %= ndim
+    if number == 0:
+        raise ConvMatrixError(
+            f"{module} with {name}={dim!r} acts on the batch axis; convmatrix reads one sample "
+            f"at a time")
+    return number - 1
+
+
+def _read_flatten(module: Any, input_shape: tuple[int, ...],
+                  output_size: Sequence[int] | None) -> Layer:
+    """``nn.Flatten(start_dim, end_dim)`` on a batch: the sample's axes in between merged."""
+    _only_forward(module, output_size)
+    ndim = len(input_shape) + 1
+    start = _batch_dim(module.start_dim, ndim, "start_dim", "nn.Flatten")
+    end = _batch_dim(module.end_dim, ndim, "end_dim", "nn.Flatten")
+    if start > end:
+        raise ConvMatrixError(
+            f"nn.Flatten(start_dim={module.start_dim}, end_dim={module.end_dim}): start_dim "
+            f"comes after end_dim for a sample {input_shape} (torch refuses it too)")
+    if start == 0 and end == len(input_shape) - 1:
+        return Flatten(input_shape)
+    merged = int(np.prod(input_shape[start:end + 1]))
+    return Reshape(input_shape, (*input_shape[:start], merged, *input_shape[end + 1:]))
+
+
+def _read_unflatten(module: Any, input_shape: tuple[int, ...],
+                    output_size: Sequence[int] | None) -> Layer:
+    """``nn.Unflatten(dim, unflattened_size)``: one axis of the sample split into several."""
+    _only_forward(module, output_size)
+    axis = _batch_dim(module.dim, len(input_shape) + 1, "dim", "nn.Unflatten")
+    items = sequence_items(module.unflattened_size)
+    if items is None or any(isinstance(v, str) or hasattr(v, "__iter__") for v in items):
+        raise ConvMatrixError(
+            f"`unflattened_size` (={module.unflattened_size!r}) of nn.Unflatten must be a "
+            f"sequence of ints (named dimensions are not read)")
+    sizes = tuple(as_int(v, "unflattened_size") for v in items)
+    try:
+        split = Reshape((input_shape[axis],), sizes)
+    except ConvMatrixError:
+        raise ConvMatrixError(
+            f"`unflattened_size` (={sizes}) of nn.Unflatten does not hold axis {axis} of size "
+            f"{input_shape[axis]} of the sample {input_shape}") from None
+    return Reshape(input_shape, (*input_shape[:axis], *split.output_shape,
+                                 *input_shape[axis + 1:]))
+
+
 TORCH_READERS: dict[str, TorchReader] = {
     f"{kind}{n}d": _read_conv for kind in ("Conv", "ConvTranspose", "LazyConv",
                                            "LazyConvTranspose") for n in (1, 2, 3)
@@ -252,6 +333,8 @@ TORCH_READERS.update({name: _read_upsample for name in ("Upsample", "UpsamplingN
                                                         "UpsamplingBilinear2d")})
 TORCH_READERS.update({"PixelShuffle": _read_pixel_shuffle,
                       "PixelUnshuffle": _read_pixel_shuffle})
+TORCH_READERS.update({"Linear": _read_linear, "Flatten": _read_flatten,
+                      "Unflatten": _read_unflatten})
 TORCH_READERS.update({name: _read_identity for name in (
     "Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
     "FeatureAlphaDropout")})
@@ -278,9 +361,12 @@ def from_torch(module: Any, input_shape: Sequence[int], *,
     ----------
     module : torch.nn.Module
         ``nn.Conv1d/2d/3d`` (every padding form and ``padding_mode``),
-        ``nn.ConvTranspose1d/2d/3d``, or an ``nn.Sequential`` of the modules in
-        :data:`TORCH_READERS` (read into a :class:`~convmatrix.Sequential`; a non-linear
-        child is refused, naming its position); any object with a conv's attributes
+        ``nn.ConvTranspose1d/2d/3d``, ``nn.Linear`` (along the sample's last axis),
+        ``nn.Flatten``/``nn.Unflatten`` (their dims count the batch axis, as in torch),
+        ``nn.Identity``, ``nn.Dropout*`` in eval mode, or an ``nn.Sequential`` of the modules
+        in :data:`TORCH_READERS` (read into a :class:`~convmatrix.Sequential`; a non-linear
+        child is refused, naming its position and pointing to ``cm.linearize``); any object
+        with a conv's attributes
         (``weight``, ``stride``, ``padding``, ``dilation``, ``groups``, ...) is read as one.
     input_shape : sequence of int
         One sample ``(C_in, *spatial)``, no batch axis.
@@ -315,9 +401,10 @@ def from_torch(module: Any, input_shape: Sequence[int], *,
     if reader is None and hasattr(module, "weight") and hasattr(module, "stride"):
         reader = _read_conv
     if reader is None:
+        name = type(module).__name__
         raise ConvMatrixError(
-            f"`module` (={type(module).__name__}) is not a linear layer convmatrix can read; "
-            f"supported: torch {', '.join(_supported())}")
+            f"`module` (={name}) {_why_not(name)}; supported: torch "
+            f"{', '.join(_supported())}")
     return _read(reader, module, shape, output_size, "`module`")
 
 

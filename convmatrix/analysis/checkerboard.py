@@ -222,8 +222,8 @@ class Checkerboard:
         while counts.ndim > 2:
             middle = counts.shape[0] // 2
             counts, interior = counts[middle], interior[middle]
-        if counts.ndim == 1:
-            counts, interior = counts[None], interior[None]
+        if counts.ndim < 2:  # one spatial axis, or none (an output of channels only)
+            counts, interior = counts.reshape(1, -1), interior.reshape(1, -1)
         note = ""
         if max(counts.shape) > _GRID_MAX:
             note = (f"\n(the top-left {min(counts.shape[0], _GRID_MAX)}×"

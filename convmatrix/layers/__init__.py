@@ -13,17 +13,21 @@ from convmatrix.layers.channels_last import ChannelsLast, KerasConv
 from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
 from convmatrix.layers.graph import Add, Cat, Concat, Graph, Node, Sum
 from convmatrix.layers.identity import Identity
+from convmatrix.layers.linear import Linear
 from convmatrix.layers.norm import BatchNorm
 from convmatrix.layers.pad import Pad
 from convmatrix.layers.pool import AvgPool
 from convmatrix.layers.repeat import Repeat
+from convmatrix.layers.reshape import Flatten, Reshape, Slice
+from convmatrix.layers.scale import Scale
 from convmatrix.layers.sequential import Sequential
 from convmatrix.layers.shuffle import PixelShuffle, PixelUnshuffle
 from convmatrix.layers.upsample import Upsample
 
 __all__ = ["Add", "Adjoint", "AvgPool", "BatchNorm", "Cat", "ChannelsLast", "Concat", "Conv",
-           "ConvLayer", "ConvTranspose", "Graph", "Identity", "KerasConv", "Layer", "Node", "Pad",
-           "PixelShuffle", "PixelUnshuffle", "Repeat", "Sequential", "Sum", "Upsample"]
+           "ConvLayer", "ConvTranspose", "Flatten", "Graph", "Identity", "KerasConv", "Layer",
+           "Linear", "Node", "Pad", "PixelShuffle", "PixelUnshuffle", "Repeat", "Reshape", "Scale",
+           "Sequential", "Slice", "Sum", "Upsample"]
 
 _MOVED = {"from_torch": "convmatrix.adapters.torch", "from_keras": "convmatrix.adapters.keras"}
 
