@@ -39,6 +39,11 @@ stack files (TOML, read with the standard library):
   kind = "Upsample"
   scale_factor = 2
   mode = "nearest"
+  [[layers]]
+  kind = "Flatten"                  also Reshape (shape), Slice (axis, start, stop, step),
+  [[layers]]                        Scale (scale, shift)
+  kind = "Linear"
+  out_features = 10                 weight (10 x input size) filled like a kernel; bias = [...]
 """
 
 INT64_MAX = 2**63 - 1

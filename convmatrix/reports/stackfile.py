@@ -20,11 +20,20 @@ the previous layer's output shape::
     scale_factor = 2
     mode = "nearest"
 
+    [[layers]]
+    kind = "Flatten"                # Flatten, Reshape (shape = [2, -1]), Slice (axis, start,
+                                    # stop, step), Scale (scale, shift: numbers or nested lists)
+
+    [[layers]]
+    kind = "Linear"                 # a dense layer: its weight (out_features × the input's
+    out_features = 10               # size) filled like a kernel; bias = [...] optional
+
 Kernel fills: ``ones`` (integers), ``arange`` (1, 2, 3, … in C order), ``random`` (standard
 normal), ``uniform`` (uniform on [0, 1): positive, so imbalance ratios stay finite) and
 ``icnr`` (Aitken et al. 2017: a convolution feeding a pixel shuffle by ``r``, given as
 ``icnr = r``; one uniform kernel per output channel of the shuffle, copied to its ``r^N``
-sub-pixel channels). A layer may override ``weights`` and ``seed``.
+sub-pixel channels). A layer may override ``weights`` and ``seed``. A ``Linear`` layer's weight
+``(out_features, ∏input)`` is filled the same way (``icnr`` aside).
 """
 
 from __future__ import annotations
@@ -160,12 +169,33 @@ def _build(position: int, entry: Any, shape: tuple[int, ...], fill: str, seed: i
                     f"{format_bytes(nbytes)}, over `max_bytes` (={format_bytes(max_bytes)})")
             weight = kernel_values(kernel, layer_fill, layer_seed, icnr)
             return kinds[kind](weight, shape, **options)
+        if kind == "Linear":
+            return _linear(kinds[kind], options, shape, layer_fill, layer_seed, icnr, max_bytes)
         for key in ("kernel", "icnr"):
             if key in entry:
                 raise ConvMatrixError(f"`{key}` applies only to Conv and ConvTranspose layers")
         return kinds[kind](shape, **options)
     except (ConvMatrixError, TypeError) as error:
         raise ConvMatrixError(f"{where} ({kind}): {error}") from None
+
+
+def _linear(kind: Any, options: dict[str, Any], shape: tuple[int, ...], fill: str, seed: int,
+            icnr: int | None, max_bytes: int | None) -> Layer:
+    """A ``Linear`` entry: ``out_features`` rows of ``fill`` over the flattened input."""
+    out = options.pop("out_features", None)
+    if isinstance(out, bool) or not isinstance(out, int) or out < 1:
+        raise ConvMatrixError(f"`out_features` (={out!r}) must be a positive int (the rows of "
+                              f"the weight)")
+    for key, value in (("kernel", options.get("kernel")), ("icnr", icnr)):
+        if value is not None:
+            raise ConvMatrixError(f"`{key}` does not apply to Linear layers (give out_features)")
+    size = out * math.prod(shape)
+    if max_bytes is not None and size * 8 > max_bytes:
+        raise ConvMatrixError(
+            f"the weight ({out} × {math.prod(shape)}) holds {size:,} values, "
+            f"{format_bytes(size * 8)}, over `max_bytes` (={format_bytes(max_bytes)})")
+    weight = kernel_values((out, math.prod(shape)), fill, seed)
+    return kind(weight, input_shape=shape, **options)  # type: ignore[no-any-return]
 
 
 def parse_stack(text: str, *, source: str = "<string>",

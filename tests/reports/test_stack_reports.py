@@ -68,6 +68,63 @@ def test_a_stack_file_builds_the_stack_torch_computes():
     np.testing.assert_array_equal(k4.layers[0].weight, kernel_values((1, 1, 4, 4), "random", 3))
 
 
+DENSE_STACK = """
+input = [2, 4, 4]
+weights = "random"
+seed = 5
+[[layers]]
+kind = "Conv"
+kernel = [3, 2, 3, 3]
+[[layers]]
+kind = "Slice"
+axis = 0
+start = 1
+stop = 3
+[[layers]]
+kind = "Scale"
+scale = [[[2.0]], [[-0.5]]]
+shift = 1
+[[layers]]
+kind = "Flatten"
+[[layers]]
+kind = "Linear"
+out_features = 6
+bias = [1, 2, 3, 4, 5, 6]
+[[layers]]
+kind = "Reshape"
+shape = [2, -1]
+"""
+
+
+def test_a_stack_file_with_dense_kinds_builds_what_torch_computes():
+    torch = pytest.importorskip("torch")
+    stack = parse_stack(DENSE_STACK).stack
+    assert [type(f).__name__ for f in stack.layers] == [
+        "Conv", "Slice", "Scale", "Flatten", "Linear", "Reshape"]
+    conv = torch.from_numpy(kernel_values((3, 2, 3, 3), "random", 5))
+    weight = torch.from_numpy(kernel_values((6, 8), "random", 5 + 4))
+    x = rng("dense-stackfile").standard_normal((2, 4, 4))
+    y = torch.nn.functional.conv2d(torch.from_numpy(x[None]), conv)[0, 1:3]
+    y = y * torch.tensor([2.0, -0.5]).reshape(2, 1, 1) + 1
+    y = (weight @ y.reshape(-1) + torch.arange(1.0, 7.0, dtype=torch.float64)).reshape(2, 3)
+    np.testing.assert_allclose(stack(x), y.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("input = [1, 4]\n[[layers]]\nkind='Linear'\n", r"layers\[0\] \(Linear\): `out_features` "
+                                                    r"\(=None\) must be a positive int"),
+    ("input = [1, 4]\n[[layers]]\nkind='Linear'\nout_features=2\nkernel=[2, 4]\n",
+     r"`kernel` does not apply to Linear layers"),
+    ("input = [1000, 1000]\n[[layers]]\nkind='Linear'\nout_features=100000\n",
+     r"holds 100,000,000,000 values.*over `max_bytes`"),
+    ("input = [1, 4]\n[[layers]]\nkind='Reshape'\nshape=[3, -1]\n",
+     r"layers\[0\] \(Reshape\): `shape` \(=\(3, -1\)\) cannot hold"),
+])
+def test_bad_dense_kinds_in_stack_files_name_the_problem(text, message):
+    with pytest.raises(cm.ConvMatrixError, match=message):
+        parse_stack(text, max_bytes=2**30)
+
+
 def test_icnr_copies_one_kernel_to_every_sub_pixel_channel():
     weight = kernel_values((8, 3, 3, 3), "icnr", seed=1, icnr=2)
     for block in range(2):
@@ -182,6 +239,7 @@ def test_generator_report_reproduces_the_four_cases():
 def test_stack_files_offer_the_channels_first_kinds_only():
     text = 'input = [1, 4, 4]\n[[layers]]\nkind = "ChannelsLast"\n'
     with pytest.raises(cm.ConvMatrixError, match=r"must be one of AvgPool, BatchNorm, Conv, "
-                                                 r"ConvTranspose, Identity, Pad, PixelShuffle, "
-                                                 r"PixelUnshuffle, Upsample$"):
+                                                 r"ConvTranspose, Flatten, Identity, Linear, Pad, "
+                                                 r"PixelShuffle, PixelUnshuffle, Reshape, Scale, "
+                                                 r"Slice, Upsample$"):
         parse_stack(text)
