@@ -6,6 +6,14 @@ Run from the repository root (each part can run alone; ``--repeat`` runs, the mi
     python benchmarks/bench_operator.py norm     # ResNet stage: operator norm, time and accuracy
     python benchmarks/bench_operator.py big      # 256x112x112 -> 256: norm with peak memory
     python benchmarks/bench_operator.py save     # save_matrix above the memory guard, peak/block
+    python benchmarks/bench_operator.py torch    # operator vs torch and CSR on five layer shapes
+    python benchmarks/bench_operator.py torch --quick   # fewer rounds, no CSR, no float32
+
+``torch`` times the operator's ``matvec``, ``rmatvec`` and ``matmat(16)`` side by side with
+torch's own ``conv{1,2,3}d`` / ``conv_transpose{1,2,3}d`` (one sample and a batch of 16, on
+``torch.set_num_threads`` = the BLAS threads) and scipy's CSR product, in interleaved rounds
+(each round runs every contender once; the minimum per contender is kept) and prints the
+ratios; then the adjoint against the forward for every padding mode, and float32.
 
 BLAS runs on one thread (``OPENBLAS_NUM_THREADS=1`` etc. are set before numpy is imported
 unless ``--threads`` says otherwise): the development machine has 2 cores shared by several
@@ -181,10 +189,158 @@ def bench_save(repeat: int) -> None:
           f"{peak / block:.2f}x one block")
 
 
+def torch_layers(quick: bool) -> list[tuple[str, Any]]:
+    rng = np.random.default_rng(5)
+    layers = [
+        ("ResNet stage 64x56x56 3x3 p1",
+         cm.Conv(rng.standard_normal((64, 64, 3, 3)) / 24, (64, 56, 56), padding=1)),
+        ("ResNet stem 3x224x224->64 7x7 s2 p3",
+         cm.Conv(rng.standard_normal((64, 3, 7, 7)) / 12, (3, 224, 224), stride=2, padding=3)),
+        ("1 channel 1024x1024 7x7 same",
+         cm.Conv(rng.standard_normal((1, 1, 7, 7)) / 7, (1, 1024, 1024), padding="same")),
+        ("depthwise 64x56x56 3x3 p1 groups 64",
+         cm.Conv(rng.standard_normal((64, 1, 3, 3)) / 3, (64, 56, 56), padding=1, groups=64)),
+        ("3-D 8x16x32x32->16 3x3x3 dilation 2 p2",
+         cm.Conv(rng.standard_normal((16, 8, 3, 3, 3)) / 15, (8, 16, 32, 32), padding=2,
+                 dilation=2)),
+    ]
+    if not quick:
+        layers.append(("1-D 32x4096->32 5 s2 p2",
+                       cm.Conv(rng.standard_normal((32, 32, 5)) / 12, (32, 4096), stride=2,
+                               padding=2)))
+    return layers
+
+
+def _torch_calls(layer: Any, torch: Any, dtype: Any) -> tuple[Any, Any]:
+    """``conv{n}d`` and ``conv_transpose{n}d`` closures on torch tensors for a zeros layer."""
+    import torch.nn.functional as F
+
+    spec = layer.spec
+    n = spec.ndim
+    conv = getattr(F, f"conv{n}d")
+    conv_t = getattr(F, f"conv_transpose{n}d")
+    w = torch.from_numpy(np.array(layer.weight, dtype=dtype))
+    padding = tuple(b for b, _ in spec.padding)
+    assert all(b == a for b, a in spec.padding), "symmetric padding only"
+    output_padding = tuple(spec.remainder)
+
+    def forward(x: Any) -> Any:
+        return conv(x, w, stride=spec.stride, padding=padding, dilation=spec.dilation,
+                    groups=spec.groups)
+
+    def adjoint(y: Any) -> Any:
+        return conv_t(y, w, stride=spec.stride, padding=padding, output_padding=output_padding,
+                      dilation=spec.dilation, groups=spec.groups)
+
+    return forward, adjoint
+
+
+def interleaved(rounds: int, contenders: dict[str, Callable[[], Any]]) -> dict[str, float]:
+    """Minimum time per contender over ``rounds`` rounds that each run every contender once."""
+    best = dict.fromkeys(contenders, float("inf"))
+    for _ in range(rounds):
+        for name, run in contenders.items():
+            gc.collect()
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def bench_torch(repeat: int, quick: bool, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    rounds = 2 if quick else max(repeat, 3)
+    print(f"torch {torch.__version__}, torch threads {torch.get_num_threads()}, "
+          f"{rounds} interleaved rounds, minimum kept")
+    print()
+    print("| layer | matvec / torch | rmatvec / torch | matmat(16) / torch(16) "
+          "| matmat16 per column / matvec | matvec / CSR | rmatvec / CSR | max rel. error |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, layer in torch_layers(quick):
+        _compare_layer(name, layer, torch, np.float64, rounds, csr=not quick)
+    if quick:
+        return
+    print()
+    print("float32 layers (float32 data), against torch float32:")
+    print()
+    print("| layer | matvec / torch | rmatvec / torch | matmat(16) / torch(16) "
+          "| matmat16 per column / matvec | max rel. error |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, layer in torch_layers(True):
+        if "stage" in name or "stem" in name or "depthwise" in name:
+            layer32 = cm.Conv(np.asarray(layer.weight, np.float32), layer.input_shape,
+                              stride=layer.spec.stride, padding=[b for b, _ in
+                                                                 layer.spec.padding],
+                              dilation=layer.spec.dilation, groups=layer.spec.groups)
+            _compare_layer(name, layer32, torch, np.float32, rounds, csr=False)
+    print()
+    print("The adjoint against the forward, every padding mode (stage and stem geometry):")
+    print()
+    print("| layer | mode | matvec s | rmatvec s | rmatvec / matvec | rmatmat(16) / matmat(16) |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name, layer in torch_layers(True)[:2]:
+        for mode in ("zeros", "reflect", "replicate", "circular"):
+            moded = cm.Conv(layer.weight, layer.input_shape, stride=layer.spec.stride,
+                            padding=[b for b, _ in layer.spec.padding], padding_mode=mode)
+            op = moded.operator()
+            rng = np.random.default_rng(7)
+            x, y = rng.standard_normal(op.shape[1]), rng.standard_normal(op.shape[0])
+            X, Y = rng.standard_normal((op.shape[1], 16)), rng.standard_normal((op.shape[0], 16))
+            t = interleaved(rounds, {"mv": lambda op=op, x=x: op.matvec(x),
+                                     "rmv": lambda op=op, y=y: op.rmatvec(y),
+                                     "mm": lambda op=op, X=X: op.matmat(X),
+                                     "rmm": lambda op=op, Y=Y: op.rmatmat(Y)})
+            print(f"| {name} | {mode} | {t['mv']:.4f} | {t['rmv']:.4f} | "
+                  f"{t['rmv'] / t['mv']:.2f} | {t['rmm'] / t['mm']:.2f} |")
+
+
+def _compare_layer(name: str, layer: Any, torch: Any, dtype: Any, rounds: int,
+                   csr: bool) -> None:
+    op = layer.operator()
+    rng = np.random.default_rng(6)
+    n_out, n_in = op.shape
+    x = rng.standard_normal(n_in).astype(dtype)
+    y = rng.standard_normal(n_out).astype(dtype)
+    X = rng.standard_normal((n_in, 16)).astype(dtype)
+    forward, adjoint = _torch_calls(layer, torch, dtype)
+    tx = torch.from_numpy(x.reshape(1, *layer.input_shape))
+    ty = torch.from_numpy(y.reshape(1, *layer.output_shape))
+    tX = torch.from_numpy(np.ascontiguousarray(X.T).reshape(16, *layer.input_shape))
+    contenders: dict[str, Callable[[], Any]] = {
+        "mv": lambda: op.matvec(x), "rmv": lambda: op.rmatvec(y), "mm": lambda: op.matmat(X),
+        "tmv": lambda: forward(tx), "trmv": lambda: adjoint(ty), "tmm": lambda: forward(tX)}
+    if csr:
+        matrix = layer.matrix()
+        matrix_t = matrix.T
+        contenders["cmv"] = lambda: matrix @ x
+        contenders["crmv"] = lambda: matrix_t @ y
+    with torch.no_grad():
+        for run in contenders.values():
+            run()  # warm-up
+        t = interleaved(rounds, contenders)
+        expected = forward(tx).numpy().reshape(-1)
+        expected_t = adjoint(ty).numpy().reshape(-1)
+        expected_m = forward(tX).numpy().reshape(16, -1).T
+    error = max(float(np.linalg.norm(op.matvec(x) - expected) / np.linalg.norm(expected)),
+                float(np.linalg.norm(op.rmatvec(y) - expected_t) / np.linalg.norm(expected_t)),
+                float(np.linalg.norm(op.matmat(X) - expected_m) / np.linalg.norm(expected_m)))
+    cells = [f"{t['mv'] / t['tmv']:.2f}", f"{t['rmv'] / t['trmv']:.2f}",
+             f"{t['mm'] / t['tmm']:.2f}", f"{t['mm'] / 16 / t['mv']:.2f}"]
+    if csr:
+        cells += [f"{t['mv'] / t['cmv']:.2f}", f"{t['rmv'] / t['crmv']:.2f}"]
+        del matrix, matrix_t, contenders
+    cells.append(f"{error:.1e}")
+    print(f"| {name} | {' | '.join(cells)} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("parts", nargs="*", default=["matvec", "norm"],
-                        choices=["matvec", "norm", "big", "save"])
+                        choices=["matvec", "norm", "big", "save", "torch"])
+    parser.add_argument("--quick", action="store_true",
+                        help="torch part: 2 rounds, no CSR, no float32 or padding modes")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", default="1", help="BLAS threads (default 1)")
     parser.add_argument("--big-tol", type=float, default=1e-4, help="tol of the big norm")
@@ -192,6 +348,9 @@ def main() -> None:
     print(f"numpy {np.__version__}, BLAS threads {os.environ['OPENBLAS_NUM_THREADS']}, "
           f"min of {args.repeat}")
     for part in args.parts:
+        if part == "torch":
+            bench_torch(args.repeat, args.quick, int(os.environ["OPENBLAS_NUM_THREADS"]))
+            continue
         if part == "big":
             bench_big(args.repeat, args.big_tol)
             continue

@@ -115,9 +115,14 @@ class LayerOperator(LinearOperator):
         with Progress(count, self.progress if count > step else False, "columns") as bar:
             for start in range(0, count, step):
                 stop = min(start + step, count)
-                batch = np.ascontiguousarray(X[:, start:stop].T, dtype=dtype)
+                # the columns as a batch without copying them (the kernels read any strides)
+                batch = X[:, start:stop].T.astype(dtype, copy=False)
                 out = apply(batch.reshape(stop - start, *in_shape))
-                result[:, start:stop] = out.reshape(stop - start, rows).T
+                columns = out.reshape(stop - start, rows).T
+                if (stop - start == count and columns.dtype == dtype
+                        and not np.may_share_memory(columns, X)):
+                    return columns  # one batch: the layer's output is the result
+                result[:, start:stop] = columns
                 bar.advance(stop - start)
         return result
 

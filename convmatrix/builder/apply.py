@@ -1,9 +1,12 @@
-"""Matrix-free convolution kernels: ``C @ x`` and ``Cᵀ @ y`` on batches, one BLAS call per tap."""
+"""Matrix-free convolution kernels: ``C @ x`` and ``Cᵀ @ y`` on batches, tiled im2col / col2im."""
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -13,8 +16,8 @@ from convmatrix.geometry.shapes import used_length
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.typing import Direction
 
-__all__ = ["INTEGER_RULE", "compute_dtype", "conv_abs_row_sum", "conv_apply", "conv_apply_adjoint",
-           "integer_dtype", "max_abs"]
+__all__ = ["INTEGER_RULE", "TILE_BYTES", "WORKSPACE_BYTES", "compute_dtype", "conv_abs_row_sum",
+           "conv_apply", "conv_apply_adjoint", "integer_dtype", "max_abs"]
 
 INTEGER_RULE = """\
 Integer and bool results are exact or refused. The worst-case magnitude of a result is bounded
@@ -152,7 +155,7 @@ def pad_source(spec: ConvSpec, axis: int) -> np.ndarray:
 
 
 def _pad(x: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """Pad (and trim to the used extent) the spatial axes ``2, 3, …`` of ``x``."""
+    """Pad (and trim to the used extent) the spatial axes ``2, 3, …`` of ``x`` (a copy)."""
     for axis in range(spec.ndim):
         source = pad_source(spec, axis)
         x = np.take(x, np.maximum(source, 0), axis=axis + 2)
@@ -171,43 +174,326 @@ def _fold(g: np.ndarray, spec: ConvSpec) -> np.ndarray:
         shape = list(g.shape)
         shape[axis + 2] = spec.input_size[axis]
         folded = np.zeros(shape, dtype=g.dtype)
-        src: list[Any] = [slice(None)] * g.ndim
-        dst: list[Any] = [slice(None)] * g.ndim
-        for position, pixel in enumerate(source.tolist()):
-            if pixel >= 0:
-                src[axis + 2] = position
-                dst[axis + 2] = pixel
-                folded[tuple(dst)] += g[tuple(src)]
+        moved_g, moved_f = np.moveaxis(g, axis + 2, 0), np.moveaxis(folded, axis + 2, 0)
+        inner = np.flatnonzero(source == np.arange(source.size) - spec.padding[axis][0])
+        if inner.size:  # the interior: one slab
+            lo, hi = int(inner[0]), int(inner[-1]) + 1
+            moved_f[lo - spec.padding[axis][0]:hi - spec.padding[axis][0]] += moved_g[lo:hi]
+        for position in np.flatnonzero((source >= 0) & (source != np.arange(source.size)
+                                                        - spec.padding[axis][0])).tolist():
+            moved_f[source[position]] += moved_g[position]
         g = folded
     return g
 
 
-def _tap_windows(spec: ConvSpec) -> list[tuple[tuple[int, ...], tuple[slice, ...]]]:
-    """Each kernel tap with the strided window of the padded input its outputs read."""
-    windows = []
-    for tap in itertools.product(*(range(k) for k in spec.kernel_size)):
-        window = tuple(slice(t * d, t * d + (o - 1) * s + 1, s) for t, d, o, s in
-                       zip(tap, spec.dilation, spec.output_size, spec.stride, strict=True))
-        windows.append((tap, window))
-    return windows
+WORKSPACE_BYTES: int = 64 * 2**20
+"""The most working memory one :func:`conv_apply` / :func:`conv_apply_adjoint` call holds
+beyond its input and output: the products run in tiles of samples and output rows whose
+column matrix and padded input fit in this many bytes (at least one output row)."""
+
+TILE_BYTES: int = 4 * 2**20
+"""The preferred tile: small enough that a tile's column matrix is still in cache when the
+matrix product reads it (measured fastest on the benchmark layers)."""
 
 
-def _tap_index(tap: tuple[int, ...]) -> tuple[Any, ...]:
-    return (Ellipsis, *tap)
+@dataclass(frozen=True)
+class _Axis:
+    """One spatial axis of the padded input: where each used position reads from."""
+
+    source: np.ndarray  # per used padded position, the input pixel it copies (-1: zero)
+    before: int  # padding before
+    lo: int  # the interior: positions [lo, hi) copy pixel position - before
+    hi: int
+    border: tuple[int, ...]  # the other used positions
+    inside: bool  # every border source lies in [lo, hi) (a border copies the padded buffer)
 
 
-def _grouped_weight(spec: ConvSpec, weight: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
-    """``(G, C_out/G, C_in/G, *k)``."""
-    groups = spec.groups
-    return np.asarray(weight, dtype=dtype).reshape(
-        groups, spec.out_channels // groups, spec.in_channels // groups, *spec.kernel_size)
+@lru_cache(maxsize=256)
+def _axes(spec: ConvSpec) -> tuple[_Axis, ...]:
+    axes = []
+    for axis in range(spec.ndim):
+        source = pad_source(spec, axis)
+        before = spec.padding[axis][0]
+        lo = min(max(before, 0), source.size)
+        hi = max(min(before + spec.input_size[axis], source.size), lo)
+        border = tuple(p for p in range(source.size) if not lo <= p < hi)
+        inside = all(source[p] < 0 or lo <= int(source[p]) + before < hi for p in border)
+        axes.append(_Axis(source, before, lo, hi, border, inside))
+    return tuple(axes)
 
 
-def _contract(w_tap: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """``(G, a, b) @ (G, b, N)`` per group: BLAS, or a broadcast product when ``b == 1``."""
-    if w_tap.shape[2] == 1:
-        return w_tap * columns  # (G, a, 1) * (G, 1, N): depthwise, no tiny matrix products
-    return np.matmul(w_tap, columns)
+def _runs(positions: Sequence[int]) -> list[tuple[int, int]]:
+    """Consecutive runs ``[a, b)`` of sorted positions."""
+    runs: list[tuple[int, int]] = []
+    for p in positions:
+        if runs and runs[-1][1] == p:
+            runs[-1] = (runs[-1][0], p + 1)
+        else:
+            runs.append((p, p + 1))
+    return runs
+
+
+@dataclass
+class _Tiling:
+    """How a batch is cut: ``samples`` per tile × ``rows`` output rows (first spatial axis)."""
+
+    samples: int
+    rows: int
+
+
+def _tiling(spec: ConvSpec, batch: int, itemsize: int, batch_last: bool) -> _Tiling:
+    """Samples and output rows per tile: the preferred tile size, within the workspace."""
+    o = spec.output_size
+    rest_out = math.prod(o[1:])
+    used = [_used_length(spec, a) for a in range(spec.ndim)]
+    rest_pad = math.prod(used[1:])
+    k = math.prod(spec.kernel_size)
+    # per output row of one sample: the column matrix, the padded rows, the product's rows
+    per_row = itemsize * (spec.in_channels * k * rest_out
+                          + spec.in_channels * spec.stride[0] * rest_pad
+                          + spec.out_channels * rest_out)
+    halo = itemsize * spec.in_channels * rest_pad * spec.dilation[0] * (spec.kernel_size[0] - 1)
+    target = TILE_BYTES
+    whole = o[0] * per_row + halo
+    if batch * whole <= target:
+        return _Tiling(batch, o[0])
+    if not batch_last and whole <= target:
+        return _Tiling(max(1, target // whole), o[0])
+    samples = batch if batch_last else 1
+    rows = (target - samples * halo) // (samples * per_row)
+    if rows < 1:  # even one row of the batch is above the preferred size: the workspace
+        rows = (WORKSPACE_BYTES - samples * halo) // (samples * per_row)
+    if rows < 1 and batch_last:
+        samples = max(1, WORKSPACE_BYTES // (per_row + halo))
+        rows = 1
+    return _Tiling(samples, max(1, min(rows, o[0])))
+
+
+def _tiles(spec: ConvSpec, batch: int, tiling: _Tiling) -> list[tuple[int, int, int, int]]:
+    return [(b0, min(b0 + tiling.samples, batch), o0, min(o0 + tiling.rows, spec.output_size[0]))
+            for b0 in range(0, batch, tiling.samples)
+            for o0 in range(0, spec.output_size[0], tiling.rows)]
+
+
+class _Buffer:
+    """One flat scratch array; each tile takes a prefix of it in the shape it needs."""
+
+    def __init__(self, dtype: np.dtype[Any]) -> None:
+        self.dtype = dtype
+        self.flat = np.empty(0, dtype=dtype)
+
+    def take(self, shape: Sequence[int], batch_last: bool) -> np.ndarray:
+        """A ``(b, *rest)`` view of a prefix; memory ``(*rest, b)`` when ``batch_last``."""
+        size = math.prod(shape)
+        if self.flat.size < size:
+            self.flat = np.empty(size, dtype=self.dtype)
+        if batch_last:
+            return np.moveaxis(self.flat[:size].reshape(*shape[1:], shape[0]), -1, 0)
+        return self.flat[:size].reshape(shape)
+
+
+def _blasable(a: np.ndarray) -> bool:
+    """Whether the last two axes are a matrix BLAS reads in place (unit inner stride)."""
+    item = a.itemsize
+    return (a.strides[-1] == item or a.shape[-1] == 1) and a.strides[-2] % item == 0 \
+        and a.strides[-2] >= max(a.shape[-1], 1) * item
+
+
+def _matrix_view(a: np.ndarray, shape: Sequence[int]) -> np.ndarray | None:
+    """``a`` reshaped without a copy, or None when that needs a copy."""
+    try:
+        view = np.reshape(a, tuple(shape), copy=False)
+    except ValueError:
+        return None
+    return view if _blasable(view) else None
+
+
+def _gemm_shape(g: int, rows: int, columns: int, samples: int, batch_last: bool) -> list[int]:
+    """Shape of a product's operand: ``(G, rows, columns·b)`` or ``(b, G, rows, columns)``."""
+    return [g, rows, columns * samples] if batch_last else [samples, g, rows, columns]
+
+
+def _as_memory(a: np.ndarray, batch_last: bool) -> np.ndarray:
+    """The logical ``(b, …)`` view moved to memory order (batch last when ``batch_last``)."""
+    return np.moveaxis(a, 0, -1) if batch_last else a
+
+
+def _fill_padded(pad: np.ndarray, x: np.ndarray, spec: ConvSpec, axes: tuple[_Axis, ...],
+                 b0: int, b1: int, p0: int) -> None:
+    """Write padded rows ``[p0, p0 + pad.shape[2])`` of samples ``b0:b1`` into ``pad``."""
+    first = axes[0]
+    rows = pad.shape[2]
+    inner: tuple[Any, ...] = tuple(slice(a.lo, a.hi) for a in axes[1:])
+    inner_x: tuple[Any, ...] = tuple(slice(a.lo - a.before, a.hi - a.before) for a in axes[1:])
+    lo, hi = max(first.lo, p0), min(first.hi, p0 + rows)
+    if lo < hi:
+        np.copyto(pad[(slice(None), slice(None), slice(lo - p0, hi - p0), *inner)],
+                  x[(slice(b0, b1), slice(None), slice(lo - first.before, hi - first.before),
+                     *inner_x)], casting="unsafe")
+    for r in range(p0, p0 + rows):
+        if first.lo <= r < first.hi:
+            continue
+        target = pad[(slice(None), slice(None), r - p0, *inner)]
+        src = int(first.source[r])
+        if src < 0:
+            target.fill(0)
+        else:
+            np.copyto(target, x[(slice(b0, b1), slice(None), src, *inner_x)], casting="unsafe")
+    for axis in range(1, spec.ndim):
+        info = axes[axis]
+        if not info.border:
+            continue
+        head: list[Any] = [slice(None)] * (2 + axis)
+        tail = [slice(a.lo, a.hi) for a in axes[axis + 1:]]
+        for a, b in _runs(info.border):
+            target = pad[(*head, slice(a, b), *tail)]
+            sources = info.source[a:b]
+            if (sources < 0).all():
+                target.fill(0)
+            elif (sources >= 0).all():
+                np.copyto(target, np.take(pad[(*head, slice(None), *tail)],
+                                          sources + info.before, axis=2 + axis))
+            else:
+                for p in range(a, b):
+                    one = pad[(*head, p, *tail)]
+                    if info.source[p] < 0:
+                        one.fill(0)
+                    else:
+                        np.copyto(one, pad[(*head, int(info.source[p]) + info.before, *tail)])
+
+
+def _fold_padded(g: np.ndarray, out: np.ndarray, spec: ConvSpec, axes: tuple[_Axis, ...],
+                 b0: int, b1: int, p0: int) -> None:
+    """The adjoint of :func:`_fill_padded`: add the padded rows ``g`` onto ``out[b0:b1]``."""
+    for axis in range(spec.ndim - 1, 0, -1):
+        info = axes[axis]
+        head: list[Any] = [slice(None)] * (2 + axis)
+        tail = [slice(a.lo, a.hi) for a in axes[axis + 1:]]
+        for p in info.border:
+            src = int(info.source[p])
+            if src >= 0:
+                target = g[(*head, src + info.before, *tail)]
+                np.add(target, g[(*head, p, *tail)], out=target)
+    first = axes[0]
+    rows = g.shape[2]
+    inner: tuple[Any, ...] = tuple(slice(a.lo, a.hi) for a in axes[1:])
+    inner_x: tuple[Any, ...] = tuple(slice(a.lo - a.before, a.hi - a.before) for a in axes[1:])
+    lo, hi = max(first.lo, p0), min(first.hi, p0 + rows)
+    if lo < hi:
+        target = out[(slice(b0, b1), slice(None), slice(lo - first.before, hi - first.before),
+                      *inner_x)]
+        np.add(target, g[(slice(None), slice(None), slice(lo - p0, hi - p0), *inner)],
+               out=target, casting="unsafe")
+    for r in range(p0, p0 + rows):
+        src = int(first.source[r])
+        if first.lo <= r < first.hi or src < 0:
+            continue
+        target = out[(slice(b0, b1), slice(None), src, *inner_x)]
+        np.add(target, g[(slice(None), slice(None), r - p0, *inner)], out=target,
+               casting="unsafe")
+
+
+def _window(spec: ConvSpec, tap: tuple[int, ...], rows: int) -> tuple[slice, ...]:
+    """The strided window tap ``tap`` reads for ``rows`` output rows of a padded tile."""
+    sizes = (rows, *spec.output_size[1:])
+    return tuple(slice(t * d, t * d + (o - 1) * s + 1, s) for t, d, o, s in
+                 zip(tap, spec.dilation, sizes, spec.stride, strict=True))
+
+
+def _forward_into(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, out: np.ndarray,
+                  batch_last: bool) -> None:
+    """``out[b] = C x[b]`` for a batch, in tiles: one column matrix and one product per tile."""
+    dtype = out.dtype
+    batch, groups = x.shape[0], spec.groups
+    k = math.prod(spec.kernel_size)
+    ck = spec.in_channels // groups * k
+    cout = spec.out_channels // groups
+    w = np.asarray(weight, dtype=dtype).reshape(groups, cout, ck)
+    axes = _axes(spec)
+    used = [_used_length(spec, a) for a in range(spec.ndim)]
+    direct = all(a.lo == 0 and a.hi == u and not a.border for a, u in zip(axes, used,
+                                                                          strict=True))
+    general = not all(a.inside for a in axes[1:])  # a border copies a trimmed pixel
+    taps = list(itertools.product(*(range(n) for n in spec.kernel_size)))
+    tiling = _tiling(spec, batch, max(dtype.itemsize, 1), batch_last)
+    if general:
+        tiling.rows = spec.output_size[0]
+    pads, cols_buffer, product = _Buffer(dtype), _Buffer(dtype), _Buffer(dtype)
+    rest = math.prod(spec.output_size[1:])
+    s0, d0, k0 = spec.stride[0], spec.dilation[0], spec.kernel_size[0]
+    for b0, b1, o0, o1 in _tiles(spec, batch, tiling):
+        b, rows = b1 - b0, o1 - o0
+        p0, prow = o0 * s0, (rows - 1) * s0 + d0 * (k0 - 1) + 1
+        if direct:
+            pad = x[b0:b1, :, p0:p0 + prow]
+        elif general:
+            pad = _pad(x[b0:b1].astype(dtype, copy=False), spec)
+        else:
+            pad = pads.take((b, spec.in_channels, prow, *used[1:]), batch_last)
+            _fill_padded(pad, x, spec, axes, b0, b1, p0)
+        cols = cols_buffer.take((b, spec.in_channels, k, rows, *spec.output_size[1:]),
+                                batch_last)
+        for t, tap in enumerate(taps):
+            np.copyto(cols[:, :, t], pad[(slice(None), slice(None), *_window(spec, tap, rows))],
+                      casting="unsafe")
+        columns = _as_memory(cols, batch_last).reshape(
+            _gemm_shape(groups, ck, rows * rest, b, batch_last))
+        tile = _as_memory(out[b0:b1, :, o0:o1], batch_last)
+        target = _matrix_view(tile, _gemm_shape(groups, cout, rows * rest, b, batch_last))
+        if target is not None:
+            np.matmul(w, columns, out=target)
+        else:
+            result = product.take(_gemm_shape(groups, cout, rows * rest, b, batch_last), False)
+            np.matmul(w, columns, out=result)
+            np.copyto(tile, result.reshape(tile.shape))
+
+
+def _adjoint_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.ndarray,
+                  batch_last: bool) -> None:
+    """``out[b] = Cᵀ y[b]``: per tile one product, the taps scattered, the padding folded."""
+    dtype = out.dtype
+    batch, groups = y.shape[0], spec.groups
+    k = math.prod(spec.kernel_size)
+    ck = spec.in_channels // groups * k
+    cout = spec.out_channels // groups
+    w_t = np.ascontiguousarray(np.swapaxes(
+        np.asarray(weight, dtype=dtype).reshape(groups, cout, ck), 1, 2))
+    axes = _axes(spec)
+    used = [_used_length(spec, a) for a in range(spec.ndim)]
+    general = not all(a.inside for a in axes[1:])  # a border copies a trimmed pixel
+    taps = list(itertools.product(*(range(n) for n in spec.kernel_size)))
+    tiling = _tiling(spec, batch, max(dtype.itemsize, 1), batch_last)
+    if general:
+        tiling.rows = spec.output_size[0]
+    pads, cols_buffer, rows_buffer = _Buffer(dtype), _Buffer(dtype), _Buffer(dtype)
+    rest = math.prod(spec.output_size[1:])
+    s0, d0, k0 = spec.stride[0], spec.dilation[0], spec.kernel_size[0]
+    out[...] = 0
+    for b0, b1, o0, o1 in _tiles(spec, batch, tiling):
+        b, rows = b1 - b0, o1 - o0
+        p0, prow = o0 * s0, (rows - 1) * s0 + d0 * (k0 - 1) + 1
+        tile = _as_memory(y[b0:b1, :, o0:o1], batch_last)
+        shape = _gemm_shape(groups, cout, rows * rest, b, batch_last)
+        operand = _matrix_view(tile, shape) if tile.dtype == dtype else None
+        if operand is None:
+            copy = rows_buffer.take((b, spec.out_channels, rows, *spec.output_size[1:]),
+                                    batch_last)
+            np.copyto(copy, y[b0:b1, :, o0:o1], casting="unsafe")
+            operand = _as_memory(copy, batch_last).reshape(shape)
+        cols = cols_buffer.take((b, spec.in_channels, k, rows, *spec.output_size[1:]),
+                                batch_last)
+        np.matmul(w_t, operand, out=_as_memory(cols, batch_last).reshape(
+            _gemm_shape(groups, ck, rows * rest, b, batch_last)))
+        pad = pads.take((b, spec.in_channels, prow, *used[1:]), batch_last)
+        pad[...] = 0
+        for t, tap in enumerate(taps):
+            window = pad[(slice(None), slice(None), *_window(spec, tap, rows))]
+            np.add(window, cols[:, :, t], out=window)
+        if general:
+            target = out[b0:b1]
+            np.add(target, _fold(pad, spec), out=target, casting="unsafe")
+        else:
+            _fold_padded(pad, out, spec, axes, b0, b1, p0)
 
 
 def conv_apply(spec: ConvSpec, weight: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -229,11 +515,14 @@ def conv_apply(spec: ConvSpec, weight: np.ndarray, x: np.ndarray) -> np.ndarray:
 
     Notes
     -----
-    The input is padded once (each padding mode is ``np.pad`` of the pixel indices); then for
-    every kernel tap ``t`` the outputs of each group gain ``W[:, :, t] @ window_t``, one matrix
-    product of ``(C_out/G × C_in/G)`` with ``(C_in/G × B·∏o)``, where ``window_t`` is the strided
-    view of the padded input that tap reads. Working memory: the padded input, one window and
-    the output.
+    The batch runs in tiles of samples and output rows (:func:`_tiling`: about
+    :data:`TILE_BYTES`, never above :data:`WORKSPACE_BYTES`). Per tile the padded rows are
+    written once (each padding mode is ``np.pad`` of the pixel indices), every kernel tap
+    copies its strided window into a column matrix ``(C_in/G · ∏k) × (samples · pixels)``
+    (im2col), and one matrix product per group (inner dimension ``C_in/G · ∏k``) writes the
+    tile's outputs in place. A batch whose samples are interleaved in memory (the columns of
+    an operator's ``matmat``) is worked on in that layout, and the result has it too.
+    Working memory: the tile's padded rows and column matrix, besides ``x`` and the output.
 
     Examples
     --------
@@ -243,21 +532,13 @@ def conv_apply(spec: ConvSpec, weight: np.ndarray, x: np.ndarray) -> np.ndarray:
     >>> conv_apply(spec, np.array([[[1.0, 10.0]]]), np.array([[[1.0, 2.0, 3.0, 4.0]]]))
     array([[[14., 21., 32., 43., 14.]]])
     """
-    dtype = compute_dtype(weight.dtype, x.dtype)
-    batch, groups = x.shape[0], spec.groups
-    w = _grouped_weight(spec, weight, dtype)
-    # (G, C_in/G, B, *padded): the batch joins the pixels in one matrix product per group
-    channels_first = np.moveaxis(np.asarray(x, dtype=dtype), 0, 1)
-    padded = _pad(channels_first, spec).reshape(
-        groups, spec.in_channels // groups, batch, *(_used_length(spec, a) for a in
-                                                     range(spec.ndim)))
-    columns = batch * math.prod(spec.output_size)
-    out = np.zeros((groups, spec.out_channels // groups, columns), dtype=dtype)
-    for tap, window in _tap_windows(spec):
-        view = padded[(slice(None), slice(None), slice(None), *window)]
-        out += _contract(w[_tap_index(tap)], view.reshape(groups, -1, columns))
-    out = out.reshape(spec.out_channels, batch, *spec.output_size)
-    return np.ascontiguousarray(np.moveaxis(out, 1, 0))
+    x = np.asarray(x)
+    dtype = compute_dtype(np.asarray(weight).dtype, x.dtype)
+    batch_last = _batch_last(x)
+    out = _allocate((x.shape[0], *spec.output_shape), dtype, batch_last)
+    if x.shape[0]:
+        _forward_into(spec, weight, x, out, batch_last)
+    return out
 
 
 def conv_apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -279,9 +560,11 @@ def conv_apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray) -> np.
 
     Notes
     -----
-    Every tap scatters ``W[:, :, t]ᵀ @ y`` onto its strided window of a zero padded input;
-    the padded border is then folded back onto the pixels it copied (nothing for zeros, the
-    mirrored, edge or wrapped pixels for reflect, replicate and circular).
+    The tiles of :func:`conv_apply`: per tile one matrix product per group gives the column
+    matrix ``Wᵀ y``, every tap adds its rows onto its strided window of a zeroed padded tile
+    (col2im), and the padded border is folded back onto the pixels it copied (nothing for
+    zeros, the mirrored, edge or wrapped pixels for reflect, replicate and circular) — slabs
+    of the border only, the interior added as one block.
 
     Examples
     --------
@@ -291,17 +574,25 @@ def conv_apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray) -> np.
     >>> conv_apply_adjoint(spec, np.array([[[1.0, 10.0]]]), np.array([[[1.0, 2.0]]]))
     array([[[ 1., 12., 20.]]])
     """
-    dtype = compute_dtype(weight.dtype, y.dtype)
-    batch, groups = y.shape[0], spec.groups
-    w_t = np.swapaxes(_grouped_weight(spec, weight, dtype), 1, 2)  # (G, C_in/G, C_out/G, *k)
-    columns = batch * math.prod(spec.output_size)
-    rows = np.ascontiguousarray(np.moveaxis(np.asarray(y, dtype=dtype), 0, 1)).reshape(
-        groups, spec.out_channels // groups, columns)
-    used = tuple(_used_length(spec, a) for a in range(spec.ndim))
-    padded = np.zeros((groups, spec.in_channels // groups, batch, *used), dtype=dtype)
-    for tap, window in _tap_windows(spec):
-        contribution = _contract(w_t[_tap_index(tap)], rows)
-        padded[(slice(None), slice(None), slice(None), *window)] += contribution.reshape(
-            groups, spec.in_channels // groups, batch, *spec.output_size)
-    folded = _fold(padded.reshape(spec.in_channels, batch, *used), spec)
-    return np.ascontiguousarray(np.moveaxis(folded, 1, 0))
+    y = np.asarray(y)
+    dtype = compute_dtype(np.asarray(weight).dtype, y.dtype)
+    batch_last = _batch_last(y)
+    out = _allocate((y.shape[0], *spec.input_shape), dtype, batch_last)
+    if y.shape[0]:
+        _adjoint_into(spec, weight, y, out, batch_last)
+    return out
+
+
+def _batch_last(x: np.ndarray) -> bool:
+    """Whether a batch's samples are interleaved in memory (the batch axis moves fastest)."""
+    if x.shape[0] < 2:
+        return False
+    strides = [abs(st) for st, n in zip(x.strides[1:], x.shape[1:], strict=True) if n > 1]
+    return abs(x.strides[0]) < min(strides, default=abs(x.strides[0]) + 1)
+
+
+def _allocate(shape: tuple[int, ...], dtype: np.dtype[Any], batch_last: bool) -> np.ndarray:
+    """A ``(B, …)`` result, its memory batch-last (``(…, B)``) when ``batch_last``."""
+    if batch_last:
+        return np.moveaxis(np.empty((*shape[1:], shape[0]), dtype=dtype), -1, 0)
+    return np.empty(shape, dtype=dtype)
