@@ -461,16 +461,14 @@ def law_nbytes(spec: ConvSpec) -> int:
 def explain_nbytes(spec: ConvSpec) -> int:
     """Bytes :func:`convmatrix.symbolic.explain` needs for its arrays (about).
 
-    The overlap map (:func:`overlap_nbytes`) plus the spatial index table of one channel pair
-    and its two compressed patterns (about 64 bytes per (output pixel, tap) pair and 8 per
-    pixel on either side).
+    The overlap map (:func:`overlap_nbytes`) and the checkerboard law's per-axis counts
+    (:func:`law_nbytes`). The sampled outputs are computed from the index arithmetic a few
+    rows at a time, without a table of the whole layer, so they add no term of its size.
 
     Examples
     --------
     >>> from convmatrix.geometry.spec import conv_spec
     >>> explain_nbytes(conv_spec((1, 1, 2, 2), (1, 3, 3)))
-    1616
+    832
     """
-    pairs = math.prod(spec.output_size) * math.prod(spec.kernel_size)
-    pixels = math.prod(spec.output_size) + math.prod(spec.input_size)
-    return overlap_nbytes(spec) + 64 * pairs + 8 * pixels
+    return overlap_nbytes(spec) + law_nbytes(spec)

@@ -2,8 +2,9 @@
 
 Everything here depends on the spatial geometry only (never on channels or weight values). The
 numeric builder works from per-axis patterns (:func:`axis_pattern`, a few runs of rows per
-axis); the symbolic derivations and explanations read the full :class:`IndexTable`, computed
-on demand.
+axis); the symbolic derivations and explanations compute the rows they need straight from each
+axis's arithmetic (:func:`pattern_rows`, :func:`axis_read_counts`), never a table of the whole
+layer; the full :class:`IndexTable` remains for callers that want every triple at once.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ __all__ = [
     "IndexTable",
     "SpatialPattern",
     "axis_pattern",
+    "axis_read_counts",
+    "axis_row_taps",
     "axis_taps",
     "index_table",
+    "pattern_rows",
     "stored_entries",
 ]
 
@@ -71,6 +75,11 @@ def axis_taps(
     """
     coord = (np.arange(out, dtype=np.int64)[:, None] * s - padding[0]
              + np.arange(k, dtype=np.int64)[None, :] * d)
+    return _map_coords(coord, n, padding_mode)
+
+
+def _map_coords(coord: np.ndarray, n: int, padding_mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Padded coordinates → (input index, reads an input pixel), as :func:`axis_taps` says."""
     if padding_mode == "zeros":
         return coord, (coord >= 0) & (coord < n)
     if padding_mode == "reflect":
@@ -250,6 +259,178 @@ def _table(
         array.flags.writeable = False
     return IndexTable(input_size, output_size, kernel_size, *arrays)
 
+
+
+def axis_read_counts(
+    n: int, k: int, s: int, padding: tuple[int, int], d: int, out: int, padding_mode: str
+) -> np.ndarray:
+    """How many (output position, tap) pairs read each input position along one axis.
+
+    The counts of ``np.bincount(index[valid], minlength=n)`` for :func:`axis_taps`'s arrays,
+    without them: tap ``t`` reads the coordinates ``o·s − p_before + t·d``, an arithmetic
+    progression whose part inside the input is one strided slice; only the few coordinates in
+    the padded border are mapped one by one. Work is ``k`` slices of about ``out`` elements and
+    memory the ``n`` counts (no ``out × k`` table).
+
+    Parameters
+    ----------
+    n, k, s, padding, d, out, padding_mode
+        As in :func:`axis_taps`.
+
+    Returns
+    -------
+    (n,) ndarray of int64
+
+    Examples
+    --------
+    >>> axis_read_counts(5, 3, 2, (0, 0), 1, 2, "zeros").tolist()
+    [1, 1, 2, 1, 1]
+    >>> axis_read_counts(3, 3, 1, (1, 1), 1, 3, "replicate").tolist()
+    [3, 3, 3]
+    """
+    counts = np.zeros(n, dtype=np.int64)
+    if out <= 0:
+        return counts
+    for t in range(k):
+        first = t * d - padding[0]  # the coordinate output 0 reads through tap t
+        # outputs whose coordinate lies in [0, n): o from ceil(−first / s) to floor((n−1−first)/s)
+        lo, hi = max(0, -(first // s)), min(out - 1, (n - 1 - first) // s)
+        if lo <= hi:
+            counts[first + lo * s:first + hi * s + 1:s] += 1
+        if padding_mode == "zeros":
+            continue
+        border = (np.concatenate([np.arange(lo, dtype=np.int64),
+                                  np.arange(hi + 1, out, dtype=np.int64)]) if lo <= hi
+                  else np.arange(out, dtype=np.int64))
+        if border.size:
+            index, valid = _map_coords(first + border * s, n, padding_mode)
+            np.add.at(counts, index[valid], 1)
+    return counts
+
+
+def axis_row_taps(
+    n: int, k: int, s: int, padding: tuple[int, int], d: int, out: int, padding_mode: str,
+    rows: AxisRows, positions: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (column, tap) pairs of some rows of one axis's pattern, from the index arithmetic.
+
+    For ``rows="outputs"`` (rows of ``C``) row ``o`` pairs tap ``t`` with the input index it
+    reads (:func:`axis_taps`); for ``rows="inputs"`` (rows of ``Cᵀ``) row ``i`` pairs tap ``t``
+    with every output ``o`` whose tap ``t`` reads input ``i``. Work and memory are proportional
+    to the rows asked for times the taps (times the padded border for the non-zero padding
+    modes, where several padded positions map to one input pixel) — never to the axis's size.
+
+    Parameters
+    ----------
+    n, k, s, padding, d, out, padding_mode
+        As in :func:`axis_taps`.
+    rows : {"outputs", "inputs"}
+        Rows of ``C`` (output positions) or of ``Cᵀ`` (input positions).
+    positions : (R,) array_like of int
+        The rows asked for (any order, repeats allowed), each in ``[0, out)`` or ``[0, n)``.
+
+    Returns
+    -------
+    cols, taps : (R, W) ndarray of int64
+        Column (input index for ``C``, output index for ``Cᵀ``) and tap of slot ``w`` of row
+        ``positions[r]``; unordered within a row.
+    valid : (R, W) ndarray of bool
+        Which slots are pairs (the others are filler).
+
+    Examples
+    --------
+    >>> cols, taps, valid = axis_row_taps(5, 3, 2, (1, 1), 1, 3, "zeros", "inputs", [1, 2])
+    >>> [sorted(zip(c[v].tolist(), t[v].tolist())) for c, t, v in zip(cols, taps, valid)]
+    [[(0, 2), (1, 0)], [(1, 1)]]
+    """
+    positions = np.asarray(positions, dtype=np.int64).reshape(-1, 1)
+    tap = np.arange(k, dtype=np.int64)
+    if rows == "outputs":
+        cols, valid = _map_coords(positions * s - padding[0] + tap * d, n, padding_mode)
+        return cols, np.broadcast_to(tap, cols.shape), valid
+    # the padded coordinates that map to input i: i itself and, for a padding mode other than
+    # zeros, those of the padded border (a few positions) whose mapped index is i
+    candidates, reads = positions, np.ones(positions.shape, dtype=bool)
+    if padding_mode != "zeros":
+        last = (out - 1) * s - padding[0] + (k - 1) * d  # the last padded coordinate read
+        border = np.concatenate([np.arange(-padding[0], 0, dtype=np.int64),
+                                 np.arange(n, last + 1, dtype=np.int64)])
+        mapped, _ = _map_coords(border, n, padding_mode)
+        candidates = np.concatenate(
+            [positions, np.broadcast_to(border, (positions.shape[0], border.size))], axis=1)
+        reads = np.concatenate([reads, mapped == positions], axis=1)
+    # tap t reads coordinate c from output o = (c + p_before − t·d) / s, when that is whole
+    shifted = candidates[:, :, None] + padding[0] - tap * d
+    o, rest = np.divmod(shifted, s)
+    valid = reads[:, :, None] & (rest == 0) & (o >= 0) & (o < out)
+    width = k * candidates.shape[1]
+    taps = np.broadcast_to(tap, o.shape).reshape(-1, width)
+    return o.reshape(-1, width), taps, valid.reshape(-1, width)
+
+
+def pattern_rows(spec: ConvSpec, rows: AxisRows, pixels: np.ndarray) -> SpatialPattern:
+    """Some rows of the spatial pattern of ``C`` (``rows="outputs"``) or ``Cᵀ`` (``"inputs"``).
+
+    Row ``j`` of the result is row ``pixels[j]`` (a flat spatial index, C order) of
+    :attr:`IndexTable.pattern` (or :attr:`IndexTable.transposed_pattern`): the same columns,
+    ascending, and the same taps per entry, ascending — computed from each axis's index
+    arithmetic (:func:`axis_row_taps`), with work and memory proportional to the rows asked for
+    times the kernel's taps, never to the size of the layer.
+
+    Parameters
+    ----------
+    spec : ConvSpec
+        The convolution; only its spatial geometry matters.
+    rows : {"outputs", "inputs"}
+        Rows of ``C`` (output pixels) or of ``Cᵀ`` (input pixels).
+    pixels : (R,) array_like of int
+        The rows asked for (any order, repeats allowed).
+
+    Returns
+    -------
+    SpatialPattern
+        ``R`` rows; ``n_cols`` is the pixels of the other side.
+
+    Examples
+    --------
+    >>> from convmatrix.geometry.spec import conv_spec
+    >>> spec = conv_spec((1, 1, 2, 2), (1, 3, 3))
+    >>> part = pattern_rows(spec, "outputs", [3])
+    >>> part.indices.tolist(), part.tap_ids.tolist()
+    ([4, 5, 7, 8], [0, 1, 2, 3])
+    >>> part = pattern_rows(spec, "inputs", [4, 0])
+    >>> part.indptr.tolist(), part.indices.tolist(), part.tap_ids.tolist()
+    ([0, 4, 5], [0, 1, 2, 3, 0], [3, 2, 1, 0, 0])
+    """
+    pixels = np.asarray(pixels, dtype=np.int64).reshape(-1)
+    outputs = rows == "outputs"
+    row_size, col_size = ((spec.output_size, spec.input_size) if outputs
+                          else (spec.input_size, spec.output_size))
+    ndim, n_rows = spec.ndim, pixels.size
+    coords = np.unravel_index(pixels, row_size) if n_rows else [pixels] * ndim
+    col = np.zeros((n_rows,) + (1,) * ndim, dtype=np.int64)
+    tap = np.zeros_like(col)
+    valid = np.ones(col.shape, dtype=bool)
+    for a in range(ndim):
+        c, t, v = axis_row_taps(spec.input_size[a], spec.kernel_size[a], spec.stride[a],
+                                spec.padding[a], spec.dilation[a], spec.output_size[a],
+                                spec.padding_mode, rows, coords[a])
+        if v.shape[1] > 1 and not v.all():  # drop filler slots: keep each row's pairs first
+            order = np.argsort(~v, axis=1, kind="stable")
+            width = max(int(v.sum(axis=1).max(initial=0)), 1)
+            c, t, v = (np.take_along_axis(x, order, axis=1)[:, :width] for x in (c, t, v))
+        shape = [n_rows] + [1] * ndim
+        shape[1 + a] = c.shape[1]
+        col = col + (c * math.prod(col_size[a + 1:])).reshape(shape)
+        tap = tap + (t * math.prod(spec.kernel_size[a + 1:])).reshape(shape)
+        valid = valid & v.reshape(shape)
+    local = np.broadcast_to(np.arange(n_rows, dtype=np.int64).reshape(col.shape[:1] + (1,) * ndim),
+                            valid.shape)[valid]
+    col, tap = np.broadcast_to(col, valid.shape)[valid], np.broadcast_to(tap, valid.shape)[valid]
+    order = np.lexsort((tap, col, local))
+    pattern = _compress(local[order], col[order], tap[order], n_rows, math.prod(col_size))
+    pattern.tap_ids.flags.writeable = False
+    return pattern
 
 
 def stored_entries(spec: ConvSpec) -> int:

@@ -1,4 +1,4 @@
-"""Symbolic derivations with SymPy, from the same index table as the numeric matrices.
+"""Symbolic derivations with SymPy, from the same index arithmetic as the numeric matrices.
 
 ``symbolic_conv_matrix`` / ``symbolic_conv_transpose_matrix`` give the matrices in weight
 symbols, ``conv_outputs`` / ``conv_transpose_outputs`` every output as an explicit sum of ``w·x``

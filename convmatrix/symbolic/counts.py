@@ -18,7 +18,7 @@ import numpy as np
 
 from convmatrix.builder.budget import check_budget, check_max_bytes, overlap_nbytes
 from convmatrix.builder.sparse import DEFAULT_MAX_BYTES
-from convmatrix.geometry.indices import axis_taps
+from convmatrix.geometry.indices import axis_read_counts
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.symbolic._layers import layer_spec
 
@@ -30,10 +30,9 @@ def axis_overlap_counts(spec: ConvSpec, axis: int) -> np.ndarray:
 
     ``spec`` is the forward convolution (its input axis is the transposed layer's output).
     """
-    index, valid = axis_taps(spec.input_size[axis], spec.kernel_size[axis], spec.stride[axis],
-                             spec.padding[axis], spec.dilation[axis], spec.output_size[axis],
-                             spec.padding_mode)
-    return np.bincount(index[valid], minlength=spec.input_size[axis])
+    return axis_read_counts(spec.input_size[axis], spec.kernel_size[axis], spec.stride[axis],
+                            spec.padding[axis], spec.dilation[axis], spec.output_size[axis],
+                            spec.padding_mode)
 
 
 def overlap_map(spec: ConvSpec) -> np.ndarray:
@@ -44,7 +43,7 @@ def overlap_map(spec: ConvSpec) -> np.ndarray:
     :func:`overlap_counts` / :func:`read_counts` check ``max_bytes`` first.
     """
     return reduce(np.multiply.outer, [axis_overlap_counts(spec, axis)
-                                      for axis in range(spec.ndim)]).astype(np.int64)
+                                      for axis in range(spec.ndim)]).astype(np.int64, copy=False)
 
 
 def overlap_counts(weight_shape: Sequence[int], input_shape: Sequence[int], *,

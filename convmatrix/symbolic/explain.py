@@ -443,8 +443,8 @@ def explain(weight_shape: Any, input_shape: Sequence[int] | None = None, *,
         Refuse, before any work, when the sampled outputs could hold more ``w·x`` terms, or
         the overlap law more stride residues, than this (default ``10**6``); None: no limit.
     max_bytes : int or None, optional
-        Refuse, before any work, when the overlap map, per-axis counts and index table would
-        take more bytes than this (default :data:`convmatrix.DEFAULT_MAX_BYTES`); None: no
+        Refuse, before any work, when the overlap map and per-axis counts would take more
+        bytes than this (default :data:`convmatrix.DEFAULT_MAX_BYTES`); None: no
         limit.
     transpose : bool, optional
         Deprecated (``DeprecationWarning``): ``transpose=True`` is ``direction="adjoint"``.

@@ -576,6 +576,6 @@ def spec_checkerboard_law(spec: ConvSpec, *, direction: Direction = "adjoint"
                     _interior_counts(spec.kernel_size[axis], spec.stride[axis],
                                      spec.dilation[axis]),
                     size=spec.output_size[axis], padding=spec.padding[axis][0],
-                    counts=tuple(int(v) for v in axis_overlap_counts(spec, axis)))
+                    counts=tuple(axis_overlap_counts(spec, axis).tolist()))
         for axis in range(spec.ndim)), direction=check_direction(direction),
         padding_mode=spec.padding_mode)

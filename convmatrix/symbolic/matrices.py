@@ -12,7 +12,7 @@ from convmatrix.geometry.spec import ConvSpec
 from convmatrix.geometry.view import check_direction
 from convmatrix.symbolic._guard import DEFAULT_MAX_TERMS, check_terms, layer_terms
 from convmatrix.symbolic._layers import LazySymbols, as_object_array, layer_spec
-from convmatrix.symbolic._rows import row_entries
+from convmatrix.symbolic._rows import rows_entries
 from convmatrix.typing import Direction
 
 __all__ = [
@@ -36,7 +36,7 @@ def spec_entries(spec: ConvSpec, *, direction: Direction = "forward", weight: An
                  max_terms: int | None = DEFAULT_MAX_TERMS) -> dict[tuple[int, int], sympy.Expr]:
     """:func:`matrix_entries` for a forward spec (``direction="adjoint"``: the entries of ``Cᵀ``).
 
-    Built from the same index table as the numeric matrices; one Python step per stored entry,
+    Built from the same index arithmetic as the numeric matrices; one Python step per stored entry,
     never a dense matrix. Refused (:class:`~convmatrix.ConvMatrixError`) before any work when
     the rows or the weight terms of the entries exceed ``max_terms``.
     """
@@ -49,7 +49,8 @@ def spec_entries(spec: ConvSpec, *, direction: Direction = "forward", weight: An
     w = (LazySymbols("w", spec.weight_shape, 2) if weight is None
          else as_object_array(weight, spec.weight_shape, "weight").ravel())
     return {(row, col): sympy.Add(*(w[i] for i in widx))
-            for row in range(rows) for col, widx in row_entries(spec, direction, row)}
+            for row, entries in enumerate(rows_entries(spec, direction, range(rows)))
+            for col, widx in entries}
 
 
 def _sparse(entries: dict[tuple[int, int], sympy.Expr], shape: tuple[int, int]

@@ -21,7 +21,7 @@ from convmatrix.symbolic._guard import (
     row_terms_bound,
 )
 from convmatrix.symbolic._layers import LazySymbols, as_object_array, layer_spec
-from convmatrix.symbolic._rows import row_entries
+from convmatrix.symbolic._rows import rows_entries
 from convmatrix.typing import Direction
 
 __all__ = ["conv_outputs", "conv_transpose_outputs", "layer_outputs", "spec_outputs"]
@@ -44,7 +44,7 @@ def spec_outputs(spec: ConvSpec, *, direction: Direction = "forward", weight: An
     """:func:`layer_outputs` for a forward spec (``direction="adjoint"``: its transpose's).
 
     One ``w·x`` term per stored matrix entry and tap, computed row by row from the index
-    table: the work grows with the non-zeros of the rows asked for, never with a dense matrix.
+    arithmetic: the work grows with the non-zeros of the rows asked for, never with a dense matrix.
     Refused (:class:`~convmatrix.ConvMatrixError`) before any work when the outputs or their
     terms exceed ``max_terms``.
     """
@@ -65,17 +65,16 @@ def spec_outputs(spec: ConvSpec, *, direction: Direction = "forward", weight: An
     result = np.empty(len(rows), dtype=object)
     if weight is None and x is None:
         w, xs = LazySymbols("w", spec.weight_shape, 2), LazySymbols("x", in_shape, 1)
-        result[:] = [_sum_of_symbol_products((w[i], xs[col])
-                                             for col, widx in row_entries(spec, direction, row)
+        result[:] = [_sum_of_symbol_products((w[i], xs[col]) for col, widx in entries
                                              for i in widx)
-                     for row in rows]
+                     for entries in rows_entries(spec, direction, rows)]
         return result
     wv = (LazySymbols("w", spec.weight_shape, 2) if weight is None
           else as_object_array(weight, spec.weight_shape, "weight").ravel())
     xv = (LazySymbols("x", in_shape, 1) if x is None
           else as_object_array(x, in_shape, "x").ravel())
-    result[:] = [sympy.Add(*(wv[i] * xv[col] for col, widx in row_entries(spec, direction, row)
-                             for i in widx)) for row in rows]
+    result[:] = [sympy.Add(*(wv[i] * xv[col] for col, widx in entries for i in widx))
+                 for entries in rows_entries(spec, direction, rows)]
     return result
 
 
