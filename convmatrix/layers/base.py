@@ -155,6 +155,28 @@ class Layer(ABC):
             self._check_budget(format, budget)
         return self._build_matrix(format, budget)
 
+    def matrix_in(self, dtype: Any, format: SparseFormat = "csr", *,
+                  max_bytes: int | None = DEFAULT_MAX_BYTES) -> sp.sparray:
+        """:meth:`matrix` with its entries formed in ``dtype`` (a product's widened type).
+
+        A stack widens integer products by the integer rule; a member whose own dtype cannot
+        hold an entry of its matrix (an int8 circular convolution whose taps merged on a
+        small input sum past 127) is built in the wider type instead of refused. Default:
+        :meth:`matrix` cast to ``dtype`` (exact for every kind whose entries are its
+        weights); a kind that sums weights into one entry overrides it.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import convmatrix as cm
+        >>> conv = cm.Conv(np.full((1, 1, 3), 100, np.int8), (1, 2), padding=1,
+        ...                padding_mode="circular")
+        >>> conv.matrix_in(np.int16).toarray()        # int8 cannot hold 200
+        array([[100, 200],
+               [200, 100]], dtype=int16)
+        """
+        return self.matrix(format, max_bytes=max_bytes).astype(dtype, copy=False)
+
     def _check_budget(self, format: SparseFormat, max_bytes: int) -> None:
         """Refuse :meth:`matrix` before building when :meth:`_matrix_nbytes` is over budget.
 
@@ -584,6 +606,12 @@ class Adjoint(Layer):
 
     def _adjoint(self) -> Layer:
         return self.layer
+
+    def matrix_in(self, dtype: Any, format: SparseFormat = "csr", *,
+                  max_bytes: int | None = DEFAULT_MAX_BYTES) -> sp.sparray:
+        """The layer's :meth:`Layer.matrix_in`, transposed."""
+        other: SparseFormat = {"csr": "csc", "csc": "csr", "coo": "coo"}[format]  # type: ignore[assignment]
+        return self.layer.matrix_in(dtype, other, max_bytes=max_bytes).T
 
     def _matrix_nbytes(self, format: SparseFormat) -> int:
         other: SparseFormat = {"csr": "csc", "csc": "csr", "coo": "coo"}[format]  # type: ignore[assignment]

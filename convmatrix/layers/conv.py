@@ -222,6 +222,18 @@ class ConvLayer(Layer):
                 matrix.shape, weakref.ref(matrix.indptr), weakref.ref(matrix.indices))
         return matrix
 
+    def matrix_in(self, dtype: Any, format: SparseFormat = "csr", *,
+                  max_bytes: int | None = DEFAULT_MAX_BYTES) -> sp.sparray:
+        """The matrix with the weight cast to ``dtype`` first, so merged taps sum in it.
+
+        See :meth:`Layer.matrix_in`; a ``dtype`` that cannot hold the weight's values safely
+        (not a widening) casts the built matrix instead.
+        """
+        target = np.dtype(dtype)
+        if target == self.dtype or not np.can_cast(self.dtype, target, casting="safe"):
+            return super().matrix_in(target, format, max_bytes=max_bytes)
+        return self.matrix(format, max_bytes=max_bytes, weight=self.weight.astype(target))
+
     def _recent_pattern(self, format: str) -> Any:
         """The format, shape and index arrays of a live matrix of this layer, or None."""
         recent = self.__dict__.get("_recent", {}).get(format)

@@ -195,7 +195,7 @@ def product_dtype(layers: tuple[Layer, ...], *, refuse: bool = False) -> np.dtyp
 
 
 def _leaf_matrix(layer: Layer, max_bytes: int | None, dtype: np.dtype[Any]) -> sp.csr_array:
-    return sp.csr_array(layer.matrix("csr", max_bytes=max_bytes)).astype(dtype, copy=False)
+    return sp.csr_array(layer.matrix_in(dtype, "csr", max_bytes=max_bytes))
 
 
 def _evaluate(layers: tuple[Layer, ...], order: Order, max_bytes: int | None,
