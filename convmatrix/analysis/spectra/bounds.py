@@ -14,7 +14,7 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix._progress import Progress, ProgressArg, check_progress
 from convmatrix.analysis.linop import LayerOperator
 from convmatrix.analysis.spectra import methods
-from convmatrix.analysis.spectra.fft import circulant_spectrum, is_circulant, torus_norm
+from convmatrix.analysis.spectra.fft import circulant_norm, is_circulant, torus_norm
 from convmatrix.analysis.spectra.iterative import Product, gram_norm
 from convmatrix.analysis.spectra.methods import (
     check_finite,
@@ -52,7 +52,7 @@ def padding_norm(spec: ConvSpec) -> float:
 
 def _conv_bound(spec: ConvSpec, weight: np.ndarray, progress: ProgressArg = False) -> float:
     if is_circulant(spec):
-        return float(circulant_spectrum(spec, weight, progress)[0])
+        return circulant_norm(spec, weight, progress)
     grid = tuple(_used_extent(spec, axis) for axis in range(spec.ndim))
     return torus_norm(spec, weight, grid, (0,) * spec.ndim, progress) * padding_norm(spec)
 

@@ -14,7 +14,7 @@ import numpy as np
 from convmatrix._errors import ConvMatrixError
 from convmatrix._progress import ProgressArg, check_progress
 from convmatrix.analysis.linop import LayerOperator
-from convmatrix.analysis.spectra.fft import circulant_spectrum, is_circulant
+from convmatrix.analysis.spectra.fft import circulant_norm, circulant_spectrum, is_circulant
 from convmatrix.analysis.spectra.iterative import conv_norm, gram_norm, iterative_values
 from convmatrix.geometry.view import AffineMap, is_affine_map
 
@@ -178,7 +178,10 @@ def singular_values(layer: AffineMap, k: int | None = None, which: Which = "larg
     if chosen == "fft":
         assert view is not None
         scale = power_of_two_scale(view.weight)
-        values = circulant_spectrum(view.spec, view.weight / scale, progress) * scale
+        if k == 1 and which == "largest":  # the norm: a maximum, not the sorted spectrum
+            values = np.array([circulant_norm(view.spec, view.weight / scale, progress) * scale])
+        else:
+            values = circulant_spectrum(view.spec, view.weight / scale, progress) * scale
     else:
         values = _dense_values(layer)
     if k is None:
