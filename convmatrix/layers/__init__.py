@@ -20,14 +20,17 @@ from convmatrix.layers.pool import AvgPool
 from convmatrix.layers.repeat import Repeat
 from convmatrix.layers.reshape import Flatten, Reshape, Slice
 from convmatrix.layers.scale import Scale
+from convmatrix.layers.selection import AdaptiveMaxPoolAt, GlobalMaxPoolAt, MaxPoolAt
 from convmatrix.layers.sequential import Sequential
 from convmatrix.layers.shuffle import PixelShuffle, PixelUnshuffle
+from convmatrix.layers.stat_norm import GroupNormAt, InstanceNormAt, LayerNormAt
 from convmatrix.layers.upsample import Upsample
 
-__all__ = ["Add", "Adjoint", "AvgPool", "BatchNorm", "Cat", "ChannelsLast", "Concat", "Conv",
-           "ConvLayer", "ConvTranspose", "Flatten", "Graph", "Identity", "KerasConv", "Layer",
-           "Linear", "Node", "Pad", "PixelShuffle", "PixelUnshuffle", "Repeat", "Reshape", "Scale",
-           "Sequential", "Slice", "Sum", "Upsample"]
+__all__ = ["AdaptiveMaxPoolAt", "Add", "Adjoint", "AvgPool", "BatchNorm", "Cat", "ChannelsLast",
+           "Concat", "Conv", "ConvLayer", "ConvTranspose", "Flatten", "GlobalMaxPoolAt", "Graph",
+           "GroupNormAt", "Identity", "InstanceNormAt", "KerasConv", "Layer", "LayerNormAt",
+           "Linear", "MaxPoolAt", "Node", "Pad", "PixelShuffle", "PixelUnshuffle", "Repeat",
+           "Reshape", "Scale", "Sequential", "Slice", "Sum", "Upsample"]
 
 _MOVED = {"from_torch": "convmatrix.adapters.torch", "from_keras": "convmatrix.adapters.keras"}
 

@@ -123,9 +123,11 @@ def _tuples(value: Any) -> Any:
     return value
 
 
-# bases, stacks, graphs and the channels-last (Keras layout) kinds: not layers of a stack file
+# bases, stacks, graphs, the channels-last (Keras layout) kinds and the Jacobian kinds at a
+# point (made from a sample, not from a shape): not layers of a stack file
 _NOT_IN_FILES = ("Layer", "Adjoint", "Sequential", "KerasConv", "ConvLayer", "ChannelsLast",
-                 "Repeat", "Graph", "Add", "Concat")
+                 "Repeat", "Graph", "Add", "Concat", "MaxPoolAt", "AdaptiveMaxPoolAt",
+                 "GlobalMaxPoolAt", "GroupNormAt", "InstanceNormAt", "LayerNormAt")
 
 
 def _layer_kinds() -> dict[str, Any]:
