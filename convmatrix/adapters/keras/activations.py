@@ -92,7 +92,7 @@ def check_activation(value: Any, where: str) -> None:
             f"so it is refused")
     if name in ELEMENTWISE:
         raise ConvMatrixError(
-            f"{intro}. {name} is element-wise: use cm.linearize(model, x) for the Jacobian at "
-            f"a point (coming with whole-network support), or read the layer built with "
-            f"activation=None for its linear part")
+            f"{intro}. {name} is element-wise: use cm.linearize(model, x) for the network's "
+            f"exact Jacobian at a point x, or read the layer built with activation=None for "
+            f"its linear part")
     raise ConvMatrixError(f"{intro}; {shown} is not an activation convmatrix knows to be linear")

@@ -11,6 +11,7 @@ nothing imports Keras.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -23,15 +24,17 @@ from convmatrix.adapters.keras.config import keras_layer
 from convmatrix.layers.base import Layer
 from convmatrix.layers.channels_last import ChannelsLast, KerasConv
 from convmatrix.layers.identity import Identity
+from convmatrix.layers.linear import Linear
 from convmatrix.layers.norm import BatchNorm
 from convmatrix.layers.pad import Pad
 from convmatrix.layers.pool import AvgPool
 from convmatrix.layers.repeat import Repeat
+from convmatrix.layers.reshape import Flatten, Reshape
 from convmatrix.layers.sequential import Sequential
 from convmatrix.layers.upsample import Upsample
 
-__all__ = ["KERAS_READERS", "built_input_shape", "check_live_activation", "is_other_keras",
-           "keras_conv", "read_keras_layer"]
+__all__ = ["KERAS_READERS", "LINEARIZABLE", "built_input_shape", "check_live_activation",
+           "is_other_keras", "keras_conv", "read_keras_layer"]
 
 KerasReader = Callable[[Any, dict[str, Any], tuple[int, ...]], Layer]
 
@@ -296,6 +299,82 @@ def _read_conv(layer: Any, config: dict[str, Any], shape: tuple[int, ...]) -> La
     return keras_conv(layer, input_shape=shape)
 
 
+def _check_quantization(layer: Any, name: str) -> None:
+    mode = getattr(layer, "quantization_mode", None)
+    if mode is not None:
+        raise ConvMatrixError(
+            f"{name} is quantized (quantization_mode={mode!r}): its weights are not the real "
+            f"matrix convmatrix reads; read the model before quantizing it")
+
+
+def _read_dense(layer: Any, config: dict[str, Any], shape: tuple[int, ...]) -> Layer:
+    """``Dense`` acts on the last axis (per position of a ``(*positions, C)`` tensor).
+
+    A vector input is a :class:`~convmatrix.Linear`; otherwise the layer is the 1×1
+    convolution it is (a :class:`KerasConv` titled ``Dense``), through a reshape to one
+    position axis when there are more than three.
+    """
+    _check_quantization(layer, "Dense")
+    kernel = getattr(layer, "kernel", None)
+    if kernel is None:
+        raise ConvMatrixError("Dense needs a built kernel: build the layer (call it once)")
+    weight = keras_array(kernel)
+    bias_value = getattr(layer, "bias", None) if config.get("use_bias", True) else None
+    bias = None if bias_value is None else keras_array(bias_value)
+    if weight.ndim != 2 or weight.shape[0] != shape[-1]:
+        raise ConvMatrixError(
+            f"Dense's kernel has shape {weight.shape}; on an input {shape} it must be "
+            f"({shape[-1]}, units)")
+    if len(shape) == 1:
+        return Linear(weight.T, bias, input_shape=shape)
+    positions = shape[:-1]
+    flat = len(positions) > 3
+    rank = 1 if flat else len(positions)
+    serialized = {"class_name": f"Conv{rank}D",
+                  "config": {"filters": weight.shape[1], "kernel_size": [1] * rank,
+                             "strides": [1] * rank, "padding": "valid",
+                             "data_format": "channels_last"}}
+    inner = (math.prod(positions), shape[-1]) if flat else shape
+    converted = keras_layer(serialized, weight.reshape(*(1,) * rank, *weight.shape), inner)
+    conv = KerasConv.from_spec(converted.spec, converted.weight, class_name="Dense",
+                               direction="forward", data_format="channels_last", bias=bias)
+    if not flat:
+        return conv
+    return Sequential([Reshape(shape, inner), conv,
+                       Reshape(conv.output_shape, (*positions, weight.shape[1]))])
+
+
+def _read_flatten(layer: Any, config: dict[str, Any], shape: tuple[int, ...]) -> Layer:
+    if (config.get("data_format") or "channels_last") == "channels_first" and len(shape) > 1:
+        raise ConvMatrixError(
+            f"Flatten(data_format='channels_first') on {shape} moves the channel axis last "
+            f"before flattening (a permutation), which is not read; use "
+            f"data_format='channels_last'")
+    return Flatten(shape)
+
+
+def _read_reshape(layer: Any, config: dict[str, Any], shape: tuple[int, ...]) -> Layer:
+    target = config.get("target_shape")
+    if target is None:
+        target = getattr(layer, "target_shape", None)
+    if target is None:
+        raise ConvMatrixError("Reshape has no `target_shape`")
+    return Reshape(shape, tuple(int(v) for v in target))
+
+
+def _read_global_average_pooling(layer: Any, config: dict[str, Any],
+                                 shape: tuple[int, ...]) -> Layer:
+    name = type(layer).__name__
+    last, first = _layout(config, shape)
+    spatial = first[1:]
+    if not spatial:
+        raise ConvMatrixError(f"{name} needs spatial axes; the input is {shape}")
+    pool = _wrap(AvgPool(first, spatial, spatial), last, name)
+    if config.get("keepdims", False):
+        return pool
+    return Sequential([pool, Reshape(pool.output_shape, (first[0],))])
+
+
 KERAS_READERS: dict[str, KerasReader] = {
     **{f"UpSampling{n}D": _read_upsampling for n in (1, 2, 3)},
     **{f"AveragePooling{n}D": _read_average_pooling for n in (1, 2, 3)},
@@ -309,14 +388,34 @@ KERAS_READERS: dict[str, KerasReader] = {
     "BatchNormalization": _read_batch_normalization,
     "Dropout": _read_identity, "SpatialDropout1D": _read_identity,
     "SpatialDropout2D": _read_identity, "SpatialDropout3D": _read_identity,
+    "GaussianNoise": _read_identity, "GaussianDropout": _read_identity,
+    "AlphaDropout": _read_identity, "ActivityRegularization": _read_identity,
     "Identity": _read_identity, "Activation": _read_activation,
+    "Dense": _read_dense, "Flatten": _read_flatten, "Reshape": _read_reshape,
+    **{f"GlobalAveragePooling{n}D": _read_global_average_pooling for n in (1, 2, 3)},
+    **{f"GlobalAvgPool{n}D": _read_global_average_pooling for n in (1, 2, 3)},
 }
 """Keras class name → reader (layer, config, input shape in Keras layout) → layer object.
 
-Dropout layers are identities: Keras applies them only when called with ``training=True``,
-and BatchNormalization is read in inference mode (moving statistics). ``Activation`` is read
+Dropout and noise layers (``Dropout``, ``SpatialDropout*``, ``GaussianNoise``,
+``GaussianDropout``, ``AlphaDropout``) and ``ActivityRegularization`` are identities: Keras
+applies them only when called with ``training=True``, and BatchNormalization is read in
+inference mode (moving statistics). ``Activation`` is read
 only as ``Activation("linear")`` (an identity): :func:`read_keras_layer` refuses every layer
 with a non-linear ``activation``, and the activation layers (``ReLU``, ``Softmax``, ...)."""
+
+
+LINEARIZABLE: dict[str, str] = {
+    **{f"{kind}{n}D": "a max over windows" for kind in ("MaxPooling", "MaxPool")
+       for n in (1, 2, 3)},
+    **{f"{kind}{n}D": "a max over the spatial axes" for kind in ("GlobalMaxPooling",
+                                                                  "GlobalMaxPool")
+       for n in (1, 2, 3)},
+    "LayerNormalization": "it divides by the input's own standard deviation",
+    "GroupNormalization": "it divides by the input's own standard deviation",
+}
+"""Non-linear Keras layers :func:`convmatrix.linearize` linearises at a point (their
+refusal by :func:`read_keras_layer` points there)."""
 
 
 def _supported() -> list[str]:
@@ -331,15 +430,30 @@ def is_other_keras(obj: Any) -> bool:
     return reader is not _read_conv
 
 
-def read_keras_layer(layer: Any, input_shape: Sequence[int], position: int | None = None
-                     ) -> Layer:
-    """One live (or duck-typed) Keras layer as a layer object in Keras' layout."""
+def read_keras_layer(layer: Any, input_shape: Sequence[int], position: int | None = None,
+                     *, where: str | None = None) -> Layer:
+    """One live (or duck-typed) Keras layer as a layer object in Keras' layout.
+
+    ``position`` (its index in a ``Sequential``) or ``where`` (how to name it, e.g. a node of a
+    functional model) prefix the messages.
+    """
     name = type(layer).__name__
     title = layer_title(name, _name(layer))
-    where = f"`layers[{position}]` ({title})" if position is not None else f"`layer` ({title})"
+    prefixed = position is not None or where is not None
+    if where is None:
+        where = (f"`layers[{position}]` ({title})" if position is not None
+                 else f"`layer` ({title})")
     reader = KERAS_READERS.get(name)
     if reader is not None or name in ACTIVATION_LAYERS:
         check_live_activation(layer, where)
+    if name == "Lambda":
+        raise ConvMatrixError(
+            f"{where} is a Lambda layer: it runs arbitrary Python code, which convmatrix "
+            f"neither reads nor runs; write the computation with Keras layers")
+    if name in LINEARIZABLE:
+        raise ConvMatrixError(
+            f"{where} is not linear ({LINEARIZABLE[name]}), so it has no matrix; use "
+            f"cm.linearize(model, x) for the network's exact Jacobian at a point x")
     if reader is None:
         raise ConvMatrixError(
             f"{where} is not a linear layer convmatrix can read; supported Keras layers: "
@@ -348,6 +462,6 @@ def read_keras_layer(layer: Any, input_shape: Sequence[int], position: int | Non
     try:
         return reader(layer, config, tuple(int(v) for v in input_shape))
     except ConvMatrixError as error:
-        if position is None:
+        if not prefixed:
             raise
         raise ConvMatrixError(f"{where}: {error}") from None
