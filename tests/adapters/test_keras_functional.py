@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 import convmatrix as cm
-from convmatrix.layers.graph import Cat, Graph
 
 keras = pytest.importorskip("keras")
 torch = pytest.importorskip("torch")
@@ -84,7 +83,7 @@ def test_residual_block_with_add(bn: bool) -> None:
     _randomise_bn(model)
     # Keras' BatchNormalization computes in float32 as its matmul does
     layer = check(model, _x((6, 5, 3)), FLOAT32 if bn else EXACT)
-    assert isinstance(layer, Graph)
+    assert isinstance(layer, cm.Graph)
     assert [node.name for node in layer.nodes] == ["conv1", "bn1", "conv2", "residual"]
     assert layer.nodes[-1].inputs == ("conv2", "x")
 
@@ -107,7 +106,7 @@ def test_unet_like_concatenate_skip() -> None:
     cat = layers.Concatenate()([up, skip])
     out = layers.Conv2D(1, 1)(cat)
     layer = check(keras.Model(inp, out), _x((8, 8, 2)))
-    assert any(isinstance(node.op, Cat) for node in layer.nodes)
+    assert any(isinstance(node.op, cm.Cat) for node in layer.nodes)
 
 
 @pytest.mark.parametrize("axis", [1, 2, -2, 3, -1])
@@ -179,7 +178,7 @@ def test_inference_identities() -> None:
                 layers.ActivityRegularization(0.1)):
         y = lay(y)
     layer = check(keras.Model(inp, layers.Add()([y, layers.Conv2D(2, 3)(inp)])), _x((5, 5, 2)))
-    assert isinstance(layer, Graph)
+    assert isinstance(layer, cm.Graph)
 
 
 def test_chain_model_reads_as_sequential_and_nested_models() -> None:
@@ -188,7 +187,7 @@ def test_chain_model_reads_as_sequential_and_nested_models() -> None:
     inp = keras.Input((6, 6, 1))
     out = layers.Add()([inner(inp), layers.UpSampling2D(2)(layers.Conv2D(2, 1)(inp))])
     layer = check(keras.Model(inp, out), _x((6, 6, 1)))
-    assert isinstance(layer, Graph)
+    assert isinstance(layer, cm.Graph)
     chain = keras.Model(inp, layers.Conv2D(1, 2)(layers.Conv2D(2, 2)(inp)))
     assert isinstance(check(chain, _x((6, 6, 1))), cm.Sequential)
 
@@ -225,7 +224,7 @@ def test_subclassed_model_is_traced() -> None:
     x = _x((5, 5, 3))
     model(x[None])
     layer = check(model, x)
-    assert isinstance(layer, Graph)
+    assert isinstance(layer, cm.Graph)
     assert layer.input_shape == (5, 5, 3)
 
 
@@ -243,7 +242,7 @@ def test_saved_model_file(tmp_path: Path) -> None:
     layer = cm.from_keras(tmp_path / "model.keras")
     x = _x((5, 5, 1))
     np.testing.assert_allclose(layer(x), keras_out(model, x), **EXACT)
-    assert isinstance(cm.from_keras(str(tmp_path / "model.keras")), Graph)
+    assert isinstance(cm.from_keras(str(tmp_path / "model.keras")), cm.Graph)
 
 
 def test_saved_lambda_is_refused_and_never_runs(tmp_path: Path) -> None:

@@ -1,14 +1,18 @@
 """The Keras adapter: Keras layers, models and serialized configs as convmatrix objects.
 
-One framework, one place; nothing here imports Keras (live objects are read through
-``get_config()`` and their weights):
+One framework, one place; nothing imports Keras at module level (live layers are read
+through ``get_config()`` and their weights; models are walked, traced and loaded with
+Keras imported inside the functions that need it):
 
 - :mod:`~convmatrix.adapters.keras.config`: a serialized convolution config → spec, weight
   and direction (:func:`keras_layer`, :func:`keras_matrix`, :func:`keras_output_shape`);
 - :mod:`~convmatrix.adapters.keras.layers`: one Keras layer → a layer object
   (:data:`KERAS_READERS`, :func:`read_keras_layer`);
-- :mod:`~convmatrix.adapters.keras.models`: :func:`from_keras` (a layer or a model) and
-  :func:`from_keras_sequential`.
+- :mod:`~convmatrix.adapters.keras.models`: :func:`from_keras` (a layer, a model or a
+  ``.keras`` file), :func:`from_keras_sequential` and :func:`from_keras_functional`;
+- :mod:`~convmatrix.adapters.keras.functional`: the walk of a functional (or traced
+  subclassed) model's graph into a :class:`~convmatrix.Graph`;
+- :mod:`~convmatrix.adapters.keras.saved`: a ``.keras`` file loaded in safe mode.
 
 The layer kinds it builds (:class:`~convmatrix.KerasConv`,
 :class:`~convmatrix.layers.channels_last.ChannelsLast`, :class:`~convmatrix.layers.repeat.Repeat`)
@@ -29,7 +33,12 @@ from convmatrix.adapters.keras.layers import (
     keras_conv,
     read_keras_layer,
 )
-from convmatrix.adapters.keras.models import from_keras, from_keras_other, from_keras_sequential
+from convmatrix.adapters.keras.models import (
+    from_keras,
+    from_keras_functional,
+    from_keras_other,
+    from_keras_sequential,
+)
 
 # the layer kinds, for the deprecated convmatrix.layers.keras / keras_stack paths (not in __all__)
 from convmatrix.layers.channels_last import ChannelsLast as ChannelsLast
@@ -41,6 +50,7 @@ __all__ = [
     "SUPPORTED",
     "KerasLayer",
     "from_keras",
+    "from_keras_functional",
     "from_keras_other",
     "from_keras_sequential",
     "is_other_keras",

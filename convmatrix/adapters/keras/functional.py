@@ -28,18 +28,19 @@ from convmatrix.adapters.keras.layers import read_keras_layer
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.layers.base import Layer
 from convmatrix.layers.graph import Cat, Graph, Node, Sum
+from convmatrix.layers.identity import Identity
 from convmatrix.layers.reshape import Reshape
 from convmatrix.layers.scale import Scale
 from convmatrix.layers.sequential import Sequential
 
 __all__ = ["KerasStep", "ModelReader", "build_graph", "is_keras_model", "keras_steps",
-           "translate_step"]
+           "op_output_shape", "translate_step"]
 
 Op = Layer | Sum | Cat
 
 #: Keras ops (``keras.ops`` / operators on symbolic tensors) read as graph nodes
 _OPS = frozenset({"Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Negative",
-                  "Concatenate", "Reshape"})
+                  "Concatenate", "Reshape", "ConvertToTensor", "Cast"})
 
 _SUM_LAYERS = frozenset({"Add", "Subtract", "Average"})
 
@@ -323,6 +324,8 @@ def _translate_op(step: KerasStep) -> Op:
         return Reshape(shape, tuple(-1 if v is None else int(v) for v in items[1:]))
     if name == "Negative":
         return Scale(shape, -1.0)
+    if name in ("ConvertToTensor", "Cast"):  # a functional model's own input conversion
+        return Identity(shape)
     tensors = [i for i, a in enumerate(args) if hasattr(a, "_keras_history")]
     if len(tensors) == 2 and name in ("Add", "Subtract"):
         return Sum((1.0, 1.0 if name == "Add" else -1.0))
@@ -381,7 +384,8 @@ def translate_step(step: KerasStep, read_model: ModelReader) -> Op:
     return read_keras_layer(step.operation, step.input_shapes[0], where=f"`model`'s {step.where}")
 
 
-def _op_output_shape(op: Op, shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
+def op_output_shape(op: Op, shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
+    """The output shape of a graph operation on inputs of ``shapes``."""
     if isinstance(op, Layer):
         return op.output_shape
     if isinstance(op, Sum):
@@ -399,7 +403,7 @@ def build_graph(model: Any, input_shape: Sequence[int] | None,
     for step in steps:
         filled = replace(step, input_shapes=tuple(shapes[i] for i in step.inputs))
         op = translate(filled)
-        out = _op_output_shape(op, filled.input_shapes)
+        out = op_output_shape(op, filled.input_shapes)
         symbolic = tuple(filled.node.outputs[0].shape)[1:]
         if len(symbolic) != len(out) or any(
                 want is not None and want != have for want, have in zip(symbolic, out,

@@ -296,7 +296,16 @@ def _read_activation(layer: Any, config: dict[str, Any], shape: tuple[int, ...])
 
 
 def _read_conv(layer: Any, config: dict[str, Any], shape: tuple[int, ...]) -> Layer:
-    return keras_conv(layer, input_shape=shape)
+    """A live convolution through its config (read_keras_layer has checked the activation)."""
+    kernel = getattr(layer, "kernel", None)
+    if kernel is None:
+        kernel = getattr(layer, "depthwise_kernel", None)
+    if kernel is None:
+        raise ConvMatrixError(
+            f"{type(layer).__name__} has no `kernel`: build the layer (call it once)")
+    bias = getattr(layer, "bias", None)
+    return _keras_conv({"class_name": type(layer).__name__, "config": config},
+                       keras_array(kernel), shape, None if bias is None else keras_array(bias))
 
 
 def _check_quantization(layer: Any, name: str) -> None:
@@ -431,11 +440,13 @@ def is_other_keras(obj: Any) -> bool:
 
 
 def read_keras_layer(layer: Any, input_shape: Sequence[int], position: int | None = None,
-                     *, where: str | None = None) -> Layer:
+                     *, where: str | None = None, linear_part: bool = False) -> Layer:
     """One live (or duck-typed) Keras layer as a layer object in Keras' layout.
 
     ``position`` (its index in a ``Sequential``) or ``where`` (how to name it, e.g. a node of a
-    functional model) prefix the messages.
+    functional model) prefix the messages. ``linear_part=True`` reads a layer with a
+    non-linear ``activation`` as the affine map before it (the caller linearises the
+    activation); by default such a layer is refused.
     """
     name = type(layer).__name__
     title = layer_title(name, _name(layer))
@@ -444,7 +455,7 @@ def read_keras_layer(layer: Any, input_shape: Sequence[int], position: int | Non
         where = (f"`layers[{position}]` ({title})" if position is not None
                  else f"`layer` ({title})")
     reader = KERAS_READERS.get(name)
-    if reader is not None or name in ACTIVATION_LAYERS:
+    if (reader is not None and not linear_part) or name in ACTIVATION_LAYERS:
         check_live_activation(layer, where)
     if name == "Lambda":
         raise ConvMatrixError(
@@ -459,6 +470,8 @@ def read_keras_layer(layer: Any, input_shape: Sequence[int], position: int | Non
             f"{where} is not a linear layer convmatrix can read; supported Keras layers: "
             f"{', '.join(_supported())}")
     config = dict(layer.get_config())
+    if linear_part:
+        config["activation"] = None
     try:
         return reader(layer, config, tuple(int(v) for v in input_shape))
     except ConvMatrixError as error:
