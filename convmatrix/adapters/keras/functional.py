@@ -28,7 +28,6 @@ from convmatrix.adapters.keras.layers import read_keras_layer
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.layers.base import Layer
 from convmatrix.layers.graph import Cat, Graph, Node, Sum
-from convmatrix.layers.identity import Identity
 from convmatrix.layers.reshape import Reshape
 from convmatrix.layers.scale import Scale
 from convmatrix.layers.sequential import Sequential
@@ -40,7 +39,7 @@ Op = Layer | Sum | Cat
 
 #: Keras ops (``keras.ops`` / operators on symbolic tensors) read as graph nodes
 _OPS = frozenset({"Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Negative",
-                  "Concatenate", "Reshape", "ConvertToTensor", "Cast"})
+                  "Concatenate", "Reshape"})
 
 _SUM_LAYERS = frozenset({"Add", "Subtract", "Average"})
 
@@ -235,12 +234,15 @@ def keras_steps(model: Any, input_shape: Sequence[int] | None = None
                 stack.append((parent, False))
     names: dict[int, str] = {id(model_input): input_name}
     steps: list[KerasStep] = []
-    for position, node in enumerate(order):
+    for node in order:
         operation = node.operation
+        if _is_conversion(node):  # the model's own float input conversion: no node
+            names[id(node.outputs[0])] = names[id(node.input_tensors[0])]
+            continue
         base = str(getattr(operation, "name", type(operation).__name__))
         name = _unique(base, taken)
         inputs = tuple(names[id(t)] for t in node.input_tensors)
-        step = KerasStep(name, operation, node, inputs, (), position)
+        step = KerasStep(name, operation, node, inputs, (), len(steps))
         if len(node.outputs) != 1:
             raise ConvMatrixError(
                 f"{step.where} has {len(node.outputs)} outputs; convmatrix reads layers with "
@@ -249,6 +251,17 @@ def keras_steps(model: Any, input_shape: Sequence[int] | None = None
         names[id(node.outputs[0])] = name
     output_name = names[id(model_output)]
     return input_name, shape, steps, output_name, model_input
+
+
+def _is_conversion(node: Any) -> bool:
+    """A ``convert_to_tensor``/``cast`` op from one float tensor to a float tensor."""
+    operation = node.operation
+    if type(operation).__name__ not in ("ConvertToTensor", "Cast") or not type(
+            operation).__module__.startswith("keras.src.ops"):
+        return False
+    tensors = list(node.input_tensors)
+    return len(tensors) == 1 and len(node.outputs) == 1 and all(
+        str(getattr(t, "dtype", "")).startswith("float") for t in (*tensors, *node.outputs))
 
 
 def _check_arguments(step: KerasStep) -> None:
@@ -324,8 +337,6 @@ def _translate_op(step: KerasStep) -> Op:
         return Reshape(shape, tuple(-1 if v is None else int(v) for v in items[1:]))
     if name == "Negative":
         return Scale(shape, -1.0)
-    if name in ("ConvertToTensor", "Cast"):  # a functional model's own input conversion
-        return Identity(shape)
     tensors = [i for i, a in enumerate(args) if hasattr(a, "_keras_history")]
     if len(tensors) == 2 and name in ("Add", "Subtract"):
         return Sum((1.0, 1.0 if name == "Add" else -1.0))
