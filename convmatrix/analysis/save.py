@@ -11,6 +11,7 @@ import numpy as np
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix._files import atomic_write, scratch_directory
+from convmatrix._progress import Progress, ProgressArg, check_progress
 from convmatrix.analysis.blocks import matrix_blocks, row_view
 from convmatrix.builder.budget import DEFAULT_MAX_BYTES
 from convmatrix.builder.indexing import index_dtype
@@ -24,7 +25,8 @@ _COPY_BYTES = 1 << 22  # bytes copied per step from the temporary files
 
 def save_matrix(layer: AffineMap, path: str | os.PathLike[str], *,
                 rows_per_block: int | None = None,
-                max_bytes: int | None = DEFAULT_MAX_BYTES) -> Path:
+                max_bytes: int | None = DEFAULT_MAX_BYTES,
+                progress: ProgressArg = None) -> Path:
     """Write ``layer.matrix()`` to a file without holding more than one row block in memory.
 
     Parameters
@@ -40,6 +42,12 @@ def save_matrix(layer: AffineMap, path: str | os.PathLike[str], *,
     max_bytes : int or None, optional
         As in :meth:`~convmatrix.Layer.matrix_blocks`: what is held at once (one block; the
         matrix for kinds built whole) is refused above it, before anything is written.
+    progress : None, bool or callable, optional
+        Progress of the two steps, the rows built (and formatted) into the scratch files, then
+        the bytes copied into the file: None shows a bar (``tqdm``) after about 2 s when
+        interactive and nothing otherwise; True always, False never; a callable is called as
+        ``progress(done, total)`` for the rows, then again from 0 for the bytes. See
+        :mod:`convmatrix._progress`.
 
     Returns
     -------
@@ -76,14 +84,29 @@ def save_matrix(layer: AffineMap, path: str | os.PathLike[str], *,
         raise ConvMatrixError(f"`path` (={str(path)!r}) must end in '.npz' or '.mtx'")
     if not is_affine_map(layer):
         raise ConvMatrixError(f"`layer` (={layer!r}) must be a convmatrix layer object")
+    progress = check_progress(progress)
     blocks = matrix_blocks(layer, rows_per_block, max_bytes=max_bytes)  # checked now
     target.parent.mkdir(parents=True, exist_ok=True)
     with scratch_directory(target) as folder:
         if suffix == ".npz":
-            _write_npz(layer, blocks, target, folder)
+            _write_npz(layer, _counted(blocks, layer, progress), target, folder, progress)
         else:
-            _write_mtx(layer, blocks, target, folder)
+            _write_mtx(layer, _counted(blocks, layer, progress), target, folder, progress)
     return target
+
+
+def _counted(blocks: Any, layer: AffineMap, progress: ProgressArg) -> Any:
+    """The blocks, advancing a bar of the rows done."""
+    with Progress(layer.matrix_shape[0], progress, "rows") as bar:
+        for block in blocks:
+            yield block
+            bar.advance(block.shape[0])
+
+
+def _copy(source: IO[bytes], stream: IO[bytes], bar: Progress) -> None:
+    while chunk := source.read(_COPY_BYTES):
+        stream.write(chunk)
+        bar.advance(len(chunk))
 
 
 def _index_dtype(layer: AffineMap) -> np.dtype[Any]:
@@ -99,7 +122,8 @@ def _append(stream: IO[bytes], array: np.ndarray, dtype: np.dtype[Any]) -> None:
         stream.write(np.ascontiguousarray(array[start:start + _COPY_ENTRIES], dtype=dtype).data)
 
 
-def _write_npz(layer: AffineMap, blocks: Any, target: Path, folder: Path) -> None:
+def _write_npz(layer: AffineMap, blocks: Any, target: Path, folder: Path,
+               progress: ProgressArg) -> None:
     index_dtype = _index_dtype(layer)
     data_dtype = np.dtype(layer.dtype)
     indptr_parts = [np.zeros(1, dtype=np.int64)]
@@ -113,13 +137,15 @@ def _write_npz(layer: AffineMap, blocks: Any, target: Path, folder: Path) -> Non
             del block  # the generator builds the next block while this name would hold it
     indptr = np.concatenate(indptr_parts).astype(index_dtype)
     del indptr_parts
-    with (atomic_write(target) as stream,
+    size = (folder / "indices").stat().st_size + (folder / "data").stat().st_size
+    with (Progress(size, progress, f"writing {target.name}") as bar,
+          atomic_write(target) as stream,
           zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf):
-        _member_from_file(zf, "indices.npy", folder / "indices", index_dtype, nnz)
+        _member_from_file(zf, "indices.npy", folder / "indices", index_dtype, nnz, bar)
         _member_array(zf, "indptr.npy", indptr)
         _member_array(zf, "format.npy", np.array(b"csr"))
         _member_array(zf, "shape.npy", np.array(layer.matrix_shape, dtype=np.int64))
-        _member_from_file(zf, "data.npy", folder / "data", data_dtype, nnz)
+        _member_from_file(zf, "data.npy", folder / "data", data_dtype, nnz, bar)
         _member_array(zf, "_is_array.npy", np.array(True))
 
 
@@ -129,14 +155,13 @@ def _member_array(zf: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
 
 
 def _member_from_file(zf: zipfile.ZipFile, name: str, source: Path, dtype: np.dtype[Any],
-                      count: int) -> None:
+                      count: int, bar: Progress) -> None:
     """A 1-D ``.npy`` member whose raw values are copied from ``source`` in chunks."""
     header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
               "shape": (count,)}
     with zf.open(name, "w", force_zip64=True) as stream, open(source, "rb") as raw:
         np.lib.format.write_array_header_1_0(stream, header)
-        while chunk := raw.read(_COPY_BYTES):
-            stream.write(chunk)
+        _copy(raw, stream, bar)
 
 
 def _mtx_field(dtype: np.dtype[Any]) -> tuple[str, str]:
@@ -147,7 +172,8 @@ def _mtx_field(dtype: np.dtype[Any]) -> tuple[str, str]:
     return "real", "%d %d %.17g"
 
 
-def _write_mtx(layer: AffineMap, blocks: Any, target: Path, folder: Path) -> None:
+def _write_mtx(layer: AffineMap, blocks: Any, target: Path, folder: Path,
+               progress: ProgressArg) -> None:
     field, fmt = _mtx_field(np.dtype(layer.dtype))
     rows, cols = layer.matrix_shape
     nnz, first_row = 0, 0
@@ -173,9 +199,9 @@ def _write_mtx(layer: AffineMap, blocks: Any, target: Path, folder: Path) -> Non
             nnz += int(block.nnz)
             first_row += block.shape[0]
             del block, indptr
-    with atomic_write(target) as out, open(body, "rb") as entries_file:
+    with (Progress(body.stat().st_size, progress, f"writing {target.name}") as bar,
+          atomic_write(target) as out, open(body, "rb") as entries_file):
         out.write(f"%%MatrixMarket matrix coordinate {field} general\n"
                   f"% written block by block by convmatrix.save_matrix\n"
                   f"{rows} {cols} {nnz}\n".encode("ascii"))
-        while chunk := entries_file.read(_COPY_BYTES):
-            out.write(chunk)
+        _copy(entries_file, out, bar)

@@ -147,9 +147,31 @@ def save_streamed(layer: Any, path: Path, max_bytes: int, name: str = "C") -> st
             f"to {written}")
 
 
-def save_matrix_file(matrix: Any, path: Path) -> None:
-    """Write a scipy sparse matrix to ``.npz`` or ``.mtx`` atomically (old file kept on failure)."""
-    with atomic_write(path) as stream:
+class _Counting:
+    """A binary stream that advances a progress bar by the bytes written through it."""
+
+    def __init__(self, stream: Any, bar: Any) -> None:
+        self.stream, self.bar = stream, bar
+
+    def write(self, data: Any) -> int:
+        written = self.stream.write(data)
+        self.bar.advance(len(memoryview(data).cast("B")))
+        return written  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def save_matrix_file(matrix: Any, path: Path, progress: Any = None) -> None:
+    """Write a scipy sparse matrix to ``.npz`` or ``.mtx`` atomically (old file kept on failure).
+
+    ``progress`` as in :func:`convmatrix.save_matrix` (default: a bar of the bytes written
+    after about 2 s when interactive): counts bytes, whose total is not known in advance.
+    """
+    from convmatrix._progress import Progress
+
+    with (Progress(None, progress, f"writing {path.name}") as bar, atomic_write(path) as raw):
+        stream = _Counting(raw, bar)
         if path.suffix.lower() == ".npz":
             import scipy.sparse as sp
 
