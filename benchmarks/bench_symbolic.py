@@ -9,8 +9,10 @@ built with SymPy's general constructors (``sympy.Add(*(w * x …))``, what the m
 caller passes its own symbols or numbers) on the smaller layers, for comparison.
 
 A second table sweeps a 1-D 3-tap convolution over n = 10³ … 10⁶ inputs: microseconds per output
-of ``sym.conv_outputs`` (``max_terms=None``) and of ``sym.explain`` (which samples outputs), and
-the ratio to n = 10³ (flat means linear in the layer's size); then ``explain`` of a 1×10⁷ layer.
+of ``sym.conv_outputs`` (``max_terms=None``) and the ratio to n = 10³ (flat means linear in the
+layer's size), and ``sym.explain``, which derives a sample of outputs (its other parts, the
+overlap map and the per-axis counts, are numpy arrays of the layer's size); then ``explain`` of a
+1×10⁷ layer.
 """
 
 from __future__ import annotations
@@ -79,8 +81,8 @@ def _sweep(*, quick: bool, repeat: int) -> None:
     """Per-output time of a 1-D 3-tap convolution from n = 10³ to 10⁶, and a 1×10⁷ explain."""
     sizes = [10**3, 10**4, 10**5] + ([] if quick else [10**6])
     print("| 1-D conv, kernel 3, n | outputs | `conv_outputs` s | µs per output | / n = 10³ "
-          "| `explain` s | `explain` µs per sampled output |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+          "| `explain` s | outputs it samples | `explain` µs per layer output |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     first = 0.0
     for n in sizes:
         outputs = n - 2
@@ -91,7 +93,7 @@ def _sweep(*, quick: bool, repeat: int) -> None:
         explained = _best(lambda n=n: sym.explain((1, 1, 3), (1, n)), repeat)
         sampled = len(sym.explain((1, 1, 3), (1, n)).outputs)
         print(f"| {n:,} | {outputs:,} | {seconds:.3f} | {per:.1f} | {per / first:.2f} | "
-              f"{explained:.3f} | {1e6 * explained / sampled:.0f} |")
+              f"{explained:.4f} | {sampled} | {1e6 * explained / outputs:.3f} |")
     n = 10**7
     layer = cm.Conv(np.ones((1, 1, 3)), (1, n))
     seconds = _best(lambda: sym.explain(layer), repeat)
