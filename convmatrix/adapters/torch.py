@@ -18,9 +18,11 @@ from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
 from convmatrix.builder.sparse import DEFAULT_MAX_BYTES, SparseFormat
 from convmatrix.geometry import shapes
+from convmatrix.adapters.torch_fx import JacobianTranslator, read_fx
 from convmatrix.geometry.spec import as_int, sequence_items
 from convmatrix.layers.base import Layer
 from convmatrix.layers.conv import Conv, ConvTranspose
+from convmatrix.layers.graph import Graph
 from convmatrix.layers.identity import Identity
 from convmatrix.layers.linear import Linear
 from convmatrix.layers.norm import BatchNorm
@@ -31,7 +33,7 @@ from convmatrix.layers.sequential import Sequential
 from convmatrix.layers.shuffle import PixelShuffle, PixelUnshuffle
 from convmatrix.layers.upsample import Upsample
 
-__all__ = ["TORCH_READERS", "from_torch", "torch_bias", "torch_matrix"]
+__all__ = ["TORCH_READERS", "from_torch", "read_graph", "read_module", "torch_bias", "torch_matrix"]
 
 TorchReader = Callable[[Any, tuple[int, ...], "Sequence[int] | None"], Layer]
 
@@ -396,7 +398,10 @@ def from_torch(module: Any, input_shape: Sequence[int], *,
            [4.5, 4.5]])
     """
     shape = _input_shape(input_shape)
-    _refuse_graph(module, "`module`")
+    if _is_graph_module(module) or _is_network(module):
+        if output_size is not None:
+            raise ConvMatrixError("`output_size` applies only to ConvTranspose modules")
+        return read_graph(module, shape)
     reader = TORCH_READERS.get(type(module).__name__)
     if reader is None and hasattr(module, "weight") and hasattr(module, "stride"):
         reader = _read_conv
@@ -461,3 +466,77 @@ def torch_bias(module: Any, input_shape: Sequence[int], *,
     if getattr(module, "bias", None) is None:
         return None
     return from_torch(module, input_shape, output_size=output_size).offset()
+
+
+def _is_network(module: Any) -> bool:
+    """A torch module with its own ``forward`` that no reader knows (read through torch.fx).
+
+    Also an ``nn.Sequential`` holding such a module, and a ``torch.export`` program.
+    """
+    if any(cls.__name__ == "ExportedProgram" for cls in type(module).__mro__):
+        return True
+    if not any(cls.__module__.startswith("torch.nn") and cls.__name__ == "Module"
+               for cls in type(module).__mro__):
+        return False
+    name = type(module).__name__
+    if name == "Sequential":
+        return any(_is_network(child) or type(child).__name__ not in TORCH_READERS
+                   and type(child).__name__ not in _NONLINEAR for child in module)
+    return name not in TORCH_READERS and name not in _NONLINEAR
+
+
+def read_module(module: Any, input_shape: tuple[int, ...]) -> Layer | None:
+    """The layer of one torch module by its class (:data:`TORCH_READERS`); None if not read.
+
+    The module reader :func:`read_graph` hands to :func:`~convmatrix.adapters.torch_fx.read_fx`
+    for the graph's leaf modules (``nn.Sequential`` is traced through, never read here).
+
+    Examples
+    --------
+    >>> import torch
+    >>> read_module(torch.nn.Identity(), (1, 3))
+    Identity(1×3)
+    >>> read_module(torch.nn.ReLU(), (1, 3)) is None
+    True
+    """
+    name = type(module).__name__
+    reader = TORCH_READERS.get(name)
+    if reader is None or name == "Sequential":
+        return None
+    return _read(reader, module, tuple(input_shape), None, f"`{name}`")
+
+
+def read_graph(module: Any, input_shape: Sequence[int], *, x: Any = None,
+               jacobian: JacobianTranslator | None = None) -> Graph:
+    """A torch network traced by ``torch.fx`` as one :class:`~convmatrix.Graph`.
+
+    :func:`~convmatrix.adapters.torch_fx.read_fx` with this adapter's module readers: what
+    :func:`from_torch` does for a module that is no single layer or chain, and the entry point
+    of linearisation (``x`` and ``jacobian``; see
+    :data:`~convmatrix.adapters.torch_fx.JacobianTranslator`).
+
+    Parameters
+    ----------
+    module : torch.nn.Module, torch.fx.GraphModule or torch.export.ExportedProgram
+    input_shape : sequence of int
+        One sample, no batch axis.
+    x : array_like, optional
+        A point (one sample with its batch axis of 1).
+    jacobian : JacobianTranslator, optional
+
+    Returns
+    -------
+    Graph
+
+    Examples
+    --------
+    >>> import torch
+    >>> class Twice(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return torch.cat([x, 2 * x], dim=1)
+    >>> read_graph(Twice(), (1, 2))(np.ones((1, 2)))
+    array([[1., 1.],
+           [2., 2.]])
+    """
+    return read_fx(module, _input_shape(input_shape), x=x, jacobian=jacobian,
+                   module_reader=read_module, nonlinear_modules=_NONLINEAR)

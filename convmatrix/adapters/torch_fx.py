@@ -1,0 +1,948 @@
+"""Reading whole torch networks through ``torch.fx``: a traced graph as one :class:`~convmatrix.Graph`.
+
+:func:`read_fx` traces a module with ``torch.fx`` (or takes a ``GraphModule`` the user traced, or
+a ``torch.export`` ``ExportedProgram``), runs it once on a sample (``torch.fx.Interpreter``: every
+node's value, hence its shape), and translates every node that depends on the input into a
+node of a :class:`~convmatrix.Graph`: modules through :data:`~convmatrix.adapters.torch.TORCH_READERS`,
+functions, methods and ``aten`` operators through :data:`FX_TRANSLATORS` (one translator per
+operation name). Nodes that do not depend on the input (parameters, buffers, ``x.size(0)``)
+are constants the translators read.
+
+Linearisation plugs in here: with a point ``x`` and a ``jacobian`` translator, a node no affine
+translator reads (a ReLU, a max-pool, a product of two branches) is handed to ``jacobian`` with
+its values at ``x`` (an :class:`FxCall`); it answers with the layer of the node's Jacobian at
+``x`` whose offset is ``f(x) − J x`` (see :data:`JacobianTranslator`).
+
+torch is imported only inside functions (an adapter never makes ``import convmatrix`` import
+a framework).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from convmatrix._arrays import to_numpy
+from convmatrix._errors import ConvMatrixError
+from convmatrix.layers.base import Layer
+from convmatrix.layers.conv import Conv, ConvTranspose
+from convmatrix.layers.graph import Cat, Graph, Node, Sum
+from convmatrix.layers.identity import Identity
+from convmatrix.layers.norm import BatchNorm
+from convmatrix.layers.pad import Pad
+from convmatrix.layers.pool import AvgPool
+from convmatrix.layers.sequential import Sequential
+from convmatrix.layers.shuffle import PixelShuffle, PixelUnshuffle
+from convmatrix.layers.upsample import Upsample
+
+__all__ = ["FX_TRANSLATORS", "FxCall", "JacobianTranslator", "ModuleReader", "Traced", "read_fx"]
+
+
+@dataclass(frozen=True)
+class Traced:
+    """A value that depends on the network's input: the graph node holding it, and its shape.
+
+    ``shape`` is one sample's shape (the batch axis of 1 removed).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+
+
+@dataclass
+class FxCall:
+    """One fx node, as a translator sees it.
+
+    Attributes
+    ----------
+    name : str
+        The fx node's name (also the name of the graph node made from it).
+    position : int
+        The node's index in the fx graph (placeholders and constants count).
+    op : str
+        ``"call_module"``, ``"call_function"`` or ``"call_method"``.
+    target : object
+        The module's path, the function (an ``aten`` operator for ``torch.export``) or the
+        method's name.
+    kind : str
+        The operation's name: the module's class name, the function's or method's name
+        (``"add"``, ``"conv2d"``, ``"view"``); an ``aten`` operator's base name; in-place forms
+        without their trailing ``_`` (see :attr:`inplace`).
+    module : torch.nn.Module or None
+        The submodule (``call_module``).
+    args, kwargs
+        The node's arguments: a :class:`Traced` for each value that depends on the input,
+        the value itself for constants (tensors, numbers, shapes).
+    values : dict
+        Traced node name → its value at the point (a torch tensor with its batch axis of 1).
+    output : object
+        The node's own value at the point (a tensor with batch axis 1, or a tuple of them).
+    inplace : bool
+        The operation writes into its first argument (``add_``, ``aten.add_``).
+    """
+
+    name: str
+    position: int
+    op: str
+    target: Any
+    kind: str
+    module: Any
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    values: dict[str, Any] = field(repr=False)
+    output: Any = field(repr=False)
+    inplace: bool = False
+
+    @property
+    def traced(self) -> list[Traced]:
+        """The traced arguments, in order (lists such as ``torch.cat``'s flattened)."""
+        found: list[Traced] = []
+
+        def visit(value: Any) -> None:
+            if isinstance(value, Traced):
+                found.append(value)
+            elif isinstance(value, list | tuple):
+                for item in value:
+                    visit(item)
+            elif isinstance(value, dict):
+                for item in value.values():
+                    visit(item)
+
+        visit(self.args)
+        visit(self.kwargs)
+        return found
+
+    def arg(self, index: int, name: str, default: Any = None) -> Any:
+        """Positional argument ``index`` or keyword ``name`` (``default`` when absent)."""
+        if len(self.args) > index:
+            return self.args[index]
+        return self.kwargs.get(name, default)
+
+    def output_shape(self) -> tuple[int, ...]:
+        """One sample's shape of the node's tensor output (batch axis 1 removed)."""
+        return _sample_shape(self.output, self)
+
+    def where(self) -> str:
+        """``node 'name' (position N, call_function add)`` for messages."""
+        return f"node {self.name!r} (position {self.position}, {self.op} {_target_text(self)})"
+
+
+Produced = Any
+"""What a translator returns: a :class:`Traced` (the node is an alias: ``clone``, eval
+dropout), a ``(op, input names)`` pair (``op`` a Layer, Sum or Cat), a tuple of those (an
+operation with several outputs: ``chunk``, ``split``), or None (not read: refused, or handed to
+the Jacobian translator at a point)."""
+
+Translator = Callable[[FxCall], Produced]
+
+ModuleReader = Callable[[Any, tuple[int, ...]], "Layer | None"]
+"""How a leaf module (``call_module``) is read: the layer, or None when its class is not read."""
+
+JacobianTranslator = Callable[[FxCall], "Layer | Sequence[Layer] | None"]
+"""Linearisation's hook: ``jacobian(call)`` for a node no affine translator reads.
+
+Called only with a point ``x`` (``read_fx(..., x=x, jacobian=...)``), after the graph ran on
+``x``: ``call.values`` and ``call.output`` hold the values at ``x``. Answer with the node's
+Jacobian at ``x`` as a layer whose input is the node's one traced tensor (``call.traced[0]``)
+and whose offset is ``f(x) − J x`` (so the graph's offset is the network's ``f(x) − J x``), or
+with one layer per traced tensor (``call.traced``, each from that input to the node's output;
+their maps are summed, the offsets of all of them added), or None to refuse the node.
+"""
+
+
+class _Refused(Exception):
+    """A translator refuses: the message says why (the reader adds where)."""
+
+
+def _target_text(call: Any) -> str:
+    target = call.target
+    if call.op == "call_module":
+        return f"{target} ({type(call.module).__name__})"
+    if isinstance(target, str):
+        return f".{target}()"
+    name = getattr(target, "__name__", None) or str(target)
+    module = getattr(target, "__module__", None)
+    if hasattr(target, "_schema"):
+        return str(target)
+    return f"{module}.{name}" if module and module not in ("_operator", "builtins") else name
+
+
+def _sample_shape(value: Any, call: FxCall | None = None) -> tuple[int, ...]:
+    shape = tuple(int(s) for s in getattr(value, "shape", ()))
+    if not shape or shape[0] != 1:
+        where = "" if call is None else f"{call.where()}: "
+        raise _Refused(f"{where}its value has shape {shape}, which has no batch axis of 1 "
+                       f"(an operation across the batch axis is not a map of one sample)")
+    return shape[1:]
+
+
+def _array(value: Any) -> np.ndarray:
+    if isinstance(value, int | float | bool):
+        return np.asarray(value, dtype=np.float64)
+    return np.asarray(to_numpy(value))
+
+
+def _single(call: FxCall) -> Traced:
+    traced = call.traced
+    if len(traced) != 1:
+        raise _Refused(f"takes {len(traced)} values that depend on the input; the affine "
+                       f"reading of {call.kind} takes one")
+    return traced[0]
+
+
+def _layer(call: FxCall, layer: Layer) -> Produced:
+    return layer, (_single(call).name,)
+
+
+def _constant(call: FxCall, value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """A constant operand broadcast onto one sample of ``shape`` (never across the batch)."""
+    array = _array(value)
+    try:
+        full = np.broadcast_to(array, (1, *shape)) if array.ndim > len(shape) else (
+            np.broadcast_to(array, shape)[None])
+    except ValueError:
+        raise _Refused(f"its constant {what} of shape {array.shape} does not broadcast onto one "
+                       f"sample {shape}") from None
+    if array.ndim > len(shape) + 1:
+        raise _Refused(f"its constant {what} of shape {array.shape} broadcasts the batch axis")
+    return np.array(full[0])
+
+
+# -- element-wise arithmetic ----------------------------------------------------------------
+
+
+def _scale(call: FxCall, source: Traced, scale: Any = 1.0, shift: Any = 0.0) -> Produced:
+    from convmatrix.layers.scale import Scale
+
+    shape = call.output_shape()
+    if shape != source.shape:
+        raise _Refused(f"broadcasts its input {source.shape} to {shape}")
+    scale_array = _constant(call, scale, shape, "factor") if not isinstance(
+        scale, int | float) else scale
+    shift_array = _constant(call, shift, shape, "term") if not isinstance(
+        shift, int | float) else shift
+    return Scale(shape, scale_array, shift=shift_array), (source.name,)
+
+
+def _add(call: FxCall, sign: float = 1.0) -> Produced:
+    a, b = call.arg(0, "input"), call.arg(1, "other")
+    alpha = call.kwargs.get("alpha", call.args[2] if len(call.args) > 2 else 1)
+    if isinstance(alpha, Traced):
+        raise _Refused("its alpha depends on the input")
+    if isinstance(a, Traced) and isinstance(b, Traced):
+        if a.shape != b.shape:
+            raise _Refused(f"adds values of different shapes ({a.shape} from {a.name!r}, "
+                           f"{b.shape} from {b.name!r}); broadcasting between branches is not "
+                           f"read")
+        return Sum((1.0, sign * float(alpha))), (a.name, b.name)
+    if isinstance(a, Traced):
+        return _scale(call, a, 1.0, sign * float(alpha) * _array(b) if not isinstance(
+            b, int | float) else sign * float(alpha) * b)
+    if isinstance(b, Traced):
+        return _scale(call, b, sign * float(alpha), a)
+    return None
+
+
+def _sub(call: FxCall) -> Produced:
+    return _add(call, -1.0)
+
+
+def _rsub(call: FxCall) -> Produced:  # aten.rsub / torch.rsub: other − alpha·input
+    a, b = call.arg(0, "input"), call.arg(1, "other")
+    alpha = float(call.kwargs.get("alpha", 1))
+    if isinstance(a, Traced) and not isinstance(b, Traced):
+        return _scale(call, a, -alpha, b)
+    return None
+
+
+def _mul(call: FxCall) -> Produced:
+    a, b = call.arg(0, "input"), call.arg(1, "other")
+    if isinstance(a, Traced) and isinstance(b, Traced):
+        return None  # a product of two branches: not affine (a Jacobian at a point)
+    if isinstance(a, Traced):
+        return _scale(call, a, b)
+    if isinstance(b, Traced):
+        return _scale(call, b, a)
+    return None
+
+
+def _div(call: FxCall) -> Produced:
+    a, b = call.arg(0, "input"), call.arg(1, "other")
+    mode = call.kwargs.get("rounding_mode")
+    if isinstance(b, Traced) or not isinstance(a, Traced) or mode is not None:
+        return None
+    value = 1.0 / b if isinstance(b, int | float) else 1.0 / _array(b)
+    return _scale(call, a, value)
+
+
+def _neg(call: FxCall) -> Produced:
+    return _scale(call, _single(call), -1.0)
+
+
+def _pos(call: FxCall) -> Produced:
+    return _single(call)
+
+
+# -- shapes, selections, concatenation --------------------------------------------------------
+
+
+def _alias(call: FxCall) -> Produced:
+    """``clone``, ``contiguous``, ``detach``-free copies and eval-mode dropout: the same value."""
+    source = _single(call)
+    if call.output_shape() != source.shape:
+        raise _Refused(f"changes the shape {source.shape} to {call.output_shape()}")
+    return source
+
+
+def _dropout(call: FxCall) -> Produced:
+    training = call.kwargs.get("training", call.kwargs.get("train", call.arg(2, "training", True)
+                                                           if call.kind != "dropout" or len(
+                                                               call.args) > 2 else True))
+    if call.op != "call_method" and training:
+        raise _Refused("runs in training mode (it zeroes random entries, not a fixed linear "
+                       "map); call .eval() first")
+    return _alias(call)
+
+
+def _reshape(call: FxCall) -> Produced:
+    """``view``, ``reshape``, ``flatten``, ``squeeze``, ``unsqueeze``: C order is kept."""
+    from convmatrix.layers.reshape import Reshape
+
+    source = _single(call)
+    shape = call.output_shape()
+    if shape == source.shape:
+        return source
+    return Reshape(source.shape, shape), (source.name,)
+
+
+def _cat(call: FxCall) -> Produced:
+    tensors = call.arg(0, "tensors")
+    dim = call.arg(1, "dim", 0)
+    if not isinstance(tensors, list | tuple) or not all(isinstance(t, Traced) for t in tensors):
+        raise _Refused("concatenates values of which some do not depend on the input "
+                       "(constants inside a concatenation are not read)")
+    ndim = len(tensors[0].shape) + 1
+    axis = int(dim) % ndim
+    if axis == 0:
+        raise _Refused("concatenates along the batch axis")
+    if len(tensors) == 1:
+        return tensors[0]
+    return Cat(axis - 1), tuple(t.name for t in tensors)
+
+
+def _slices(call: FxCall, source: Traced, dim: Any) -> Produced:
+    """One :class:`~convmatrix.Slice` per output of ``chunk``/``split`` (their actual sizes)."""
+    from convmatrix.layers.reshape import Slice
+
+    outputs = call.output
+    ndim = len(source.shape) + 1
+    axis = int(dim) % ndim
+    if axis == 0:
+        raise _Refused("splits along the batch axis")
+    start = 0
+    parts = []
+    for value in outputs:
+        size = int(value.shape[axis])
+        parts.append((Slice(source.shape, axis - 1, start, start + size), (source.name,)))
+        start += size
+    return tuple(parts)
+
+
+def _chunk(call: FxCall) -> Produced:
+    return _slices(call, _single(call), call.arg(2, "dim", 0))
+
+
+def _split(call: FxCall) -> Produced:
+    return _slices(call, _single(call), call.arg(2, "dim", 0))
+
+
+def _narrow_slice(call: FxCall) -> Produced:  # aten.slice.Tensor(self, dim, start, end, step)
+    from convmatrix.layers.reshape import Slice
+
+    source = _single(call)
+    dim = int(call.arg(1, "dim", 0)) % (len(source.shape) + 1)
+    start, stop, step = call.arg(2, "start"), call.arg(3, "end"), call.arg(4, "step", 1)
+    if dim == 0:
+        raise _Refused("slices the batch axis")
+    size = source.shape[dim - 1]
+    stop = None if stop is None else min(int(stop), size)
+    return Slice(source.shape, dim - 1, start, stop, step or 1), (source.name,)
+
+
+def _getitem(call: FxCall) -> Produced:
+    """Indexing a traced tensor (slices, ints, Ellipsis, None on per-sample axes)."""
+    from convmatrix.layers.reshape import Reshape, Slice
+
+    source, index = call.args[0], call.args[1]
+    if not isinstance(source, Traced):
+        return None
+    items = index if isinstance(index, tuple) else (index,)
+    if any(isinstance(item, Traced) for item in items):
+        raise _Refused("indexes with values that depend on the input")
+    ndim = len(source.shape) + 1
+    if Ellipsis in items:
+        at = items.index(Ellipsis)
+        fill = ndim - (len(items) - 1 - sum(item is None for item in items))
+        items = items[:at] + (slice(None),) * fill + items[at + 1:]
+    layers: list[Layer] = []
+    shape = source.shape
+    axis = 0
+    for item in items:
+        if item is None:
+            continue
+        if axis == 0:
+            if item != slice(None):
+                raise _Refused("indexes the batch axis")
+        elif isinstance(item, slice):
+            if item != slice(None):
+                layers.append(Slice(shape, axis - 1, item.start, item.stop, item.step or 1))
+                shape = layers[-1].output_shape
+        elif isinstance(item, int):
+            layers.append(Slice(shape, axis - 1, item, item + 1 if item != -1 else None))
+            shape = layers[-1].output_shape
+        else:
+            raise _Refused(f"indexes with {type(item).__name__} (only slices, ints, ... and "
+                           f"None are read)")
+        axis += 1
+    out = call.output_shape()
+    if shape != out:
+        layers.append(Reshape(shape, out))
+    if not layers:
+        return source
+    layer = layers[0] if len(layers) == 1 else Sequential(layers)
+    return layer, (source.name,)
+
+
+def _mean(call: FxCall) -> Produced:
+    """``x.mean(dim=spatial axes)``: the global average pool (keepdim or not)."""
+    from convmatrix.layers.reshape import Reshape
+
+    source = _single(call)
+    dims = call.arg(1, "dim")
+    ndim = len(source.shape) + 1
+    if dims is None:
+        raise _Refused("averages over every axis, the batch axis too")
+    axes = sorted({int(d) % ndim for d in (dims if isinstance(dims, list | tuple) else (dims,))})
+    if axes != list(range(2, ndim)):
+        raise _Refused(f"averages over axes {axes}; only the mean over all spatial axes "
+                       f"({list(range(2, ndim))}: a global average pool) is read")
+    pool = AvgPool(source.shape, source.shape[1:])
+    out = call.output_shape()
+    layers: list[Layer] = [pool] if pool.output_shape == out else [pool,
+                                                                   Reshape(pool.output_shape, out)]
+    return (layers[0] if len(layers) == 1 else Sequential(layers)), (source.name,)
+
+
+# -- functional forms of the layer kinds ----------------------------------------------------
+
+
+def _tuple(value: Any, ndim: int) -> tuple[int, ...]:
+    if isinstance(value, int):
+        return (value,) * ndim
+    items = tuple(int(v) for v in value)
+    return items * ndim if len(items) == 1 else items
+
+
+def _conv(call: FxCall) -> Produced:
+    source = _single(call)
+    if isinstance(call.arg(1, "weight"), Traced) or isinstance(call.arg(2, "bias"), Traced):
+        raise _Refused("its weight or bias depends on the input")
+    weight = _array(call.arg(1, "weight"))
+    bias = call.arg(2, "bias")
+    ndim = weight.ndim - 2
+    padding = call.arg(4, "padding", 0)
+    padding = padding if isinstance(padding, str) else _tuple(padding, ndim)
+    layer = Conv(weight, source.shape, stride=_tuple(call.arg(3, "stride", 1), ndim),
+                 padding=padding, dilation=_tuple(call.arg(5, "dilation", 1), ndim),
+                 groups=int(call.arg(6, "groups", 1)),
+                 bias=None if bias is None else _array(bias))
+    return layer, (source.name,)
+
+
+def _conv_transpose(call: FxCall) -> Produced:
+    source = _single(call)
+    weight = _array(call.arg(1, "weight"))
+    bias = call.arg(2, "bias")
+    ndim = weight.ndim - 2
+    layer = ConvTranspose(weight, source.shape, stride=_tuple(call.arg(3, "stride", 1), ndim),
+                          padding=_tuple(call.arg(4, "padding", 0), ndim),
+                          output_padding=_tuple(call.arg(5, "output_padding", 0), ndim),
+                          groups=int(call.arg(6, "groups", 1)),
+                          dilation=_tuple(call.arg(7, "dilation", 1), ndim),
+                          bias=None if bias is None else _array(bias))
+    return layer, (source.name,)
+
+
+def _linear(call: FxCall) -> Produced:
+    from convmatrix.layers.linear import Linear
+
+    source = _single(call)
+    bias = call.arg(2, "bias")
+    weight = _array(call.arg(1, "weight"))
+    if len(source.shape) != 1:
+        raise _Refused(f"applies a linear map to the last axis of {source.shape}; only a flat "
+                       f"sample is read")
+    return Linear(weight, None if bias is None else _array(bias), input_shape=source.shape), (
+        source.name,)
+
+
+def _avg_pool(call: FxCall) -> Produced:
+    source = _single(call)
+    ndim = len(source.shape) - 1
+    kernel = _tuple(call.arg(1, "kernel_size"), ndim)
+    stride = call.arg(2, "stride")
+    stride = kernel if stride is None or stride == [] else _tuple(stride, ndim)
+    return AvgPool(source.shape, kernel, stride, _tuple(call.arg(3, "padding", 0), ndim),
+                   ceil_mode=bool(call.arg(4, "ceil_mode", False)),
+                   count_include_pad=bool(call.arg(5, "count_include_pad", True)),
+                   divisor_override=call.arg(6, "divisor_override")), (source.name,)
+
+
+def _adaptive_avg_pool(call: FxCall) -> Produced:
+    source = _single(call)
+    ndim = len(source.shape) - 1
+    size = call.arg(1, "output_size")
+    out = call.output_shape()[1:]
+    spatial = source.shape[1:]
+    if all(n % o == 0 for n, o in zip(spatial, out, strict=True)):
+        kernel = tuple(n // o for n, o in zip(spatial, out, strict=True))
+        return AvgPool(source.shape, kernel, kernel), (source.name,)
+    try:
+        from convmatrix.layers.pool import AdaptiveAvgPool  # type: ignore[attr-defined]
+    except ImportError:
+        raise _Refused(f"pools {spatial} to {size!r} with unequal bins") from None
+    return AdaptiveAvgPool(source.shape, _tuple(size, ndim)), (source.name,)
+
+
+def _pad(call: FxCall) -> Produced:
+    source = _single(call)
+    mode = call.arg(2, "mode", "constant")
+    value = call.arg(3, "value", 0.0)
+    return Pad(source.shape, tuple(int(p) for p in call.arg(1, "pad")), mode=mode,
+               value=float(value or 0.0)), (source.name,)
+
+
+def _interpolate(call: FxCall) -> Produced:
+    source = _single(call)
+    if call.kwargs.get("antialias"):
+        raise _Refused("uses antialias, which is not read")
+    return Upsample(source.shape, size=call.arg(1, "size"),
+                    scale_factor=call.arg(2, "scale_factor"), mode=call.arg(3, "mode", "nearest"),
+                    align_corners=call.arg(4, "align_corners"),
+                    recompute_scale_factor=call.arg(5, "recompute_scale_factor")), (source.name,)
+
+
+def _batch_norm(call: FxCall) -> Produced:
+    """``F.batch_norm(x, mean, var, weight, bias, training, momentum, eps)`` in eval mode."""
+    source = _single(call)
+    if call.arg(5, "training", False):
+        raise _Refused("normalises by the batch's statistics (training=True); call .eval()")
+    weight, bias = call.arg(3, "weight"), call.arg(4, "bias")
+    return BatchNorm(source.shape, _array(call.arg(1, "running_mean")),
+                     _array(call.arg(2, "running_var")),
+                     weight=None if weight is None else _array(weight),
+                     bias=None if bias is None else _array(bias),
+                     eps=float(call.arg(7, "eps", 1e-5))), (source.name,)
+
+
+def _aten_batch_norm(call: FxCall) -> Produced:
+    """``aten._native_batch_norm_legit_no_training(x, w, b, mean, var, momentum, eps)``.
+
+    Its value is a tuple (output, saved mean, saved invstd); only the output is read.
+    """
+    source = _single(call)
+    weight, bias = call.arg(1, "weight"), call.arg(2, "bias")
+    layer = BatchNorm(source.shape, _array(call.arg(3, "running_mean")),
+                      _array(call.arg(4, "running_var")),
+                      weight=None if weight is None else _array(weight),
+                      bias=None if bias is None else _array(bias), eps=float(call.arg(6, "eps")))
+    return ((layer, (source.name,)),)
+
+
+def _pixel_shuffle(call: FxCall) -> Produced:
+    source = _single(call)
+    return PixelShuffle(source.shape, int(call.arg(1, "upscale_factor"))), (source.name,)
+
+
+def _pixel_unshuffle(call: FxCall) -> Produced:
+    source = _single(call)
+    return PixelUnshuffle(source.shape, int(call.arg(1, "downscale_factor"))), (source.name,)
+
+
+FX_TRANSLATORS: dict[str, Translator] = {
+    "add": _add, "iadd": _add, "sub": _sub, "isub": _sub, "rsub": _rsub, "mul": _mul,
+    "imul": _mul, "multiply": _mul, "div": _div, "truediv": _div, "itruediv": _div,
+    "divide": _div, "neg": _neg, "negative": _neg, "pos": _pos,
+    "cat": _cat, "concat": _cat, "concatenate": _cat, "chunk": _chunk, "split": _split,
+    "split_with_sizes": _split, "slice": _narrow_slice, "getitem": _getitem,
+    "view": _reshape, "reshape": _reshape, "flatten": _reshape, "squeeze": _reshape,
+    "unsqueeze": _reshape, "_unsafe_view": _reshape, "contiguous": _alias, "clone": _alias,
+    "alias": _alias, "dropout": _dropout, "feature_dropout": _dropout, "alpha_dropout": _dropout,
+    "dropout1d": _dropout, "dropout2d": _dropout, "dropout3d": _dropout, "mean": _mean,
+    "conv1d": _conv, "conv2d": _conv, "conv3d": _conv, "conv_transpose1d": _conv_transpose,
+    "conv_transpose2d": _conv_transpose, "conv_transpose3d": _conv_transpose,
+    "linear": _linear, "avg_pool1d": _avg_pool, "avg_pool2d": _avg_pool, "avg_pool3d": _avg_pool,
+    "adaptive_avg_pool1d": _adaptive_avg_pool, "adaptive_avg_pool2d": _adaptive_avg_pool,
+    "adaptive_avg_pool3d": _adaptive_avg_pool, "pad": _pad, "interpolate": _interpolate,
+    "upsample": _interpolate, "batch_norm": _batch_norm,
+    "_native_batch_norm_legit_no_training": _aten_batch_norm, "pixel_shuffle": _pixel_shuffle,
+    "pixel_unshuffle": _pixel_unshuffle,
+}
+"""Operation name → translator (see :class:`FxCall` for the name: a function's or method's
+``__name__``, an ``aten`` operator's base name, in-place forms without the ``_``)."""
+
+_NON_AFFINE_HINT = ("it is not affine; cm.linearize(model, x) reads it as its Jacobian at a "
+                    "point x")
+
+
+def _kind(node: Any, module: Any) -> tuple[str, bool]:
+    """The operation's name and whether it is in place."""
+    target = node.target
+    if node.op == "call_module":
+        return type(module).__name__, False
+    if node.op == "call_method":
+        name = str(target)
+    elif hasattr(target, "_schema"):
+        name = target._schema.name.split("::")[-1]
+    else:
+        name = getattr(target, "__name__", str(target))
+    if name.startswith("__") and name.endswith("__"):
+        name = name[2:-2]
+    inplace = name.endswith("_") and not name.startswith("_") and name != "_"
+    if name in ("iadd", "isub", "imul", "itruediv"):
+        inplace = True
+    return (name[:-1] if inplace and name.endswith("_") else name), inplace
+
+
+def _graph_module(module: Any) -> Any:
+    """A GraphModule for the module: the user's own, an ExportedProgram's, or a trace."""
+    import torch
+
+    if any(cls.__name__ == "ExportedProgram" for cls in type(module).__mro__):
+        return module.module()
+    if isinstance(module, torch.fx.GraphModule):
+        return module
+    if not isinstance(module, torch.nn.Module):
+        raise ConvMatrixError(
+            f"`module` (={type(module).__name__}) is not a torch.nn.Module, GraphModule or "
+            f"ExportedProgram")
+    try:
+        return torch.fx.symbolic_trace(module)
+    except Exception as error:  # TraceError, data-dependent control flow, ...
+        raise ConvMatrixError(
+            f"`module` ({type(module).__name__}) could not be traced by torch.fx, so its "
+            f"graph cannot be read: {type(error).__name__}: {str(error).splitlines()[0]}"
+        ) from None
+
+
+def _input_shape(input_shape: Any) -> tuple[int, ...]:
+    if isinstance(input_shape, str) or not hasattr(input_shape, "__iter__"):
+        raise ConvMatrixError(
+            f"`input_shape` (={input_shape!r}) must be a tuple (C, *spatial) for one sample")
+    shape = []
+    for v in input_shape:
+        if isinstance(v, bool) or not hasattr(v, "__index__") or int(v) < 1:
+            raise ConvMatrixError(
+                f"`input_shape` (={tuple(input_shape)!r}) must hold positive ints, got {v!r}")
+        shape.append(int(v))
+    return tuple(shape)
+
+
+def _module_dtype(module: Any) -> Any:
+    import torch
+
+    for tensor in module.parameters():
+        if tensor.is_floating_point():
+            return tensor.dtype
+    for tensor in module.buffers():
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.float32
+
+
+def _run(gm: Any, sample: Any) -> dict[Any, Any]:
+    """Every node's value on ``sample`` (a batch of one)."""
+    import torch
+
+    values: dict[Any, Any] = {}
+
+    class Recorder(torch.fx.Interpreter):  # type: ignore[misc]
+        def run_node(self, n: Any) -> Any:
+            result = super().run_node(n)
+            values[n] = result
+            return result
+
+    with torch.no_grad():
+        Recorder(gm).run(sample)
+    return values
+
+
+def _mutated_later(node: Any, target: Any, order: dict[Any, int]) -> bool:
+    return any(order[user] > order[node] for user in target.users if user is not node)
+
+
+def read_fx(module: Any, input_shape: Sequence[int], *, x: Any = None,
+            jacobian: JacobianTranslator | None = None,
+            module_reader: ModuleReader | None = None,
+            nonlinear_modules: frozenset[str] = frozenset()) -> Graph:
+    """A traced torch network as one :class:`~convmatrix.Graph` (affine, or linearised at ``x``).
+
+    Parameters
+    ----------
+    module : torch.nn.Module, torch.fx.GraphModule or torch.export.ExportedProgram
+        One tensor input and one tensor output; traced with ``torch.fx.symbolic_trace`` unless
+        it is a graph already.
+    input_shape : sequence of int
+        One sample (no batch axis).
+    x : array_like, optional
+        The point, one sample with its batch axis of 1; the network runs on it (else on zeros)
+        and ``jacobian`` reads the non-affine nodes there.
+    jacobian : JacobianTranslator, optional
+        Linearisation's translator for nodes no affine translator reads (only with ``x``).
+    module_reader : callable, optional
+        ``module_reader(module, input_shape)`` → the layer of one leaf module, or None when its
+        class is not read (:func:`convmatrix.adapters.torch.read_module`, which
+        :func:`convmatrix.adapters.torch.read_graph` passes); without it every module is
+        refused.
+    nonlinear_modules : frozenset of str, optional
+        Module class names refused as non-linear (pointing to ``cm.linearize``).
+
+    Returns
+    -------
+    Graph
+        One node per fx node that depends on the input; ``graph(x) == module(x[None])[0]``.
+
+    Raises
+    ------
+    ConvMatrixError
+        An fx trace error (data-dependent control flow), several inputs or outputs, an
+        in-place operation on the input or on a value used again later, or a node no
+        translator reads (a non-linear module, a product of two branches, a softmax) — naming
+        the node, its operation and its position in the graph.
+
+    Examples
+    --------
+    >>> import torch
+    >>> class Residual(torch.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.conv = torch.nn.Conv1d(1, 1, 3, padding=1, bias=False)
+    ...         torch.nn.init.ones_(self.conv.weight)
+    ...     def forward(self, x):
+    ...         return self.conv(x) + x
+    >>> from convmatrix.adapters.torch import read_module
+    >>> graph = read_fx(Residual(), (1, 4), module_reader=read_module)
+    >>> graph
+    Graph(2 nodes, 1×4 → 1×4)
+    >>> graph.matrix().toarray()
+    array([[2., 1., 0., 0.],
+           [1., 2., 1., 0.],
+           [0., 1., 2., 1.],
+           [0., 0., 1., 2.]], dtype=float32)
+    """
+    import torch
+
+    shape = _input_shape(input_shape)
+    gm = _graph_module(module)
+    dtype = _module_dtype(gm)
+    if x is None:
+        sample = torch.zeros((1, *shape), dtype=dtype)
+    else:
+        sample = torch.as_tensor(np.asarray(to_numpy(x)) if not isinstance(x, torch.Tensor)
+                                 else x).to(dtype)
+        if tuple(sample.shape) != (1, *shape):
+            raise ConvMatrixError(
+                f"`x` has shape {tuple(sample.shape)}; give one sample with its batch axis: "
+                f"{(1, *shape)}")
+    nodes = list(gm.graph.nodes)
+    order = {node: index for index, node in enumerate(nodes)}
+    placeholders = [node for node in nodes if node.op == "placeholder"]
+    if len(placeholders) != 1:
+        raise ConvMatrixError(
+            f"`module` has {len(placeholders)} inputs ({', '.join(n.name for n in placeholders)}"
+            f"); a graph is read with exactly one")
+    try:
+        values = _run(gm, sample)
+    except Exception as error:
+        raise ConvMatrixError(
+            f"`module` ({type(module).__name__}) fails on a sample of shape {(1, *shape)}: "
+            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        ) from None
+    placeholder = placeholders[0]
+    traced: dict[Any, Any] = {placeholder: Traced(placeholder.name, shape)}
+    graph_nodes: list[Node] = []
+    modules = dict(gm.named_modules())
+    output_node = None
+    for position, node in enumerate(nodes):
+        if node.op in ("placeholder", "get_attr"):
+            continue
+        if node.op == "output":
+            output_node = node
+            break
+        module_ = modules.get(node.target) if node.op == "call_module" else None
+        depends = any(arg in traced for arg in node.all_input_nodes)
+        if not depends:
+            continue  # a constant: its value is read where it is used
+        kind, inplace = _kind(node, module_)
+
+        def convert(value: Any) -> Any:
+            if isinstance(value, torch.fx.Node):
+                if value in traced:
+                    found = traced[value]
+                    if isinstance(found, tuple):
+                        return found
+                    return found
+                return values.get(value)
+            if isinstance(value, list | tuple):
+                return type(value)(convert(v) for v in value)
+            if isinstance(value, dict):
+                return {k: convert(v) for k, v in value.items()}
+            return value
+
+        call = FxCall(node.name, position, node.op, node.target, kind, module_,
+                      tuple(convert(a) for a in node.args),
+                      {k: convert(v) for k, v in node.kwargs.items()},
+                      {t.name: values[n] for n, t in traced.items() if isinstance(t, Traced)},
+                      values.get(node), inplace)
+        if kind.startswith("_guards") or (node.op == "call_module" and values.get(node) is None
+                                           and module_ is not None
+                                           and "guard" in node.name):
+            continue  # torch.export's input guards: no value
+        if inplace:
+            target = node.args[0] if node.args else None
+            if target is placeholder:
+                raise ConvMatrixError(
+                    f"{call.where()} writes in place into the network's input "
+                    f"{placeholder.name!r}; in-place operations on the input are not read")
+            if isinstance(target, torch.fx.Node) and _mutated_later(node, target, order):
+                raise ConvMatrixError(
+                    f"{call.where()} writes in place into {target.name!r}, which is used "
+                    f"again later; the graph would see the changed value")
+        try:
+            produced = _translate(call, module_reader, nonlinear_modules, x, jacobian)
+        except _Refused as refusal:
+            raise ConvMatrixError(f"{call.where()}: {refusal}") from None
+        except ConvMatrixError as error:
+            raise ConvMatrixError(f"{call.where()}: {error}") from None
+        traced[node] = _record(call, produced, graph_nodes)
+    if output_node is None:  # pragma: no cover - every fx graph ends in an output
+        raise ConvMatrixError("`module`'s graph has no output")
+    result = output_node.args[0]
+    while isinstance(result, list | tuple):
+        if len(result) != 1:
+            raise ConvMatrixError(
+                f"`module` returns {len(result)} values; a graph is read with exactly one output")
+        result = result[0]
+    if not isinstance(result, torch.fx.Node) or result not in traced or not isinstance(
+            traced[result], Traced):
+        raise ConvMatrixError(
+            f"`module`'s output ({result!r}) does not depend on its input or is not one tensor")
+    return Graph(shape, graph_nodes, traced[result].name, input=placeholder.name)
+
+
+def _translate(call: FxCall, module_reader: ModuleReader | None, nonlinear: frozenset[str],
+               x: Any, jacobian: JacobianTranslator | None) -> Produced:
+    produced = None
+    if call.op == "call_module":
+        if module_reader is not None and call.kind not in nonlinear:
+            source = _single(call)
+            layer = module_reader(call.module, source.shape)
+            produced = None if layer is None else (layer, (source.name,))
+    else:
+        translator = FX_TRANSLATORS.get(call.kind)
+        if translator is not None:
+            produced = translator(call)
+    if produced is not None:
+        return produced
+    if x is not None and jacobian is not None:
+        answer = jacobian(call)
+        if answer is not None:
+            return _jacobian_nodes(call, answer)
+    if call.op == "call_module" and call.kind in nonlinear:
+        raise _Refused(f"{call.kind} {_NON_AFFINE_HINT}")
+    if call.kind in ("mul", "imul", "multiply") and len(call.traced) > 1:
+        raise _Refused(f"multiplies two values that depend on the input (a product of "
+                       f"branches); {_NON_AFFINE_HINT}")
+    if call.op == "call_module":
+        raise _Refused(f"{call.kind} is not a layer convmatrix can read")
+    raise _Refused(f"{call.kind} is not an operation convmatrix reads as affine"
+                   + ("" if call.kind in FX_TRANSLATORS else
+                      f" (read: {', '.join(sorted(k for k in FX_TRANSLATORS if k[0] != '_'))})"
+                      if call.kind not in _KNOWN_NONLINEAR else f"; {_NON_AFFINE_HINT}"))
+
+
+_KNOWN_NONLINEAR = frozenset({
+    "relu", "relu6", "leaky_relu", "prelu", "elu", "selu", "celu", "gelu", "silu", "mish",
+    "sigmoid", "tanh", "hardtanh", "hardswish", "hardsigmoid", "softplus", "softsign",
+    "softmax", "log_softmax", "max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool1d",
+    "adaptive_max_pool2d", "adaptive_max_pool3d", "layer_norm", "group_norm", "instance_norm",
+    "abs", "exp", "log", "sqrt", "pow", "clamp", "clip", "max", "min", "amax", "amin",
+    "max_pool2d_with_indices", "threshold",
+})
+
+
+def _jacobian_nodes(call: FxCall, answer: Layer | Sequence[Layer]) -> Produced:
+    inputs = call.traced
+    if isinstance(answer, Layer):
+        if len(inputs) != 1:
+            raise _Refused(f"the Jacobian translator answered one layer for {len(inputs)} "
+                           f"inputs")
+        return answer, (inputs[0].name,)
+    layers = list(answer)
+    if len(layers) != len(inputs):
+        raise _Refused(f"the Jacobian translator answered {len(layers)} layers for "
+                       f"{len(inputs)} inputs")
+    return ("sum-of", tuple(zip(layers, (t.name for t in inputs), strict=True)))
+
+
+def _record(call: FxCall, produced: Produced, nodes: list[Node]) -> Any:
+    """Add the translated node(s) to ``nodes``; what the fx node's value maps to."""
+    if isinstance(produced, Traced):
+        return produced
+    if isinstance(produced, tuple) and produced and produced[0] == "sum-of":
+        names = []
+        for index, (layer, source) in enumerate(produced[1]):
+            name = f"{call.name}.d{index}"
+            nodes.append(Node(name, layer, (source,)))
+            names.append(name)
+        nodes.append(Node(call.name, Sum((1.0,) * len(names)), tuple(names)))
+        return Traced(call.name, call.output_shape())
+    if isinstance(produced, tuple) and produced and isinstance(produced[0], tuple):
+        parts = []
+        for index, (op, inputs) in enumerate(produced):
+            name = f"{call.name}.{index}"
+            nodes.append(Node(name, op, inputs))
+            shape = op.output_shape if isinstance(op, Layer) else None
+            parts.append(Traced(name, shape if shape is not None else ()))
+        if not isinstance(call.output, tuple | list):
+            return parts[0]
+        return tuple(parts)
+    op, inputs = produced
+    nodes.append(Node(call.name, op, tuple(inputs)))
+    return Traced(call.name, call.output_shape())
+
+
+def _tuple_getitem(call: FxCall, container: tuple[Any, ...]) -> Traced:
+    index = call.args[1]
+    if not isinstance(index, int):
+        raise _Refused(f"selects {index!r} from several outputs")
+    return container[index]
+
+
+_plain_getitem = FX_TRANSLATORS["getitem"]
+
+
+def _getitem_any(call: FxCall) -> Produced:
+    source = call.args[0]
+    if isinstance(source, tuple) and source and all(isinstance(t, Traced) for t in source):
+        return _tuple_getitem(call, source)
+    return _plain_getitem(call)
+
+
+FX_TRANSLATORS["getitem"] = _getitem_any
+_ = (math, operator)  # the arithmetic names FX_TRANSLATORS keys (operator.add is "add", ...)
