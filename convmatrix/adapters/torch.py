@@ -16,9 +16,9 @@ import scipy.sparse as sp
 
 from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
+from convmatrix.adapters.torch_fx import JacobianTranslator, read_fx
 from convmatrix.builder.sparse import DEFAULT_MAX_BYTES, SparseFormat
 from convmatrix.geometry import shapes
-from convmatrix.adapters.torch_fx import JacobianTranslator, read_fx
 from convmatrix.geometry.spec import as_int, sequence_items
 from convmatrix.layers.base import Layer
 from convmatrix.layers.conv import Conv, ConvTranspose
@@ -105,9 +105,8 @@ def _is_graph_module(module: Any) -> bool:
 def _refuse_graph(module: Any, where: str) -> None:
     if _is_graph_module(module):
         raise ConvMatrixError(
-            f"{where} (={type(module).__name__}) is a torch.fx GraphModule (a traced graph): "
-            f"convmatrix does not read graphs yet, only modules; pass the module it was "
-            f"traced from (a supported layer or an nn.Sequential of them)")
+            f"{where} (={type(module).__name__}) is a torch.fx GraphModule (a traced graph), "
+            f"which a layer reader does not read; cm.from_torch reads it as a graph")
 
 
 def _read(reader: TorchReader, module: Any, shape: tuple[int, ...],
@@ -475,13 +474,17 @@ def _is_network(module: Any) -> bool:
     """
     if any(cls.__name__ == "ExportedProgram" for cls in type(module).__mro__):
         return True
+    if _is_graph_module(module):
+        return True
     if not any(cls.__module__.startswith("torch.nn") and cls.__name__ == "Module"
                for cls in type(module).__mro__):
         return False
     name = type(module).__name__
+    if not type(module).__module__.startswith("torch."):
+        return True  # a user's class, even one sharing a torch name: its forward is the truth
     if name == "Sequential":
-        return any(_is_network(child) or type(child).__name__ not in TORCH_READERS
-                   and type(child).__name__ not in _NONLINEAR for child in module)
+        return any(_is_network(child) or (type(child).__name__ not in TORCH_READERS
+                   and type(child).__name__ not in _NONLINEAR) for child in module)
     return name not in TORCH_READERS and name not in _NONLINEAR
 
 

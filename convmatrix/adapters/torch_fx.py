@@ -1,12 +1,12 @@
-"""Reading whole torch networks through ``torch.fx``: a traced graph as one :class:`~convmatrix.Graph`.
+"""torch networks through ``torch.fx``: a traced graph as one :class:`~convmatrix.Graph`.
 
-:func:`read_fx` traces a module with ``torch.fx`` (or takes a ``GraphModule`` the user traced, or
-a ``torch.export`` ``ExportedProgram``), runs it once on a sample (``torch.fx.Interpreter``: every
-node's value, hence its shape), and translates every node that depends on the input into a
-node of a :class:`~convmatrix.Graph`: modules through :data:`~convmatrix.adapters.torch.TORCH_READERS`,
-functions, methods and ``aten`` operators through :data:`FX_TRANSLATORS` (one translator per
-operation name). Nodes that do not depend on the input (parameters, buffers, ``x.size(0)``)
-are constants the translators read.
+:func:`read_fx` traces a module with ``torch.fx`` (or takes a ``GraphModule`` the user traced,
+or a ``torch.export`` ``ExportedProgram``), runs it once on a sample (``torch.fx.Interpreter``:
+every node's value, hence its shape), and translates every node that depends on the input into
+a node of a :class:`~convmatrix.Graph`: leaf modules through the module reader the caller passes
+(:func:`convmatrix.adapters.torch.read_module`), functions, methods and ``aten`` operators
+through :data:`FX_TRANSLATORS` (one translator per operation name). Nodes that do not depend on
+the input (parameters, buffers, ``x.size(0)``) are constants the translators read.
 
 Linearisation plugs in here: with a point ``x`` and a ``jacobian`` translator, a node no affine
 translator reads (a ReLU, a max-pool, a product of two branches) is handed to ``jacobian`` with
@@ -32,7 +32,6 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix.layers.base import Layer
 from convmatrix.layers.conv import Conv, ConvTranspose
 from convmatrix.layers.graph import Cat, Graph, Node, Sum
-from convmatrix.layers.identity import Identity
 from convmatrix.layers.norm import BatchNorm
 from convmatrix.layers.pad import Pad
 from convmatrix.layers.pool import AvgPool
@@ -40,7 +39,8 @@ from convmatrix.layers.sequential import Sequential
 from convmatrix.layers.shuffle import PixelShuffle, PixelUnshuffle
 from convmatrix.layers.upsample import Upsample
 
-__all__ = ["FX_TRANSLATORS", "FxCall", "JacobianTranslator", "ModuleReader", "Traced", "read_fx"]
+__all__ = ["FX_MODULE_TRANSLATORS", "FX_TRANSLATORS", "FxCall", "JacobianTranslator",
+           "ModuleReader", "Traced", "read_fx", "replace_args"]
 
 
 @dataclass(frozen=True)
@@ -542,9 +542,15 @@ def _batch_norm(call: FxCall) -> Produced:
     source = _single(call)
     if call.arg(5, "training", False):
         raise _Refused("normalises by the batch's statistics (training=True); call .eval()")
-    weight, bias = call.arg(3, "weight"), call.arg(4, "bias")
-    return BatchNorm(source.shape, _array(call.arg(1, "running_mean")),
-                     _array(call.arg(2, "running_var")),
+    if hasattr(call.target, "_schema"):  # aten: (input, weight, bias, mean, var, training, ...)
+        weight, bias = call.arg(1, "weight"), call.arg(2, "bias")
+        mean, var = call.arg(3, "running_mean"), call.arg(4, "running_var")
+    else:  # F.batch_norm: (input, running_mean, running_var, weight, bias, training, ...)
+        weight, bias = call.arg(3, "weight"), call.arg(4, "bias")
+        mean, var = call.arg(1, "running_mean"), call.arg(2, "running_var")
+    if mean is None or var is None:
+        raise _Refused("has no running statistics: it normalises by the batch's")
+    return BatchNorm(source.shape, _array(mean), _array(var),
                      weight=None if weight is None else _array(weight),
                      bias=None if bias is None else _array(bias),
                      eps=float(call.arg(7, "eps", 1e-5))), (source.name,)
@@ -595,6 +601,29 @@ FX_TRANSLATORS: dict[str, Translator] = {
 }
 """Operation name → translator (see :class:`FxCall` for the name: a function's or method's
 ``__name__``, an ``aten`` operator's base name, in-place forms without the ``_``)."""
+
+def _module_linear(call: FxCall) -> Produced:
+    module = call.module
+    return _linear(replace_args(call, (call.args[0], module.weight, module.bias)))
+
+
+def _module_adaptive_avg_pool(call: FxCall) -> Produced:
+    return _adaptive_avg_pool(replace_args(call, (call.args[0], call.module.output_size)))
+
+
+def replace_args(call: FxCall, args: tuple[Any, ...]) -> FxCall:
+    """The call with other arguments (a module read as its functional form)."""
+    from dataclasses import replace
+
+    return replace(call, args=args, kwargs={})
+
+
+FX_MODULE_TRANSLATORS: dict[str, Translator] = {
+    "Linear": _module_linear, "Flatten": _reshape, "Unflatten": _reshape,
+    **{f"AdaptiveAvgPool{n}d": _module_adaptive_avg_pool for n in (1, 2, 3)},
+}
+"""Module class name → translator, for modules the module reader does not read (their
+functional form: ``nn.Linear`` as ``F.linear``, ``nn.AdaptiveAvgPool2d`` as its function)."""
 
 _NON_AFFINE_HINT = ("it is not affine; cm.linearize(model, x) reads it as its Jacobian at a "
                     "point x")
@@ -680,6 +709,12 @@ def _run(gm: Any, sample: Any) -> dict[Any, Any]:
     with torch.no_grad():
         Recorder(gm).run(sample)
     return values
+
+
+def _holds_tensor(value: Any, torch: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    return isinstance(value, list | tuple) and any(_holds_tensor(v, torch) for v in value)
 
 
 def _mutated_later(node: Any, target: Any, order: dict[Any, int]) -> bool:
@@ -786,8 +821,8 @@ def read_fx(module: Any, input_shape: Sequence[int], *, x: Any = None,
             break
         module_ = modules.get(node.target) if node.op == "call_module" else None
         depends = any(arg in traced for arg in node.all_input_nodes)
-        if not depends:
-            continue  # a constant: its value is read where it is used
+        if not depends or not _holds_tensor(values.get(node), torch):
+            continue  # a constant (x.size(0) too): its value is read where it is used
         kind, inplace = _kind(node, module_)
 
         def convert(value: Any) -> Any:
@@ -815,10 +850,10 @@ def read_fx(module: Any, input_shape: Sequence[int], *, x: Any = None,
             continue  # torch.export's input guards: no value
         if inplace:
             target = node.args[0] if node.args else None
-            if target is placeholder:
+            if target is placeholder and isinstance(target, torch.fx.Node):
                 raise ConvMatrixError(
                     f"{call.where()} writes in place into the network's input "
-                    f"{placeholder.name!r}; in-place operations on the input are not read")
+                    f"{target.name!r}; in-place operations on the input are not read")
             if isinstance(target, torch.fx.Node) and _mutated_later(node, target, order):
                 raise ConvMatrixError(
                     f"{call.where()} writes in place into {target.name!r}, which is used "
@@ -853,6 +888,8 @@ def _translate(call: FxCall, module_reader: ModuleReader | None, nonlinear: froz
             source = _single(call)
             layer = module_reader(call.module, source.shape)
             produced = None if layer is None else (layer, (source.name,))
+        if produced is None and call.kind in FX_MODULE_TRANSLATORS:
+            produced = FX_MODULE_TRANSLATORS[call.kind](call)
     else:
         translator = FX_TRANSLATORS.get(call.kind)
         if translator is not None:
