@@ -29,24 +29,15 @@ from convmatrix.builder.budget import format_bytes, nnz_estimate
 from convmatrix.builder.sparse import SparseFormat
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.layers.base import Layer
+from convmatrix.layers.dense import APPLY_CHUNK_BYTES, DENSE_FILL, block_bytes, dense_product
 from convmatrix.typing import Layout
 
 if TYPE_CHECKING:
     from convmatrix.geometry.view import AxisSteps
 
-__all__ = ["DENSE_FILL", "Add", "Cat", "Concat", "Graph", "GraphPlan", "Node", "Sum",
-           "dense_product"]
-
-DENSE_FILL: float = 0.5
-"""Estimated fill (stored entries / all entries) from which a product is formed densely.
-
-At this fill a dense float64 array takes no more than 4/3 of a CSR array of the same entries
-(8 bytes per value against 8 + 4 + the pointers), and applying a layer to dense columns runs at
-numpy's speed instead of a sparse product's per-entry bookkeeping.
-"""
+__all__ = ["Add", "Cat", "Concat", "Graph", "GraphPlan", "Node", "Sum"]
 
 _INDEX_BYTES = 4
-_APPLY_CHUNK_BYTES = 64 * 2**20  # working memory of one block of columns in a dense product
 
 
 @dataclass(frozen=True)
@@ -186,16 +177,22 @@ class GraphPlan:
     peak_bytes : float
         Estimated bytes held at once (the matrices still needed by later nodes, plus the one
         being formed and its factor).
+    whole_dense : bool
+        The result is mostly full: the whole graph is applied to blocks of unit vectors (the
+        dense result, its CSR copy and one block of columns in flight), never forming a node's
+        matrix.
     """
 
     steps: tuple[_Step, ...]
     nnz: float
     peak_bytes: float
+    whole_dense: bool = False
 
     def __str__(self) -> str:
         dense = sum(step.dense for step in self.steps)
-        return (f"{len(self.steps)} node matrices ({dense} dense): ~{self.nnz:,.0f} entries, "
-                f"peak ~{self.peak_bytes / 2**20:,.1f} MiB")
+        how = ("dense: the graph applied to unit vectors" if self.whole_dense else
+               f"{len(self.steps)} node matrices ({dense} dense)")
+        return f"{how}: ~{self.nnz:,.0f} entries, peak ~{self.peak_bytes / 2**20:,.1f} MiB"
 
 
 def _sparse_bytes(nnz: float, rows: int, itemsize: int) -> float:
@@ -218,55 +215,6 @@ def _max_row_nnz(layer: Layer) -> float:
         return float(spec.out_channels // spec.groups * taps)
     rows = max(layer.matrix_shape[0], 1)
     return float(math.ceil(nnz_estimate(layer) / rows))
-
-
-def dense_product(layer: Layer, earlier: Any, *, chunk_bytes: int = _APPLY_CHUNK_BYTES
-                  ) -> np.ndarray:
-    """``layer.matrix() @ earlier`` as a dense array, by applying the layer to the columns.
-
-    The matrix of ``layer`` is never built: its matrix-free :meth:`~Layer.apply_forward`
-    runs on blocks of columns of ``earlier`` (a sparse or dense matrix whose rows are the
-    layer's flattened input; None: the identity), each block a batch of samples.
-
-    Parameters
-    ----------
-    layer : Layer
-    earlier : scipy.sparse array, ndarray or None
-    chunk_bytes : int, optional
-        Working memory of one block of columns (its input and output samples).
-
-    Returns
-    -------
-    ndarray, shape ``(∏layer.output_shape, earlier.shape[1])``
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import convmatrix as cm
-    >>> conv = cm.Conv(np.ones((1, 1, 2)), (1, 3))
-    >>> dense_product(conv, None)
-    array([[1., 1., 0.],
-           [0., 1., 1.]])
-    """
-    inner = math.prod(layer.input_shape)
-    cols = inner if earlier is None else earlier.shape[1]
-    rows = math.prod(layer.output_shape)
-    dtype = np.result_type(layer.dtype, np.float64 if earlier is None else earlier.dtype)
-    result = np.empty((rows, cols), dtype=dtype)
-    per_column = (inner + rows) * max(dtype.itemsize, 8) * 3
-    step = max(1, min(cols, chunk_bytes // max(per_column, 1)))
-    for start in range(0, cols, step):
-        stop = min(cols, start + step)
-        if earlier is None:
-            block = np.zeros((stop - start, inner), dtype=dtype)
-            block[np.arange(stop - start), np.arange(start, stop)] = 1
-        elif sp.issparse(earlier):
-            block = np.asarray(earlier[:, start:stop].toarray().T, dtype=dtype)
-        else:
-            block = np.ascontiguousarray(earlier[:, start:stop].T, dtype=dtype)
-        out = layer.apply_forward(block.reshape(stop - start, *layer.input_shape))
-        result[:, start:stop] = out.reshape(stop - start, rows).T
-    return result
 
 
 class Graph(Layer):
@@ -531,7 +479,7 @@ class Graph(Layer):
             nnz = per_row * rows
             nbytes = (rows * cols * itemsize) if dense else _sparse_bytes(nnz, rows, itemsize)
             if dense and isinstance(op, Layer):
-                factor = min(_APPLY_CHUNK_BYTES, 3 * cols * (rows + math.prod(op.input_shape))
+                factor = min(APPLY_CHUNK_BYTES, 3 * cols * (rows + math.prod(op.input_shape))
                              * itemsize)
             peak = max(peak, sum(live.values()) + nbytes + factor
                        + (nbytes if node.name == self.output else 0))
@@ -545,7 +493,13 @@ class Graph(Layer):
         if self.output == self.input_name:
             rows = cols
             return GraphPlan((), float(cols), _sparse_bytes(cols, rows, itemsize))
-        return GraphPlan(tuple(steps), steps[-1].nnz, peak)
+        nnz = steps[-1].nnz
+        if steps[-1].dense:
+            rows = steps[-1].rows
+            whole = (rows * cols * itemsize + nnz * (itemsize + 4) + (rows + 1) * 8
+                     + min(APPLY_CHUNK_BYTES, cols * self._apply_nbytes(1, itemsize)))
+            return GraphPlan(tuple(steps), nnz, whole, whole_dense=True)
+        return GraphPlan(tuple(steps), nnz, peak)
 
     def _check_budget(self, format: SparseFormat, max_bytes: int) -> None:
         """None here: :meth:`_build_matrix` refuses on the plan's peak, before building."""
@@ -561,6 +515,9 @@ class Graph(Layer):
         dtype = self.dtype
         if self.output == self.input_name:
             return sp.eye_array(cols, dtype=dtype, format=format)
+        if plan.whole_dense:  # the result is mostly full: the graph applied to unit vectors
+            return sp.csr_array(dense_product(
+                self, None, chunk_bytes=block_bytes(max_bytes))).asformat(format)
         values: dict[str, Any] = {self.input_name: None}  # None: the identity
         for step, node in zip(plan.steps, self._evaluated(), strict=True):
             values[node.name] = self._node_matrix(node, values, step.dense, max_bytes, dtype)

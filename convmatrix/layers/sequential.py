@@ -17,6 +17,7 @@ from convmatrix.builder.budget import check_max_bytes, nnz_estimate
 from convmatrix.builder.sparse import DEFAULT_MAX_BYTES, SparseFormat
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.layers.base import Layer
+from convmatrix.layers.dense import APPLY_CHUNK_BYTES, DENSE_FILL, block_bytes, dense_product
 from convmatrix.layers.patterns import Pattern, join_flops, layer_pattern, product_pattern
 from convmatrix.typing import Layout
 
@@ -500,7 +501,27 @@ class Sequential(Layer):
 
     def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
         plan = self.plan()
+        dense = self._dense_nbytes(plan)
+        if dense is not None and (max_bytes is None or dense <= max_bytes):
+            return sp.csr_array(dense_product(
+                self, None, chunk_bytes=block_bytes(max_bytes))).asformat(format)
         return plan.matrix(format, max_bytes=max_bytes)
+
+    def _dense_nbytes(self, plan: ProductPlan) -> float | None:
+        """Bytes of the dense build when the product is mostly full (else None).
+
+        A product whose estimated entries reach :data:`~convmatrix.layers.dense.DENSE_FILL`
+        of all entries is formed by applying the stack to blocks of unit vectors (no factor's
+        matrix is built, no sparse product runs): the dense result, its CSR copy and one block
+        of columns in flight.
+        """
+        rows, cols = self.matrix_shape
+        dtype = self.dtype
+        if dtype.kind not in "fc" or plan.nnz < DENSE_FILL * rows * cols:
+            return None
+        itemsize = max(dtype.itemsize, 8)
+        return (rows * cols * itemsize + plan.nnz * (itemsize + 4) + (rows + 1) * 8
+                + min(APPLY_CHUNK_BYTES, cols * self._apply_nbytes(1, itemsize)))
 
     def offset(self) -> np.ndarray:
         """``b = M_L(⋯(M_2 b_1 + b_2)⋯) + b_L``: each offset pushed through the later layers.
