@@ -63,7 +63,8 @@ def dense_product(layer: Layer, earlier: Any, *, chunk_bytes: int = APPLY_CHUNK_
     inner = math.prod(layer.input_shape)
     cols = inner if earlier is None else earlier.shape[1]
     rows = math.prod(layer.output_shape)
-    dtype = np.result_type(layer.dtype, np.float64 if earlier is None else earlier.dtype)
+    dtype = (np.result_type(layer.dtype, earlier.dtype) if earlier is not None else
+             layer.dtype if layer.dtype.kind in "fc" else np.dtype(np.float64))
     result = np.empty((rows, cols), dtype=dtype)
     per_column = max((inner + rows) * 3, layer._apply_nbytes(1, 1)) * max(dtype.itemsize, 8)
     step = max(1, min(cols, chunk_bytes // max(per_column, 1)))

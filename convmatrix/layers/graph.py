@@ -413,14 +413,16 @@ class Graph(Layer):
     @property
     def dtype(self) -> np.dtype[Any]:
         """The common dtype of the layers and the sums' coefficients."""
-        if self._dtype is None:
-            types: list[Any] = [np.dtype(np.int64)]
+        if self._dtype is None:  # coefficients are weak Python numbers: float32 stays float32
+            types: list[Any] = []
+            weak: list[Any] = []
             for node in self._evaluated():
                 if isinstance(node.op, Layer):
                     types.append(node.op.dtype)
                 elif isinstance(node.op, Sum):
-                    types.append(np.asarray(node.op.coefficients).dtype)
-            self._dtype = np.result_type(*types)
+                    weak += [int(c) if float(c).is_integer() else float(c)
+                             for c in node.op.coefficients]
+            self._dtype = np.result_type(*(types or [np.dtype(np.int64)]), *weak)
         return self._dtype
 
     @property
