@@ -55,6 +55,7 @@ if TYPE_CHECKING:  # the same names, imported eagerly for type checkers and IDEs
         conv_transpose_spec,
     )
     from convmatrix.layers import (
+        AdaptiveAvgPool,
         AdaptiveMaxPoolAt,
         Add,
         Adjoint,
@@ -65,6 +66,7 @@ if TYPE_CHECKING:  # the same names, imported eagerly for type checkers and IDEs
         Conv,
         ConvTranspose,
         Flatten,
+        GlobalAvgPool,
         GlobalMaxPoolAt,
         Graph,
         GroupNormAt,
@@ -152,6 +154,8 @@ _LAZY: dict[str, str] = {
     "Reshape": "convmatrix.layers",
     "Scale": "convmatrix.layers",
     "Slice": "convmatrix.layers",
+    "AdaptiveAvgPool": "convmatrix.layers",
+    "GlobalAvgPool": "convmatrix.layers",
     # graphs of layers
     "Add": "convmatrix.layers",
     "Cat": "convmatrix.layers",
@@ -167,6 +171,7 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "AdaptiveAvgPool",
     "AdaptiveMaxPoolAt",
     "Add",
     "Adjoint",
@@ -179,6 +184,7 @@ __all__ = [
     "ConvSpec",
     "ConvTranspose",
     "Flatten",
+    "GlobalAvgPool",
     "GlobalMaxPoolAt",
     "Graph",
     "GroupNormAt",

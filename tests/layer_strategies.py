@@ -7,11 +7,12 @@ import hypothesis.strategies as st
 import numpy as np
 
 import convmatrix as cm
+from convmatrix.geometry.spec import PADDING_MODES
 from tests.helpers import rng as seeded
 
 assume = hypothesis.assume
 
-MODES = list(cm.geometry.spec.PADDING_MODES)
+MODES = list(PADDING_MODES)
 
 
 @st.composite
@@ -159,6 +160,31 @@ def slice_layers(draw):
     return cm.Slice(shape, axis, start, stop, step)
 
 
+@st.composite
+def global_avg_pools(draw):
+    """A GlobalAvgPool over the spatial axes or a random set of axes, keepdims or not."""
+    shape = draw(sample_shapes(min_axes=2))
+    keepdims = draw(st.booleans())
+    if draw(st.booleans()):
+        return cm.GlobalAvgPool(shape, keepdims=keepdims)
+    axes = draw(st.lists(st.integers(-len(shape), len(shape) - 1), min_size=1, max_size=3))
+    chosen = {a % len(shape) for a in axes}
+    assume(len(chosen) == len(axes) and (keepdims or len(chosen) < len(shape)))
+    return cm.GlobalAvgPool(shape, keepdims=keepdims, axes=axes)
+
+
+@st.composite
+def adaptive_avg_pools(draw):
+    """An AdaptiveAvgPool over 1–3 spatial axes; outputs smaller, equal or larger; None entries."""
+    ndim = draw(st.integers(1, 3))
+    shape = (draw(st.integers(1, 3)), *(draw(st.integers(1, 7 if ndim < 3 else 4))
+                                        for _ in range(ndim)))
+    sizes = [draw(st.none() | st.integers(1, 8 if ndim < 3 else 4)) for _ in range(ndim)]
+    if ndim > 1 and draw(st.booleans()):
+        return cm.AdaptiveAvgPool(shape, sizes[0] or 1)
+    return cm.AdaptiveAvgPool(shape, sizes)
+
+
 def torch_function(layer, torch):
     """The torch computation a layer of the new kinds must equal (one sample, float64)."""
     if isinstance(layer, cm.Scale):
@@ -176,17 +202,23 @@ def torch_function(layer, torch):
     if isinstance(layer, cm.Slice):
         index = (slice(None),) * layer.axis + (slice(layer.start, layer.stop, layer.step),)
         return lambda x: x[index]
+    if isinstance(layer, cm.GlobalAvgPool):
+        return lambda x: x.mean(dim=layer.axes, keepdim=layer.keepdims)
+    if isinstance(layer, cm.AdaptiveAvgPool):
+        pool = getattr(torch.nn.functional, f"adaptive_avg_pool{len(layer.output_size)}d")
+        return lambda x: pool(x[None], layer.output_size)[0]
     raise TypeError(type(layer))
 
 
-new_kind_layers = st.one_of(scale_layers(), linear_layers(), reshape_layers(), slice_layers())
+new_kind_layers = st.one_of(scale_layers(), linear_layers(), reshape_layers(), slice_layers(),
+                            global_avg_pools(), adaptive_avg_pools())
 """Any of issue 17's single-input kinds (see :func:`torch_function` for its torch twin)."""
 
 
 @st.composite
 def new_kind_stacks(draw):
-    """A random chain through the new kinds and a convolution: Conv → Scale → Slice → Flatten
-    → Linear → Reshape (each present or not), with the torch function of the whole chain."""
+    """A random chain through the new kinds and a convolution: Conv → Scale → Slice → pool →
+    Flatten → Linear → Reshape (each present or not; the pool global or adaptive)."""
     c, h, w = draw(st.integers(1, 3)), draw(st.integers(2, 5)), draw(st.integers(2, 5))
     key = ("new-stack", c, h, w, draw(st.integers(0, 10**6)))
     rng = seeded(*key)
@@ -198,6 +230,13 @@ def new_kind_stacks(draw):
     wide = [axis for axis in range(3) if shape[axis] >= 2]
     if wide and draw(st.booleans()):
         layers.append(cm.Slice(shape, draw(st.sampled_from(wide)), 1, None))
+        shape = layers[-1].output_shape
+    pool = draw(st.sampled_from(["none", "global", "adaptive"]))
+    if pool == "global":
+        layers.append(cm.GlobalAvgPool(shape, keepdims=draw(st.booleans())))
+        shape = layers[-1].output_shape
+    elif pool == "adaptive":
+        layers.append(cm.AdaptiveAvgPool(shape, (draw(st.integers(1, 3)), None)))
         shape = layers[-1].output_shape
     layers.append(cm.Flatten(shape))
     size = layers[-1].output_shape[0]

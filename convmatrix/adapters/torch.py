@@ -20,6 +20,7 @@ from convmatrix.adapters.torch_fx import JacobianTranslator, read_fx
 from convmatrix.builder.sparse import DEFAULT_MAX_BYTES, SparseFormat
 from convmatrix.geometry import shapes
 from convmatrix.geometry.spec import as_int, sequence_items
+from convmatrix.layers.adaptive import AdaptiveAvgPool
 from convmatrix.layers.base import Layer
 from convmatrix.layers.conv import Conv, ConvTranspose
 from convmatrix.layers.graph import Graph
@@ -321,6 +322,19 @@ def _read_unflatten(module: Any, input_shape: tuple[int, ...],
                                  *input_shape[axis + 1:]))
 
 
+def _read_adaptive_avg_pool(module: Any, input_shape: tuple[int, ...],
+                            output_size: Sequence[int] | None) -> Layer:
+    """``nn.AdaptiveAvgPool1d/2d/3d`` (``output_size`` entries may be None: keep the axis)."""
+    _only_forward(module, output_size)
+    name = type(module).__name__
+    ndim = int(name[-2])
+    if len(input_shape) != ndim + 1:
+        raise ConvMatrixError(
+            f"`input_shape` (={input_shape}) must be one sample (C, *spatial) with {ndim} "
+            f"spatial axes for {name}")
+    return AdaptiveAvgPool(input_shape, module.output_size)
+
+
 TORCH_READERS: dict[str, TorchReader] = {
     f"{kind}{n}d": _read_conv for kind in ("Conv", "ConvTranspose", "LazyConv",
                                            "LazyConvTranspose") for n in (1, 2, 3)
@@ -329,6 +343,7 @@ TORCH_READERS: dict[str, TorchReader] = {
 TORCH_READERS["Sequential"] = _read_sequential
 TORCH_READERS.update({f"AvgPool{n}d": _read_avg_pool for n in (1, 2, 3)})
 TORCH_READERS.update({f"BatchNorm{n}d": _read_batch_norm for n in (1, 2, 3)})
+TORCH_READERS.update({f"AdaptiveAvgPool{n}d": _read_adaptive_avg_pool for n in (1, 2, 3)})
 TORCH_READERS.update({f"{kind}Pad{n}d": _read_pad for kind in _PAD_MODES for n in (1, 2, 3)})
 TORCH_READERS.update({name: _read_upsample for name in ("Upsample", "UpsamplingNearest2d",
                                                         "UpsamplingBilinear2d")})
@@ -364,11 +379,11 @@ def from_torch(module: Any, input_shape: Sequence[int], *,
         ``nn.Conv1d/2d/3d`` (every padding form and ``padding_mode``),
         ``nn.ConvTranspose1d/2d/3d``, ``nn.Linear`` (along the sample's last axis),
         ``nn.Flatten``/``nn.Unflatten`` (their dims count the batch axis, as in torch),
-        ``nn.Identity``, ``nn.Dropout*`` in eval mode, or an ``nn.Sequential`` of the modules
-        in :data:`TORCH_READERS` (read into a :class:`~convmatrix.Sequential`; a non-linear
-        child is refused, naming its position and pointing to ``cm.linearize``); any object
-        with a conv's attributes
-        (``weight``, ``stride``, ``padding``, ``dilation``, ``groups``, ...) is read as one.
+        ``nn.Identity``, ``nn.Dropout*`` in eval mode, ``nn.AdaptiveAvgPool1d/2d/3d``, the
+        other modules in :data:`TORCH_READERS`, or an ``nn.Sequential`` of them (read into a
+        :class:`~convmatrix.Sequential`; a non-linear child is refused, naming its position
+        and pointing to ``cm.linearize``); any object with a conv's attributes (``weight``,
+        ``stride``, ``padding``, ``dilation``, ``groups``, ...) is read as one.
     input_shape : sequence of int
         One sample ``(C_in, *spatial)``, no batch axis.
     output_size : sequence of int, optional

@@ -41,7 +41,9 @@ stack files (TOML, read with the standard library):
   mode = "nearest"
   [[layers]]
   kind = "Flatten"                  also Reshape (shape), Slice (axis, start, stop, step),
-  [[layers]]                        Scale (scale, shift)
+                                    Scale (scale, shift), GlobalAvgPool (keepdims, axes),
+                                    AdaptiveAvgPool (output_size)
+  [[layers]]
   kind = "Linear"
   out_features = 10                 weight (10 x input size) filled like a kernel; bias = [...]
 """

@@ -8,6 +8,7 @@ import importlib
 import warnings
 from typing import Any
 
+from convmatrix.layers.adaptive import AdaptiveAvgPool, GlobalAvgPool
 from convmatrix.layers.base import Adjoint, Layer
 from convmatrix.layers.channels_last import ChannelsLast, KerasConv
 from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
@@ -26,11 +27,12 @@ from convmatrix.layers.shuffle import PixelShuffle, PixelUnshuffle
 from convmatrix.layers.stat_norm import GroupNormAt, InstanceNormAt, LayerNormAt
 from convmatrix.layers.upsample import Upsample
 
-__all__ = ["AdaptiveMaxPoolAt", "Add", "Adjoint", "AvgPool", "BatchNorm", "Cat", "ChannelsLast",
-           "Concat", "Conv", "ConvLayer", "ConvTranspose", "Flatten", "GlobalMaxPoolAt", "Graph",
-           "GroupNormAt", "Identity", "InstanceNormAt", "KerasConv", "Layer", "LayerNormAt",
-           "Linear", "MaxPoolAt", "Node", "Pad", "PixelShuffle", "PixelUnshuffle", "Repeat",
-           "Reshape", "Scale", "Sequential", "Slice", "Sum", "Upsample"]
+__all__ = ["AdaptiveAvgPool", "AdaptiveMaxPoolAt", "Add", "Adjoint", "AvgPool", "BatchNorm", "Cat",
+           "ChannelsLast", "Concat", "Conv", "ConvLayer", "ConvTranspose", "Flatten",
+           "GlobalAvgPool", "GlobalMaxPoolAt", "Graph", "GroupNormAt", "Identity", "InstanceNormAt",
+           "KerasConv", "Layer", "LayerNormAt", "Linear", "MaxPoolAt", "Node", "Pad",
+           "PixelShuffle", "PixelUnshuffle", "Repeat", "Reshape", "Scale", "Sequential", "Slice",
+           "Sum", "Upsample"]
 
 _MOVED = {"from_torch": "convmatrix.adapters.torch", "from_keras": "convmatrix.adapters.keras"}
 

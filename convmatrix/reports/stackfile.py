@@ -22,7 +22,8 @@ the previous layer's output shape::
 
     [[layers]]
     kind = "Flatten"                # Flatten, Reshape (shape = [2, -1]), Slice (axis, start,
-                                    # stop, step), Scale (scale, shift: numbers or nested lists)
+                                    # stop, step), Scale (scale, shift: numbers or nested lists),
+                                    # GlobalAvgPool (keepdims, axes), AdaptiveAvgPool (output_size)
 
     [[layers]]
     kind = "Linear"                 # a dense layer: its weight (out_features × the input's

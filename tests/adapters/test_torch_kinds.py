@@ -116,6 +116,37 @@ def test_non_linear_modules_are_refused_naming_them_and_pointing_to_linearize(na
         cm.from_torch(stack, (1, 4, 4))
 
 
+@pytest.mark.parametrize("module, shape", [
+    (nn.AdaptiveAvgPool1d(3), (2, 7)),
+    (nn.AdaptiveAvgPool1d(9), (2, 4)),
+    (nn.AdaptiveAvgPool2d(1), (3, 5, 4)),
+    (nn.AdaptiveAvgPool2d((2, 3)), (2, 5, 7)),
+    (nn.AdaptiveAvgPool2d((None, 2)), (2, 5, 7)),
+    (nn.AdaptiveAvgPool2d((5, None)), (1, 3, 4)),
+    (nn.AdaptiveAvgPool3d((1, 2, 3)), (2, 3, 4, 5)),
+    (nn.AdaptiveAvgPool3d((None, 3, None)), (1, 2, 5, 3)),
+])
+def test_adaptive_avg_pool(module, shape):
+    layer = check_module(module, shape, ("adaptive", repr(module), shape))
+    assert isinstance(layer, cm.AdaptiveAvgPool)
+
+
+def test_adaptive_avg_pool_needs_its_spatial_axes():
+    with pytest.raises(cm.ConvMatrixError, match=r"`input_shape` \(=\(2, 5\)\) must be one "
+                                                 r"sample \(C, \*spatial\) with 2 spatial axes "
+                                                 r"for AdaptiveAvgPool2d"):
+        cm.from_torch(nn.AdaptiveAvgPool2d(1), (2, 5))
+
+
+def test_a_resnet_tail_reads_exactly():
+    """Conv → AdaptiveAvgPool2d(1) → Flatten → Linear: torchvision's ResNet head."""
+    module = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.AdaptiveAvgPool2d((1, 1)),
+                           nn.Flatten(1), nn.Linear(8, 5))
+    layer = check_module(module, (3, 7, 7), "resnet-tail")
+    assert [type(f).__name__ for f in layer.chain()] == [
+        "Conv", "AdaptiveAvgPool", "Flatten", "Linear"]
+
+
 def test_a_classifier_head_reads_exactly():
     """Conv → BN → AvgPool → Flatten → Dropout → Linear: every classifier's tail."""
     torch.manual_seed(seed_of("classifier"))

@@ -1,4 +1,5 @@
-"""Issue 17's single-input kinds (Scale, Linear, Flatten, Reshape, Slice) against live torch:
+"""Issue 17's single-input kinds (Scale, Linear, Flatten, Reshape, Slice, GlobalAvgPool,
+AdaptiveAvgPool) against live torch:
 ``torch.func.jacrev`` for the matrix, the torch function for the output and the offset, the
 adjoint dot test, the matrix-free operator against the matrix, streamed row blocks, integer
 exactness, bad input and the ``max_bytes`` refusal before any allocation."""
@@ -67,7 +68,7 @@ def check_against_torch(layer, function, key):
     np.testing.assert_allclose(sp.vstack(blocks).toarray(), dense, rtol=1e-12, atol=1e-12)
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(new_kind_layers)
 def test_new_kind_matches_torch(layer):
     check_against_torch(layer, torch_function(layer, torch), repr(layer))
@@ -88,6 +89,30 @@ def test_stack_of_new_kinds_matches_torch(stack):
         return y
 
     check_against_torch(stack, function, repr(stack))
+
+
+def test_global_and_adaptive_pools_express_torch_s_global_means():
+    x = seeded("means").standard_normal((3, 4, 5))
+    t = torch.from_numpy(x)
+    one = cm.from_torch(torch.nn.AdaptiveAvgPool2d(1), x.shape)
+    keep = cm.GlobalAvgPool(x.shape, keepdims=True)
+    flat = cm.GlobalAvgPool(x.shape)
+    assert one.output_shape == keep.output_shape == (3, 1, 1) and flat.output_shape == (3,)
+    for layer, expected in ((one, t.mean(dim=(1, 2), keepdim=True)), (keep, t.mean(dim=(1, 2),
+                            keepdim=True)), (flat, t.mean(dim=(1, 2)))):
+        np.testing.assert_allclose(layer(x), expected.numpy(), rtol=1e-13)
+    np.testing.assert_allclose(one.matrix().toarray(), flat.matrix().toarray(), rtol=1e-15)
+    assert repr(flat.T) == "Adjoint(GlobalAvgPool(3×4×5 → 3, mean over axes 1, 2))"
+
+
+def test_adaptive_bins_are_torch_s_rule():
+    from convmatrix.layers.adaptive import adaptive_bins
+
+    for n in range(1, 12):
+        for out in range(1, 14):
+            for i, (start, end) in enumerate(adaptive_bins(n, out)):
+                assert start == math.floor(i * n / out)
+                assert end == math.ceil((i + 1) * n / out)
 
 
 def test_slice_with_a_negative_step_selects_as_numpy():
@@ -199,6 +224,17 @@ def test_complex_scale_adjoint_is_the_plain_transpose_and_the_operator_conjugate
     (lambda: cm.Slice((2, 3), 1, 0.5, 1), r"`start` \(=0.5\) must be an int"),
     (lambda: cm.Slice((2, 3), 1, 0, "2"), r"`stop` \(='2'\) must be an int"),
     (lambda: cm.Flatten([2, True]), r"`input_shape`.*got True"),
+    (lambda: cm.GlobalAvgPool((3,)), r"`input_shape` \(=\(3,\)\) has no spatial axes"),
+    (lambda: cm.GlobalAvgPool((3, 4), axes=(0, 1)), r"averages every axis.*keepdims=True"),
+    (lambda: cm.GlobalAvgPool((3, 4), axes=(1, -1)), r"`axes` \(=\(1, -1\)\) must name one "
+                                                     r"or more distinct axes"),
+    (lambda: cm.GlobalAvgPool((3, 4), axes=2), r"`axes` \(=2\) must be an axis of the sample"),
+    (lambda: cm.GlobalAvgPool((3, 4), keepdims=1), r"`keepdims` \(=1\) must be True or False"),
+    (lambda: cm.AdaptiveAvgPool((3, 4), (2, 2)), r"`output_size` \(=\(2, 2\)\) must be an int "
+                                                 r"or 1 entries"),
+    (lambda: cm.AdaptiveAvgPool((3, 4), 0), r"`output_size` \(=0\) must be an int >= 1"),
+    (lambda: cm.AdaptiveAvgPool((3,), 2), r"`input_shape` \(=\(3,\)\) must be \(C, \*spatial\)"),
+    (lambda: cm.AdaptiveAvgPool((3, 4, 4), (2, 1.5)), r"`output_size` \(=1.5\) must be an int"),
 ])
 def test_bad_input_names_the_parameter(build, pattern):
     with pytest.raises(cm.ConvMatrixError, match=pattern):
@@ -211,6 +247,8 @@ def test_bad_input_names_the_parameter(build, pattern):
     cm.Reshape((300, 300, 300), (-1, 300)),
     cm.Slice((300, 300, 300), 1, 1, None),
     cm.Linear(np.ones((1000, 1000))),
+    cm.GlobalAvgPool((300, 300, 300)),
+    cm.AdaptiveAvgPool((30, 300, 300), (200, 200)),
 ])
 def test_max_bytes_refuses_before_building(layer, monkeypatch):
     def never(*args, **kwargs):
@@ -230,7 +268,8 @@ def test_apply_guard_refuses_before_allocating():
 
 def test_explain_and_report_go_through_the_presenter():
     for layer in (cm.Scale((2, 3), 2, shift=1), cm.Linear(np.ones((3, 4))), cm.Flatten((1, 2, 2)),
-                  cm.Reshape((4,), (2, 2)), cm.Slice((3, 2, 2), 0, 1, None)):
+                  cm.Reshape((4,), (2, 2)), cm.Slice((3, 2, 2), 0, 1, None),
+                  cm.GlobalAvgPool((2, 3, 3)), cm.AdaptiveAvgPool((2, 5, 5), 3)):
         text = layer.explain().to_markdown()
         assert repr(layer) in text
         assert repr(layer) in layer.report()

@@ -238,8 +238,10 @@ def test_generator_report_reproduces_the_four_cases():
 
 def test_stack_files_offer_the_channels_first_kinds_only():
     text = 'input = [1, 4, 4]\n[[layers]]\nkind = "ChannelsLast"\n'
-    with pytest.raises(cm.ConvMatrixError, match=r"must be one of AvgPool, BatchNorm, Conv, "
-                                                 r"ConvTranspose, Flatten, Identity, Linear, Pad, "
+    with pytest.raises(cm.ConvMatrixError, match=r"must be one of AdaptiveAvgPool, AvgPool, "
+                                                 r"BatchNorm, Conv, "
+                                                 r"ConvTranspose, Flatten, GlobalAvgPool, "
+                                                 r"Identity, Linear, Pad, "
                                                  r"PixelShuffle, PixelUnshuffle, Reshape, Scale, "
                                                  r"Slice, Upsample$"):
         parse_stack(text)
