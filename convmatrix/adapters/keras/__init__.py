@@ -1,8 +1,8 @@
 """The Keras adapter: Keras layers, models and serialized configs as convmatrix objects.
 
 One framework, one place; nothing imports Keras at module level (live layers are read
-through ``get_config()`` and their weights; models are walked, traced and loaded with
-Keras imported inside the functions that need it):
+through ``get_config()`` and their weights; models are walked, traced, loaded and linearised
+with Keras imported inside the functions that need it):
 
 - :mod:`~convmatrix.adapters.keras.config`: a serialized convolution config → spec, weight
   and direction (:func:`keras_layer`, :func:`keras_matrix`, :func:`keras_output_shape`);
@@ -12,7 +12,9 @@ Keras imported inside the functions that need it):
   ``.keras`` file), :func:`from_keras_sequential` and :func:`from_keras_functional`;
 - :mod:`~convmatrix.adapters.keras.functional`: the walk of a functional (or traced
   subclassed) model's graph into a :class:`~convmatrix.Graph`;
-- :mod:`~convmatrix.adapters.keras.saved`: a ``.keras`` file loaded in safe mode.
+- :mod:`~convmatrix.adapters.keras.saved`: a ``.keras`` file loaded in safe mode;
+- :mod:`~convmatrix.adapters.keras.linearize`: :func:`linearize_keras`, a model's exact
+  Jacobian at a point (what :func:`convmatrix.linearize` calls for Keras).
 
 The layer kinds it builds (:class:`~convmatrix.KerasConv`,
 :class:`~convmatrix.layers.channels_last.ChannelsLast`, :class:`~convmatrix.layers.repeat.Repeat`)
@@ -33,6 +35,7 @@ from convmatrix.adapters.keras.layers import (
     keras_conv,
     read_keras_layer,
 )
+from convmatrix.adapters.keras.linearize import linearize_keras
 from convmatrix.adapters.keras.models import (
     from_keras,
     from_keras_functional,
@@ -58,5 +61,6 @@ __all__ = [
     "keras_layer",
     "keras_matrix",
     "keras_output_shape",
+    "linearize_keras",
     "read_keras_layer",
 ]
