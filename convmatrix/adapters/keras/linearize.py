@@ -103,19 +103,23 @@ class _Walk:
     values: dict[str, np.ndarray]
     taken: set[str]
 
+    root: str = "input"
+
     def add(self, name: str, op: Layer | Sum | Cat, inputs: tuple[str, ...],
             site: Site | None = None) -> np.ndarray:
         ins = [self.values[i] for i in inputs]
+        # factors name the network's input "input" (their convention), the graph Keras' name
+        sources = tuple("input" if i == self.root else i for i in inputs)
         if isinstance(op, Sum):
             value = sum((c * v for c, v in zip(op.coefficients, ins, strict=True)),
                         np.zeros_like(ins[0]))
-            self.factors.append(Factor(name, None, inputs, None, "sum", op.coefficients))
+            self.factors.append(Factor(name, None, sources, None, "sum", op.coefficients))
         elif isinstance(op, Cat):
             value = np.concatenate(ins, axis=op.axis)
-            self.factors.append(Factor(name, None, inputs, None, "cat"))
+            self.factors.append(Factor(name, None, sources, None, "cat"))
         else:
             value = np.asarray(op(ins[0], max_bytes=None), dtype=np.float64)
-            self.factors.append(Factor(name, op, inputs, site))
+            self.factors.append(Factor(name, op, sources, site))
         if site is not None:
             self.sites.append(site)
         self.nodes.append(Node(name, op, inputs))
@@ -398,9 +402,9 @@ def _linearize_graph(model: Any, sample: np.ndarray, walk: _Walk, prefix: str,
     root, shape, steps, output, _ = keras_steps(model, sample.shape)
     rename: dict[str, str] = {}
     if input_name is None:
-        input_name = root
+        input_name = walk.root = root
         walk.values[root] = sample
-        walk.taken.add(root)
+        walk.taken.update((root, "input"))
     rename[root] = input_name
     for step in steps:
         inputs = tuple(rename[i] for i in step.inputs)
@@ -473,7 +477,7 @@ def linearize_keras(model: Any, x: Any) -> Linearization:
     output, shape = _linearize_graph(model, sample, walk, "", None)
     if not walk.nodes:
         raise ConvMatrixError("`model` has no layers between its input and its output")
-    root = next(iter(walk.values))
+    root = walk.root
     layer = _assemble(walk, root, shape, output)
     return Linearization(layer, sample, walk.values[output], walk.sites, walk.factors, "keras")
 
