@@ -479,7 +479,8 @@ def linearize_keras(model: Any, x: Any) -> Linearization:
         raise ConvMatrixError("`model` has no layers between its input and its output")
     root = walk.root
     layer = _assemble(walk, root, shape, output)
-    return Linearization(layer, sample, walk.values[output], walk.sites, walk.factors, "keras")
+    return Linearization(layer, sample, walk.values[output], walk.sites, walk.factors, "keras",
+                         output)
 
 
 def _assemble(walk: _Walk, root: str, shape: tuple[int, ...], output: str) -> Layer:
