@@ -20,6 +20,8 @@ from convmatrix.adapters.keras import linearize_keras
 
 keras = pytest.importorskip("keras")
 torch = pytest.importorskip("torch")
+pytest.importorskip("convmatrix.layers.linearization",
+                    reason="the linearisation kinds (Site, Factor, Linearization) are not here")
 layers = keras.layers
 
 pytestmark = pytest.mark.skipif(

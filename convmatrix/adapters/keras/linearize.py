@@ -24,6 +24,7 @@ The result is a :class:`~convmatrix.layers.linearization.Linearization` whose la
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -49,7 +50,6 @@ from convmatrix.adapters.keras.layers import KERAS_READERS, read_keras_layer
 from convmatrix.layers.base import Layer
 from convmatrix.layers.channels_last import ChannelsLast
 from convmatrix.layers.graph import Cat, Graph, Node, Sum
-from convmatrix.layers.linearization import Factor, Linearization, Site
 from convmatrix.layers.pad import Pad
 from convmatrix.layers.reshape import Reshape
 from convmatrix.layers.scale import Scale
@@ -77,6 +77,17 @@ _POOL_CONVENTION = ("torch's max_pool kernel and backward: the first maximum of 
 
 _GLOBAL_CONVENTION = "torch's amax backward: a tied maximum shares the derivative evenly"
 
+Site = Any  # convmatrix.layers.linearization.Site (the linearisation kinds, imported on use)
+
+
+def _kinds() -> Any:
+    """:mod:`convmatrix.layers.linearization` (``Site``, ``Factor``, ``Linearization``)."""
+    try:
+        return importlib.import_module("convmatrix.layers.linearization")
+    except ImportError:  # pragma: no cover - until the linearisation kinds are installed
+        raise ConvMatrixError("cm.linearize needs convmatrix.layers.linearization, which "
+                              "this version does not have") from None
+
 
 def keras_point(x: Any) -> np.ndarray:
     """``x`` (one input with its batch axis of 1, Keras' layout) as one float64 sample."""
@@ -98,8 +109,8 @@ class _Walk:
     """The graph being built: nodes, factors, sites and each node's value at the point."""
 
     nodes: list[Node]
-    factors: list[Factor]
-    sites: list[Site]
+    factors: list[Any]
+    sites: list[Any]
     values: dict[str, np.ndarray]
     taken: set[str]
 
@@ -113,13 +124,14 @@ class _Walk:
         if isinstance(op, Sum):
             value = sum((c * v for c, v in zip(op.coefficients, ins, strict=True)),
                         np.zeros_like(ins[0]))
-            self.factors.append(Factor(name, None, sources, None, "sum", op.coefficients))
+            self.factors.append(_kinds().Factor(name, None, sources, None, "sum",
+                                                op.coefficients))
         elif isinstance(op, Cat):
             value = np.concatenate(ins, axis=op.axis)
-            self.factors.append(Factor(name, None, sources, None, "cat"))
+            self.factors.append(_kinds().Factor(name, None, sources, None, "cat"))
         else:
             value = np.asarray(op(ins[0], max_bytes=None), dtype=np.float64)
-            self.factors.append(Factor(name, op, sources, site))
+            self.factors.append(_kinds().Factor(name, op, sources, site))
         if site is not None:
             self.sites.append(site)
         self.nodes.append(Node(name, op, inputs))
@@ -175,9 +187,10 @@ def _activation_site(name: str, op: str, kind: str, z: np.ndarray, derivative: n
                      lipschitz: float, kinks: tuple[float, ...]) -> Site:
     on_kink = int(np.isin(z, np.array(kinks, dtype=np.float64)).sum()) if kinks else 0
     nonzero = int(np.count_nonzero(derivative))
-    return Site(name, op, "activation", tuple(z.shape), nonzero, derivative.size - nonzero,
-                on_kink, kind in _PIECEWISE, lipschitz,
-                float(np.abs(derivative).max(initial=0.0)), _CONVENTION if kinks else "")
+    return _kinds().Site(name, op, "activation", tuple(z.shape), nonzero,
+                         derivative.size - nonzero, on_kink, kind in _PIECEWISE, lipschitz,
+                         float(np.abs(derivative).max(initial=0.0)),
+                         _CONVENTION if kinks else "")
 
 
 def _activation_fn(value: Any, where: str) -> tuple[str, Callable[[Any], Any]]:
@@ -295,9 +308,9 @@ def _selection_site(name: str, op: str, pool: Any, shape: tuple[int, ...],
     units = math.prod(shape)
     tied = int(getattr(pool, "kinks", 0))
     windows = math.prod(pool.output_shape)
-    return Site(name, op, "selection", tuple(shape), windows, units - picked, tied, True,
-                math.sqrt(_max_windows_per_input(pool)), 1.0 if windows else 0.0,
-                convention)
+    return _kinds().Site(name, op, "selection", tuple(shape), windows, units - picked, tied,
+                         True, math.sqrt(_max_windows_per_input(pool)),
+                         1.0 if windows else 0.0, convention)
 
 
 def _max_windows_per_input(pool: Any) -> int:
@@ -365,8 +378,8 @@ def _normalization(step: KerasStep, walk: _Walk, value: np.ndarray) -> np.ndarra
         core = GroupNormAt(x, int(config["groups"]), weight=weight, bias=bias, eps=eps)
         layer = ChannelsLast(core, "GroupNormalization")
         op = "GroupNormalization"
-    site = Site(step.name, op, "normalization", tuple(value.shape), value.size, 0, 0, False,
-                math.inf, 0.0)
+    site = _kinds().Site(step.name, op, "normalization", tuple(value.shape), value.size, 0, 0,
+                         False, math.inf, 0.0)
     return walk.add(step.name, layer, step.inputs, site)
 
 
@@ -450,7 +463,7 @@ def _no_model(model: Any, shape: tuple[int, ...]) -> Layer:  # pragma: no cover 
     raise ConvMatrixError("a model inside the model is linearised node by node")
 
 
-def linearize_keras(model: Any, x: Any) -> Linearization:
+def linearize_keras(model: Any, x: Any) -> Any:
     """A Keras model's exact Jacobian at ``x`` (:func:`convmatrix.linearize` for Keras).
 
     Parameters
@@ -479,8 +492,8 @@ def linearize_keras(model: Any, x: Any) -> Linearization:
         raise ConvMatrixError("`model` has no layers between its input and its output")
     root = walk.root
     layer = _assemble(walk, root, shape, output)
-    return Linearization(layer, sample, walk.values[output], walk.sites, walk.factors, "keras",
-                         output)
+    return _kinds().Linearization(layer, sample, walk.values[output], walk.sites, walk.factors,
+                                  "keras", output)
 
 
 def _assemble(walk: _Walk, root: str, shape: tuple[int, ...], output: str) -> Layer:
