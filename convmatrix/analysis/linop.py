@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -9,7 +10,7 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from convmatrix._progress import Progress, ProgressArg, check_progress
-from convmatrix.builder.apply import integer_dtype, max_abs
+from convmatrix.builder.apply import conv_apply, conv_apply_adjoint, integer_dtype, max_abs
 from convmatrix.builder.budget import DEFAULT_MAX_BYTES, apply_nbytes, check_budget, check_max_bytes
 from convmatrix.geometry.view import AffineMap
 from convmatrix.typing import Direction
@@ -94,8 +95,28 @@ class LayerOperator(LinearOperator):
         n_out, n_in = self.shape
         return max(1, CHUNK_BYTES // (itemsize * (n_in + n_out)))
 
+    def _kernel(self, direction: Direction) -> Callable[[np.ndarray, np.ndarray], Any] | None:
+        """The tiled kernel ``kernel(batch, out)`` of a channels-first convolution, or None.
+
+        For one convolution (or its adjoint) the product is written straight into the result;
+        any other layer goes through its apply hooks.
+
+        ``conv_view()`` says the layer's matrix is ``C`` or ``Cᵀ`` of its spec and weight, so
+        the operator runs :func:`~convmatrix.builder.apply.conv_apply` or its adjoint itself:
+        the columns are read in place and no batch is copied into the result.
+        """
+        layer = self.layer
+        chain = layer.chain() if hasattr(layer, "chain") else (layer,)
+        view = layer.conv_view() if len(chain) == 1 and hasattr(layer, "conv_view") else None
+        if view is None or view.layout != "channels_first":
+            return None
+        kernel = conv_apply if view.direction == direction else conv_apply_adjoint
+        spec, weight = view.spec, view.weight
+        return lambda batch, out: kernel(spec, weight, batch, out=out)
+
     def _batched(self, X: np.ndarray, apply: Any, in_shape: tuple[int, ...],
-                 rows: int, direction: Direction = "forward") -> np.ndarray:
+                 out_shape: tuple[int, ...], direction: Direction = "forward") -> np.ndarray:
+        rows = math.prod(out_shape)
         X = np.asarray(X)
         dtype = np.result_type(self.dtype, X.dtype)
         layer_dtype = np.dtype(self.layer.dtype)
@@ -106,6 +127,8 @@ class LayerOperator(LinearOperator):
                                   f"the operator of {self.layer!r} on {X.dtype} data")
         count = X.shape[1]
         step = self._columns_per_batch(dtype.itemsize)
+        kernel = self._kernel(direction)
+        conjugate = direction == "adjoint" and (np.iscomplexobj(X) or self.dtype.kind == "c")
         itemsize = max(dtype.itemsize, 8)
         check_budget(f"the operator product of {self.layer!r} with {count} column(s)",
                      rows * count * dtype.itemsize
@@ -117,7 +140,16 @@ class LayerOperator(LinearOperator):
                 stop = min(start + step, count)
                 # the columns as a batch without copying them (the kernels read any strides)
                 batch = X[:, start:stop].T.astype(dtype, copy=False)
-                out = apply(batch.reshape(stop - start, *in_shape))
+                batch = batch.reshape(stop - start, *in_shape)
+                if kernel is not None:
+                    target = np.reshape(result[:, start:stop].T, (stop - start, *out_shape),
+                                        copy=False)
+                    kernel(np.conj(batch) if conjugate else batch, target)
+                    if conjugate:
+                        np.conjugate(target, out=target)
+                    bar.advance(stop - start)
+                    continue
+                out = apply(batch)
                 columns = out.reshape(stop - start, rows).T
                 if (stop - start == count and columns.dtype == dtype
                         and not np.may_share_memory(columns, X)):
@@ -127,7 +159,8 @@ class LayerOperator(LinearOperator):
         return result
 
     def _matmat(self, X: np.ndarray) -> np.ndarray:
-        return self._batched(X, self.layer.apply_forward, self.layer.input_shape, self.shape[0])
+        layer = self.layer
+        return self._batched(X, layer.apply_forward, layer.input_shape, layer.output_shape)
 
     def _rmatmat(self, X: np.ndarray) -> np.ndarray:
         layer = self.layer
@@ -135,7 +168,7 @@ class LayerOperator(LinearOperator):
         if np.iscomplexobj(X) or self.dtype.kind == "c":
             def apply(y: np.ndarray) -> np.ndarray:
                 return np.conj(layer.apply_adjoint(np.conj(y)))
-        return self._batched(X, apply, layer.output_shape, self.shape[1], direction="adjoint")
+        return self._batched(X, apply, layer.output_shape, layer.input_shape, direction="adjoint")
 
     def _matvec(self, x: np.ndarray) -> np.ndarray:
         return self._matmat(np.reshape(x, (-1, 1)))[:, 0]

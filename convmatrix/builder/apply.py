@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -13,7 +14,7 @@ import numpy as np
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.geometry.shapes import used_length
-from convmatrix.geometry.spec import ConvSpec
+from convmatrix.geometry.spec import ConvSpec, conv_spec
 from convmatrix.typing import Direction
 
 __all__ = ["INTEGER_RULE", "TILE_BYTES", "WORKSPACE_BYTES", "compute_dtype", "conv_abs_row_sum",
@@ -191,9 +192,10 @@ WORKSPACE_BYTES: int = 64 * 2**20
 beyond its input and output: the products run in tiles of samples and output rows whose
 column matrix and padded input fit in this many bytes (at least one output row)."""
 
-TILE_BYTES: int = 4 * 2**20
-"""The preferred tile: small enough that a tile's column matrix is still in cache when the
-matrix product reads it (measured fastest on the benchmark layers)."""
+TILE_BYTES: int = 16 * 2**20
+"""The preferred tile (column matrix, padded rows and product): large enough for an efficient
+matrix product, small enough to stay in the last-level cache (8–16 MiB measured fastest on
+the benchmark layers, ``benchmarks/bench_operator.py``)."""
 
 
 @dataclass(frozen=True)
@@ -257,16 +259,19 @@ def _tiling(spec: ConvSpec, batch: int, itemsize: int, batch_last: bool) -> _Til
     whole = o[0] * per_row + halo
     if batch * whole <= target:
         return _Tiling(batch, o[0])
-    if not batch_last and whole <= target:
+    if whole <= target and not batch_last:
         return _Tiling(max(1, target // whole), o[0])
-    samples = batch if batch_last else 1
-    rows = (target - samples * halo) // (samples * per_row)
-    if rows < 1:  # even one row of the batch is above the preferred size: the workspace
-        rows = (WORKSPACE_BYTES - samples * halo) // (samples * per_row)
-    if rows < 1 and batch_last:
-        samples = max(1, WORKSPACE_BYTES // (per_row + halo))
-        rows = 1
-    return _Tiling(samples, max(1, min(rows, o[0])))
+    if batch_last and batch * (per_row + halo) <= target:
+        # interleaved samples: all of them, in as many rows as fit (the product writes the
+        # output in place only when a tile holds every sample)
+        return _Tiling(batch, max(1, min((target - batch * halo) // (batch * per_row), o[0])))
+    samples = max(1, min(batch, target // whole)) if whole <= target else 1
+    if samples == 1:
+        rows = (target - halo) // per_row
+        if rows < 1:  # one output row of one sample is above the preferred size
+            rows = (WORKSPACE_BYTES - halo) // per_row
+        return _Tiling(1, max(1, min(rows, o[0])))
+    return _Tiling(samples, o[0])
 
 
 def _tiles(spec: ConvSpec, batch: int, tiling: _Tiling) -> list[tuple[int, int, int, int]]:
@@ -275,21 +280,45 @@ def _tiles(spec: ConvSpec, batch: int, tiling: _Tiling) -> list[tuple[int, int, 
             for o0 in range(0, spec.output_size[0], tiling.rows)]
 
 
-class _Buffer:
-    """One flat scratch array; each tile takes a prefix of it in the shape it needs."""
+_KEEP_BYTES = 16 * 2**20
+_POOL = threading.local()
+# distinct addresses modulo 4 KiB for the buffers one loop reads and writes together: equal
+# low address bits make every load wait on the store before it (4K aliasing), 5-10x slower
+_OFFSETS = {"pad": 1088, "columns": 2240, "rows": 3392}
 
-    def __init__(self, dtype: np.dtype[Any]) -> None:
-        self.dtype = dtype
-        self.flat = np.empty(0, dtype=dtype)
+
+def _scratch(role: str, nbytes: int) -> np.ndarray:
+    """``nbytes`` of scratch memory for ``role``, kept per thread between calls when small.
+
+    Fresh memory costs a page fault per page on its first write (a large part of a product
+    on some machines); a tile's buffers of at most ``_KEEP_BYTES`` are reused instead.
+    """
+    pool: dict[str, np.ndarray] = _POOL.__dict__.setdefault("buffers", {})
+    buffer = pool.get(role)
+    offset = _OFFSETS.get(role, 0)
+    if buffer is None or buffer.size < nbytes + offset:
+        buffer = np.empty(nbytes + offset + 64, dtype=np.uint8)
+        if nbytes <= _KEEP_BYTES:
+            pool[role] = buffer
+    start = offset + (-buffer.ctypes.data - offset) % 64
+    return buffer[start:start + nbytes]
+
+
+class _Buffer:
+    """Scratch memory for one role; each tile takes a prefix in the shape it needs."""
+
+    def __init__(self, dtype: np.dtype[Any], role: str) -> None:
+        self.dtype = np.dtype(dtype)
+        self.role = role
 
     def take(self, shape: Sequence[int], batch_last: bool) -> np.ndarray:
         """A ``(b, *rest)`` view of a prefix; memory ``(*rest, b)`` when ``batch_last``."""
         size = math.prod(shape)
-        if self.flat.size < size:
-            self.flat = np.empty(size, dtype=self.dtype)
+        nbytes = size * self.dtype.itemsize
+        flat = _scratch(self.role, nbytes)[:nbytes].view(self.dtype)
         if batch_last:
-            return np.moveaxis(self.flat[:size].reshape(*shape[1:], shape[0]), -1, 0)
-        return self.flat[:size].reshape(shape)
+            return np.moveaxis(flat.reshape(*shape[1:], shape[0]), -1, 0)
+        return flat.reshape(shape)
 
 
 def _blasable(a: np.ndarray) -> bool:
@@ -400,6 +429,14 @@ def _window(spec: ConvSpec, tap: tuple[int, ...], rows: int) -> tuple[slice, ...
                  zip(tap, spec.dilation, sizes, spec.stride, strict=True))
 
 
+def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """``out = a @ b`` (stacked); an outer product (inner dimension 1) as a broadcast."""
+    if a.shape[-1] == 1:
+        np.multiply(a, b, out=out)
+    else:
+        np.matmul(a, b, out=out)
+
+
 def _forward_into(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, out: np.ndarray,
                   batch_last: bool) -> None:
     """``out[b] = C x[b]`` for a batch, in tiles: one column matrix and one product per tile."""
@@ -408,7 +445,7 @@ def _forward_into(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, out: np.nda
     k = math.prod(spec.kernel_size)
     ck = spec.in_channels // groups * k
     cout = spec.out_channels // groups
-    w = np.asarray(weight, dtype=dtype).reshape(groups, cout, ck)
+    w = np.ascontiguousarray(np.asarray(weight, dtype=dtype).reshape(groups, cout, ck))
     axes = _axes(spec)
     used = [_used_length(spec, a) for a in range(spec.ndim)]
     direct = all(a.lo == 0 and a.hi == u and not a.border for a, u in zip(axes, used,
@@ -418,7 +455,8 @@ def _forward_into(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, out: np.nda
     tiling = _tiling(spec, batch, max(dtype.itemsize, 1), batch_last)
     if general:
         tiling.rows = spec.output_size[0]
-    pads, cols_buffer, product = _Buffer(dtype), _Buffer(dtype), _Buffer(dtype)
+    pads, cols_buffer, product = (_Buffer(dtype, "pad"), _Buffer(dtype, "columns"),
+                                  _Buffer(dtype, "rows"))
     rest = math.prod(spec.output_size[1:])
     s0, d0, k0 = spec.stride[0], spec.dilation[0], spec.kernel_size[0]
     for b0, b1, o0, o1 in _tiles(spec, batch, tiling):
@@ -448,9 +486,50 @@ def _forward_into(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, out: np.nda
             np.copyto(tile, result.reshape(tile.shape))
 
 
+@lru_cache(maxsize=256)
+def _transposed_spec(spec: ConvSpec) -> ConvSpec | None:
+    """``Cᵀ`` as a convolution of its own when that is one (else None).
+
+    With stride 1 and zero padding of at most ``d·(k − 1)`` per side, ``Cᵀ y`` is the
+    convolution of ``y`` with the flipped kernel (input and output channels swapped in each
+    group), dilation ``d`` and padding ``d·(k − 1) − p`` per side: every output reads whole
+    windows, so the forward kernel (im2col, inner dimension ``C_out/G · ∏k``) computes it.
+    """
+    if spec.padding_mode != "zeros" or any(s != 1 for s in spec.stride):
+        return None
+    padding = []
+    for (before, after), k, d in zip(spec.padding, spec.kernel_size, spec.dilation,
+                                     strict=True):
+        reach = d * (k - 1)
+        if before > reach or after > reach:
+            return None
+        padding.append((reach - before, reach - after))
+    groups = spec.groups
+    adjoint = conv_spec((spec.in_channels, spec.out_channels // groups, *spec.kernel_size),
+                        spec.output_shape, padding=tuple(padding), dilation=spec.dilation,
+                        groups=groups)
+    return adjoint if adjoint.output_shape == spec.input_shape else None
+
+
+def _transposed_weight(spec: ConvSpec, weight: np.ndarray) -> np.ndarray:
+    """The weight of :func:`_transposed_spec`: channels swapped per group, taps flipped."""
+    groups, ndim = spec.groups, spec.ndim
+    grouped = np.asarray(weight).reshape(groups, spec.out_channels // groups,
+                                         spec.in_channels // groups, *spec.kernel_size)
+    flipped = np.flip(np.swapaxes(grouped, 1, 2), axis=tuple(range(3, 3 + ndim)))
+    return flipped.reshape(spec.in_channels, spec.out_channels // groups, *spec.kernel_size)
+
+
+_ADJOINT_AS_CONVOLUTION = True
+
+
 def _adjoint_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.ndarray,
                   batch_last: bool) -> None:
     """``out[b] = Cᵀ y[b]``: per tile one product, the taps scattered, the padding folded."""
+    transposed = _transposed_spec(spec) if _ADJOINT_AS_CONVOLUTION else None
+    if transposed is not None:  # as fast as the forward or faster on every measured shape
+        _forward_into(transposed, _transposed_weight(spec, weight), y, out, batch_last)
+        return
     dtype = out.dtype
     batch, groups = y.shape[0], spec.groups
     k = math.prod(spec.kernel_size)
@@ -465,7 +544,8 @@ def _adjoint_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.nda
     tiling = _tiling(spec, batch, max(dtype.itemsize, 1), batch_last)
     if general:
         tiling.rows = spec.output_size[0]
-    pads, cols_buffer, rows_buffer = _Buffer(dtype), _Buffer(dtype), _Buffer(dtype)
+    pads, cols_buffer, rows_buffer = (_Buffer(dtype, "pad"), _Buffer(dtype, "columns"),
+                                      _Buffer(dtype, "rows"))
     rest = math.prod(spec.output_size[1:])
     s0, d0, k0 = spec.stride[0], spec.dilation[0], spec.kernel_size[0]
     out[...] = 0
@@ -482,7 +562,7 @@ def _adjoint_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.nda
             operand = _as_memory(copy, batch_last).reshape(shape)
         cols = cols_buffer.take((b, spec.in_channels, k, rows, *spec.output_size[1:]),
                                 batch_last)
-        np.matmul(w_t, operand, out=_as_memory(cols, batch_last).reshape(
+        _product(w_t, operand, _as_memory(cols, batch_last).reshape(
             _gemm_shape(groups, ck, rows * rest, b, batch_last)))
         pad = pads.take((b, spec.in_channels, prow, *used[1:]), batch_last)
         pad[...] = 0
@@ -496,7 +576,8 @@ def _adjoint_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.nda
             _fold_padded(pad, out, spec, axes, b0, b1, p0)
 
 
-def conv_apply(spec: ConvSpec, weight: np.ndarray, x: np.ndarray) -> np.ndarray:
+def conv_apply(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, *,
+               out: np.ndarray | None = None) -> np.ndarray:
     """The convolution ``C`` on a batch, without building ``C``.
 
     Parameters
@@ -506,7 +587,10 @@ def conv_apply(spec: ConvSpec, weight: np.ndarray, x: np.ndarray) -> np.ndarray:
     weight : ndarray, shape ``spec.weight_shape``
         torch layout.
     x : ndarray, shape ``(B, *spec.input_shape)``
-        A batch of inputs.
+        A batch of inputs (any strides).
+    out : ndarray, shape ``(B, *spec.output_shape)``, optional
+        Where to write the result (any strides, e.g. the columns of a larger array); a
+        different dtype than :func:`compute_dtype` is computed in that dtype and cast.
 
     Returns
     -------
@@ -533,15 +617,11 @@ def conv_apply(spec: ConvSpec, weight: np.ndarray, x: np.ndarray) -> np.ndarray:
     array([[[14., 21., 32., 43., 14.]]])
     """
     x = np.asarray(x)
-    dtype = compute_dtype(np.asarray(weight).dtype, x.dtype)
-    batch_last = _batch_last(x)
-    out = _allocate((x.shape[0], *spec.output_shape), dtype, batch_last)
-    if x.shape[0]:
-        _forward_into(spec, weight, x, out, batch_last)
-    return out
+    return _run(_forward_into, spec, weight, x, (x.shape[0], *spec.output_shape), out)
 
 
-def conv_apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray) -> np.ndarray:
+def conv_apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, *,
+                       out: np.ndarray | None = None) -> np.ndarray:
     """The transpose ``Cᵀ`` on a batch (the transposed convolution), without building ``C``.
 
     Parameters
@@ -551,7 +631,9 @@ def conv_apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray) -> np.
     weight : ndarray, shape ``spec.weight_shape``
         torch convolution layout.
     y : ndarray, shape ``(B, *spec.output_shape)``
-        A batch of outputs.
+        A batch of outputs (any strides).
+    out : ndarray, shape ``(B, *spec.input_shape)``, optional
+        Where to write the result, as in :func:`conv_apply`.
 
     Returns
     -------
@@ -575,12 +657,28 @@ def conv_apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray) -> np.
     array([[[ 1., 12., 20.]]])
     """
     y = np.asarray(y)
-    dtype = compute_dtype(np.asarray(weight).dtype, y.dtype)
-    batch_last = _batch_last(y)
-    out = _allocate((y.shape[0], *spec.input_shape), dtype, batch_last)
-    if y.shape[0]:
-        _adjoint_into(spec, weight, y, out, batch_last)
-    return out
+    return _run(_adjoint_into, spec, weight, y, (y.shape[0], *spec.input_shape), out)
+
+
+def _run(kernel: Any, spec: ConvSpec, weight: np.ndarray, data: np.ndarray,
+         shape: tuple[int, ...], out: np.ndarray | None) -> np.ndarray:
+    """Allocate (or check) the result and run a kernel on a non-empty batch."""
+    dtype = compute_dtype(np.asarray(weight).dtype, data.dtype)
+    batch_last = _batch_last(data)
+    if out is None:
+        result = _allocate(shape, dtype, batch_last)
+    elif out.shape != shape:
+        raise ConvMatrixError(f"`out` has shape {out.shape}; the result has shape {shape}")
+    elif out.dtype != dtype:
+        result = _allocate(shape, dtype, batch_last)
+    else:
+        result = out
+    if shape[0]:
+        kernel(spec, weight, data, result, batch_last)
+    if out is not None and result is not out:
+        np.copyto(out, result, casting="unsafe")
+        return out
+    return result
 
 
 def _batch_last(x: np.ndarray) -> bool:
