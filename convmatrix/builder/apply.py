@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import threading
@@ -17,8 +18,8 @@ from convmatrix.geometry.shapes import used_length
 from convmatrix.geometry.spec import ConvSpec, conv_spec
 from convmatrix.typing import Direction
 
-__all__ = ["INTEGER_RULE", "TILE_BYTES", "WORKSPACE_BYTES", "compute_dtype", "conv_abs_row_sum",
-           "conv_apply", "conv_apply_adjoint", "integer_dtype", "max_abs"]
+__all__ = ["INTEGER_RULE", "SMALL_PRODUCT", "TILE_BYTES", "WORKSPACE_BYTES", "compute_dtype",
+           "conv_abs_row_sum", "conv_apply", "conv_apply_adjoint", "integer_dtype", "max_abs"]
 
 INTEGER_RULE = """\
 Integer and bool results are exact or refused. The worst-case magnitude of a result is bounded
@@ -196,6 +197,35 @@ TILE_BYTES: int = 16 * 2**20
 """The preferred tile (column matrix, padded rows and product): large enough for an efficient
 matrix product, small enough to stay in the last-level cache (8–16 MiB measured fastest on
 the benchmark layers, ``benchmarks/bench_operator.py``)."""
+
+
+SMALL_PRODUCT: int = 2**22
+"""Matrix products of fewer multiply-adds per BLAS call than this run on one BLAS thread:
+threads only add synchronisation to them (the limit is set around this module's own calls,
+with ``threadpoolctl``, never globally)."""
+
+_CONTROLLER: list[Any] = []
+
+
+def _blas_threads(work: int) -> Any:
+    """A context running BLAS on one thread while a kernel's products are small.
+
+    ``work`` is the multiply-adds of the largest BLAS call; below :data:`SMALL_PRODUCT` the
+    limit is set (nothing happens when BLAS already runs on one thread).
+    """
+    if work >= SMALL_PRODUCT:
+        return contextlib.nullcontext()
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - a declared dependency
+            _CONTROLLER.append(None)
+        else:
+            _CONTROLLER.append(ThreadpoolController().select(user_api="blas"))
+    controller = _CONTROLLER[0]
+    if controller is None or all(lib.num_threads == 1 for lib in controller.lib_controllers):
+        return contextlib.nullcontext()
+    return controller.limit(limits=1)
 
 
 @dataclass(frozen=True)
@@ -660,6 +690,14 @@ def conv_apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, *,
     return _run(_adjoint_into, spec, weight, y, (y.shape[0], *spec.input_shape), out)
 
 
+def _work_per_call(spec: ConvSpec, batch: int) -> int:
+    """Multiply-adds of a kernel's BLAS calls (one group, one sample's rows of a tile)."""
+    tiling = _tiling(spec, batch, 8, False)
+    columns = tiling.rows * math.prod(spec.output_size[1:])
+    k = math.prod(spec.kernel_size)
+    return spec.in_channels // spec.groups * k * (spec.out_channels // spec.groups) * columns
+
+
 def _run(kernel: Any, spec: ConvSpec, weight: np.ndarray, data: np.ndarray,
          shape: tuple[int, ...], out: np.ndarray | None) -> np.ndarray:
     """Allocate (or check) the result and run a kernel on a non-empty batch."""
@@ -674,7 +712,8 @@ def _run(kernel: Any, spec: ConvSpec, weight: np.ndarray, data: np.ndarray,
     else:
         result = out
     if shape[0]:
-        kernel(spec, weight, data, result, batch_last)
+        with _blas_threads(_work_per_call(spec, shape[0])):
+            kernel(spec, weight, data, result, batch_last)
     if out is not None and result is not out:
         np.copyto(out, result, casting="unsafe")
         return out

@@ -72,11 +72,15 @@ def _interleaved(batch: np.ndarray) -> np.ndarray:
     return np.moveaxis(np.ascontiguousarray(np.moveaxis(batch, 0, -1)), -1, 0)
 
 
-@pytest.fixture(params=["default", "one-row"])
+@pytest.fixture(params=["default", "one-row", "col2im"])
 def tiles(request, monkeypatch):
+    """Default tiles; tiles of one output row; the adjoint always by col2im (never as the
+    flipped convolution it is for stride 1 and zero padding)."""
     if request.param == "one-row":
         monkeypatch.setattr(apply, "TILE_BYTES", 1)
         monkeypatch.setattr(apply, "WORKSPACE_BYTES", 1)
+    if request.param == "col2im":
+        monkeypatch.setattr(apply, "_ADJOINT_AS_CONVOLUTION", False)
     return request.param
 
 
@@ -205,3 +209,68 @@ def test_workspace_stays_bounded(direction, monkeypatch):
     assert out.nbytes == batch.nbytes
     im2col = 4 * 49 * math.prod(spec.output_size) * 8
     assert peak <= out.nbytes + 4 * 2**20 < im2col / 10
+
+
+def test_out_writes_into_strided_columns():
+    """``out=``: the result lands in the columns of a larger array (any strides, any dtype)."""
+    rng = np.random.default_rng(10)
+    weight = rng.standard_normal((4, 2, 3, 3))
+    spec = cm.conv_spec(weight.shape, (2, 7, 6), padding=1, padding_mode="reflect")
+    x = rng.standard_normal((3, *spec.input_shape))
+    y = rng.standard_normal((3, *spec.output_shape))
+    expected, expected_t = _torch_pair(weight, x, y, 1, 1, 1, 1, "reflect")
+    for dtype in (np.float64, np.float32):
+        big = np.full((math.prod(spec.output_shape), 5), np.nan, dtype=dtype)
+        target = np.reshape(big[:, 1:4].T, (3, *spec.output_shape), copy=False)
+        assert apply.conv_apply(spec, weight, x, out=target) is target
+        np.testing.assert_allclose(big[:, 1:4].T.reshape(expected.shape), expected,
+                                   rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+        assert np.isnan(big[:, [0, 4]]).all()
+        big_t = np.full((math.prod(spec.input_shape), 5), np.nan, dtype=dtype)
+        target_t = np.reshape(big_t[:, 1:4].T, (3, *spec.input_shape), copy=False)
+        apply.conv_apply_adjoint(spec, weight, y, out=target_t)
+        np.testing.assert_allclose(big_t[:, 1:4].T.reshape(expected_t.shape), expected_t,
+                                   rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+    with pytest.raises(cm.ConvMatrixError, match="`out` has shape"):
+        apply.conv_apply(spec, weight, x, out=np.empty((3, 4, 7, 5)))
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "circular"])
+def test_complex_operator_is_the_hermitian_adjoint(padding_mode):
+    rng = np.random.default_rng(11)
+    weight = rng.standard_normal((3, 2, 3, 3)) + 1j * rng.standard_normal((3, 2, 3, 3))
+    layer = cm.Conv(weight, (2, 6, 5), padding=1, padding_mode=padding_mode)
+    op = layer.operator()
+    dense = layer.matrix().toarray()
+    X = rng.standard_normal((op.shape[1], 4)) + 1j * rng.standard_normal((op.shape[1], 4))
+    Y = rng.standard_normal((op.shape[0], 4)) + 1j * rng.standard_normal((op.shape[0], 4))
+    np.testing.assert_allclose(op.matmat(X), dense @ X, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(op.rmatmat(Y), dense.conj().T @ Y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(op.rmatvec(Y[:, 0]), dense.conj().T @ Y[:, 0], rtol=1e-12,
+                               atol=1e-12)
+
+
+def test_small_products_run_on_one_blas_thread_only_inside_the_call():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads() -> list[int]:
+        return [info["num_threads"] for info in threadpoolctl.threadpool_info()
+                if info["user_api"] == "blas"]
+
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        if not blas_threads() or max(blas_threads()) < 2:
+            pytest.skip("BLAS cannot run on two threads here")
+        with apply._blas_threads(apply.SMALL_PRODUCT - 1):
+            assert blas_threads() == [1] * len(blas_threads())
+        assert max(blas_threads()) == 2  # restored: the limit is never global
+        with apply._blas_threads(apply.SMALL_PRODUCT):
+            assert max(blas_threads()) == 2  # large products keep every thread
+        rng = np.random.default_rng(12)
+        weight = rng.standard_normal((4, 1, 3, 3))
+        spec = cm.conv_spec(weight.shape, (4, 9, 9), padding=1, groups=4)
+        x = rng.standard_normal((2, 4, 9, 9))
+        expected, _ = _torch_pair(weight, x, np.zeros((2, *spec.output_shape)), 1, 1, 1, 4,
+                                  "zeros")
+        np.testing.assert_allclose(apply.conv_apply(spec, weight, x), expected, rtol=1e-12,
+                                   atol=1e-12)
+        assert max(blas_threads()) == 2
