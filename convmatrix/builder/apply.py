@@ -237,6 +237,7 @@ class _Axis:
     lo: int  # the interior: positions [lo, hi) copy pixel position - before
     hi: int
     border: tuple[int, ...]  # the other used positions
+    runs: tuple[tuple[int, int, str], ...]  # border runs [a, b): "zero", "copy" or "mixed"
     inside: bool  # every border source lies in [lo, hi) (a border copies the padded buffer)
 
 
@@ -250,7 +251,10 @@ def _axes(spec: ConvSpec) -> tuple[_Axis, ...]:
         hi = max(min(before + spec.input_size[axis], source.size), lo)
         border = tuple(p for p in range(source.size) if not lo <= p < hi)
         inside = all(source[p] < 0 or lo <= int(source[p]) + before < hi for p in border)
-        axes.append(_Axis(source, before, lo, hi, border, inside))
+        runs = tuple((a, b, "zero" if (source[a:b] < 0).all() else
+                      "copy" if (source[a:b] >= 0).all() else "mixed")
+                     for a, b in _runs(border))
+        axes.append(_Axis(source, before, lo, hi, border, runs, inside))
     return tuple(axes)
 
 
@@ -323,14 +327,14 @@ def _scratch(role: str, nbytes: int) -> np.ndarray:
     Fresh memory costs a page fault per page on its first write (a large part of a product
     on some machines); a tile's buffers of at most ``_KEEP_BYTES`` are reused instead.
     """
-    pool: dict[str, np.ndarray] = _POOL.__dict__.setdefault("buffers", {})
-    buffer = pool.get(role)
+    pool: dict[str, tuple[np.ndarray, int]] = _POOL.__dict__.setdefault("buffers", {})
+    buffer, start = pool.get(role, (None, 0))
     offset = _OFFSETS.get(role, 0)
-    if buffer is None or buffer.size < nbytes + offset:
+    if buffer is None or buffer.size < start + nbytes:
         buffer = np.empty(nbytes + offset + 64, dtype=np.uint8)
+        start = offset + (-buffer.__array_interface__["data"][0] - offset) % 64
         if nbytes <= _KEEP_BYTES:
-            pool[role] = buffer
-    start = offset + (-buffer.ctypes.data - offset) % 64
+            pool[role] = (buffer, start)
     return buffer[start:start + nbytes]
 
 
@@ -404,14 +408,13 @@ def _fill_padded(pad: np.ndarray, x: np.ndarray, spec: ConvSpec, axes: tuple[_Ax
             continue
         head: list[Any] = [slice(None)] * (2 + axis)
         tail = [slice(a.lo, a.hi) for a in axes[axis + 1:]]
-        for a, b in _runs(info.border):
+        for a, b, kind in info.runs:
             target = pad[(*head, slice(a, b), *tail)]
-            sources = info.source[a:b]
-            if (sources < 0).all():
+            if kind == "zero":
                 target.fill(0)
-            elif (sources >= 0).all():
+            elif kind == "copy":
                 np.copyto(target, np.take(pad[(*head, slice(None), *tail)],
-                                          sources + info.before, axis=2 + axis))
+                                          info.source[a:b] + info.before, axis=2 + axis))
             else:
                 for p in range(a, b):
                     one = pad[(*head, p, *tail)]
@@ -487,6 +490,7 @@ def _forward_into(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, out: np.nda
         tiling.rows = spec.output_size[0]
     pads, cols_buffer, product = (_Buffer(dtype, "pad"), _Buffer(dtype, "columns"),
                                   _Buffer(dtype, "rows"))
+    windows: dict[int, list[tuple[slice, ...]]] = {}
     rest = math.prod(spec.output_size[1:])
     s0, d0, k0 = spec.stride[0], spec.dilation[0], spec.kernel_size[0]
     for b0, b1, o0, o1 in _tiles(spec, batch, tiling):
@@ -501,9 +505,11 @@ def _forward_into(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, out: np.nda
             _fill_padded(pad, x, spec, axes, b0, b1, p0)
         cols = cols_buffer.take((b, spec.in_channels, k, rows, *spec.output_size[1:]),
                                 batch_last)
-        for t, tap in enumerate(taps):
-            np.copyto(cols[:, :, t], pad[(slice(None), slice(None), *_window(spec, tap, rows))],
-                      casting="unsafe")
+        if rows not in windows:
+            windows[rows] = [(slice(None), slice(None), *_window(spec, tap, rows))
+                             for tap in taps]
+        for t, window in enumerate(windows[rows]):
+            np.copyto(cols[:, :, t], pad[window], casting="unsafe")
         columns = _as_memory(cols, batch_last).reshape(
             _gemm_shape(groups, ck, rows * rest, b, batch_last))
         tile = _as_memory(out[b0:b1, :, o0:o1], batch_last)
