@@ -107,11 +107,11 @@ def norm_nbytes(plan: LayerPlan, top: int | None = None) -> int:
 
     Counts a float copy of the weight; for the exact dense SVD the dense matrix twice; for a
     block-circulant layer (FFT path) every per-frequency singular value and a bounded chunk
-    of per-frequency matrices; otherwise (Lanczos) 32 vectors of the input and output size,
-    and one unfolded input (output pixels × taps × input channels per group) for the
-    matrix-free products. ``--top k`` adds ``2k + 24`` Lanczos vectors.
+    of per-frequency matrices with its temporaries; otherwise (Lanczos) 32 vectors of the
+    input and output size, and one unfolded input (output pixels × taps × input channels per
+    group) for the matrix-free products. ``--top k`` adds ``2k + 24`` Lanczos vectors.
     """
-    from convmatrix.analysis.spectra.fft import is_circulant
+    from convmatrix.analysis.spectra.fft import chunk_work_bytes, is_circulant
     from convmatrix.analysis.spectra.methods import DENSE_MAX_ENTRIES
 
     spec = plan.spec
@@ -126,7 +126,7 @@ def norm_nbytes(plan: LayerPlan, top: int | None = None) -> int:
     elif is_circulant(spec):
         frequencies = math.prod(spec.input_size)
         cog = spec.out_channels // max(spec.groups, 1)
-        work = 3 * frequencies * spec.groups * min(cog, cig) * 8 + 64 * 2**20 + 16 * cols
+        work = 3 * frequencies * spec.groups * min(cog, cig) * 8 + chunk_work_bytes() + 16 * cols
     else:
         work = 32 * (rows + cols) * item + unfolded
     if top is not None and top > 1:

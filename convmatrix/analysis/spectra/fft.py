@@ -15,9 +15,24 @@ import numpy as np
 from convmatrix._progress import Progress, ProgressArg
 from convmatrix.geometry.spec import ConvSpec
 
-__all__ = ["circulant_norm", "circulant_spectrum", "is_circulant", "torus_norm"]
+__all__ = ["chunk_work_bytes", "circulant_norm", "circulant_spectrum", "is_circulant",
+           "torus_norm"]
 
 _FREQUENCY_BYTES = 64 * 2**20  # per-frequency matrices held at once
+
+
+def chunk_work_bytes() -> int:
+    """Bytes the frequency chunks need at once (four chunks of ``K̂(f)``).
+
+    A chunk, the temporaries of the per-axis contraction and the singular values' work on
+    it: measured at most three chunks.
+
+    Examples
+    --------
+    >>> chunk_work_bytes() // 2**20
+    256
+    """
+    return 4 * _FREQUENCY_BYTES
 
 
 def is_circulant(spec: ConvSpec) -> bool:
