@@ -79,7 +79,7 @@ def _dcgan_method(method: str, repeat: int) -> tuple[float, float, sp.sparray]:
     torch.set_num_threads(1)
     generator = dcgan(torch).double()
     layer = cm.from_torch(generator, (100,))
-    chain = cm.Sequential(list(layer.layers()))  # the same layers as one cm.Sequential
+    chain = cm.Sequential(list(layer.node_layers()))  # the same layers as one cm.Sequential
     z = torch.zeros(100, dtype=torch.float64)
 
     def run() -> sp.sparray:
@@ -155,7 +155,7 @@ def write_bound(matrices: list[sp.csr_array]) -> float:
 
 def bench_unet(repeat: int) -> None:
     graph = unet(np.random.default_rng(0))
-    layers = list(graph.layers())
+    layers = list(graph.node_layers())
     t_graph = best_time(lambda: graph.matrix(), repeat)
     t_factors = best_time(lambda: [layer.matrix() for layer in layers], repeat)
     # the products' outputs: every node's matrix with respect to the input

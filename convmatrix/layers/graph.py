@@ -404,7 +404,7 @@ class Graph(Layer):
     def _evaluated(self) -> list[Node]:
         return [node for node in self.nodes if node.name in self._live]
 
-    def layers(self) -> Iterator[Layer]:
+    def node_layers(self) -> Iterator[Layer]:
         """The layers of the contributing nodes, in node order."""
         for node in self._evaluated():
             if isinstance(node.op, Layer):
@@ -666,7 +666,7 @@ class Graph(Layer):
         from convmatrix.builder.budget import apply_nbytes
 
         values = sum(math.prod(self._shapes[node.name]) for node in self._evaluated())
-        return (apply_nbytes(tuple(self.layers()), batch, itemsize)
+        return (apply_nbytes(tuple(self.node_layers()), batch, itemsize)
                 + batch * (values + math.prod(self._input_shape)) * itemsize)
 
     def abs_row_sum(self) -> int:
@@ -699,6 +699,36 @@ class Graph(Layer):
         return bound[self.output]
 
     # -- analysis hooks --------------------------------------------------------------------
+
+    def lipschitz_parts(self) -> tuple[Layer, ...]:
+        """The layers whose norms :meth:`combine_norms` combines (the contributing nodes')."""
+        return tuple(self.node_layers())
+
+    def combine_norms(self, norms: Sequence[float]) -> float:
+        """The graph's Lipschitz bound from its layers' norms (in :meth:`lipschitz_parts` order).
+
+        Along a path norms multiply, a sum adds its inputs' bounds weighted by
+        ``|coefficient|``, a concatenation takes the root of the sum of squares
+        (``‖[A; B] x‖² = ‖A x‖² + ‖B x‖²``): an upper bound on the norm of the whole map.
+
+        Examples
+        --------
+        >>> import convmatrix as cm
+        >>> cm.Add(cm.Identity((1, 3)), cm.Identity((1, 3))).combine_norms([1.0, 1.0])
+        2.0
+        """
+        values = iter(norms)
+        bound: dict[str, float] = {self.input_name: 1.0}
+        for node in self._evaluated():
+            op = node.op
+            if isinstance(op, Layer):
+                bound[node.name] = float(next(values)) * bound[node.inputs[0]]
+            elif isinstance(op, Sum):
+                bound[node.name] = sum(abs(float(c)) * bound[name] for c, name
+                                       in zip(op.coefficients, node.inputs, strict=True))
+            else:
+                bound[node.name] = math.sqrt(sum(bound[name] ** 2 for name in node.inputs))
+        return bound[self.output]
 
     def path_matrix(self) -> sp.csr_array:
         """Weight paths per entry: the layers' path matrices multiplied, added and stacked.
@@ -739,7 +769,7 @@ class Graph(Layer):
             return None
         from convmatrix.layers.sequential import Sequential
 
-        return Sequential(list(self.layers())).axis_steps()
+        return Sequential(list(self.node_layers())).axis_steps()
 
     def _adjoint(self) -> Layer:
         from convmatrix.layers.base import Adjoint

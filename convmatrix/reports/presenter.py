@@ -12,8 +12,10 @@ from typing import Any
 from convmatrix.layers.base import Layer
 from convmatrix.layers.channels_last import KerasConv
 from convmatrix.layers.conv import ConvLayer
+from convmatrix.layers.graph import Graph
 from convmatrix.layers.sequential import Sequential
 from convmatrix.reports.explain import explain_matrix, explain_stack
+from convmatrix.reports.graph import explain_graph
 from convmatrix.reports.layer import layer_report
 from convmatrix.reports.stack import stack_report
 
@@ -34,6 +36,8 @@ def explain(layer: Layer, x: Any = None) -> Any:
 
         return explain_spec(view.spec, direction=view.direction, title=view.title,
                             weight=None if x is None else view.weight, x=x)
+    if isinstance(layer, Graph) and x is None:
+        return explain_graph(layer)
     if isinstance(layer, Sequential):
         if x is not None:
             return explain_matrix(layer, x)

@@ -216,3 +216,28 @@ def test_bad_node_parts_are_refused():
         cm.Add(_conv((1, 3)), _conv((1, 3), 2))
     with pytest.raises(cm.ConvMatrixError, match=r"share one input.*1×3.*2×3"):
         cm.Concat([_conv((1, 3)), _conv((2, 3))])
+
+
+def test_lipschitz_of_a_graph_is_its_exact_norm_beside_the_path_bound():
+    w = _weights("lip", 2, 2, 3, 3)
+    conv = cm.Conv(w, (2, 5, 5), padding=1)
+    graph = cm.Graph((2, 5, 5), [cm.Node("conv", conv, ("input",)),
+                                 cm.Node("sum", cm.Sum((1, -2)), ("conv", "input")),
+                                 cm.Node("cat", cm.Cat(0), ("sum", "conv"))], "cat")
+    result = cm.lipschitz(graph)
+    dense = graph.matrix().toarray()
+    assert result.exact == pytest.approx(np.linalg.norm(dense, 2), rel=1e-6)
+    norm = np.linalg.norm(conv.matrix().toarray(), 2)
+    assert result.norms == pytest.approx((norm,), rel=1e-6)
+    assert result.product_of_norms == pytest.approx(np.hypot(norm + 2, norm), rel=1e-6)
+    assert result.exact <= result.product_of_norms * (1 + 1e-9)
+    assert "graph" in str(result)
+
+
+def test_explain_and_report_show_the_node_table_and_paths():
+    block = cm.Add(cm.Conv(np.ones((1, 1, 3)), (1, 6), padding=1), cm.Identity((1, 6)))
+    explanation = block.explain()
+    assert explanation.paths == ("input → branch0 → add", "input → branch1 → add")
+    assert explanation.nnz == 16
+    text = block.report()
+    assert "| 0 | `branch0` | layer |" in text and "2 path(s)" in text

@@ -156,34 +156,48 @@ class LipschitzBounds:
         Each layer's certified :func:`operator_norm_bound`.
     exact : float
         ``‖C_n ⋯ C_1‖₂``, the smallest Lipschitz constant of the (linear) stack.
+    combined : tuple of float, optional
+        For a graph (:class:`~convmatrix.Graph`): the layers' norms and certified bounds
+        combined along its paths (products along a path, sums at sums, root of squares at
+        concatenations), which replace the plain products.
     """
 
     names: tuple[str, ...]
     norms: tuple[float, ...]
     bounds: tuple[float, ...]
     exact: float
+    combined: tuple[float, float] | None = None
 
     @property
     def product_of_norms(self) -> float:
-        """``∏ ‖C_i‖₂``: the Lipschitz bound people use."""
-        return math.prod(self.norms)
+        """``∏ ‖C_i‖₂``: the Lipschitz bound people use (a graph: its paths' combination)."""
+        return math.prod(self.norms) if self.combined is None else self.combined[0]
 
     @property
     def product_of_bounds(self) -> float:
-        """``∏`` of the per-layer certified bounds."""
-        return math.prod(self.bounds)
+        """``∏`` of the per-layer certified bounds (a graph: combined along its paths)."""
+        return math.prod(self.bounds) if self.combined is None else self.combined[1]
 
     @property
     def ratio(self) -> float:
         """How loose the product bound is: ``∏‖C_i‖ / ‖∏C_i‖`` (≥ 1; inf for a zero map)."""
         return self.product_of_norms / self.exact if self.exact > 0 else math.inf
 
+    def _bound_text(self) -> str:
+        return ("the product of the layer norms" if self.combined is None else
+                "the layer norms combined along the paths")
+
+    def _what(self) -> str:
+        return "stack" if self.combined is None else "graph"
+
     def _rows(self) -> list[tuple[str, str, str]]:
         rows = [(name, f"{norm:.6g}", f"{bound:.6g}")
                 for name, norm, bound in zip(self.names, self.norms, self.bounds, strict=True)]
-        rows.append(("product of the layers", f"{self.product_of_norms:.6g}",
-                     f"{self.product_of_bounds:.6g}"))
-        rows.append(("the stack (exact ‖∏C_i‖₂)", f"{self.exact:.6g}", ""))
+        rows.append(("product of the layers" if self.combined is None else
+                     "the layers combined along the graph's paths",
+                     f"{self.product_of_norms:.6g}", f"{self.product_of_bounds:.6g}"))
+        rows.append(("the stack (exact ‖∏C_i‖₂)" if self.combined is None else
+                     "the graph (exact ‖M‖₂)", f"{self.exact:.6g}", ""))
         return rows
 
     def __str__(self) -> str:
@@ -191,7 +205,7 @@ class LipschitzBounds:
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
                  .rstrip() for row in rows]
-        lines.append(f"the product of the layer norms overestimates the stack's Lipschitz "
+        lines.append(f"{self._bound_text()} overestimates the {self._what()}'s Lipschitz "
                      f"constant {self.ratio:.3g}×")
         return "\n".join(lines)
 
@@ -199,8 +213,8 @@ class LipschitzBounds:
         lines = ["| layer | ‖C‖₂ | certified bound |", "| --- | --- | --- |"]
         lines += [f"| `{a}` | {b} | {c} |" for a, b, c in self._rows()]
         lines.append("")
-        lines.append(f"The product of the layer norms overestimates the stack's Lipschitz "
-                     f"constant {self.ratio:.3g}×.")
+        lines.append(f"{self._bound_text().capitalize()} overestimates the {self._what()}'s "
+                     f"Lipschitz constant {self.ratio:.3g}×.")
         return "\n".join(lines)
 
 
@@ -230,6 +244,9 @@ def lipschitz(stack: AffineMap | Sequence[AffineMap], *, tol: float = 1e-6
     >>> result.exact <= result.product_of_norms
     True
     """
+    parts = getattr(stack, "lipschitz_parts", None) if is_affine_map(stack) else None
+    if parts is not None:  # a graph: its own way of combining its layers' norms
+        return _graph_lipschitz(stack, tuple(parts()), tol)
     layers = _stack_layers(stack) if is_affine_map(stack) else list(stack)  # type: ignore[arg-type]
     if not layers:
         raise ConvMatrixError(f"`stack` (={stack!r}) must be a stack or a non-empty sequence "
@@ -245,6 +262,16 @@ def lipschitz(stack: AffineMap | Sequence[AffineMap], *, tol: float = 1e-6
     product = Product([LayerOperator(part) for part in layers])
     exact = _product_norm(product, tol)
     return LipschitzBounds(tuple(repr(part) for part in layers), norms, bounds, exact)
+
+
+def _graph_lipschitz(graph: Any, layers: tuple[AffineMap, ...], tol: float) -> LipschitzBounds:
+    """A graph's exact norm beside the bound its ``combine_norms`` makes of its layers' norms."""
+    norms = tuple(operator_norm(part, tol=tol) for part in layers)
+    bounds = tuple(operator_norm_bound(part) for part in layers)
+    exact = _product_norm(LayerOperator(graph), tol)
+    return LipschitzBounds(tuple(repr(part) for part in layers), norms, bounds, exact,
+                           combined=(float(graph.combine_norms(norms)),
+                                     float(graph.combine_norms(bounds))))
 
 
 def _product_norm(op: LinearOperator, tol: float) -> float:
