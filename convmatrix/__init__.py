@@ -35,10 +35,12 @@ if TYPE_CHECKING:  # the same names, imported eagerly for type checkers and IDEs
     from convmatrix.analysis.save import save_matrix
     from convmatrix.analysis.spectra import (
         LipschitzBounds,
+        TopSingularValues,
         lipschitz,
         operator_norm,
         operator_norm_bound,
         singular_values,
+        top_singular_values,
     )
     from convmatrix.builder.sparse import (
         DEFAULT_MAX_BYTES,
@@ -117,6 +119,8 @@ _LAZY: dict[str, str] = {
     "operator_norm": "convmatrix.analysis.spectra",
     "operator_norm_bound": "convmatrix.analysis.spectra",
     "singular_values": "convmatrix.analysis.spectra",
+    "top_singular_values": "convmatrix.analysis.spectra",
+    "TopSingularValues": "convmatrix.analysis.spectra",
     # the sparse builder
     "DEFAULT_MAX_BYTES": "convmatrix.builder.sparse",
     "conv_matrix": "convmatrix.builder.sparse",
@@ -205,6 +209,7 @@ __all__ = [
     "Sequential",
     "Slice",
     "Sum",
+    "TopSingularValues",
     "Upsample",
     "VerificationResult",
     "cache",
@@ -228,6 +233,7 @@ __all__ = [
     "reference",
     "save_matrix",
     "singular_values",
+    "top_singular_values",
     "spec_matrix",
     "symbolic",
     "torch_bias",

@@ -15,10 +15,12 @@ from convmatrix.analysis.spectra.bounds import (
 from convmatrix.analysis.spectra.methods import (
     DENSE_MAX_ENTRIES,
     SpectrumMethod,
+    TopSingularValues,
     Which,
     choose_method,
     operator_norm,
     singular_values,
+    top_singular_values,
 )
 
 __all__ = [
@@ -26,10 +28,12 @@ __all__ = [
     "ROUNDING_MARGIN",
     "LipschitzBounds",
     "SpectrumMethod",
+    "TopSingularValues",
     "Which",
     "choose_method",
     "lipschitz",
     "operator_norm",
     "operator_norm_bound",
     "singular_values",
+    "top_singular_values",
 ]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,7 +21,16 @@ from convmatrix.analysis.linop import LayerOperator
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.geometry.view import AffineMap
 
-__all__ = ["Product", "conv_norm", "gram_norm", "iterative_values"]
+__all__ = [
+    "Product",
+    "TopEigen",
+    "conv_norm",
+    "conv_top",
+    "gram_norm",
+    "gram_top",
+    "iterative_values",
+    "top_eigen",
+]
 
 
 def _start_vector(n: int, dtype: np.dtype[Any]) -> np.ndarray:
@@ -97,6 +108,101 @@ def iterative_values(layer: AffineMap, k: int | None, which: str, tol: float,
     return np.sort(values)[::-1] * scale
 
 
+def _conv_gram(spec: ConvSpec, weight: np.ndarray) -> LinearOperator:
+    """``CᴴC`` of a convolution (on its input side) as a Hermitian operator with ``matmat``."""
+    from convmatrix.builder.apply import conv_apply, conv_apply_adjoint
+
+    complex_ = np.iscomplexobj(weight)
+    dtype = np.dtype(np.complex128 if complex_ else np.float64)
+    w = np.asarray(weight, dtype=dtype)
+    shape = spec.input_shape
+    size = math.prod(shape)
+
+    def batch(columns: np.ndarray) -> np.ndarray:
+        count = columns.shape[1]
+        x = np.ascontiguousarray(columns.T, dtype=dtype).reshape(count, *shape)
+        y = conv_apply(spec, w, x)
+        if complex_:
+            out = np.conj(conv_apply_adjoint(spec, w, np.conj(y)))
+        else:
+            out = conv_apply_adjoint(spec, w, y)
+        return out.reshape(count, size).T
+
+    return LinearOperator(shape=(size, size), matvec=lambda v: batch(v.reshape(-1, 1))[:, 0],
+                          matmat=batch, dtype=dtype)
+
+
+def _conv_gram_rows(spec: ConvSpec, weight: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """``CᴴC`` of a convolution on a block of row vectors ``(b, n)``."""
+    from convmatrix.builder.apply import conv_apply, conv_apply_adjoint
+
+    complex_ = np.iscomplexobj(weight)
+    dtype = np.dtype(np.complex128 if complex_ else np.float64)
+    w = np.asarray(weight, dtype=dtype)
+    shape = spec.input_shape
+
+    def gram(rows: np.ndarray) -> np.ndarray:
+        x = np.asarray(rows, dtype=dtype).reshape(len(rows), *shape)
+        y = conv_apply(spec, w, x)
+        if complex_:
+            return np.conj(conv_apply_adjoint(spec, w, np.conj(y))).reshape(len(rows), -1)
+        return conv_apply_adjoint(spec, w, y).reshape(len(rows), -1)
+
+    return gram
+
+
+class TopEigen:
+    """The ``k`` largest eigenpairs of a Hermitian gram ``G`` by Lanczos, with their residuals.
+
+    ``values`` descending, ``vectors`` their columns, ``residuals`` the relative residuals
+    ``‖G v − θ v‖ / θ`` recomputed from fresh products (not ARPACK's estimates),
+    ``products`` the number of gram products (columns) spent.
+    """
+
+    def __init__(self, values: np.ndarray, vectors: np.ndarray, residuals: np.ndarray,
+                 products: int, method: str = "arpack") -> None:
+        self.values, self.vectors, self.residuals = values, vectors, residuals
+        self.products, self.method = products, method
+
+
+def top_eigen(gram: LinearOperator, k: int, tol: float, v0: np.ndarray,
+              progress: ProgressArg = False, ncv: int | None = None) -> TopEigen:
+    """The ``k`` largest eigenvalues of the Hermitian ``gram`` by implicitly restarted Lanczos.
+
+    ``tol`` is ARPACK's: each Ritz pair stops at ``‖G v − θ v‖ ≤ tol·θ`` (0: machine
+    precision), the criterion :func:`conv_norm` uses for ``k = 1``. A start ``v0`` near the
+    top eigenvectors (a plane wave, for convolutions) saves steps. The subspace holds
+    ``ncv`` vectors (default ``k + 20``: the top of a convolution's spectrum is clustered, a
+    roomy subspace restarts less often).
+    """
+    from scipy.sparse.linalg import ArpackNoConvergence
+
+    size = gram.shape[0]
+    ncv = min(size, ncv if ncv is not None else max(2 * k + 1, k + 20))
+    counter = [0]
+    with Progress(None, progress, "Lanczos steps") as bar:
+        def step(v: np.ndarray) -> np.ndarray:
+            counter[0] += 1
+            bar.advance()
+            return gram.matvec(v)
+
+        operator = LinearOperator(shape=gram.shape, matvec=step, dtype=gram.dtype)
+        try:
+            values, vectors = eigsh(operator, k=k, which="LA", tol=tol, v0=v0, ncv=ncv)
+        except ArpackNoConvergence as exc:
+            raise ConvMatrixError(
+                f"Lanczos did not reach `tol` (={tol!r}) for the {k} largest singular values "
+                f"in {counter[0]} products ({len(exc.eigenvalues)} converged); raise `tol`"
+            ) from None
+    order = np.argsort(values)[::-1]
+    values, vectors = np.real(values[order]), vectors[:, order]
+    residual = gram.matmat(vectors) - vectors * values
+    counter[0] += k
+    scale = np.maximum(np.abs(values), np.finfo(np.float64).tiny)
+    residuals = np.linalg.norm(residual, axis=0) / scale
+    return TopEigen(values, vectors, residuals, counter[0])
+
+
 def conv_norm(spec: ConvSpec, weight: np.ndarray, tol: float, progress: ProgressArg = False
               ) -> float:
     """``‖C‖₂`` of a convolution: Lanczos on ``CᴴC`` from a plane-wave start (see below).
@@ -147,16 +253,11 @@ def _symbol(spec: ConvSpec, weight: np.ndarray, cycles: np.ndarray) -> np.ndarra
     return (phases @ w.reshape(len(taps), -1)).reshape(len(cycles), groups, cog, cig)
 
 
-def _plane_wave_start(spec: ConvSpec, weight: np.ndarray) -> np.ndarray:
-    """A start vector near the top right singular vector of a convolution.
+def _peak(spec: ConvSpec, weight: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+    """``(f, group, v)``: the frequency where ``‖K̂(f)‖₂`` peaks, its group, top right vector.
 
-    The top singular vectors of a convolution are close to a plane wave ``v e^{2πi f·j}``
-    at the frequency ``f`` maximising ``‖K̂(f)‖₂``, with ``v`` the top right singular vector of
-    ``K̂(f)`` (exactly so for circular padding), shaped by a sine window for the borders.
     ``f`` is searched on a coarse grid (batched power steps), then refined around the best
-    point with exact SVDs. Starting Lanczos there instead of at random saves many of the
-    steps the clustered top of a convolution's spectrum needs; a small random part keeps
-    every direction present.
+    point with exact SVDs.
     """
     ndim, cig = spec.ndim, spec.in_channels // spec.groups
     rng = np.random.default_rng(0)
@@ -181,22 +282,85 @@ def _plane_wave_start(spec: ConvSpec, weight: np.ndarray) -> np.ndarray:
     blocks = _symbol(spec, weight, cycles)
     _, values, vh = np.linalg.svd(blocks)
     index = np.unravel_index(int(np.argmax(values[..., 0])), values.shape[:2])
-    cycle, group = cycles[index[0]], int(index[1])
-    vector = np.conj(vh[index][0])
+    return cycles[index[0]], int(index[1]), np.conj(vh[index][0])
+
+
+def _plane_wave(spec: ConvSpec, peak: tuple[np.ndarray, int, np.ndarray],
+                modes: tuple[int, ...]) -> np.ndarray:
+    """``v e^{2πi f·j}`` at the peak, windowed by ``Σ_m ∏_axes sin(π m (j + 1)/(n + 1))/m``.
+
+    Complex, flat, unit norm.
+    """
+    cycle, group, vector = peak
+    cig = spec.in_channels // spec.groups
     wave = np.ones((), dtype=complex)
     for axis, (n, f) in enumerate(zip(spec.input_size, cycle, strict=True)):
         j = np.arange(n)
-        along = np.exp(2j * np.pi * f * j) * np.sin(np.pi * (j + 1) / (n + 1))
+        window = sum(np.sin(np.pi * m * (j + 1) / (n + 1)) / m for m in modes)
+        along = np.exp(2j * np.pi * f * j) * window
         wave = np.multiply.outer(wave, along) if axis else along
     initial = np.zeros((spec.in_channels, *spec.input_size), dtype=complex)
     initial[group * cig:(group + 1) * cig] = np.multiply.outer(vector, wave)
     flat = initial.reshape(-1)
+    return flat / max(float(np.linalg.norm(flat)), 1e-300)
+
+
+def _plane_wave_start(spec: ConvSpec, weight: np.ndarray) -> np.ndarray:
+    """A start vector near the top right singular vector of a convolution.
+
+    The top singular vectors of a convolution are close to a plane wave ``v e^{2πi f·j}``
+    at the frequency ``f`` maximising ``‖K̂(f)‖₂``, with ``v`` the top right singular vector of
+    ``K̂(f)`` (exactly so for circular padding), shaped by a sine window for the borders
+    (:func:`_peak`, :func:`_plane_wave`). Starting Lanczos there instead of at random saves
+    many of the steps the clustered top of a convolution's spectrum needs; a small random part
+    keeps every direction present.
+    """
+    rng = np.random.default_rng(0)
+    flat = _plane_wave(spec, _peak(spec, weight), (1,))
     if not np.iscomplexobj(weight):
         flat = flat.real + 0j
     flat /= max(float(np.linalg.norm(flat)), 1e-300)
     noise = rng.standard_normal(flat.shape)
     flat += 1e-4 * noise / np.linalg.norm(noise)
     return flat if np.iscomplexobj(weight) else flat.real.copy()
+
+
+def _plane_wave_block(spec: ConvSpec, weight: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Two start vectors for the top of a convolution's spectrum, ``(size, 2)``.
+
+    For real weights the peak ``f`` and ``−f`` give two real singular vectors, near the cosine
+    and the sine wave, whose singular values are nearly equal (split only by the borders): the
+    block holds both. At a self-conjugate peak (``2f`` an integer vector, the sine vanishes)
+    and for complex weights the second vector is the wave under the next window modes. Both
+    windows sum the modes ``m = 1, 2, 3`` (the envelopes of the next singular vectors at the
+    same frequency). A small random part keeps every direction present.
+    """
+    rng = np.random.default_rng(0)
+    peak = _peak(spec, weight)
+    wave = _plane_wave(spec, peak, (1, 2, 3))
+    other = _plane_wave(spec, peak, (2, 3))
+    paired = (not np.iscomplexobj(weight)
+              and bool(np.linalg.norm(wave.imag) > 1e-3 * np.linalg.norm(wave.real)))
+    if np.iscomplexobj(weight):
+        columns = [wave, other]
+    elif paired:
+        columns = [wave.real, wave.imag]
+    else:
+        columns = [wave.real, other.real]
+    phases = math.prod(spec.dilation)
+    if phases > 1:  # dilation d: the d^ndim interleaved sub-grids may be exact copies
+        classes = np.indices(spec.input_size).reshape(spec.ndim, -1)
+        label = np.ravel_multi_index(tuple(c % d for c, d in zip(classes, spec.dilation,
+                                                                  strict=True)),
+                                     spec.dilation)
+        label = np.tile(label, spec.in_channels)
+        columns = [np.where(label == phase, column, 0) for column in columns
+                   for phase in range(phases)]
+    block = np.stack(columns, axis=1)
+    block /= np.maximum(np.linalg.norm(block, axis=0), 1e-300)
+    noise = rng.standard_normal(block.shape)
+    block += 1e-4 * noise / np.linalg.norm(noise, axis=0)
+    return block, paired
 
 
 class _Hermitian(LinearOperator):
@@ -240,3 +404,140 @@ def gram_norm(op: LinearOperator, tol: float, progress: ProgressArg = False) -> 
         (value,) = eigsh(_counted(_Hermitian(gram), bar), k=1, which="LA", tol=tol, v0=v0,
                          ncv=min(min(rows, cols), 24), return_eigenvectors=False)
     return math.sqrt(max(float(np.real(value)), 0.0))
+
+
+def conv_top(spec: ConvSpec, weight: np.ndarray, k: int, tol: float,
+             progress: ProgressArg = False, block: bool | None = None) -> TopEigen:
+    """The ``k`` largest eigenpairs of a convolution's ``CᴴC`` from plane-wave starts.
+
+    Real weights whose symbol peaks at ``±f`` (not self-conjugate) have nearly degenerate
+    cosine/sine pairs at the top: block Lanczos with both waves as its block
+    (:func:`block_lanczos`, ``method`` "block-lanczos"). Otherwise (one wave at the peak) ARPACK's
+    Lanczos from the first wave, as :func:`conv_norm` for ``k = 1``, with a subspace of
+    ``k + 20`` vectors ("lanczos"). Dilated layers always take the block (one vector per
+    sub-grid, see :func:`_plane_wave_block`). ``block`` forces either (benchmarks, tests).
+    """
+    gram = _conv_gram(spec, weight)
+    start, paired = _plane_wave_block(spec, np.asarray(weight, dtype=gram.dtype))
+    if block is None:
+        block = paired or start.shape[1] > 2
+    if not block:
+        found = top_eigen(gram, k, tol, start[:, 0], progress)
+        found.method = "lanczos"
+        return found
+    return block_lanczos(_conv_gram_rows(spec, weight), start.T, k, tol, progress)
+
+
+def gram_top(op: LinearOperator, k: int, tol: float, progress: ProgressArg = False
+             ) -> TopEigen:
+    """The ``k`` largest eigenpairs of ``opᴴop`` (or ``op opᴴ``, the smaller), fixed start."""
+    rows, cols = op.shape
+    gram = (op.H @ op) if cols <= rows else (op @ op.H)
+    return top_eigen(gram, k, tol, _start_vector(min(rows, cols), op.dtype), progress)
+
+
+_BASIS_BYTES = 128 * 2**20  # the Lanczos basis held at most (thick restarts beyond it)
+_BASIS_VECTORS = 40  # the basis size: reorthogonalisation reads it twice per step
+_MAX_STEPS = 4000  # block steps before giving up (a warning names the residuals reached)
+
+
+def _orthonormal(block: np.ndarray, basis: np.ndarray, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``block = Rᵀ Q`` by rows: ``Q`` orthonormal rows orthogonal to the rows of ``basis``.
+
+    Rows of ``block`` inside the span of ``basis`` (an invariant subspace found) come back as
+    fresh random directions orthogonal to it, with a zero column in ``R``.
+    """
+    q, r = np.linalg.qr(block.T)
+    q2 = np.ascontiguousarray(q.T)
+    r2 = np.eye(len(q2))
+    small = np.abs(np.diag(r)) < 1e-8 * max(float(np.abs(r).max(initial=0.0)), 1e-300)
+    if np.any(small) and len(basis) + len(q2) <= basis.shape[1]:
+        q2[small] = rng.standard_normal((int(small.sum()), q2.shape[1]))
+        for _ in range(2 if len(basis) else 0):
+            q2 = q2 - (q2 @ basis.conj().T) @ basis
+        q2 = np.ascontiguousarray(np.linalg.qr(q2.T)[0].T)
+        r2 = np.where(small[:, None], 0, r2)
+    return q2, r2 @ r
+
+
+def block_lanczos(gram: Callable[[np.ndarray], np.ndarray], start: np.ndarray, k: int,
+                  tol: float, progress: ProgressArg = False, max_vectors: int | None = None
+                  ) -> TopEigen:
+    """The ``k`` largest eigenpairs of a Hermitian ``G`` by block Lanczos from ``start``.
+
+    ``gram`` maps a block of row vectors ``(b, n)`` to ``G`` applied to each, ``start`` is
+    ``(b, n)``. Each step applies ``G`` to a block of ``b`` vectors (one batched product),
+    orthogonalises it against the whole basis (twice) and takes the Rayleigh–Ritz values of
+    ``H = V G Vᴴ``. A block finds the ``b`` members of a (nearly) degenerate cluster together,
+    where single-vector Lanczos sees only one combination of them. Ritz pair ``i`` has
+    converged when its residual ``‖G y_i − θ_i y_i‖ = ‖Rᵀ Y_{last, i}‖`` is at most
+    ``tol·θ_i`` (ARPACK's criterion, as in :func:`conv_norm`), or ``64 ε θ_1`` (what rounding
+    in the products allows). Past ``max_vectors`` basis vectors (default 40, fewer if
+    they exceed :data:`_BASIS_BYTES`) the basis restarts from its top Ritz vectors (thick restart).
+    """
+    width, size = start.shape
+    dtype = np.result_type(start.dtype, np.float64)
+    rng = np.random.default_rng(size)
+    limit = max_vectors or max(_BASIS_VECTORS, 3 * k + 4 * width)
+    limit = min(limit, max(_BASIS_BYTES // (16 * size), k + 2 * width))
+    limit = min(size, max(limit, k + 2 * width))
+    basis = np.zeros((limit, size), dtype=dtype)
+    h = np.zeros((limit, limit), dtype=dtype)
+    q, _ = _orthonormal(start.astype(dtype), basis[:0], rng)
+    basis[:width] = q
+    used, new, products, checked, ritz = width, slice(0, width), 0, 0, 0
+    floor = 64 * np.finfo(np.float64).eps
+    theta = y = residual = np.zeros(0)
+    with Progress(None, progress, "Lanczos steps") as bar:
+        for _ in range(_MAX_STEPS):
+            w = np.asarray(gram(basis[new]), dtype=dtype)
+            products += new.stop - new.start
+            bar.advance(new.stop - new.start)
+            known = basis[:used]
+            coefficients = w @ known.conj().T  # (b, used): row i = ⟨G v_i, v_j⟩ … conj
+            w = w - coefficients @ known
+            again = w @ known.conj().T
+            w -= again @ known
+            coefficients += again
+            h[new, :used] = coefficients.conj()
+            h[:used, new] = coefficients.T
+            h[new, new] = (h[new, new] + h[new, new].conj().T) / 2
+            exhausted = used >= size
+            q, r = _orthonormal(w, known, rng) if not exhausted else (w[:0], None)
+            if used >= k and (used - checked >= max(4, used // 8) or exhausted
+                              or used + width > limit):
+                checked = ritz = used
+                theta, y = np.linalg.eigh(h[:used, :used])
+                theta, y = theta[::-1], y[:, ::-1]
+                residual = (np.zeros(k) if r is None
+                            else np.linalg.norm(r.T @ y[new, :k], axis=0))
+                bound = np.maximum(tol * np.abs(theta[:k]), floor * abs(theta[0]))
+                if exhausted or np.all(residual <= bound):
+                    break
+            assert r is not None
+            step = min(width, size - used)
+            if used + step > limit:  # thick restart: keep the top Ritz vectors
+                keep = min(used - step, max(k + width, limit // 2))
+                basis[:keep] = y[:, :keep].T @ known
+                h[:] = 0
+                h[np.arange(keep), np.arange(keep)] = theta[:keep]
+                used = checked = keep
+            basis[used:used + step] = q[:step]
+            new = slice(used, used + step)
+            used += step
+        else:
+            ritz = new.start  # the basis vectors whose products are all in ``h``
+            theta, y = np.linalg.eigh(h[:ritz, :ritz])
+            theta, y = theta[::-1], y[:, ::-1]
+            warnings.warn(
+                f"block Lanczos stopped after {products} products without reaching `tol` "
+                f"(={tol!r}): relative residuals {residual / np.abs(theta[:k])}",
+                RuntimeWarning, stacklevel=3)
+    values = np.real(theta[:k])
+    vectors = y[:, :k].T @ basis[:ritz]
+    fresh = np.asarray(gram(vectors)) - values[:, None] * vectors
+    products += k
+    scale = np.maximum(np.abs(values), np.finfo(np.float64).tiny)
+    return TopEigen(values, vectors.T, np.linalg.norm(fresh, axis=1) / scale, products,
+                    "block-lanczos")
