@@ -211,7 +211,8 @@ def _blas_threads(work: int) -> Any:
     """A context running BLAS on one thread while a kernel's products are small.
 
     ``work`` is the multiply-adds of the largest BLAS call; below :data:`SMALL_PRODUCT` the
-    limit is set (nothing happens when BLAS already runs on one thread).
+    limit is set on the BLAS libraries loaded when the first kernel ran (numpy's among them);
+    nothing happens when BLAS already runs on one thread.
     """
     if work >= SMALL_PRODUCT:
         return contextlib.nullcontext()
@@ -295,9 +296,9 @@ def _tiling(spec: ConvSpec, batch: int, itemsize: int, batch_last: bool) -> _Til
         return _Tiling(batch, o[0])
     if whole <= target and not batch_last:
         return _Tiling(max(1, target // whole), o[0])
-    if batch_last and batch * (per_row + halo) <= target:
+    if batch_last and batch * (per_row + halo) <= WORKSPACE_BYTES:
         # interleaved samples: all of them, in as many rows as fit (the product writes the
-        # output in place only when a tile holds every sample)
+        # output in place only when a tile holds every sample), at least one row
         return _Tiling(batch, max(1, min((target - batch * halo) // (batch * per_row), o[0])))
     samples = max(1, min(batch, target // whole)) if whole <= target else 1
     if samples == 1:

@@ -253,9 +253,12 @@ def test_complex_operator_is_the_hermitian_adjoint(padding_mode):
 def test_small_products_run_on_one_blas_thread_only_inside_the_call():
     threadpoolctl = pytest.importorskip("threadpoolctl")
 
+    with apply._blas_threads(0):
+        pass  # the kernels' controller: the BLAS libraries loaded with numpy
+    libraries = apply._CONTROLLER[0].lib_controllers
+
     def blas_threads() -> list[int]:
-        return [info["num_threads"] for info in threadpoolctl.threadpool_info()
-                if info["user_api"] == "blas"]
+        return [library.num_threads for library in libraries]
 
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
         if not blas_threads() or max(blas_threads()) < 2:
