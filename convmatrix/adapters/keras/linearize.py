@@ -27,7 +27,7 @@ from __future__ import annotations
 import importlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,7 @@ from convmatrix.adapters.keras.layers import KERAS_READERS, read_keras_layer
 from convmatrix.layers.base import Layer
 from convmatrix.layers.channels_last import ChannelsLast
 from convmatrix.layers.graph import Cat, Graph, Node, Sum
+from convmatrix.layers.identity import Identity
 from convmatrix.layers.pad import Pad
 from convmatrix.layers.reshape import Reshape
 from convmatrix.layers.scale import Scale
@@ -115,9 +116,12 @@ class _Walk:
     taken: set[str]
 
     root: str = "input"
+    #: per node, its locally constant entries (bool, the node's shape) or None (none known)
+    constant: dict[str, np.ndarray | None] = field(default_factory=dict)
 
     def add(self, name: str, op: Layer | Sum | Cat, inputs: tuple[str, ...],
-            site: Site | None = None) -> np.ndarray:
+            site: Site | None = None, constant: np.ndarray | str | None = "propagate"
+            ) -> np.ndarray:
         ins = [self.values[i] for i in inputs]
         # factors name the network's input "input" (their convention), the graph Keras' name
         sources = tuple("input" if i == self.root else i for i in inputs)
@@ -137,7 +141,34 @@ class _Walk:
         self.nodes.append(Node(name, op, inputs))
         self.values[name] = value
         self.taken.add(name)
+        self.constant[name] = (self._propagate(op, inputs, value.shape)
+                               if isinstance(constant, str) else constant)
         return value
+
+    def _propagate(self, op: Layer | Sum | Cat, inputs: tuple[str, ...],
+                   shape: tuple[int, ...]) -> np.ndarray | None:
+        """Which entries of a node are locally constant (for the kink counts of the sites).
+
+        A zero derivative makes an entry constant; element-wise maps, reshapes, sums (of
+        constant entries) and concatenations carry what is known; other layers forget it.
+        """
+        masks = [self.constant.get(i) for i in inputs]
+        if isinstance(op, Sum):
+            if any(m is None for m in masks):
+                return None
+            return np.logical_and.reduce([m for m in masks if m is not None])
+        if isinstance(op, Cat):
+            if all(m is None for m in masks):
+                return None
+            return np.concatenate([np.zeros(self.values[i].shape, bool) if m is None else m
+                                   for i, m in zip(inputs, masks, strict=True)], axis=op.axis)
+        mask = masks[0]
+        if isinstance(op, Scale):
+            zero = np.broadcast_to(op.scale == 0, shape)
+            return zero.copy() if mask is None else zero | mask
+        if mask is not None and isinstance(op, Identity | Reshape):
+            return mask.reshape(shape)
+        return None
 
     def fresh(self, name: str) -> str:
         candidate, count = name, 0
@@ -184,8 +215,12 @@ def _grid_lipschitz(fn: Callable[[Any], Any], name: str) -> float:
 
 
 def _activation_site(name: str, op: str, kind: str, z: np.ndarray, derivative: np.ndarray,
-                     lipschitz: float, kinks: tuple[float, ...]) -> Site:
-    on_kink = int(np.isin(z, np.array(kinks, dtype=np.float64)).sum()) if kinks else 0
+                     lipschitz: float, kinks: tuple[float, ...],
+                     constant: np.ndarray | None = None) -> Site:
+    at_kink = np.isin(z, np.array(kinks, dtype=np.float64)) if kinks else np.zeros(z.shape, bool)
+    if constant is not None:  # a kink of a locally constant input changes nothing near x
+        at_kink &= ~constant.reshape(z.shape)
+    on_kink = int(at_kink.sum())
     nonzero = int(np.count_nonzero(derivative))
     return _kinds().Site(name, op, "activation", tuple(z.shape), nonzero,
                          derivative.size - nonzero, on_kink, kind in _PIECEWISE, lipschitz,
@@ -231,7 +266,7 @@ def _layer_activation(step: KerasStep, walk: _Walk, value: np.ndarray) -> np.nda
     out, derivative = _elementwise(fn, z, where)
     scale = Scale(z.shape, derivative, shift=out - derivative * z)
     site = _activation_site(step.name, name if name != "Activation" else kind, kind, z,
-                            derivative, lipschitz, kinks)
+                            derivative, lipschitz, kinks, walk.constant.get(step.inputs[0]))
     return walk.add(step.name, scale, step.inputs, site)
 
 
@@ -289,6 +324,9 @@ def _max_pooling(step: KerasStep, walk: _Walk, value: np.ndarray) -> np.ndarray:
         for axis, (n, k, s) in enumerate(zip(x.shape[1:], pool, strides, strict=True)):
             total = k - 1 if s == 1 else max(0, (-(-n // s) - 1) * s + k - n)
             pairs[axis] = (total // 2, total - total // 2)
+    mask = walk.constant.get(step.inputs[0])
+    if mask is not None and last:
+        mask = np.moveaxis(mask, -1, 0)
     if all(a == b for a, b in pairs):
         core: Layer = MaxPoolAt(x, pool, strides, tuple(a for a, _ in pairs))
         winners = core
@@ -297,16 +335,28 @@ def _max_pooling(step: KerasStep, walk: _Walk, value: np.ndarray) -> np.ndarray:
                   mode="replicate")
         winners = MaxPoolAt(pad(x), pool, strides, 0)
         core = Sequential([pad, winners])
+        if mask is not None:
+            mask = np.pad(mask, [(0, 0), *pairs], mode="edge")
     layer = ChannelsLast(core, name) if last else core
-    site = _selection_site(step.name, name, winners, value.shape, _POOL_CONVENTION)
-    return walk.add(step.name, layer, step.inputs, site)
+    kinks, out = _live(winners, mask)
+    site = _selection_site(step.name, name, winners, value.shape, _POOL_CONVENTION, kinks)
+    return walk.add(step.name, layer, step.inputs, site,
+                    None if out is None or not last else np.moveaxis(out, 0, -1))
+
+
+def _live(pool: Any, mask: np.ndarray | None) -> tuple[int, np.ndarray | None]:
+    """Tied windows not all among locally constant inputs, and the constant outputs."""
+    live = getattr(pool, "live_kinks", None)
+    outputs = getattr(pool, "constant_outputs", None)
+    if live is None or outputs is None:
+        return int(getattr(pool, "kinks", 0)), None
+    return int(live(mask)), outputs(mask)
 
 
 def _selection_site(name: str, op: str, pool: Any, shape: tuple[int, ...],
-                    convention: str) -> Site:
+                    convention: str, tied: int) -> Site:
     picked = int(np.unique(pool.winners).size)
     units = math.prod(shape)
-    tied = int(getattr(pool, "kinks", 0))
     windows = math.prod(pool.output_shape)
     return _kinds().Site(name, op, "selection", tuple(shape), windows, units - picked, tied,
                          True, math.sqrt(_max_windows_per_input(pool)),
@@ -328,10 +378,17 @@ def _global_max_pooling(step: KerasStep, walk: _Walk, value: np.ndarray) -> np.n
     x = np.moveaxis(value, -1, 0) if last else value
     pool = GlobalMaxPoolAt(x, ties="split")
     layer: Layer = ChannelsLast(pool, step.class_name) if last else pool
+    mask = walk.constant.get(step.inputs[0])
+    kinks, out = _live(pool, None if mask is None else np.moveaxis(mask, -1, 0) if last
+                       else mask)
+    if out is not None and last:
+        out = np.moveaxis(out, 0, -1)
     if not config.get("keepdims", False):
         layer = Sequential([layer, Reshape(layer.output_shape, (x.shape[0],))])
-    site = _selection_site(step.name, step.class_name, pool, value.shape, _GLOBAL_CONVENTION)
-    return walk.add(step.name, layer, step.inputs, site)
+        out = None if out is None else out.reshape(x.shape[0])
+    site = _selection_site(step.name, step.class_name, pool, value.shape, _GLOBAL_CONVENTION,
+                           kinks)
+    return walk.add(step.name, layer, step.inputs, site, out)
 
 
 def _norm_axes(axis: Any, ndim: int, where: str) -> tuple[int, ...]:
