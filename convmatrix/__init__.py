@@ -22,10 +22,13 @@ if TYPE_CHECKING:  # the same names, imported eagerly for type checkers and IDEs
     from convmatrix import cache, reference, symbolic
     from convmatrix._errors import ConvMatrixError
     from convmatrix.adapters import (
+        LipschitzSummary,
         from_keras,
         from_torch,
         keras_matrix,
         keras_output_shape,
+        linearize,
+        lipschitz_summary,
         torch_bias,
         torch_matrix,
     )
@@ -109,6 +112,9 @@ _LAZY: dict[str, str] = {
     "keras_output_shape": "convmatrix.adapters",
     "torch_bias": "convmatrix.adapters",
     "torch_matrix": "convmatrix.adapters",
+    "lipschitz_summary": "convmatrix.adapters",
+    "linearize": "convmatrix.adapters",
+    "LipschitzSummary": "convmatrix.adapters",
     # analyses
     "checkerboard": "convmatrix.analysis.checkerboard",
     "transpose_vs_inverse": "convmatrix.analysis.inverse",
@@ -199,6 +205,7 @@ __all__ = [
     "LayerNormAt",
     "Linear",
     "LipschitzBounds",
+    "LipschitzSummary",
     "MaxPoolAt",
     "Node",
     "Pad",
@@ -226,7 +233,9 @@ __all__ = [
     "from_torch",
     "keras_matrix",
     "keras_output_shape",
+    "linearize",
     "lipschitz",
+    "lipschitz_summary",
     "operator_norm",
     "operator_norm_bound",
     "path_counts",

@@ -8,6 +8,7 @@ Layers never import adapters. Neither Keras nor torch is imported: live objects 
 through their attributes.
 """
 
+from convmatrix.adapters.jacobian import LipschitzSummary, linearize, lipschitz_summary
 from convmatrix.adapters.keras import (
     KerasLayer,
     from_keras,
@@ -20,6 +21,7 @@ from convmatrix.builder.channels_last import channels_last_matrix, channels_last
 
 __all__ = [
     "KerasLayer",
+    "LipschitzSummary",
     "channels_last_matrix",
     "channels_last_permutation",
     "from_keras",
@@ -27,6 +29,8 @@ __all__ = [
     "keras_layer",
     "keras_matrix",
     "keras_output_shape",
+    "linearize",
+    "lipschitz_summary",
     "torch_bias",
     "torch_matrix",
 ]

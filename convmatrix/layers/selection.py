@@ -113,15 +113,17 @@ class MaxSelection(ShapedLayer):
         hits = values == top
         self.tied = hits.sum(axis=2).reshape(self._output_shape).astype(np.int64)
         size = math.prod(self._output_shape)
+        counts = hits.sum(axis=2).reshape(-1)
+        tied_cols = (np.broadcast_to(windows[None], values.shape) + base[..., None])[hits]
+        self._hits = sp.csr_array((np.ones(tied_cols.size), tied_cols,
+                                   np.concatenate([[0], np.cumsum(counts)])),
+                                  shape=(size, math.prod(self._input_shape)))
         if self.ties == "first" or int(self.tied.max(initial=1)) == 1:
             self._csr = sp.csr_array((np.ones(size), self.winners.reshape(-1), np.arange(size + 1)),
                                      shape=(size, math.prod(self._input_shape)))
         else:
-            counts = hits.sum(axis=2).reshape(-1)
-            cols = (np.broadcast_to(windows[None], values.shape) + base[..., None])[hits]
-            data = np.repeat(1.0 / counts, counts)
-            indptr = np.concatenate([[0], np.cumsum(counts)])
-            self._csr = sp.csr_array((data, cols, indptr),
+            self._csr = sp.csr_array((np.repeat(1.0 / counts, counts), tied_cols,
+                                      self._hits.indptr),
                                      shape=(size, math.prod(self._input_shape)))
 
     @staticmethod
@@ -150,6 +152,25 @@ class MaxSelection(ShapedLayer):
     def kinks(self) -> int:
         """Outputs whose window maximum is tied (the point sits on a kink of the pooling)."""
         return int(np.count_nonzero(self.tied > 1))
+
+    def live_kinks(self, constant: np.ndarray | None) -> int:
+        """Tied windows among whose tied inputs at least one is not locally constant.
+
+        ``constant`` (bool, :attr:`input_shape`, or None: none) marks the inputs that do not
+        change near the point (e.g. the zeros of switched-off ReLUs); a tie among such inputs
+        only does not make the pooling non-linear there.
+        """
+        if constant is None:
+            return self.kinks
+        live = self._hits @ (~constant.reshape(-1)).astype(np.float64)
+        return int(np.count_nonzero((self.tied.reshape(-1) > 1) & (live > 0)))
+
+    def constant_outputs(self, constant: np.ndarray | None) -> np.ndarray | None:
+        """The outputs that are locally constant: every tied input of their window is."""
+        if constant is None:
+            return None
+        live = self._hits @ (~constant.reshape(-1)).astype(np.float64)
+        return (live == 0).reshape(self._output_shape)
 
     def _nnz_estimate(self) -> int:
         return int(self._csr.nnz)

@@ -6,6 +6,7 @@ so ``convmatrix reports`` regenerates the Markdown byte for byte.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -23,6 +24,7 @@ from convmatrix.layers.shuffle import PixelShuffle
 from convmatrix.layers.upsample import Upsample
 from convmatrix.reports.document import Report
 from convmatrix.reports.layer import keras_conv, keras_prints, sections_report
+from convmatrix.reports.network import relu_network_report
 from convmatrix.reports.stack import compare_report, verification_section
 from convmatrix.reports.stackfile import kernel_values
 
@@ -131,6 +133,8 @@ def builtin_reports(figures: bool = True) -> list[Report]:
         "one term.", [(conv1d, np.arange(1, 9, dtype=np.int64).reshape(1, 8)), (conv3d, None)],
         figures))
     reports += builtin_stack_reports(figures)
+    if importlib.util.find_spec("torch") is not None:  # the network is a torch model
+        reports.append(relu_network_report(figures))
     return reports
 
 

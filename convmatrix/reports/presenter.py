@@ -13,10 +13,12 @@ from convmatrix.layers.base import Layer
 from convmatrix.layers.channels_last import KerasConv
 from convmatrix.layers.conv import ConvLayer
 from convmatrix.layers.graph import Graph
+from convmatrix.layers.linearization import Linearization
 from convmatrix.layers.sequential import Sequential
 from convmatrix.reports.explain import explain_matrix, explain_stack
 from convmatrix.reports.graph import explain_graph
 from convmatrix.reports.layer import layer_report
+from convmatrix.reports.linearization import explain_linearization
 from convmatrix.reports.stack import stack_report
 
 __all__ = ["explain", "report"]
@@ -27,9 +29,13 @@ def explain(layer: Layer, x: Any = None) -> Any:
 
     A layer that is a convolution seen another way (:meth:`~convmatrix.Layer.conv_view`, e.g.
     the adjoint of a reflect-padded convolution) gets the symbolic derivation; a stack its
-    factors and product (:func:`~convmatrix.reports.explain.explain_stack`); every other kind
+    factors and product (:func:`~convmatrix.reports.explain.explain_stack`); a network
+    linearised at a point what its Jacobian is and where it holds
+    (:func:`~convmatrix.reports.linearization.explain_linearization`); every other kind
     the explanation read from its matrix (:func:`~convmatrix.reports.explain.explain_matrix`).
     """
+    if isinstance(layer, Linearization):
+        return explain_linearization(layer, x)
     view = layer.conv_view()
     if view is not None and view.layout == "channels_first":
         from convmatrix.symbolic.explain import explain_spec

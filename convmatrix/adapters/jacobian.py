@@ -1,0 +1,387 @@
+"""``cm.linearize``: a framework model at a point as its exact Jacobian (a layer object).
+
+A network of linear layers and non-linearities (ReLU & co., max pooling, normalisations by
+the input's statistics) is, at a point ``x``, the tangent map ``h ↦ J h + (f(x) − J x)``:
+this module reads a model at ``x`` into that map, layer by layer — the linear layers as
+:func:`~convmatrix.from_torch` reads them, each non-linearity as the layer of its Jacobian
+at its own input (:mod:`convmatrix.adapters.torch_jacobian`) — and returns a
+:class:`~convmatrix.layers.linearization.Linearization`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from convmatrix._arrays import to_numpy
+from convmatrix._errors import ConvMatrixError
+from convmatrix.adapters.torch import TORCH_READERS, from_torch
+from convmatrix.adapters.torch_jacobian import TRAINING_SENSITIVE, is_jacobian_op, torch_jacobian
+from convmatrix.layers.base import Layer
+from convmatrix.layers.linearization import Factor, Linearization, Site, constant_after
+
+__all__ = ["LipschitzSummary", "is_torch_module", "linearize", "lipschitz_summary",
+           "run_float64", "torch_point", "training_module"]
+
+
+def is_torch_module(model: Any) -> bool:
+    """A ``torch.nn.Module`` (duck-typed: ``forward`` and ``named_modules``)."""
+    return hasattr(model, "forward") and hasattr(model, "named_modules") \
+        and hasattr(model, "named_parameters")
+
+
+def _is_keras(model: Any) -> bool:
+    return any(cls.__module__.split(".")[0] in ("keras", "tf_keras")
+               for cls in type(model).__mro__)
+
+
+def torch_point(x: Any) -> Any:
+    """``x`` (one input with its batch axis of 1) as a float64 torch tensor, checked."""
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        array = x.detach().cpu()
+    else:
+        data = np.asarray(x)
+        if data.dtype.kind not in "biuf":
+            raise ConvMatrixError(f"`x` has dtype {data.dtype}; it must be real numbers")
+        array = torch.from_numpy(np.array(data, dtype=np.float64))
+    if array.is_complex() or array.dtype == torch.bool:
+        raise ConvMatrixError(f"`x` has dtype {array.dtype}; it must be real numbers")
+    if array.dim() < 2 or array.shape[0] != 1:
+        raise ConvMatrixError(
+            f"`x` has shape {tuple(array.shape)}; give one input exactly as the model takes it, "
+            f"with its batch axis of 1 (e.g. x[None])")
+    array = array.to(torch.float64)
+    if not bool(torch.isfinite(array).all()):
+        raise ConvMatrixError("`x` holds non-finite values (NaN or inf)")
+    return array
+
+
+def training_module(model: Any) -> str | None:
+    """The path and class of the first module that computes differently in training mode."""
+    for path, module in model.named_modules():
+        name = type(module).__name__
+        if not getattr(module, "training", False) or name not in TRAINING_SENSITIVE:
+            continue
+        if name.startswith(("Dropout", "AlphaDropout", "FeatureAlphaDropout")) \
+                and not getattr(module, "p", 0):
+            continue
+        return f"{path or 'the model'} ({name})"
+    return None
+
+
+def linearize(model: Any, x: Any) -> Linearization:
+    """The exact Jacobian of a network at a point, as a layer: matrix ``J``, offset ``f(x) − J x``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An ``nn.Sequential`` (nested ones too) of layers :func:`~convmatrix.from_torch` reads
+        (``Conv*``, ``ConvTranspose*``, ``Linear``, ``Flatten``, ``BatchNorm*`` in eval,
+        pooling, padding, ...) and non-linearities: element-wise activations (``ReLU``,
+        ``LeakyReLU``, ``PReLU``, ``ReLU6``, ``Hardtanh``, ``ELU``, ``GELU``, ``SiLU``,
+        ``Sigmoid``, ``Tanh``, ``Softplus``, ``Hardswish``, ``Mish``, ...), max pooling
+        (``MaxPool1d/2d/3d``, ``AdaptiveMaxPool1d/2d/3d``) and ``GroupNorm``, ``LayerNorm``,
+        ``InstanceNorm*``. The model must be in eval mode where that matters (BatchNorm,
+        Dropout): a module in training mode is refused by name. Keras models are read by
+        the Keras adapter.
+    x : torch.Tensor or array_like
+        One input exactly as the model takes it, with its batch axis of 1.
+
+    Returns
+    -------
+    Linearization
+        A layer on one sample (``x.shape[1:]``, channels first): ``matrix()`` is the exact
+        Jacobian at ``x`` (float64; the model is evaluated in float64, its parameters
+        converted, the model itself untouched), ``offset()`` is ``f(x) − J x``, ``.sites``
+        the activation pattern, ``explain()`` says what holds where.
+
+    Notes
+    -----
+    Kinks get torch's derivative (its autograd decides): ``ReLU'(0) = 0``, ``Hardtanh'`` is 0
+    at its ends, a max-pool window with a tied maximum routes to its first maximum (row-major
+    in the window). For a piecewise-linear network ``J x + offset == f(x)`` to rounding, and
+    the network equals the map on the whole region of inputs with the same pattern.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import convmatrix as cm
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv1d(1, 2, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.MaxPool1d(2)).double()
+    >>> x = torch.randn(1, 1, 6, dtype=torch.float64)
+    >>> lin = cm.linearize(net, x)
+    >>> lin.matrix().shape, lin.input_shape, lin.output_shape
+    ((6, 6), (1, 6), (2, 3))
+    >>> jac = torch.func.jacrev(net)(x).reshape(6, 6).detach().numpy()
+    >>> bool(abs(lin.matrix().toarray() - jac).max() < 1e-12)
+    True
+    >>> bool(abs(lin(x[0].numpy()) - net(x)[0].detach().numpy()).max() < 1e-12)
+    True
+    """
+    if is_torch_module(model):
+        return _linearize_torch(model, x)
+    if _is_keras(model):
+        from convmatrix.adapters import keras as keras_adapter
+
+        reader = getattr(keras_adapter, "linearize_keras", None)
+        if reader is None:  # pragma: no cover - until the Keras adapter has one
+            raise ConvMatrixError("`model` is a Keras model: linearising Keras models is not "
+                                  "available in this version")
+        return reader(model, x)  # type: ignore[no-any-return]
+    raise ConvMatrixError(f"`model` (={type(model).__name__}) is neither a torch module nor a "
+                          f"Keras model")
+
+
+def _linearize_torch(model: Any, x: Any) -> Linearization:
+    point = torch_point(x)
+    training = training_module(model)
+    if training is not None:
+        raise ConvMatrixError(
+            f"`model` has {training} in training mode: it computes with the batch's statistics "
+            f"or random masks, not a fixed function of one sample; call model.eval() first")
+    walker = _Walker()
+    if type(model).__name__ != "Sequential" and not _is_single(model):
+        from convmatrix.adapters.torch_fx_linearize import linearize_fx
+
+        return linearize_fx(model, point)
+    out = walker.walk(model, point, "")
+    if not walker.layers:
+        raise ConvMatrixError("`model` is empty (an nn.Sequential without layers)")
+    return _result(walker, point, out, "torch")
+
+
+def _is_single(module: Any) -> bool:
+    name = type(module).__name__
+    return name in TORCH_READERS or is_jacobian_op(module)
+
+
+def _result(walker: _Walker, point: Any, out: Any, framework: str) -> Linearization:
+    from convmatrix.layers.sequential import Sequential
+
+    layers = walker.layers
+    layer = layers[0] if len(layers) == 1 else Sequential(layers)
+    return Linearization(layer, to_numpy(point[0]), to_numpy(out[0].detach()), walker.sites,
+                         walker.factors, framework)
+
+
+def run_float64(module: Any, *inputs: Any) -> Any:
+    """``module(*inputs)`` with its parameters and buffers in float64 (the module untouched)."""
+    import torch
+
+    with torch.no_grad():
+        return torch.func.functional_call(module, _float64_tree(module), inputs)
+
+
+def _float64_tree(module: Any) -> dict[str, Any]:
+    import torch
+
+    state: dict[str, Any] = {}
+    for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+        state[name] = tensor.detach().to(torch.float64) if tensor.is_floating_point() \
+            else tensor.detach()
+    return state
+
+
+class _Walker:
+    """Reads a chain of modules at a point into layers, sites and factors."""
+
+    def __init__(self) -> None:
+        self.layers: list[Layer] = []
+        self.sites: list[Site] = []
+        self.factors: list[Factor] = []
+        self.constant: np.ndarray | None = None  # locally constant entries of the current value
+
+    def _add(self, name: str, layer: Layer, site: Site | None) -> None:
+        previous = self.factors[-1].name if self.factors else "input"
+        unique = name or f"layer{len(self.factors)}"
+        if any(f.name == unique for f in self.factors):
+            unique = f"{unique}#{len(self.factors)}"
+        self.factors.append(Factor(unique, layer, (previous,), site))
+        self.layers.append(layer)
+        self.constant = constant_after(layer, self.constant)
+        if site is not None:
+            self.sites.append(site)
+
+    def walk(self, module: Any, h: Any, path: str) -> Any:
+        name = type(module).__name__
+        where = f"`model.{path}`" if path else "`model`"
+        if name == "Sequential":
+            for child_name, child in module.named_children():
+                h = self.walk(child, h, f"{path}.{child_name}" if path else child_name)
+            return h
+        shape = tuple(h.shape[1:])
+        if is_jacobian_op(module):
+            layer, site, out = torch_jacobian(module, h, name=path or name,
+                                              constant=self.constant)
+            self._add(path, layer, site)
+            return _as64(out)
+        reader = TORCH_READERS.get(name)
+        if reader is None:
+            raise ConvMatrixError(
+                f"{where} ({name}) is neither a linear layer convmatrix reads nor a "
+                f"non-linearity it linearises")
+        try:
+            layer = from_torch(module, shape)
+        except ConvMatrixError as error:
+            raise ConvMatrixError(f"{where} ({name}): {error}") from None
+        self._add(path, layer, None)
+        return run_float64(module, h)
+
+
+def _as64(t: Any) -> Any:
+    import torch
+
+    return t.to(torch.float64)
+
+
+
+@dataclass(frozen=True)
+class LipschitzSummary:
+    """A network's Lipschitz numbers at a point, side by side (:func:`lipschitz_summary`).
+
+    Attributes
+    ----------
+    names : tuple of str
+        Each step of the network: a linear layer or a non-linearity.
+    ops : tuple of str
+        What each step is (the layer's repr, or the non-linearity's op).
+    constants : tuple of float
+        Each step's global Lipschitz constant: a linear layer's exact norm ``‖C‖₂``, an
+        activation's ``sup |f'|``, a max pool's √(windows per input).
+    local_norms : tuple of float
+        Each step's norm at the point: ``‖C‖₂`` again for a linear layer, the norm of the
+        non-linearity's Jacobian there (``max |f'(z)|`` for an activation).
+    upper_bound : float
+        The product of :attr:`constants` along the network (sums add, concatenations add in
+        quadrature): an upper bound on the network's Lipschitz constant.
+    local_product : float
+        The same product of :attr:`local_norms`: an upper bound on ``‖J(x)‖₂``.
+    local : float
+        ``‖J(x)‖₂``, the exact norm of the Jacobian at the point (:func:`linearize`): a lower
+        bound on the network's Lipschitz constant.
+    piecewise_linear : bool
+        Every non-linearity is piecewise linear.
+    """
+
+    names: tuple[str, ...]
+    ops: tuple[str, ...]
+    constants: tuple[float, ...]
+    local_norms: tuple[float, ...]
+    upper_bound: float
+    local_product: float
+    local: float
+    piecewise_linear: bool
+
+    @property
+    def ratio(self) -> float:
+        """How loose the product bound is at this point: ``upper_bound / local`` (≥ 1)."""
+        return self.upper_bound / self.local if self.local > 0 else math.inf
+
+    def _rows(self) -> list[tuple[str, str, str, str]]:
+        rows = [(name, op, f"{c:.6g}", f"{n:.6g}") for name, op, c, n
+                in zip(self.names, self.ops, self.constants, self.local_norms, strict=True)]
+        rows.append(("product (upper bound)", "", f"{self.upper_bound:.6g}",
+                     f"{self.local_product:.6g}"))
+        rows.append(("‖J(x)‖₂ (lower bound)", "", "", f"{self.local:.6g}"))
+        return rows
+
+    def __str__(self) -> str:
+        rows = [("step", "op", "Lipschitz", "at x"), *self._rows()]
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+                 .rstrip() for row in rows]
+        lines.append(f"the product bound is {self.ratio:.3g}× the norm of the Jacobian at x")
+        return "\n".join(lines)
+
+    def to_markdown(self) -> str:
+        """The table in Markdown, then the three numbers in one sentence."""
+        lines = ["| step | op | Lipschitz constant | norm at x |", "|---|---|---|---|"]
+        lines += [f"| {name} | {op} | {c} | {n} |" for name, op, c, n in self._rows()]
+        lines += ["", f"The product of the steps' constants, **{self.upper_bound:.6g}**, bounds "
+                      f"the network's Lipschitz constant from above; the exact norm of the "
+                      f"Jacobian at x, **{self.local:.6g}**, bounds it from below (the product "
+                      f"of the steps' norms at x, {self.local_product:.6g}, bounds that norm); "
+                      f"the product bound is {self.ratio:.3g}× the local norm."]
+        return "\n".join(lines)
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+
+def _combine(factors: Sequence[Factor], values: dict[str, float], output: str) -> float:
+    """The graph rule: a layer multiplies, a sum adds |coefficients|, a cat adds in quadrature."""
+    result: dict[str, float] = {"input": 1.0}
+    for factor in factors:
+        ins = [result[name] for name in factor.inputs]
+        if factor.combine == "sum":
+            coefficients = factor.coefficients or (1.0,) * len(ins)
+            result[factor.name] = sum(abs(c) * v for c, v in zip(coefficients, ins, strict=True))
+        elif factor.combine == "cat":
+            result[factor.name] = math.sqrt(sum(v * v for v in ins))
+        else:
+            result[factor.name] = values[factor.name] * ins[0]
+    return result[output]
+
+
+def lipschitz_summary(model: Any, x: Any, *, tol: float = 1e-6) -> LipschitzSummary:
+    """A network's Lipschitz bounds at a point: the product bound above, ``‖J(x)‖₂`` below.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or Keras model, or a Linearization
+        Anything :func:`linearize` reads (or its result).
+    x : torch.Tensor or array_like
+        The point, with its batch axis of 1 (ignored when ``model`` is a Linearization).
+    tol : float, optional
+        Relative accuracy of the norms (:func:`~convmatrix.operator_norm`).
+
+    Returns
+    -------
+    LipschitzSummary
+        Per step its constant and its norm at x; the product (upper bound), the product of
+        the local norms, and the exact norm of the Jacobian at x (lower bound). For a linear
+        stack without non-linearities see :func:`~convmatrix.lipschitz`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import convmatrix as cm
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Conv1d(1, 2, 3), torch.nn.ReLU(),
+    ...                           torch.nn.Conv1d(2, 1, 3)).double()
+    >>> summary = cm.lipschitz_summary(net, torch.randn(1, 1, 8, dtype=torch.float64))
+    >>> summary.local <= summary.local_product <= summary.upper_bound
+    True
+    """
+    from convmatrix.analysis.spectra import operator_norm
+
+    lin = model if isinstance(model, Linearization) else linearize(model, x)
+    names, ops, constants, local = [], [], [], []
+    factors = lin.output_factors()
+    for factor in factors:
+        if factor.layer is None:
+            continue
+        if factor.site is None:
+            norm = float(operator_norm(factor.layer, tol=tol))
+            names.append(factor.name)
+            ops.append(repr(factor.layer))
+            constants.append(norm)
+            local.append(norm)
+        else:
+            names.append(factor.name)
+            ops.append(factor.site.op)
+            constants.append(factor.site.lipschitz)
+            local.append(factor.site.local_norm)
+    by_name_constant = dict(zip(names, constants, strict=True))
+    by_name_local = dict(zip(names, local, strict=True))
+    return LipschitzSummary(tuple(names), tuple(ops), tuple(constants), tuple(local),
+                            _combine(factors, by_name_constant, lin.output),
+                            _combine(factors, by_name_local, lin.output),
+                            float(operator_norm(lin, tol=tol)), lin.piecewise_linear)

@@ -1,0 +1,229 @@
+"""cm.linearize of fx-traceable torch models (residual blocks, concatenations, functions)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import convmatrix as cm
+from tests.helpers import rng as seeded
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+
+def _jacobian(model, x):
+    with torch.no_grad():
+        out = model(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        jac = torch.func.jacrev(model)(x).detach()
+    return out[0].numpy(), jac.reshape(out[0].numel(), x[0].numel()).numpy()
+
+
+def _point(shape, key, scale=1.0):
+    return torch.tensor(seeded("linearize-graphs", key).standard_normal((1, *shape)) * scale,
+                        dtype=torch.float64)
+
+
+def _check(model, x, atol=1e-12):
+    lin = cm.linearize(model, x)
+    value, jac = _jacobian(model, x)
+    np.testing.assert_allclose(lin.matrix().toarray(), jac, atol=atol, rtol=1e-10)
+    np.testing.assert_allclose(lin(x[0].numpy()), value, atol=atol, rtol=1e-12)
+    u = seeded("graph-u", lin.input_shape).standard_normal(lin.input_shape).ravel()
+    v = seeded("graph-v", lin.output_shape).standard_normal(lin.output_shape).ravel()
+    np.testing.assert_allclose(lin.operator().matvec(u), jac @ u, atol=1e-11)
+    np.testing.assert_allclose(lin.operator().rmatvec(v), jac.T @ v, atol=1e-11)
+    return lin
+
+
+class BasicBlock(nn.Module):
+    """torchvision's ResNet BasicBlock, as torchvision writes it (inplace ReLU, ``+=``)."""
+
+    def __init__(self, inplanes, planes, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride=stride,
+                                                      bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        identity = x
+        out = self.conv1(x)
+        out = self.bn1(out)
+        out = self.relu(out)
+        out = self.conv2(out)
+        out = self.bn2(out)
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        out = self.relu(out)
+        return out
+
+
+def _randomise_bn(model):
+    torch.manual_seed(11)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.normal_()
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.normal_()
+            module.bias.data.normal_()
+    return model.double().eval()
+
+
+@pytest.mark.parametrize(("inplanes", "planes", "stride"), [(3, 3, 1), (3, 4, 2)])
+def test_resnet_basic_block(inplanes, planes, stride):
+    torch.manual_seed(0)
+    model = _randomise_bn(BasicBlock(inplanes, planes, stride))
+    lin = _check(model, _point((inplanes, 8, 8), (inplanes, planes, stride)))
+    assert [s.op for s in lin.sites] == ["ReLU", "ReLU"]
+    assert lin.piecewise_linear
+    assert lin.residual() < 1e-12
+    summary = cm.lipschitz_summary(lin, None)
+    assert summary.local <= summary.local_product <= summary.upper_bound
+
+
+class Functional(nn.Module):
+    """Functional forms, tensor methods, constants, concatenation, reshapes, global pools."""
+
+    def __init__(self, variant):
+        super().__init__()
+        self.variant = variant
+        self.conv = nn.Conv2d(2, 4, 3, padding=1)
+        self.fc = nn.Linear(8, 3)
+        self.register_buffer("shift", torch.linspace(-1, 1, 4).reshape(1, 4, 1, 1))
+
+    def forward(self, x):
+        y = self.conv(x)
+        v = self.variant
+        if v == "relu":
+            y = F.relu(y)
+        elif v == "torch.relu":
+            y = torch.relu(y) * 2.0 - self.shift
+        elif v == "method":
+            y = (y + 1.0).relu() / 3.0
+        elif v == "leaky":
+            y = F.leaky_relu(y, 0.2)
+        elif v == "hardtanh":
+            y = F.hardtanh(y, -0.5, 0.5)
+        elif v == "gelu":
+            y = F.gelu(y, approximate="tanh")
+        elif v == "silu":
+            y = F.silu(y) - y
+        elif v == "sigmoid":
+            y = torch.sigmoid(y) + torch.tanh(y)
+        elif v == "group_norm":
+            y = F.group_norm(y, 2)
+        elif v == "layer_norm":
+            y = F.layer_norm(y, (4, 6, 6))
+        elif v == "instance_norm":
+            y = F.instance_norm(y)
+        elif v == "max_pool":
+            y = F.max_pool2d(y, 3, 2, 1, ceil_mode=True)
+        elif v == "adaptive_max_pool":
+            y = F.adaptive_max_pool2d(y, 2)
+        y = torch.cat([y, -y], dim=1)
+        if v == "amax":
+            z = torch.amax(y, dim=(2, 3))
+        elif v == "max_dim":
+            z = y.flatten(2).max(dim=2).values
+        else:
+            z = y.mean(dim=(2, 3))
+        return self.fc(z.view(z.size(0), -1))
+
+
+VARIANTS = ["relu", "torch.relu", "method", "leaky", "hardtanh", "gelu", "silu", "sigmoid",
+            "group_norm", "layer_norm", "instance_norm", "max_pool", "adaptive_max_pool",
+            "amax", "max_dim"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_functional_forms(variant):
+    torch.manual_seed(1)
+    model = Functional(variant).double().eval()
+    x = _point((2, 6, 6), variant, scale=2.0)
+    lin = _check(model, x)
+    if variant in ("amax", "max_dim"):
+        assert lin.sites[-1].kind == "selection"
+
+
+def test_ties_in_amax_share_and_max_dim_picks_first():
+    torch.manual_seed(1)
+    for variant in ("amax", "max_dim"):
+        model = Functional(variant).double().eval()
+        with torch.no_grad():
+            model.conv.weight.zero_()
+            model.conv.bias.zero_()  # every spatial value equal: all windows tied
+        lin = _check(model, _point((2, 6, 6), "ties"))
+        assert lin.sites[-1].kinks == 8
+
+
+def test_a_unet_like_concat_of_skips():
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.down = nn.Conv2d(1, 2, 3, stride=2, padding=1)
+            self.up = nn.ConvTranspose2d(2, 2, 2, stride=2)
+            self.out = nn.Conv2d(3, 1, 1)
+
+        def forward(self, x):
+            h = F.relu(self.down(x))
+            return self.out(torch.cat([x, F.relu(self.up(h))], 1))
+
+    torch.manual_seed(2)
+    _check(Tiny().double().eval(), _point((1, 8, 8), "unet"))
+
+
+@pytest.mark.parametrize(("forward", "match"), [
+    (lambda self, x: self.conv(x) * self.conv(x), "multiplies two branches"),
+    (lambda self, x: F.softmax(self.conv(x), dim=1), r"node 'softmax' \(F.softmax, position"),
+    (lambda self, x: self.conv(x) if x.sum() > 0 else x, "cannot be traced"),
+    (lambda self, x: 1.0 / self.conv(x), "divides by the input"),
+])
+def test_refusals_name_the_node(forward, match):
+    class Bad(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 1)
+
+        def forward(self, x):
+            return forward(self, x)
+
+    with pytest.raises(cm.ConvMatrixError, match=match):
+        cm.linearize(Bad().double(), _point((1, 3, 3), "bad"))
+
+
+def test_two_inputs_refused():
+    class Two(nn.Module):
+        def forward(self, x, y):
+            return x + y
+
+    with pytest.raises(cm.ConvMatrixError, match="more than one input"):
+        cm.linearize(Two(), _point((1, 3, 3), "two"))
+
+
+def test_traced_graph_module_and_training_mode():
+    torch.manual_seed(0)
+    model = _randomise_bn(BasicBlock(2, 2))
+    traced = torch.fx.symbolic_trace(model)
+    _check(traced, _point((2, 5, 5), "traced"))
+    with pytest.raises(cm.ConvMatrixError, match=r"bn1 \(BatchNorm2d\) in training mode"):
+        cm.linearize(model.train(), _point((2, 5, 5), "traced"))
+
+
+def test_explain_lists_graph_steps():
+    torch.manual_seed(0)
+    lin = cm.linearize(_randomise_bn(BasicBlock(2, 2)), _point((2, 4, 4), "explain"))
+    text = lin.explain().to_markdown()
+    assert "add ← bn2, input: sum 1, 1" in text
+    assert "| relu | ReLU | activation |" in text
