@@ -176,6 +176,9 @@ def run_float64(module: Any, *inputs: Any) -> Any:
     import torch
 
     with torch.no_grad():
+        tensors = [*module.parameters(), *module.buffers()]
+        if all(t.dtype == torch.float64 or not t.is_floating_point() for t in tensors):
+            return module(*inputs)  # already float64: no reparametrisation needed
         return torch.func.functional_call(module, _float64_tree(module), inputs)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import operator
+import weakref
 from typing import Any
 
 import numpy as np
@@ -391,15 +392,41 @@ def _constant(value: Any, shape: tuple[int, ...], where: str) -> Any:
     raise ConvMatrixError(f"{where} combines the input with a {type(value).__name__}")
 
 
-def linearize_fx(model: Any, point: Any) -> Linearization:
-    """:func:`~convmatrix.linearize` of a module traced by ``torch.fx`` (or a GraphModule)."""
+_TRACES: weakref.WeakKeyDictionary[Any, tuple[tuple[tuple[str, int], ...], Any]] = (
+    weakref.WeakKeyDictionary())
+"""model → (its modules' identities when traced, its GraphModule): a model is traced once."""
+
+
+def _traced(model: Any) -> Any:
+    """The model's ``torch.fx`` trace, reused while its submodules are the same objects."""
     import torch.fx
 
+    key = tuple((name, id(module)) for name, module in model.named_modules())
+    try:
+        cached = _TRACES.get(model)
+    except TypeError:  # pragma: no cover - an unhashable module
+        cached = None
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    gm = torch.fx.symbolic_trace(model)
+    try:
+        _TRACES[model] = (key, gm)
+    except TypeError:  # pragma: no cover
+        pass
+    return gm
+
+
+def linearize_fx(model: Any, point: Any) -> Linearization:
+    """:func:`~convmatrix.linearize` of a module traced by ``torch.fx`` (or a GraphModule).
+
+    The trace is kept for the next call on the same model (while its submodules are the same
+    objects), so linearising at many points traces once.
+    """
     if any(cls.__name__ == "GraphModule" for cls in type(model).__mro__):
         gm = model
     else:
         try:
-            gm = torch.fx.symbolic_trace(model)
+            gm = _traced(model)
         except Exception as error:  # torch.fx raises many kinds (TraceError, TypeError, ...)
             raise ConvMatrixError(
                 f"`model` ({type(model).__name__}) cannot be traced by torch.fx ("

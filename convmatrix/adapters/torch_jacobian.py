@@ -215,10 +215,17 @@ def _grid_sup(fn: Callable[[Any], Any], key: str) -> float:
     return _SUP[key]
 
 
-def _derivative(fn: Callable[[Any], Any], z: Any) -> tuple[Any, Any]:
-    """``(f(z), f'(z))`` of an element-wise ``fn`` by torch's autograd (its conventions)."""
+def _derivative(fn: Callable[[Any], Any], z: Any, kind: str = "") -> tuple[Any, Any]:
+    """``(f(z), f'(z))`` of an element-wise ``fn`` by torch's autograd (its conventions).
+
+    ReLU takes a shortcut with the same result: torch's backward passes the gradient where
+    the input is positive (``threshold_backward``), so ``f'(z) = [z > 0]``, ``ReLU'(0) = 0``.
+    """
     import torch
 
+    if kind == "ReLU":
+        with torch.no_grad():
+            return torch.relu(z), (z > 0).to(z.dtype)
     leaf = z.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         out = fn(leaf.clone())
@@ -331,7 +338,7 @@ def torch_jacobian(op: Any, z: Any, args: tuple[Any, ...] = (),
         def call(t: Any) -> Any:
             return op(t, *args, **kwargs)
         params = _bind(op, args, kwargs)
-    sample = to_numpy(z[0]).astype(np.float64)
+    sample = np.asarray(to_numpy(z[0]), dtype=np.float64)
     if kind in ACTIVATIONS:
         return _activation(kind, call, params, z, sample, where, _op_text(op), constant)
     if kind in _MAX_POOLS or kind in _ADAPTIVE_MAX_POOLS:
@@ -374,12 +381,12 @@ def _activation(kind: str, call: Callable[[Any], Any], params: Params, z: Any,
     if kind == "RReLU" and getattr(params, "training", False):
         raise ConvMatrixError(f"{where} (RReLU) is in training mode: its slopes are random; "
                               f"call .eval() first")
-    out, grad = _derivative(call, z.to(torch.float64))
-    derivative = to_numpy(grad[0]).astype(np.float64)
+    out, grad = _derivative(call, z.to(torch.float64), kind)
+    derivative = np.asarray(to_numpy(grad[0]), dtype=np.float64)
     if out.shape != z.shape:
         raise ConvMatrixError(f"{where} ({text}) changes the shape {tuple(z.shape)} → "
                               f"{tuple(out.shape)}: not element-wise")
-    value = to_numpy(out[0]).astype(np.float64)
+    value = np.asarray(to_numpy(out[0]), dtype=np.float64)
     layer = Scale(sample.shape, derivative, value - derivative * sample)
     key = repr(params) if hasattr(params, "named_modules") else f"{text}:{params!r}"
     site = activation_site(kind, params, sample, derivative, where, text, call, key, constant)
