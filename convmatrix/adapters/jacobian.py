@@ -271,6 +271,19 @@ class LipschitzSummary:
         bound on the network's Lipschitz constant.
     piecewise_linear : bool
         Every non-linearity is piecewise linear.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import convmatrix as cm
+    >>> _ = torch.manual_seed(1)
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.ReLU(),
+    ...                           torch.nn.Linear(3, 1)).double()
+    >>> summary = cm.lipschitz_summary(net, torch.randn(1, 3, dtype=torch.float64))
+    >>> summary.ops[1], summary.constants[1]
+    ('ReLU', 1.0)
+    >>> summary.ratio >= 1
+    True
     """
 
     names: tuple[str, ...]

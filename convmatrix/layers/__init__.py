@@ -15,6 +15,7 @@ from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
 from convmatrix.layers.graph import Add, Cat, Concat, Graph, Node, Sum
 from convmatrix.layers.identity import Identity
 from convmatrix.layers.linear import Linear
+from convmatrix.layers.linearization import Linearization
 from convmatrix.layers.norm import BatchNorm
 from convmatrix.layers.pad import Pad
 from convmatrix.layers.pool import AvgPool
@@ -29,10 +30,10 @@ from convmatrix.layers.upsample import Upsample
 
 __all__ = ["AdaptiveAvgPool", "AdaptiveMaxPoolAt", "Add", "Adjoint", "AvgPool", "BatchNorm", "Cat",
            "ChannelsLast", "Concat", "Conv", "ConvLayer", "ConvTranspose", "Flatten",
-           "GlobalAvgPool", "GlobalMaxPoolAt", "Graph", "GroupNormAt", "Identity", "InstanceNormAt",
-           "KerasConv", "Layer", "LayerNormAt", "Linear", "MaxPoolAt", "Node", "Pad",
-           "PixelShuffle", "PixelUnshuffle", "Repeat", "Reshape", "Scale", "Sequential", "Slice",
-           "Sum", "Upsample"]
+           "GlobalAvgPool", "GlobalMaxPoolAt", "Graph", "GroupNormAt", "Identity",
+           "InstanceNormAt", "KerasConv", "Layer", "LayerNormAt", "Linear", "Linearization",
+           "MaxPoolAt", "Node", "Pad", "PixelShuffle", "PixelUnshuffle", "Repeat", "Reshape",
+           "Scale", "Sequential", "Slice", "Sum", "Upsample"]
 
 _MOVED = {"from_torch": "convmatrix.adapters.torch", "from_keras": "convmatrix.adapters.keras"}
 

@@ -151,6 +151,23 @@ class Linearization(Layer):
         ``"torch"``, ``"keras"``, ...
     output : str, optional
         The factor whose value is the output (default: the last factor).
+
+    Examples
+    --------
+    A ReLU at ``x = (−1, 2)`` by hand (the adapters build these from framework models):
+
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> x = np.array([-1.0, 2.0])
+    >>> relu = cm.Scale((2,), (x > 0).astype(float))
+    >>> site = Site("relu", "ReLU", "activation", (2,), 1, 1, 0, True, 1.0, 1.0, "ReLU'(0) = 0")
+    >>> lin = Linearization(relu, x, np.maximum(x, 0), [site], [Factor("relu", relu, ("input",),
+    ...                     site)], "by hand")
+    >>> lin
+    Linearization(2 → 2, by hand, 1 non-linear site)
+    >>> lin.matrix().toarray(), lin.piecewise_linear, lin.residual()
+    (array([[0., 0.],
+           [0., 1.]]), True, 0.0)
     """
 
     def __init__(self, layer: Layer, x: np.ndarray, value: np.ndarray, sites: Sequence[Site],

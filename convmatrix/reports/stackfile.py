@@ -128,7 +128,8 @@ def _tuples(value: Any) -> Any:
 # point (made from a sample, not from a shape): not layers of a stack file
 _NOT_IN_FILES = ("Layer", "Adjoint", "Sequential", "KerasConv", "ConvLayer", "ChannelsLast",
                  "Repeat", "Graph", "Add", "Concat", "MaxPoolAt", "AdaptiveMaxPoolAt",
-                 "GlobalMaxPoolAt", "GroupNormAt", "InstanceNormAt", "LayerNormAt")
+                 "GlobalMaxPoolAt", "GroupNormAt", "InstanceNormAt", "LayerNormAt",
+                 "Linearization")
 
 
 def _layer_kinds() -> dict[str, Any]:
