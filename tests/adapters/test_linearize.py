@@ -265,6 +265,7 @@ def test_not_a_model():
         cm.linearize(object(), np.zeros((1, 2)))
 
 
+@pytest.mark.slow
 def test_lipschitz_summary_bounds():
     torch.manual_seed(2)
     model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),

@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 from convmatrix.reports import network  # noqa: E402
 
 
+@pytest.mark.slow
 def test_relu_network_report_numbers_come_from_the_network():
     report = network.relu_network_report()
     text = report.markdown
