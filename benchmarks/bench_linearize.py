@@ -130,7 +130,8 @@ def main() -> None:
     print(f"matvec relative error vs jvp: {error:.1e}")
     for name, seconds in times.items():
         print(f"  {name:28s} {seconds * 1e3:9.1f} ms")
-    print(f"matvec / jvp                         {times['operator matvec'] / times['torch jvp']:.2f}")
+    print(f"matvec / jvp                         "
+          f"{times['operator matvec'] / times['torch jvp']:.2f}")
     print(f"rmatvec / vjp                        "
           f"{times['operator rmatvec'] / times['torch vjp (backward only)']:.2f}")
     baseline = times["torch forward"] + times["factor builds"]

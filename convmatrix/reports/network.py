@@ -12,6 +12,7 @@ import numpy as np
 
 from convmatrix.adapters.jacobian import linearize, lipschitz_summary
 from convmatrix.reports.document import Report
+from convmatrix.reports.stack import verification_section
 
 __all__ = ["relu_network_report"]
 
@@ -78,6 +79,36 @@ def _grid(values: np.ndarray) -> list[str]:
         cells = " | ".join(f"{v:+.3f}" if v != 0 else "0" for v in values[r])
         lines.append(f"| **{r}** | {cells} |")
     return lines
+
+
+def _verification(model: Any, x: Any, lin: Any, block: Any, bx: Any, block_lin: Any
+                  ) -> list[str]:
+    """Every convolution against the dense reference, and each Jacobian against torch's."""
+    import torch
+
+    layers = [f.layer for f in (*lin.factors, *block_lin.factors) if f.layer is not None]
+    lines = verification_section(layers)
+    passed = "**All checks passed.**" in lines
+    lines = lines[:-3]  # the verdict is given below, after the Jacobians' checks
+    rng = np.random.default_rng(_SEED + 5)
+    for name, net, point, tangent in (("classifier", model, x, lin),
+                                      ("ResNet block", block, bx, block_lin)):
+        jac = torch.func.jacrev(net)(point.clone()).detach().reshape(tangent.matrix_shape)
+        want = jac.numpy()
+        scale = max(1.0, float(np.abs(want).max()))
+        same = float(np.abs(tangent.matrix().toarray() - want).max()) <= 1e-12 * scale
+        u = rng.standard_normal(tangent.matrix_shape[1])
+        v = rng.standard_normal(tangent.matrix_shape[0])
+        op = tangent.operator()
+        left, right = float(op.matvec(u) @ v), float(u @ op.rmatvec(v))
+        dot = abs(left - right) <= 1e-12 * max(1.0, abs(left))
+        meets = tangent.residual() <= 1e-12
+        for check, ok in ((f"the {name}'s Jacobian = `torch.func.jacrev` (1e-12)", same),
+                          (f"the {name}'s J x + offset = f(x) (relative 1e-12)", meets),
+                          (f"the {name}'s operator: adjoint (dot) test", dot)):
+            lines.append(f"| {check} | 1 | {'pass' if ok else 'FAIL'} |")
+            passed = passed and ok
+    return [*lines, "", f"**{'All checks passed.' if passed else 'A CHECK FAILED.'}**", ""]
 
 
 def relu_network_report(figures: bool = True) -> Report:
@@ -148,7 +179,8 @@ def relu_network_report(figures: bool = True) -> Report:
            "### A ResNet basic block (BatchNorm in eval, 4×6×6)", "",
            "The residual sum adds the identity path's constant, 1, to the conv path's "
            "product: the bound of a sum is the sum of the bounds.", "",
-           block_summary.to_markdown(), ""]
+           block_summary.to_markdown(), "",
+           *_verification(model, x, lin, block, bx, block_lin)]
     heading = "A ReLU network at a point"
     text = (f"the exact Jacobian of a small conv classifier at an input ({jac.nnz} nonzeros), "
             f"its activation pattern, and the product bound {summary.ratio:.3g}× the local "
