@@ -20,12 +20,17 @@ import numpy as np
 from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
 from convmatrix.adapters.torch import TORCH_READERS, from_torch
-from convmatrix.adapters.torch_jacobian import TRAINING_SENSITIVE, is_jacobian_op, torch_jacobian
+from convmatrix.adapters.torch_jacobian import (
+    TRAINING_SENSITIVE,
+    is_jacobian_op,
+    run_float64,
+    torch_jacobian,
+)
 from convmatrix.layers.base import Layer
 from convmatrix.layers.linearization import Factor, Linearization, Site, constant_after
 
 __all__ = ["LipschitzSummary", "is_torch_module", "linearize", "lipschitz_summary",
-           "run_float64", "torch_point", "training_module"]
+           "torch_point", "training_module"]
 
 
 def is_torch_module(model: Any) -> bool:
@@ -169,27 +174,6 @@ def _result(walker: _Walker, point: Any, out: Any, framework: str) -> Linearizat
     layer = layers[0] if len(layers) == 1 else Sequential(layers)
     return Linearization(layer, to_numpy(point[0]), to_numpy(out[0].detach()), walker.sites,
                          walker.factors, framework)
-
-
-def run_float64(module: Any, *inputs: Any) -> Any:
-    """``module(*inputs)`` with its parameters and buffers in float64 (the module untouched)."""
-    import torch
-
-    with torch.no_grad():
-        tensors = [*module.parameters(), *module.buffers()]
-        if all(t.dtype == torch.float64 or not t.is_floating_point() for t in tensors):
-            return module(*inputs)  # already float64: no reparametrisation needed
-        return torch.func.functional_call(module, _float64_tree(module), inputs)
-
-
-def _float64_tree(module: Any) -> dict[str, Any]:
-    import torch
-
-    state: dict[str, Any] = {}
-    for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
-        state[name] = tensor.detach().to(torch.float64) if tensor.is_floating_point() \
-            else tensor.detach()
-    return state
 
 
 class _Walker:

@@ -21,9 +21,8 @@ import numpy as np
 
 from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
-from convmatrix.adapters.jacobian import run_float64
 from convmatrix.adapters.torch import TORCH_READERS, from_torch
-from convmatrix.adapters.torch_jacobian import is_jacobian_op, torch_jacobian
+from convmatrix.adapters.torch_jacobian import is_jacobian_op, run_float64, torch_jacobian
 from convmatrix.layers.base import Layer
 from convmatrix.layers.graph import Cat, Graph, Node, Sum
 from convmatrix.layers.linearization import Factor, Linearization, Site, constant_after

@@ -36,7 +36,7 @@ from convmatrix.layers.selection import AdaptiveMaxPoolAt, GlobalMaxPoolAt, MaxP
 from convmatrix.layers.stat_norm import GroupNormAt, InstanceNormAt, LayerNormAt, StatNormAt
 
 __all__ = ["ACTIVATIONS", "TRAINING_SENSITIVE", "Activation", "activation_site",
-           "is_jacobian_op", "torch_jacobian"]
+           "is_jacobian_op", "run_float64", "torch_jacobian"]
 
 Params = Any  # an object whose attributes are the operation's parameters
 
@@ -509,3 +509,24 @@ def _affine_site(sample: np.ndarray, module: Any, where: str) -> Site:
     norm = float(operator_norm(layer))
     return Site(where, type(module).__name__, "normalization", sample.shape, sample.size, 0, 0,
                 True, norm, norm, "running statistics (eval mode): affine")
+
+
+def run_float64(module: Any, *inputs: Any) -> Any:
+    """``module(*inputs)`` with its parameters and buffers in float64 (the module untouched)."""
+    import torch
+
+    with torch.no_grad():
+        tensors = [*module.parameters(), *module.buffers()]
+        if all(t.dtype == torch.float64 or not t.is_floating_point() for t in tensors):
+            return module(*inputs)  # already float64: no reparametrisation needed
+        return torch.func.functional_call(module, _float64_tree(module), inputs)
+
+
+def _float64_tree(module: Any) -> dict[str, Any]:
+    import torch
+
+    state: dict[str, Any] = {}
+    for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+        state[name] = tensor.detach().to(torch.float64) if tensor.is_floating_point() \
+            else tensor.detach()
+    return state
