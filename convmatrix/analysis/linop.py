@@ -41,7 +41,10 @@ class LayerOperator(LinearOperator):
     ``rmatvec`` is the Hermitian adjoint ``Cᴴ``). The offset (bias) is not part of the
     operator. Columns are processed in batches of about :data:`CHUNK_BYTES` (at least one
     sample), so the working memory is a small multiple of one input plus one output beyond
-    the result itself.
+    the result itself. A channels-first convolution (or its adjoint) is applied by its tiled
+    kernels (:func:`convmatrix.builder.apply.conv_apply`), which read the columns in place
+    and write straight into the result: beyond ``X`` and the result only their bounded
+    workspace (:data:`convmatrix.builder.apply.WORKSPACE_BYTES`).
 
     The operator's dtype is float64 for integer and bool layers (what scipy's solvers expect);
     integer or bool data on such a layer is applied exactly instead, in the smallest integer
