@@ -512,11 +512,10 @@ def _adaptive_avg_pool(call: FxCall) -> Produced:
     if all(n % o == 0 for n, o in zip(spatial, out, strict=True)):
         kernel = tuple(n // o for n, o in zip(spatial, out, strict=True))
         return AvgPool(source.shape, kernel, kernel), (source.name,)
-    try:
-        from convmatrix.layers.pool import AdaptiveAvgPool  # type: ignore[attr-defined]
-    except ImportError:
-        raise _Refused(f"pools {spatial} to {size!r} with unequal bins") from None
-    return AdaptiveAvgPool(source.shape, _tuple(size, ndim)), (source.name,)
+    from convmatrix.layers.adaptive import AdaptiveAvgPool
+
+    del size, ndim  # the output's own sizes: None entries (keep the axis) are resolved
+    return AdaptiveAvgPool(source.shape, out), (source.name,)
 
 
 def _pad(call: FxCall) -> Produced:
@@ -669,6 +668,33 @@ def _graph_module(module: Any) -> Any:
         ) from None
 
 
+def _trace_differs(module: Any, gm: Any, shape: tuple[int, ...], dtype: Any) -> bool:
+    """Whether fx's trace computes something else than the module's own forward.
+
+    ``torch.fx`` records ``a += b`` on a traced value as ``a + b`` (a Proxy has no in-place
+    operators): when ``a`` is used again later the module reads the changed value, the trace
+    the old one. Both run on one seeded random sample.
+    """
+    import torch
+
+    probe = torch.randn((1, *shape), generator=torch.Generator().manual_seed(0), dtype=dtype)
+    with torch.no_grad():
+        try:
+            want, got = module(probe.clone()), gm(probe.clone())
+        except Exception:  # the module's own failure is reported where the trace runs
+            return False
+    while isinstance(want, list | tuple) and len(want) == 1:
+        want = want[0]
+    while isinstance(got, list | tuple) and len(got) == 1:
+        got = got[0]
+    if not isinstance(want, torch.Tensor) or not isinstance(got, torch.Tensor):
+        return False
+    if want.shape != got.shape:
+        return True
+    scale = float(want.abs().max()) if want.numel() else 0.0
+    return not torch.allclose(got, want, rtol=1e-5, atol=1e-6 * max(scale, 1.0))
+
+
 def _input_shape(input_shape: Any) -> tuple[int, ...]:
     if isinstance(input_shape, str) or not hasattr(input_shape, "__iter__"):
         raise ConvMatrixError(
@@ -719,6 +745,33 @@ def _holds_tensor(value: Any, torch: Any) -> bool:
 
 def _mutated_later(node: Any, target: Any, order: dict[Any, int]) -> bool:
     return any(order[user] > order[node] for user in target.users if user is not node)
+
+
+def _storages(value: Any, torch: Any) -> set[int]:
+    if isinstance(value, torch.Tensor):
+        return {value.untyped_storage().data_ptr()}
+    if isinstance(value, list | tuple):
+        return set().union(*(_storages(v, torch) for v in value)) if value else set()
+    return set()
+
+
+def _alias_used_later(node: Any, target: Any, values: dict[Any, Any], traced: dict[Any, Any],
+                      order: dict[Any, int], torch: Any) -> Any:
+    """A traced value sharing ``target``'s memory, read after the in-place ``node``.
+
+    A view (a slice, a chunk, ``view``, an ``nn.Identity`` output) or its source, or the input
+    itself: the in-place write changes it, which the graph would not see.
+    """
+    memory = _storages(values.get(target), torch)
+    if not memory:
+        return None
+    for other in traced:
+        if other is target or other is node or not (_storages(values.get(other), torch)
+                                                    & memory):
+            continue
+        if other.op == "placeholder" or _mutated_later(node, other, order):
+            return other
+    return None
 
 
 def read_fx(module: Any, input_shape: Sequence[int], *, x: Any = None,
@@ -858,6 +911,14 @@ def read_fx(module: Any, input_shape: Sequence[int], *, x: Any = None,
                 raise ConvMatrixError(
                     f"{call.where()} writes in place into {target.name!r}, which is used "
                     f"again later; the graph would see the changed value")
+            alias = (_alias_used_later(node, target, values, traced, order, torch)
+                     if isinstance(target, torch.fx.Node) else None)
+            if alias is not None:
+                raise ConvMatrixError(
+                    f"{call.where()} writes in place into {node.args[0].name!r}, which shares "
+                    f"memory with {alias.name!r} (a view of it or its source), used "
+                    f"{'as the network input' if alias.op == 'placeholder' else 'again later'};"
+                    f" in-place writes through views are not read")
         try:
             produced = _translate(call, module_reader, nonlinear_modules, x, jacobian)
         except _Refused as refusal:
@@ -877,7 +938,14 @@ def read_fx(module: Any, input_shape: Sequence[int], *, x: Any = None,
             traced[result], Traced):
         raise ConvMatrixError(
             f"`module`'s output ({result!r}) does not depend on its input or is not one tensor")
-    return Graph(shape, graph_nodes, traced[result].name, input=placeholder.name)
+    graph = Graph(shape, graph_nodes, traced[result].name, input=placeholder.name)
+    if gm is not module and isinstance(module, torch.nn.Module) and _trace_differs(
+            module, gm, shape, dtype):
+        raise ConvMatrixError(
+            f"`module` ({type(module).__name__}): its torch.fx trace computes something else "
+            f"than its forward (an in-place update such as `a += b` of a value used again "
+            f"later, which fx records as `a + b`); write that update out of place")
+    return graph
 
 
 def _translate(call: FxCall, module_reader: ModuleReader | None, nonlinear: frozenset[str],
