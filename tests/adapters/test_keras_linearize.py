@@ -231,3 +231,16 @@ def test_lipschitz_numbers_of_the_sites() -> None:
     assert by_name["leaky"].lipschitz == 1.0 and by_name["relu"].lipschitz == 1.0
     assert by_name["pool1"].lipschitz == 1.0  # windows do not overlap
     assert by_name["pool2"].lipschitz == pytest.approx(math.sqrt(4))  # 3x3 stride 2: 2x2
+
+
+def test_lipschitz_summary_of_a_keras_network() -> None:
+    summary_of = getattr(cm, "lipschitz_summary", None) if "lipschitz_summary" in dir(cm) \
+        else None
+    if summary_of is None:
+        pytest.skip("cm.lipschitz_summary is not in this version")
+    model = _relu_network()
+    x = _x((8, 8, 2), 13)
+    summary = summary_of(model, x)
+    exact = float(np.linalg.norm(keras_jacobian(model, x), 2))
+    assert summary.local == pytest.approx(exact, rel=1e-5)
+    assert summary.local <= summary.local_product * (1 + 1e-9) <= summary.upper_bound * (1 + 1e-9)
