@@ -130,9 +130,7 @@ def linearize(model: Any, x: Any) -> Linearization:
     >>> bool(abs(lin(x[0].numpy()) - net(x)[0].detach().numpy()).max() < 1e-12)
     True
     """
-    if is_torch_module(model):
-        return _linearize_torch(model, x)
-    if _is_keras(model):
+    if _is_keras(model):  # first: on the torch backend a Keras model is a torch module too
         from convmatrix.adapters import keras as keras_adapter
 
         reader = getattr(keras_adapter, "linearize_keras", None)
@@ -140,6 +138,8 @@ def linearize(model: Any, x: Any) -> Linearization:
             raise ConvMatrixError("`model` is a Keras model: linearising Keras models is not "
                                   "available in this version")
         return reader(model, x)  # type: ignore[no-any-return]
+    if is_torch_module(model):
+        return _linearize_torch(model, x)
     raise ConvMatrixError(f"`model` (={type(model).__name__}) is neither a torch module nor a "
                           f"Keras model")
 

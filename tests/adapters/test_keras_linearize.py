@@ -16,12 +16,9 @@ import numpy as np
 import pytest
 
 import convmatrix as cm
-from convmatrix.adapters.keras import linearize_keras
 
 keras = pytest.importorskip("keras")
 torch = pytest.importorskip("torch")
-pytest.importorskip("convmatrix.layers.linearization",
-                    reason="the linearisation kinds (Site, Factor, Linearization) are not here")
 layers = keras.layers
 
 pytestmark = pytest.mark.skipif(
@@ -33,9 +30,10 @@ FLOAT32 = {"rtol": 5e-5, "atol": 5e-6}
 
 
 def linearize(model: Any, x: Any) -> Any:
-    """cm.linearize once the top-level entry exists; the Keras adapter's own until then."""
-    top = getattr(cm, "linearize", None) if "linearize" in dir(cm) else None
-    return (top or linearize_keras)(model, x)
+    """cm.linearize (which hands a Keras model to the Keras adapter's linearize_keras)."""
+    lin = cm.linearize(model, x)
+    assert isinstance(lin, cm.Linearization) and lin.framework == "keras"
+    return lin
 
 
 @pytest.fixture(autouse=True)
@@ -234,13 +232,9 @@ def test_lipschitz_numbers_of_the_sites() -> None:
 
 
 def test_lipschitz_summary_of_a_keras_network() -> None:
-    summary_of = getattr(cm, "lipschitz_summary", None) if "lipschitz_summary" in dir(cm) \
-        else None
-    if summary_of is None:
-        pytest.skip("cm.lipschitz_summary is not in this version")
     model = _relu_network()
     x = _x((8, 8, 2), 13)
-    summary = summary_of(model, x)
+    summary = cm.lipschitz_summary(model, x)
     exact = float(np.linalg.norm(keras_jacobian(model, x), 2))
     assert summary.local == pytest.approx(exact, rel=1e-5)
     assert summary.local <= summary.local_product * (1 + 1e-9) <= summary.upper_bound * (1 + 1e-9)

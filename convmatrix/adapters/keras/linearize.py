@@ -24,7 +24,6 @@ The result is a :class:`~convmatrix.layers.linearization.Linearization` whose la
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -51,6 +50,7 @@ from convmatrix.layers.base import Layer
 from convmatrix.layers.channels_last import ChannelsLast
 from convmatrix.layers.graph import Cat, Graph, Node, Sum
 from convmatrix.layers.identity import Identity
+from convmatrix.layers.linearization import Factor, Linearization, Site
 from convmatrix.layers.pad import Pad
 from convmatrix.layers.reshape import Reshape
 from convmatrix.layers.scale import Scale
@@ -78,18 +78,6 @@ _POOL_CONVENTION = ("torch's max_pool kernel and backward: the first maximum of 
 
 _GLOBAL_CONVENTION = "torch's amax backward: a tied maximum shares the derivative evenly"
 
-Site = Any  # convmatrix.layers.linearization.Site (the linearisation kinds, imported on use)
-
-
-def _kinds() -> Any:
-    """:mod:`convmatrix.layers.linearization` (``Site``, ``Factor``, ``Linearization``)."""
-    try:
-        return importlib.import_module("convmatrix.layers.linearization")
-    except ImportError:  # pragma: no cover - until the linearisation kinds are installed
-        raise ConvMatrixError("cm.linearize needs convmatrix.layers.linearization, which "
-                              "this version does not have") from None
-
-
 def keras_point(x: Any) -> np.ndarray:
     """``x`` (one input with its batch axis of 1, Keras' layout) as one float64 sample."""
     array = to_numpy(x)
@@ -110,8 +98,8 @@ class _Walk:
     """The graph being built: nodes, factors, sites and each node's value at the point."""
 
     nodes: list[Node]
-    factors: list[Any]
-    sites: list[Any]
+    factors: list[Factor]
+    sites: list[Site]
     values: dict[str, np.ndarray]
     taken: set[str]
 
@@ -128,14 +116,14 @@ class _Walk:
         if isinstance(op, Sum):
             value = sum((c * v for c, v in zip(op.coefficients, ins, strict=True)),
                         np.zeros_like(ins[0]))
-            self.factors.append(_kinds().Factor(name, None, sources, None, "sum",
+            self.factors.append(Factor(name, None, sources, None, "sum",
                                                 op.coefficients))
         elif isinstance(op, Cat):
             value = np.concatenate(ins, axis=op.axis)
-            self.factors.append(_kinds().Factor(name, None, sources, None, "cat"))
+            self.factors.append(Factor(name, None, sources, None, "cat"))
         else:
             value = np.asarray(op(ins[0], max_bytes=None), dtype=np.float64)
-            self.factors.append(_kinds().Factor(name, op, sources, site))
+            self.factors.append(Factor(name, op, sources, site))
         if site is not None:
             self.sites.append(site)
         self.nodes.append(Node(name, op, inputs))
@@ -222,7 +210,7 @@ def _activation_site(name: str, op: str, kind: str, z: np.ndarray, derivative: n
         at_kink &= ~constant.reshape(z.shape)
     on_kink = int(at_kink.sum())
     nonzero = int(np.count_nonzero(derivative))
-    return _kinds().Site(name, op, "activation", tuple(z.shape), nonzero,
+    return Site(name, op, "activation", tuple(z.shape), nonzero,
                          derivative.size - nonzero, on_kink, kind in _PIECEWISE, lipschitz,
                          float(np.abs(derivative).max(initial=0.0)),
                          _CONVENTION if kinks else "")
@@ -358,7 +346,7 @@ def _selection_site(name: str, op: str, pool: Any, shape: tuple[int, ...],
     picked = int(np.unique(pool.winners).size)
     units = math.prod(shape)
     windows = math.prod(pool.output_shape)
-    return _kinds().Site(name, op, "selection", tuple(shape), windows, units - picked, tied,
+    return Site(name, op, "selection", tuple(shape), windows, units - picked, tied,
                          True, math.sqrt(_max_windows_per_input(pool)),
                          1.0 if windows else 0.0, convention)
 
@@ -435,7 +423,7 @@ def _normalization(step: KerasStep, walk: _Walk, value: np.ndarray) -> np.ndarra
         core = GroupNormAt(x, int(config["groups"]), weight=weight, bias=bias, eps=eps)
         layer = ChannelsLast(core, "GroupNormalization")
         op = "GroupNormalization"
-    site = _kinds().Site(step.name, op, "normalization", tuple(value.shape), value.size, 0, 0,
+    site = Site(step.name, op, "normalization", tuple(value.shape), value.size, 0, 0,
                          False, math.inf, 0.0)
     return walk.add(step.name, layer, step.inputs, site)
 
@@ -520,7 +508,7 @@ def _no_model(model: Any, shape: tuple[int, ...]) -> Layer:  # pragma: no cover 
     raise ConvMatrixError("a model inside the model is linearised node by node")
 
 
-def linearize_keras(model: Any, x: Any) -> Any:
+def linearize_keras(model: Any, x: Any) -> Linearization:
     """A Keras model's exact Jacobian at ``x`` (:func:`convmatrix.linearize` for Keras).
 
     Parameters
@@ -549,7 +537,7 @@ def linearize_keras(model: Any, x: Any) -> Any:
         raise ConvMatrixError("`model` has no layers between its input and its output")
     root = walk.root
     layer = _assemble(walk, root, shape, output)
-    return _kinds().Linearization(layer, sample, walk.values[output], walk.sites, walk.factors,
+    return Linearization(layer, sample, walk.values[output], walk.sites, walk.factors,
                                   "keras", output)
 
 
