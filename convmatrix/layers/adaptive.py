@@ -12,6 +12,7 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.layers._checks import any_shape, sample_axis
 from convmatrix.layers._separable import SeparableLayer, as_int, as_shape, axis_matrix
+from convmatrix.typing import Direction
 
 if TYPE_CHECKING:
     from convmatrix.geometry.view import AxisSteps
@@ -30,6 +31,26 @@ def adaptive_bins(n: int, out: int) -> list[tuple[int, int]]:
     [(0, 1), (0, 1), (1, 2), (1, 2)]
     """
     return [(i * n // out, -(-(i + 1) * n // out)) for i in range(out)]
+
+
+def _float(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """The dtype a mean is computed in: float64, or complex128 for complex data."""
+    return np.result_type(dtype, np.float64)
+
+
+def _dense_along_axes(x: np.ndarray, axes: list[sp.csr_array | None], *,
+                      direction: Direction) -> np.ndarray:
+    """``A_k`` (``"adjoint"``: ``A_kᵀ``; dense, small) along axis ``k + 1`` of a batch."""
+    x = x.astype(_float(x.dtype), copy=False)
+    for position, matrix in enumerate(axes):
+        if matrix is None:
+            continue
+        dense = matrix.toarray()
+        if direction == "adjoint":
+            dense = dense.T
+        moved = np.moveaxis(x, position + 1, -2)
+        x = np.moveaxis(dense @ moved, -2, position + 1)
+    return np.ascontiguousarray(x)
 
 
 def _mean_rows(bins: list[tuple[int, int]], n: int) -> sp.csr_array:
@@ -107,13 +128,18 @@ class GlobalAvgPool(SeparableLayer):
         return [_mean_rows([(0, n)], n) if a in self.axes else None
                 for a, n in enumerate(self._input_shape)]
 
+    def _count(self) -> int:
+        return int(np.prod([self._input_shape[a] for a in self.axes]))
+
     def apply_forward(self, x: np.ndarray) -> np.ndarray:
         """The means on a batch (see :meth:`Layer.apply_forward`)."""
-        return super().apply_forward(x).reshape(x.shape[0], *self._output_shape)
+        total = x.sum(axis=tuple(a + 1 for a in self.axes), dtype=_float(x.dtype))
+        return (total / self._count()).reshape(x.shape[0], *self._output_shape)
 
     def apply_adjoint(self, y: np.ndarray) -> np.ndarray:
         """Each mean spread back over its inputs, ``/ n`` (see :meth:`Layer.apply_adjoint`)."""
-        return super().apply_adjoint(y.reshape(y.shape[0], *self._kept))
+        spread = y.reshape(y.shape[0], *self._kept).astype(_float(y.dtype)) / self._count()
+        return np.broadcast_to(spread, (y.shape[0], *self._input_shape)).copy()
 
     def axis_steps(self) -> AxisSteps | None:
         """None: a global mean is no lattice step."""
@@ -179,6 +205,14 @@ class AdaptiveAvgPool(SeparableLayer):
 
     def _axis_matrices(self) -> list[sp.csr_array | None]:
         return list(self._axes)
+
+    def apply_forward(self, x: np.ndarray) -> np.ndarray:
+        """The pooled batch: a small dense product per pooled axis (:meth:`Layer.apply_forward`)."""
+        return _dense_along_axes(x, self._axes, direction="forward")
+
+    def apply_adjoint(self, y: np.ndarray) -> np.ndarray:
+        """The adjoint on a batch, the transposed products (see :meth:`Layer.apply_adjoint`)."""
+        return _dense_along_axes(y, self._axes, direction="adjoint")
 
     def _describe(self) -> str:
         size = self.output_size
