@@ -241,3 +241,25 @@ def test_explain_and_report_show_the_node_table_and_paths():
     assert explanation.nnz == 16
     text = block.report()
     assert "| 0 | `branch0` | layer |" in text and "2 path(s)" in text
+
+
+def test_the_residual_block_report_matrix_is_the_live_torch_block():
+    """The built-in report's block (cm kinds) against the same block in torch (jacrev)."""
+    from convmatrix.reports.builtin import _basic_block
+
+    block, _ = _basic_block()
+    nodes = {node.name: node.op for node in block.nodes}
+
+    def t(array):
+        return torch.from_numpy(np.array(array))
+
+    def function(x):
+        h = x[None]
+        for conv, norm in (("conv1", "bn1"), ("conv2", "bn2")):
+            h = F.conv2d(h, t(nodes[conv].weight), padding=1)
+            bn = nodes[norm]
+            h = F.batch_norm(h, t(bn.running_mean), t(bn.running_var), t(bn.weight), t(bn.bias),
+                             eps=bn.eps)
+        return (h + x[None])[0]
+
+    _check_against(block, function)

@@ -185,7 +185,7 @@ class LipschitzBounds:
 
     def _bound_text(self) -> str:
         return ("the product of the layer norms" if self.combined is None else
-                "the layer norms combined along the paths")
+                "the bound combining the layer norms along the paths")
 
     def _what(self) -> str:
         return "stack" if self.combined is None else "graph"
