@@ -47,3 +47,56 @@ def test_chunks_are_built_lazily(monkeypatch):
     part = C[10:20].compute().todense()
     np.testing.assert_allclose(part, layer.matrix()[10:20].toarray())
     assert calls == [(1, 2)]
+
+
+def test_persisted_chunks_are_built_once(monkeypatch):
+    layer = cm.Conv(seeded("persist").standard_normal((3, 2, 3, 3)), (2, 7, 7), padding=1)
+    calls = []
+    import convmatrix.analysis.blocks as blocks
+
+    original = blocks._channel_block
+
+    def counting(*args, **kwargs):
+        calls.append(args[3:5])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(blocks, "_channel_block", counting)
+    C = layer.to_dask(row_chunks=49).persist(scheduler="threads")
+    assert len(calls) == 3  # one build per chunk (output channel)
+    x = seeded("x").standard_normal(layer.matrix_shape[1])
+    expected = layer.operator() @ x  # the matrix-free product, an independent code path
+    for _ in range(3):
+        np.testing.assert_allclose((C @ x).compute(scheduler="threads"), expected, rtol=1e-12)
+        y = (C.T @ expected).compute(scheduler="threads")
+        np.testing.assert_allclose(y, layer.operator().rmatvec(expected), rtol=1e-12)
+    assert len(calls) == 3  # the products rebuilt nothing
+
+
+def _peak_rss() -> int:
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+@pytest.mark.slow
+def test_local_cluster_product_of_a_matrix_larger_than_a_worker():
+    """2 worker processes of 500 MB each (about 240 MB of it is the imported packages); the
+    stored matrix (COO chunks) is about 600 MB; one output channel (38 MB) a chunk."""
+    distributed = pytest.importorskip("distributed")
+    limit = 500 * 2**20
+    layer = cm.Conv(seeded("cluster").standard_normal((16, 16, 3, 3)), (16, 128, 128),
+                    padding=1)
+    entries = layer.matrix().nnz
+    assert entries * 16 > limit  # int32 row and column coordinates + float64 data
+    x = seeded("cx").standard_normal(layer.matrix_shape[1])
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  memory_limit=limit, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        C = layer.to_dask(row_chunks=128 * 128)
+        y = (C @ x).compute()
+        peaks = client.run(_peak_rss)
+    np.testing.assert_allclose(y, layer.operator() @ x, rtol=1e-12)
+    assert len(peaks) == 2
+    assert all(peak < limit for peak in peaks.values()), peaks
