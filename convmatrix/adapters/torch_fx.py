@@ -125,7 +125,7 @@ class FxCall:
 
     def output_shape(self) -> tuple[int, ...]:
         """One sample's shape of the node's tensor output (batch axis 1 removed)."""
-        return _sample_shape(self.output, self)
+        return _sample_shape(self.output)  # the reader names the node
 
     def where(self) -> str:
         """``node 'name' (position N, call_function add)`` for messages."""
@@ -691,8 +691,9 @@ def _trace_differs(module: Any, gm: Any, shape: tuple[int, ...], dtype: Any) -> 
         return False
     if want.shape != got.shape:
         return True
-    scale = float(want.abs().max()) if want.numel() else 0.0
-    return not torch.allclose(got, want, rtol=1e-5, atol=1e-6 * max(scale, 1.0))
+    finite = want[torch.isfinite(want)]
+    scale = float(finite.abs().max()) if finite.numel() else 0.0
+    return not torch.allclose(got, want, rtol=1e-5, atol=1e-6 * max(scale, 1.0), equal_nan=True)
 
 
 def _input_shape(input_shape: Any) -> tuple[int, ...]:
@@ -921,11 +922,11 @@ def read_fx(module: Any, input_shape: Sequence[int], *, x: Any = None,
                     f" in-place writes through views are not read")
         try:
             produced = _translate(call, module_reader, nonlinear_modules, x, jacobian)
+            traced[node] = _record(call, produced, graph_nodes)
         except _Refused as refusal:
             raise ConvMatrixError(f"{call.where()}: {refusal}") from None
         except ConvMatrixError as error:
             raise ConvMatrixError(f"{call.where()}: {error}") from None
-        traced[node] = _record(call, produced, graph_nodes)
     if output_node is None:  # pragma: no cover - every fx graph ends in an output
         raise ConvMatrixError("`module`'s graph has no output")
     result = output_node.args[0]

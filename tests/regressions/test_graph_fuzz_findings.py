@@ -133,3 +133,19 @@ def test_out_of_place_residual_still_read():
             return out
 
     assert _exact_or_refused(Block().eval(), (2, 4, 4)) is None
+
+
+def test_non_finite_constant_is_no_crash():
+    # `x + nan`: the trace check compared with a NaN tolerance (RuntimeError from allclose)
+    module = _Fn(lambda x: x + float("nan"))
+    layer = cm.from_torch(module, (2, 3))
+    assert np.isnan(layer.offset()).all()
+    np.testing.assert_array_equal(layer.matrix().toarray(), np.eye(6))
+
+
+def test_refusal_names_the_node_once():
+    # an output without its batch axis: the message said "node 'flatten' (...): node 'flatten'
+    # (...): its value has shape ..."
+    with pytest.raises(cm.ConvMatrixError) as info:
+        cm.from_torch(_Fn(lambda x: x.flatten(0)[None]), (2, 3))
+    assert str(info.value).count("node 'flatten'") == 1 and "batch axis" in str(info.value)
