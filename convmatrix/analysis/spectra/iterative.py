@@ -416,7 +416,8 @@ def conv_top(spec: ConvSpec, weight: np.ndarray, k: int, tol: float,
     on the ResNet stage: a block of two costs less than two single products). Otherwise (one
     wave at the peak, ``k <= 2``) ARPACK's Lanczos from the first wave, as :func:`conv_norm`
     for ``k = 1``, with a subspace of ``k + 20`` vectors ("lanczos"). Dilated layers always
-    take the block (one vector per sub-grid, see :func:`_plane_wave_block`). ``block`` forces either (benchmarks, tests).
+    take the block (one vector per sub-grid, see :func:`_plane_wave_block`). ``block``
+    forces either (benchmarks, tests).
     """
     gram = _conv_gram(spec, weight)
     start, paired = _plane_wave_block(spec, np.asarray(weight, dtype=gram.dtype))

@@ -413,10 +413,10 @@ def top_singular_values(layer: AffineMap, k: int = 6, *, tol: float = 1e-6,
     ResNet stage's ``(0, ½)``) there is no pair: for ``k <= 2`` ARPACK's Lanczos on ``CᴴC``
     from the plane wave (summed over the first three envelopes), with a subspace of
     ``k + 20`` vectors; for ``k > 2`` the block (cosine and a second envelope) is faster.
-    Dilation ``d`` splits a stride-1 layer into ``∏d`` interleaved sub-grids whose values repeat exactly: the block then holds each start wave
-    split into its sub-grid parts (a Krylov method finds no more copies of a repeated value
-    than its block has vectors; groups with identical weights, which repeat values too, are
-    not detected). The residuals
+    Dilation ``d`` splits a stride-1 layer into ``∏d`` interleaved sub-grids whose values
+    repeat exactly: the block then holds each start wave split into its sub-grid parts (a
+    Krylov method finds no more copies of a repeated value than its block has vectors;
+    groups with identical weights, which repeat values too, are not detected). The residuals
     are recomputed from fresh products; a value's relative error is at most about
     ``residual/2``, and in practice ``residual²/gap`` (Rayleigh–Ritz values converge
     quadratically). A ``RuntimeWarning`` is raised by :func:`singular_values` when a residual
