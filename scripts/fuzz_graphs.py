@@ -186,6 +186,14 @@ def apply_step(self: Program, kind: str, v: list[Any], p: dict[str, Any]) -> Any
         return f(a, p["k"], p["s"], p["pad"], p["ceil"], p["cip"])
     if kind == "pad":
         return F.pad(a, p["pad"], mode=p["mode"])
+    if kind == "interp":
+        return F.interpolate(a, size=p["size"], mode=p["mode"])
+    if kind == "fconvT":
+        conv = F.conv_transpose1d if p["nd"] == 1 else F.conv_transpose2d
+        return conv(a, getattr(self, p["w"]), None, p["stride"], p["padding"], p["outpad"],
+                    p["groups"], p["dilation"])
+    if kind == "detach":
+        return a + a.detach()
     if kind == "relu":
         return torch.relu(a)
     if kind == "prod":
@@ -265,7 +273,10 @@ class Builder:
         shared = [k for k, s in enumerate(self.module_shapes)]
         if shared and rng.random() < 0.3:  # a shared submodule, applied again
             k = rng.choice(shared)
-            matches = [i for i in range(len(self.values)) if self.shape(i) == self.module_shapes[k]]
+            want = self.module_shapes[k]
+            matches = [i for i in range(len(self.values)) if self.shape(i) == want or (
+                isinstance(self.modules[k], nn.Conv1d | nn.Conv2d) and len(self.shape(i)) ==
+                len(want) and self.shape(i)[0] == want[0])]
             if matches:
                 return self.try_add("mod", (rng.choice(matches),), {"idx": k})
         i = self.pick(lambda s: len(s) in (2, 3))
@@ -498,6 +509,26 @@ class Builder:
         return self.try_add("pad", (i,), {"pad": pad, "mode": rng.choice(
             ["constant", "reflect", "replicate", "circular"])})
 
+    def resample(self) -> bool:
+        rng = self.rng
+        i = self.pick(lambda s: len(s) in (2, 3))
+        if i is None:
+            return False
+        s = self.shape(i)
+        nd = len(s) - 1
+        if rng.random() < 0.5:
+            size = tuple(rng.randint(2, 8) for _ in range(nd))
+            mode = rng.choice(["nearest", "linear" if nd == 1 else "bilinear"])
+            return self.try_add("interp", (i,), {"size": size, "mode": mode})
+        groups = rng.choice([g for g in (1, 2) if s[0] % g == 0])
+        stride = rng.randint(1, 3)
+        dilation = rng.randint(1, 2)
+        return self.try_add("fconvT", (i,), {
+            "w": self.const(torch.randn(s[0], rng.randint(1, 2), *([rng.randint(1, 3)] * nd))),
+            "nd": nd, "stride": stride, "padding": rng.randint(0, 1),
+            "outpad": rng.randint(0, min(stride, dilation) - 1), "groups": groups,
+            "dilation": dilation})
+
     def linear(self) -> bool:
         i = self.pick(lambda s: len(s) == 1)
         if i is None:
@@ -510,10 +541,10 @@ class Builder:
 
     def hostile_step(self) -> bool:
         rng = self.rng
-        kind = rng.choice(["relu", "prod", "viewmut", "mutin"])
+        kind = rng.choice(["relu", "prod", "viewmut", "mutin", "detach"])
         i = self.pick()
-        if kind == "relu":
-            ok = self.try_add("relu", (i,), {})
+        if kind in ("relu", "detach"):
+            ok = self.try_add(kind, (i,), {})
         elif kind == "prod":
             pair = self.same_shape_pair()
             ok = pair is not None and self.try_add("prod", pair, {})
@@ -532,7 +563,7 @@ class Builder:
         gens = [(self.conv_module, 5), (self.fconv, 3), (self.binary, 4), (self.number, 2),
                 (self.buffer, 2), (self.cat, 3), (self.split, 3), (self.getitem, 2),
                 (self.view, 1.5), (self.mean, 1), (self.pool, 1), (self.pad, 1),
-                (self.linear, 2), (self.hostile_step, 0.35)]
+                (self.linear, 2), (self.resample, 1), (self.hostile_step, 0.35)]
         fns, weights = zip(*gens, strict=True)
         target = rng.randint(1, 7)
         tries = 0
@@ -602,6 +633,15 @@ def check(layer: cm.Layer, module: Any, shape: tuple[int, ...], rng: np.random.G
     if abs(lhs - rhs) > 1e-9 * max(1.0, abs(lhs)):
         raise Wrong(f"operator dot test {lhs} vs {rhs}")
     close(layer.T.matrix().toarray(), m.T, ".T matrix")
+    # the rest of a Layer's surface: a result or a one-line refusal, never a traceback
+    str(layer.explain())
+    str(layer)
+    for extra in ("overlap_counts", "checkerboard"):
+        try:
+            getattr(layer, extra)()
+        except cm.ConvMatrixError as error:
+            if "\n" in str(error).strip():
+                raise Wrong(f"{extra}: refusal is not one line: {error!r}") from None
     # max_bytes: a matrix larger than the budget must be refused, naming max_bytes
     size = m.size * 8
     if np.count_nonzero(m) > 4:
