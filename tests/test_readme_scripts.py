@@ -1,0 +1,22 @@
+"""The README's plain Python blocks (those without ``>>>`` prompts, which pytest's doctest
+collection does not run) are run here, so they cannot drift from the code."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+BLOCKS = [block for block in re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+          if ">>>" not in block]
+
+
+def test_the_readme_has_plain_blocks() -> None:
+    assert BLOCKS
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
+def test_readme_block_runs(block: str) -> None:
+    if "import torch" in block:
+        pytest.importorskip("torch")
+    exec(compile(block, str(README), "exec"), {"__name__": "readme"})
