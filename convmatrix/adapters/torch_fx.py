@@ -721,21 +721,41 @@ def _module_dtype(module: Any) -> Any:
     return torch.float32
 
 
-def _run(gm: Any, sample: Any) -> dict[Any, Any]:
-    """Every node's value on ``sample`` (a batch of one)."""
+def _run(gm: Any, sample: Any) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    """Every node's value on ``sample`` (a batch of one): as produced, and as a snapshot.
+
+    The first dict holds the tensors the graph produced (their memory tells which values alias
+    each other); the second holds copies taken when each node ran, so a later in-place node
+    (``nn.ELU(inplace=True)``, ``out += identity``) cannot change what an earlier node's value
+    was — the Jacobian of an activation is taken at its input, not at its output.
+    """
     import torch
 
     values: dict[Any, Any] = {}
+    snapshots: dict[Any, Any] = {}
+
+    def snapshot(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return value.detach().clone()
+        if type(value) in (list, tuple):
+            return type(value)(snapshot(v) for v in value)
+        if isinstance(value, tuple):  # torch.return_types (values, indices) and the like
+            try:
+                return type(value)([snapshot(v) for v in value])
+            except TypeError:
+                return value
+        return value
 
     class Recorder(torch.fx.Interpreter):  # type: ignore[misc]
         def run_node(self, n: Any) -> Any:
             result = super().run_node(n)
             values[n] = result
+            snapshots[n] = snapshot(result)
             return result
 
     with torch.no_grad():
         Recorder(gm).run(sample)
-    return values
+    return values, snapshots
 
 
 def _holds_tensor(value: Any, torch: Any) -> bool:
@@ -856,7 +876,7 @@ def read_fx(module: Any, input_shape: Sequence[int], *, x: Any = None,
             f"`module` has {len(placeholders)} inputs ({', '.join(n.name for n in placeholders)}"
             f"); a graph is read with exactly one")
     try:
-        values = _run(gm, sample)
+        values, snapshots = _run(gm, sample)
     except Exception as error:
         raise ConvMatrixError(
             f"`module` ({type(module).__name__}) fails on a sample of shape {(1, *shape)}: "
@@ -886,7 +906,7 @@ def read_fx(module: Any, input_shape: Sequence[int], *, x: Any = None,
                     if isinstance(found, tuple):
                         return found
                     return found
-                return values.get(value)
+                return snapshots.get(value)
             if isinstance(value, list | tuple):
                 return type(value)(convert(v) for v in value)
             if isinstance(value, dict):
@@ -896,8 +916,9 @@ def read_fx(module: Any, input_shape: Sequence[int], *, x: Any = None,
         call = FxCall(node.name, position, node.op, node.target, kind, module_,
                       tuple(convert(a) for a in node.args),
                       {k: convert(v) for k, v in node.kwargs.items()},
-                      {t.name: values[n] for n, t in traced.items() if isinstance(t, Traced)},
-                      values.get(node), inplace)
+                      {t.name: snapshots[n] for n, t in traced.items()
+                       if isinstance(t, Traced)},
+                      snapshots.get(node), inplace)
         if kind.startswith("_guards") or (node.op == "call_module" and values.get(node) is None
                                            and module_ is not None
                                            and "guard" in node.name):
