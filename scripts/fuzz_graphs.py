@@ -408,7 +408,7 @@ class Builder:
 
     def split(self) -> bool:
         rng = self.rng
-        i = self.pick(lambda s: s[0] >= 2 or len(s) >= 2)
+        i = self.pick(lambda s: len(s) >= 2 or (len(s) == 1 and s[0] >= 2))
         if i is None:
             return False
         s = self.shape(i)
@@ -569,7 +569,13 @@ class Builder:
         tries = 0
         while len(self.steps) < target and tries < 60:
             tries += 1
-            rng.choices(fns, weights)[0]()
+            fn = rng.choices(fns, weights)[0]
+            if all(len(self.shape(i)) == 0 for i in range(len(self.values))):
+                break
+            try:
+                fn()
+            except (IndexError, ValueError):  # a draw that does not fit the values' shapes
+                pass
         out = len(self.values) - 1 if rng.random() < 0.85 else rng.randrange(len(self.values))
         program = Program(self.steps, self.modules, self.consts, out)
         return program.eval()
