@@ -205,16 +205,20 @@ class LipschitzBounds:
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
                  .rstrip() for row in rows]
-        lines.append(f"{self._bound_text()} overestimates the {self._what()}'s Lipschitz "
-                     f"constant {self.ratio:.3g}×")
+        lines.append(f"{self._bound_text()} {self._verdict()}")
         return "\n".join(lines)
+
+    def _verdict(self) -> str:
+        """How the bound compares with the exact norm: tight (to rounding) or loose by ratio×."""
+        if abs(self.ratio - 1.0) <= 1e-9:
+            return f"equals the {self._what()}'s Lipschitz constant (it is tight here)"
+        return f"overestimates the {self._what()}'s Lipschitz constant {self.ratio:.3g}×"
 
     def _repr_markdown_(self) -> str:
         lines = ["| layer | ‖C‖₂ | certified bound |", "| --- | --- | --- |"]
         lines += [f"| `{a}` | {b} | {c} |" for a, b, c in self._rows()]
         lines.append("")
-        lines.append(f"{self._bound_text().capitalize()} overestimates the {self._what()}'s "
-                     f"Lipschitz constant {self.ratio:.3g}×.")
+        lines.append(f"{self._bound_text().capitalize()} {self._verdict()}.")
         return "\n".join(lines)
 
 
