@@ -49,12 +49,17 @@ LAYERS = [
 ]
 
 
-@pytest.mark.parametrize("block", [None, True, False])
-@pytest.mark.parametrize("layer", LAYERS, ids=repr)
+# Every algorithm on every layer, except single-vector Lanczos on dilated layers: dilation d
+# repeats values exactly ∏d times and one Lanczos vector can find only one copy (that is why
+# the automatic choice uses the block method there, split per dilation sub-grid).
+CASES = [(layer, block) for block in (None, True, False) for layer in LAYERS
+         if not (block is False and max(layer.conv_view().spec.dilation) > 1)]
+
+
+@pytest.mark.parametrize(("layer", "block"), CASES,
+                         ids=[f"{layer!r}-block={block}" for layer, block in CASES])
 def test_top_values_equal_the_dense_svd(layer, block, monkeypatch):
     k = 6
-    if block is False and max(layer.conv_view().spec.dilation) > 1:
-        pytest.skip("dilation repeats values exactly: one Lanczos vector finds one copy")
     expected = dense_top(layer, k)
     if block is not None:  # both algorithms on every kind, not only the one auto picks
         original = iterative.conv_top
