@@ -17,10 +17,39 @@ from convmatrix.layers.base import Layer
 if TYPE_CHECKING:
     from convmatrix.geometry.view import AxisSteps
 
-__all__ = ["Identity"]
+__all__ = ["Identity", "IdentityMatrix"]
 
 
-class Identity(Layer):
+class IdentityMatrix(Layer):
+    """A kind whose matrix is the identity on the flattened sample (identity, reshapes).
+
+    One home for what such kinds share: an int64 identity matrix, its streamed rows, its entry
+    count and its row-sum bound; the kind supplies the shapes and how a batch moves.
+    """
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """int64: an identity matrix."""
+        return np.dtype(np.int64)
+
+    def abs_row_sum(self) -> int:
+        """1: every row of the matrix copies one input value."""
+        return 1
+
+    def _nnz_estimate(self) -> int:
+        return math.prod(self.input_shape)
+
+    def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
+        return sp.eye_array(math.prod(self.input_shape), dtype=np.int64, format=format)
+
+    def matrix_rows(self, start: int, stop: int) -> sp.csr_array:
+        """Rows ``start:stop`` of :meth:`matrix` (CSR), for streaming row blocks."""
+        count = stop - start
+        return sp.csr_array((np.ones(count, dtype=np.int64), np.arange(start, stop),
+                             np.arange(count + 1)), shape=(count, math.prod(self.input_shape)))
+
+
+class Identity(IdentityMatrix):
     """``y = x``: the identity matrix of one sample's size.
 
     Examples
@@ -42,27 +71,6 @@ class Identity(Layer):
     def output_shape(self) -> tuple[int, ...]:
         """The input shape."""
         return self._shape
-
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        """int64."""
-        return np.dtype(np.int64)
-
-    def abs_row_sum(self) -> int:
-        """1: every row of the matrix copies one input value (or none)."""
-        return 1
-
-    def _nnz_estimate(self) -> int:
-        return math.prod(self._shape)
-
-    def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
-        return sp.eye_array(math.prod(self._shape), dtype=np.int64, format=format)
-
-    def matrix_rows(self, start: int, stop: int) -> sp.csr_array:
-        """Rows ``start:stop`` of :meth:`matrix` (CSR), for streaming row blocks."""
-        count = stop - start
-        return sp.csr_array((np.ones(count, dtype=np.int64), np.arange(start, stop),
-                             np.arange(count + 1)), shape=(count, math.prod(self._shape)))
 
     def apply_forward(self, x: np.ndarray) -> np.ndarray:
         """The linear part on a batch (see :meth:`Layer.apply_forward`)."""

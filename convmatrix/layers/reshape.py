@@ -14,11 +14,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.builder.sparse import SparseFormat
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.layers._checks import any_shape, sample_axis
 from convmatrix.layers._separable import SeparableLayer, as_int, axis_matrix
 from convmatrix.layers.base import Layer, ShapedLayer
+from convmatrix.layers.identity import IdentityMatrix
 
 __all__ = ["Flatten", "Reshape", "Slice"]
 
@@ -52,7 +52,7 @@ def _target_shape(shape: Any, size: int, input_shape: tuple[int, ...]) -> tuple[
     return tuple(values)
 
 
-class Reshape(ShapedLayer):
+class Reshape(IdentityMatrix, ShapedLayer):
     """``x.reshape(shape)`` of one sample (C order, as ``torch.reshape``/``view``): identity.
 
     Parameters
@@ -80,27 +80,6 @@ class Reshape(ShapedLayer):
         self._input_shape = any_shape(input_shape)
         self._output_shape = _target_shape(shape, math.prod(self._input_shape),
                                            self._input_shape)
-
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        """int64: an identity matrix."""
-        return np.dtype(np.int64)
-
-    def abs_row_sum(self) -> int:
-        """1: every row copies one input value."""
-        return 1
-
-    def _nnz_estimate(self) -> int:
-        return math.prod(self._input_shape)
-
-    def _build_matrix(self, format: SparseFormat, max_bytes: int | None) -> sp.sparray:
-        return sp.eye_array(math.prod(self._input_shape), dtype=np.int64, format=format)
-
-    def matrix_rows(self, start: int, stop: int) -> sp.csr_array:
-        """Rows ``start:stop`` of :meth:`matrix` (CSR), for streaming row blocks."""
-        count = stop - start
-        return sp.csr_array((np.ones(count, dtype=np.int64), np.arange(start, stop),
-                             np.arange(count + 1)), shape=(count, math.prod(self._input_shape)))
 
     def apply_forward(self, batch: np.ndarray) -> np.ndarray:
         """The reshaped batch, a copy (see :meth:`Layer.apply_forward`)."""
