@@ -17,7 +17,7 @@ stacked along an axis.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -745,25 +745,22 @@ class Graph(Layer):
 
     def abs_row_sum(self) -> int:
         """A bound on ``‖M‖∞``: row sums bounded through the graph (sums add, layers multiply)."""
-        bound: dict[str, int] = {self.input_name: 1}
-        for node in self._evaluated():
-            op = node.op
-            if isinstance(op, Layer):
-                bound[node.name] = max(op.abs_row_sum(), 1) * bound[node.inputs[0]]
-            elif isinstance(op, Sum):
-                bound[node.name] = sum(math.ceil(abs(c)) * bound[name]
-                                       for c, name in zip(op.coefficients, node.inputs,
-                                                          strict=True))
-            else:
-                bound[node.name] = max(bound[name] for name in node.inputs)
-        return bound[self.output]
+        return self._bound_through(1, lambda layer, bound: max(layer.abs_row_sum(), 1) * bound)
 
     def _magnitude(self, x_max: int) -> int:
-        bound: dict[str, int] = {self.input_name: x_max}
+        return self._bound_through(x_max, lambda layer, bound: layer._magnitude(bound))
+
+    def _bound_through(self, start: int, through_layer: Callable[[Layer, int], int]) -> int:
+        """An integer bound carried from the graph's input to its output.
+
+        ``through_layer`` maps a layer node's input bound to its output bound; a sum gives
+        ``Σ ⌈|c|⌉·bound``, a concatenation the largest of its inputs' bounds.
+        """
+        bound: dict[str, int] = {self.input_name: start}
         for node in self._evaluated():
             op = node.op
             if isinstance(op, Layer):
-                bound[node.name] = op._magnitude(bound[node.inputs[0]])
+                bound[node.name] = through_layer(op, bound[node.inputs[0]])
             elif isinstance(op, Sum):
                 bound[node.name] = sum(math.ceil(abs(c)) * bound[name]
                                        for c, name in zip(op.coefficients, node.inputs,
