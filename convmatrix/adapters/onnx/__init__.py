@@ -1,0 +1,11 @@
+"""ONNX models as layer objects: :func:`from_onnx` reads a graph of linear operators.
+
+``onnx`` is an optional dependency (the ``onnx`` extra), imported only inside functions;
+:mod:`~convmatrix.adapters.onnx.node` holds the decoded node every translator receives and
+:mod:`~convmatrix.adapters.onnx.ops` the translator table (``TRANSLATORS``).
+"""
+
+from convmatrix.adapters.onnx.node import OnnxNode
+from convmatrix.adapters.onnx.ops import TRANSLATORS, Translator
+
+__all__ = ["TRANSLATORS", "OnnxNode", "Translator"]
