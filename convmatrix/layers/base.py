@@ -392,6 +392,8 @@ class Layer(ABC):
         Integer and bool results are exact or refused (the rule:
         :data:`convmatrix.builder.apply.INTEGER_RULE`): the computation widens to the smallest
         integer type that holds ``(‖M‖∞·max|x| + max|b|)`` (iterated over a stack's layers).
+        A fractional offset on integer data (``Pad(value=0.5)``) gives a float64 result: the
+        value of the affine map, where torch's ``F.pad`` on an integer tensor truncates.
 
         Parameters
         ----------
@@ -424,15 +426,18 @@ class Layer(ABC):
                 f"or (batch, {', '.join(map(str, self.input_shape))})")
         batch = array[None] if single else array
         dtype = np.result_type(self.dtype, batch.dtype)
+        check_budget(f"applying {self!r} to {batch.shape[0]} sample(s)",
+                     self._apply_nbytes(batch.shape[0], max(dtype.itemsize, 8)), budget)
+        offset = self.offset().reshape(self.output_shape)
+        if dtype.kind in "biu" and not np.array_equal(offset, np.round(offset)):
+            # a fractional offset (``Pad(value=0.5)``) on integer data: the affine map's value
+            # is not an integer, so compute it in floating point instead of truncating
+            dtype = np.result_type(offset.dtype, np.float64)
         if dtype.kind in "biu":
             dtype = integer_dtype(dtype, self._magnitude(max_abs(batch)),
                                   f"{self!r} applied to {batch.dtype} data")
-        check_budget(f"applying {self!r} to {batch.shape[0]} sample(s)",
-                     self._apply_nbytes(batch.shape[0], max(dtype.itemsize, 8)), budget)
         if dtype.kind in "biu":
             batch = batch.astype(dtype, copy=False)
-        offset = self.offset().reshape(self.output_shape)
-        if dtype.kind in "biu":
             out = (self.apply_forward(batch).astype(dtype, copy=False)
                    + offset.astype(dtype, copy=False))
         else:
