@@ -18,6 +18,7 @@ from convmatrix.layers.linear import Linear
 from convmatrix.layers.linearization import Linearization
 from convmatrix.layers.norm import BatchNorm
 from convmatrix.layers.pad import Pad
+from convmatrix.layers.permute import Permute
 from convmatrix.layers.pool import AvgPool
 from convmatrix.layers.repeat import Repeat
 from convmatrix.layers.reshape import Flatten, Reshape, Slice
@@ -32,8 +33,8 @@ __all__ = ["AdaptiveAvgPool", "AdaptiveMaxPoolAt", "Add", "Adjoint", "AvgPool", 
            "ChannelsLast", "Concat", "Conv", "ConvLayer", "ConvTranspose", "Flatten",
            "GlobalAvgPool", "GlobalMaxPoolAt", "Graph", "GroupNormAt", "Identity",
            "InstanceNormAt", "KerasConv", "Layer", "LayerNormAt", "Linear", "Linearization",
-           "MaxPoolAt", "Node", "Pad", "PixelShuffle", "PixelUnshuffle", "Repeat", "Reshape",
-           "Scale", "Sequential", "Slice", "Sum", "Upsample"]
+           "MaxPoolAt", "Node", "Pad", "Permute", "PixelShuffle", "PixelUnshuffle", "Repeat",
+           "Reshape", "Scale", "Sequential", "Slice", "Sum", "Upsample"]
 
 _MOVED = {"from_torch": "convmatrix.adapters.torch", "from_keras": "convmatrix.adapters.keras"}
 

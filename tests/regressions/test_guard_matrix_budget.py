@@ -27,6 +27,7 @@ KINDS: dict[str, Callable[[], Layer]] = {
     "Upsample": lambda: cm.Upsample(BIG, scale_factor=2),
     "Pad": lambda: cm.Pad(BIG, (1, 1, 1, 1)),
     "PixelShuffle": lambda: cm.PixelShuffle(BIG, 2),
+    "Permute": lambda: cm.Permute(BIG, (1, 2, 0)),
     "BatchNorm": lambda: cm.BatchNorm(BIG, np.zeros(64), np.ones(64)),
     "Identity": lambda: cm.Identity(BIG),
     "Repeat": lambda: Repeat(BIG, (2, 2)),
