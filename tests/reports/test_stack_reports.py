@@ -241,7 +241,7 @@ def test_stack_files_offer_the_channels_first_kinds_only():
     with pytest.raises(cm.ConvMatrixError, match=r"must be one of AdaptiveAvgPool, AvgPool, "
                                                  r"BatchNorm, Conv, "
                                                  r"ConvTranspose, Flatten, GlobalAvgPool, "
-                                                 r"Identity, Linear, Pad, "
+                                                 r"Identity, Linear, Pad, Permute, "
                                                  r"PixelShuffle, PixelUnshuffle, Reshape, Scale, "
                                                  r"Slice, Upsample$"):
         parse_stack(text)
