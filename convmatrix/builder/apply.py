@@ -191,7 +191,8 @@ def _fold(g: np.ndarray, spec: ConvSpec) -> np.ndarray:
 WORKSPACE_BYTES: int = 64 * 2**20
 """The most working memory one :func:`conv_apply` / :func:`conv_apply_adjoint` call holds
 beyond its input and output: the products run in tiles of samples and output rows whose
-column matrix and padded input fit in this many bytes (at least one output row)."""
+column matrix and padded input fit in this many bytes (at least one output row); samples
+padded whole (or the adjoint's padded result) take at most this less :data:`TILE_BYTES`."""
 
 TILE_BYTES: int = 16 * 2**20
 """The preferred tile (column matrix, padded rows and product): large enough for an efficient
@@ -319,7 +320,7 @@ _KEEP_BYTES = 16 * 2**20
 _POOL = threading.local()
 # distinct addresses modulo 4 KiB for the buffers one loop reads and writes together: equal
 # low address bits make every load wait on the store before it (4K aliasing), 5-10x slower
-_OFFSETS = {"pad": 1088, "columns": 2240, "rows": 3392}
+_OFFSETS = {"pad": 1088, "columns": 2240, "rows": 3392, "fold": 448}
 
 
 def _scratch(role: str, nbytes: int) -> np.ndarray:
@@ -426,8 +427,12 @@ def _fill_padded(pad: np.ndarray, x: np.ndarray, spec: ConvSpec, axes: tuple[_Ax
 
 
 def _fold_padded(g: np.ndarray, out: np.ndarray, spec: ConvSpec, axes: tuple[_Axis, ...],
-                 b0: int, b1: int, p0: int) -> None:
-    """The adjoint of :func:`_fill_padded`: add the padded rows ``g`` onto ``out[b0:b1]``."""
+                 b0: int, b1: int, p0: int, assign: bool = False) -> None:
+    """The adjoint of :func:`_fill_padded`: add the padded rows ``g`` onto ``out[b0:b1]``.
+
+    ``assign``: ``g`` holds every padded row and its interior covers ``out``, which is
+    overwritten instead of added to.
+    """
     for axis in range(spec.ndim - 1, 0, -1):
         info = axes[axis]
         head: list[Any] = [slice(None)] * (2 + axis)
@@ -445,8 +450,11 @@ def _fold_padded(g: np.ndarray, out: np.ndarray, spec: ConvSpec, axes: tuple[_Ax
     if lo < hi:
         target = out[(slice(b0, b1), slice(None), slice(lo - first.before, hi - first.before),
                       *inner_x)]
-        np.add(target, g[(slice(None), slice(None), slice(lo - p0, hi - p0), *inner)],
-               out=target, casting="unsafe")
+        source = g[(slice(None), slice(None), slice(lo - p0, hi - p0), *inner)]
+        if assign:
+            np.copyto(target, source, casting="unsafe")
+        else:
+            np.add(target, source, out=target, casting="unsafe")
     for r in range(p0, p0 + rows):
         src = int(first.source[r])
         if first.lo <= r < first.hi or src < 0:
@@ -471,9 +479,59 @@ def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
         np.matmul(a, b, out=out)
 
 
+_PAD_FIRST = True
+
+
+def _padded_chunk(batch: int, per_sample: int) -> int:
+    """Samples whose padded inputs are held at once (0: not even one fits).
+
+    The workspace less one preferred tile: the kernel's own tiles run on them.
+    """
+    return min(batch, max(WORKSPACE_BYTES - TILE_BYTES, 0) // max(per_sample, 1))
+
+
+@lru_cache(maxsize=256)
+def _unpadded_spec(spec: ConvSpec) -> ConvSpec:
+    """The padding-free convolution of the padded (and trimmed) input, ``C = Cₚ P``."""
+    used = tuple(_used_length(spec, a) for a in range(spec.ndim))
+    return conv_spec(spec.weight_shape, (spec.in_channels, *used), stride=spec.stride,
+                     dilation=spec.dilation, groups=spec.groups)
+
+
+def _padded_forward_into(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, out: np.ndarray,
+                         batch_last: bool) -> bool:
+    """``out = Cₚ P x`` in chunks of samples: each chunk padded whole, then convolved in place.
+
+    False: one padded sample alone is above the workspace; nothing was written.
+    """
+    batch, dtype = x.shape[0], out.dtype
+    inner = _unpadded_spec(spec)
+    chunk = _padded_chunk(batch, math.prod(inner.input_shape) * max(dtype.itemsize, 1))
+    if chunk < 1:
+        return False
+    axes = _axes(spec)
+    general = not all(a.inside for a in axes[1:])  # a border copies a trimmed pixel
+    padded_buffer = _Buffer(dtype, "fold")
+    for b0 in range(0, batch, chunk):
+        b1 = min(b0 + chunk, batch)
+        padded = padded_buffer.take((b1 - b0, *inner.input_shape), batch_last)
+        if general:
+            np.copyto(padded, _pad(x[b0:b1], spec), casting="unsafe")
+        else:
+            _fill_padded(padded, x, spec, axes, b0, b1, 0)
+        _forward_into(inner, weight, padded, out[b0:b1], batch_last)
+    return True
+
+
 def _forward_into(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, out: np.ndarray,
                   batch_last: bool) -> None:
     """``out[b] = C x[b]`` for a batch, in tiles: one column matrix and one product per tile."""
+    # padded whole first (measured faster) except an interleaved zero-padded batch, where
+    # the tiles' own padded rows are cheaper
+    if (_PAD_FIRST and any(p for pair in spec.padding for p in pair)
+            and (spec.padding_mode != "zeros" or not batch_last)
+            and _padded_forward_into(spec, weight, x, out, batch_last)):
+        return
     dtype = out.dtype
     batch, groups = x.shape[0], spec.groups
     k = math.prod(spec.kernel_size)
@@ -560,12 +618,63 @@ def _transposed_weight(spec: ConvSpec, weight: np.ndarray) -> np.ndarray:
 _ADJOINT_AS_CONVOLUTION = True
 
 
+@lru_cache(maxsize=256)
+def _padded_transposed_spec(spec: ConvSpec) -> ConvSpec | None:
+    """``Cₚᵀ`` as a convolution, ``Cₚ`` the padding-free convolution of the padded input.
+
+    ``C = Cₚ P`` (``P`` pads and trims to the used extent); with stride 1, ``Cₚᵀ y`` is the
+    flipped convolution of ``y`` with padding ``d·(k − 1)`` per side (see
+    :func:`_transposed_spec`), whose output is the padded input's shape; ``Cᵀ y`` is then
+    ``Pᵀ`` of it, the padded border folded back onto the pixels it copies.
+    """
+    if any(s != 1 for s in spec.stride):
+        return None
+    used = tuple(_used_length(spec, a) for a in range(spec.ndim))
+    inner = conv_spec(spec.weight_shape, (spec.in_channels, *used), dilation=spec.dilation,
+                      groups=spec.groups)
+    return _transposed_spec(inner)
+
+
+def _padded_adjoint_into(spec: ConvSpec, transposed: ConvSpec, weight: np.ndarray,
+                         y: np.ndarray, out: np.ndarray, batch_last: bool) -> bool:
+    """``out = Cᵀ y`` as ``Pᵀ Cₚᵀ y`` in chunks of samples.
+
+    False: one sample's padded input alone is above the workspace; nothing was written.
+    """
+    batch, dtype = y.shape[0], out.dtype
+    chunk = _padded_chunk(batch, math.prod(transposed.output_shape) * max(dtype.itemsize, 1))
+    if chunk < 1:
+        return False
+    w_t = _transposed_weight(spec, weight)
+    axes = _axes(spec)
+    general = not all(a.inside for a in axes[1:])  # a border copies a trimmed pixel
+    folded = _Buffer(dtype, "fold")
+    # the padded interior covers the input: copied, not added onto zeros
+    covers = all(a.lo - a.before == 0 and a.hi - a.before == n
+                 for a, n in zip(axes, spec.input_size, strict=True))
+    if general or not covers:
+        out[...] = 0
+    for b0 in range(0, batch, chunk):
+        b1 = min(b0 + chunk, batch)
+        padded = folded.take((b1 - b0, *transposed.output_shape), batch_last)
+        _forward_into(transposed, w_t, y[b0:b1], padded, batch_last)
+        if general:
+            target = out[b0:b1]
+            np.add(target, _fold(padded, spec), out=target, casting="unsafe")
+        else:
+            _fold_padded(padded, out, spec, axes, b0, b1, 0, assign=covers)
+    return True
+
+
 def _adjoint_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.ndarray,
                   batch_last: bool) -> None:
     """``out[b] = Cᵀ y[b]``: per tile one product, the taps scattered, the padding folded."""
     transposed = _transposed_spec(spec) if _ADJOINT_AS_CONVOLUTION else None
     if transposed is not None:  # as fast as the forward or faster on every measured shape
         _forward_into(transposed, _transposed_weight(spec, weight), y, out, batch_last)
+        return
+    padded = _padded_transposed_spec(spec) if _ADJOINT_AS_CONVOLUTION else None
+    if padded is not None and _padded_adjoint_into(spec, padded, weight, y, out, batch_last):
         return
     dtype = out.dtype
     batch, groups = y.shape[0], spec.groups
@@ -641,9 +750,13 @@ def conv_apply(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, *,
     written once (each padding mode is ``np.pad`` of the pixel indices), every kernel tap
     copies its strided window into a column matrix ``(C_in/G · ∏k) × (samples · pixels)``
     (im2col), and one matrix product per group (inner dimension ``C_in/G · ∏k``) writes the
-    tile's outputs in place. A batch whose samples are interleaved in memory (the columns of
-    an operator's ``matmat``) is worked on in that layout, and the result has it too.
-    Working memory: the tile's padded rows and column matrix, besides ``x`` and the output.
+    tile's outputs in place. A padded layer's samples are padded whole first when they fit
+    (chunks of samples within :data:`WORKSPACE_BYTES` less one tile; the tiles then read
+    their rows in place), except a zero-padded batch interleaved in memory, whose tiles pad
+    their own rows. A batch whose samples are interleaved in memory (the columns of an
+    operator's ``matmat``) is worked on in that layout, and the result has it too.
+    Working memory: the padded chunk or the tile's padded rows, and the tile's column matrix,
+    besides ``x`` and the output.
 
     Examples
     --------
@@ -679,11 +792,16 @@ def conv_apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, *,
 
     Notes
     -----
-    The tiles of :func:`conv_apply`: per tile one matrix product per group gives the column
-    matrix ``Wᵀ y``, every tap adds its rows onto its strided window of a zeroed padded tile
-    (col2im), and the padded border is folded back onto the pixels it copied (nothing for
-    zeros, the mirrored, edge or wrapped pixels for reflect, replicate and circular) — slabs
-    of the border only, the interior added as one block.
+    With stride 1 the adjoint is a convolution itself: of ``y`` with the flipped kernel
+    (channels swapped per group) through :func:`conv_apply`'s kernel — straight into the
+    result for zero padding of at most ``d·(k − 1)``, otherwise into the padded input's shape
+    (chunks of samples within :data:`WORKSPACE_BYTES` less one tile), whose border is then
+    folded back onto the pixels it copied (the mirrored, edge or wrapped pixels for reflect,
+    replicate and circular; slabs of the border only, the interior copied as one block).
+    Otherwise (strides, or a padded sample above the workspace) the tiles of
+    :func:`conv_apply`: per tile one matrix product per group gives the column matrix
+    ``Wᵀ y``, every tap adds its rows onto its strided window of a zeroed padded tile
+    (col2im), and the border is folded back the same way.
 
     Examples
     --------
