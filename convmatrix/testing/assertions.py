@@ -18,7 +18,7 @@ from convmatrix.testing.candidates import KEYS, Candidate, geometry_of, neighbou
 from convmatrix.testing.diagnose import channel_offsets, close_rows, matches, name_nonlinearity
 from convmatrix.testing.probe import probe_box
 
-__all__ = ["ConvMismatch", "assert_conv_equal"]
+__all__ = ["ConvMismatch", "assert_conv_equal", "difference_text"]
 
 #: wrong outputs listed by position, and shown as sums of w·x terms
 _POSITIONS, _SHOWN, _TERMS = 10, 3, 9
@@ -127,7 +127,7 @@ def _explaining_shapes(layer: ConvLayer, fn_shape: tuple[int, ...]) -> list[str]
     return list(seen.values())
 
 
-def _padding_rule(layer: ConvLayer, padding: Any) -> str:
+def _padding_rule(layer: ConvLayer, padding: Any, subject: str = "fn") -> str:
     """Name torch's or TF's "same" rule when a padding follows one of them."""
     spec = layer.spec
     if isinstance(layer, ConvTranspose) or not isinstance(padding, tuple):
@@ -146,34 +146,61 @@ def _padding_rule(layer: ConvLayer, padding: Any) -> str:
     mirrored = tuple((after, before) for before, after in tf_same)
     if not rules and mirrored == padding and mirrored != tuple(tf_same):
         rules.append("'same' with the odd pixel before instead of after (neither torch nor TF)")
-    return f" (fn's is {' = '.join(rules)})" if rules else ""
+    return f" ({subject}'s is {' = '.join(rules)})" if rules else ""
 
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else repr(value)
 
 
-def _diagnosis_line(layer: ConvLayer, candidate: Candidate) -> str:
+def difference_text(layer: ConvLayer, differences: dict[str, tuple[Any, Any]], *,
+                    subject: str = "fn", reference: str = "the layer") -> str:
+    """One clause per difference (``key → (reference's value, subject's value)``), in order.
+
+    The wording of :func:`assert_conv_equal`'s diagnosis, shared by
+    :func:`~convmatrix.testing.relation`; ``layer`` is the reference geometry (it names
+    torch's or TF's "same" rule when a padding follows one).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> layer = cm.Conv(np.ones((1, 1, 3)), (1, 5), padding=1)
+    >>> text = difference_text(layer, {"kernel_flip": (False, True), "stride": ((1,), (2,))},
+    ...                        subject="a", reference="b")
+    >>> for clause in text.split("; "):
+    ...     print(clause)
+    a computes stride=(2,)
+    b has (1,)
+    a flips the kernel (true convolution)
+    b cross-correlates (kernel_flip)
+    """
     parts = []
     for key in KEYS:
-        if key not in candidate.differences:
+        if key not in differences:
             continue
-        mine, theirs = candidate.differences[key]
+        mine, theirs = differences[key]
         if key == "kernel_flip":
-            parts.append("fn flips the kernel (true convolution); the layer cross-correlates "
-                         "(kernel_flip)")
+            parts.append(f"{subject} flips the kernel (true convolution); {reference} "
+                         f"cross-correlates (kernel_flip)")
         elif key == "weight_channels_swapped":
-            parts.append("fn reads the weight with its two channel axes swapped "
-                         "(weight_channels_swapped)")
+            parts.append(f"{subject} reads the weight with its two channel axes swapped "
+                         f"(weight_channels_swapped)")
         elif key == "kernel_axes_swapped":
-            parts.append(f"fn swaps the kernel's spatial axes {theirs} (kernel_axes_swapped)")
+            parts.append(f"{subject} swaps the kernel's spatial axes {theirs} "
+                         f"(kernel_axes_swapped)")
         elif key == "output_padding" and isinstance(theirs[0], tuple):
-            parts.append(f"fn computes output_padding={theirs} as (before, after) per axis "
-                         f"(the extra rows go before); the layer has {mine}")
+            parts.append(f"{subject} computes output_padding={theirs} as (before, after) per "
+                         f"axis (the extra rows go before); {reference} has {mine}")
         else:
-            rule = _padding_rule(layer, theirs) if key == "padding" else ""
-            parts.append(f"fn computes {key}={_text(theirs)}; the layer has {_text(mine)}{rule}")
+            rule = _padding_rule(layer, theirs, subject) if key == "padding" else ""
+            parts.append(f"{subject} computes {key}={_text(theirs)}; {reference} has "
+                         f"{_text(mine)}{rule}")
     return "; ".join(parts)
+
+
+def _diagnosis_line(layer: ConvLayer, candidate: Candidate) -> str:
+    return difference_text(layer, candidate.differences)
 
 
 # ------------------------------------------------------------------------------ the assertion

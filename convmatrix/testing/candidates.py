@@ -146,7 +146,11 @@ def _transforms(base: Geometry) -> list[_Transform]:
     spatial = tuple(range(2, w.ndim))
     found = [_Transform(w, g, {}),
              _Transform(np.flip(w, axis=spatial), g, {"kernel_flip": (False, True)}),
-             _Transform(np.swapaxes(w, 0, 1), g, {"weight_channels_swapped": (False, True)})]
+             _Transform(np.swapaxes(w, 0, 1), g, {"weight_channels_swapped": (False, True)}),
+             # both: what a transposed convolution computes with its forward's kernel as its own
+             # (flax ConvTranspose with transpose_kernel=False)
+             _Transform(np.flip(np.swapaxes(w, 0, 1), axis=spatial), g,
+                        {"kernel_flip": (False, True), "weight_channels_swapped": (False, True)})]
     for i, j in itertools.combinations(range(base.ndim), 2):
         found.append(_Transform(np.swapaxes(w, 2 + i, 2 + j), g,
                                 {"kernel_axes_swapped": (None, (i, j))}))
