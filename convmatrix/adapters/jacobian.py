@@ -19,14 +19,16 @@ import numpy as np
 
 from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
-from convmatrix.adapters.torch import TORCH_READERS, from_torch
+from convmatrix.adapters.torch import TORCH_READERS, from_torch, walk_graph
 from convmatrix.adapters.torch_jacobian import (
     TRAINING_SENSITIVE,
+    FxJacobian,
     is_jacobian_op,
     run_float64,
     torch_jacobian,
 )
 from convmatrix.layers.base import Layer
+from convmatrix.layers.graph import Cat, Graph, Sum
 from convmatrix.layers.linearization import Factor, Linearization, Site, constant_after
 
 __all__ = ["LipschitzSummary", "is_torch_module", "linearize", "lipschitz_summary",
@@ -151,20 +153,60 @@ def _linearize_torch(model: Any, x: Any) -> Linearization:
         raise ConvMatrixError(
             f"`model` has {training} in training mode: it computes with the batch's statistics "
             f"or random masks, not a fixed function of one sample; call model.eval() first")
+    if not _is_chain(model):
+        return _linearize_graph(model, point)
     walker = _Walker()
-    if type(model).__name__ != "Sequential" and not _is_single(model):
-        from convmatrix.adapters.torch_fx_linearize import linearize_fx
-
-        return linearize_fx(model, point)
     out = walker.walk(model, point, "")
     if not walker.layers:
         raise ConvMatrixError("`model` is empty (an nn.Sequential without layers)")
     return _result(walker, point, out, "torch")
 
 
-def _is_single(module: Any) -> bool:
-    name = type(module).__name__
-    return name in TORCH_READERS or is_jacobian_op(module)
+def _is_chain(module: Any) -> bool:
+    """A torch ``nn`` module, or an ``nn.Sequential`` (nested too) of only those.
+
+    The chain walker reads these (or refuses one by its path in the model); anything else — a
+    module with its own ``forward``, a Sequential holding one, a ``GraphModule`` — is read as
+    a graph through torch.fx.
+    """
+    cls = type(module)
+    if cls.__name__ == "Sequential" and cls.__module__.startswith("torch.nn."):
+        return all(_is_chain(child) for child in module.children())
+    return cls.__module__.startswith("torch.nn.")
+
+
+def _linearize_graph(model: Any, point: Any) -> Linearization:
+    """A model through the torch.fx reader at the point, non-linear nodes by :class:`FxJacobian`.
+
+    The network runs in float64 (its parameters converted for the run only); the factors and
+    sites are read off the graph afterwards (the graph's input is the factor ``"input"``).
+    """
+    translator = FxJacobian()
+    walk = walk_graph(model, tuple(point.shape[1:]), x=point, jacobian=translator,
+                      dtype="float64", parameter="model")
+    graph = walk.graph
+    return Linearization(graph, to_numpy(point[0]), to_numpy(walk.value[0]),
+                         list(translator.sites.values()), _graph_factors(graph, translator.sites),
+                         "torch", output=_factor_name(graph, graph.output))
+
+
+def _factor_name(graph: Graph, name: str) -> str:
+    return "input" if name == graph.input_name else name
+
+
+def _graph_factors(graph: Graph, sites: dict[str, Site]) -> list[Factor]:
+    """The graph's nodes as factors (sums and concatenations as combinations)."""
+    factors = []
+    for node in graph.nodes:
+        inputs = tuple(_factor_name(graph, name) for name in node.inputs)
+        if isinstance(node.op, Sum):
+            factors.append(Factor(node.name, None, inputs, None, "sum",
+                                  tuple(float(c) for c in node.op.coefficients)))
+        elif isinstance(node.op, Cat):
+            factors.append(Factor(node.name, None, inputs, None, "cat"))
+        else:
+            factors.append(Factor(node.name, node.op, inputs, sites.get(node.name)))
+    return factors
 
 
 def _result(walker: _Walker, point: Any, out: Any, framework: str) -> Linearization:

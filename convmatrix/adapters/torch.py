@@ -16,7 +16,8 @@ import scipy.sparse as sp
 
 from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
-from convmatrix.adapters.torch_fx import JacobianTranslator, read_fx
+from convmatrix.adapters.torch_fx import FxWalk, JacobianTranslator, walk_fx
+from convmatrix.adapters.torch_jacobian import LINEARIZED_FUNCTIONS, LINEARIZED_MODULES
 from convmatrix.builder.sparse import DEFAULT_MAX_BYTES, SparseFormat
 from convmatrix.geometry import shapes
 from convmatrix.geometry.spec import as_int, sequence_items
@@ -34,7 +35,8 @@ from convmatrix.layers.sequential import Sequential
 from convmatrix.layers.shuffle import PixelShuffle, PixelUnshuffle
 from convmatrix.layers.upsample import Upsample
 
-__all__ = ["TORCH_READERS", "from_torch", "read_graph", "read_module", "torch_bias", "torch_matrix"]
+__all__ = ["TORCH_READERS", "from_torch", "read_graph", "read_module", "torch_bias", "torch_matrix",
+           "walk_graph"]
 
 TorchReader = Callable[[Any, tuple[int, ...], "Sequence[int] | None"], Layer]
 
@@ -95,7 +97,7 @@ _NONLINEAR = frozenset({
     "MaxPool1d", "MaxPool2d", "MaxPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
     "AdaptiveMaxPool3d", "LPPool1d", "LPPool2d", "FractionalMaxPool2d", "LayerNorm",
     "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm",
-})
+}) | LINEARIZED_MODULES
 
 
 def _is_graph_module(module: Any) -> bool:
@@ -556,5 +558,40 @@ def read_graph(module: Any, input_shape: Sequence[int], *, x: Any = None,
     array([[1., 1.],
            [2., 2.]])
     """
-    return read_fx(module, _input_shape(input_shape), x=x, jacobian=jacobian,
-                   module_reader=read_module, nonlinear_modules=_NONLINEAR)
+    return walk_graph(module, input_shape, x=x, jacobian=jacobian).graph
+
+
+def walk_graph(module: Any, input_shape: Sequence[int], *, x: Any = None,
+               jacobian: JacobianTranslator | None = None, dtype: str | None = None,
+               parameter: str = "module") -> FxWalk:
+    """:func:`read_graph`, also giving the network's value at ``x`` (what linearisation needs).
+
+    Parameters
+    ----------
+    module, input_shape, x, jacobian
+        As in :func:`read_graph`.
+    dtype : str, optional
+        Run the network in this torch dtype (``"float64"``), its parameters converted for the
+        run only (the module untouched); default: the module's own.
+    parameter : str, optional
+        The caller's name for ``module``, for messages (``"model"`` for ``cm.linearize``).
+
+    Returns
+    -------
+    FxWalk
+        ``.graph`` (a :class:`~convmatrix.Graph`) and ``.value`` (the output at ``x``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> class Twice(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return torch.cat([x, 2 * x], dim=1)
+    >>> walk_graph(Twice(), (1, 2), x=torch.ones(1, 1, 2)).value
+    tensor([[[1., 1.],
+             [2., 2.]]])
+    """
+    return walk_fx(module, _input_shape(input_shape), x=x, jacobian=jacobian,
+                   module_reader=read_module, nonlinear_modules=_NONLINEAR,
+                   linearized=LINEARIZED_MODULES | LINEARIZED_FUNCTIONS, dtype=dtype,
+                   parameter=parameter)

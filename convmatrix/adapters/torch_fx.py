@@ -9,9 +9,13 @@ through :data:`FX_TRANSLATORS` (one translator per operation name). Nodes that d
 the input (parameters, buffers, ``x.size(0)``) are constants the translators read.
 
 Linearisation plugs in here: with a point ``x`` and a ``jacobian`` translator, a node no affine
-translator reads (a ReLU, a max-pool, a product of two branches) is handed to ``jacobian`` with
-its values at ``x`` (an :class:`FxCall`); it answers with the layer of the node's Jacobian at
-``x`` whose offset is ``f(x) − J x`` (see :data:`JacobianTranslator`).
+translator reads (a ReLU, a max-pool, a normalisation) is handed to ``jacobian`` with its values
+at ``x`` (an :class:`FxCall`); it answers with the layer of the node's Jacobian at ``x`` whose
+offset is ``f(x) − J x`` (see :data:`JacobianTranslator`). :func:`walk_fx` also returns the
+network's value at the point; with ``dtype`` the network runs with its floating parameters and
+buffers seen in that dtype (``torch.func.functional_call``: the module itself is untouched). This
+is the one torch.fx walker: :func:`convmatrix.from_torch` and :func:`convmatrix.linearize` both
+read graphs through it.
 
 torch is imported only inside functions (an adapter never makes ``import convmatrix`` import
 a framework).
@@ -21,7 +25,8 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,8 +44,8 @@ from convmatrix.layers.sequential import Sequential
 from convmatrix.layers.shuffle import PixelShuffle, PixelUnshuffle
 from convmatrix.layers.upsample import Upsample
 
-__all__ = ["FX_MODULE_TRANSLATORS", "FX_TRANSLATORS", "FxCall", "JacobianTranslator",
-           "ModuleReader", "Traced", "read_fx", "replace_args"]
+__all__ = ["FX_MODULE_TRANSLATORS", "FX_TRANSLATORS", "FxCall", "FxWalk", "JacobianTranslator",
+           "ModuleReader", "Traced", "read_fx", "replace_args", "walk_fx"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,10 @@ class FxCall:
         The node's own value at the point (a tensor with batch axis 1, or a tuple of them).
     inplace : bool
         The operation writes into its first argument (``add_``, ``aten.add_``).
+    built : Mapping[str, Node]
+        The graph nodes made so far (name → :class:`~convmatrix.Node`, in order): what the
+        earlier nodes became (a Jacobian translator reads, e.g., which inputs are locally
+        constant from them).
     """
 
     name: str
@@ -97,6 +106,7 @@ class FxCall:
     values: dict[str, Any] = field(repr=False)
     output: Any = field(repr=False)
     inplace: bool = False
+    built: Mapping[str, Node] = field(default_factory=dict, repr=False)
 
     @property
     def traced(self) -> list[Traced]:
@@ -274,7 +284,10 @@ def _mul(call: FxCall) -> Produced:
 def _div(call: FxCall) -> Produced:
     a, b = call.arg(0, "input"), call.arg(1, "other")
     mode = call.kwargs.get("rounding_mode")
-    if isinstance(b, Traced) or not isinstance(a, Traced) or mode is not None:
+    if isinstance(b, Traced):
+        raise _Refused("divides by a value that depends on the input: not affine, and "
+                       "cm.linearize does not read it either")
+    if not isinstance(a, Traced) or mode is not None:
         return None
     value = 1.0 / b if isinstance(b, int | float) else 1.0 / _array(b)
     return _scale(call, a, value)
@@ -624,8 +637,9 @@ FX_MODULE_TRANSLATORS: dict[str, Translator] = {
 """Module class name → translator, for modules the module reader does not read (their
 functional form: ``nn.Linear`` as ``F.linear``, ``nn.AdaptiveAvgPool2d`` as its function)."""
 
-_NON_AFFINE_HINT = ("it is not affine; cm.linearize(model, x) reads it as its Jacobian at a "
-                    "point x")
+_NON_AFFINE_HINT = "is not affine; cm.linearize(model, x) reads it as its Jacobian at a point x"
+_NOT_LINEARIZED = "is not affine, and cm.linearize does not read it either"
+_PRODUCT = "multiplies two values that depend on the input (a product of branches): not affine"
 
 
 def _kind(node: Any, module: Any) -> tuple[str, bool]:
@@ -647,25 +661,112 @@ def _kind(node: Any, module: Any) -> tuple[str, bool]:
     return (name[:-1] if inplace and name.endswith("_") else name), inplace
 
 
-def _graph_module(module: Any) -> Any:
-    """A GraphModule for the module: the user's own, an ExportedProgram's, or a trace."""
+@dataclass
+class _Trace:
+    """A traced module kept for the next read: the key it was traced under, and checks done."""
+
+    key: tuple[Any, ...]
+    gm: Any
+    differs: dict[tuple[Any, ...], bool] = field(default_factory=dict)
+
+
+_TRACES: weakref.WeakKeyDictionary[Any, _Trace] = weakref.WeakKeyDictionary()
+"""module → its trace: a module is traced once while its submodules are the same objects with
+the same plain settings (``training``, flags such as ``inplace``), so reading or linearising it
+at many points traces once and checks the trace once."""
+
+
+def _trace_key(module: Any) -> tuple[Any, ...]:
+    """What a trace depends on besides the classes: the submodules and their plain attributes."""
+    plain = (bool, int, float, str, type(None))
+    return tuple((name, id(sub), tuple(sorted((k, v) for k, v in vars(sub).items()
+                                              if isinstance(v, plain))))
+                 for name, sub in module.named_modules())
+
+
+def _graph_module(module: Any, parameter: str = "module") -> tuple[Any, _Trace | None]:
+    """A GraphModule for the module: the user's own, an ExportedProgram's, or a (cached) trace.
+
+    The second item is the cache entry of a trace made here (None for the user's own graph).
+    """
     import torch
 
     if any(cls.__name__ == "ExportedProgram" for cls in type(module).__mro__):
-        return module.module()
+        return module.module(), None
     if isinstance(module, torch.fx.GraphModule):
-        return module
+        return module, None
     if not isinstance(module, torch.nn.Module):
         raise ConvMatrixError(
-            f"`module` (={type(module).__name__}) is not a torch.nn.Module, GraphModule or "
+            f"`{parameter}` (={type(module).__name__}) is not a torch.nn.Module, GraphModule or "
             f"ExportedProgram")
+    key = _trace_key(module)
     try:
-        return torch.fx.symbolic_trace(module)
+        cached = _TRACES.get(module)
+    except TypeError:  # pragma: no cover - an unhashable module
+        cached = None
+    if cached is not None and cached.key == key:
+        return cached.gm, cached
+    try:
+        gm = torch.fx.symbolic_trace(module)
     except Exception as error:  # TraceError, data-dependent control flow, ...
         raise ConvMatrixError(
-            f"`module` ({type(module).__name__}) could not be traced by torch.fx, so its "
+            f"`{parameter}` ({type(module).__name__}) could not be traced by torch.fx, so its "
             f"graph cannot be read: {type(error).__name__}: {str(error).splitlines()[0]}"
         ) from None
+    entry = _Trace(key, gm)
+    try:
+        _TRACES[module] = entry
+    except TypeError:  # pragma: no cover
+        pass
+    return gm, entry
+
+
+def _holder_class() -> Any:
+    """An ``nn.Module`` holding the roots whose forward is a given function (made once)."""
+    global _HOLDER
+    if _HOLDER is None:
+        import torch
+
+        class Holder(torch.nn.Module):  # type: ignore[misc]
+            def __init__(self, roots: list[Any], fn: Callable[[], Any]) -> None:
+                super().__init__()
+                self.roots = torch.nn.ModuleList(roots)
+                self.fn = fn
+
+            def forward(self) -> Any:
+                return self.fn()
+
+        _HOLDER = Holder
+    return _HOLDER
+
+
+_HOLDER: Any = None
+
+
+def _in_dtype(root: Any, dtype: Any, fn: Callable[[], Any]) -> Any:
+    """``fn()`` with the floating parameters and buffers of ``root`` seen in ``dtype``.
+
+    ``torch.func.functional_call`` swaps converted copies in for the call only, each
+    (module, attribute) once even when a module is reachable by two paths, so the modules are
+    exactly as before afterwards (no ``.double()`` on the user's model). A module already in
+    ``dtype`` is called directly.
+    """
+    import torch
+
+    holder = _holder_class()([root], fn)
+    state: dict[str, Any] = {}
+    converted: dict[int, Any] = {}
+    for path, sub in holder.named_modules():  # each module once
+        for name, tensor in (*sub.named_parameters(recurse=False, remove_duplicate=False),
+                             *sub.named_buffers(recurse=False, remove_duplicate=False)):
+            if tensor is None or not tensor.is_floating_point() or tensor.dtype == dtype:
+                continue
+            if id(tensor) not in converted:  # tied tensors stay tied
+                converted[id(tensor)] = tensor.detach().to(dtype)
+            state[f"{path}.{name}" if path else name] = converted[id(tensor)]
+    if not state:
+        return fn()
+    return torch.func.functional_call(holder, state, (), tie_weights=False)
 
 
 def _trace_differs(module: Any, gm: Any, shape: tuple[int, ...], dtype: Any) -> bool:
@@ -795,31 +896,61 @@ def _alias_used_later(node: Any, target: Any, values: dict[Any, Any], traced: di
     return None
 
 
+@dataclass(frozen=True)
+class FxWalk:
+    """What :func:`walk_fx` read: the graph, and the network's value where it ran.
+
+    Attributes
+    ----------
+    graph : Graph
+        One node per fx node that depends on the input (its input named after the fx
+        placeholder).
+    value : torch.Tensor
+        The network's output on the point (on zeros without one), with its batch axis of 1,
+        in the dtype the network ran in.
+    """
+
+    graph: Graph
+    value: Any = field(repr=False)
+
+
 def read_fx(module: Any, input_shape: Sequence[int], *, x: Any = None,
             jacobian: JacobianTranslator | None = None,
             module_reader: ModuleReader | None = None,
-            nonlinear_modules: frozenset[str] = frozenset()) -> Graph:
+            nonlinear_modules: frozenset[str] = frozenset(),
+            linearized: frozenset[str] = frozenset(), dtype: str | None = None,
+            parameter: str = "module") -> Graph:
     """A traced torch network as one :class:`~convmatrix.Graph` (affine, or linearised at ``x``).
 
     Parameters
     ----------
     module : torch.nn.Module, torch.fx.GraphModule or torch.export.ExportedProgram
         One tensor input and one tensor output; traced with ``torch.fx.symbolic_trace`` unless
-        it is a graph already.
+        it is a graph already (a trace is kept for the next read of the same module).
     input_shape : sequence of int
         One sample (no batch axis).
     x : array_like, optional
         The point, one sample with its batch axis of 1; the network runs on it (else on zeros)
         and ``jacobian`` reads the non-affine nodes there.
     jacobian : JacobianTranslator, optional
-        Linearisation's translator for nodes no affine translator reads (only with ``x``).
+        Linearisation's translator for nodes no affine translator reads (only with ``x``); it is
+        asked first for the modules in ``nonlinear_modules``.
     module_reader : callable, optional
         ``module_reader(module, input_shape)`` → the layer of one leaf module, or None when its
         class is not read (:func:`convmatrix.adapters.torch.read_module`, which
         :func:`convmatrix.adapters.torch.read_graph` passes); without it every module is
         refused.
     nonlinear_modules : frozenset of str, optional
-        Module class names refused as non-linear (pointing to ``cm.linearize``).
+        Module class names that are not affine (never handed to ``module_reader``).
+    linearized : frozenset of str, optional
+        Module classes and operation names :func:`convmatrix.linearize` reads: a refusal of
+        one of them points to it.
+    dtype : str, optional
+        Run the network in this torch dtype (``"float64"``), its floating parameters and
+        buffers converted for the run only (the module is untouched); default: the module's
+        own.
+    parameter : str, optional
+        The name of the caller's parameter holding the module, for messages.
 
     Returns
     -------
@@ -832,7 +963,7 @@ def read_fx(module: Any, input_shape: Sequence[int], *, x: Any = None,
         An fx trace error (data-dependent control flow), several inputs or outputs, an
         in-place operation on the input or on a value used again later, or a node no
         translator reads (a non-linear module, a product of two branches, a softmax) — naming
-        the node, its operation and its position in the graph.
+        the node, its position in the graph and its operation.
 
     Examples
     --------
@@ -854,39 +985,88 @@ def read_fx(module: Any, input_shape: Sequence[int], *, x: Any = None,
            [0., 1., 2., 1.],
            [0., 0., 1., 2.]], dtype=float32)
     """
+    return walk_fx(module, input_shape, x=x, jacobian=jacobian, module_reader=module_reader,
+                   nonlinear_modules=nonlinear_modules, linearized=linearized, dtype=dtype,
+                   parameter=parameter).graph
+
+
+def walk_fx(module: Any, input_shape: Sequence[int], *, x: Any = None,
+            jacobian: JacobianTranslator | None = None,
+            module_reader: ModuleReader | None = None,
+            nonlinear_modules: frozenset[str] = frozenset(),
+            linearized: frozenset[str] = frozenset(), dtype: str | None = None,
+            parameter: str = "module") -> FxWalk:
+    """:func:`read_fx`, also returning the network's value at the point (an :class:`FxWalk`).
+
+    The parameters are :func:`read_fx`'s; :func:`convmatrix.linearize` uses the value as
+    ``f(x)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> class Double(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return 2 * x.flatten(1)
+    >>> walk = walk_fx(Double(), (2, 2), x=torch.ones(1, 2, 2), dtype="float64")
+    >>> walk.graph, walk.value
+    (Graph(2 nodes, 2×2 → 4), tensor([[2., 2., 2., 2.]], dtype=torch.float64))
+    """
     import torch
 
     shape = _input_shape(input_shape)
-    gm = _graph_module(module)
-    dtype = _module_dtype(gm)
+    gm, entry = _graph_module(module, parameter)
+    own = _module_dtype(gm)
+    run_dtype = own if dtype is None else getattr(torch, dtype)
+    walk = _in_dtype(gm, run_dtype, lambda: _walk(
+        module, gm, shape, x, jacobian, module_reader, nonlinear_modules, linearized,
+        run_dtype, parameter))
+    if gm is not module and isinstance(module, torch.nn.Module) and _differs(
+            entry, module, gm, shape, own):
+        raise ConvMatrixError(
+            f"`{parameter}` ({type(module).__name__}): its torch.fx trace computes something "
+            f"else than its forward (an in-place update such as `a += b` of a value used again "
+            f"later, which fx records as `a + b`); write that update out of place")
+    return walk
+
+
+def _walk(module: Any, gm: Any, shape: tuple[int, ...], x: Any,
+          jacobian: JacobianTranslator | None, module_reader: ModuleReader | None,
+          nonlinear_modules: frozenset[str], linearized: frozenset[str], dtype: Any,
+          parameter: str) -> FxWalk:
+    import torch
+
     if x is None:
         sample = torch.zeros((1, *shape), dtype=dtype)
     else:
         sample = torch.as_tensor(np.asarray(to_numpy(x)) if not isinstance(x, torch.Tensor)
-                                 else x).to(dtype)
+                                 else x.detach()).to(dtype)
         if tuple(sample.shape) != (1, *shape):
             raise ConvMatrixError(
                 f"`x` has shape {tuple(sample.shape)}; give one sample with its batch axis: "
                 f"{(1, *shape)}")
+        if isinstance(x, torch.Tensor) and sample.data_ptr() == x.data_ptr():
+            sample = sample.clone()  # the network may write into its input: never into x
     nodes = list(gm.graph.nodes)
     order = {node: index for index, node in enumerate(nodes)}
     placeholders = [node for node in nodes if node.op == "placeholder"]
     if len(placeholders) != 1:
         raise ConvMatrixError(
-            f"`module` has {len(placeholders)} inputs ({', '.join(n.name for n in placeholders)}"
-            f"); a graph is read with exactly one")
+            f"`{parameter}` has {len(placeholders)} inputs ("
+            f"{', '.join(n.name for n in placeholders)}); a graph is read with exactly one")
     try:
         values, snapshots = _run(gm, sample)
     except Exception as error:
         raise ConvMatrixError(
-            f"`module` ({type(module).__name__}) fails on a sample of shape {(1, *shape)}: "
-            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-        ) from None
+            f"`{parameter}` ({type(module).__name__}) fails on a sample of shape "
+            f"{(1, *shape)}: {type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}") from None
     placeholder = placeholders[0]
     traced: dict[Any, Any] = {placeholder: Traced(placeholder.name, shape)}
-    graph_nodes: list[Node] = []
+    at_point: dict[str, Any] = {placeholder.name: snapshots[placeholder]}
+    built: dict[str, Node] = {}
     modules = dict(gm.named_modules())
     output_node = None
+    point = x is not None and jacobian is not None
     for position, node in enumerate(nodes):
         if node.op in ("placeholder", "get_attr"):
             continue
@@ -901,12 +1081,7 @@ def read_fx(module: Any, input_shape: Sequence[int], *, x: Any = None,
 
         def convert(value: Any) -> Any:
             if isinstance(value, torch.fx.Node):
-                if value in traced:
-                    found = traced[value]
-                    if isinstance(found, tuple):
-                        return found
-                    return found
-                return snapshots.get(value)
+                return traced[value] if value in traced else snapshots.get(value)
             if isinstance(value, list | tuple):
                 return type(value)(convert(v) for v in value)
             if isinstance(value, dict):
@@ -915,66 +1090,90 @@ def read_fx(module: Any, input_shape: Sequence[int], *, x: Any = None,
 
         call = FxCall(node.name, position, node.op, node.target, kind, module_,
                       tuple(convert(a) for a in node.args),
-                      {k: convert(v) for k, v in node.kwargs.items()},
-                      {t.name: snapshots[n] for n, t in traced.items()
-                       if isinstance(t, Traced)},
-                      snapshots.get(node), inplace)
+                      {k: convert(v) for k, v in node.kwargs.items()}, at_point,
+                      snapshots.get(node), inplace, built)
         if kind.startswith("_guards") or (node.op == "call_module" and values.get(node) is None
                                            and module_ is not None
                                            and "guard" in node.name):
             continue  # torch.export's input guards: no value
         if inplace:
-            target = node.args[0] if node.args else None
-            if target is placeholder and isinstance(target, torch.fx.Node):
-                raise ConvMatrixError(
-                    f"{call.where()} writes in place into the network's input "
-                    f"{target.name!r}; in-place operations on the input are not read")
-            if isinstance(target, torch.fx.Node) and _mutated_later(node, target, order):
-                raise ConvMatrixError(
-                    f"{call.where()} writes in place into {target.name!r}, which is used "
-                    f"again later; the graph would see the changed value")
-            alias = (_alias_used_later(node, target, values, traced, order, torch)
-                     if isinstance(target, torch.fx.Node) else None)
-            if alias is not None:
-                raise ConvMatrixError(
-                    f"{call.where()} writes in place into {node.args[0].name!r}, which shares "
-                    f"memory with {alias.name!r} (a view of it or its source), used "
-                    f"{'as the network input' if alias.op == 'placeholder' else 'again later'};"
-                    f" in-place writes through views are not read")
+            _check_inplace(call, node, placeholder, values, traced, order, torch)
         try:
-            produced = _translate(call, module_reader, nonlinear_modules, x, jacobian)
-            traced[node] = _record(call, produced, graph_nodes)
+            produced = _translate(call, module_reader, nonlinear_modules, linearized,
+                                  jacobian if point else None)
+            traced[node] = found = _record(call, produced, built)
         except _Refused as refusal:
             raise ConvMatrixError(f"{call.where()}: {refusal}") from None
         except ConvMatrixError as error:
             raise ConvMatrixError(f"{call.where()}: {error}") from None
+        if isinstance(found, Traced):
+            at_point.setdefault(found.name, snapshots.get(node))
     if output_node is None:  # pragma: no cover - every fx graph ends in an output
-        raise ConvMatrixError("`module`'s graph has no output")
+        raise ConvMatrixError(f"`{parameter}`'s graph has no output")
     result = output_node.args[0]
     while isinstance(result, list | tuple):
         if len(result) != 1:
             raise ConvMatrixError(
-                f"`module` returns {len(result)} values; a graph is read with exactly one output")
+                f"`{parameter}` returns {len(result)} values; a graph is read with exactly one "
+                f"output")
         result = result[0]
     if not isinstance(result, torch.fx.Node) or result not in traced or not isinstance(
             traced[result], Traced):
         raise ConvMatrixError(
-            f"`module`'s output ({result!r}) does not depend on its input or is not one tensor")
-    graph = Graph(shape, graph_nodes, traced[result].name, input=placeholder.name)
-    if gm is not module and isinstance(module, torch.nn.Module) and _trace_differs(
-            module, gm, shape, dtype):
+            f"`{parameter}`'s output ({result!r}) does not depend on its input or is not one "
+            f"tensor")
+    graph = Graph(shape, list(built.values()), traced[result].name, input=placeholder.name)
+    return FxWalk(graph, snapshots[result])
+
+
+def _differs(entry: _Trace | None, module: Any, gm: Any, shape: tuple[int, ...],
+             dtype: Any) -> bool:
+    """:func:`_trace_differs`, asked once per cached trace, shape and dtype."""
+    if entry is None:
+        return _trace_differs(module, gm, shape, dtype)
+    key = (shape, dtype)
+    if key not in entry.differs:
+        entry.differs[key] = _trace_differs(module, gm, shape, dtype)
+    return entry.differs[key]
+
+
+def _check_inplace(call: FxCall, node: Any, placeholder: Any, values: dict[Any, Any],
+                   traced: dict[Any, Any], order: dict[Any, int], torch: Any) -> None:
+    """Refuse an in-place write the graph would not see (into the input, or read later)."""
+    target = node.args[0] if node.args else None
+    if target is placeholder and isinstance(target, torch.fx.Node):
         raise ConvMatrixError(
-            f"`module` ({type(module).__name__}): its torch.fx trace computes something else "
-            f"than its forward (an in-place update such as `a += b` of a value used again "
-            f"later, which fx records as `a + b`); write that update out of place")
-    return graph
+            f"{call.where()} writes in place into the network's input "
+            f"{target.name!r}; in-place operations on the input are not read")
+    if isinstance(target, torch.fx.Node) and _mutated_later(node, target, order):
+        raise ConvMatrixError(
+            f"{call.where()} writes in place into {target.name!r}, which is used "
+            f"again later; the graph would see the changed value")
+    alias = (_alias_used_later(node, target, values, traced, order, torch)
+             if isinstance(target, torch.fx.Node) else None)
+    if alias is not None:
+        raise ConvMatrixError(
+            f"{call.where()} writes in place into {node.args[0].name!r}, which shares "
+            f"memory with {alias.name!r} (a view of it or its source), used "
+            f"{'as the network input' if alias.op == 'placeholder' else 'again later'};"
+            f" in-place writes through views are not read")
 
 
 def _translate(call: FxCall, module_reader: ModuleReader | None, nonlinear: frozenset[str],
-               x: Any, jacobian: JacobianTranslator | None) -> Produced:
+               linearized: frozenset[str], jacobian: JacobianTranslator | None) -> Produced:
+    """The node's translation: affine translators first, the Jacobian translator at a point.
+
+    A module the caller calls non-linear goes to the Jacobian translator first (never to the
+    module reader); refusals say whether ``cm.linearize`` reads what ``from_torch`` refuses.
+    """
     produced = None
     if call.op == "call_module":
-        if module_reader is not None and call.kind not in nonlinear:
+        if call.kind in nonlinear:
+            if jacobian is not None:
+                answer = jacobian(call)
+                if answer is not None:
+                    return _jacobian_nodes(call, answer)
+        elif module_reader is not None:
             source = _single(call)
             layer = module_reader(call.module, source.shape)
             produced = None if layer is None else (layer, (source.name,))
@@ -986,21 +1185,32 @@ def _translate(call: FxCall, module_reader: ModuleReader | None, nonlinear: froz
             produced = translator(call)
     if produced is not None:
         return produced
-    if x is not None and jacobian is not None:
-        answer = jacobian(call)
-        if answer is not None:
-            return _jacobian_nodes(call, answer)
-    if call.op == "call_module" and call.kind in nonlinear:
-        raise _Refused(f"{call.kind} {_NON_AFFINE_HINT}")
-    if call.kind in ("mul", "imul", "multiply") and len(call.traced) > 1:
-        raise _Refused(f"multiplies two values that depend on the input (a product of "
-                       f"branches); {_NON_AFFINE_HINT}")
+    product = call.kind in ("mul", "imul", "multiply") and len(call.traced) > 1
+    if jacobian is not None:
+        if call.op != "call_module" or call.kind not in nonlinear:
+            answer = jacobian(call)
+            if answer is not None:
+                return _jacobian_nodes(call, answer)
+        if product:
+            raise _Refused(f"{_PRODUCT}, and cm.linearize does not read products of branches")
+        raise _Refused(f"{call.kind} is neither affine nor a non-linearity cm.linearize reads "
+                       f"(element-wise activations, max pooling, GroupNorm, LayerNorm, "
+                       f"InstanceNorm)")
+    if product:
+        raise _Refused(f"{_PRODUCT}, and cm.linearize does not read products of branches "
+                       f"either")
     if call.op == "call_module":
+        if call.kind in linearized:
+            raise _Refused(f"{call.kind} {_NON_AFFINE_HINT}")
+        if call.kind in nonlinear:
+            raise _Refused(f"{call.kind} {_NOT_LINEARIZED}")
         raise _Refused(f"{call.kind} is not a layer convmatrix can read")
-    raise _Refused(f"{call.kind} is not an operation convmatrix reads as affine"
-                   + ("" if call.kind in FX_TRANSLATORS else
-                      f" (read: {', '.join(sorted(k for k in FX_TRANSLATORS if k[0] != '_'))})"
-                      if call.kind not in _KNOWN_NONLINEAR else f"; {_NON_AFFINE_HINT}"))
+    if call.kind in linearized:
+        raise _Refused(f"{call.kind} {_NON_AFFINE_HINT}")
+    if call.kind in _KNOWN_NONLINEAR:
+        raise _Refused(f"{call.kind} {_NOT_LINEARIZED}")
+    raise _Refused(f"{call.kind} is not an operation convmatrix reads as affine (read: "
+                   f"{', '.join(sorted(k for k in FX_TRANSLATORS if k[0] != '_'))})")
 
 
 _KNOWN_NONLINEAR = frozenset({
@@ -1027,38 +1237,58 @@ def _jacobian_nodes(call: FxCall, answer: Layer | Sequence[Layer]) -> Produced:
     return ("sum-of", tuple(zip(layers, (t.name for t in inputs), strict=True)))
 
 
-def _record(call: FxCall, produced: Produced, nodes: list[Node]) -> Any:
-    """Add the translated node(s) to ``nodes``; what the fx node's value maps to."""
+def _add_node(built: dict[str, Node], node: Node) -> None:
+    built[node.name] = node
+
+
+def _record(call: FxCall, produced: Produced, built: dict[str, Node]) -> Any:
+    """Add the translated node(s) to ``built``; what the fx node's value maps to.
+
+    A node whose value is a tuple (``chunk``, ``torch.max(x, dim)``'s values and indices)
+    maps to a tuple with one :class:`Traced` per output read (None for one that is not, such
+    as the indices), which ``getitem``/``getattr`` pick from.
+    """
     if isinstance(produced, Traced):
         return produced
     if isinstance(produced, tuple) and produced and produced[0] == "sum-of":
         names = []
         for index, (layer, source) in enumerate(produced[1]):
             name = f"{call.name}.d{index}"
-            nodes.append(Node(name, layer, (source,)))
+            _add_node(built, Node(name, layer, (source,)))
             names.append(name)
-        nodes.append(Node(call.name, Sum((1.0,) * len(names)), tuple(names)))
+        _add_node(built, Node(call.name, Sum((1.0,) * len(names)), tuple(names)))
         return Traced(call.name, call.output_shape())
     if isinstance(produced, tuple) and produced and isinstance(produced[0], tuple):
         parts = []
         for index, (op, inputs) in enumerate(produced):
             name = f"{call.name}.{index}"
-            nodes.append(Node(name, op, inputs))
+            _add_node(built, Node(name, op, inputs))
             shape = op.output_shape if isinstance(op, Layer) else None
             parts.append(Traced(name, shape if shape is not None else ()))
-        if not isinstance(call.output, tuple | list):
+        if not _is_tuple_value(call.output):
             return parts[0]
         return tuple(parts)
     op, inputs = produced
-    nodes.append(Node(call.name, op, tuple(inputs)))
+    _add_node(built, Node(call.name, op, tuple(inputs)))
+    if _is_tuple_value(call.output):  # the first output read (torch.max(x, dim).values)
+        first = _sample_shape(call.output[0], call)
+        return (Traced(call.name, first), *([None] * (len(call.output) - 1)))
     return Traced(call.name, call.output_shape())
 
 
-def _tuple_getitem(call: FxCall, container: tuple[Any, ...]) -> Traced:
-    index = call.args[1]
+def _is_tuple_value(value: Any) -> bool:
+    return isinstance(value, tuple | list)
+
+
+def _pick(call: FxCall, container: tuple[Any, ...], index: Any) -> Traced:
     if not isinstance(index, int):
         raise _Refused(f"selects {index!r} from several outputs")
-    return container[index]
+    if not -len(container) <= index < len(container) or container[index] is None:
+        raise _Refused(f"takes output {index} of a node whose output {index} is not read (such "
+                       f"as the indices of a max: integers, not a function convmatrix "
+                       f"linearises)")
+    found: Traced = container[index]
+    return found
 
 
 _plain_getitem = FX_TRANSLATORS["getitem"]
@@ -1066,10 +1296,25 @@ _plain_getitem = FX_TRANSLATORS["getitem"]
 
 def _getitem_any(call: FxCall) -> Produced:
     source = call.args[0]
-    if isinstance(source, tuple) and source and all(isinstance(t, Traced) for t in source):
-        return _tuple_getitem(call, source)
+    if isinstance(source, tuple) and source and all(
+            t is None or isinstance(t, Traced) for t in source):
+        return _pick(call, source, call.args[1])
     return _plain_getitem(call)
 
 
+_FIELDS = {"values": 0, "indices": 1}
+"""The named outputs read by ``getattr`` (``torch.max(x, dim).values``)."""
+
+
+def _getattr(call: FxCall) -> Produced:
+    """``getattr(node, "values")`` of a node with several named outputs."""
+    source, name = call.args[0], call.args[1] if len(call.args) > 1 else None
+    if isinstance(source, tuple) and name in _FIELDS:
+        return _pick(call, source, _FIELDS[name])
+    raise _Refused(f"reads the attribute {name!r} of a value that depends on the input, which "
+                   f"is not read")
+
+
 FX_TRANSLATORS["getitem"] = _getitem_any
+FX_TRANSLATORS["getattr"] = _getattr
 _ = (math, operator)  # the arithmetic names FX_TRANSLATORS keys (operator.add is "add", ...)

@@ -30,13 +30,16 @@ import numpy as np
 
 from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
+from convmatrix.adapters.torch_fx import FxCall
 from convmatrix.layers.base import Layer
-from convmatrix.layers.linearization import Site
+from convmatrix.layers.graph import Cat, Node, Sum
+from convmatrix.layers.linearization import Site, constant_after
 from convmatrix.layers.selection import AdaptiveMaxPoolAt, GlobalMaxPoolAt, MaxPoolAt, MaxSelection
 from convmatrix.layers.stat_norm import GroupNormAt, InstanceNormAt, LayerNormAt, StatNormAt
 
-__all__ = ["ACTIVATIONS", "TRAINING_SENSITIVE", "Activation", "activation_site",
-           "is_jacobian_op", "run_float64", "torch_jacobian"]
+__all__ = ["ACTIVATIONS", "LINEARIZED_FUNCTIONS", "LINEARIZED_MODULES", "TRAINING_SENSITIVE",
+           "Activation", "FxJacobian", "activation_site", "is_jacobian_op", "run_float64",
+           "torch_jacobian"]
 
 Params = Any  # an object whose attributes are the operation's parameters
 
@@ -162,6 +165,18 @@ _FUNCTIONS: dict[str, str] = {
 _MAX_POOLS = {f"MaxPool{n}d": n for n in (1, 2, 3)}
 _ADAPTIVE_MAX_POOLS = {f"AdaptiveMaxPool{n}d": n for n in (1, 2, 3)}
 _NORMS = {"GroupNorm", "LayerNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"}
+
+LINEARIZED_MODULES = frozenset({*ACTIVATIONS, *_MAX_POOLS, *_ADAPTIVE_MAX_POOLS, *_NORMS})
+"""Module class names :func:`torch_jacobian` linearises (``from_torch`` refuses them as not
+affine, pointing to ``cm.linearize``)."""
+
+LINEARIZED_FUNCTIONS = frozenset({
+    *(name.rstrip("_") for name in _FUNCTIONS),
+    *(f"{kind}{n}d{tail}" for kind in ("max_pool", "adaptive_max_pool") for n in (1, 2, 3)
+      for tail in ("", "_with_indices")),
+    "group_norm", "layer_norm", "instance_norm", "amax", "max"})
+"""Function and method names (in-place forms without their ``_``) :func:`torch_jacobian`
+linearises."""
 
 TRAINING_SENSITIVE = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm",
                       "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
@@ -530,3 +545,96 @@ def _float64_tree(module: Any) -> dict[str, Any]:
         state[name] = tensor.detach().to(torch.float64) if tensor.is_floating_point() \
             else tensor.detach()
     return state
+
+
+class FxJacobian:
+    """The Jacobian translator :func:`convmatrix.linearize` hands to the torch.fx reader.
+
+    Called by :func:`~convmatrix.adapters.torch_fx.read_fx` (with a point) for every node no
+    affine translator reads: a non-linearity :func:`torch_jacobian` knows becomes the layer of
+    its Jacobian at the node's input; its :class:`Site` is kept in :attr:`sites` (by node name,
+    in the order the nodes were read). Which inputs are locally constant (for the kink counts)
+    is read from the graph nodes built so far (``call.built``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from convmatrix.adapters.torch import read_graph
+    >>> class Net(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return torch.relu(x) - x
+    >>> translator = FxJacobian()
+    >>> graph = read_graph(Net(), (3,), x=torch.tensor([[-1.0, 0.0, 2.0]]),
+    ...                    jacobian=translator)
+    >>> graph.matrix().toarray()
+    array([[-1.,  0.,  0.],
+           [ 0., -1.,  0.],
+           [ 0.,  0.,  0.]])
+    >>> translator.sites["relu"].pattern_text()
+    '1 on, 2 off, 1 on a kink'
+    """
+
+    def __init__(self) -> None:
+        self.sites: dict[str, Site] = {}
+        self._masks: dict[str, np.ndarray | None] = {}
+        self._shapes: dict[str, tuple[int, ...]] = {}
+
+    def __call__(self, call: FxCall) -> Layer | None:
+        """The node's Jacobian layer at the point, or None when it is no known non-linearity."""
+        if call.op == "call_module":
+            op: Any = call.module
+        else:
+            op = call.target
+        if not is_jacobian_op(op):
+            return None
+        traced = call.traced
+        first = call.args[0] if call.args else call.kwargs.get("input")
+        if len(traced) != 1 or first is not traced[0]:
+            raise ConvMatrixError(
+                f"depends on the input through {len(traced)} values "
+                f"({', '.join(t.name for t in traced)}); cm.linearize reads "
+                f"{call.kind} of its first argument only")
+        source = traced[0]
+        args = () if call.op == "call_module" else tuple(call.args[1:])
+        kwargs = {} if call.op == "call_module" else {
+            k: v for k, v in call.kwargs.items() if k != "input"}
+        layer, site, _ = torch_jacobian(op, call.values[source.name], args, kwargs,
+                                        name=call.name, constant=self._mask(call, source))
+        self.sites[call.name] = site
+        return layer
+
+    def _mask(self, call: FxCall, source: Any) -> np.ndarray | None:
+        """Which entries of ``source`` are locally constant, from the nodes built so far."""
+        for name, node in call.built.items():
+            if name not in self._shapes:
+                self._shapes[name] = self._shape(node, call)
+                self._masks[name] = self._node_mask(node, call)
+        return self._masks.get(source.name)
+
+    def _input(self, name: str, call: FxCall) -> tuple[np.ndarray | None, tuple[int, ...]]:
+        if name in self._shapes:
+            return self._masks[name], self._shapes[name]
+        return None, tuple(call.values[name].shape[1:])  # the graph's input: not constant
+
+    def _shape(self, node: Node, call: FxCall) -> tuple[int, ...]:
+        if isinstance(node.op, Layer):
+            return node.op.output_shape
+        shapes = [self._input(name, call)[1] for name in node.inputs]
+        if isinstance(node.op, Sum):
+            return shapes[0]
+        axis = node.op.axis % len(shapes[0])
+        return (*shapes[0][:axis], sum(s[axis] for s in shapes), *shapes[0][axis + 1:])
+
+    def _node_mask(self, node: Node, call: FxCall) -> np.ndarray | None:
+        found = [self._input(name, call) for name in node.inputs]
+        masks = [mask for mask, _ in found]
+        if isinstance(node.op, Sum):
+            if any(mask is None for mask in masks):
+                return None
+            return np.logical_and.reduce([m for m in masks if m is not None])
+        if isinstance(node.op, Cat):
+            if all(mask is None for mask in masks):
+                return None
+            return np.concatenate([np.zeros(shape, bool) if mask is None else mask
+                                   for mask, shape in found], axis=node.op.axis)
+        return constant_after(node.op, masks[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -185,10 +186,16 @@ def test_a_unet_like_concat_of_skips():
 
 
 @pytest.mark.parametrize(("forward", "match"), [
-    (lambda self, x: self.conv(x) * self.conv(x), "multiplies two branches"),
-    (lambda self, x: F.softmax(self.conv(x), dim=1), r"node 'softmax' \(F.softmax, position"),
-    (lambda self, x: self.conv(x) if x.sum() > 0 else x, "cannot be traced"),
-    (lambda self, x: 1.0 / self.conv(x), "divides by the input"),
+    (lambda self, x: self.conv(x) * self.conv(x),
+     r"node 'mul' \(position 3, call_function mul\): multiplies two values that depend on the "
+     r"input \(a product of branches\): not affine, and cm\.linearize does not read"),
+    (lambda self, x: F.softmax(self.conv(x), dim=1),
+     r"node 'softmax' \(position 2, call_function torch\.nn\.functional\.softmax\): softmax "
+     r"is neither affine nor a non-linearity cm\.linearize reads"),
+    (lambda self, x: self.conv(x) if x.sum() > 0 else x, r"could not be traced by torch\.fx"),
+    (lambda self, x: 1.0 / self.conv(x),
+     r"node 'truediv' \(position 2, call_function truediv\): divides by a value that depends "
+     r"on the input"),
 ])
 def test_refusals_name_the_node(forward, match):
     class Bad(nn.Module):
@@ -208,7 +215,7 @@ def test_two_inputs_refused():
         def forward(self, x, y):
             return x + y
 
-    with pytest.raises(cm.ConvMatrixError, match="more than one input"):
+    with pytest.raises(cm.ConvMatrixError, match=r"`model` has 2 inputs \(x, y\)"):
         cm.linearize(Two(), _point((1, 3, 3), "two"))
 
 
@@ -227,3 +234,76 @@ def test_explain_lists_graph_steps():
     text = lin.explain().to_markdown()
     assert "add ← bn2, input: sum 1, 1" in text
     assert "| relu | ReLU | activation |" in text
+
+
+class ShuffleSplit(nn.Module):
+    """ShuffleNet-style: chunk/split into branches, a ReLU branch, concatenated back."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 3, padding=1)
+        self.head = nn.Conv2d(4, 2, 1)
+
+    def forward(self, x):
+        left, right = x.chunk(2, dim=1)
+        a, b = torch.split(right, [1, 1], dim=1)
+        branch = F.relu(self.conv(torch.cat([b, a], 1)))
+        top, bottom = torch.split(left, 3, dim=2)
+        mixed = torch.cat([F.relu(top), -bottom], dim=2)
+        return self.head(torch.cat([branch, mixed], dim=1))
+
+
+def test_chunk_split_and_cat_against_jacrev():
+    """Issue 17: linearize refused chunk ("gives a tuple"); read through the one fx walker."""
+    torch.manual_seed(3)
+    lin = _check(ShuffleSplit().double().eval(), _point((4, 5, 5), "shuffle"))
+    assert [s.op for s in lin.sites] == ["F.relu", "F.relu"]
+
+
+def test_sequential_of_custom_blocks_is_read_as_a_graph():
+    """A ResNet-like nn.Sequential holding user blocks: traced, not refused by the chain walker."""
+    torch.manual_seed(4)
+    net = nn.Sequential(BasicBlock(2, 2), BasicBlock(2, 3, stride=2), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(3, 2))
+    lin = _check(_randomise_bn(net), _point((2, 6, 6), "sequential-blocks"))
+    assert [s.op for s in lin.sites] == ["ReLU"] * 4
+
+
+class Aliased(nn.Module):
+    """One conv registered under two names, a root parameter, a PReLU (a parameter)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(2, 2, 3, padding=1)
+        self.b = self.a
+        self.w = nn.Parameter(torch.randn(1, 2, 1, 1))
+        self.act = nn.PReLU(2, init=0.2)
+
+    def forward(self, x):
+        return self.act(self.b(self.a(x))) * self.w + F.conv2d(x, self.a.weight, padding=1)
+
+
+@pytest.mark.parametrize("make", [lambda: BasicBlock(2, 2), Aliased], ids=["block", "aliased"])
+def test_float32_graph_runs_in_float64_and_stays_untouched(make):
+    torch.manual_seed(5)
+    model = make().eval()
+    before = {name: (t.dtype, t.detach().clone()) for name, t in model.state_dict().items()}
+    x = _point((2, 4, 4), "float32")
+    lin = cm.linearize(model, x)
+    _, jac = _jacobian(copy.deepcopy(model).double(), x)
+    np.testing.assert_allclose(lin.matrix().toarray(), jac, atol=1e-12, rtol=1e-10)
+    assert lin.dtype == np.float64
+    for name, tensor in model.state_dict().items():
+        assert tensor.dtype == before[name][0], name
+        assert torch.equal(tensor, before[name][1]), name
+
+
+def test_max_indices_are_refused_by_name():
+    class Indices(nn.Module):
+        def forward(self, x):
+            return x.flatten(2).max(dim=2).indices.double()
+
+    with pytest.raises(cm.ConvMatrixError,
+                       match=r"node 'getattr_1' \(position \d+, call_function getattr\): takes "
+                             r"output 1 of a node whose output 1 is not read"):
+        cm.linearize(Indices(), _point((2, 3, 3), "indices"))
