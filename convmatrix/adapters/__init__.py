@@ -1,13 +1,15 @@
 """Framework adapters: a real Keras layer/model or torch module as a layer object or matrix.
 
 One module (or package) per framework: :mod:`convmatrix.adapters.torch`,
-:mod:`convmatrix.adapters.keras`. Adapters sit above :mod:`convmatrix.layers`: they translate
+:mod:`convmatrix.adapters.keras`, :mod:`convmatrix.adapters.lax` (``cm.lax``). Adapters sit
+above :mod:`convmatrix.layers`: they translate
 a framework's layer into a layer kind (a :class:`~convmatrix.geometry.spec.ConvSpec` plus a
 torch-layout weight for convolutions), and the matrix always comes from the one builder.
 Layers never import adapters. Neither Keras nor torch is imported: live objects are read
 through their attributes.
 """
 
+from convmatrix.adapters import lax
 from convmatrix.adapters.jacobian import LipschitzSummary, linearize, lipschitz_summary
 from convmatrix.adapters.keras import (
     KerasLayer,
@@ -29,6 +31,7 @@ __all__ = [
     "keras_layer",
     "keras_matrix",
     "keras_output_shape",
+    "lax",
     "linearize",
     "lipschitz_summary",
     "torch_bias",
