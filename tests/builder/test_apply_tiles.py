@@ -74,16 +74,19 @@ def _interleaved(batch: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(params=["default", "one-row", "col2im", "one-sample", "tile-padding"])
 def tiles(request, monkeypatch):
-    """Default tiles; tiles of one output row (nothing padded whole); the adjoint always by
-    col2im (never as the flipped convolution it is for stride 1, nor through the padded
-    input); padded inputs one sample at a time; the forward padding each tile's rows itself."""
+    """Default tiles; tiles of one output row and one group (nothing padded whole); the
+    adjoint always by col2im (never as the flipped convolution it is for stride 1, nor
+    through the padded input); padded inputs one sample at a time, tiles of one group; the
+    forward padding each tile's rows itself."""
     if request.param == "one-row":
         monkeypatch.setattr(apply, "TILE_BYTES", 1)
         monkeypatch.setattr(apply, "WORKSPACE_BYTES", 1)
+        monkeypatch.setattr(apply, "GROUP_TILE_BYTES", 1)
     if request.param == "col2im":
         monkeypatch.setattr(apply, "_ADJOINT_AS_CONVOLUTION", False)
     if request.param == "one-sample":
         monkeypatch.setattr(apply, "_padded_chunk", lambda batch, per_sample: 1)
+        monkeypatch.setattr(apply, "GROUP_TILE_BYTES", 1)
     if request.param == "tile-padding":
         monkeypatch.setattr(apply, "_PAD_FIRST", False)
     return request.param
