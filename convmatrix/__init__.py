@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the same names, imported eagerly for type checkers and IDEs
     from convmatrix.adapters import (
         LipschitzSummary,
         from_keras,
+        from_onnx,
         from_torch,
         keras_matrix,
         keras_output_shape,
@@ -110,6 +111,7 @@ _LAZY: dict[str, str] = {
     "ConvMatrixError": "convmatrix._errors",
     # framework adapters
     "from_keras": "convmatrix.adapters",
+    "from_onnx": "convmatrix.adapters",
     "from_torch": "convmatrix.adapters",
     "keras_matrix": "convmatrix.adapters",
     "keras_output_shape": "convmatrix.adapters",
@@ -238,6 +240,7 @@ __all__ = [
     "dot_test",
     "estimate_nbytes",
     "from_keras",
+    "from_onnx",
     "from_torch",
     "keras_matrix",
     "keras_output_shape",

@@ -18,6 +18,7 @@ from convmatrix.adapters.keras import (
     keras_matrix,
     keras_output_shape,
 )
+from convmatrix.adapters.onnx import from_onnx
 from convmatrix.adapters.torch import from_torch, torch_bias, torch_matrix
 from convmatrix.builder.channels_last import channels_last_matrix, channels_last_permutation
 
@@ -27,6 +28,7 @@ __all__ = [
     "channels_last_matrix",
     "channels_last_permutation",
     "from_keras",
+    "from_onnx",
     "from_torch",
     "keras_layer",
     "keras_matrix",

@@ -87,8 +87,12 @@ def linearize(model: Any, x: Any) -> Linearization:
 
     Parameters
     ----------
-    model : torch.nn.Module
-        An ``nn.Sequential`` (nested ones too) of layers :func:`~convmatrix.from_torch` reads
+    model : torch.nn.Module, Keras model or ONNX model
+        An ONNX model is an ``onnx.ModelProto`` or a path to an ``.onnx`` file, read as
+        :func:`~convmatrix.from_onnx` reads it, its non-linear operators (``Relu``,
+        ``LeakyRelu``, ``PRelu``, ``Clip``, ``Elu``, ``Gelu``, ``Sigmoid``, ``Tanh``, ...,
+        ``MaxPool``, ``Mul`` of two branches) at the point. A torch model is
+        an ``nn.Sequential`` (nested ones too) of layers :func:`~convmatrix.from_torch` reads
         (``Conv*``, ``ConvTranspose*``, ``Linear``, ``Flatten``, ``BatchNorm*`` in eval,
         pooling, padding, ...) and non-linearities: element-wise activations (``ReLU``,
         ``LeakyReLU``, ``PReLU``, ``ReLU6``, ``Hardtanh``, ``ELU``, ``GELU``, ``SiLU``,
@@ -142,8 +146,21 @@ def linearize(model: Any, x: Any) -> Linearization:
         return reader(model, x)  # type: ignore[no-any-return]
     if is_torch_module(model):
         return _linearize_torch(model, x)
-    raise ConvMatrixError(f"`model` (={type(model).__name__}) is neither a torch module nor a "
-                          f"Keras model")
+    if _is_onnx(model):
+        from convmatrix.adapters.onnx.reader import linearize_onnx
+
+        return linearize_onnx(model, x)
+    raise ConvMatrixError(f"`model` (={type(model).__name__}) is neither a torch module, a "
+                          f"Keras model nor an ONNX model (a ModelProto or a path to .onnx)")
+
+
+def _is_onnx(model: Any) -> bool:
+    """An ``onnx.ModelProto`` (duck-typed), or a path to an ``.onnx`` file."""
+    import os
+
+    if isinstance(model, str | os.PathLike):
+        return os.fspath(model).lower().endswith(".onnx")
+    return type(model).__name__ == "ModelProto" and hasattr(model, "graph")
 
 
 def _linearize_torch(model: Any, x: Any) -> Linearization:

@@ -7,5 +7,6 @@
 
 from convmatrix.adapters.onnx.node import OnnxNode
 from convmatrix.adapters.onnx.ops import TRANSLATORS, Translator
+from convmatrix.adapters.onnx.reader import from_onnx, linearize_onnx
 
-__all__ = ["TRANSLATORS", "OnnxNode", "Translator"]
+__all__ = ["TRANSLATORS", "OnnxNode", "Translator", "from_onnx", "linearize_onnx"]

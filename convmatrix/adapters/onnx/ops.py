@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from convmatrix.adapters.onnx import ops_conv, ops_linear
 from convmatrix.adapters.onnx.node import OnnxNode
 from convmatrix.layers.base import Layer
 from convmatrix.layers.identity import Identity
@@ -34,4 +35,24 @@ def identity(node: OnnxNode, input_shape: tuple[int, ...]) -> Layer:
 TRANSLATORS: dict[str, Translator] = {
     "Identity": identity,
     "Dropout": identity,
+    "Conv": ops_conv.conv,
+    "ConvTranspose": ops_conv.conv_transpose,
+    "AveragePool": ops_conv.average_pool,
+    "GlobalAveragePool": ops_conv.global_average_pool,
+    "BatchNormalization": ops_linear.batch_normalization,
+    "Add": ops_linear.arithmetic,
+    "Sub": ops_linear.arithmetic,
+    "Mul": ops_linear.arithmetic,
+    "Div": ops_linear.arithmetic,
+    "Neg": ops_linear.neg,
+    "Cast": ops_linear.cast,
+    "Gemm": ops_linear.gemm,
+    "MatMul": ops_linear.matmul,
+    "Reshape": ops_linear.reshape,
+    "Flatten": ops_linear.flatten,
+    "Squeeze": ops_linear.squeeze,
+    "Unsqueeze": ops_linear.unsqueeze,
+    "ReduceMean": ops_linear.reduce,
+    "ReduceSum": ops_linear.reduce,
+    "Slice": ops_linear.slice_,
 }
