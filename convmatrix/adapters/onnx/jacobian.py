@@ -170,6 +170,61 @@ def _swish(node: OnnxNode, z: np.ndarray, shape: tuple[int, ...]) -> Pair:
     return z * s, s + a * z * s * (1 - s)
 
 
+def _erf(node: OnnxNode, z: np.ndarray, shape: tuple[int, ...]) -> Pair:
+    from scipy.special import erf
+
+    return erf(z), 2 / math.sqrt(math.pi) * np.exp(-z * z)
+
+
+def _exp(node: OnnxNode, z: np.ndarray, shape: tuple[int, ...]) -> Pair:
+    e = np.exp(z)
+    return e, e
+
+
+def _domain(node: OnnxNode, ok: np.ndarray, what: str) -> None:
+    if not np.all(ok):
+        raise node.refuse(f"is not differentiable at the point: {what}")
+
+
+def _log(node: OnnxNode, z: np.ndarray, shape: tuple[int, ...]) -> Pair:
+    _domain(node, z > 0, "Log of a non-positive input")
+    return np.log(z), 1 / z
+
+
+def _sqrt(node: OnnxNode, z: np.ndarray, shape: tuple[int, ...]) -> Pair:
+    _domain(node, z > 0, "Sqrt of a non-positive input")
+    r = np.sqrt(z)
+    return r, 0.5 / r
+
+
+def _reciprocal(node: OnnxNode, z: np.ndarray, shape: tuple[int, ...]) -> Pair:
+    _domain(node, z != 0, "Reciprocal of zero")
+    return 1 / z, -1 / (z * z)
+
+
+def _abs(node: OnnxNode, z: np.ndarray, shape: tuple[int, ...]) -> Pair:
+    return np.abs(z), np.sign(z)
+
+
+def _sin(node: OnnxNode, z: np.ndarray, shape: tuple[int, ...]) -> Pair:
+    return np.sin(z), np.cos(z)
+
+
+def _cos(node: OnnxNode, z: np.ndarray, shape: tuple[int, ...]) -> Pair:
+    return np.cos(z), -np.sin(z)
+
+
+def _pow(node: OnnxNode, z: np.ndarray, shape: tuple[int, ...]) -> Pair:
+    exponent = node.constant_input(1)
+    if exponent is None:
+        raise node.refuse("input 1 (the exponent) must be a constant")
+    p = np.broadcast_to(sample_constant(node, exponent, shape), z.shape)
+    if np.any((p != np.round(p)) & (z <= 0)) or np.any((p < 1) & (z == 0)):
+        raise node.refuse("is not differentiable at the point (a non-integer or small power "
+                          "of a non-positive input)")
+    return z ** p, p * z ** (p - 1)
+
+
 def _none(node: OnnxNode) -> tuple[float, ...]:
     return ()
 
@@ -208,6 +263,15 @@ _ACTIVATIONS: dict[str, OnnxActivation] = {
                                       lambda n: 1.0 if _alpha(n, 1.0) == 0 else math.inf,
                                       "ThresholdedRelu'(alpha) = 0"),
     "Swish": OnnxActivation(_swish, _none, False, None),
+    "Erf": OnnxActivation(_erf, _none, False, lambda n: 2 / math.sqrt(math.pi)),
+    "Exp": OnnxActivation(_exp, _none, False, lambda n: math.inf),
+    "Log": OnnxActivation(_log, _none, False, lambda n: math.inf),
+    "Sqrt": OnnxActivation(_sqrt, _none, False, lambda n: math.inf),
+    "Reciprocal": OnnxActivation(_reciprocal, _none, False, lambda n: math.inf),
+    "Abs": OnnxActivation(_abs, lambda n: (0.0,), True, _one, "Abs'(0) = 0"),
+    "Sin": OnnxActivation(_sin, _none, False, _one),
+    "Cos": OnnxActivation(_cos, _none, False, _one),
+    "Pow": OnnxActivation(_pow, _none, False, lambda n: math.inf),
 }
 
 _SUP: dict[str, float] = {}

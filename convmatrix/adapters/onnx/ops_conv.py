@@ -20,7 +20,7 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix.adapters.onnx.node import OnnxNode
 from convmatrix.layers.adaptive import GlobalAvgPool
 from convmatrix.layers.base import Layer
-from convmatrix.layers.conv import Conv, ConvLayer, ConvTranspose
+from convmatrix.layers.conv import Conv, ConvTranspose
 from convmatrix.layers.pad import Pad
 from convmatrix.layers.pool import AvgPool
 from convmatrix.layers.scale import Scale

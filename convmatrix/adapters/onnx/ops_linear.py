@@ -116,8 +116,8 @@ def batch_normalization(node: OnnxNode, input_shape: tuple[int, ...]) -> Layer:
 
 def gemm(node: OnnxNode, input_shape: tuple[int, ...]) -> Layer:
     """``Gemm``: ``alpha · A · B' + beta · C`` with ``A`` traced, ``B``/``C`` constant."""
-    if node.constant_input(0) is not None or node.has_input(1) and \
-            node.constant_input(1) is None:
+    if node.constant_input(0) is not None or (node.has_input(1) and \
+            node.constant_input(1) is None):
         raise node.refuse("reads A from the network and B as a constant only")
     if len(input_shape) != 1:
         raise node.refuse(f"A has sample shape {input_shape}; Gemm takes (1, K)")

@@ -151,7 +151,14 @@ class _Reader:
         self.output = outputs[0].name
         if point is not None:
             self.input_shape = tuple(point.shape[1:])
-            _sample_shape(inputs[0], self.input_shape)
+            try:
+                _sample_shape(inputs[0], self.input_shape)
+            except ConvMatrixError:
+                dims = _dims(inputs[0]) or []
+                raise ConvMatrixError(
+                    f"`x` has shape {point.shape} but the model's input {self.input!r} is "
+                    f"{['?' if d is None else d for d in dims]}: give one input exactly as the "
+                    f"model takes it, with its batch axis of 1") from None
         else:
             self.input_shape = _sample_shape(inputs[0], input_shape)
         self.shapes: dict[str, tuple[int, ...]] = {self.input: self.input_shape}
@@ -221,7 +228,8 @@ class _Reader:
     def translate(self, node: OnnxNode, traced: list[int]) -> None:
         op = node.op_type
         ins = [node.inputs[i] for i in traced]
-        if self.point is not None and (op in _jacobian_ops() or op == "Mul" and len(traced) == 2):
+        two = len(traced) == 2
+        if self.point is not None and (op in _jacobian_ops() or (op in ("Mul", "Div") and two)):
             self.jacobian(node, traced)
             return
         if op in ("Add", "Sub") and len(traced) == 2:
@@ -264,6 +272,9 @@ class _Reader:
             raise node.refuse(f"{'multiplies' if op == 'Mul' else 'divides'} two branches of "
                               f"the input: not an affine map (cm.linearize gives its Jacobian "
                               f"at a point)")
+        if self.point is not None and op in NONLINEAR:
+            raise node.refuse(f"{op} is not an operator cm.linearize linearises (element-wise "
+                              f"activations, MaxPool, GlobalMaxPool, products of branches)")
         if op in NONLINEAR or op in _jacobian_ops():
             raise node.refuse(f"{op} is not linear: from_onnx reads affine graphs only; "
                               f"cm.linearize(model, x) gives the network's exact Jacobian at a "
@@ -332,17 +343,19 @@ class _Reader:
         if self.point is not None:
             values = [self.values[v] for v in inputs]
             if isinstance(op, Sum):
-                self.values[name] = sum(c * v for c, v in zip(op.coefficients, values,
-                                                              strict=True))
-                masks = [self.constant_mask.get(v) for v in inputs]
-                self.constant_mask[name] = None if any(m is None for m in masks) else \
+                total = np.zeros(shape)
+                for c, v in zip(op.coefficients, values, strict=True):
+                    total = total + c * v
+                self.values[name] = total
+                masks = [m for m in (self.constant_mask.get(v) for v in inputs) if m is not None]
+                self.constant_mask[name] = None if len(masks) < len(inputs) else \
                     np.logical_and.reduce(masks)
             elif isinstance(op, Cat):
                 self.values[name] = np.concatenate(values, axis=op.axis)
-                masks = [self.constant_mask.get(v) for v in inputs]
-                self.constant_mask[name] = None if all(m is None for m in masks) else \
+                parts = [self.constant_mask.get(v) for v in inputs]
+                self.constant_mask[name] = None if all(m is None for m in parts) else \
                     np.concatenate([np.zeros(self.shapes[v], bool) if m is None else m
-                                    for v, m in zip(inputs, masks, strict=True)], axis=op.axis)
+                                    for v, m in zip(inputs, parts, strict=True)], axis=op.axis)
             else:
                 if site is None:
                     self.values[name] = np.asarray(op(values[0], max_bytes=self.max_bytes),
@@ -352,7 +365,7 @@ class _Reader:
     def jacobian(self, node: OnnxNode, traced: list[int]) -> None:
         from convmatrix.adapters.onnx.jacobian import onnx_jacobian
 
-        if node.op_type == "Mul" and len(traced) == 2:
+        if node.op_type in ("Mul", "Div") and len(traced) == 2:
             self.product(node)
             return
         if len(traced) != 1 or traced[0] != 0:
@@ -365,7 +378,7 @@ class _Reader:
         self.add(node, layer, (source,), layer.output_shape, site=site)
 
     def product(self, node: OnnxNode) -> None:
-        """``a · b`` of two branches at the point: ``b₀ · a + a₀ · b − a₀ b₀``."""
+        """``a · b`` (``a / b``) of two branches at the point, as its tangent map."""
         from convmatrix.layers.scale import Scale
 
         a, b = node.inputs[0], node.inputs[1]
@@ -375,8 +388,20 @@ class _Reader:
                               f"{self.shapes[b]}")
         a0, b0 = self.values[a], self.values[b]
         out = node.outputs[0]
-        self.add(node, Scale(shape, b0, -a0 * b0), (a,), shape, output=f"{out}/d{a}")
-        self.add(node, Scale(shape, a0), (b,), shape, output=f"{out}/d{b}")
+        if node.op_type == "Div":  # a / b ≈ a / b₀ − (a₀ / b₀²) · (b − b₀)
+            if np.any(b0 == 0):
+                raise node.refuse("divides by a branch that is zero at the point")
+            if a == b:
+                self.add(node, Scale(shape, 0.0, 1.0), (a,), shape)
+                return
+            da, db, shift = 1 / b0, -a0 / (b0 * b0), a0 / b0
+        elif a == b:  # x · x
+            self.add(node, Scale(shape, 2 * a0, -a0 * a0), (a,), shape)
+            return
+        else:
+            da, db, shift = b0, a0, -a0 * b0
+        self.add(node, Scale(shape, da, shift), (a,), shape, output=f"{out}/d{a}")
+        self.add(node, Scale(shape, db), (b,), shape, output=f"{out}/d{b}")
         self.add(node, Sum((1.0, 1.0)), (f"{out}/d{a}", f"{out}/d{b}"), shape, output=out)
 
     def fold(self, proto: Any, index: int) -> None:
@@ -425,7 +450,7 @@ class _Reader:
 
     def check_fold_size(self, proto: Any, index: int, inputs: dict[str, np.ndarray]) -> None:
         op = proto.op_type
-        values = [inputs.get(v) for v in proto.input]
+        values = [np.asarray(inputs.get(v, 0)) for v in proto.input]
         try:
             if op == "ConstantOfShape":
                 size = math.prod(int(v) for v in np.asarray(values[0]).reshape(-1))
@@ -433,7 +458,7 @@ class _Reader:
                 size = math.prod(np.broadcast_shapes(
                     values[0].shape, tuple(int(v) for v in values[1].reshape(-1))))
             elif op == "Tile":
-                size = values[0].size * math.prod(int(v) for v in values[1].reshape(-1))
+                size = int(values[0].size) * math.prod(int(v) for v in values[1].reshape(-1))
             else:  # Range
                 start, limit, delta = (float(np.asarray(v)) for v in values[:3])
                 size = max(0, math.ceil((limit - start) / delta)) if delta else 0
