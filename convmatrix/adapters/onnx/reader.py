@@ -431,7 +431,13 @@ class _Reader:
         if op in _FOLD_LIMITED:
             self.check_fold_size(proto, index, inputs)
         try:
-            evaluator = ReferenceEvaluator(proto, opsets={"": self.opset})
+            from onnx import helper
+
+            graph = helper.make_graph(
+                [proto], "fold", [helper.make_empty_tensor_value_info(v) for v in inputs],
+                [helper.make_empty_tensor_value_info(v) for v in proto.output if v])
+            evaluator = ReferenceEvaluator(helper.make_model(
+                graph, opset_imports=[helper.make_opsetid("", self.opset)]))
             results = evaluator.run(None, inputs)
         except ConvMatrixError:  # pragma: no cover
             raise
@@ -440,7 +446,7 @@ class _Reader:
                 f"ONNX {self.where(proto, index)}: computing it on constants failed "
                 f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
             ) from None
-        for name, value in zip(proto.output, results, strict=False):
+        for name, value in zip([v for v in proto.output if v], results, strict=False):
             if name:
                 array = np.asarray(value)
                 if self.max_bytes is not None and array.nbytes > self.max_bytes:

@@ -34,7 +34,7 @@ def _ort_accepts(proto, x):
     return True
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(6))
 def test_conv_random_attributes_match_reference_and_onnxruntime(seed):
     rng = np.random.default_rng(seed)
     for _ in range(5):
@@ -56,7 +56,7 @@ def test_conv_random_attributes_match_reference_and_onnxruntime(seed):
         _check(proto, x, ort=_ort_accepts(proto, x))
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(8))
 def test_conv_transpose_random_attributes_match_reference(seed):
     """output_padding, output_shape, pads and every auto_pad; group 1 (see the group test)."""
     rng = np.random.default_rng(100 + seed)
@@ -142,7 +142,7 @@ def test_conv_transpose_same_lower_kernel_smaller_than_stride_follows_the_refere
     assert runtime(proto, x).shape == (1, 1, 7)  # onnxruntime: (n−1)·s + k, no negative pad
 
 
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", range(5))
 def test_average_pool_random_attributes_match_onnxruntime(seed):
     rng = np.random.default_rng(200 + seed)
     checked = 0
