@@ -150,8 +150,8 @@ def linearize(model: Any, x: Any) -> Linearization:
         from convmatrix.adapters.onnx.reader import linearize_onnx
 
         return linearize_onnx(model, x)
-    raise ConvMatrixError(f"`model` (={type(model).__name__}) is neither a torch module, a "
-                          f"Keras model nor an ONNX model (a ModelProto or a path to .onnx)")
+    raise ConvMatrixError(f"`model` (={type(model).__name__}) is neither a torch module nor a "
+                          f"Keras model, nor an ONNX model (a ModelProto or a path to .onnx)")
 
 
 def _is_onnx(model: Any) -> bool:
