@@ -345,7 +345,7 @@ _KEEP_BYTES = 16 * 2**20
 _POOL = threading.local()
 # distinct addresses modulo 4 KiB for the buffers one loop reads and writes together: equal
 # low address bits make every load wait on the store before it (4K aliasing), 5-10x slower
-_OFFSETS = {"pad": 1088, "columns": 2240, "rows": 3392, "fold": 448}
+_OFFSETS = {"pad": 1088, "columns": 2240, "rows": 3392, "fold": 448, "padded": 1600}
 
 
 def _scratch(role: str, nbytes: int) -> np.ndarray:
@@ -536,7 +536,7 @@ def _padded_forward_into(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, out:
         return False
     axes = _axes(spec)
     general = not all(a.inside for a in axes[1:])  # a border copies a trimmed pixel
-    padded_buffer = _Buffer(dtype, "fold")
+    padded_buffer = _Buffer(dtype, "padded")  # not "fold": the padded adjoint runs this
     for b0 in range(0, batch, chunk):
         b1 = min(b0 + chunk, batch)
         padded = padded_buffer.take((b1 - b0, *inner.input_shape), batch_last)

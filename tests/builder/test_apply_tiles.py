@@ -34,6 +34,7 @@ GEOMETRIES = [
     ((4, 2, 3, 3, 3), (2, 7, 9, 8), 1, 2, 2, 1),  # 3-D dilated
     ((2, 3, 2, 3, 2), (3, 6, 7, 5), (2, 1, 3), (1, 2, 1), 1, 1),  # 3-D mixed strides
     ((3, 1, 1, 1), (1, 9, 9), 3, 1, 1, 1),  # stride above the kernel: gaps between tiles
+    ((2, 5, 3, 3), (5, 12, 8), 1, 1, 1, 1),  # fewer outputs than inputs (adjoint buffers)
 ]
 
 
@@ -72,12 +73,14 @@ def _interleaved(batch: np.ndarray) -> np.ndarray:
     return np.moveaxis(np.ascontiguousarray(np.moveaxis(batch, 0, -1)), -1, 0)
 
 
-@pytest.fixture(params=["default", "one-row", "col2im", "one-sample", "tile-padding"])
+@pytest.fixture(params=["default", "one-row", "col2im", "one-sample", "tile-padding",
+                        "small-tiles"])
 def tiles(request, monkeypatch):
     """Default tiles; tiles of one output row and one group (nothing padded whole); the
     adjoint always by col2im (never as the flipped convolution it is for stride 1, nor
     through the padded input); padded inputs one sample at a time, tiles of one group; the
-    forward padding each tile's rows itself."""
+    forward padding each tile's rows itself; tiles of a few rows within samples padded whole
+    (scratch buffers of nested kernels must not overlap)."""
     if request.param == "one-row":
         monkeypatch.setattr(apply, "TILE_BYTES", 1)
         monkeypatch.setattr(apply, "WORKSPACE_BYTES", 1)
@@ -89,6 +92,8 @@ def tiles(request, monkeypatch):
         monkeypatch.setattr(apply, "GROUP_TILE_BYTES", 1)
     if request.param == "tile-padding":
         monkeypatch.setattr(apply, "_PAD_FIRST", False)
+    if request.param == "small-tiles":
+        monkeypatch.setattr(apply, "TILE_BYTES", 2048)
     return request.param
 
 
