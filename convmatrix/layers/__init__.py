@@ -17,24 +17,27 @@ from convmatrix.layers.identity import Identity
 from convmatrix.layers.linear import Linear
 from convmatrix.layers.linearization import Linearization
 from convmatrix.layers.norm import BatchNorm
-from convmatrix.layers.pad import Pad
+from convmatrix.layers.pad import NumpyPad, Pad
 from convmatrix.layers.permute import Permute
 from convmatrix.layers.pool import AvgPool
 from convmatrix.layers.repeat import Repeat
 from convmatrix.layers.reshape import Flatten, Reshape, Slice
+from convmatrix.layers.resize import Resize
 from convmatrix.layers.scale import Scale
 from convmatrix.layers.selection import AdaptiveMaxPoolAt, GlobalMaxPoolAt, MaxPoolAt
 from convmatrix.layers.sequential import Sequential
-from convmatrix.layers.shuffle import PixelShuffle, PixelUnshuffle
+from convmatrix.layers.shuffle import DepthToSpace, PixelShuffle, PixelUnshuffle, SpaceToDepth
 from convmatrix.layers.stat_norm import GroupNormAt, InstanceNormAt, LayerNormAt
 from convmatrix.layers.upsample import Upsample
 
-__all__ = ["AdaptiveAvgPool", "AdaptiveMaxPoolAt", "Add", "Adjoint", "AvgPool", "BatchNorm", "Cat",
-           "ChannelsLast", "Concat", "Conv", "ConvLayer", "ConvTranspose", "Flatten",
-           "GlobalAvgPool", "GlobalMaxPoolAt", "Graph", "GroupNormAt", "Identity",
-           "InstanceNormAt", "KerasConv", "Layer", "LayerNormAt", "Linear", "Linearization",
-           "MaxPoolAt", "Node", "Pad", "Permute", "PixelShuffle", "PixelUnshuffle", "Repeat",
-           "Reshape", "Scale", "Sequential", "Slice", "Sum", "Upsample"]
+__all__ = ["AdaptiveAvgPool", "AdaptiveMaxPoolAt", "Add", "Adjoint", "AvgPool",
+           "BatchNorm", "Cat", "ChannelsLast", "Concat", "Conv", "ConvLayer",
+           "ConvTranspose", "DepthToSpace", "Flatten", "GlobalAvgPool",
+           "GlobalMaxPoolAt", "Graph", "GroupNormAt", "Identity", "InstanceNormAt",
+           "KerasConv", "Layer", "LayerNormAt", "Linear", "Linearization", "MaxPoolAt",
+           "Node", "NumpyPad", "Pad", "Permute", "PixelShuffle", "PixelUnshuffle", "Repeat",
+           "Reshape", "Resize", "Scale", "Sequential", "Slice", "SpaceToDepth", "Sum",
+           "Upsample"]
 
 _MOVED = {"from_torch": "convmatrix.adapters.torch", "from_keras": "convmatrix.adapters.keras"}
 

@@ -1,4 +1,7 @@
-"""Padding and cropping (torch ``F.pad``) as an exact selection matrix plus an offset."""
+"""Padding and cropping as an exact selection matrix plus an offset.
+
+torch's ``F.pad`` (:class:`Pad`) and ``numpy.pad`` / ONNX ``Pad`` (:class:`NumpyPad`).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import scipy.sparse as sp
 from convmatrix._errors import ConvMatrixError
 from convmatrix.layers._separable import SeparableLayer, as_int, as_shape, axis_matrix
 
-__all__ = ["PAD_MODES", "Pad"]
+__all__ = ["NUMPY_PAD_MODES", "PAD_MODES", "NumpyPad", "Pad"]
 
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
 """``F.pad`` modes."""
@@ -180,3 +183,143 @@ class Pad(SeparableLayer):
         elif self.value != 0:
             parts.append(f"value {self.value}")
         return ", ".join(parts)
+
+
+NUMPY_PAD_MODES = ("constant", "reflect", "edge", "wrap")
+"""``numpy.pad`` (and ONNX ``Pad``) modes :class:`NumpyPad` takes."""
+
+
+class NumpyPad(SeparableLayer):
+    """``numpy.pad(x, pad_width, mode)`` of one sample (ONNX ``Pad``); negative widths crop.
+
+    Any axis may be padded in any mode, by any amount ``numpy.pad`` allows (``reflect`` and
+    ``wrap`` repeat the mirror image or the period as often as needed). A negative width
+    crops that side first, then the cropped sample is padded (what onnxruntime does with
+    ONNX's negative pads; ``numpy.pad`` itself refuses them). A non-zero ``value`` is the
+    :meth:`offset`. torch's ``F.pad`` (its order of pads, its limits) is :class:`Pad`.
+
+    Parameters
+    ----------
+    input_shape : sequence of int
+        One sample, any rank.
+    pad_width : sequence of (int, int)
+        ``(before, after)`` for every axis of the sample, first axis first.
+    mode : {"constant", "reflect", "edge", "wrap"}, optional
+    value : float, optional
+        The fill of ``"constant"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convmatrix as cm
+    >>> pad = cm.NumpyPad((1, 3), ((0, 0), (5, -1)), mode="reflect")
+    >>> pad
+    NumpyPad(1×3 → 1×7, ((0, 0), (5, -1)), reflect)
+    >>> pad(np.array([[1, 2, 3]]))
+    array([[2, 1, 2, 1, 2, 1, 2]])
+    >>> cm.NumpyPad((2,), ((1, 1),), value=7)(np.array([1, 2]))
+    array([7, 1, 2, 7])
+    """
+
+    def __init__(self, input_shape: Sequence[int], pad_width: Sequence[Sequence[int]],
+                 mode: str = "constant", value: float = 0.0) -> None:
+        from convmatrix.layers._checks import any_shape
+
+        shape = any_shape(input_shape)
+        if mode not in NUMPY_PAD_MODES:
+            raise ConvMatrixError(
+                f"`mode` (={mode!r}) must be one of {', '.join(map(repr, NUMPY_PAD_MODES))}")
+        if mode != "constant" and value != 0:
+            raise ConvMatrixError(f"`value` (={value!r}) applies only to mode 'constant'")
+        if isinstance(value, bool) or not isinstance(value, int | float | np.number) \
+                or not math.isfinite(float(value)):
+            raise ConvMatrixError(f"`value` (={value!r}) must be a finite number")
+        pairs = self._pairs(pad_width, shape)
+        out = []
+        for axis, (n, (before, after)) in enumerate(zip(shape, pairs, strict=True)):
+            kept = n - max(0, -before) - max(0, -after)
+            size = kept + max(0, before) + max(0, after)
+            if kept < 0 or size < 1:
+                raise ConvMatrixError(
+                    f"`pad_width` (={pad_width!r}) crops axis {axis} (size {n}) to nothing")
+            if kept == 0 and mode != "constant":
+                raise ConvMatrixError(
+                    f"`pad_width` (={pad_width!r}) crops axis {axis} (size {n}) to nothing "
+                    f"before padding it in mode {mode!r}")
+            out.append(size)
+        self.pad_width = pairs
+        self.mode = mode
+        self.value = value
+        self._input_shape = shape
+        self._output_shape = tuple(out)
+        mode_name = {"edge": "replicate", "wrap": "circular"}.get(mode, mode)
+        self._axes: list[sp.csr_array | None] = []
+        self._filled: list[np.ndarray] = []
+        for n, (before, after), size in zip(shape, pairs, out, strict=True):
+            lo, hi = max(0, -before), n - max(0, -after)  # crop first, then pad
+            sources = [_source(j - max(0, before) + lo, lo, hi, mode_name) for j in range(size)]
+            self._filled.append(np.array([q is None for q in sources]))
+            if before == 0 and after == 0:
+                self._axes.append(None)
+                continue
+            kept_rows = [(j, q) for j, q in enumerate(sources) if q is not None]
+            self._axes.append(axis_matrix(np.array([j for j, _ in kept_rows], dtype=int),
+                                          np.array([q for _, q in kept_rows], dtype=int),
+                                          np.ones(len(kept_rows), dtype=np.int64), (size, n)))
+
+    @staticmethod
+    def _pairs(pad_width: Any, shape: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+        message = (f"`pad_width` (={pad_width!r}) must hold one (before, after) pair of ints per "
+                   f"axis of the sample {shape}")
+        if isinstance(pad_width, str) or not hasattr(pad_width, "__iter__"):
+            raise ConvMatrixError(message)
+        pairs = []
+        for pair in pad_width:
+            if isinstance(pair, str) or not hasattr(pair, "__iter__") or len(tuple(pair)) != 2:
+                raise ConvMatrixError(message)
+            before, after = (as_int(v, "pad_width") for v in pair)
+            pairs.append((before, after))
+        if len(pairs) != len(shape):
+            raise ConvMatrixError(message)
+        return tuple(pairs)
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """int64: the matrix selects (and repeats)."""
+        return np.dtype(np.int64)
+
+    def abs_row_sum(self) -> int:
+        """1: every row of the matrix copies one input value (or none)."""
+        return 1
+
+    def _axis_matrices(self) -> list[sp.csr_array | None]:
+        return list(self._axes)
+
+    def offset(self) -> np.ndarray:
+        """``value`` at every padded position of mode ``"constant"`` (zeros otherwise)."""
+        return _fill(self._filled, self.value, self.output_shape, self.dtype)
+
+    def _describe(self) -> str:
+        from convmatrix.geometry.shapes import shape_text
+
+        parts = [f"{shape_text(self.input_shape)} → {shape_text(self.output_shape)}",
+                 str(self.pad_width)]
+        if self.mode != "constant":
+            parts.append(self.mode)
+        elif self.value != 0:
+            parts.append(f"value {self.value}")
+        return ", ".join(parts)
+
+
+def _fill(masks: list[np.ndarray], value: float, shape: tuple[int, ...],
+          dtype: np.dtype[Any]) -> np.ndarray:
+    """``value`` where any axis' mask is set (the padded positions), zeros elsewhere, flat."""
+    size = math.prod(shape)
+    if value == 0:
+        return np.zeros(size, dtype=dtype)
+    filled = np.zeros(shape, dtype=bool)
+    for axis, mask in enumerate(masks):
+        view = [1] * len(shape)
+        view[axis] = mask.size
+        filled = filled | mask.reshape(view)
+    return np.where(filled, value, 0).astype(np.result_type(value, dtype)).reshape(-1)

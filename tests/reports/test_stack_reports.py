@@ -240,8 +240,9 @@ def test_stack_files_offer_the_channels_first_kinds_only():
     text = 'input = [1, 4, 4]\n[[layers]]\nkind = "ChannelsLast"\n'
     with pytest.raises(cm.ConvMatrixError, match=r"must be one of AdaptiveAvgPool, AvgPool, "
                                                  r"BatchNorm, Conv, "
-                                                 r"ConvTranspose, Flatten, GlobalAvgPool, "
-                                                 r"Identity, Linear, Pad, Permute, "
-                                                 r"PixelShuffle, PixelUnshuffle, Reshape, Scale, "
-                                                 r"Slice, Upsample$"):
+                                                 r"ConvTranspose, DepthToSpace, Flatten, "
+                                                 r"GlobalAvgPool, Identity, Linear, NumpyPad, "
+                                                 r"Pad, Permute, PixelShuffle, PixelUnshuffle, "
+                                                 r"Reshape, Resize, Scale, Slice, SpaceToDepth, "
+                                                 r"Upsample$"):
         parse_stack(text)

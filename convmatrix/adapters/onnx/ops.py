@@ -56,3 +56,15 @@ TRANSLATORS: dict[str, Translator] = {
     "ReduceSum": ops_linear.reduce,
     "Slice": ops_linear.slice_,
 }
+
+# onnx18b's operators (their modules import this table's types only, not the table)
+from convmatrix.adapters.onnx.ops_layout import (  # noqa: E402
+    depth_to_space,
+    space_to_depth,
+    transpose,
+)
+from convmatrix.adapters.onnx.ops_pad import pad  # noqa: E402
+from convmatrix.adapters.onnx.ops_resize import resize  # noqa: E402
+
+TRANSLATORS.update({"Resize": resize, "Pad": pad, "Transpose": transpose,
+                    "DepthToSpace": depth_to_space, "SpaceToDepth": space_to_depth})
