@@ -129,3 +129,22 @@ def test_bad_arguments_are_refused():
         cm.top_singular_values(layer, 2, tol=-1.0)
     with pytest.raises(cm.ConvMatrixError, match="below"):
         cm.top_singular_values(layer, min(layer.matrix_shape), method="iterative")
+
+
+def test_default_tolerances_agree():
+    import inspect
+    defaults = {fn.__name__: inspect.signature(fn).parameters["tol"].default
+                for fn in (cm.singular_values, cm.operator_norm, cm.top_singular_values)}
+    assert set(defaults.values()) == {1e-6}, defaults
+
+
+@pytest.mark.parametrize("tol", [1e-3, 1e-6])
+@pytest.mark.parametrize("layer", LAYERS, ids=repr)
+def test_the_tolerance_is_honoured(layer, tol):
+    """Residuals at most ``tol``, so each value within ``tol`` (relative) of numpy's."""
+    expected = dense_top(layer, 5)
+    top = cm.top_singular_values(layer, 5, tol=tol, method="iterative")
+    assert np.all(top.residuals <= tol)
+    np.testing.assert_allclose(top.values, expected, rtol=tol)
+    values = cm.singular_values(layer, 5, method="iterative", tol=tol)
+    np.testing.assert_allclose(values, expected, rtol=tol)

@@ -122,7 +122,7 @@ def choose_method(layer: AffineMap, method: SpectrumMethod = "auto") -> str:
 
 
 def singular_values(layer: AffineMap, k: int | None = None, which: Which = "largest", *,
-                    tol: float = 0.0, method: SpectrumMethod = "auto",
+                    tol: float = 1e-6, method: SpectrumMethod = "auto",
                     progress: ProgressArg = None) -> np.ndarray:
     """Singular values of a layer's matrix, without building it when it is large.
 
@@ -136,8 +136,11 @@ def singular_values(layer: AffineMap, k: int | None = None, which: Which = "larg
         Which end of the spectrum ``k`` takes.
     tol : float, optional
         The relative residual tolerance of ``method="iterative"``: each value's Ritz pair of
-        ``CᴴC`` stops at ``‖CᴴC v − θ v‖ ≤ tol·θ``, ARPACK's criterion and
-        :func:`operator_norm`'s (whose default is 1e-6); 0 means what rounding allows. The
+        ``CᴴC`` stops at ``‖CᴴC v − θ v‖ ≤ tol·θ``, ARPACK's criterion, with the default
+        (1e-6) of :func:`operator_norm` and :func:`top_singular_values` (it was 0 before
+        issue 19: pass ``tol=0`` for that); 0 means what rounding allows. The values are
+        then relatively accurate to about ``tol/2`` at worst, and in practice to
+        ``tol²/gap`` (see :func:`top_singular_values`). The
         largest values come from :func:`top_singular_values` (block Lanczos from a
         plane-wave start, with the residuals and gaps it reached; a ``RuntimeWarning`` when
         ``tol`` was not reached), the smallest from ARPACK's ``svds``.
