@@ -345,7 +345,8 @@ _KEEP_BYTES = 16 * 2**20
 _POOL = threading.local()
 # distinct addresses modulo 4 KiB for the buffers one loop reads and writes together: equal
 # low address bits make every load wait on the store before it (4K aliasing), 5-10x slower
-_OFFSETS = {"pad": 1088, "columns": 2240, "rows": 3392, "fold": 448, "padded": 1600}
+_OFFSETS = {"pad": 1088, "columns": 2240, "rows": 3392, "fold": 448, "padded": 1600,
+            "phases": 2816}
 
 
 def _scratch(role: str, nbytes: int) -> np.ndarray:
@@ -692,6 +693,40 @@ def _padded_adjoint_into(spec: ConvSpec, transposed: ConvSpec, weight: np.ndarra
     return True
 
 
+_PHASE_SPLIT = True
+
+
+def _scatter_phases(spec: ConvSpec, taps: Sequence[tuple[int, ...]], cols: np.ndarray,
+                    pad: np.ndarray, rows: int, phases: _Buffer, batch_last: bool) -> None:
+    """col2im of a strided layer: ``pad`` (overwritten) ``= Σ_t`` tap ``t``'s window of ``cols``.
+
+    Tap ``t`` writes padded positions ``s·o + d·t``: phase ``(d·t) mod s``, positions
+    ``o + ⌊d·t / s⌋`` within it. The taps are added into a buffer split by phases, where every
+    window is contiguous (a strided window is added element by element, several times slower),
+    and the phases are then interleaved into ``pad`` with one strided copy each.
+    """
+    stride = spec.stride
+    lengths = (pad.shape[2], *pad.shape[3:])
+    split = phases.take((pad.shape[0], pad.shape[1], *stride,
+                         *(-(-n // st) for n, st in zip(lengths, stride, strict=True))),
+                        batch_last)
+    split[...] = 0
+    sizes = (rows, *spec.output_size[1:])
+    for t, tap in enumerate(taps):
+        shifts = [tt * d for tt, d in zip(tap, spec.dilation, strict=True)]
+        index = (slice(None), slice(None), *(sh % st for sh, st in zip(shifts, stride,
+                                                                       strict=True)),
+                 *(slice(sh // st, sh // st + n) for sh, st, n in zip(shifts, stride, sizes,
+                                                                        strict=True)))
+        window = split[index]
+        np.add(window, cols[:, :, t], out=window)
+    for phase in itertools.product(*(range(st) for st in stride)):
+        counts = [len(range(r, n, st)) for r, n, st in zip(phase, lengths, stride, strict=True)]
+        np.copyto(pad[(slice(None), slice(None),
+                       *(slice(r, None, st) for r, st in zip(phase, stride, strict=True)))],
+                  split[(slice(None), slice(None), *phase, *(slice(0, c) for c in counts))])
+
+
 def _adjoint_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.ndarray,
                   batch_last: bool) -> None:
     """``out[b] = Cᵀ y[b]``: per tile one product, the taps scattered, the padding folded."""
@@ -718,6 +753,8 @@ def _adjoint_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.nda
         tiling.rows = spec.output_size[0]
     pads, cols_buffer, rows_buffer = (_Buffer(dtype, "pad"), _Buffer(dtype, "columns"),
                                       _Buffer(dtype, "rows"))
+    phases = _Buffer(dtype, "phases")
+    phased = _PHASE_SPLIT and any(st > 1 for st in spec.stride)
     rest = math.prod(spec.output_size[1:])
     s0, d0, k0 = spec.stride[0], spec.dilation[0], spec.kernel_size[0]
     out[...] = 0
@@ -737,10 +774,13 @@ def _adjoint_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.nda
         _product(w_t, operand, _as_memory(cols, batch_last).reshape(
             _gemm_shape(groups, ck, rows * rest, b, batch_last)))
         pad = pads.take((b, spec.in_channels, prow, *used[1:]), batch_last)
-        pad[...] = 0
-        for t, tap in enumerate(taps):
-            window = pad[(slice(None), slice(None), *_window(spec, tap, rows))]
-            np.add(window, cols[:, :, t], out=window)
+        if phased:
+            _scatter_phases(spec, taps, cols, pad, rows, phases, batch_last)
+        else:
+            pad[...] = 0
+            for t, tap in enumerate(taps):
+                window = pad[(slice(None), slice(None), *_window(spec, tap, rows))]
+                np.add(window, cols[:, :, t], out=window)
         if general:
             target = out[b0:b1]
             np.add(target, _fold(pad, spec), out=target, casting="unsafe")

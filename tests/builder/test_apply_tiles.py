@@ -78,15 +78,17 @@ def _interleaved(batch: np.ndarray) -> np.ndarray:
 def tiles(request, monkeypatch):
     """Default tiles; tiles of one output row and one group (nothing padded whole); the
     adjoint always by col2im (never as the flipped convolution it is for stride 1, nor
-    through the padded input); padded inputs one sample at a time, tiles of one group; the
-    forward padding each tile's rows itself; tiles of a few rows within samples padded whole
-    (scratch buffers of nested kernels must not overlap)."""
+    through the padded input, and strided windows added in place, not split by phases);
+    padded inputs one sample at a time, tiles of one group; the forward padding each tile's
+    rows itself; tiles of a few rows within samples padded whole (scratch buffers of nested
+    kernels must not overlap)."""
     if request.param == "one-row":
         monkeypatch.setattr(apply, "TILE_BYTES", 1)
         monkeypatch.setattr(apply, "WORKSPACE_BYTES", 1)
         monkeypatch.setattr(apply, "GROUP_TILE_BYTES", 1)
     if request.param == "col2im":
         monkeypatch.setattr(apply, "_ADJOINT_AS_CONVOLUTION", False)
+        monkeypatch.setattr(apply, "_PHASE_SPLIT", False)
     if request.param == "one-sample":
         monkeypatch.setattr(apply, "_padded_chunk", lambda batch, per_sample: 1)
         monkeypatch.setattr(apply, "GROUP_TILE_BYTES", 1)
