@@ -714,17 +714,19 @@ def _scatter_phases(spec: ConvSpec, taps: Sequence[tuple[int, ...]], cols: np.nd
     sizes = (rows, *spec.output_size[1:])
     for t, tap in enumerate(taps):
         shifts = [tt * d for tt, d in zip(tap, spec.dilation, strict=True)]
-        index = (slice(None), slice(None), *(sh % st for sh, st in zip(shifts, stride,
-                                                                       strict=True)),
-                 *(slice(sh // st, sh // st + n) for sh, st, n in zip(shifts, stride, sizes,
-                                                                        strict=True)))
+        index: tuple[Any, ...] = (
+            slice(None), slice(None), *(sh % st for sh, st in zip(shifts, stride, strict=True)),
+            *(slice(sh // st, sh // st + n) for sh, st, n in zip(shifts, stride, sizes,
+                                                                   strict=True)))
         window = split[index]
         np.add(window, cols[:, :, t], out=window)
     for phase in itertools.product(*(range(st) for st in stride)):
         counts = [len(range(r, n, st)) for r, n, st in zip(phase, lengths, stride, strict=True)]
-        np.copyto(pad[(slice(None), slice(None),
-                       *(slice(r, None, st) for r, st in zip(phase, stride, strict=True)))],
-                  split[(slice(None), slice(None), *phase, *(slice(0, c) for c in counts))])
+        target: tuple[Any, ...] = (slice(None), slice(None), *(
+            slice(r, None, st) for r, st in zip(phase, stride, strict=True)))
+        source: tuple[Any, ...] = (slice(None), slice(None), *phase,
+                                   *(slice(0, c) for c in counts))
+        np.copyto(pad[target], split[source])
 
 
 def _adjoint_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.ndarray,
