@@ -268,17 +268,50 @@ def pool_geometry(node: OnnxNode, input_shape: tuple[int, ...]
 
 
 def average_pool(node: OnnxNode, input_shape: tuple[int, ...]) -> Layer:
-    """``AveragePool``: ``count_include_pad``, ``ceil_mode``, ``pads``, ``auto_pad``."""
+    """``AveragePool``: ``count_include_pad``, ``ceil_mode``, ``pads``, ``auto_pad``, dilations."""
     kernel, strides, dilations, pads, ceil_mode = pool_geometry(node, input_shape)
-    if any(d != 1 for d in dilations):
-        raise node.refuse(f"`dilations` (={list(dilations)}) other than 1 are not read for "
-                          f"AveragePool")
     count_include_pad = bool(node.attribute("count_include_pad", 0))
+    simple = all(d == 1 for d in dilations) and all(
+        max(pair) <= k // 2 for pair, k in zip(pads, kernel, strict=True))
     try:
-        return AvgPool(input_shape, kernel, strides, pads, ceil_mode=ceil_mode,
-                       count_include_pad=count_include_pad)
+        if simple:
+            return AvgPool(input_shape, kernel, strides, pads, ceil_mode=ceil_mode,
+                           count_include_pad=count_include_pad)
+        if ceil_mode:
+            raise node.refuse("`ceil_mode` with `dilations` or pads over half the kernel is "
+                              "not read")
+        return _dilated_average(input_shape, kernel, strides, dilations, pads,
+                                count_include_pad)
     except ConvMatrixError as error:
         raise node.refuse(str(error)) from None
+
+
+def _dilated_average(input_shape: tuple[int, ...], kernel: tuple[int, ...],
+                     strides: tuple[int, ...], dilations: tuple[int, ...],
+                     pads: tuple[tuple[int, int], ...], count_include_pad: bool) -> Layer:
+    """A dilated (or widely padded) average: a depthwise sum, then one divisor per output.
+
+    The divisor is the kernel size (``count_include_pad``) or the number of taps that read
+    the input, a product over the axes (onnxruntime's ``AveragePool`` from opset 19).
+    """
+    channels, ndim = input_shape[0], len(input_shape) - 1
+    weight = np.ones((channels, 1, *kernel))
+    total = Conv(weight, input_shape, stride=strides, padding=pads, dilation=dilations,
+                 groups=channels)
+    if count_include_pad:
+        return Sequential([total, Scale(total.output_shape, 1.0 / float(np.prod(kernel)))])
+    counts = np.ones(total.output_shape[1:])
+    for axis in range(ndim):
+        n, out = input_shape[axis + 1], total.output_shape[axis + 1]
+        taps = (np.arange(out)[:, None] * strides[axis] - pads[axis][0]
+                + np.arange(kernel[axis])[None, :] * dilations[axis])
+        valid = ((taps >= 0) & (taps < n)).sum(axis=1).astype(np.float64)
+        shape = [1] * ndim
+        shape[axis] = out
+        counts = counts * valid.reshape(shape)
+    if np.any(counts == 0):
+        raise ConvMatrixError("a pooling window reads only padding (its average is 0/0)")
+    return Sequential([total, Scale(total.output_shape, (1.0 / counts)[None])])
 
 
 def global_average_pool(node: OnnxNode, input_shape: tuple[int, ...]) -> Layer:

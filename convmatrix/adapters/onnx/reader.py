@@ -542,14 +542,16 @@ def from_onnx(model: Any, input_shape: Sequence[int] | None = None, *,
     -----
     Read: ``Conv`` and ``ConvTranspose`` (every ``auto_pad``, ``pads``, ``strides``,
     ``dilations``, ``group``, 1-D to 3-D; ``output_padding`` and ``output_shape``),
-    ``AveragePool``, ``GlobalAveragePool``, ``BatchNormalization`` (inference), ``Add``/
-    ``Sub``/``Mul``/``Div`` by constants, ``Add``/``Sub``/``Sum`` of branches, ``ReduceMean``/
-    ``ReduceSum``, ``Concat``, ``Split``, ``Slice``, ``Flatten``, ``Reshape``, ``Squeeze``,
-    ``Unsqueeze``, ``Gemm``/``MatMul`` with constant weights, ``Identity``, ``Dropout``,
-    ``Cast`` to floats, ``Neg``, and every node computed from constants only (the shape
-    plumbing: ``Shape``, ``Gather``, ``Constant``, ...), folded by ``onnx.reference``. Where the
-    ONNX text is ambiguous (``ConvTranspose`` with ``SAME_*`` or ``output_shape``) the map is
-    ``onnx.reference``'s. Non-linear operators (``Relu``, ``MaxPool``, ...) are refused by
+    ``AveragePool`` (with ``dilations``), ``GlobalAveragePool``, ``BatchNormalization``
+    (inference), ``Add``/``Sub``/``Mul``/``Div`` by constants, ``Add``/``Sub``/``Sum`` of
+    branches, ``ReduceMean``/``ReduceSum``, ``Concat``, ``Split``, ``Slice``, ``Flatten``,
+    ``Reshape``, ``Squeeze``, ``Unsqueeze``, ``Gemm``/``MatMul`` with constant weights,
+    ``Identity``, ``Dropout``, ``Cast`` to floats, ``Neg``, and every node computed from
+    constants only (the shape plumbing: ``Shape``, ``Gather``, ``Constant``, ...), folded by
+    ``onnx.reference``. Where the ONNX text is ambiguous (``ConvTranspose`` with ``SAME_*`` or
+    ``output_shape``) the map is ``onnx.reference``'s; a grouped ``ConvTranspose``, which the
+    installed reference gets wrong, is onnxruntime's. Non-linear operators (``Relu``,
+    ``MaxPool``, ...) are refused by
     name and node: ``cm.linearize(model, x)`` reads them at a point.
 
     Examples

@@ -283,3 +283,24 @@ def test_conv_layer_kind_and_docstring_shape():
     layer = _check(proto, np.random.default_rng(0).standard_normal((1, 1, 6, 6)))
     assert isinstance(layer, cm.Conv)
     assert layer.spec.padding == ((1, 0), (1, 0))  # SAME_LOWER: the larger half first
+
+
+def test_average_pool_dilations_and_wide_pads_match_onnxruntime():
+    """Opset 19 dilations and pads over half the kernel: a depthwise sum and a divisor."""
+    rng = np.random.default_rng(19)
+    checked = 0
+    while checked < 8:
+        nd = int(rng.integers(1, 4))
+        k = [int(v) for v in rng.integers(2, 4, nd)]
+        attrs = {"kernel_shape": k, "strides": [int(v) for v in rng.integers(1, 3, nd)],
+                 "dilations": [int(v) for v in rng.integers(1, 3, nd)],
+                 "pads": [int(rng.integers(0, kk)) for kk in k * 2],
+                 "count_include_pad": int(rng.integers(0, 2))}
+        shape = [1, 2, *(int(v) for v in rng.integers(5, 8, nd))]
+        proto = model([helper.make_node("AveragePool", ["x"], ["y"], **attrs)], shape, {},
+                      opset=19)
+        x = rng.standard_normal(shape)
+        if not _ort_accepts(proto, x):
+            continue
+        _check(proto, x, ref=False)
+        checked += 1
