@@ -116,6 +116,21 @@ def _sample_shape(value_info: Any, input_shape: Any) -> tuple[int, ...]:
     return tuple(int(d) for d in dims[1:] if d is not None)
 
 
+def _rename(graph: Any, names: dict[str, str]) -> None:
+    """Rename values in the graph's nodes and outputs (``names``: old → new, applied once)."""
+    def fix(items: Any) -> None:
+        for i, name in enumerate(items):
+            if name in names:
+                items[i] = names[name]
+
+    for node in graph.node:
+        fix(node.input)
+        fix(node.output)
+    for value in graph.output:
+        if value.name in names:
+            value.name = names[value.name]
+
+
 class _Reader:
     """Walks one ONNX graph into graph nodes (and, at a point, values and sites)."""
 
@@ -142,12 +157,14 @@ class _Reader:
             names = ", ".join(repr(v.name) for v in outputs)
             raise ConvMatrixError(f"the model has {len(outputs)} outputs ({names}); convmatrix "
                                   f"reads models of exactly one output")
-        self.input = inputs[0].name
+        original = inputs[0].name
         elem = inputs[0].type.tensor_type.elem_type if inputs[0].type.HasField(
             "tensor_type") else 0
         if elem not in (0, 1, 10, 11, 16):
-            raise ConvMatrixError(f"the model's input {self.input!r} has element type {elem} "
+            raise ConvMatrixError(f"the model's input {original!r} has element type {elem} "
                                   f"(not a floating type): not a linear map of real inputs")
+        self.input = "input"  # the graph's (and the Lipschitz factors') name for the input
+        _rename(graph, {"input": "input#onnx", original: "input"})
         self.output = outputs[0].name
         if point is not None:
             self.input_shape = tuple(point.shape[1:])

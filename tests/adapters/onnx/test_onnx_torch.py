@@ -215,3 +215,17 @@ def test_linearize_path_and_refusals(tmp_path):
     soft = model([helper.make_node("Softmax", ["x"], ["y"], name="sm")], [1, 4], {})
     with pytest.raises(cm.ConvMatrixError, match=r"'sm'.*not an operator cm.linearize"):
         cm.linearize(soft, np.ones((1, 4)))
+
+
+def test_lipschitz_summary_and_explain_of_an_onnx_model():
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(2 * 4 * 4, 3)).eval()
+    proto = export(net, (1, 8, 8))
+    x = np.random.default_rng(0).standard_normal((1, 1, 8, 8))
+    summary = cm.lipschitz_summary(proto, x)
+    expected = cm.lipschitz_summary(net.double(), torch.from_numpy(x))
+    assert summary.local == pytest.approx(expected.local, rel=1e-5)
+    assert summary.ops[1:3] == ("Relu", "MaxPool")
+    text = str(cm.linearize(proto, x).explain())
+    assert "onnx model" in text and "first maximum" in text
