@@ -64,6 +64,12 @@ KERAS_CASES = [
 ]
 
 
+#: the geometries of reports/transposed-convolution-in-each-framework.md (kernel 1…9):
+#: tf.nn.conv2d_transpose on 2×2×1 to output_shape 4×4 and 3×3, and Keras Conv2DTranspose
+REPORT_NN = ((2, 2, 1), (2, 2), "SAME", [(4, 4), (3, 3)])
+REPORT_KERAS = ((2, 2, 1), 1, (3, 3), (2, 2), "same", None, (1, 1))
+
+
 def _integers(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     """Small non-zero integers: each is exact in float32 and identifies its tap."""
     values = rng.integers(1, 10, size=shape) * rng.choice([-1, 1], size=shape)
@@ -81,10 +87,14 @@ def record() -> tuple[list[dict], dict[str, np.ndarray]]:
     rng = np.random.default_rng(20261203)
     records: list[dict] = []
     arrays: dict[str, np.ndarray] = {}
-    for index, (in_shape, k, c_out, strides, padding, dil, outputs) in enumerate(NN_CASES):
-        filt = _integers(rng, (*k, c_out, in_shape[-1]))  # HWOI
+    k19 = np.arange(1.0, 10.0, dtype=np.float32).reshape(3, 3, 1, 1)
+    in_shape, strides, padding, outputs = REPORT_NN
+    nn_cases = [(f"{index:02d}", None, case) for index, case in enumerate(NN_CASES)]
+    nn_cases.append(("report", k19, (in_shape, (3, 3), 1, strides, padding, (1, 1), outputs)))
+    for label, fixed, (in_shape, k, c_out, strides, padding, dil, outputs) in nn_cases:
+        filt = fixed if fixed is not None else _integers(rng, (*k, c_out, in_shape[-1]))
         for out_hw in outputs:
-            case_id = f"tf-conv2d_transpose-{index:02d}-{out_hw[0]}x{out_hw[1]}"
+            case_id = f"tf-conv2d_transpose-{label}-{out_hw[0]}x{out_hw[1]}"
             out_shape = (*out_hw, c_out)
             record = {"id": case_id, "framework": "tf", "op": "conv2d_transpose", "ndim": 2,
                       "input_shape": list(in_shape), "output_shape": list(out_shape),
@@ -108,13 +118,16 @@ def record() -> tuple[list[dict], dict[str, np.ndarray]]:
             arrays[f"{case_id}__matrix"] = matrix
             arrays[f"{case_id}__forward_matrix"] = forward
             records.append(record)
-    for index, (in_shape, filters, k, strides, padding, out_pad, dil) in enumerate(KERAS_CASES):
-        case_id = f"tf-keras-Conv2DTranspose-{index:02d}"
+    keras_cases = [(f"{index:02d}", case) for index, case in enumerate(KERAS_CASES)]
+    keras_cases.append(("report", REPORT_KERAS))
+    for label, (in_shape, filters, k, strides, padding, out_pad, dil) in keras_cases:
+        case_id = f"tf-keras-Conv2DTranspose-{label}"
         layer = keras.layers.Conv2DTranspose(filters, k, strides=strides, padding=padding,
                                              output_padding=out_pad, dilation_rate=dil,
                                              use_bias=False)
         layer.build((1, *in_shape))
-        kernel = _integers(rng, tuple(layer.kernel.shape))  # (kh, kw, filters, C_in)
+        kernel = (k19 if label == "report"
+                  else _integers(rng, tuple(layer.kernel.shape)))  # (kh, kw, filters, C_in)
         layer.kernel.assign(kernel)
         matrix = _jacobian(lambda x, lay=layer: lay(x), in_shape)
         out_shape = tuple(int(v) for v in layer.compute_output_shape((1, *in_shape))[1:])

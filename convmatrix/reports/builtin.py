@@ -29,6 +29,7 @@ from convmatrix.reports.layer import keras_conv, keras_prints, sections_report
 from convmatrix.reports.network import relu_network_report
 from convmatrix.reports.stack import compare_report, verification_section
 from convmatrix.reports.stackfile import kernel_values
+from convmatrix.reports.transposed import transposed_convolution_report
 
 __all__ = ["builtin_reports", "builtin_stack_reports", "checkerboard_generator_report",
            "index_markdown", "inverse_report", "residual_block_report", "seed_report"]
@@ -135,6 +136,7 @@ def builtin_reports(figures: bool = True) -> list[Report]:
         "one term.", [(conv1d, np.arange(1, 9, dtype=np.int64).reshape(1, 8)), (conv3d, None)],
         figures))
     reports += builtin_stack_reports(figures)
+    reports.append(transposed_convolution_report(figures))
     if importlib.util.find_spec("torch") is not None:  # the network is a torch model
         reports.append(relu_network_report(figures))
     return reports
