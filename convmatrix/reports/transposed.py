@@ -126,11 +126,6 @@ def tf_conv2d_transpose(filters: Any, input_shape: Sequence[int], output_shape: 
 # ------------------------------------------------------------------------------ ONNX
 
 
-def _onnx_pairs(pads: Sequence[int]) -> tuple[tuple[int, int], ...]:
-    half = len(pads) // 2
-    return tuple((int(pads[a]), int(pads[a + half])) for a in range(half))
-
-
 def onnx_conv_transpose(weight: Any, input_shape: Sequence[int], *, strides: Sequence[int],
                         pads: Sequence[int] | None = None,
                         output_padding: Sequence[int] | None = None,
@@ -139,20 +134,16 @@ def onnx_conv_transpose(weight: Any, input_shape: Sequence[int], *, strides: Seq
     """ONNX ``ConvTranspose`` of one sample ``(C, *spatial)`` as a layer object.
 
     Read by the ONNX reader's translator (``convmatrix.adapters.onnx.ops.TRANSLATORS``) from a
-    plain :class:`~convmatrix.adapters.onnx.node.OnnxNode` (no ``onnx`` import). Until that
-    translator exists, the operator is built from the spec's formula as ``onnx.reference``
-    evaluates it: explicit ``pads`` crop, ``output_padding`` adds at the end; ``SAME_*`` or an
-    ``output_shape`` give ``total = s·(n − 1) + output_padding + k̂ − out`` split as
-    ``(total // 2, total − total // 2)`` for ``SAME_UPPER`` and the other way round otherwise
-    (tests/regressions/test_framework_transposes.py pins these to onnx.reference and
-    onnxruntime).
+    plain :class:`~convmatrix.adapters.onnx.node.OnnxNode` — no ``onnx`` import, so the report
+    needs none.
 
     Examples
     --------
     >>> import numpy as np
-    >>> onnx_conv_transpose(np.ones((1, 1, 3, 3)), (1, 2, 2), strides=(2, 2),
-    ...                     auto_pad="SAME_UPPER")
-    ConvTranspose(1→1, 1×2×2 → 1×4×4, kernel 3×3, stride 2, padding ((0, 1), (0, 1)))
+    >>> up = onnx_conv_transpose(np.ones((1, 1, 3, 3)), (1, 2, 2), strides=(2, 2),
+    ...                          auto_pad="SAME_UPPER")
+    >>> up.input_shape, up.output_shape
+    ((1, 2, 2), (1, 4, 4))
     """
     from convmatrix.adapters.onnx.node import OnnxNode
     from convmatrix.adapters.onnx.ops import TRANSLATORS
@@ -164,30 +155,9 @@ def onnx_conv_transpose(weight: Any, input_shape: Sequence[int], *, strides: Seq
                         ("output_shape", output_shape)):
         if value is not None:
             attributes[name] = tuple(int(v) for v in value)
-    translate = TRANSLATORS.get("ConvTranspose")
-    if translate is not None:
-        node = OnnxNode("ConvTranspose", "ConvTranspose", ("x", "w"), ("y",), attributes, opset,
-                        {"w": w})
-        return translate(node, tuple(input_shape))
-    shape = tuple(int(v) for v in input_shape)
-    ndim = len(shape) - 1
-    extra = tuple(output_padding) if output_padding is not None else (0,) * ndim
-    if output_shape is None and auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
-        pairs = _onnx_pairs(pads) if pads is not None else ((0, 0),) * ndim
-        return ConvTranspose(w, shape, stride=tuple(strides), padding=pairs,
-                             output_padding=extra)
-    target = (tuple(output_shape) if output_shape is not None
-              else tuple(n * s for n, s in zip(shape[1:], strides, strict=True)))
-    pairs_list = []
-    for a in range(ndim):
-        total = strides[a] * (shape[1 + a] - 1) + extra[a] + w.shape[2 + a] - target[a]
-        if total < 0:
-            raise ConvMatrixError("a negative total padding (kernel below the stride) is not "
-                                  "built by this fallback")
-        small, big = total // 2, total - total // 2
-        pairs_list.append((small, big) if auto_pad == "SAME_UPPER" else (big, small))
-    return ConvTranspose(w, shape, stride=tuple(strides), padding=tuple(pairs_list),
-                         output_padding=extra)
+    node = OnnxNode("ConvTranspose", "ConvTranspose", ("x", "w"), ("y",), attributes, opset,
+                    {"w": w})
+    return TRANSLATORS["ConvTranspose"](node, tuple(int(v) for v in input_shape))
 
 
 # ------------------------------------------------------------------------------ the report
@@ -431,7 +401,7 @@ def transposed_convolution_report(figures: bool = True) -> Report:
            "*exactly* $C^T$, $C^T$ up to named changes (a flipped kernel, swapped channel "
            "axes, a padding shift, a crop), or $C$ itself. The matrices are built by "
            "convmatrix's readers and layer kinds (`from_keras`, `cm.lax`, `cm.Conv`, "
-           "`cm.ConvTranspose`, and the TensorFlow and ONNX rules of "
+           "`cm.ConvTranspose`, the ONNX reader's translators, and the TensorFlow rules of "
            "`convmatrix.reports.transposed`) without importing any framework; the test "
            "suite checks each of them against the live framework (TensorFlow: recorded "
            "runs) and reproduces each linked issue "
