@@ -431,26 +431,6 @@ def _getitem(call: FxCall) -> Produced:
     return layer, (source.name,)
 
 
-def _mean(call: FxCall) -> Produced:
-    """``x.mean(dim=spatial axes)``: the global average pool (keepdim or not)."""
-    from convmatrix.layers.reshape import Reshape
-
-    source = _single(call)
-    dims = call.arg(1, "dim")
-    ndim = len(source.shape) + 1
-    if dims is None:
-        raise _Refused("averages over every axis, the batch axis too")
-    axes = sorted({int(d) % ndim for d in (dims if isinstance(dims, list | tuple) else (dims,))})
-    if axes != list(range(2, ndim)):
-        raise _Refused(f"averages over axes {axes}; only the mean over all spatial axes "
-                       f"({list(range(2, ndim))}: a global average pool) is read")
-    pool = AvgPool(source.shape, source.shape[1:])
-    out = call.output_shape()
-    layers: list[Layer] = [pool] if pool.output_shape == out else [pool,
-                                                                   Reshape(pool.output_shape, out)]
-    return (layers[0] if len(layers) == 1 else Sequential(layers)), (source.name,)
-
-
 # -- functional forms of the layer kinds ----------------------------------------------------
 
 
@@ -592,6 +572,209 @@ def _pixel_unshuffle(call: FxCall) -> Produced:
     return PixelUnshuffle(source.shape, int(call.arg(1, "downscale_factor"))), (source.name,)
 
 
+# -- more affine operations: views, flips, reductions, tiling, stacking, casts ----------------
+
+
+def _reshape_as(call: FxCall) -> Produced:
+    """``x.view_as(y)``, ``x.reshape_as(y)``: ``y`` gives only the shape (it may be traced)."""
+    from convmatrix.layers.reshape import Reshape
+
+    source = call.args[0]
+    if not isinstance(source, Traced):
+        return None
+    shape = call.output_shape()
+    if shape == source.shape:
+        return source
+    return Reshape(source.shape, shape), (source.name,)
+
+
+def _cast(call: FxCall) -> Produced:
+    """``.to(dtype or device)``, ``.float()``, ``.double()``, ``.type_as(y)``: the same values.
+
+    Only when no value changes: a conversion to a narrower type (float64 to float32) rounds.
+    """
+    source = call.args[0]
+    if not isinstance(source, Traced):
+        return None
+    dtype = getattr(call.output, "dtype", None)
+    before = getattr(call.values.get(source.name), "dtype", None)
+    if dtype is None or before is None or not dtype.is_floating_point or dtype.is_complex or (
+            dtype.itemsize < before.itemsize):
+        raise _Refused(f"converts {before} to {dtype}; only conversions that keep every value "
+                       f"(to the same or a wider float type) are read, as the identity")
+    if call.output_shape() != source.shape:
+        raise _Refused(f"changes the shape {source.shape} to {call.output_shape()}")
+    return source
+
+
+def _sample_axis(call: FxCall, source: Traced, dim: Any, what: str) -> int:
+    """A torch dim of a batched tensor as an axis of one sample (the batch axis refused)."""
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise _Refused(f"{what} along {dim!r}; a dim is an int")
+    ndim = len(source.shape) + 1
+    axis = dim % ndim
+    if axis == 0:
+        raise _Refused(f"{what} along the batch axis")
+    return axis - 1
+
+
+def _narrow(call: FxCall) -> Produced:
+    """``x.narrow(dim, start, length)``: a :class:`~convmatrix.Slice`."""
+    from convmatrix.layers.reshape import Slice
+
+    source = _single(call)
+    axis = _sample_axis(call, source, call.arg(1, "dim"), "narrows")
+    start, length = int(call.arg(2, "start")), int(call.arg(3, "length"))
+    if start < 0:
+        start += source.shape[axis]
+    return Slice(source.shape, axis, start, start + length), (source.name,)
+
+
+def _dims(call: FxCall, name: str) -> list[Any]:
+    """A dims argument given as a list, an int, or (methods) several ints."""
+    if call.op == "call_method" and len(call.args) > 2:
+        return list(call.args[1:])
+    dims = call.arg(1, name)
+    return list(dims) if isinstance(dims, list | tuple) else [dims]
+
+
+def _flip(call: FxCall) -> Produced:
+    """``torch.flip(x, dims)``: one reversing :class:`~convmatrix.Slice` (step −1) per axis."""
+    from convmatrix.layers.reshape import Slice
+
+    source = _single(call)
+    axes = sorted({_sample_axis(call, source, d, "flips") for d in _dims(call, "dims")})
+    layers: list[Layer] = [Slice(source.shape, axis, None, None, -1) for axis in axes]
+    if not layers:
+        return source
+    return (layers[0] if len(layers) == 1 else Sequential(layers)), (source.name,)
+
+
+def _float_dtype(call: FxCall) -> Any:
+    return np.float32 if str(getattr(call.output, "dtype", "")) == "torch.float32" else np.float64
+
+
+def _reduce(call: FxCall, average: bool) -> Produced:
+    """``x.sum(dim)``/``x.mean(dim)`` over channels and/or spatial axes (keepdim or not).
+
+    Spatial axes: an :class:`~convmatrix.AvgPool` whose window spans them (``divisor_override
+    = 1`` for a sum); the channel axis: a convolution with one output channel of ones (``1/C``
+    for a mean), or a :class:`~convmatrix.Linear` row for a flat sample.
+    """
+    from convmatrix.layers.linear import Linear
+    from convmatrix.layers.reshape import Reshape
+
+    source = _single(call)
+    dims = call.arg(1, "dim")
+    if dims is None or (isinstance(dims, list | tuple) and not dims):
+        raise _Refused(f"{'averages' if average else 'sums'} over every axis, the batch axis "
+                       f"too")
+    if call.kwargs.get("dtype") is not None:
+        raise _Refused("converts the dtype while reducing (dtype=...), which is not read")
+    axes = sorted({_sample_axis(call, source, d, "averages" if average else "sums")
+                   for d in (dims if isinstance(dims, list | tuple) else (dims,))})
+    shape = source.shape
+    if axes == list(range(1, len(shape))) and average:  # the global average pool
+        layers: list[Layer] = [AvgPool(shape, shape[1:])]
+    else:
+        layers = []
+        dtype = _float_dtype(call)
+        if 0 in axes:
+            channels = shape[0]
+            weight = np.full((1, channels), 1.0 / channels if average else 1.0, dtype=dtype)
+            if len(shape) == 1:
+                layers.append(Linear(weight, input_shape=shape))
+            else:
+                layers.append(Conv(weight.reshape(1, channels, *(1,) * (len(shape) - 1)),
+                                   shape))
+            shape = layers[-1].output_shape
+        spatial = [axis for axis in axes if axis > 0]
+        if spatial:
+            kernel = tuple(n if axis in spatial else 1 for axis, n in enumerate(shape) if axis)
+            layers.append(AvgPool(shape, kernel, divisor_override=None if average else 1))
+            shape = layers[-1].output_shape
+    out = call.output_shape()
+    if shape != out:
+        layers.append(Reshape(shape, out))
+    return (layers[0] if len(layers) == 1 else Sequential(layers)), (source.name,)
+
+
+def _sum(call: FxCall) -> Produced:
+    return _reduce(call, average=False)
+
+
+def _mean(call: FxCall) -> Produced:
+    """``x.mean(dim)``: over all spatial axes the global average pool; any axes but the batch."""
+    return _reduce(call, average=True)
+
+
+@dataclass(frozen=True)
+class _Steps:
+    """Several graph nodes for one fx node, in order; the last one is the node's value.
+
+    ``steps`` holds ``(op, inputs)`` pairs; an input is a node name, or an int: the value of
+    an earlier step of this node.
+    """
+
+    steps: tuple[tuple[Any, tuple[str | int, ...]], ...]
+
+
+def _tiles(source: Traced, copies: Sequence[int]) -> Produced:
+    """Each sample axis ``a`` tiled ``copies[a]`` times (a concatenation of copies per axis)."""
+    steps: list[tuple[Any, tuple[str | int, ...]]] = []
+    current: str | int = source.name
+    for axis, count in enumerate(copies):
+        if count > 1:
+            steps.append((Cat(axis), (current,) * count))
+            current = len(steps) - 1
+    if not steps:
+        return source
+    return _Steps(tuple(steps))
+
+
+def _repeat(call: FxCall) -> Produced:
+    """``x.repeat(1, r1, r2, …)``: tiling, a concatenation of copies along each axis."""
+    source = _single(call)
+    reps = _dims(call, "repeats")
+    if len(reps) != len(source.shape) + 1 or reps[0] != 1:
+        raise _Refused(f"repeats {tuple(reps)}: only one factor per axis of the tensor, 1 for "
+                       f"the batch axis, is read")
+    return _tiles(source, [int(r) for r in reps[1:]])
+
+
+def _expand(call: FxCall) -> Produced:
+    """``x.expand(…)``/``expand_as``: axes of size 1 broadcast, copies concatenated."""
+    source = call.args[0]
+    if not isinstance(source, Traced):
+        return None
+    out = call.output_shape()
+    if len(out) != len(source.shape):
+        raise _Refused(f"expands {source.shape} to {out}: new axes are not read")
+    return _tiles(source, [o if n == 1 else 1 for n, o in zip(source.shape, out, strict=True)])
+
+
+def _stack(call: FxCall) -> Produced:
+    """``torch.stack(tensors, dim)``: each input given an axis of 1 there, then concatenated."""
+    from convmatrix.layers.reshape import Reshape
+
+    tensors = call.arg(0, "tensors")
+    if not isinstance(tensors, list | tuple) or not tensors or not all(
+            isinstance(t, Traced) for t in tensors):
+        raise _Refused("stacks values of which some do not depend on the input "
+                       "(constants inside a stack are not read)")
+    shape = tensors[0].shape
+    dim = call.arg(1, "dim", 0)
+    axis = int(dim) % (len(shape) + 2)
+    if axis == 0:
+        raise _Refused("stacks along the batch axis")
+    axis -= 1
+    grown = (*shape[:axis], 1, *shape[axis:])
+    steps: list[tuple[Any, tuple[str | int, ...]]] = [
+        (Reshape(t.shape, grown), (t.name,)) for t in tensors]
+    steps.append((Cat(axis), tuple(range(len(tensors)))))
+    return _Steps(tuple(steps))
+
+
 FX_TRANSLATORS: dict[str, Translator] = {
     "add": _add, "iadd": _add, "sub": _sub, "isub": _sub, "rsub": _rsub, "mul": _mul,
     "imul": _mul, "multiply": _mul, "div": _div, "truediv": _div, "itruediv": _div,
@@ -610,6 +793,9 @@ FX_TRANSLATORS: dict[str, Translator] = {
     "upsample": _interpolate, "batch_norm": _batch_norm,
     "_native_batch_norm_legit_no_training": _aten_batch_norm, "pixel_shuffle": _pixel_shuffle,
     "pixel_unshuffle": _pixel_unshuffle,
+    "view_as": _reshape_as, "reshape_as": _reshape_as, "to": _cast, "float": _cast,
+    "double": _cast, "type_as": _cast, "narrow": _narrow, "flip": _flip, "sum": _sum,
+    "repeat": _repeat, "expand": _expand, "expand_as": _expand, "stack": _stack,
 }
 """Operation name → translator (see :class:`FxCall` for the name: a function's or method's
 ``__name__``, an ``aten`` operator's base name, in-place forms without the ``_``)."""
@@ -1250,6 +1436,14 @@ def _record(call: FxCall, produced: Produced, built: dict[str, Node]) -> Any:
     """
     if isinstance(produced, Traced):
         return produced
+    if isinstance(produced, _Steps):
+        names: list[str] = []
+        for index, (op, inputs) in enumerate(produced.steps):
+            name = call.name if index == len(produced.steps) - 1 else f"{call.name}.{index}"
+            _add_node(built, Node(name, op, tuple(
+                names[i] if isinstance(i, int) else i for i in inputs)))
+            names.append(name)
+        return Traced(call.name, call.output_shape())
     if isinstance(produced, tuple) and produced and produced[0] == "sum-of":
         names = []
         for index, (layer, source) in enumerate(produced[1]):

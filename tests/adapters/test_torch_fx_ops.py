@@ -1,0 +1,115 @@
+"""Affine operations the torch.fx reader reads beyond layers (issue 17): view_as/reshape_as,
+narrow, flip, sum/mean over channels and spatial axes, repeat/expand, stack, dtype casts.
+
+Each against the live module in float64: ``from_torch(m).matrix() @ x + offset == m(x)`` and the
+matrix against ``torch.func.jacrev``; and ``cm.linearize`` of the op followed by a ReLU against
+``jacrev`` at a point."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import convmatrix as cm
+from tests.helpers import rng
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = nn.functional
+
+
+class Op(nn.Module):
+    """A conv, then the operation under test, then (optionally) a ReLU."""
+
+    def __init__(self, op, cin=2, relu=False):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, 3, 3, padding=1)
+        self.op = op
+        self.relu = relu
+
+    def forward(self, x):
+        y = self.op(self.conv(x), x)
+        return F.relu(y) if self.relu else y
+
+
+OPS = {
+    "view_as": lambda y, x: y[:, :2].flatten(2).view_as(y[:, 1:]),
+    "reshape_as": lambda y, x: (y[:, :2] + x).reshape(1, 2, 25).reshape_as(x) * 2.0,
+    "narrow": lambda y, x: torch.narrow(y, 1, 1, 2) - y.narrow(3, -3, 3).narrow(2, 0, 2)
+    .repeat(1, 1, 3, 2)[:, 1:, :5, 1:],
+    "flip": lambda y, x: torch.flip(y, (1, 3)) + y.flip(2) - torch.flip(y, [-1]),
+    "sum_spatial": lambda y, x: y.sum(dim=(2, 3)) + y.sum(-1).sum(-1),
+    "sum_channels": lambda y, x: y.sum(1, keepdim=True) - torch.sum(y, dim=1)[:, None],
+    "sum_mixed": lambda y, x: torch.sum(y, (1, 3)),
+    "mean_axes": lambda y, x: torch.cat([y.mean(dim=2), y.mean(1, keepdim=True).mean(3)], 1),
+    "repeat": lambda y, x: y.repeat(1, 2, 1, 3),
+    "expand": lambda y, x: y.mean(1, keepdim=True).expand(-1, 3, -1, -1) + y
+    + y[:, :, :1].expand_as(y),
+    "stack": lambda y, x: torch.stack([y, 2 * y, -y], dim=2).flatten(1, 2)
+    + torch.stack((y, y), -1).sum(-1).repeat(1, 3, 1, 1),
+    "stack_last": lambda y, x: torch.stack([y[:, 0], x[:, 1]], dim=-1),
+    "casts": lambda y, x: y.to(torch.float64).double().to(x) + y.contiguous()
+    + x.type_as(y).sum(1, keepdim=True).expand_as(y),
+}
+
+
+def _randomized(module, key):
+    torch.manual_seed(abs(hash(key)) % 2**31)
+    return module.double().eval()
+
+
+def _function(module):
+    def function(v):
+        return module(v[None])[0]
+    return function
+
+
+@pytest.mark.parametrize("name", list(OPS))
+def test_from_torch_matches_the_live_module(name):
+    module = _randomized(Op(OPS[name]), name)
+    shape = (2, 5, 5)
+    layer = cm.from_torch(module, shape)
+    x = rng("fx-ops", name).standard_normal(shape)
+    with torch.no_grad():
+        want = module(torch.from_numpy(x)[None])[0].numpy()
+    got = layer.matrix() @ x.ravel() + layer.offset()
+    np.testing.assert_allclose(got, want.ravel(), rtol=1e-12, atol=1e-12)
+    jac = torch.func.jacrev(_function(module))(torch.from_numpy(x)).detach()
+    np.testing.assert_allclose(layer.matrix().toarray(), jac.reshape(want.size, x.size).numpy(),
+                               atol=1e-12)
+    y = rng("fx-ops-y", name).standard_normal(layer.output_shape)
+    np.testing.assert_allclose(layer.operator().rmatvec(y.ravel()),
+                               y.ravel() @ jac.reshape(want.size, x.size).numpy(), atol=1e-11)
+
+
+@pytest.mark.parametrize("name", list(OPS))
+def test_linearize_matches_jacrev(name):
+    module = _randomized(Op(OPS[name], relu=True), name)
+    x = torch.from_numpy(rng("fx-ops-point", name).standard_normal((1, 2, 5, 5)))
+    lin = cm.linearize(module, x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        jac = torch.func.jacrev(module)(x).detach()
+    with torch.no_grad():
+        want = module(x)[0].numpy()
+    np.testing.assert_allclose(lin.matrix().toarray(), jac.reshape(want.size, -1).numpy(),
+                               atol=1e-12)
+    np.testing.assert_allclose(lin(x[0].numpy()), want, rtol=1e-12, atol=1e-12)
+    assert [s.op for s in lin.sites] == ["F.relu"]
+
+
+@pytest.mark.parametrize(("op", "message"), [
+    (lambda y, x: y.sum(), r"node 'sum_1' \(position \d+, call_method \.sum\(\)\): sums over "
+                           r"every axis, the batch axis too"),
+    (lambda y, x: y.sum(0), r"sums along the batch axis"),
+    (lambda y, x: y.to(torch.float16).double(), r"converts torch\.float64 to torch\.float16"),
+    (lambda y, x: y.float().double(), r"converts torch\.float64 to torch\.float32"),
+    (lambda y, x: y.repeat(2, 1, 1, 1), r"repeats \(2, 1, 1, 1\)"),
+    (lambda y, x: torch.stack([y, y], 0), r"stacks along the batch axis"),
+    (lambda y, x: y.flip(0), r"flips along the batch axis"),
+])
+def test_refusals_name_the_node(op, message):
+    with pytest.raises(cm.ConvMatrixError, match=message):
+        cm.from_torch(_randomized(Op(op), "refused"), (2, 5, 5))
