@@ -775,6 +775,63 @@ def _stack(call: FxCall) -> Produced:
     return _Steps(tuple(steps))
 
 
+def _permutation(call: FxCall, source: Traced, order: Sequence[Any]) -> Produced:
+    """A reordering of the tensor's axes (batch axis first) as a :class:`~convmatrix.Permute`."""
+    from convmatrix.layers.permute import Permute
+
+    ndim = len(source.shape) + 1
+    if len(order) != ndim or any(isinstance(d, bool) or not isinstance(d, int) for d in order):
+        raise _Refused(f"reorders the axes as {tuple(order)}, which is not a permutation of "
+                       f"the {ndim} axes")
+    dims = [d % ndim for d in order]
+    if sorted(dims) != list(range(ndim)):
+        raise _Refused(f"reorders the axes as {tuple(order)}, which is not a permutation of "
+                       f"the {ndim} axes")
+    if dims[0] != 0:
+        raise _Refused(f"moves the batch axis ({tuple(order)})")
+    axes = [d - 1 for d in dims[1:]]
+    if axes == sorted(axes):
+        return source
+    return Permute(source.shape, axes), (source.name,)
+
+
+def _permute(call: FxCall) -> Produced:
+    """``x.permute(…)``/``torch.permute``: a :class:`~convmatrix.Permute` of the sample."""
+    return _permutation(call, _single(call), _dims(call, "dims"))
+
+
+def _transpose(call: FxCall) -> Produced:
+    """``x.transpose(d0, d1)`` (``swapaxes``, ``swapdims``): two axes exchanged."""
+    source = _single(call)
+    ndim = len(source.shape) + 1
+    first, second = call.arg(1, "dim0"), call.arg(2, "dim1")
+    order = list(range(ndim))
+    try:
+        order[first], order[second] = order[second], order[first]
+    except (IndexError, TypeError):
+        raise _Refused(f"exchanges axes {first!r} and {second!r} of {ndim}") from None
+    return _permutation(call, source, order)
+
+
+def _movedim(call: FxCall) -> Produced:
+    """``torch.movedim(x, source, destination)`` (``moveaxis``)."""
+    source = _single(call)
+    ndim = len(source.shape) + 1
+    moved, where = call.arg(1, "source"), call.arg(2, "destination")
+    moved = list(moved) if isinstance(moved, list | tuple) else [moved]
+    where = list(where) if isinstance(where, list | tuple) else [where]
+    try:
+        moved = [int(d) % ndim for d in moved]
+        where = [int(d) % ndim for d in where]
+    except (TypeError, ValueError):
+        raise _Refused(f"moves axes {moved!r} to {where!r}") from None
+    order: list[int | None] = [None] * ndim
+    for axis, position in zip(moved, where, strict=False):
+        order[position] = axis
+    rest = iter(d for d in range(ndim) if d not in moved)
+    return _permutation(call, source, [next(rest) if d is None else d for d in order])
+
+
 FX_TRANSLATORS: dict[str, Translator] = {
     "add": _add, "iadd": _add, "sub": _sub, "isub": _sub, "rsub": _rsub, "mul": _mul,
     "imul": _mul, "multiply": _mul, "div": _div, "truediv": _div, "itruediv": _div,
@@ -796,6 +853,8 @@ FX_TRANSLATORS: dict[str, Translator] = {
     "view_as": _reshape_as, "reshape_as": _reshape_as, "to": _cast, "float": _cast,
     "double": _cast, "type_as": _cast, "narrow": _narrow, "flip": _flip, "sum": _sum,
     "repeat": _repeat, "expand": _expand, "expand_as": _expand, "stack": _stack,
+    "permute": _permute, "transpose": _transpose, "swapaxes": _transpose, "swapdims": _transpose,
+    "movedim": _movedim, "moveaxis": _movedim,
 }
 """Operation name → translator (see :class:`FxCall` for the name: a function's or method's
 ``__name__``, an ``aten`` operator's base name, in-place forms without the ``_``)."""
@@ -1501,10 +1560,14 @@ _FIELDS = {"values": 0, "indices": 1}
 
 
 def _getattr(call: FxCall) -> Produced:
-    """``getattr(node, "values")`` of a node with several named outputs."""
+    """``getattr(node, "values")`` of a node with several named outputs; ``x.mT``."""
     source, name = call.args[0], call.args[1] if len(call.args) > 1 else None
     if isinstance(source, tuple) and name in _FIELDS:
         return _pick(call, source, _FIELDS[name])
+    if isinstance(source, Traced) and name == "mT":  # the last two axes exchanged
+        order = list(range(len(source.shape) + 1))
+        order[-2:] = order[:-3:-1]
+        return _permutation(call, source, order)
     raise _Refused(f"reads the attribute {name!r} of a value that depends on the input, which "
                    f"is not read")
 

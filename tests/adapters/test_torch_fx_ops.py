@@ -1,5 +1,6 @@
 """Affine operations the torch.fx reader reads beyond layers (issue 17): view_as/reshape_as,
-narrow, flip, sum/mean over channels and spatial axes, repeat/expand, stack, dtype casts.
+narrow, flip, sum/mean over channels and spatial axes, repeat/expand, stack, dtype casts,
+permute/transpose/movedim (``cm.Permute``; a ShuffleNet channel shuffle).
 
 Each against the live module in float64: ``from_torch(m).matrix() @ x + offset == m(x)`` and the
 matrix against ``torch.func.jacrev``; and ``cm.linearize`` of the op followed by a ReLU against
@@ -50,6 +51,13 @@ OPS = {
     "stack": lambda y, x: torch.stack([y, 2 * y, -y], dim=2).flatten(1, 2)
     + torch.stack((y, y), -1).sum(-1).repeat(1, 3, 1, 1),
     "stack_last": lambda y, x: torch.stack([y[:, 0], x[:, 1]], dim=-1),
+    "permute": lambda y, x: y.permute(0, 2, 3, 1).reshape(1, -1) + torch.permute(
+        y, (0, 3, 2, 1)).flatten(1),
+    "channel_shuffle": lambda y, x: torch.cat([y, x[:, :1]], 1).view(1, 2, 2, 5, 5)
+    .transpose(1, 2).contiguous().view(1, 4, 5, 5),
+    "transpose": lambda y, x: y.transpose(2, 3) - y.swapaxes(-1, -2) + 2 * y.mT
+    + torch.transpose(y, 3, 2),
+    "movedim": lambda y, x: torch.movedim(y, 1, -1) + y.moveaxis((1, 2), (3, 1)),
     "casts": lambda y, x: y.to(torch.float64).double().to(x) + y.contiguous()
     + x.type_as(y).sum(1, keepdim=True).expand_as(y),
 }
@@ -109,6 +117,8 @@ def test_linearize_matches_jacrev(name):
     (lambda y, x: y.repeat(2, 1, 1, 1), r"repeats \(2, 1, 1, 1\)"),
     (lambda y, x: torch.stack([y, y], 0), r"stacks along the batch axis"),
     (lambda y, x: y.flip(0), r"flips along the batch axis"),
+    (lambda y, x: y.permute(1, 0, 2, 3), r"moves the batch axis \(\(1, 0, 2, 3\)\)"),
+    (lambda y, x: y.transpose(0, 1), r"call_method \.transpose\(\)\): moves the batch axis"),
 ])
 def test_refusals_name_the_node(op, message):
     with pytest.raises(cm.ConvMatrixError, match=message):
