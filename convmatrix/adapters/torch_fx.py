@@ -145,8 +145,9 @@ class FxCall:
 Produced = Any
 """What a translator returns: a :class:`Traced` (the node is an alias: ``clone``, eval
 dropout), a ``(op, input names)`` pair (``op`` a Layer, Sum or Cat), a tuple of those (an
-operation with several outputs: ``chunk``, ``split``), or None (not read: refused, or handed to
-the Jacobian translator at a point)."""
+operation with several outputs: ``chunk``, ``split``), a ``_Steps`` (several nodes for one
+operation: ``torch.stack``, ``repeat``), or None (not read: refused, or handed to the Jacobian
+translator at a point)."""
 
 Translator = Callable[[FxCall], Produced]
 
@@ -676,9 +677,10 @@ def _reduce(call: FxCall, average: bool) -> Produced:
     shape = source.shape
     if axes == list(range(1, len(shape))) and average:  # the global average pool
         layers: list[Layer] = [AvgPool(shape, shape[1:])]
+        shape = layers[0].output_shape
     else:
         layers = []
-        dtype = _float_dtype(call)
+        dtype = _float_dtype(call) if not average else np.float64  # 1/C: not exact in float32
         if 0 in axes:
             channels = shape[0]
             weight = np.full((1, channels), 1.0 / channels if average else 1.0, dtype=dtype)
@@ -1064,7 +1066,7 @@ def _module_dtype(module: Any) -> Any:
     for tensor in module.buffers():
         if tensor.is_floating_point():
             return tensor.dtype
-    return torch.float32
+    return torch.get_default_dtype()
 
 
 def _run(gm: Any, sample: Any) -> tuple[dict[Any, Any], dict[Any, Any]]:

@@ -44,6 +44,7 @@ OPS = {
     "sum_spatial": lambda y, x: y.sum(dim=(2, 3)) + y.sum(-1).sum(-1),
     "sum_channels": lambda y, x: y.sum(1, keepdim=True) - torch.sum(y, dim=1)[:, None],
     "sum_mixed": lambda y, x: torch.sum(y, (1, 3)),
+    "mean_global": lambda y, x: y.mean((2, 3)).view(1, 3, 1).mean(-1) + y.mean((-1, -2)),
     "mean_axes": lambda y, x: torch.cat([y.mean(dim=2), y.mean(1, keepdim=True).mean(3)], 1),
     "repeat": lambda y, x: y.repeat(1, 2, 1, 3),
     "expand": lambda y, x: y.mean(1, keepdim=True).expand(-1, 3, -1, -1) + y
