@@ -27,6 +27,7 @@ import scipy.sparse as sp
 from convmatrix._errors import ConvMatrixError
 from convmatrix.builder.budget import format_bytes, nnz_estimate
 from convmatrix.builder.sparse import SparseFormat
+from convmatrix.builder.stencil import ProgramNode, StencilProgram, stencil_program
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.layers.base import Layer
 from convmatrix.layers.dense import APPLY_CHUNK_BYTES, DENSE_FILL, block_bytes, dense_product
@@ -39,6 +40,10 @@ __all__ = ["Add", "Cat", "Concat", "Graph", "GraphPlan", "Node", "Sum"]
 
 _INDEX_BYTES = 4
 _SPARSE_COST = 4.0  # a sparse product's multiply-add against a dense apply's (order of magnitude)
+STENCIL_FLOPS: float = 2e6
+"""Estimated sparse multiply-adds from which a graph of convolutions, sums and channel
+concatenations forms its matrix in blocked form (:mod:`convmatrix.builder.stencil`; below
+this, scipy's sparse products are as fast as the blocked form's fixed costs)."""
 
 
 @dataclass(frozen=True)
@@ -242,17 +247,24 @@ class GraphPlan:
         The result is mostly full: the whole graph is applied to blocks of unit vectors (the
         dense result, its CSR copy and one block of columns in flight), never forming a node's
         matrix.
+    stencil : StencilProgram or None
+        A graph of convolutions, sums and channel concatenations with a large product: formed
+        by :mod:`convmatrix.builder.stencil` (dense channel blocks on per-axis index tables,
+        the multiply-adds as matrix products) instead of sparse products; its peak is
+        :attr:`peak_bytes`.
     """
 
     steps: tuple[_Step, ...]
     nnz: float
     peak_bytes: float
     whole_dense: bool = False
+    stencil: StencilProgram | None = None
 
     def __str__(self) -> str:
         dense = sum(step.dense for step in self.steps)
         how = ("dense: the graph applied to unit vectors" if self.whole_dense else
-               f"{len(self.steps)} node matrices ({dense} dense)")
+               f"{len(self.steps)} node products in blocked form (stencil)" if self.stencil
+               else f"{len(self.steps)} node matrices ({dense} dense)")
         return f"{how}: ~{self.nnz:,.0f} entries, peak ~{self.peak_bytes / 2**20:,.1f} MiB"
 
 
@@ -575,7 +587,39 @@ class Graph(Layer):
             whole = (rows * cols * itemsize + nnz * (itemsize + 4) + (rows + 1) * 8
                      + min(APPLY_CHUNK_BYTES, cols * self._apply_nbytes(1, itemsize)))
             return GraphPlan(tuple(steps), nnz, whole, whole_dense=True)
+        if sparse_flops >= STENCIL_FLOPS:
+            program = self._stencil_program(itemsize)
+            if program is not None:
+                return GraphPlan(tuple(steps), nnz, program.peak_bytes, stencil=program)
         return GraphPlan(tuple(steps), nnz, peak)
+
+    def _stencil_program(self, itemsize: int) -> StencilProgram | None:
+        """The graph as a program of convolutions, sums and channel concatenations.
+
+        None for a node of another kind, a channels-last layer, an input without spatial axes.
+        """
+        if len(self._input_shape) < 2 or self.dtype.kind not in "iufc":
+            return None
+        ndim = len(self._input_shape) - 1
+        program = []
+        for node in self._evaluated():
+            op = node.op
+            channels = self._shapes[node.name][0]
+            if isinstance(op, Layer):
+                view = op.conv_view()
+                if view is None or view.layout != "channels_first" or view.spec.ndim != ndim:
+                    return None
+                program.append(ProgramNode(node.name, "conv", node.inputs, channels,
+                                           view.spec, view.direction))
+            elif isinstance(op, Sum):
+                program.append(ProgramNode(node.name, "sum", node.inputs, channels,
+                                           coefficients=tuple(op.coefficients)))
+            elif op.axis % (ndim + 1) == 0:
+                program.append(ProgramNode(node.name, "cat", node.inputs, channels))
+            else:
+                return None
+        return stencil_program(self.input_name, self._input_shape, program, self.output,
+                               itemsize)
 
     def _check_budget(self, format: SparseFormat, max_bytes: int) -> None:
         """None here: :meth:`_build_matrix` refuses on the plan's peak, before building."""
@@ -594,6 +638,14 @@ class Graph(Layer):
         if plan.whole_dense:  # the result is mostly full: the graph applied to unit vectors
             return sp.csr_array(dense_product(
                 self, None, chunk_bytes=block_bytes(max_bytes))).asformat(format)
+        if plan.stencil is not None:  # convolutions, sums and concatenations in blocked form
+            weights = {}
+            for node in self._evaluated():
+                if isinstance(node.op, Layer):
+                    view = node.op.conv_view()
+                    assert view is not None
+                    weights[node.name] = view.weight
+            return plan.stencil.run(weights, dtype).asformat(format)
         values: dict[str, Any] = {self.input_name: None}  # None: the identity
         for step, node in zip(plan.steps, self._evaluated(), strict=True):
             values[node.name] = self._node_matrix(node, values, step.dense, max_bytes, dtype)
