@@ -170,7 +170,7 @@ def csr_nbytes(channels: int, channels_in: int, tables: Sequence[AxisTable],
     Examples
     --------
     >>> csr_nbytes(1, 1, identity_tables((2,)), 8)
-    74
+    82
     """
     slots = channels * channels_in * math.prod(t.slots for t in tables)
     rows = channels * math.prod(t.n_out for t in tables)
@@ -368,7 +368,7 @@ def conv_nbytes(step: StencilStep, channels_out: int, channels_mid: int, channel
     >>> tables = identity_tables((4,))
     >>> step = conv_step(tables, conv_spec((1, 1, 2), (1, 4)), "forward")
     >>> conv_nbytes(step, 1, 1, 1, tables, 8)
-    176
+    192
     """
     result = blocked_nbytes(channels_out, channels_in, step.tables, itemsize)
     last = len(step.gathers[-1])
@@ -629,7 +629,7 @@ def stencil_program(input_name: str, input_shape: Sequence[int], nodes: Sequence
     >>> from convmatrix.geometry.spec import conv_spec
     >>> node = ProgramNode("c", "conv", ("x",), 1, conv_spec((1, 1, 2), (1, 3)))
     >>> stencil_program("x", (1, 3), [node], "c", 8).peak_bytes
-    168
+    176
     """
     channels_in, *sizes = (int(n) for n in input_shape)
     start = identity_tables(sizes)
