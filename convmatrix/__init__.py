@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the same names, imported eagerly for type checkers and IDEs
     from convmatrix._errors import ConvMatrixError
     from convmatrix.adapters import (
         LipschitzSummary,
+        from_flax,
         from_keras,
         from_onnx,
         from_torch,
@@ -114,6 +115,7 @@ _LAZY: dict[str, str] = {
     # errors
     "ConvMatrixError": "convmatrix._errors",
     # framework adapters
+    "from_flax": "convmatrix.adapters",
     "from_keras": "convmatrix.adapters",
     "from_onnx": "convmatrix.adapters",
     "from_torch": "convmatrix.adapters",
@@ -251,6 +253,7 @@ __all__ = [
     "conv_transpose_spec",
     "dot_test",
     "estimate_nbytes",
+    "from_flax",
     "from_keras",
     "from_onnx",
     "from_torch",

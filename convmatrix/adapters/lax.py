@@ -33,9 +33,10 @@ from convmatrix.layers.permute import Permute
 from convmatrix.layers.sequential import Sequential
 
 __all__ = ["conv_general_dilated", "conv_transpose", "dilated_conv_layer",
-           "dimension_permutations"]
+           "dimension_permutations", "general_dilated_layer", "transpose_layer"]
 
-_STRING_PADDING_WITH_LHS_DILATION = (
+#: JAX's reason for refusing string padding with input dilation (conv_general_dilated)
+STRING_PADDING_REASON = (
     "String padding is not implemented for transposed convolution using this op. Please "
     "either exactly specify the required padding or use conv_transpose.")
 
@@ -323,10 +324,25 @@ def _in_layouts(core: Layer, sample_shape: tuple[int, ...], in_axes: tuple[int, 
     return Sequential(steps)
 
 
-def _layer(lhs_shape: Any, rhs: Any, window_strides: Any, padding: Any, lhs_dilation: Any,
-           rhs_dilation: Any, dimension_numbers: Any, feature_group_count: Any,
-           batch_group_count: Any, *, title: str, padding_mode: str = "zeros",
-           bias: Any = None) -> Layer:
+def general_dilated_layer(lhs_shape: Any, rhs: Any, window_strides: Any, padding: Any,
+                          lhs_dilation: Any, rhs_dilation: Any, dimension_numbers: Any,
+                          feature_group_count: Any, batch_group_count: Any, *, title: str,
+                          padding_mode: str = "zeros", bias: Any = None) -> Layer:
+    """:func:`conv_general_dilated` with a title, a padding mode and a bias (for the adapters).
+
+    ``title`` names the layer in a channels-last layout (the framework's class);
+    ``padding_mode`` (``"circular"``, ``"reflect"``, ...) fills explicit non-negative padding
+    without input dilation as :class:`~convmatrix.Conv` does; ``bias`` is one value per output
+    channel (the layer's offset).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> general_dilated_layer((1, 4, 1), np.ones((3, 1, 1)), (1,), [(1, 1)], None, None,
+    ...                       ("NHC", "HIO", "NHC"), 1, 1, title="Conv", padding_mode="circular",
+    ...                       bias=[0.5])(np.arange(4.0).reshape(4, 1)).ravel()
+    array([4.5, 3.5, 6.5, 5.5])
+    """
     if isinstance(lhs_shape, str) or not hasattr(lhs_shape, "__iter__"):
         raise ConvMatrixError(
             f"`lhs_shape` (={lhs_shape!r}) must be the input's shape, batch axis included")
@@ -393,7 +409,7 @@ def _layer(lhs_shape: Any, rhs: Any, window_strides: Any, padding: Any, lhs_dila
         if lhs_dilation is not None and any(a != 1 for a in lhs_dil):
             raise ConvMatrixError(
                 f"`padding` (={padding!r}) is a string and `lhs_dilation` (={lhs_dil}) is not "
-                f"all ones; JAX: {_STRING_PADDING_WITH_LHS_DILATION}")
+                f"all ones; JAX: {STRING_PADDING_REASON}")
         pads = _string_pads(padding, sizes, eff, strides)
     else:
         pads = _pair_pads(padding, ndim)
@@ -490,9 +506,9 @@ def conv_general_dilated(lhs_shape: Sequence[int], rhs: Any, window_strides: Seq
     convolution using this op. Please either exactly specify the required padding or use
     conv_transpose.
     """
-    return _layer(lhs_shape, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
-                  dimension_numbers, feature_group_count, batch_group_count,
-                  title="conv_general_dilated")
+    return general_dilated_layer(lhs_shape, rhs, window_strides, padding, lhs_dilation,
+                                 rhs_dilation, dimension_numbers, feature_group_count,
+                                 batch_group_count, title="conv_general_dilated")
 
 
 def _transpose_pads(k: int, s: int, padding: Any) -> tuple[int, int]:
@@ -571,6 +587,22 @@ def conv_transpose(lhs_shape: Sequence[int], rhs: Any, strides: Sequence[int],
     >>> bool((plain.matrix() != down.matrix().T).nnz == 0)
     False
     """
+    return transpose_layer(lhs_shape, rhs, strides, padding, rhs_dilation, dimension_numbers,
+                           transpose_kernel, use_consistent_padding, title="conv_transpose")
+
+
+def transpose_layer(lhs_shape: Any, rhs: Any, strides: Any, padding: Any, rhs_dilation: Any,
+                    dimension_numbers: Any, transpose_kernel: bool,
+                    use_consistent_padding: bool, *, title: str, bias: Any = None) -> Layer:
+    """:func:`conv_transpose` with a title and a bias (for the adapters).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> transpose_layer((1, 2, 1), np.ones((2, 1, 1)), (2,), "VALID", None, None, False, False,
+    ...                 title="ConvTranspose", bias=[1.0])(np.ones((2, 1))).ravel()
+    array([2., 2., 2., 2.])
+    """
     shape = tuple(_index(v, "lhs_shape") for v in lhs_shape) \
         if hasattr(lhs_shape, "__iter__") and not isinstance(lhs_shape, str) else lhs_shape
     kernel = np.asarray(rhs)
@@ -603,6 +635,6 @@ def conv_transpose(lhs_shape: Sequence[int], rhs: Any, strides: Sequence[int],
         pads = padding
     if transpose_kernel:
         kernel = np.flip(kernel, axis=tuple(rhs_perm[2:])).swapaxes(rhs_perm[0], rhs_perm[1])
-    return _layer(shape, kernel, (1,) * ndim, pads, fractional, dilation, dimension_numbers,
-                  1, 1, title="conv_transpose")
+    return general_dilated_layer(shape, kernel, (1,) * ndim, pads, fractional, dilation,
+                                 dimension_numbers, 1, 1, title=title, bias=bias)
 
