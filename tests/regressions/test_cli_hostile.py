@@ -98,14 +98,12 @@ def test_hostile_stack_files_give_one_line(tmp_path, capsys, content, needle):
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
 def test_stack_from_dev_zero_is_refused_by_size(tmp_path):
     # in a subprocess capped at 2 GiB of address space: a regression fails, never eats memory
-    def cap():
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
-
-    done = subprocess.run([sys.executable, "-m", "convmatrix", "report", "--stack", "/dev/zero",
+    # (the child caps itself: a preexec_fn would fork this process, multithreaded once JAX ran)
+    capped = ("import resource, runpy; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30));"
+              " runpy.run_module('convmatrix', run_name='__main__')")
+    done = subprocess.run([sys.executable, "-c", capped, "report", "--stack", "/dev/zero",
                            "--out", str(tmp_path / "o")], capture_output=True, text=True,
-                          timeout=300, preexec_fn=cap, cwd=ROOT)
+                          timeout=300, cwd=ROOT)
     one_line_error(done.returncode, done.stderr, "larger than 1 MiB")
 
 

@@ -9,7 +9,6 @@ Before: ``compare`` with an input 1×100000×100000 died in numpy's allocator ("
 
 from __future__ import annotations
 
-import resource
 import subprocess
 import sys
 import tracemalloc
@@ -28,8 +27,10 @@ HUGE = 'input = [1, 100000, 100000]\n[[layers]]\nkind = "Conv"\nkernel = [1, 1, 
 SMALL = 'input = [1, 8, 8]\n[[layers]]\nkind = "Conv"\nkernel = [1, 1, 3, 3]\n'
 
 
-def _cap() -> None:  # a regression fails in numpy's allocator, never eats the machine
-    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+# a regression fails in numpy's allocator, never eats the machine; the child caps itself (a
+# preexec_fn would fork the test process, which is multithreaded once JAX has run)
+CAPPED = ("import resource, runpy; resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30)); "
+          "runpy.run_module('convmatrix', run_name='__main__')")
 
 
 @pytest.mark.parametrize("kind", ["compare", "report"])
@@ -38,9 +39,9 @@ def test_huge_stack_is_refused_before_allocating(tmp_path, kind):
     huge.write_text(HUGE)
     small.write_text(SMALL)
     argv = (["compare", huge, small] if kind == "compare" else ["report", "--stack", huge])
-    done = subprocess.run([sys.executable, "-m", "convmatrix", *map(str, argv),
+    done = subprocess.run([sys.executable, "-c", CAPPED, *map(str, argv),
                            "--out", str(tmp_path / "o")], capture_output=True, text=True,
-                          timeout=300, preexec_fn=_cap, cwd=ROOT)
+                          timeout=300, cwd=ROOT)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
