@@ -1,8 +1,19 @@
 """The ONNX ``Resize`` translator (opsets 11 and later): :class:`~convmatrix.Resize` on one sample.
 
-The authority is ``onnx.reference``: where onnxruntime departs from it (the rounded output length
-in ``align_corners``/``pytorch_half_pixel`` when ``scale · n`` is fractional, a ``roi`` on an
-axis whose size is unchanged, which onnxruntime ignores), the layer follows the reference.
+The authority is ``onnx.reference``; where onnxruntime departs from it, the layer follows the
+reference (each pinned in tests/adapters/onnx/test_ops_resize.py):
+
+- a fractional ``scale · n`` (``scales`` given): the reference maps coordinates by ``scale · n``
+  in ``align_corners``, ``tf_crop_and_resize`` and ``pytorch_half_pixel`` (whose "one output"
+  case means ``scale · n = 1``), onnxruntime by the rounded output length;
+- a ``roi`` on an axis whose size is unchanged: the reference crops, onnxruntime ignores it;
+- ``pytorch_half_pixel`` with ``antialias`` down to one output: the reference reads ``x = −0.5``,
+  onnxruntime ``x = 0``.
+
+The reference evaluates the cubic kernel in float32 (``cubic_coeff_a`` is a float32
+attribute); the layer in float64, so cubic outputs agree to float32 rounding. Negative ``axes``
+count from the back as the operator says (the reference's transposition fails on them).
+Integer inputs (the reference rounds and saturates its output) are read as the linear map.
 """
 
 from __future__ import annotations

@@ -132,21 +132,32 @@ def test_resize_matches_onnxruntime_where_they_agree(key):
                                rtol=1e-4, atol=1e-4)
 
 
-def test_align_corners_with_a_fractional_length_follows_the_reference_not_onnxruntime():
-    """6 · 1.7 = 10.2 → 10 outputs: the reference maps by (n − 1)/(scale·n − 1) = 5/9.2,
-    onnxruntime by the rounded length, 5/9 — which is the same resize given by ``sizes``."""
-    shape = (1, 1, 2, 6)
-    attributes = {"mode": "linear", "coordinate_transformation_mode": "align_corners"}
-    by_scales = resize_model(shape, attributes, scales=[1, 1, 1, 1.7], dtype=np.float32)
-    by_sizes = resize_model(shape, attributes, sizes=[1, 1, 2, 10], dtype=np.float32)
-    x = np.arange(12, dtype=np.float32).reshape(shape)
+@pytest.mark.parametrize("transform, width, scale, length", [
+    ("align_corners", 6, 1.7, 10), ("tf_crop_and_resize", 6, 1.7, 10),
+    ("tf_crop_and_resize", 6, 0.6, 3), ("pytorch_half_pixel", 4, 0.3, 1)])
+def test_a_fractional_length_follows_the_reference_not_onnxruntime(transform, width, scale,
+                                                                    length):
+    """scale · n fractional (6 · 1.7 = 10.2 → 10 outputs): the reference maps coordinates by
+    scale · n (align_corners: (n − 1)/(10.2 − 1); pytorch_half_pixel: "one output" means
+    scale · n = 1), onnxruntime by the rounded length — which is the same resize given by
+    ``sizes``."""
+    shape = (1, 1, 2, width)
+    attributes = {"mode": "linear", "coordinate_transformation_mode": transform}
+    roi = [0, 0, 0, 0, 1, 1, 1, 1] if transform == "tf_crop_and_resize" else None
+    by_scales = resize_model(shape, attributes, roi=roi, scales=[1, 1, 1, scale],
+                             dtype=np.float32)
+    by_sizes = resize_model(shape, attributes, roi=roi, sizes=[1, 1, 2, length],
+                            dtype=np.float32)
+    x = np.arange(2 * width, dtype=np.float32).reshape(shape)
     ours = translate(by_scales)(x[0].astype(np.float64))
+    assert ours.shape == (1, 2, length)
     np.testing.assert_allclose(ours, reference(by_scales, x)[0], rtol=1e-6)
-    assert ours[0, 0, -1] == pytest.approx(5 * 9 / 9.2, rel=1e-6)  # stops short of 5
+    if transform == "align_corners":
+        assert ours[0, 0, -1] == pytest.approx(5 * 9 / (6 * np.float32(1.7) - 1), rel=1e-6)
     onnxruntime = runtime(by_scales, x)[0]
     assert np.abs(onnxruntime - ours).max() > 0.1
     np.testing.assert_allclose(onnxruntime, translate(by_sizes)(x[0].astype(np.float64)),
-                               rtol=1e-5)
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_a_roi_on_an_unchanged_axis_crops_in_the_reference_onnxruntime_ignores_it():
@@ -206,3 +217,22 @@ def test_bad_resize_nodes_are_refused_by_name(attributes, inputs, opset, pattern
         model.opset_import[0].version = 10
     with pytest.raises(cm.ConvMatrixError, match=f"ONNX node .*Resize.*{pattern}"):
         translate(model)
+
+
+@pytest.mark.parametrize("mode", ["linear", "cubic"])
+def test_pytorch_half_pixel_antialias_to_length_one_onnxruntime_reads_zero(mode):
+    """Downscaling an axis to one output: pytorch_half_pixel reads x = −0.5 (the reference and
+    the spec); onnxruntime's antialias path reads x = 0, as asymmetric does."""
+    shape = (1, 1, 4, 3)  # the last axis is left alone
+    attributes = {"mode": mode, "antialias": 1,
+                  "coordinate_transformation_mode": "pytorch_half_pixel"}
+    model = resize_model(shape, attributes, sizes=[1, 1, 1, 3], opset=18, dtype=np.float32)
+    centred = resize_model(shape, dict(attributes, coordinate_transformation_mode="asymmetric"),
+                           sizes=[1, 1, 1, 3], opset=18, dtype=np.float32)
+    x = seeded("pytorch_half_pixel antialias").standard_normal(shape).astype(np.float32)
+    ours = translate(model)(x[0].astype(np.float64))
+    np.testing.assert_allclose(ours, reference(model, x)[0], rtol=1e-5, atol=1e-6)
+    onnxruntime = runtime(model, x)[0]
+    assert np.abs(onnxruntime - ours).max() > 1e-3
+    np.testing.assert_allclose(onnxruntime, translate(centred)(x[0].astype(np.float64)),
+                               rtol=1e-4, atol=1e-5)
