@@ -5,7 +5,8 @@ exact matrix (the framework's outputs for a batch of unit vectors, or torch auto
 the issue as a ``relation`` between that matrix and convmatrix's own kinds (``cm.Conv``,
 ``cm.ConvTranspose``): "equals Cᵀ", or "equals Cᵀ up to …". The convmatrix kinds are pinned
 to the same framework's forward convolution in the same test, so a statement never rests on
-convmatrix alone. JAX/flax are channels-last: their matrices are compared in channels-first
+convmatrix alone; the jax.lax and ONNX matrices are also checked against convmatrix's readers
+(``cm.lax``, ``cm.from_onnx``) on the way. JAX/flax are channels-last: their matrices are compared in channels-first
 order (``_cf``).
 """
 
@@ -156,19 +157,29 @@ def test_flax_conv_transpose_vs_torch():
 
 
 def _lax_conv(k, in_shape, strides, padding):
+    """jax.lax's matrix, checked against convmatrix's reader ``cm.lax`` on the way."""
     import jax
 
-    return _matrix(lambda x: jax.lax.conv_general_dilated(
-        x, k.astype(np.float32), strides, padding,
-        dimension_numbers=("NHWC", "HWIO", "NHWC")), in_shape)
+    dn = ("NHWC", "HWIO", "NHWC")
+    live = _matrix(lambda x: jax.lax.conv_general_dilated(
+        x, k.astype(np.float32), strides, padding, dimension_numbers=dn), in_shape)
+    read = cm.lax.conv_general_dilated((1, *in_shape), k, strides, padding,
+                                       dimension_numbers=dn)
+    np.testing.assert_array_equal(read.matrix().toarray(), live)
+    return live
 
 
 def _lax_conv_transpose(k, in_shape, strides, padding, **kw):
+    """jax.lax's matrix, checked against ``cm.lax.conv_transpose`` on the way."""
     import jax
 
-    return _matrix(lambda y: jax.lax.conv_transpose(
-        y, k.astype(np.float32), strides, padding,
-        dimension_numbers=("NHWC", "HWIO", "NHWC"), **kw), in_shape)
+    dn = ("NHWC", "HWIO", "NHWC")
+    live = _matrix(lambda y: jax.lax.conv_transpose(
+        y, k.astype(np.float32), strides, padding, dimension_numbers=dn, **kw), in_shape)
+    read = cm.lax.conv_transpose((1, *in_shape), k, strides, padding, dimension_numbers=dn,
+                                 **kw)
+    np.testing.assert_array_equal(read.matrix().toarray(), live)
+    return live
 
 
 def test_equinox_dot_test_with_lax():
@@ -304,12 +315,15 @@ def _onnx_model(attrs, x_shape, w):
 
 
 def _reference(model, x_shape):
+    """onnx.reference's matrix, checked against convmatrix's reader ``cm.from_onnx``."""
     from onnx.reference import ReferenceEvaluator
 
     evaluator = ReferenceEvaluator(model)
     columns = [evaluator.run(None, {"x": e.reshape(1, *x_shape)})[0].ravel()
                for e in np.eye(math.prod(x_shape), dtype=np.float32)]
-    return np.stack(columns, axis=1).astype(np.float64)
+    matrix = np.stack(columns, axis=1).astype(np.float64)
+    np.testing.assert_array_equal(cm.from_onnx(model, x_shape).matrix().toarray(), matrix)
+    return matrix
 
 
 def _runtime(model, x_shape):
