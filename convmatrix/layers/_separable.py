@@ -151,10 +151,28 @@ def _along_axes(x: np.ndarray, axes: list[sp.csr_array | None]) -> np.ndarray:
     for position, matrix in enumerate(axes):
         if matrix is None:
             continue
+        diagonal = _diagonal(matrix)
+        if diagonal is not None:  # a per-channel scale (batch norm): broadcast, no product
+            shape = [1] * x.ndim
+            shape[position + 1] = diagonal.size
+            x = x * diagonal.reshape(shape)
+            continue
         moved = np.moveaxis(x, position + 1, 0)
         flat = matrix @ moved.reshape(moved.shape[0], -1)
         x = np.moveaxis(flat.reshape(matrix.shape[0], *moved.shape[1:]), 0, position + 1)
     return x
+
+
+def _diagonal(matrix: sp.csr_array) -> np.ndarray | None:
+    """The diagonal of a square CSR matrix that stores exactly its diagonal, else None."""
+    n = matrix.shape[0]
+    if matrix.shape[1] != n or matrix.nnz != n or not sp.issparse(matrix) \
+            or matrix.format != "csr":
+        return None
+    if not (np.array_equal(matrix.indptr, np.arange(n + 1))
+            and np.array_equal(matrix.indices, np.arange(n))):
+        return None
+    return np.asarray(matrix.data)
 
 
 def _kron_rows(axes: list[sp.csr_array], start: int, stop: int) -> sp.sparray:
