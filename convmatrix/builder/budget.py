@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.builder.apply import WORKSPACE_BYTES
 from convmatrix.builder.indexing import index_dtype
 from convmatrix.builder.layout import Layout
 from convmatrix.geometry.indices import AxisRows
@@ -237,7 +238,10 @@ def apply_nbytes(factors: Any, batch: int, itemsize: int) -> int:
 
     Per factor: its input and output (and, for a convolution — a layer whose ``conv_view()``
     answers — the padded buffer the matrix-free apply works in, twice for the copy the padding
-    makes); the largest factor counts, all in ``itemsize`` bytes per value.
+    makes); the largest factor counts, all in ``itemsize`` bytes per value. A channels-first
+    convolution runs the tiled kernels, whose buffers never exceed
+    :data:`~convmatrix.builder.apply.WORKSPACE_BYTES` (or one sample's padded buffers, when
+    that is more): for many samples the batch's input and output plus that bound.
 
     Examples
     --------
@@ -249,11 +253,16 @@ def apply_nbytes(factors: Any, batch: int, itemsize: int) -> int:
     for factor in factors:
         values = math.prod(factor.input_shape) + math.prod(factor.output_shape)
         view = factor.conv_view() if hasattr(factor, "conv_view") else None
+        work = 0
         if view is not None:
-            values += 2 * max(_padded_input(view.spec),
-                              view.spec.out_channels * math.prod(view.spec.output_size))
-        largest = max(largest, values)
-    return batch * largest * itemsize
+            padded = 2 * max(_padded_input(view.spec),
+                             view.spec.out_channels * math.prod(view.spec.output_size))
+            if view.layout == "channels_first":  # the tiled kernels' bounded workspace
+                work = min(batch * padded * itemsize, WORKSPACE_BYTES + padded * itemsize)
+            else:
+                values += padded
+        largest = max(largest, batch * values * itemsize + work)
+    return largest
 
 
 def _itemsize(dtype: Any) -> int:
