@@ -1,11 +1,13 @@
 """``from_onnx`` and ``linearize`` of an ONNX export against the same on the torch module.
 
 The network (issue 18): four 64-channel 3×3 convolutions with BatchNorm (eval) and a residual
-add over the last two, at 56×56 — linear, for ``from_onnx`` vs ``from_torch`` (the time to read
-the model and build the whole matrix); with a ReLU after every BatchNorm and after the add,
-for ``linearize(onnx_model, x)`` vs ``linearize(module, x)`` (the time to linearise and build
-the Jacobian's matrix). The ONNX side includes loading the model from bytes. Best of 3 after a
-warm-up, ratios measured in the same run (run: ``python benchmarks/bench_onnx.py``).
+add over the last two, at 56×56 — linear for ``from_onnx`` vs ``from_torch``; with a ReLU after
+every BatchNorm and after the add for ``linearize(onnx_model, x)`` vs ``linearize(module, x)``.
+At 64×56×56 the whole network's matrix has ~1.04e9 entries (~35 GiB, the graph's own plan
+says so), so the full-size rows time reading the model (the ONNX side from its bytes, the torch
+side tracing) plus building every node's own matrix (the factors the product is made of);
+the product itself is timed at 16×28×28 (16 M entries). Best of 3 after a warm-up, ratios
+measured in the same run (run: ``python benchmarks/bench_onnx.py``).
 """
 
 from __future__ import annotations
@@ -55,26 +57,38 @@ def export(module, shape):
     return buffer.getvalue()
 
 
-def main() -> None:
-    shape = (64, 56, 56)
+def factors(layer):
+    """Every node's own matrix (a graph's nodes, a chain's layers, or the layer itself)."""
+    inner = getattr(layer, "layer", layer)  # a Linearization's tangent map
+    ops = [n.op for n in inner.nodes] if hasattr(inner, "nodes") else list(inner.chain())
+    return [op.matrix(max_bytes=None) for op in ops if isinstance(op, cm.Layer)]
+
+
+def measure(size, what):
+    """The two rows of one size: from_onnx vs from_torch, linearize(onnx) vs linearize(torch)."""
     torch.manual_seed(0)
-    rows = []
-    linear = Net(relu=False).eval()
-    data = export(linear, shape)
-    ours = best(lambda: cm.from_onnx(data).matrix(max_bytes=None))
-    theirs = best(lambda: cm.from_torch(linear, shape).matrix(max_bytes=None))
-    rows.append(("from_onnx vs from_torch, matrix", ours, theirs))
-    relu = Net(relu=True).eval()
-    data = export(relu, shape)
-    x = torch.randn(1, *shape, dtype=torch.float64)
-    proto = onnx.load_model_from_string(data)
-    a = cm.linearize(proto, x).matrix(max_bytes=None)
-    b = cm.linearize(relu, x).matrix(max_bytes=None)
-    assert abs(a - b).max() < 1e-5  # BatchNorm folded into the convolutions in float32
-    ours = best(lambda: cm.linearize(onnx.load_model_from_string(data), x).matrix(
-        max_bytes=None))
-    theirs = best(lambda: cm.linearize(relu, x).matrix(max_bytes=None))
-    rows.append(("linearize(onnx) vs linearize(torch), matrix", ours, theirs))
+    build = factors if what == "factors" else (lambda layer: layer.matrix(max_bytes=None))
+    text = "×".join(map(str, size))
+    linear = Net(relu=False, c=size[0]).eval()
+    data = export(linear, size)
+    rows = [(f"from_onnx vs from_torch, {what}, {text}",
+             best(lambda: build(cm.from_onnx(data))),
+             best(lambda: build(cm.from_torch(linear, size))))]
+    relu = Net(relu=True, c=size[0]).eval()
+    data_relu = export(relu, size)
+    x = torch.randn(1, *size, dtype=torch.float64)
+    if what == "matrix":
+        a = cm.linearize(onnx.load_model_from_string(data_relu), x).matrix(max_bytes=None)
+        b = cm.linearize(relu, x).matrix(max_bytes=None)
+        assert abs(a - b).max() < 1e-5  # BatchNorm folded into the convs in float32
+    rows.append((f"linearize(onnx) vs linearize(torch), {what}, {text}",
+                 best(lambda: build(cm.linearize(onnx.load_model_from_string(data_relu), x))),
+                 best(lambda: build(cm.linearize(relu, x)))))
+    return rows
+
+
+def main() -> None:
+    rows = measure((64, 56, 56), "factors") + measure((16, 28, 28), "matrix")
     print("| what | onnx s | torch s | ratio |")
     print("|---|---:|---:|---:|")
     for name, ours, theirs in rows:
