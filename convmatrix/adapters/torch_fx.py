@@ -1094,15 +1094,33 @@ def _run(gm: Any, sample: Any) -> tuple[dict[Any, Any], dict[Any, Any]]:
                 return value
         return value
 
-    class Recorder(torch.fx.Interpreter):  # type: ignore[misc]
-        def run_node(self, n: Any) -> Any:
-            result = super().run_node(n)
-            values[n] = result
-            snapshots[n] = snapshot(result)
-            return result
+    from torch.fx.node import map_arg
 
-    with torch.no_grad():
-        Recorder(gm).run(sample)
+    modules = dict(gm.named_modules())
+
+    def load(node: Any) -> Any:
+        return values[node]
+
+    with torch.no_grad():  # torch.fx.Interpreter's rules, without its per-node bookkeeping
+        for node in gm.graph.nodes:
+            args = map_arg(node.args, load)
+            kwargs = map_arg(node.kwargs, load)
+            if node.op == "placeholder":
+                result = sample
+            elif node.op == "get_attr":
+                result = gm
+                for part in str(node.target).split("."):
+                    result = getattr(result, part)
+            elif node.op == "call_function":
+                result = node.target(*args, **kwargs)
+            elif node.op == "call_method":
+                result = getattr(args[0], node.target)(*args[1:], **kwargs)
+            elif node.op == "call_module":
+                result = modules[node.target](*args, **kwargs)
+            else:  # output
+                break
+            values[node] = result
+            snapshots[node] = snapshot(result)
     return values, snapshots
 
 
