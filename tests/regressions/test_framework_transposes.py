@@ -6,8 +6,8 @@ the issue as a ``relation`` between that matrix and convmatrix's own kinds (``cm
 ``cm.ConvTranspose``): "equals Cᵀ", or "equals Cᵀ up to …". The convmatrix kinds are pinned
 to the same framework's forward convolution in the same test, so a statement never rests on
 convmatrix alone; the jax.lax and ONNX matrices are also checked against convmatrix's readers
-(``cm.lax``, ``cm.from_onnx``) on the way. JAX/flax are channels-last: their matrices are compared in channels-first
-order (``_cf``).
+(``cm.lax``, ``cm.from_onnx``) on the way. JAX/flax are channels-last: their matrices are
+compared in channels-first order (``_cf``).
 """
 
 from __future__ import annotations
