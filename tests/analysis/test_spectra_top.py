@@ -148,3 +148,18 @@ def test_the_tolerance_is_honoured(layer, tol):
     np.testing.assert_allclose(top.values, expected, rtol=tol)
     values = cm.singular_values(layer, 5, method="iterative", tol=tol)
     np.testing.assert_allclose(values, expected, rtol=tol)
+
+
+@pytest.mark.parametrize("stride", [(2, 2), (2, 3), (1, 2)])
+def test_the_strided_symbol_gives_the_circular_norm(stride):
+    """Aliased frequencies (g + a)/s: on the output grid, the largest singular value of the
+    polyphase block over √∏s is the norm of a circular strided layer (numpy's dense SVD)."""
+    layer = cm.Conv(seeded(stride).standard_normal((3, 2, 3, 3)), (2, 12, 12), stride=stride,
+                    padding=1, padding_mode="circular")
+    spec, weight = layer.conv_view().spec, layer.conv_view().weight
+    grid = np.stack(np.meshgrid(*(np.arange(n) / n for n in spec.output_size), indexing="ij"),
+                    axis=-1).reshape(-1, 2)
+    blocks, cycles = iterative._polyphase(spec, weight, grid)
+    assert cycles.shape == (len(grid), stride[0] * stride[1], 2)
+    norm = np.linalg.svd(blocks, compute_uv=False).max() / np.sqrt(stride[0] * stride[1])
+    assert norm == pytest.approx(dense_top(layer, 1)[0], rel=1e-12)
