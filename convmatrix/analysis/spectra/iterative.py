@@ -270,7 +270,8 @@ def _polyphase(spec: ConvSpec, weight: np.ndarray, outs: np.ndarray
     flat = cycles.reshape(-1, ndim)
     blocks = _symbol(spec, weight, flat) * np.exp(-2j * np.pi * (flat @ before))[:, None, None,
                                                                                   None]
-    count, _, groups, cog, cig = (len(outs), *blocks.shape)
+    count, groups = len(outs), spec.groups
+    cog, cig = spec.out_channels // groups, spec.in_channels // groups
     blocks = blocks.reshape(count, len(alias), groups, cog, cig).transpose(0, 2, 3, 1, 4)
     return blocks.reshape(count, groups, cog, len(alias) * cig), cycles
 
