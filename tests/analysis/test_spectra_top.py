@@ -110,7 +110,8 @@ def test_zero_layer_and_the_table():
                                   np.zeros(3))
     layer = LAYERS[0]
     text = str(cm.top_singular_values(layer, 3, method="iterative"))
-    assert "residual" in text and "gap to next" in text and len(text.splitlines()) == 5
+    assert "residual" in text and "gap to next" in text and "pairs told apart" in text
+    assert len(text.splitlines()) == 6
 
 
 def test_unreached_tolerance_warns(monkeypatch):
@@ -148,6 +149,8 @@ def test_the_tolerance_is_honoured(layer, tol):
     np.testing.assert_allclose(top.values, expected, rtol=tol)
     values = cm.singular_values(layer, 5, method="iterative", tol=tol)
     np.testing.assert_allclose(values, expected, rtol=tol)
+    first = cm.top_singular_values(layer, 1, tol=tol, method="iterative")  # the norm's run
+    assert first.residuals[0] <= tol and first.values[0] == pytest.approx(expected[0], rel=tol)
 
 
 @pytest.mark.parametrize("stride", [(2, 2), (2, 3), (1, 2)])

@@ -462,9 +462,15 @@ def conv_top(spec: ConvSpec, weight: np.ndarray, k: int, tol: float,
     wave at the peak, ``k <= 2``) ARPACK's Lanczos from the first wave, as :func:`conv_norm`
     for ``k = 1``, with a subspace of ``k + 20`` vectors ("lanczos"). Dilated layers always
     take the block (one vector per sub-grid, see :func:`_plane_wave_block`). ``block``
-    forces either (benchmarks, tests).
+    forces either (benchmarks, tests). ``k = 1`` (unless ``block``) is :func:`conv_norm`'s
+    run: ARPACK from the single plane wave with 24 vectors (a vector anywhere in a top pair
+    has a small residual, so no block is needed).
     """
     gram = _conv_gram(spec, weight)
+    if k == 1 and not block:  # the norm's own run: any vector of a top pair will do
+        found = top_eigen(gram, 1, tol, _plane_wave_start(spec, weight), progress, ncv=24)
+        found.method = "lanczos"
+        return found
     start, paired = _plane_wave_block(spec, np.asarray(weight, dtype=gram.dtype))
     if block is None:  # measured on the ResNet stage: ARPACK is cheaper for k <= 2 only
         block = paired or start.shape[1] > 2 or k > 2

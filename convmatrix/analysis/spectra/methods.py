@@ -349,7 +349,32 @@ class TopSingularValues:
         gaps = [*(f"{g:.3g}" for g in self.gaps), ""]
         for value, residual, gap in zip(self.values, self.residuals, gaps, strict=True):
             lines.append(f"{value:14.10g}  {residual:9.2g}  {gap:>11}")
+        if len(self.values) > 1:
+            lines.append(self.separation())
         return "\n".join(lines)
+
+    def separation(self) -> str:
+        """One sentence on how the values are separated, relative to ``σ₁``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> top = TopSingularValues(np.array([2.0, 1.999, 1.5]), np.zeros(3), 0, "dense")
+        >>> top.separation()
+        'gaps (σᵢ − σᵢ₊₁)/σ₁ 0.0005…0.25; σ₃ 0.25 below σ₁; 2/2 pairs told apart'
+        """
+        gaps = self.gaps
+        if not gaps.size:
+            return "one value"
+        spread = float(np.sum(gaps))
+        return (f"gaps (σᵢ − σᵢ₊₁)/σ₁ {gaps.min():.2g}…{gaps.max():.2g}; "
+                f"σ{_subscript(len(self.values))} {spread:.2g} below σ₁; "
+                f"{int(np.sum(self.separated))}/{gaps.size} pairs told apart")
+
+
+def _subscript(number: int) -> str:
+    """``number`` in subscript digits."""
+    return str(number).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
 
 
 def _top(layer: AffineMap, k: int, tol: float, progress: ProgressArg) -> TopSingularValues:
