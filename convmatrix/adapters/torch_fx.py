@@ -1073,9 +1073,11 @@ def _run(gm: Any, sample: Any) -> tuple[dict[Any, Any], dict[Any, Any]]:
     """Every node's value on ``sample`` (a batch of one): as produced, and as a snapshot.
 
     The first dict holds the tensors the graph produced (their memory tells which values alias
-    each other); the second holds copies taken when each node ran, so a later in-place node
-    (``nn.ELU(inplace=True)``, ``out += identity``) cannot change what an earlier node's value
-    was — the Jacobian of an activation is taken at its input, not at its output.
+    each other); the second holds each node's value as it was when the node ran: before a node
+    that may write in place (``nn.ELU(inplace=True)``, ``out += identity``, ``add_``,
+    ``setitem``, ``out=``) every earlier value sharing memory with its arguments is copied, so
+    the write cannot change what an earlier node's value was — the Jacobian of an activation is
+    taken at its input, not at its output. Other values are not copied.
     """
     import torch
 
@@ -1101,10 +1103,17 @@ def _run(gm: Any, sample: Any) -> tuple[dict[Any, Any], dict[Any, Any]]:
     def load(node: Any) -> Any:
         return values[node]
 
+    copied: set[Any] = set()
     with torch.no_grad():  # torch.fx.Interpreter's rules, without its per-node bookkeeping
         for node in gm.graph.nodes:
             args = map_arg(node.args, load)
             kwargs = map_arg(node.kwargs, load)
+            if _may_write(node, modules, args, kwargs):
+                memory = _storages([*args, *kwargs.values()], torch)
+                for earlier, value in values.items():
+                    if earlier not in copied and memory & _storages(value, torch):
+                        snapshots[earlier] = snapshot(value)
+                        copied.add(earlier)
             if node.op == "placeholder":
                 result = sample
             elif node.op == "get_attr":
@@ -1119,9 +1128,31 @@ def _run(gm: Any, sample: Any) -> tuple[dict[Any, Any], dict[Any, Any]]:
                 result = modules[node.target](*args, **kwargs)
             else:  # output
                 break
-            values[node] = result
-            snapshots[node] = snapshot(result)
+            values[node] = snapshots[node] = result
     return values, snapshots
+
+
+_WRITING = frozenset({"iadd", "isub", "imul", "itruediv", "ifloordiv", "imod", "ipow", "iand",
+                      "ior", "ixor", "ilshift", "irshift", "imatmul", "setitem", "__setitem__"})
+
+
+def _may_write(node: Any, modules: dict[str, Any], args: Any, kwargs: Any) -> bool:
+    """Whether a node may write into one of its arguments (conservatively: when in doubt, yes)."""
+    if node.op == "call_module":
+        return bool(getattr(modules.get(node.target), "inplace", False))
+    if node.op not in ("call_function", "call_method"):
+        return False
+    if kwargs.get("inplace") or kwargs.get("out") is not None or any(
+            a is True for a in args[1:]):
+        return True
+    target = node.target
+    if isinstance(target, str):
+        name = target
+    elif hasattr(target, "_schema"):
+        name = target._schema.name.split("::")[-1] + ("_" if "!" in str(target._schema) else "")
+    else:
+        name = getattr(target, "__name__", "")
+    return name in _WRITING or (name.endswith("_") and not name.endswith("__"))
 
 
 def _holds_tensor(value: Any, torch: Any) -> bool:
