@@ -88,7 +88,7 @@ def main() -> None:
         import distributed
 
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                      dashboard_address=None) as cluster, \
+                                      dashboard_address=":0") as cluster, \
                 distributed.Client(cluster):
             rows.append(("cluster: lazy", best(1, lambda: (C @ x).compute())))
             on_workers = C.persist()

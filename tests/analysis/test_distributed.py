@@ -104,8 +104,10 @@ def test_local_cluster_product_of_a_matrix_larger_than_a_worker():
     entries = 16 * 16 * (3 * 128 - 2) ** 2  # per axis 3n − 2 taps read the image (padding 1)
     assert entries * 16 > limit  # int32 row and column coordinates + float64 data
     x = seeded("cx").standard_normal(layer.matrix_shape[1])
+    # dashboard on a free port: None still binds :8787, and a busy 8787 (another cluster on
+    # this machine) turns into a warning that fails the test
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  memory_limit=limit, dashboard_address=None) as cluster, \
+                                  memory_limit=limit, dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         client.run(_reset_peak_rss)  # workers forked from a large process start large
         C = layer.to_dask(row_chunks=128 * 128)
