@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from convmatrix import _hooks
 
 if TYPE_CHECKING:  # the same names, imported eagerly for type checkers and IDEs
-    from convmatrix import cache, reference, symbolic
+    from convmatrix import cache, lax, reference, symbolic
     from convmatrix._errors import ConvMatrixError
     from convmatrix.adapters import (
         LipschitzSummary,
@@ -29,7 +29,6 @@ if TYPE_CHECKING:  # the same names, imported eagerly for type checkers and IDEs
         from_torch,
         keras_matrix,
         keras_output_shape,
-        lax,
         linearize,
         lipschitz_summary,
         torch_bias,
@@ -112,6 +111,7 @@ _LAZY: dict[str, str] = {
     "cache": "convmatrix.cache",
     "reference": "convmatrix.reference",
     "symbolic": "convmatrix.symbolic",
+    "lax": "convmatrix.lax",
     # errors
     "ConvMatrixError": "convmatrix._errors",
     # framework adapters
@@ -121,7 +121,6 @@ _LAZY: dict[str, str] = {
     "from_torch": "convmatrix.adapters",
     "keras_matrix": "convmatrix.adapters",
     "keras_output_shape": "convmatrix.adapters",
-    "lax": "convmatrix.adapters",
     "torch_bias": "convmatrix.adapters",
     "torch_matrix": "convmatrix.adapters",
     "lipschitz_summary": "convmatrix.adapters",

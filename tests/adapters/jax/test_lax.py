@@ -234,7 +234,7 @@ def test_layout_and_kinds():
     up = cm.lax.conv_general_dilated((1, 1, 3), np.ones((1, 1, 2)), (1,), [(1, 1)],
                                      lhs_dilation=(2,))
     assert isinstance(up, cm.ConvTranspose)
-    assert cm.lax is cm.adapters.lax
+    assert cm.lax.conv_transpose is cm.adapters.lax.conv_transpose
     from convmatrix import lax
 
     assert lax.conv_transpose is cm.lax.conv_transpose
@@ -297,3 +297,14 @@ def test_conv_transpose_refusals_follow_jax():
     for name, value in itertools.product(["lhs_shape"], [(1, 4), "1x4x1"]):
         with pytest.raises(ConvMatrixError, match=name):
             cm.lax.conv_transpose(value, np.ones((3, 1, 1)), (2,), "SAME")
+
+
+def test_public_path_is_one_module_of_the_same_functions():
+    """``import convmatrix.lax``, ``from convmatrix.lax import …`` and ``cm.lax`` agree."""
+    import convmatrix.adapters.lax as home
+    import convmatrix.lax as public
+    from convmatrix.lax import conv_transpose
+
+    assert cm.lax is public
+    assert public.conv_transpose is home.conv_transpose is conv_transpose
+    assert public.conv_general_dilated is home.conv_general_dilated
