@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.builder.apply import integer_dtype
 from convmatrix.builder.budget import format_bytes, nnz_estimate
 from convmatrix.builder.sparse import SparseFormat
 from convmatrix.builder.stencil import ProgramNode, StencilProgram, stencil_program
@@ -485,18 +486,38 @@ class Graph(Layer):
 
     @property
     def dtype(self) -> np.dtype[Any]:
-        """The common dtype of the layers and the sums' coefficients."""
-        if self._dtype is None:  # coefficients are weak Python numbers: float32 stays float32
-            types: list[Any] = []
-            weak: list[Any] = []
-            for node in self._evaluated():
-                if isinstance(node.op, Layer):
-                    types.append(node.op.dtype)
-                elif isinstance(node.op, Sum):
-                    weak += [int(c) if float(c).is_integer() else float(c)
-                             for c in node.op.coefficients]
-            self._dtype = np.result_type(*(types or [np.dtype(np.int64)]), *weak)
+        """The dtype of the graph's matrix, widened by the integer rule.
+
+        The common dtype of the layers and the sums' coefficients; integer and bool graphs
+        (:data:`convmatrix.builder.apply.INTEGER_RULE`) widen to the smallest integer type
+        that holds the bound on ``‖M‖∞`` and on the offset carried through the graph (int64
+        when even that cannot; :meth:`matrix` then refuses). Integer arithmetic wraps modulo
+        its width in sums and products alike, so intermediate products need no wider type
+        than the result's.
+        """
+        if self._dtype is None:
+            self._dtype = self._product_dtype(refuse=False)
         return self._dtype
+
+    def _product_dtype(self, *, refuse: bool) -> np.dtype[Any]:
+        types: list[Any] = []
+        weak: list[Any] = []  # coefficients are weak Python numbers: float32 stays float32
+        for node in self._evaluated():
+            if isinstance(node.op, Layer):
+                types.append(node.op.dtype)
+            elif isinstance(node.op, Sum):
+                weak += [int(c) if float(c).is_integer() else float(c)
+                         for c in node.op.coefficients]
+        natural = np.result_type(*(types or [np.dtype(np.int64)]), *weak)
+        if natural.kind not in "biu":
+            return natural
+        try:
+            return integer_dtype(natural, max(self.abs_row_sum(), self._magnitude(0)),
+                                 f"the matrix of {self!r} ({natural} layers)")
+        except ConvMatrixError:
+            if refuse:
+                raise
+            return np.dtype(np.int64)
 
     @property
     def layout(self) -> Layout:
@@ -632,7 +653,7 @@ class Graph(Layer):
                 f"{format_bytes(int(plan.peak_bytes))} at its peak ({plan}), over `max_bytes` "
                 f"(={format_bytes(max_bytes)}); pass a larger max_bytes (or None) to build it")
         cols = math.prod(self._input_shape)
-        dtype = self.dtype
+        dtype = self._product_dtype(refuse=True)
         if self.output == self.input_name:
             return sp.eye_array(cols, dtype=dtype, format=format)
         if plan.whole_dense:  # the result is mostly full: the graph applied to unit vectors
@@ -665,8 +686,7 @@ class Graph(Layer):
             earlier = inputs[0]
             if dense:
                 return dense_product(op, earlier).astype(dtype, copy=False)
-            factor = sp.csr_array(op.matrix("csr", max_bytes=max_bytes)).astype(dtype,
-                                                                                copy=False)
+            factor = sp.csr_array(op.matrix_in(dtype, "csr", max_bytes=max_bytes))
             if earlier is None:
                 return factor
             if isinstance(earlier, np.ndarray):
