@@ -17,6 +17,7 @@ def test_the_readme_has_plain_blocks() -> None:
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 def test_readme_block_runs(block: str) -> None:
-    if "import torch" in block:
-        pytest.importorskip("torch")
+    for module in ("torch", "onnx"):
+        if f"import {module}" in block or f"from {module} import" in block:
+            pytest.importorskip(module)
     exec(compile(block, str(README), "exec"), {"__name__": "readme"})
