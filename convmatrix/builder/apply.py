@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.builder.threads import one_blas_thread
 from convmatrix.geometry.shapes import used_length
 from convmatrix.geometry.spec import ConvSpec, conv_spec
 from convmatrix.typing import Direction
@@ -206,29 +207,13 @@ SMALL_PRODUCT: int = 2**22
 threads only add synchronisation to them (the limit is set around this module's own calls,
 with ``threadpoolctl``, never globally)."""
 
-_CONTROLLER: list[Any] = []
-
-
 def _blas_threads(work: int) -> Any:
     """A context running BLAS on one thread while a kernel's products are small.
 
-    ``work`` is the multiply-adds of the largest BLAS call; below :data:`SMALL_PRODUCT` the
-    limit is set on the BLAS libraries loaded when the first kernel ran (numpy's among them);
-    nothing happens when BLAS already runs on one thread.
+    ``work`` is the multiply-adds of the largest BLAS call; below :data:`SMALL_PRODUCT`,
+    :func:`convmatrix.builder.threads.one_blas_thread`, else nothing.
     """
-    if work >= SMALL_PRODUCT:
-        return contextlib.nullcontext()
-    if not _CONTROLLER:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover - a declared dependency
-            _CONTROLLER.append(None)
-        else:
-            _CONTROLLER.append(ThreadpoolController().select(user_api="blas"))
-    controller = _CONTROLLER[0]
-    if controller is None or all(lib.num_threads == 1 for lib in controller.lib_controllers):
-        return contextlib.nullcontext()
-    return controller.limit(limits=1)
+    return contextlib.nullcontext() if work >= SMALL_PRODUCT else one_blas_thread()
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ stay exact zeros and are dropped when the result is written as CSR (:func:`block
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from convmatrix.builder.threads import one_blas_thread
 from convmatrix.geometry.indices import axis_taps
 from convmatrix.geometry.spec import ConvSpec
 from convmatrix.typing import Direction
@@ -53,41 +53,11 @@ __all__ = [
     "csr_nbytes",
     "identity_tables",
     "merge_step",
-    "one_blas_thread",
     "stencil_program",
 ]
 
 STENCIL_CHUNK_BYTES: int = 4 * 2**20
 """Working memory of one chunk of :func:`blocked_conv`'s gathered columns (its im2col)."""
-
-_CONTROLLER: list[Any] = []
-
-
-def one_blas_thread() -> Any:
-    """A context running BLAS on one thread (``threadpoolctl``; nothing if it already does).
-
-    The blocked products alternate single-threaded gathers with mid-sized matrix products of
-    a few MiB each: BLAS threads spin through the gathers and slow the products down (4× on
-    a shared two-core machine), so :meth:`StencilProgram.run` runs on one thread.
-
-    Examples
-    --------
-    >>> with one_blas_thread():
-    ...     float(np.ones((2, 2)) @ np.ones(2) @ np.ones(2))
-    4.0
-    """
-    if not _CONTROLLER:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover - a declared dependency
-            _CONTROLLER.append(None)
-        else:
-            _CONTROLLER.append(ThreadpoolController().select(user_api="blas"))
-    controller = _CONTROLLER[0]
-    if controller is None or all(lib.num_threads == 1 for lib in controller.lib_controllers):
-        return contextlib.nullcontext()
-    return controller.limit(limits=1)
-
 
 @dataclass(frozen=True, eq=False)
 class AxisTable:

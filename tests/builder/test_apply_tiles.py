@@ -270,7 +270,9 @@ def test_small_products_run_on_one_blas_thread_only_inside_the_call():
 
     with apply._blas_threads(0):
         pass  # the kernels' controller: the BLAS libraries loaded with numpy
-    libraries = apply._CONTROLLER[0].lib_controllers
+    from convmatrix.builder import threads
+
+    libraries = threads._CONTROLLER[0].lib_controllers  # the one controller of the package
 
     def blas_threads() -> list[int]:
         return [library.num_threads for library in libraries]
