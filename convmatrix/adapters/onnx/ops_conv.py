@@ -2,10 +2,13 @@
 
 Geometry follows ``onnx.reference`` of the installed ``onnx`` where the specification's text
 is ambiguous: ``auto_pad`` ``SAME_UPPER`` puts the smaller half of the padding first,
-``SAME_LOWER`` the larger; a ``ConvTranspose`` with ``output_shape`` and explicit (or no)
-``pads`` keeps ``pads`` (zero by default) and cuts or extends the end of the output to
-``output_shape``; with ``SAME_*`` the total padding ``s·(n − 1) + output_padding + k̂ −
-output_shape`` is split as above (it may be negative when the kernel is smaller than the
+``SAME_LOWER`` the larger. A ``ConvTranspose`` with ``output_shape`` and explicit ``pads``
+keeps ``pads`` and cuts or extends the end of the output to ``output_shape``, as the
+reference does (onnxruntime ignores such ``pads``); without ``pads`` or ``auto_pad``, a
+shorter ``output_shape`` crops the specification's way, the larger half of the total padding
+``s·(n − 1) + output_padding + k̂ − output_shape`` first (the reference raises there;
+onnxruntime agrees with the specification), a longer one extends the end. With ``SAME_*``
+that total padding is split as above (it may be negative when the kernel is smaller than the
 stride: then the output starts before the first full-output position, as in the reference;
 onnxruntime differs there).
 """
@@ -181,6 +184,13 @@ def conv_transpose_geometry(node: OnnxNode, input_shape: tuple[int, ...],
             length = output_shape[axis] if output_shape is not None else n * s
             total = full - length
             start = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
+        elif (auto_pad == "NOTSET" and not has_pads and output_shape is not None
+              and output_shape[axis] < full):
+            # the reference fails here (ValueError); the specification's formula (the larger
+            # half first, as onnxruntime computes it) is the only definition
+            length = output_shape[axis]
+            total = full - length
+            start = total - total // 2
         else:
             pads = _pads(node, ndim) if auto_pad != "VALID" else ((0, 0),) * ndim
             start = pads[axis][0]

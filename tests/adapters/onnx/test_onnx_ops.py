@@ -304,3 +304,23 @@ def test_average_pool_dilations_and_wide_pads_match_onnxruntime():
             continue
         _check(proto, x, ref=False)
         checked += 1
+
+
+@pytest.mark.parametrize("n, k, s, d, out", [(3, 3, 2, 1, 6), (3, 3, 2, 1, 5), (3, 3, 2, 1, 4),
+                                             (4, 2, 3, 1, 10), (3, 3, 1, 2, 5), (3, 3, 2, 1, 8)])
+def test_conv_transpose_output_shape_without_pads_crops_as_the_specification(n, k, s, d, out):
+    """``output_shape`` shorter than the full output, no ``pads``, ``auto_pad`` NOTSET:
+    onnx.reference raises; the specification splits the total padding with the larger half
+    first, and onnxruntime computes exactly that (it was cut at the end: a silent wrong
+    answer). A longer ``output_shape`` (by less than the stride) extends the end."""
+    pytest.importorskip("onnxruntime")
+    rng = np.random.default_rng(n * 100 + out)
+    w = rng.standard_normal((1, 2, k, k)).astype(np.float32)
+    attrs = {"strides": [s, s], "dilations": [d, d], "output_shape": [out, out]}
+    proto = model([helper.make_node("ConvTranspose", ["x", "w"], ["y"], **attrs)],
+                  [1, 1, n, n], {"w": w})
+    x = rng.standard_normal((1, 1, n, n)).astype(np.float32)
+    want = runtime(proto, x)
+    layer = cm.from_onnx(proto)
+    assert layer.output_shape == want.shape[1:] == (2, out, out)
+    assert np.abs(affine(layer, x[0].astype(np.float64)) - want.ravel()).max() < 1e-4
