@@ -6,7 +6,7 @@ torch's ``pixel_shuffle``/``pixel_unshuffle`` and ONNX's ``DepthToSpace``/``Spac
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -27,6 +27,25 @@ class _Shuffle(Rearrangement):
     def _describe(self) -> str:
         return (f"{shape_text(self.input_shape)} → {shape_text(self.output_shape)}, "
                 f"factor {self.factor}")
+
+    def _set_shapes(self, input_shape: Sequence[int], factor: int, name: str,
+                    direction: Literal["up", "down"]) -> None:
+        """Validate and set the shapes: channels to space (``"up"``) or space to channels."""
+        shape = as_shape(input_shape, (2,))
+        r = as_int(factor, name, 1)
+        if direction == "up" and shape[0] % (r * r):
+            raise ConvMatrixError(
+                f"`input_shape` (={shape}) must have channels divisible by "
+                f"`{name}`² (={r * r})")
+        if direction == "down" and (shape[1] % r or shape[2] % r):
+            raise ConvMatrixError(
+                f"`input_shape` (={shape}) must have height and width divisible by "
+                f"`{name}` (={r})")
+        self.factor = r
+        self._input_shape = shape
+        self._output_shape = ((shape[0] // (r * r), shape[1] * r, shape[2] * r)
+                              if direction == "up"
+                              else (shape[0] * r * r, shape[1] // r, shape[2] // r))
 
 
 class PixelShuffle(_Shuffle):
@@ -49,15 +68,7 @@ class PixelShuffle(_Shuffle):
     """
 
     def __init__(self, input_shape: Sequence[int], upscale_factor: int) -> None:
-        shape = as_shape(input_shape, (2,))
-        r = as_int(upscale_factor, "upscale_factor", 1)
-        if shape[0] % (r * r):
-            raise ConvMatrixError(
-                f"`input_shape` (={shape}) must have channels divisible by "
-                f"`upscale_factor`² (={r * r})")
-        self.factor = r
-        self._input_shape = shape
-        self._output_shape = (shape[0] // (r * r), shape[1] * r, shape[2] * r)
+        self._set_shapes(input_shape, upscale_factor, "upscale_factor", "up")
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         r = self.factor
@@ -81,15 +92,7 @@ class PixelUnshuffle(_Shuffle):
     """
 
     def __init__(self, input_shape: Sequence[int], downscale_factor: int) -> None:
-        shape = as_shape(input_shape, (2,))
-        r = as_int(downscale_factor, "downscale_factor", 1)
-        if shape[1] % r or shape[2] % r:
-            raise ConvMatrixError(
-                f"`input_shape` (={shape}) must have height and width divisible by "
-                f"`downscale_factor` (={r})")
-        self.factor = r
-        self._input_shape = shape
-        self._output_shape = (shape[0] * r * r, shape[1] // r, shape[2] // r)
+        self._set_shapes(input_shape, downscale_factor, "downscale_factor", "down")
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         r = self.factor
@@ -143,16 +146,8 @@ class DepthToSpace(_Shuffle):
     """
 
     def __init__(self, input_shape: Sequence[int], blocksize: int, mode: str = "DCR") -> None:
-        shape = as_shape(input_shape, (2,))
-        b = as_int(blocksize, "blocksize", 1)
         self.mode = _block_mode(mode)
-        if shape[0] % (b * b):
-            raise ConvMatrixError(
-                f"`input_shape` (={shape}) must have channels divisible by `blocksize`² "
-                f"(={b * b})")
-        self.factor = b
-        self._input_shape = shape
-        self._output_shape = (shape[0] // (b * b), shape[1] * b, shape[2] * b)
+        self._set_shapes(input_shape, blocksize, "blocksize", "up")
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         b = self.factor
@@ -196,16 +191,8 @@ class SpaceToDepth(_Shuffle):
     """
 
     def __init__(self, input_shape: Sequence[int], blocksize: int, mode: str = "DCR") -> None:
-        shape = as_shape(input_shape, (2,))
-        b = as_int(blocksize, "blocksize", 1)
         self.mode = _block_mode(mode)
-        if shape[1] % b or shape[2] % b:
-            raise ConvMatrixError(
-                f"`input_shape` (={shape}) must have height and width divisible by "
-                f"`blocksize` (={b})")
-        self.factor = b
-        self._input_shape = shape
-        self._output_shape = (shape[0] * b * b, shape[1] // b, shape[2] // b)
+        self._set_shapes(input_shape, blocksize, "blocksize", "down")
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         b = self.factor
