@@ -42,7 +42,25 @@ def _source(q: int, lo: int, hi: int, mode: str) -> int | None:
     return lo + (period - r if r >= m else r)
 
 
-class Pad(SeparableLayer):
+class _PaddingSelection(SeparableLayer):
+    """A padding: per axis a 0/1 selection matrix (``_axes``), the constant in the offset."""
+
+    _axes: list[sp.csr_array | None]
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """int64: the matrix selects (and, for reflect/replicate/circular/wrap, repeats)."""
+        return np.dtype(np.int64)
+
+    def abs_row_sum(self) -> int:
+        """1: every row of the matrix copies one input value (or none)."""
+        return 1
+
+    def _axis_matrices(self) -> list[sp.csr_array | None]:
+        return list(self._axes)
+
+
+class Pad(_PaddingSelection):
     """``F.pad(x, pad, mode, value)`` of one sample: padding (or cropping, if negative).
 
     ``pad`` lists ``(before, after)`` for the last axis first, then the one before it, ...
@@ -141,18 +159,6 @@ class Pad(SeparableLayer):
                            np.array([q for _, q in kept], dtype=int),
                            np.ones(len(kept), dtype=np.int64), (size, n))
 
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        """int64: the matrix selects (and, for reflect/replicate/circular, repeats)."""
-        return np.dtype(np.int64)
-
-    def abs_row_sum(self) -> int:
-        """1: every row of the matrix copies one input value (or none)."""
-        return 1
-
-    def _axis_matrices(self) -> list[sp.csr_array | None]:
-        return list(self._axes)
-
     def offset(self) -> np.ndarray:
         """``value`` at every padded position (zeros when ``value`` is 0).
 
@@ -189,7 +195,7 @@ NUMPY_PAD_MODES = ("constant", "reflect", "edge", "wrap")
 """``numpy.pad`` (and ONNX ``Pad``) modes :class:`NumpyPad` takes."""
 
 
-class NumpyPad(SeparableLayer):
+class NumpyPad(_PaddingSelection):
     """``numpy.pad(x, pad_width, mode)`` of one sample (ONNX ``Pad``); negative widths crop.
 
     Any axis may be padded in any mode, by any amount ``numpy.pad`` allows (``reflect`` and
@@ -282,18 +288,6 @@ class NumpyPad(SeparableLayer):
         if len(pairs) != len(shape):
             raise ConvMatrixError(message)
         return tuple(pairs)
-
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        """int64: the matrix selects (and repeats)."""
-        return np.dtype(np.int64)
-
-    def abs_row_sum(self) -> int:
-        """1: every row of the matrix copies one input value (or none)."""
-        return 1
-
-    def _axis_matrices(self) -> list[sp.csr_array | None]:
-        return list(self._axes)
 
     def offset(self) -> np.ndarray:
         """``value`` at every padded position of mode ``"constant"`` (zeros otherwise)."""
