@@ -14,6 +14,8 @@ format) and ``reports.md`` (every built-in report).
 from __future__ import annotations
 
 import os
+import sys
+from typing import Any
 
 import convmatrix
 
@@ -43,6 +45,32 @@ autosummary_generate = True
 autodoc_typehints = "none"  # numpydoc sections carry the types
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
+
+
+def _defined_docstring(app: Any, what: str, name: str, obj: Any, options: Any,
+                       lines: list[str]) -> None:
+    """Give a re-exported constant the docstring written where it is defined.
+
+    autodoc reads a constant's docstring (the string after its assignment) from the module it
+    is documented under; ``convmatrix.DEFAULT_MAX_BYTES`` is defined in
+    ``convmatrix.builder.budget``, so autodoc would fall back to ``int``'s docstring.
+    """
+    from sphinx.pycode import ModuleAnalyzer
+
+    if what != "data":
+        return
+    attr = name.rpartition(".")[2]
+    for modname, module in sorted(sys.modules.items()):
+        if modname.startswith("convmatrix") and getattr(module, attr, None) is obj:
+            docs = ModuleAnalyzer.for_module(modname).find_attr_docs().get(("", attr))
+            if docs:
+                lines[:] = [line for line in docs]
+                return
+
+
+def setup(app: Any) -> None:
+    """Connect the constant docstring hook before numpydoc parses the docstrings."""
+    app.connect("autodoc-process-docstring", _defined_docstring, priority=400)
 
 # --- Markdown pages (MyST) -------------------------------------------------------------------
 myst_enable_extensions = ["dollarmath", "colon_fence"]

@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BYTES: int = 4 * 2**30
-"""Largest matrix (in bytes of data, indices and pointers) built unless ``max_bytes`` says more."""
+"""Largest matrix built (4 GiB of data, indices and pointers) unless ``max_bytes`` says more."""
 
 _DENSE_COPIES = 14  # x, y, a batch of 3 of each, reference outputs, comparison temporaries
 _MATRIX_MARGIN = 1.1  # the builder's chunk temporaries on top of the final arrays

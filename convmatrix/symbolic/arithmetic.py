@@ -240,6 +240,12 @@ RELATIONSHIPS: tuple[Relationship, ...] = (
     Relationship(15, "dilated convolution: k replaced by k̂ = k + (k − 1)(d − 1)",
                  sympy.true, sympy.floor((n + 2 * p - k - (k - 1) * (d - 1)) / s) + 1),
 )
+"""The relationships of Dumoulin & Visin in the guide's numbering, each a :class:`Relationship`.
+
+Each states a condition on the symbols and the output size it implies (``direction``
+``"forward"``: a convolution's output, ``"adjoint"``: a transposed convolution's);
+:func:`check_relationships` confirms those that apply to given numbers.
+"""
 
 
 def check_relationships(n_in: int, kernel: int, stride: int = 1, padding: int = 0,
