@@ -19,6 +19,10 @@ from typing import Any
 
 import convmatrix
 
+sys.path.insert(0, os.path.dirname(__file__))  # _cli.py (sphinx-argparse), _stackfile.py
+
+import _stackfile  # from docs/, on the path just above
+
 os.environ.setdefault("MPLBACKEND", "Agg")  # the gallery draws without a screen
 
 project = "convmatrix"
@@ -34,10 +38,15 @@ extensions = [
     "numpydoc",
     "myst_parser",
     "sphinx_gallery.gen_gallery",
+    "sphinxarg.ext",
 ]
 
+# no typographic quotes or dashes: the pages quote code and command lines (``--padding``,
+# ``data_format='channels_first'`` in the CLI's help texts), which must read as typed
+smartquotes = False
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py", "**.ipynb_checkpoints"]
+exclude_patterns = ["_build", "reference/generated", "auto_examples/*.ipynb", "auto_examples/*.py",
+                    "**.ipynb_checkpoints"]
 templates_path = ["_templates"]
 
 # --- API reference -------------------------------------------------------------------------
@@ -71,6 +80,10 @@ def _defined_docstring(app: Any, what: str, name: str, obj: Any, options: Any,
 def setup(app: Any) -> None:
     """Connect the constant docstring hook before numpydoc parses the docstrings."""
     app.connect("autodoc-process-docstring", _defined_docstring, priority=400)
+
+
+# --- stack-file reference ----------------------------------------------------------------------
+_stackfile.write()  # reference/generated/stack-kinds.md, the per-kind key tables
 
 # --- Markdown pages (MyST) -------------------------------------------------------------------
 myst_enable_extensions = ["dollarmath", "colon_fence"]

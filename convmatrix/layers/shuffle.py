@@ -53,6 +53,13 @@ class PixelShuffle(_Shuffle):
 
     ``out[c, h·r + i, w·r + j] = in[c·r² + i·r + j, h, w]``.
 
+    Parameters
+    ----------
+    input_shape : sequence of int
+        One sample ``(C·r², H, W)``.
+    upscale_factor : int
+        ``r``, the factor each spatial axis grows by.
+
     Examples
     --------
     >>> import numpy as np
@@ -82,6 +89,13 @@ class PixelShuffle(_Shuffle):
 
 class PixelUnshuffle(_Shuffle):
     """``(C, H·r, W·r) → (C·r², H, W)`` as torch's ``pixel_unshuffle`` (PixelShuffle's inverse).
+
+    Parameters
+    ----------
+    input_shape : sequence of int
+        One sample ``(C, H·r, W·r)``.
+    downscale_factor : int
+        ``r``, the factor each spatial axis shrinks by.
 
     Examples
     --------

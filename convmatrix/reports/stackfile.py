@@ -60,6 +60,7 @@ MAX_FILE_BYTES = 1 << 20
 """The largest stack file :func:`load_stack` reads (1 MiB; a stack file is a few hundred bytes)."""
 
 FILLS = ("ones", "arange", "random", "uniform", "icnr")
+_FILE_KEYS = ("title", "input", "weights", "seed", "layers")  # a stack file's top-level keys
 _WEIGHTED = ("Conv", "ConvTranspose")
 
 
@@ -238,7 +239,7 @@ def parse_stack(text: str, *, source: str = "<string>",
     except RecursionError:
         raise ConvMatrixError(f"{source}: values are nested too deeply (arrays or tables "
                               f"inside each other hundreds of times)") from None
-    unknown = sorted(set(data) - {"title", "input", "weights", "seed", "layers"})
+    unknown = sorted(set(data) - set(_FILE_KEYS))
     if unknown:
         raise ConvMatrixError(f"{source}: unknown key(s) {', '.join(unknown)}; a stack file has "
                               f"title, input, weights, seed and [[layers]]")
