@@ -87,8 +87,11 @@ def linearize(model: Any, x: Any) -> Linearization:
 
     Parameters
     ----------
-    model : torch.nn.Module, Keras model or ONNX model
-        An ONNX model is an ``onnx.ModelProto`` or a path to an ``.onnx`` file, read as
+    model : torch.nn.Module, torch.export.ExportedProgram, Keras model or ONNX model
+        An ``ExportedProgram`` is read through its graph, as a ``GraphModule`` is (``aten``
+        operators: ``convolution``, ``relu``, ``max_pool2d_with_indices``,
+        ``_native_batch_norm_legit_no_training``, ``native_group_norm``, ``addmm``, ...). An
+        ONNX model is an ``onnx.ModelProto`` or a path to an ``.onnx`` file, read as
         :func:`~convmatrix.from_onnx` reads it, its non-linear operators (``Relu``,
         ``LeakyRelu``, ``PRelu``, ``Clip``, ``Elu``, ``Gelu``, ``Sigmoid``, ``Tanh``, ...,
         ``MaxPool``, ``Mul`` of two branches) at the point. A torch model is
@@ -146,12 +149,19 @@ def linearize(model: Any, x: Any) -> Linearization:
         return reader(model, x)  # type: ignore[no-any-return]
     if is_torch_module(model):
         return _linearize_torch(model, x)
+    if _is_exported(model):  # torch.export: its graph, read like a traced one
+        return _linearize_graph(model, torch_point(x))
     if _is_onnx(model):
         from convmatrix.adapters.onnx.reader import linearize_onnx
 
         return linearize_onnx(model, x)
     raise ConvMatrixError(f"`model` (={type(model).__name__}) is neither a torch module nor a "
                           f"Keras model, nor an ONNX model (a ModelProto or a path to .onnx)")
+
+
+def _is_exported(model: Any) -> bool:
+    """A ``torch.export`` ``ExportedProgram`` (by class name: torch is not imported here)."""
+    return any(cls.__name__ == "ExportedProgram" for cls in type(model).__mro__)
 
 
 def _is_onnx(model: Any) -> bool:

@@ -17,7 +17,11 @@ import scipy.sparse as sp
 from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
 from convmatrix.adapters.torch_fx import FxWalk, JacobianTranslator, walk_fx
-from convmatrix.adapters.torch_jacobian import LINEARIZED_FUNCTIONS, LINEARIZED_MODULES
+from convmatrix.adapters.torch_jacobian import (
+    LINEARIZED_FUNCTIONS,
+    LINEARIZED_MODULES,
+    running_norm,
+)
 from convmatrix.builder.sparse import DEFAULT_MAX_BYTES, SparseFormat
 from convmatrix.geometry import shapes
 from convmatrix.geometry.spec import as_int, sequence_items
@@ -27,7 +31,6 @@ from convmatrix.layers.conv import Conv, ConvTranspose
 from convmatrix.layers.graph import Graph
 from convmatrix.layers.identity import Identity
 from convmatrix.layers.linear import Linear
-from convmatrix.layers.norm import BatchNorm
 from convmatrix.layers.pad import Pad
 from convmatrix.layers.pool import AvgPool
 from convmatrix.layers.reshape import Flatten, Reshape
@@ -231,11 +234,28 @@ def _read_batch_norm(module: Any, input_shape: tuple[int, ...],
         raise ConvMatrixError(
             f"`module` ({name}) has no running statistics (track_running_stats=False): it "
             f"always uses the batch's, which is not a linear map of one sample")
-    weight = getattr(module, "weight", None)
-    bias = getattr(module, "bias", None)
-    return BatchNorm(input_shape, to_numpy(module.running_mean), to_numpy(module.running_var),
-                     weight=None if weight is None else to_numpy(weight),
-                     bias=None if bias is None else to_numpy(bias), eps=float(module.eps))
+    return running_norm(module, input_shape)
+
+
+def _read_instance_norm(module: Any, input_shape: tuple[int, ...],
+                        output_size: Sequence[int] | None) -> Layer:
+    """``nn.InstanceNorm1d/2d/3d`` with ``track_running_stats=True`` in eval mode.
+
+    It then normalises by its running statistics, an affine map like BatchNorm's; otherwise
+    by the input's own statistics, which is not affine (``cm.linearize`` reads that).
+    """
+    _only_forward(module, output_size)
+    name = type(module).__name__
+    if getattr(module, "running_mean", None) is None:
+        raise ConvMatrixError(
+            f"`module` ({name}) normalises by the input's own statistics "
+            f"(track_running_stats=False), which is not affine; cm.linearize(model, x) gives "
+            f"its exact Jacobian at a point x")
+    if getattr(module, "training", False):
+        raise ConvMatrixError(
+            f"`module` ({name}) is in training mode: it normalises by the input's own "
+            f"statistics, which is not affine; call .eval() to use its running statistics")
+    return running_norm(module, input_shape)
 
 
 def _read_identity(module: Any, input_shape: tuple[int, ...],
@@ -345,6 +365,7 @@ TORCH_READERS: dict[str, TorchReader] = {
 TORCH_READERS["Sequential"] = _read_sequential
 TORCH_READERS.update({f"AvgPool{n}d": _read_avg_pool for n in (1, 2, 3)})
 TORCH_READERS.update({f"BatchNorm{n}d": _read_batch_norm for n in (1, 2, 3)})
+TORCH_READERS.update({f"InstanceNorm{n}d": _read_instance_norm for n in (1, 2, 3)})
 TORCH_READERS.update({f"AdaptiveAvgPool{n}d": _read_adaptive_avg_pool for n in (1, 2, 3)})
 TORCH_READERS.update({f"{kind}Pad{n}d": _read_pad for kind in _PAD_MODES for n in (1, 2, 3)})
 TORCH_READERS.update({name: _read_upsample for name in ("Upsample", "UpsamplingNearest2d",

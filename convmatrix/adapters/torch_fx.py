@@ -834,6 +834,227 @@ def _movedim(call: FxCall) -> Produced:
     return _permutation(call, source, [next(rest) if d is None else d for d in order])
 
 
+def _tile(call: FxCall) -> Produced:
+    """``torch.tile(x, dims)``/``x.tile(dims)``: ``repeat`` with ones prepended to ``dims``."""
+    source = _single(call)
+    reps = [int(r) for r in _dims(call, "dims")]
+    ndim = len(source.shape) + 1
+    if len(reps) > ndim:
+        raise _Refused(f"tiles {tuple(reps)}: more factors than the tensor's {ndim} axes adds "
+                       f"axes before the batch axis")
+    reps = [1] * (ndim - len(reps)) + reps
+    if reps[0] != 1:
+        raise _Refused(f"tiles the batch axis ({tuple(reps)})")
+    return _tiles(source, reps[1:])
+
+
+def _repeat_interleave(call: FxCall) -> Produced:
+    """``x.repeat_interleave(r, dim)`` with a constant count: each entry ``r`` times in a row.
+
+    An axis of 1 after ``dim``, ``r`` copies concatenated along it, the two axes merged. A
+    tensor of counts is read when all counts are equal; ``dim=None`` (flattening the batch
+    too) is refused.
+    """
+    from convmatrix.layers.reshape import Reshape
+
+    source = _single(call)
+    repeats, dim = call.arg(1, "repeats"), call.arg(2, "dim")
+    if dim is None:
+        raise _Refused("repeats without dim, which flattens the batch axis into the sample")
+    counts = np.unique(_array(repeats).astype(np.int64).reshape(-1))
+    if counts.size != 1 or counts[0] < 0:
+        raise _Refused(f"repeats entries by the counts {_array(repeats).tolist()}; one "
+                       f"constant count for every entry is read")
+    axis = _sample_axis(call, source, dim, "repeats")
+    count = int(counts[0])
+    shape = source.shape
+    if count == 1:
+        return source
+    if count == 0:
+        raise _Refused("repeats every entry 0 times (an empty output)")
+    grown = (*shape[:axis + 1], 1, *shape[axis + 1:])
+    return _Steps(((Reshape(shape, grown), (source.name,)),
+                   (Cat(axis + 1), (0,) * count),
+                   (Reshape((*shape[:axis + 1], count, *shape[axis + 1:]),
+                            call.output_shape()), (1,))))
+
+
+def _unbind(call: FxCall) -> Produced:
+    """``torch.unbind(x, dim)``: one slice per index, the axis dropped."""
+    from convmatrix.layers.reshape import Reshape, Slice
+
+    source = _single(call)
+    axis = _sample_axis(call, source, call.arg(1, "dim", 0), "unbinds")
+    shape = source.shape
+    dropped = (*shape[:axis], *shape[axis + 1:])
+    return tuple((Sequential([Slice(shape, axis, i, i + 1),
+                              Reshape((*shape[:axis], 1, *shape[axis + 1:]), dropped)]),
+                  (source.name,)) for i in range(shape[axis]))
+
+
+def _roll(call: FxCall) -> Produced:
+    """``torch.roll(x, shifts, dims)``: per axis, its last ``s`` entries moved to the front.
+
+    Each axis: two :class:`~convmatrix.Slice` s concatenated (a permutation); without dims
+    the flattened tensor, batch axis included, would roll: refused.
+    """
+    from convmatrix.layers.reshape import Slice
+
+    source = _single(call)
+    shifts, dims = call.arg(1, "shifts"), call.arg(2, "dims")
+    if dims is None or (isinstance(dims, list | tuple) and not dims):
+        raise _Refused("rolls without dims, which rolls the flattened batch")
+    shifts = list(shifts) if isinstance(shifts, list | tuple) else [shifts]
+    dims = list(dims) if isinstance(dims, list | tuple) else [dims]
+    if len(shifts) != len(dims):
+        raise _Refused(f"rolls by {tuple(shifts)} along {tuple(dims)}: one shift per dim")
+    steps: list[tuple[Any, tuple[str | int, ...]]] = []
+    current: str | int = source.name
+    for shift, dim in zip(shifts, dims, strict=True):
+        axis = _sample_axis(call, source, dim, "rolls")
+        size = source.shape[axis]
+        cut = size - int(shift) % size
+        if cut == size:
+            continue
+        steps.append((Slice(source.shape, axis, cut, None), (current,)))
+        steps.append((Slice(source.shape, axis, 0, cut), (current,)))
+        steps.append((Cat(axis), (len(steps) - 2, len(steps) - 1)))
+        current = len(steps) - 1
+    return _Steps(tuple(steps)) if steps else source
+
+
+def _t(call: FxCall) -> Produced:
+    """``x.t()`` (``torch.t``): the two axes of a 2-D tensor exchanged (the batch axis moves)."""
+    source = _single(call)
+    order = list(range(len(source.shape) + 1))[::-1] if len(source.shape) < 2 else []
+    return _permutation(call, source, order)
+
+
+def _select(call: FxCall) -> Produced:
+    """``aten.select(x, dim, index)`` (``x[:, i]`` in ``torch.export``): one index, axis dropped."""
+    from convmatrix.layers.reshape import Reshape, Slice
+
+    source = _single(call)
+    axis = _sample_axis(call, source, call.arg(1, "dim"), "selects")
+    index = int(call.arg(2, "index")) % source.shape[axis]
+    piece = Slice(source.shape, axis, index, index + 1)
+    return Sequential([piece, Reshape(piece.output_shape, call.output_shape())]), (source.name,)
+
+
+def _index_select(call: FxCall) -> Produced:
+    """``index_select(x, dim, index)`` with constant indices: runs of consecutive indices.
+
+    Each run is one :class:`~convmatrix.Slice`, the runs concatenated (``torch.roll`` and
+    ``repeat_interleave`` decompose into this in ``torch.export``).
+    """
+    from convmatrix.layers.reshape import Slice
+
+    source = _single(call)
+    axis = _sample_axis(call, source, call.arg(1, "dim"), "selects")
+    index = _array(call.arg(2, "index")).astype(np.int64).reshape(-1) % source.shape[axis]
+    if index.size == 0:
+        raise _Refused("selects no index (an empty output)")
+    breaks = np.flatnonzero(np.diff(index) != 1) + 1
+    runs = [(int(run[0]), int(run[-1]) + 1) for run in np.split(index, breaks)]
+    steps: list[tuple[Any, tuple[str | int, ...]]] = [
+        (Slice(source.shape, axis, start, stop), (source.name,)) for start, stop in runs]
+    if len(steps) == 1:
+        return steps[0]
+    steps.append((Cat(axis), tuple(range(len(runs)))))
+    return _Steps(tuple(steps))
+
+
+def _flip_side(call: FxCall) -> Produced:
+    """``torch.fliplr`` (dim 1) and ``torch.flipud`` (dim 0: the batch axis, refused)."""
+    return _flip(replace_args(call, (call.args[0], [1 if call.kind == "fliplr" else 0])))
+
+
+def _mt(call: FxCall) -> Produced:
+    """``x.mT`` (``aten.mT``): the last two axes exchanged."""
+    source = _single(call)
+    order = list(range(len(source.shape) + 1))
+    order[-2:] = order[:-3:-1]
+    return _permutation(call, source, order)
+
+
+def _convolution(call: FxCall) -> Produced:
+    """``aten.convolution`` (``torch.export``'s decomposed graphs): a conv or a transposed one.
+
+    Its arguments: ``(input, weight, bias, stride, padding, dilation, transposed,
+    output_padding, groups)``.
+    """
+    names = ("input", "weight", "bias", "stride", "padding", "dilation", "transposed",
+             "output_padding", "groups")
+    x, weight, bias, stride, padding, dilation, transposed, output_padding, groups = (
+        call.arg(i, name) for i, name in enumerate(names))
+    if transposed:
+        return _conv_transpose(replace_args(call, (x, weight, bias, stride, padding,
+                                                   output_padding, groups, dilation)))
+    return _conv(replace_args(call, (x, weight, bias, stride, padding, dilation, groups)))
+
+
+def _matmul_weight(call: FxCall, source: Any, matrix: Any) -> Any:
+    """The constant right factor of ``x @ W`` on a flat sample, as a ``(out, in)`` weight."""
+    if isinstance(matrix, Traced):
+        return None  # a product of two branches
+    if not isinstance(source, Traced):
+        raise _Refused("multiplies a constant by a value that depends on the input from the "
+                       "right; only x @ W (the input on the left) is read")
+    array = _array(matrix)
+    if len(source.shape) != 1 or array.ndim != 2:
+        raise _Refused(f"multiplies {source.shape} by a constant of shape {array.shape}; only "
+                       f"a flat sample times a matrix is read")
+    return array.T
+
+
+def _matmul(call: FxCall) -> Produced:
+    """``x @ W``, ``torch.mm``/``matmul`` with a constant ``W``: a :class:`~convmatrix.Linear`."""
+    source = call.arg(0, "input")
+    weight = _matmul_weight(call, source, call.arg(1, "other", call.kwargs.get("mat2")))
+    if weight is None:
+        return None
+    return _linear(replace_args(call, (source, weight, None)))
+
+
+def _addmm(call: FxCall) -> Produced:
+    """``aten.addmm(b, x, W, beta, alpha)``: ``beta·b + alpha·(x @ W)`` (a decomposed Linear)."""
+    bias, source = call.arg(0, "self"), call.arg(1, "mat1")
+    if isinstance(bias, Traced):
+        raise _Refused("adds a value that depends on the input as its bias; only a constant "
+                       "bias is read")
+    weight = _matmul_weight(call, source, call.arg(2, "mat2"))
+    if weight is None:
+        return None
+    beta, alpha = float(call.kwargs.get("beta", 1)), float(call.kwargs.get("alpha", 1))
+    out = call.output_shape()
+    return _linear(replace_args(call, (source, alpha * weight, beta * _constant(
+        call, bias, out, "bias"))))
+
+
+def _instance_norm(call: FxCall) -> Produced:
+    """``F.instance_norm``/``aten.instance_norm`` with running statistics: per-channel affine.
+
+    By the input's own statistics (``use_input_stats=True``) it is not affine: not read here
+    (``cm.linearize`` reads it).
+    """
+    source = _single(call)
+    if hasattr(call.target, "_schema"):  # (input, weight, bias, mean, var, use_input_stats, ...)
+        names = ("input", "weight", "bias", "running_mean", "running_var")
+    else:  # F.instance_norm(input, running_mean, running_var, weight, bias, use_input_stats, ...)
+        names = ("input", "running_mean", "running_var", "weight", "bias")
+    values = {name: call.arg(i, name) for i, name in enumerate(names)}
+    if call.arg(5, "use_input_stats", True):
+        return None
+    mean, var = values["running_mean"], values["running_var"]
+    if mean is None or var is None:
+        raise _Refused("has use_input_stats=False but no running statistics")
+    weight, bias = values["weight"], values["bias"]
+    return BatchNorm(source.shape, _array(mean), _array(var),
+                     weight=None if weight is None else _array(weight),
+                     bias=None if bias is None else _array(bias),
+                     eps=float(call.arg(7, "eps", 1e-5))), (source.name,)
+
+
 FX_TRANSLATORS: dict[str, Translator] = {
     "add": _add, "iadd": _add, "sub": _sub, "isub": _sub, "rsub": _rsub, "mul": _mul,
     "imul": _mul, "multiply": _mul, "div": _div, "truediv": _div, "itruediv": _div,
@@ -856,7 +1077,11 @@ FX_TRANSLATORS: dict[str, Translator] = {
     "double": _cast, "type_as": _cast, "narrow": _narrow, "flip": _flip, "sum": _sum,
     "repeat": _repeat, "expand": _expand, "expand_as": _expand, "stack": _stack,
     "permute": _permute, "transpose": _transpose, "swapaxes": _transpose, "swapdims": _transpose,
-    "movedim": _movedim, "moveaxis": _movedim,
+    "movedim": _movedim, "moveaxis": _movedim, "detach": _alias, "tile": _tile,
+    "repeat_interleave": _repeat_interleave, "unbind": _unbind, "roll": _roll, "t": _t,
+    "numpy_T": _t, "convolution": _convolution, "addmm": _addmm, "mm": _matmul,
+    "matmul": _matmul, "instance_norm": _instance_norm, "select": _select,
+    "index_select": _index_select, "fliplr": _flip_side, "flipud": _flip_side, "mT": _mt,
 }
 """Operation name → translator (see :class:`FxCall` for the name: a function's or method's
 ``__name__``, an ``aten`` operator's base name, in-place forms without the ``_``)."""
@@ -1392,6 +1617,8 @@ def _walk(module: Any, gm: Any, shape: tuple[int, ...], x: Any,
                                            and module_ is not None
                                            and "guard" in node.name):
             continue  # torch.export's input guards: no value
+        if kind == "getitem" and not node.users:
+            continue  # an output nobody reads (torch.export keeps a max pool's indices)
         if inplace:
             _check_inplace(call, node, placeholder, values, traced, order, torch)
         try:
@@ -1459,29 +1686,34 @@ def _translate(call: FxCall, module_reader: ModuleReader | None, nonlinear: froz
                linearized: frozenset[str], jacobian: JacobianTranslator | None) -> Produced:
     """The node's translation: affine translators first, the Jacobian translator at a point.
 
-    A module the caller calls non-linear goes to the Jacobian translator first (never to the
-    module reader); refusals say whether ``cm.linearize`` reads what ``from_torch`` refuses.
+    A module the caller calls non-linear goes to the Jacobian translator first, then to the
+    module reader (which reads classes that are affine in some settings, such as an
+    ``InstanceNorm`` with running statistics, and answers None for the others); refusals say
+    whether ``cm.linearize`` reads what ``from_torch`` refuses.
     """
     produced = None
     if call.op == "call_module":
-        if call.kind in nonlinear:
-            if jacobian is not None:
-                answer = jacobian(call)
-                if answer is not None:
-                    return _jacobian_nodes(call, answer)
-        elif module_reader is not None:
-            source = _single(call)
+        if call.kind in nonlinear and jacobian is not None:
+            answer = jacobian(call)
+            if answer is not None:
+                return _jacobian_nodes(call, answer)
+        if module_reader is not None and (call.kind not in nonlinear or len(call.traced) == 1):
+            source = _single(call)  # a non-linear class may be affine as set (InstanceNorm)
             layer = module_reader(call.module, source.shape)
             produced = None if layer is None else (layer, (source.name,))
         if produced is None and call.kind in FX_MODULE_TRANSLATORS:
             produced = FX_MODULE_TRANSLATORS[call.kind](call)
-    else:
+    elif jacobian is not None and call.kind in _GRADIENT_STOPS:
+        answer = jacobian(call)  # at a point: torch's autograd sees a constant
+        if answer is not None:
+            return _jacobian_nodes(call, answer)
+    if call.op != "call_module":
         translator = FX_TRANSLATORS.get(call.kind)
         if translator is not None:
             produced = translator(call)
     if produced is not None:
         return produced
-    product = call.kind in ("mul", "imul", "multiply") and len(call.traced) > 1
+    product = call.kind in _PRODUCTS and len(call.traced) > 1
     if jacobian is not None:
         if call.op != "call_module" or call.kind not in nonlinear:
             answer = jacobian(call)
@@ -1508,6 +1740,13 @@ def _translate(call: FxCall, module_reader: ModuleReader | None, nonlinear: froz
     raise _Refused(f"{call.kind} is not an operation convmatrix reads as affine (read: "
                    f"{', '.join(sorted(k for k in FX_TRANSLATORS if k[0] != '_'))})")
 
+
+_GRADIENT_STOPS = frozenset({"detach"})
+"""Operations that are the identity on values but stop torch's gradients: ``from_torch``
+reads them as the identity (the forward map); at a point the Jacobian translator is asked
+first (``cm.linearize`` matches ``torch.func.jacrev``: a detached value is a constant)."""
+
+_PRODUCTS = frozenset({"mul", "imul", "multiply", "mm", "matmul", "addmm", "bmm"})
 
 _KNOWN_NONLINEAR = frozenset({
     "relu", "relu6", "leaky_relu", "prelu", "elu", "selu", "celu", "gelu", "silu", "mish",
@@ -1615,10 +1854,10 @@ def _getattr(call: FxCall) -> Produced:
     source, name = call.args[0], call.args[1] if len(call.args) > 1 else None
     if isinstance(source, tuple) and name in _FIELDS:
         return _pick(call, source, _FIELDS[name])
-    if isinstance(source, Traced) and name == "mT":  # the last two axes exchanged
-        order = list(range(len(source.shape) + 1))
-        order[-2:] = order[:-3:-1]
-        return _permutation(call, source, order)
+    if isinstance(source, Traced) and name == "mT":
+        return _mt(call)
+    if isinstance(source, Traced) and name == "T":  # every axis reversed: the batch moves
+        return _permutation(call, source, list(range(len(source.shape) + 1))[::-1])
     raise _Refused(f"reads the attribute {name!r} of a value that depends on the input, which "
                    f"is not read")
 

@@ -39,7 +39,7 @@ from convmatrix.layers.stat_norm import GroupNormAt, InstanceNormAt, LayerNormAt
 
 __all__ = ["ACTIVATIONS", "LINEARIZED_FUNCTIONS", "LINEARIZED_MODULES", "TRAINING_SENSITIVE",
            "Activation", "FxJacobian", "activation_site", "is_jacobian_op", "run_float64",
-           "torch_jacobian"]
+           "running_norm", "torch_jacobian"]
 
 Params = Any  # an object whose attributes are the operation's parameters
 
@@ -174,7 +174,8 @@ LINEARIZED_FUNCTIONS = frozenset({
     *(name.rstrip("_") for name in _FUNCTIONS),
     *(f"{kind}{n}d{tail}" for kind in ("max_pool", "adaptive_max_pool") for n in (1, 2, 3)
       for tail in ("", "_with_indices")),
-    "group_norm", "layer_norm", "instance_norm", "amax", "max"})
+    "group_norm", "layer_norm", "instance_norm", "amax", "max", "native_group_norm",
+    "native_layer_norm", "_native_batch_norm_legit"})
 """Function and method names (in-place forms without their ``_``) :func:`torch_jacobian`
 linearises."""
 
@@ -198,7 +199,10 @@ def _name_of(op: Any) -> str | None:
         return cls if cls in ACTIVATIONS or cls in _MAX_POOLS or cls in _ADAPTIVE_MAX_POOLS \
             or cls in _NORMS else None
     else:
-        name = getattr(op, "__name__", "")
+        name = _aten_name(op) or str(getattr(op, "__name__", ""))
+    if name in _ATEN_NORMS and (name != "_native_batch_norm_legit"
+                                or getattr(op, "_overloadname", "") == "no_stats"):
+        return _ATEN_NORMS[name]
     if name in _FUNCTIONS:
         return _FUNCTIONS[name]
     for n in (1, 2, 3):
@@ -210,6 +214,37 @@ def _name_of(op: Any) -> str | None:
         return {"group_norm": "GroupNorm", "layer_norm": "LayerNorm",
                 "instance_norm": "InstanceNorm", "amax": "amax", "max": "max"}[name]
     return None
+
+
+_ATEN_NORMS = {"native_group_norm": "GroupNorm", "native_layer_norm": "LayerNorm",
+               "_native_batch_norm_legit": "InstanceNorm"}
+"""``aten`` normalisations of ``torch.export``'s decomposed graphs (their value is a tuple:
+the output, then the statistics). ``_native_batch_norm_legit.no_stats`` (batch statistics
+without running ones) is how ``instance_norm`` decomposes: on one sample, per channel."""
+
+
+def _aten_name(op: Any) -> str | None:
+    """An ``aten`` operator's base name (``aten.relu.default`` → ``"relu"``), else None."""
+    schema = getattr(op, "_schema", None)
+    return None if schema is None else str(schema.name).split("::")[-1]
+
+
+def _bind_schema(op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> SimpleNamespace:
+    """An ``aten`` call's arguments by their schema names (defaults applied), the input first.
+
+    ``native_group_norm``'s ``group`` is also ``num_groups`` (``F.group_norm``'s name).
+    """
+    arguments: dict[str, Any] = {}
+    for index, argument in enumerate(op._schema.arguments[1:]):
+        if index < len(args):
+            arguments[argument.name] = args[index]
+        elif argument.name in kwargs:
+            arguments[argument.name] = kwargs[argument.name]
+        elif argument.has_default_value():
+            arguments[argument.name] = argument.default_value
+    if "group" in arguments:
+        arguments["num_groups"] = arguments["group"]
+    return SimpleNamespace(**arguments)
 
 
 _SUP: dict[str, float] = {}
@@ -282,6 +317,8 @@ def _bind(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> SimpleNames
     Builtins without a signature (``torch.relu``, tensor methods) keep their positional
     arguments as ``_args``.
     """
+    if hasattr(fn, "_schema"):  # an aten operator (torch.export): its schema names them
+        return _bind_schema(fn, args, kwargs)
     name = getattr(fn, "__name__", "")
     if name.startswith(("max_pool", "adaptive_max_pool")) and not name.endswith("indices"):
         import torch.nn.functional as F
@@ -358,18 +395,22 @@ def torch_jacobian(op: Any, z: Any, args: tuple[Any, ...] = (),
         return _activation(kind, call, params, z, sample, where, _op_text(op), constant)
     if kind in _MAX_POOLS or kind in _ADAPTIVE_MAX_POOLS:
         out = call(z)
-        if isinstance(out, tuple):
+        if isinstance(out, tuple | list) and is_module:
             raise ConvMatrixError(f"{where} ({_op_text(op)}) returns the indices too "
                                   f"(return_indices=True): a second output convmatrix "
                                   f"does not follow")
+        if isinstance(out, tuple | list):  # F.max_pool2d_with_indices, aten: (values, indices)
+            out = out[0]
         pool = _max_pool(kind, params, sample)
         return pool, _selection_site(pool, where, _op_text(op), constant), out.detach()
     if kind in ("amax", "max"):
         return _reduction_max(kind, call, params, z, sample, where, _op_text(op), constant)
     out = call(z)
+    if isinstance(out, tuple | list):  # aten.native_group_norm & co.: (output, statistics)
+        out = out[0]
     if is_module and getattr(op, "track_running_stats", False) and not op.training \
             and kind.startswith("InstanceNorm"):
-        return _running_instance_norm(op, sample, where), _affine_site(sample, op, where), \
+        return running_norm(op, sample.shape), _affine_site(sample, op, where), \
             out.detach()
     layer = _norm(kind, op if is_module else None, params, sample, where)
     return layer, _norm_site(layer, where, _op_text(op)), out.detach()
@@ -380,6 +421,8 @@ def _op_text(op: Any) -> str:
         return f".{op}()"
     if hasattr(op, "forward") and hasattr(op, "named_modules"):
         return type(op).__name__
+    if hasattr(op, "_schema"):
+        return str(op)  # aten.relu.default
     import torch.nn.functional as F
 
     name = getattr(op, "__name__", repr(op))
@@ -506,13 +549,17 @@ def _norm_site(layer: StatNormAt, where: str, text: str) -> Site:
                 0, False, layer.lipschitz_bound(), float(operator_norm(layer)), "")
 
 
-def _running_instance_norm(module: Any, sample: np.ndarray, where: str) -> Layer:
-    """``InstanceNorm`` with running statistics in eval mode: per-channel affine (BatchNorm)."""
+def running_norm(module: Any, shape: tuple[int, ...]) -> Layer:
+    """A normalisation by running statistics (BatchNorm, InstanceNorm in eval): per channel.
+
+    ``(x − running_mean) / √(running_var + eps) · weight + bias`` on one sample of ``shape``
+    (channels first), as a :class:`~convmatrix.BatchNorm`.
+    """
     from convmatrix.layers.norm import BatchNorm
 
     weight = getattr(module, "weight", None)
     bias = getattr(module, "bias", None)
-    return BatchNorm(sample.shape, to_numpy(module.running_mean), to_numpy(module.running_var),
+    return BatchNorm(shape, to_numpy(module.running_mean), to_numpy(module.running_var),
                      weight=None if weight is None else to_numpy(weight),
                      bias=None if bias is None else to_numpy(bias), eps=float(module.eps))
 
@@ -520,7 +567,7 @@ def _running_instance_norm(module: Any, sample: np.ndarray, where: str) -> Layer
 def _affine_site(sample: np.ndarray, module: Any, where: str) -> Site:
     from convmatrix.analysis.spectra import operator_norm
 
-    layer = _running_instance_norm(module, sample, where)
+    layer = running_norm(module, sample.shape)
     norm = float(operator_norm(layer))
     return Site(where, type(module).__name__, "normalization", sample.shape, sample.size, 0, 0,
                 True, norm, norm, "running statistics (eval mode): affine")
@@ -585,6 +632,8 @@ class FxJacobian:
             op: Any = call.module
         else:
             op = call.target
+        if call.kind == "detach" and call.op != "call_module":
+            return self._detached(call, op)
         if not is_jacobian_op(op):
             return None
         traced = call.traced
@@ -602,6 +651,20 @@ class FxJacobian:
                                         name=call.name, constant=self._mask(call, source))
         self.sites[call.name] = site
         return layer
+
+    def _detached(self, call: FxCall, op: Any) -> Layer:
+        """``x.detach()``: torch's autograd sees a constant (``torch.func.jacrev`` gives 0).
+
+        The Jacobian layer is zero with the value at the point as its offset, so the
+        linearisation is the Jacobian torch computes, not the forward map's derivative.
+        """
+        from convmatrix.layers.scale import Scale
+
+        value = np.asarray(to_numpy(call.output[0]), dtype=np.float64)
+        self.sites[call.name] = Site(
+            call.name, _op_text(op), "constant", value.shape, 0, value.size, 0, False, 0.0, 0.0,
+            "torch's autograd: a detached value is a constant (its derivative is 0)")
+        return Scale(value.shape, 0.0, value)
 
     def _mask(self, call: FxCall, source: Any) -> np.ndarray | None:
         """Which entries of ``source`` are locally constant, from the nodes built so far."""

@@ -26,10 +26,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Factor", "Linearization", "Site", "SiteKind", "constant_after"]
 
-SiteKind = Literal["activation", "selection", "normalization"]
+SiteKind = Literal["activation", "selection", "normalization", "constant"]
 """What a non-linearity is: an element-wise ``activation`` (a diagonal Jacobian), a
-``selection`` (max pooling: a 0/1 matrix) or a ``normalization`` by the input's own
-statistics (dense within each group)."""
+``selection`` (max pooling: a 0/1 matrix), a ``normalization`` by the input's own
+statistics (dense within each group), or a ``constant``: a value the framework's autograd
+does not differentiate (torch's ``x.detach()``: a zero Jacobian, its value the offset)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ class Site:
         if self.kind == "selection":
             text = f"{self.on} windows pick {self.units - self.off} of {self.units} inputs"
             return text + (f", {self.kinks} tied" if self.kinks else "")
+        if self.kind == "constant":
+            return f"{self.units} units held constant (no derivative)"
         return f"{self.units} units, dense per group"
 
 

@@ -80,6 +80,12 @@ class LinearizationExplanation:
 
 
 def _validity(lin: Linearization) -> str:
+    stops = sorted({s.name for s in lin.sites if s.kind == "constant"})
+    if stops:
+        return (f"The model stops gradients ({', '.join(stops)}: detached values): as "
+                f"{lin.framework}'s autograd does, J treats them as constants (their value at x "
+                f"is in the offset), so J is {lin.framework}'s Jacobian (torch.func.jacrev's), "
+                f"not the derivative of the forward map; J x + offset = f(x) holds at x.")
     kinks = lin.kinks
     smooth = [s.op for s in lin.sites if not s.piecewise_linear]
     if smooth:

@@ -202,6 +202,43 @@ def test_instance_norm_with_running_stats_in_eval_is_affine():
     _check(model, _point((2, 5, 5), "instance-running"))
 
 
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_from_torch_reads_instance_norm_with_running_stats_like_batch_norm(dims):
+    torch.manual_seed(dims)
+    norm = getattr(nn, f"InstanceNorm{dims}d")(3, affine=True, track_running_stats=True)
+    with torch.no_grad():
+        norm.running_mean.uniform_(-1, 1)
+        norm.running_var.uniform_(0.5, 2)
+        norm.weight.normal_()
+        norm.bias.normal_()
+    norm = norm.double().eval()
+    shape = (3, *(4,) * dims)
+    x = seeded("instance-running-from-torch", dims).standard_normal(shape)
+    with torch.no_grad():
+        want = norm(torch.from_numpy(x)[None])[0].numpy()
+    traced = torch.fx.symbolic_trace(nn.Sequential(norm))
+    for module in (norm, nn.Sequential(norm, nn.Identity()), traced):
+        layer = cm.from_torch(module, shape)
+        np.testing.assert_allclose(layer(x), want, rtol=1e-12, atol=1e-12)
+    _, jac = _jacobian(norm, torch.from_numpy(x)[None])
+    np.testing.assert_allclose(cm.from_torch(norm, shape).matrix().toarray(), jac, atol=1e-12)
+
+
+@pytest.mark.parametrize(("make", "match"), [
+    (lambda: nn.InstanceNorm2d(3), r"normalises by the input's own statistics "
+                                   r"\(track_running_stats=False\), which is not affine; "
+                                   r"cm\.linearize"),
+    (lambda: nn.InstanceNorm2d(3, track_running_stats=True).train(), r"is in training mode"),
+    (lambda: nn.GroupNorm(1, 3), r"\(=GroupNorm\) is not linear; cm\.linearize"),
+    (lambda: nn.LayerNorm([3, 4, 4]), r"\(=LayerNorm\) is not linear; cm\.linearize"),
+])
+def test_from_torch_refuses_norms_by_the_input_statistics_by_name(make, match):
+    with pytest.raises(cm.ConvMatrixError, match=match):
+        cm.from_torch(make(), (3, 4, 4))
+    with pytest.raises(cm.ConvMatrixError, match=r"not affine|not linear|training mode"):
+        cm.from_torch(nn.Sequential(nn.Conv2d(3, 3, 1), make()), (3, 4, 4))
+
+
 def test_float32_model_and_numpy_point():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Conv2d(3, 1, 2)).eval()

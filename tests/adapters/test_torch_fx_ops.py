@@ -1,6 +1,8 @@
 """Affine operations the torch.fx reader reads beyond layers (issue 17): view_as/reshape_as,
 narrow, flip, sum/mean over channels and spatial axes, repeat/expand, stack, dtype casts,
-permute/transpose/movedim (``cm.Permute``; a ShuffleNet channel shuffle).
+permute/transpose/movedim (``cm.Permute``; a ShuffleNet channel shuffle), tile,
+repeat_interleave, unbind, channel indexing, roll, fliplr, ``x @ W``; ``x.detach()``: the
+identity for ``from_torch``, a constant for ``cm.linearize`` (as ``torch.func.jacrev``).
 
 Each against the live module in float64: ``from_torch(m).matrix() @ x + offset == m(x)`` and the
 matrix against ``torch.func.jacrev``; and ``cm.linearize`` of the op followed by a ReLU against
@@ -61,6 +63,20 @@ OPS = {
     "movedim": lambda y, x: torch.movedim(y, 1, -1) + y.moveaxis((1, 2), (3, 1)),
     "casts": lambda y, x: y.to(torch.float64).double().to(x) + y.contiguous()
     + x.type_as(y).sum(1, keepdim=True).expand_as(y),
+    "tile": lambda y, x: torch.tile(y, (1, 2, 3)) + y.tile((1, 1, 2, 3))
+    + x[:, :1].tile((3, 2, 3)),
+    "repeat_interleave": lambda y, x: torch.repeat_interleave(y, 2, dim=1)
+    + y.repeat_interleave(torch.tensor([2, 2, 2]), dim=1).flip(3)
+    + x.repeat_interleave(3, dim=-3)[:, :6],
+    "unbind": lambda y, x: torch.stack(y.unbind(2), dim=3)
+    - torch.unbind(y, 1)[2][:, None].expand(-1, 3, -1, -1)
+    + torch.unbind(x, dim=-1)[4][:, :1, :, None].expand(-1, 3, -1, 5),
+    "channel_index": lambda y, x: y[:, 1] - 2 * y[:, -1] + x[:, 0],
+    "roll": lambda y, x: torch.roll(y, 1, 2) + y.roll(shifts=(-1, 7), dims=(1, 3))
+    - torch.roll(y, 0, -1),
+    "fliplr": lambda y, x: torch.fliplr(y[:, 0]) + torch.flip(y, [1])[:, 2],
+    "matmul": lambda y, x: y.flatten(1) @ torch.linspace(-1, 1, 150, dtype=torch.float64)
+    .reshape(75, 2) + torch.mm(x.flatten(1), torch.ones(50, 2, dtype=torch.float64)),
 }
 
 
@@ -120,7 +136,64 @@ def test_linearize_matches_jacrev(name):
     (lambda y, x: y.flip(0), r"flips along the batch axis"),
     (lambda y, x: y.permute(1, 0, 2, 3), r"moves the batch axis \(\(1, 0, 2, 3\)\)"),
     (lambda y, x: y.transpose(0, 1), r"call_method \.transpose\(\)\): moves the batch axis"),
+    (lambda y, x: y.flatten(1).T, r"call_function getattr\): moves the batch axis \(\(1, 0\)\)"),
+    (lambda y, x: y.tile((2, 1, 1, 1)), r"tiles the batch axis"),
+    (lambda y, x: y.tile((1, 1, 1, 1, 2)), r"adds axes before the batch axis"),
+    (lambda y, x: y.repeat_interleave(2), r"repeats without dim"),
+    (lambda y, x: y.repeat_interleave(torch.tensor([1, 2, 1]), dim=1),
+     r"repeats entries by the counts \[1, 2, 1\]"),
+    (lambda y, x: torch.roll(y, 1), r"rolls without dims"),
+    (lambda y, x: y.unbind(0)[0], r"unbinds along the batch axis"),
+    (lambda y, x: torch.flipud(y), r"flips along the batch axis"),
+    (lambda y, x: y[:, 0] @ y[:, 1], r"call_function matmul\): multiplies two values "
+                                     r"that depend on the input \(a product of branches\)"),
 ])
 def test_refusals_name_the_node(op, message):
     with pytest.raises(cm.ConvMatrixError, match=message):
         cm.from_torch(_randomized(Op(op), "refused"), (2, 5, 5))
+
+
+class Detached(nn.Module):
+    """A ReLU branch, part of it detached, and the input detached."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x))
+        return 2 * y + y.detach() * 3 + torch.detach(x) + (torch.relu(x) - x).detach()
+
+
+def test_detach_is_a_constant_for_linearize_as_for_jacrev():
+    module = _randomized(Detached(), "detach")
+    x = torch.from_numpy(rng("fx-detach", 0).standard_normal((1, 2, 5, 5)))
+    lin = cm.linearize(module, x)
+    jac = torch.func.jacrev(module)(x).detach().reshape(50, 50).numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # jacfwd through detach: torch.jit
+        forward = torch.func.jacfwd(module)(x).detach().reshape(50, 50).numpy()
+    np.testing.assert_allclose(jac, forward, atol=1e-12)
+    np.testing.assert_allclose(lin.matrix().toarray(), jac, atol=1e-12)
+    with torch.no_grad():
+        want = module(x)[0].numpy()
+    np.testing.assert_allclose(lin(x[0].numpy()), want, rtol=1e-12, atol=1e-12)
+    stops = [s for s in lin.sites if s.kind == "constant"]
+    assert [s.op for s in stops] == [".detach()", "torch.detach", ".detach()"]
+    assert not lin.piecewise_linear
+    assert "J treats them as constants" in str(lin.explain())
+    assert "50 units held constant" in str(lin.explain())
+
+
+def test_detach_is_the_identity_for_from_torch():
+    class Affine(nn.Module):
+        def forward(self, x):
+            return x.detach() * 3 - torch.detach(x).flip(2)
+
+    module = Affine()
+    x = rng("fx-detach-affine", 0).standard_normal((2, 5, 5))
+    layer = cm.from_torch(module, (2, 5, 5))
+    with torch.no_grad():
+        want = module(torch.from_numpy(x)[None])[0].numpy()
+    np.testing.assert_allclose(layer(x), want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.matrix() @ x.ravel(), want.ravel(), atol=1e-12)
