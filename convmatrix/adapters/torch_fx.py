@@ -23,6 +23,7 @@ a framework).
 
 from __future__ import annotations
 
+import inspect
 import math
 import operator
 import weakref
@@ -88,7 +89,8 @@ class FxCall:
     output : object
         The node's own value at the point (a tensor with batch axis 1, or a tuple of them).
     inplace : bool
-        The operation writes into its first argument (``add_``, ``aten.add_``).
+        The operation writes into its first argument (``add_``, ``aten.add_``, ``x[i] = v``,
+        a module or function with ``inplace=True``).
     built : Mapping[str, Node]
         The graph nodes made so far (name → :class:`~convmatrix.Node`, in order): what the
         earlier nodes became (a Jacobian translator reads, e.g., which inputs are locally
@@ -1128,9 +1130,30 @@ def _kind(node: Any, module: Any) -> tuple[str, bool]:
     if name.startswith("__") and name.endswith("__"):
         name = name[2:-2]
     inplace = name.endswith("_") and not name.startswith("_") and name != "_"
-    if name in ("iadd", "isub", "imul", "itruediv"):
+    if name in ("iadd", "isub", "imul", "itruediv", "setitem"):
         inplace = True
     return (name[:-1] if inplace and name.endswith("_") else name), inplace
+
+
+def _inplace_flag(node: Any, module: Any) -> bool:
+    """A module or function told to write in place (``inplace=True``, also positionally).
+
+    ``nn.ReLU(inplace=True)``, ``F.relu(y, inplace=True)``, ``F.relu(y, True)``.
+    """
+    if node.op == "call_module":
+        return getattr(module, "inplace", False) is True
+    if node.op != "call_function":
+        return False
+    if node.kwargs.get("inplace") is True:
+        return True
+    try:
+        names = list(inspect.signature(node.target).parameters)
+    except (TypeError, ValueError):
+        return False
+    if "inplace" not in names:
+        return False
+    index = names.index("inplace")
+    return len(node.args) > index and node.args[index] is True
 
 
 @dataclass
@@ -1596,9 +1619,12 @@ def _walk(module: Any, gm: Any, shape: tuple[int, ...], x: Any,
             break
         module_ = modules.get(node.target) if node.op == "call_module" else None
         depends = any(arg in traced for arg in node.all_input_nodes)
-        if not depends or not _holds_tensor(values.get(node), torch):
+        if not depends:
             continue  # a constant (x.size(0) too): its value is read where it is used
         kind, inplace = _kind(node, module_)
+        inplace = inplace or _inplace_flag(node, module_)
+        if not inplace and not _holds_tensor(values.get(node), torch):
+            continue
 
         def convert(value: Any) -> Any:
             if isinstance(value, torch.fx.Node):
@@ -1621,6 +1647,8 @@ def _walk(module: Any, gm: Any, shape: tuple[int, ...], x: Any,
             continue  # an output nobody reads (torch.export keeps a max pool's indices)
         if inplace:
             _check_inplace(call, node, placeholder, values, traced, order, torch)
+            if not _holds_tensor(values.get(node), torch):
+                continue  # setitem into a value nobody reads again: no value of its own
         try:
             produced = _translate(call, module_reader, nonlinear_modules, linearized,
                                   jacobian if point else None)
