@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import copy
+import doctest
 import itertools
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from convmatrix.adapters import (
 from tests import oracle
 from tests.helpers import rng as seeded_rng
 
-DOCS = Path(__file__).parents[2] / "docs" / "conventions.md"
+DOCS = Path(__file__).parents[2] / "docs" / "guides" / "conventions.md"
 
 # ------------------------------------------------------------------------------------------
 # Keras: every recorded TensorFlow/Keras run (float32, so a float32-sized tolerance)
@@ -343,9 +343,7 @@ def test_jacobian_of_torch_conv_transpose_is_the_matrix():
 
 
 def test_conventions_doc_example_runs():
-    text = DOCS.read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
-    assert blocks, "docs/conventions.md must hold a python example"
-    namespace: dict = {}
-    for block in blocks:
-        exec(compile(block, str(DOCS), "exec"), namespace)  # the asserts inside must hold
+    result = doctest.testfile(str(DOCS), module_relative=False,
+                              optionflags=doctest.NORMALIZE_WHITESPACE, verbose=False)
+    assert result.attempted >= 20, "docs/guides/conventions.md must hold its worked examples"
+    assert result.failed == 0

@@ -1,9 +1,9 @@
-"""docs/testing.md's worked example runs as a doctest, so the message it shows cannot rot."""
+"""docs/guides/testing.md's examples run as doctests, so the messages they show cannot rot."""
 
 import doctest
 from pathlib import Path
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "guides" / "testing.md"
 
 
 def test_worked_example_in_docs_runs():
