@@ -114,7 +114,7 @@ plt.show()
 # %%
 # The derivation in symbols
 # -------------------------
-# ``convmatrix.symbolic`` derives the same matrices and outputs in weight symbols with SymPy,
+# :mod:`convmatrix.symbolic` derives the same matrices and outputs in weight symbols with SymPy,
 # from the same index arithmetic. ``C`` in the weight symbols ``w_{ky,kx}``:
 
 C_sym = sym.symbolic_conv_matrix((1, 1, 2, 2), (1, 3, 3))
@@ -129,9 +129,9 @@ for position in [(0, 0, 0), (0, 0, 1), (0, 1, 1)]:
     print(position, "=", y_sym[position])
 
 # %%
-# Substituting 1 for every symbol gives the seed's numbers back, and the closed-form overlap
-# law (``sym.checkerboard_law``) counts the same thing per axis — 1, 2, 1
-# along each axis, multiplied into the 2-D map:
+# Substituting 1 for every symbol gives the seed's numbers back, and the closed-form overlap law
+# (:func:`sym.checkerboard_law <convmatrix.symbolic.checkerboard_law>`) counts the same thing per
+# axis — 1, 2, 1 along each axis, multiplied into the 2-D map:
 
 ones = {symbol: 1 for symbol in y_sym.free_symbols}
 from_symbols = np.array(y_sym.subs(ones).tolist(), dtype=int)[0]
@@ -148,7 +148,8 @@ assert np.array_equal(np.array(C_sym.subs({s: 1 for s in C_sym.free_symbols}), d
                       C.toarray())
 
 # %%
-# ``conv.explain()`` prints the whole derivation (shapes, ``C``, every output, the overlap law
-# and why the transpose is not the inverse); the built-in report ``seed.md``
-# (``convmatrix report --out seed-report``) is the same story in Markdown with figures.
+# :meth:`conv.explain() <convmatrix.Layer.explain>` prints the whole derivation (shapes, ``C``,
+# every output, the overlap law and why the transpose is not the inverse); the built-in report
+# :doc:`/reports/seed` (``convmatrix report --out seed-report``) is the same story in Markdown
+# with figures.
 print(conv.explain())

@@ -8,10 +8,11 @@ Artifacts*, Distill 2016). The matrix ``Cᵀ`` shows why: count how many kernel 
 output pixel. With a 3×3 kernel at stride 2 some pixels receive 1 tap, others 2 or 4; with a
 4×4 kernel every interior pixel receives 4.
 
-Below, the counts are computed by convmatrix (``layer.overlap_counts()``,
-``layer.checkerboard()``, the closed-form law of ``convmatrix.symbolic``) and checked against
-PyTorch run live: with every weight 1, the transposed convolution of an all-ones image *is*
-the count. Then two fixes: resize-convolution and ICNR-initialised sub-pixel convolution.
+Below, the counts are computed by convmatrix (:meth:`layer.overlap_counts()
+<convmatrix.Layer.overlap_counts>`, :meth:`layer.checkerboard() <convmatrix.Layer.checkerboard>`,
+the closed-form law of :mod:`convmatrix.symbolic`) and checked against PyTorch run live: with every
+weight 1, the transposed convolution of an all-ones image *is* the count. Then two fixes:
+resize-convolution and ICNR-initialised sub-pixel convolution.
 """
 
 import matplotlib.pyplot as plt
@@ -203,4 +204,5 @@ plt.show()
 
 # %%
 # The same comparison, with the per-axis laws derived in SymPy, is the built-in report
-# ``checkerboard-in-a-generator.md`` (``convmatrix reports --out reports``).
+# :doc:`/reports/checkerboard-in-a-generator`; the single layers are compared in
+# :doc:`/reports/overlap-k3-vs-k4-stride2`.

@@ -2,13 +2,13 @@
 Why the transpose is not the inverse
 ====================================
 
-The seed calls the transposed layer "De-Convolution", as if it undid the convolution. It does
-not: going through a layer ``C`` and back through its transpose gives ``CᵀC x``, and ``CᵀC`` is
-not the identity. Worse, a layer with fewer outputs than inputs loses dimensions that *no* map
-can bring back. ``cm.transpose_vs_inverse`` (also ``layer.transpose_vs_inverse()``) shows
-``CᵀC``, the rank, the null space and the least-squares inverse; every claim below is checked
-against matrices recovered from PyTorch's own convolutions and against NumPy's SVD-based
-linear algebra.
+The seed calls the transposed layer "De-Convolution", as if it undid the convolution. It does not:
+going through a layer ``C`` and back through its transpose gives ``CᵀC x``, and ``CᵀC`` is not the
+identity. Worse, a layer with fewer outputs than inputs loses dimensions that *no* map can bring
+back. :func:`cm.transpose_vs_inverse <convmatrix.transpose_vs_inverse>` (also
+:meth:`layer.transpose_vs_inverse() <convmatrix.Layer.transpose_vs_inverse>`) shows ``CᵀC``, the
+rank, the null space and the least-squares inverse; every claim below is checked against matrices
+recovered from PyTorch's own convolutions and against NumPy's SVD-based linear algebra.
 """
 
 import matplotlib.pyplot as plt
@@ -150,5 +150,5 @@ ax.legend()
 plt.show()
 
 # %%
-# The built-in report ``transpose-is-not-inverse.md`` gives ``CᵀC`` in the weight symbols and
-# more layers.
+# The built-in report :doc:`/reports/transpose-is-not-inverse` gives ``CᵀC`` in the weight
+# symbols and more layers.

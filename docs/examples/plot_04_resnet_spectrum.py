@@ -28,11 +28,13 @@ print(layer)
 # %%
 # The spectrum, the norm and the bound
 # ------------------------------------
-# ``cm.singular_values`` returns all 392 singular values (a dense SVD at this size);
-# ``cm.operator_norm`` with ``method="iterative"`` gets the largest one without building the
-# matrix (Lanczos on ``CᵀC`` through ``layer.operator()``, started from the plane wave where
-# the kernel's frequency response peaks); ``cm.operator_norm_bound`` embeds the zero padding
-# in a torus, where the norm is exact from the FFT, and is guaranteed to be at least ``‖C‖₂``.
+# :func:`cm.singular_values <convmatrix.singular_values>` returns all 392 singular values (a dense
+# SVD at this size); :func:`cm.operator_norm <convmatrix.operator_norm>` with ``method="iterative"``
+# gets the largest one without building the matrix (Lanczos on ``CᵀC`` through
+# :meth:`layer.operator() <convmatrix.Layer.operator>`, started from the plane wave where the
+# kernel's frequency response peaks); :func:`cm.operator_norm_bound
+# <convmatrix.operator_norm_bound>` embeds the zero padding in a torus, where the norm is exact from
+# the FFT, and is guaranteed to be at least ``‖C‖₂``.
 
 values = cm.singular_values(layer)
 norm = cm.operator_norm(layer, method="iterative")
@@ -102,9 +104,10 @@ plt.show()
 # %%
 # A BasicBlock's conv path: exact Lipschitz constant vs the product bound
 # -----------------------------------------------------------------------
-# The usual Lipschitz bound of a stack is the product of its layers' norms. ``cm.lipschitz``
-# puts it beside the exact norm of the product. Here the conv path of a ResNet BasicBlock,
-# ``bn2(conv2(bn1(conv1(x))))``, with batch norm in eval mode (seeded running statistics).
+# The usual Lipschitz bound of a stack is the product of its layers' norms. :func:`cm.lipschitz
+# <convmatrix.lipschitz>` puts it beside the exact norm of the product. Here the conv path of a
+# ResNet BasicBlock, ``bn2(conv2(bn1(conv1(x))))``, with batch norm in eval mode (seeded running
+# statistics).
 
 block = torch.nn.Sequential(
     module, torch.nn.BatchNorm2d(channels),

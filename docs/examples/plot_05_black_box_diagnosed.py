@@ -4,7 +4,7 @@ A black-box convolution diagnosed
 
 You ported a convolution, wrote a custom kernel or hand-rolled a transposed convolution, and
 its outputs disagree with the reference. ``numpy.testing`` says *that* they differ
-("Mismatched elements: 25 / 25"); ``convmatrix.testing`` says *why*. ``probe_matrix`` recovers
+("Mismatched elements: 25 / 25"); :mod:`convmatrix.testing` says *why*. ``probe_matrix`` recovers
 the exact matrix your function computes (by graph-coloured probing, a handful of calls), and
 ``assert_conv_equal`` diffs it against a layer object and searches nearby geometries —
 padding, stride, dilation, groups, a flipped kernel, swapped axes — for the one your code
@@ -185,4 +185,4 @@ except cm.ConvMatrixError as err:
 
 # %%
 # In a test suite, ``assert_conv_equal(my_fn, layer)`` is the whole test; the guide
-# *Testing your own convolution* lists everything the search covers.
+# :doc:`/guides/testing` lists everything the search covers.

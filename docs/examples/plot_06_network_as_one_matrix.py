@@ -2,11 +2,11 @@
 A whole network as one matrix, and a ReLU network linearised at a point
 =======================================================================
 
-Real networks are graphs, not chains: residual additions, U-Net skip concatenations. As long
-as every operation is affine (convolutions, transposed convolutions, batch norm in eval mode,
-sums, concatenations), the whole network is still one exact affine map ``M x + b``.
-``cm.from_torch`` traces a torch module with ``torch.fx`` into a ``cm.Graph`` that builds
-``M`` node by node.
+Real networks are graphs, not chains: residual additions, U-Net skip concatenations. As long as
+every operation is affine (convolutions, transposed convolutions, batch norm in eval mode, sums,
+concatenations), the whole network is still one exact affine map ``M x + b``. :func:`cm.from_torch
+<convmatrix.from_torch>` traces a torch module with ``torch.fx`` into a :class:`cm.Graph
+<convmatrix.Graph>` that builds ``M`` node by node.
 
 A network with ReLUs or max pooling is not linear — but at a point ``x`` it is:
 ``cm.linearize(model, x)`` is a layer whose matrix is the exact Jacobian ``J`` at ``x`` and
@@ -164,9 +164,9 @@ plt.show()
 # %%
 # Lipschitz at a point
 # --------------------
-# ``cm.lipschitz_summary`` brackets the network's Lipschitz constant: the product of the
-# layers' norms (times 1 for ReLU and this max pool) bounds it from above; the exact norm of
-# the Jacobian at ``x`` bounds it from below.
+# :func:`cm.lipschitz_summary <convmatrix.lipschitz_summary>` brackets the network's Lipschitz
+# constant: the product of the layers' norms (times 1 for ReLU and this max pool) bounds it from
+# above; the exact norm of the Jacobian at ``x`` bounds it from below.
 
 summary = cm.lipschitz_summary(classifier, x)
 print(summary)
@@ -174,5 +174,5 @@ assert abs(summary.local - np.linalg.norm(jacobian, 2)) <= 1e-9 * summary.local
 assert summary.local <= summary.upper_bound
 
 # %%
-# The built-in reports ``a-residual-block-as-one-matrix.md`` and
-# ``relu-network-at-a-point.md`` tell both stories at a larger size.
+# The built-in reports :doc:`/reports/a-residual-block-as-one-matrix` and
+# :doc:`/reports/relu-network-at-a-point` tell both stories at a larger size.

@@ -8,11 +8,12 @@ that. ``jax.lax.conv_transpose`` and flax's ``ConvTranspose`` do not by default:
 correlate the stride-dilated input with the kernel *as given* (``transpose_kernel=False``),
 which is ``Cᵀ`` only up to a kernel flip. ONNX computes ``Cᵀ`` but has two "same" rules.
 
-convmatrix reads each framework's operator into a layer object (``cm.from_torch``,
-``cm.from_keras``, ``cm.lax``, ``cm.from_flax``, ``cm.from_onnx``) and
-``convmatrix.testing.relation(a, b)`` says what ``a`` is in terms of ``b``: equal, ``bᵀ``, or
-either *up to* named changes. Each matrix here is checked against the framework itself, run
-live: PyTorch, JAX, flax and ONNX's reference evaluator.
+convmatrix reads each framework's operator into a layer object (:func:`cm.from_torch
+<convmatrix.from_torch>`, :func:`cm.from_keras <convmatrix.from_keras>`, :mod:`cm.lax
+<convmatrix.lax>`, :func:`cm.from_flax <convmatrix.from_flax>`, :func:`cm.from_onnx
+<convmatrix.from_onnx>`) and ``convmatrix.testing.relation(a, b)`` says what ``a`` is in terms of
+``b``: equal, ``bᵀ``, or either *up to* named changes. Each matrix here is checked against the
+framework itself, run live: PyTorch, JAX, flax and ONNX's reference evaluator.
 
 Every case uses one 3×3 kernel with the weights 1…9 (so each matrix shows which tap lands
 where), stride 2, a 4×4 image down to 2×2 and back up.
@@ -243,6 +244,6 @@ for (name, _, _), found in zip(cases, verdicts, strict=True):
                                  else {}), name
 
 # %%
-# The built-in report ``transposed-convolution-in-each-framework.md`` covers 19 operators
+# The built-in report :doc:`/reports/transposed-convolution-in-each-framework` covers 19 operators
 # (``tf.nn.conv2d_transpose``, explicit padding pairs in JAX, ONNX ``output_shape``), each
 # linked to the public issue it explains.

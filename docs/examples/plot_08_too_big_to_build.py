@@ -2,12 +2,12 @@
 Layers too big to build: matrix-free operators
 ==============================================
 
-A convolution of ResNet's first stage — 64 channels in and out, 3×3, on a 56×56 feature map —
-has a 200,704 × 200,704 matrix with 113 million stored entries. convmatrix refuses to build it
-without being told there is room, but every layer is also a matrix-free
-``scipy.sparse.linalg.LinearOperator`` (``layer.operator()``): products with ``C`` and with
-its exact adjoint ``Cᵀ`` in tiles, without the matrix. That is all iterative solvers,
-eigensolvers and norm estimates need.
+A convolution of ResNet's first stage — 64 channels in and out, 3×3, on a 56×56 feature map — has a
+200,704 × 200,704 matrix with 113 million stored entries. convmatrix refuses to build it without
+being told there is room, but every layer is also a matrix-free
+``scipy.sparse.linalg.LinearOperator`` (:meth:`layer.operator() <convmatrix.Layer.operator>`):
+products with ``C`` and with its exact adjoint ``Cᵀ`` in tiles, without the matrix. That is all
+iterative solvers, eigensolvers and norm estimates need.
 
 The operator's products are checked against PyTorch run live; the deblurring at the end is
 an inverse problem solved with SciPy's LSQR on the operator.
@@ -27,8 +27,9 @@ rng = np.random.default_rng(0)
 # %%
 # The ResNet stage layer
 # ----------------------
-# ``cm.estimate_nbytes`` counts the matrix's stored entries and bytes in closed form, before
-# anything is allocated; ``layer.matrix()`` refuses what exceeds ``max_bytes``.
+# :func:`cm.estimate_nbytes <convmatrix.estimate_nbytes>` counts the matrix's stored entries and
+# bytes in closed form, before anything is allocated; :meth:`layer.matrix()
+# <convmatrix.Layer.matrix>` refuses what exceeds ``max_bytes``.
 
 module = torch.nn.Conv2d(64, 64, 3, padding=1, bias=False)  # float32, as trained
 layer = cm.from_torch(module, (64, 56, 56))
@@ -57,8 +58,9 @@ assert np.allclose(op.rmatvec(y.ravel()), backward.numpy().ravel(), atol=1e-4)
 print(cm.dot_test(op))
 
 # %%
-# Streaming: ``layer.matrix_blocks`` yields the matrix as CSR row blocks that are built one at
-# a time (``cm.save_matrix`` writes them to disk block by block). One output channel's rows:
+# Streaming: :meth:`layer.matrix_blocks <convmatrix.Layer.matrix_blocks>` yields the matrix as CSR
+# row blocks that are built one at a time (:func:`cm.save_matrix <convmatrix.save_matrix>` writes
+# them to disk block by block). One output channel's rows:
 
 block = next(layer.matrix_blocks(rows_per_block=56 * 56))
 print(f"rows 0–3135 (output channel 0): {block.shape}, {block.nnz:,} stored entries, "
