@@ -99,11 +99,12 @@ def linearize(model: Any, x: Any) -> Linearization:
         (``Conv*``, ``ConvTranspose*``, ``Linear``, ``Flatten``, ``BatchNorm*`` in eval,
         pooling, padding, ...) and non-linearities: element-wise activations (``ReLU``,
         ``LeakyReLU``, ``PReLU``, ``ReLU6``, ``Hardtanh``, ``ELU``, ``GELU``, ``SiLU``,
-        ``Sigmoid``, ``Tanh``, ``Softplus``, ``Hardswish``, ``Mish``, ...), max pooling
-        (``MaxPool1d/2d/3d``, ``AdaptiveMaxPool1d/2d/3d``) and ``GroupNorm``, ``LayerNorm``,
-        ``InstanceNorm*``. The model must be in eval mode where that matters (BatchNorm,
-        Dropout): a module in training mode is refused by name. Keras models are read by
-        the Keras adapter.
+        ``Sigmoid``, ``Tanh``, ``Softplus``, ``Hardswish``, ``Mish``, ``torch.clamp``,
+        ``torch.abs``, ...), max pooling (``MaxPool1d/2d/3d``, ``AdaptiveMaxPool1d/2d/3d``)
+        and ``GroupNorm``, ``LayerNorm``, ``InstanceNorm*``; any module whose forward
+        ``torch.fx`` traces is read as a graph of these. The model must be in eval mode where
+        that matters (BatchNorm, Dropout): a module in training mode is refused by name.
+        Keras models are read by the Keras adapter.
     x : torch.Tensor or array_like
         One input exactly as the model takes it, with its batch axis of 1.
 
@@ -118,9 +119,12 @@ def linearize(model: Any, x: Any) -> Linearization:
     Notes
     -----
     Kinks get torch's derivative (its autograd decides): ``ReLU'(0) = 0``, ``Hardtanh'`` is 0
-    at its ends, a max-pool window with a tied maximum routes to its first maximum (row-major
-    in the window). For a piecewise-linear network ``J x + offset == f(x)`` to rounding, and
-    the network equals the map on the whole region of inputs with the same pattern.
+    at its ends, ``clamp'`` is 1 at its bounds, ``abs'(0) = 0``, a max-pool window with a tied
+    maximum routes to its first maximum (row-major in the window). For a piecewise-linear
+    network ``J x + offset == f(x)`` to rounding, and the network equals the map on the whole
+    region of inputs with the same pattern. A detached value (``x.detach()``) is a constant,
+    as for ``torch.func.jacrev``: ``J`` is then torch's Jacobian, not the derivative of the
+    forward map (a site of kind ``"constant"``; ``explain()`` says so).
 
     Examples
     --------

@@ -101,6 +101,23 @@ def _elu_alpha(params: Params) -> float:
 
 _SELU = (1.0507009873554804934193349852946, 1.6732632423543772848170429916717)
 
+
+def _clamp_bounds(params: Params) -> tuple[float, ...]:
+    """``clamp``'s bounds given (``min``/``max`` by name or position) as the kinks."""
+    positional = tuple(getattr(params, "_args", ()))
+    kinks = []
+    for index, name in enumerate(("min", "max")):
+        bound = _attr(params, name, positional[index] if len(positional) > index else None)
+        if bound is None:
+            continue
+        array = np.asarray(bound if isinstance(bound, int | float) else to_numpy(bound),
+                           dtype=np.float64)
+        if array.size != 1:
+            raise ConvMatrixError(f"clamps by a {name} of shape {array.shape}; number bounds "
+                                  f"are read")
+        kinks.append(float(array.reshape(-1)[0]))
+    return tuple(kinks)
+
 ACTIVATIONS: dict[str, Activation] = {
     "ReLU": Activation(lambda p: (0.0,), True, _one, lambda p: "ReLU'(0) = 0 (torch)"),
     "LeakyReLU": Activation(
@@ -147,6 +164,9 @@ ACTIVATIONS: dict[str, Activation] = {
     "Tanhshrink": Activation(_none, False, _one, _no_convention),
     "Softsign": Activation(_none, False, _one, _no_convention),
     "Softplus": Activation(_none, False, _one, _no_convention),
+    "Clamp": Activation(_clamp_bounds, True, _one,
+                        lambda p: "clamp' = 1 at min and max (torch: the bounds pass)"),
+    "Abs": Activation(lambda p: (0.0,), True, _one, lambda p: "abs'(0) = 0 (torch)"),
 }
 """torch activation (module class name) → its kinks, Lipschitz constant and convention."""
 
@@ -158,7 +178,9 @@ _FUNCTIONS: dict[str, str] = {
     "elu": "ELU", "elu_": "ELU", "celu": "CELU", "selu": "SELU", "gelu": "GELU",
     "silu": "SiLU", "mish": "Mish", "sigmoid": "Sigmoid", "logsigmoid": "LogSigmoid",
     "tanh": "Tanh", "tanhshrink": "Tanhshrink", "softsign": "Softsign",
-    "softplus": "Softplus", "sigmoid_": "Sigmoid", "tanh_": "Tanh",
+    "softplus": "Softplus", "sigmoid_": "Sigmoid", "tanh_": "Tanh", "clamp": "Clamp",
+    "clamp_": "Clamp", "clip": "Clamp", "clip_": "Clamp", "abs": "Abs", "abs_": "Abs",
+    "absolute": "Abs",
 }
 """function or method name (``F.relu``, ``torch.relu``, ``x.relu()``) → activation."""
 
@@ -166,7 +188,11 @@ _MAX_POOLS = {f"MaxPool{n}d": n for n in (1, 2, 3)}
 _ADAPTIVE_MAX_POOLS = {f"AdaptiveMaxPool{n}d": n for n in (1, 2, 3)}
 _NORMS = {"GroupNorm", "LayerNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"}
 
-LINEARIZED_MODULES = frozenset({*ACTIVATIONS, *_MAX_POOLS, *_ADAPTIVE_MAX_POOLS, *_NORMS})
+_FUNCTION_ONLY = frozenset({"Clamp", "Abs"})
+"""Activations torch has no module for (``torch.clamp``, ``torch.abs``): never a class name."""
+
+LINEARIZED_MODULES = frozenset({*(set(ACTIVATIONS) - _FUNCTION_ONLY), *_MAX_POOLS,
+                                *_ADAPTIVE_MAX_POOLS, *_NORMS})
 """Module class names :func:`torch_jacobian` linearises (``from_torch`` refuses them as not
 affine, pointing to ``cm.linearize``)."""
 
@@ -196,8 +222,7 @@ def _name_of(op: Any) -> str | None:
         name = op
     elif hasattr(op, "forward") and hasattr(op, "named_modules"):
         cls = type(op).__name__
-        return cls if cls in ACTIVATIONS or cls in _MAX_POOLS or cls in _ADAPTIVE_MAX_POOLS \
-            or cls in _NORMS else None
+        return cls if cls in LINEARIZED_MODULES else None
     else:
         name = _aten_name(op) or str(getattr(op, "__name__", ""))
     if name in _ATEN_NORMS and (name != "_native_batch_norm_legit"

@@ -123,6 +123,8 @@ class Functional(nn.Module):
             y = F.silu(y) - y
         elif v == "sigmoid":
             y = torch.sigmoid(y) + torch.tanh(y)
+        elif v == "clamp":
+            y = y.clamp(0, 6) + torch.clamp(y, min=-0.5) - torch.clip(y, max=0.5) + y.abs()
         elif v == "group_norm":
             y = F.group_norm(y, 2)
         elif v == "layer_norm":
@@ -143,7 +145,7 @@ class Functional(nn.Module):
         return self.fc(z.view(z.size(0), -1))
 
 
-VARIANTS = ["relu", "torch.relu", "method", "leaky", "hardtanh", "gelu", "silu", "sigmoid",
+VARIANTS = ["relu", "torch.relu", "method", "leaky", "hardtanh", "gelu", "silu", "sigmoid", "clamp",
             "group_norm", "layer_norm", "instance_norm", "max_pool", "adaptive_max_pool",
             "amax", "max_dim"]
 
@@ -167,6 +169,24 @@ def test_ties_in_amax_share_and_max_dim_picks_first():
             model.conv.bias.zero_()  # every spatial value equal: all windows tied
         lin = _check(model, _point((2, 6, 6), "ties"))
         assert lin.sites[-1].kinks == 8
+
+
+def test_clamp_and_abs_at_their_kinks_follow_torch():
+    class Clamped(nn.Module):
+        def forward(self, x):
+            return x.clamp(0, 1) + 2 * torch.abs(x) - torch.clip(x, min=1.0)
+
+    x = torch.tensor([[[-1.0, 0.0, 0.5, 1.0, 2.0]]], dtype=torch.float64)
+    lin = _check(Clamped(), x)
+    assert [(s.op, s.kinks) for s in lin.sites] == [(".clamp()", 2), ("torch.abs", 1),
+                                                    ("torch.clip", 1)]
+    assert lin.piecewise_linear and "clamp' = 1 at min and max" in str(lin.explain())
+    with pytest.raises(cm.ConvMatrixError, match=r"node 'clamp' .*: clamps by a min of shape "
+                                                 r"\(1, 1, 5\); number bounds are read"):
+        cm.linearize(type("Bounded", (nn.Module,), {"forward": lambda self, x: x.clamp(
+            torch.zeros(1, 1, 5, dtype=torch.float64))})(), x)
+    with pytest.raises(cm.ConvMatrixError, match=r"clamp is not affine; cm\.linearize"):
+        cm.from_torch(Clamped(), (1, 5))
 
 
 def test_a_unet_like_concat_of_skips():
