@@ -144,3 +144,22 @@ def test_exported_non_linear_network_is_refused_by_from_torch():
         cm.from_torch(program["export"], (2, 5, 5))
     with pytest.raises(cm.ConvMatrixError, match=r"native_group_norm is not affine"):
         cm.from_torch(program["decomposed"], (2, 5, 5))
+
+
+def test_detach_in_an_exported_program_matches_jacrev_of_the_program():
+    """The default export keeps ``aten.detach`` (a constant, as for jacrev); the decomposition
+    turns it into ``aten.alias``, through which the program's own jacrev differentiates."""
+
+    class Detaching(nn.Module):
+        def forward(self, x):
+            return torch.relu(x) * 2 + x.detach() * 3
+
+    x = torch.from_numpy(rng("export-detach", 0).standard_normal((1, 2, 3)))
+    for form, program in _programs(Detaching(), x).items():
+        lin = cm.linearize(program, x)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            jac = torch.func.jacrev(program.module())(x).detach().reshape(6, 6).numpy()
+        np.testing.assert_allclose(lin.matrix().toarray(), jac, atol=1e-12)
+        assert [s.kind for s in lin.sites] == (
+            ["activation", "constant"] if form == "export" else ["activation"])
