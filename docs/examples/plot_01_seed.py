@@ -18,6 +18,8 @@ import torch.nn.functional as F
 import convmatrix as cm
 from convmatrix import symbolic as sym
 
+# sphinx_gallery_thumbnail_number = 2
+
 # %%
 # The convolution as a matrix
 # ---------------------------

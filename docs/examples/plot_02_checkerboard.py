@@ -43,6 +43,9 @@ def draw_counts(ax, counts, title):
     return image
 
 
+
+# sphinx_gallery_thumbnail_number = 2
+
 # %%
 # One layer: kernel 3 vs kernel 4 at stride 2
 # -------------------------------------------

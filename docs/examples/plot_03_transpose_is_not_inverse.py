@@ -26,6 +26,9 @@ def torch_matrix_of(fn, input_shape):
     return fn(basis).reshape(n, -1).T.numpy()
 
 
+
+# sphinx_gallery_thumbnail_number = 2
+
 # %%
 # The seed's convolution loses five of nine dimensions
 # ----------------------------------------------------

@@ -24,6 +24,9 @@ from convmatrix.testing import assert_conv_equal, probe, probe_matrix
 
 rng = np.random.default_rng(0)
 
+
+# sphinx_gallery_thumbnail_number = 2
+
 # %%
 # Bug 1: a TensorFlow "same" convolution ported to PyTorch
 # --------------------------------------------------------

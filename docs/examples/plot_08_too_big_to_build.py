@@ -24,6 +24,9 @@ import convmatrix as cm
 torch.manual_seed(0)
 rng = np.random.default_rng(0)
 
+
+# sphinx_gallery_thumbnail_number = 2
+
 # %%
 # The ResNet stage layer
 # ----------------------
