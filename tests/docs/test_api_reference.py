@@ -20,7 +20,8 @@ API = Path(__file__).resolve().parents[2] / "docs" / "api"
 #: the modules whose ``__all__`` the reference must cover
 PUBLIC_MODULES = ["convmatrix", "convmatrix.symbolic", "convmatrix.testing",
                   "convmatrix.testing.strategies", "convmatrix.lax", "convmatrix.adapters",
-                  "convmatrix.cache", "convmatrix.reference"]
+                  "convmatrix.cache", "convmatrix.reference", "convmatrix.reports",
+                  "convmatrix.cli"]
 
 
 def documented_names() -> set[str]:
