@@ -17,7 +17,7 @@ import numpy as np
 
 from convmatrix._errors import ConvMatrixError
 
-__all__ = ["OnnxNode", "decode_attribute"]
+__all__ = ["OnnxNode", "decode_attribute", "layer_dtype"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,9 @@ class OnnxNode:
     constants : Mapping[str, numpy.ndarray]
         Value name → array, for the inputs of this node whose value is known without the
         network's input (initializers, ``Constant`` nodes, folded shape computations).
+    dtype : numpy.dtype or None
+        The dtype :meth:`real` reads constant operands in: None for the model's own
+        (:func:`layer_dtype`, ``from_onnx``), float64 at a point (``cm.linearize``).
 
     Examples
     --------
@@ -55,6 +58,8 @@ class OnnxNode:
     ('reflect', 0)
     >>> node.where()
     "node 'pad0' (Pad, opset 18)"
+    >>> node.real(np.ones(2, np.float32), "input 2").dtype
+    dtype('float32')
     """
 
     name: str
@@ -64,6 +69,7 @@ class OnnxNode:
     attributes: Mapping[str, Any] = field(default_factory=dict)
     opset: int = 0
     constants: Mapping[str, np.ndarray] = field(default_factory=dict, repr=False)
+    dtype: np.dtype[Any] | None = field(default=None, repr=False)
 
     def constant_input(self, i: int) -> np.ndarray | None:
         """Input ``i``'s value when it is a constant; None when absent, omitted or traced."""
@@ -74,6 +80,18 @@ class OnnxNode:
     def has_input(self, i: int) -> bool:
         """Whether input ``i`` is given (present and not the empty name of an omitted input)."""
         return 0 <= i < len(self.inputs) and bool(self.inputs[i])
+
+    def real(self, value: np.ndarray, what: str) -> np.ndarray:
+        """A constant operand in the dtype its layer keeps, else refused.
+
+        The model's own (:func:`layer_dtype`), or :attr:`dtype` when the reader sets one.
+
+        ``what`` names the operand in the refusal (``"input 1 (weight)"``).
+        """
+        dtype = layer_dtype(value)
+        if dtype is None:
+            raise self.refuse(f"{what} has dtype {value.dtype}; it must be real numbers")
+        return np.asarray(value, dtype=dtype if self.dtype is None else self.dtype)
 
     def attribute(self, name: str, default: Any = None) -> Any:
         """Attribute ``name``'s decoded value, or ``default`` when the node does not set it."""
@@ -86,6 +104,33 @@ class OnnxNode:
     def refuse(self, message: str) -> ConvMatrixError:
         """A :class:`~convmatrix.ConvMatrixError` that names this node: ``raise node.refuse(…)``."""
         return ConvMatrixError(f"ONNX {self.where()}: {message}")
+
+
+def layer_dtype(value: np.ndarray) -> np.dtype[Any] | None:
+    """The dtype a layer keeps for a real constant of ``value``'s dtype; None if not real.
+
+    The model's own precision, as ``cm.from_torch`` keeps a module's: float32 stays float32 and
+    float64 float64. The narrower floats widen exactly to float32: float16 (scipy.sparse has no
+    float16) and the ``ml_dtypes`` floats ONNX reads as (bfloat16, float8, float4), as
+    ``from_torch`` widens a bfloat16 module. Integers and booleans become float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convmatrix.adapters.onnx.node import layer_dtype
+    >>> layer_dtype(np.ones(2, np.float32)), layer_dtype(np.ones(2, np.float16))
+    (dtype('float32'), dtype('float32'))
+    >>> layer_dtype(np.ones(2, np.int64)), layer_dtype(np.array(["a"])) is None
+    (dtype('float64'), True)
+    """
+    dtype = value.dtype
+    if dtype in (np.float32, np.float64):
+        return np.dtype(dtype)
+    if dtype.kind in "fV" and dtype.itemsize <= 2 and dtype.name.startswith(("float", "bfloat")):
+        return np.dtype(np.float32)
+    if dtype.kind in "biu" or dtype.kind == "f":
+        return np.dtype(np.float64)
+    return None
 
 
 def decode_attribute(attribute: Any) -> Any:

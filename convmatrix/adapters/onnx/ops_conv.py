@@ -70,6 +70,7 @@ def same_pads(auto_pad: str, n: int, k_eff: int, s: int) -> tuple[int, int]:
 
     Examples
     --------
+    >>> from convmatrix.adapters.onnx.ops_conv import same_pads
     >>> same_pads("SAME_UPPER", 5, 2, 1), same_pads("SAME_LOWER", 5, 2, 1)
     ((0, 1), (1, 0))
     """
@@ -84,9 +85,7 @@ def _weight(node: OnnxNode, index: int, what: str) -> np.ndarray:
     if weight is None:
         raise node.refuse(f"input {index} ({what}) must be a constant (an initializer or "
                           f"a folded constant); convmatrix reads linear maps of one input")
-    if weight.dtype.kind not in "biuf":
-        raise node.refuse(f"input {index} ({what}) has dtype {weight.dtype}; it must be real")
-    return np.asarray(weight, dtype=np.float64)
+    return node.real(weight, f"input {index} ({what})")
 
 
 def _bias(node: OnnxNode, index: int, channels: int) -> np.ndarray | None:

@@ -31,9 +31,7 @@ _FLOAT_TYPES = {1, 10, 11, 16}  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
 
 def sample_constant(node: OnnxNode, value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """A constant operand as an array broadcasting to one sample (its batch axis removed)."""
-    if value.dtype.kind not in "biuf":
-        raise node.refuse(f"a constant operand of dtype {value.dtype} is not a real number")
-    array = np.asarray(value, dtype=np.float64)
+    array = node.real(value, "a constant operand")
     full = (1, *shape)
     try:
         joint = np.broadcast_shapes(array.shape, full)
@@ -86,7 +84,7 @@ def neg(node: OnnxNode, input_shape: tuple[int, ...]) -> Layer:
 
 
 def cast(node: OnnxNode, input_shape: tuple[int, ...]) -> Layer:
-    """``Cast`` to a floating type (the map is read in float64); other types are refused."""
+    """``Cast`` to a floating type, read as the identity; other types are refused."""
     to = node.attribute("to")
     if to not in _FLOAT_TYPES:
         raise node.refuse(f"casts the input to type {to} (not a floating type): rounding is "
@@ -106,7 +104,7 @@ def batch_normalization(node: OnnxNode, input_shape: tuple[int, ...]) -> Layer:
         value = node.constant_input(index)
         if value is None:
             raise node.refuse(f"input {index} ({what}) must be a constant")
-        parts.append(np.asarray(value, dtype=np.float64).reshape(-1))
+        parts.append(node.real(value, f"input {index} ({what})").reshape(-1))
     scale, bias, mean, var = parts
     eps = float(node.attribute("epsilon", 1e-5))
     if len(input_shape) < 1:
@@ -116,14 +114,14 @@ def batch_normalization(node: OnnxNode, input_shape: tuple[int, ...]) -> Layer:
 
 def gemm(node: OnnxNode, input_shape: tuple[int, ...]) -> Layer:
     """``Gemm``: ``alpha · A · B' + beta · C`` with ``A`` traced, ``B``/``C`` constant."""
-    if node.constant_input(0) is not None or (node.has_input(1) and \
-            node.constant_input(1) is None):
+    b = node.constant_input(1)
+    if node.constant_input(0) is not None or b is None:
         raise node.refuse("reads A from the network and B as a constant only")
     if len(input_shape) != 1:
         raise node.refuse(f"A has sample shape {input_shape}; Gemm takes (1, K)")
     if node.attribute("transA", 0):
         raise node.refuse("`transA` = 1 would move the batch axis")
-    b = np.asarray(node.constant_input(1), dtype=np.float64)
+    b = node.real(b, "input 1 (B)")
     if node.attribute("transB", 0):
         b = b.T
     alpha = float(node.attribute("alpha", 1.0))
@@ -145,7 +143,7 @@ def matmul(node: OnnxNode, input_shape: tuple[int, ...]) -> Layer:
     b = node.constant_input(1)
     if b is None or node.constant_input(0) is not None:
         raise node.refuse("reads the network's tensor times a constant matrix only")
-    b = np.asarray(b, dtype=np.float64)
+    b = node.real(b, "input 1 (B)")
     if len(input_shape) != 1 or b.ndim != 2 or b.shape[0] != input_shape[0]:
         raise node.refuse(f"multiplies a sample of shape {input_shape} by {b.shape}: "
                           f"convmatrix reads (1, K) @ (K, N)")

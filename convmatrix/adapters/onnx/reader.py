@@ -47,6 +47,7 @@ NONLINEAR = frozenset({
 """Operators that are not affine maps of the input: refused by :func:`from_onnx` (see
 ``cm.linearize``)."""
 
+_FLOAT64 = np.dtype(np.float64)  # the operands' dtype at a point (cm.linearize of torch too)
 _FOLD_LIMITED = {"ConstantOfShape", "Expand", "Tile", "Range"}
 _FIRST_OPSET = 11
 
@@ -230,7 +231,7 @@ class _Reader:
             attributes[attribute.name] = decode_attribute(attribute)
         constants = {v: self.constants[v] for v in proto.input if v in self.constants}
         node = OnnxNode(name, op, tuple(proto.input), tuple(proto.output), attributes,
-                        self.opset, constants)
+                        self.opset, constants, None if self.point is None else _FLOAT64)
         for i, v in enumerate(proto.input):
             if v and v not in self.shapes and v not in self.constants:
                 raise node.refuse(f"input {i} ({v!r}) is neither computed before the node nor "
@@ -571,6 +572,15 @@ def from_onnx(model: Any, input_shape: Sequence[int] | None = None, *,
     ``MaxPool``, ...) are refused by
     name and node: ``cm.linearize(model, x)`` reads them at a point.
 
+    The layers keep the model's precision, as ``cm.from_torch`` keeps a module's: a float32
+    model's convolutions, dense layers and constant scales and shifts are float32 (their
+    matrices too, and a product of them is formed in float32), a float64 model's float64.
+    float16 and bfloat16 widen exactly to float32 (``from_torch`` widens bfloat16 the same
+    way; it refuses float16, which scipy.sparse cannot store).
+    ``BatchNormalization`` is float64, as ``cm.BatchNorm`` always is. Compare a float32
+    model with float32 tolerances; for float64 agreement export or convert it in float64.
+    ``cm.linearize`` reads every operand in float64, as it evaluates a torch model.
+
     Examples
     --------
     >>> import numpy as np
@@ -585,8 +595,8 @@ def from_onnx(model: Any, input_shape: Sequence[int] | None = None, *,
     >>> layer = cm.from_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
     >>> layer
     Conv(1→1, 1×5×5 → 1×3×3, kernel 3×3, stride 2, padding 1)
-    >>> layer.matrix().shape
-    (9, 25)
+    >>> layer.matrix().shape, layer.dtype
+    ((9, 25), dtype('float32'))
     """
     proto = load_model(model, max_bytes)
     layer, _ = _Reader(proto, input_shape, max_bytes).run()
@@ -599,7 +609,8 @@ def linearize_onnx(model: Any, x: Any, *, max_bytes: int | None = DEFAULT_MAX_BY
 
     The linear operators are read as :func:`from_onnx` reads them; each non-linear one
     (activations, ``MaxPool``, ``Mul`` of two branches) becomes the layer of its exact
-    Jacobian at its own input, computed in float64 along the way.
+    Jacobian at its own input, computed in float64 along the way; every constant operand is
+    read in float64 (a float32 model's layers are float64 here, unlike in ``from_onnx``).
     """
     proto = load_model(model, max_bytes)
     point = _point(x)

@@ -7,18 +7,23 @@ import numpy as np
 import pytest
 
 import convmatrix as cm
-from tests.adapters.onnx.helpers import affine, helper, model, reference, runtime
+from tests.adapters.onnx.helpers import affine, as_double, helper, model, reference, runtime
 
 AUTO_PADS = ["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"]
 
 
 def _check(proto, x, *, ref=True, ort=True, ref_tol=1e-10, ort_tol=2e-4, input_shape=None):
+    """The model's layer (in its own float32) against onnxruntime (float32) and, to float32
+    rounding, onnx.reference; the same model in float64 against onnx.reference (float64) to
+    ``ref_tol``."""
     layer = cm.from_onnx(proto, input_shape)
     got = affine(layer, x[0])
     if ref:
         want = reference(proto, x)
         assert got.shape == (want.size,) and layer.output_shape == want.shape[1:]
-        assert np.abs(got - want.ravel()).max() <= ref_tol * max(1, np.abs(want).max())
+        assert np.abs(got - want.ravel()).max() <= 1e-5 * max(1, np.abs(want).max())
+        double = affine(cm.from_onnx(as_double(proto), input_shape), x[0])
+        assert np.abs(double - want.ravel()).max() <= ref_tol * max(1, np.abs(want).max())
     if ort:
         want = runtime(proto, x)
         assert got.shape == (want.size,)
@@ -324,3 +329,46 @@ def test_conv_transpose_output_shape_without_pads_crops_as_the_specification(n, 
     layer = cm.from_onnx(proto)
     assert layer.output_shape == want.shape[1:] == (2, out, out)
     assert np.abs(affine(layer, x[0].astype(np.float64)) - want.ravel()).max() < 1e-4
+
+
+@pytest.mark.parametrize(("element", "kept"), [
+    ("FLOAT", np.float32), ("DOUBLE", np.float64), ("FLOAT16", np.float32),
+    ("BFLOAT16", np.float32)])
+def test_layers_keep_the_models_float_type_and_linearize_reads_float64(element, kept):
+    """Conv (weight, bias), Mul and Gemm by constants keep the model's type (float16 and
+    bfloat16 widened exactly to float32, as from_torch widens bfloat16); BatchNormalization is
+    float64 as cm.BatchNorm always is; cm.linearize reads every operand in float64. Values that
+    every type holds exactly, so each model is the same map as its float64 twin."""
+    from onnx import TensorProto
+
+    kind = getattr(TensorProto, element)
+    rng = np.random.default_rng(11)
+    values = {"w": rng.integers(-4, 5, (2, 1, 3)) / 4, "b": rng.integers(-4, 5, 2) / 2,
+              "k": np.array([[0.5], [-1.5]]), "g": rng.integers(-4, 5, (8, 3)) / 8,
+              **{name: np.full(2, v) for name, v in (("s", 2.0), ("o", 0.5), ("m", 0.25),
+                                                     ("v", 3.0))}}
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1]),
+             helper.make_node("BatchNormalization", ["c", "s", "o", "m", "v"], ["n"]),
+             helper.make_node("Mul", ["n", "k"], ["p"]),
+             helper.make_node("Flatten", ["p"], ["f"]),
+             helper.make_node("Gemm", ["f", "g"], ["y"], alpha=0.5)]
+
+    def build(kind):
+        inits = [helper.make_tensor(name, kind, value.shape, value.ravel().tolist())
+                 for name, value in values.items()]
+        graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", kind, [1, 1, 4])],
+                                  [helper.make_tensor_value_info("y", kind, None)], inits)
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+    proto = build(kind)
+    layer = cm.from_onnx(proto)
+    dtypes = {type(op).__name__: op.dtype for op in layer.chain()}
+    assert dtypes == {"Conv": kept, "BatchNorm": np.float64, "Scale": kept, "Reshape": np.int64,
+                      "Linear": kept}
+    x = rng.standard_normal((1, 1, 4))
+    want = reference(build(TensorProto.DOUBLE), x).ravel()
+    assert np.abs(affine(layer, x[0]) - want).max() < 1e-12
+    lin = cm.linearize(proto, x)
+    assert {op.dtype for op in lin.layer.chain() if not isinstance(op, cm.Reshape)} \
+        == {np.dtype(np.float64)}
+    assert np.abs(lin(x[0]).ravel() - want).max() < 1e-12

@@ -16,11 +16,11 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 
-def export(module, shape, opset=17, dynamic=False):
+def export(module, shape, opset=17, dynamic=False, dtype=None):
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, torch.randn(1, *shape), buffer, dynamo=False,
+        torch.onnx.export(module, torch.randn(1, *shape, dtype=dtype), buffer, dynamo=False,
                           opset_version=opset, input_names=["input"],
                           dynamic_axes={"input": {0: "N"}} if dynamic else None)
     return onnx.load_model_from_string(buffer.getvalue())
@@ -77,6 +77,9 @@ class SmallCNN(nn.Module):
         return torch.cat([self.fc(y.view(y.size(0), -1)), y.mean(dim=(2, 3))], 1)
 
 
+WEIGHTED = (cm.Conv, cm.ConvTranspose, cm.Linear)
+
+
 def _randomise(module):
     torch.manual_seed(0)
     for m in module.modules():
@@ -99,15 +102,25 @@ def test_torch_exports_match_torch_onnxruntime_and_reference(factory, shape, kin
     layer = cm.from_onnx(proto)
     assert isinstance(layer, kind)
     x = np.random.default_rng(opset).standard_normal((1, *shape))
+    # float32 as exported: the layers keep it, as from_torch keeps the module's
+    torch_layer = cm.from_torch(module, shape)
+    for read in (layer, torch_layer):
+        weighted = {n.op.dtype for n in read.nodes if isinstance(n.op, WEIGHTED)}
+        assert weighted == {np.dtype(np.float32)}
+    # the exporter folds BatchNorm into the convolution in float32: float32 agreement
+    assert abs(layer.matrix() - torch_layer.matrix()).max() < 1e-5
+    assert np.abs(affine(layer, x[0]) - runtime(proto, x).ravel()).max() < 1e-4
+    # the float64 export (BatchNorm folded in float64) against torch and the reference
+    module = module.double()
+    double = export(module, shape, opset, dynamic=opset == 11, dtype=torch.float64)
+    layer = cm.from_onnx(double)
+    assert isinstance(layer, kind) and layer.matrix().dtype == np.float64
     got = affine(layer, x[0])
     with torch.no_grad():
-        want = module.double()(torch.from_numpy(x)).numpy().ravel()
-    # the exporter folds BatchNorm into the convolution in float32: 1e-6 against torch
-    assert np.abs(got - want).max() < 1e-6
-    assert np.abs(got - runtime(proto, x).ravel()).max() < 1e-4
-    assert np.abs(got - reference(proto, x).ravel()).max() < 1e-10
-    reference_layer = cm.from_torch(module.double(), shape)
-    assert abs(layer.matrix() - reference_layer.matrix()).max() < 1e-6
+        want = module(torch.from_numpy(x)).numpy().ravel()
+    assert np.abs(got - want).max() < 1e-10
+    assert np.abs(got - reference(double, x).ravel()).max() < 1e-10
+    assert abs(layer.matrix() - cm.from_torch(module, shape).matrix()).max() < 1e-10
 
 
 ACTIVATIONS = {  # name → (module factory, opset): opset 20 exports Gelu as one op
