@@ -6,8 +6,10 @@ every BatchNorm and after the add for ``linearize(onnx_model, x)`` vs ``lineariz
 At 64×56×56 the whole network's matrix has ~1.04e9 entries (~35 GiB, the graph's own plan
 says so), so the full-size rows time reading the model (the ONNX side from its bytes, the torch
 side tracing) plus building every node's own matrix (the factors the product is made of);
-the product itself is timed at 16×28×28 (16 M entries). Best of 3 after a warm-up, ratios
-measured in the same run (run: ``python benchmarks/bench_onnx.py``).
+the product itself is timed at 16×28×28 (16 M entries). Best of 3 interleaved rounds (one of
+each side in turn) after a warm-up, ratios measured in the same run (run:
+``python benchmarks/bench_onnx.py``). ``from_onnx`` keeps the model's float32 as ``from_torch``
+keeps the module's; a float64 row compares the export of ``module.double()`` with it.
 """
 
 from __future__ import annotations
@@ -38,21 +40,23 @@ class Net(nn.Module):
         return self.act(y + x)
 
 
-def best(function, repeats=3):
-    function()
-    times = []
+def best(ours, theirs, repeats=3):
+    """The best time of each of two functions over ``repeats`` interleaved rounds (warmed up)."""
+    ours(), theirs()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for function, record in zip((ours, theirs), times, strict=True):
+            start = time.perf_counter()
+            function()
+            record.append(time.perf_counter() - start)
+    return min(times[0]), min(times[1])
 
 
-def export(module, shape):
+def export(module, shape, dtype=torch.float32):
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, torch.randn(1, *shape), buffer, dynamo=False,
+        torch.onnx.export(module, torch.randn(1, *shape, dtype=dtype), buffer, dynamo=False,
                           opset_version=17)
     return buffer.getvalue()
 
@@ -72,8 +76,16 @@ def measure(size, what):
     linear = Net(relu=False, c=size[0]).eval()
     data = export(linear, size)
     rows = [(f"from_onnx vs from_torch, {what}, {text}",
-             best(lambda: build(cm.from_onnx(data))),
-             best(lambda: build(cm.from_torch(linear, size))))]
+             *best(lambda: build(cm.from_onnx(data)),
+                   lambda: build(cm.from_torch(linear, size))))]
+    if what == "factors":  # float64 on both sides: the export of module.double()
+        double = Net(relu=False, c=size[0]).eval()
+        double.load_state_dict(linear.state_dict())
+        double = double.double()
+        data_double = export(double, size, torch.float64)
+        rows.append((f"from_onnx vs from_torch, float64 export vs module.double(), {what}, "
+                     f"{text}", *best(lambda: build(cm.from_onnx(data_double)),
+                                      lambda: build(cm.from_torch(double, size)))))
     relu = Net(relu=True, c=size[0]).eval()
     data_relu = export(relu, size)
     x = torch.randn(1, *size, dtype=torch.float64)
@@ -82,8 +94,8 @@ def measure(size, what):
         b = cm.linearize(relu, x).matrix(max_bytes=None)
         assert abs(a - b).max() < 1e-5  # BatchNorm folded into the convs in float32
     rows.append((f"linearize(onnx) vs linearize(torch), {what}, {text}",
-                 best(lambda: build(cm.linearize(onnx.load_model_from_string(data_relu), x))),
-                 best(lambda: build(cm.linearize(relu, x)))))
+                 *best(lambda: build(cm.linearize(onnx.load_model_from_string(data_relu), x)),
+                       lambda: build(cm.linearize(relu, x)))))
     return rows
 
 
