@@ -7,11 +7,16 @@ Doctests (docstrings, README.md, docs/**/*.md) run through scipy-doctest's pytes
 that: see ``pytest_configure``.
 """
 
+import ast
 import contextlib
+import functools
+import importlib.util
 import os
 import re
 import sys
 from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -100,3 +105,39 @@ def _module_of(test):
         if module is not None and getattr(module, "__file__", None) == test.filename:
             return module
     return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip a doctest that imports an optional package which is not installed, naming it.
+
+    The guides use torch, ONNX, Hypothesis, dask or IPython; with only the ``test`` extra their
+    doctests skip with the reason (``pytest -ra`` lists it) instead of failing.
+    """
+    for item in items:
+        dtest = getattr(item, "dtest", None)
+        if dtest is None:
+            continue
+        missing = sorted({name for example in dtest.examples
+                          for name in _imported(example.source) if not _installed(name)})
+        if missing:
+            item.add_marker(pytest.mark.skip(reason=f"needs {', '.join(missing)} (not installed)"))
+
+
+def _imported(source):
+    """The top-level packages an example imports."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.partition(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.partition(".")[0])
+    return names
+
+
+@functools.cache
+def _installed(name):
+    return importlib.util.find_spec(name) is not None
