@@ -1600,10 +1600,13 @@ def _walk(module: Any, gm: Any, shape: tuple[int, ...], x: Any,
     try:
         values, snapshots = _run(gm, sample)
     except Exception as error:
+        text = str(error).splitlines()[0] if str(error) else ""
+        hint = ("; a torch.export program runs only on inputs shaped like its example: export "
+                "it with one sample (batch axis of 1) of this shape, or with dynamic shapes"
+                ) if "Guard failed" in text else ""
         raise ConvMatrixError(
             f"`{parameter}` ({type(module).__name__}) fails on a sample of shape "
-            f"{(1, *shape)}: {type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''}") from None
+            f"{(1, *shape)}: {type(error).__name__}: {text}{hint}") from None
     placeholder = placeholders[0]
     traced: dict[Any, Any] = {placeholder: Traced(placeholder.name, shape)}
     at_point: dict[str, Any] = {placeholder.name: snapshots[placeholder]}

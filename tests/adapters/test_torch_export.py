@@ -163,3 +163,15 @@ def test_detach_in_an_exported_program_matches_jacrev_of_the_program():
         np.testing.assert_allclose(lin.matrix().toarray(), jac, atol=1e-12)
         assert [s.kind for s in lin.sites] == (
             ["activation", "constant"] if form == "export" else ["activation"])
+
+
+def test_a_program_exported_for_another_shape_is_refused_with_the_way_out():
+    net = nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU()).double().eval()
+    program = _programs(net, torch.zeros(2, 2, 5, 5, dtype=torch.float64))["export"]
+    x = torch.zeros(1, 2, 5, 5, dtype=torch.float64)
+    match = (r"`model` \(ExportedProgram\) fails on a sample of shape \(1, 2, 5, 5\): "
+             r"AssertionError: Guard failed: .*export it with one sample \(batch axis of 1\)")
+    with pytest.raises(cm.ConvMatrixError, match=match):
+        cm.linearize(program, x)
+    with pytest.raises(cm.ConvMatrixError, match=match.replace("model", "module")):
+        cm.from_torch(program, (2, 5, 5))
