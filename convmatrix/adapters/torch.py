@@ -402,11 +402,14 @@ def from_torch(module: Any, input_shape: Sequence[int], *,
         ``nn.Conv1d/2d/3d`` (every padding form and ``padding_mode``),
         ``nn.ConvTranspose1d/2d/3d``, ``nn.Linear`` (along the sample's last axis),
         ``nn.Flatten``/``nn.Unflatten`` (their dims count the batch axis, as in torch),
-        ``nn.Identity``, ``nn.Dropout*`` in eval mode, ``nn.AdaptiveAvgPool1d/2d/3d``, the
-        other modules in :data:`TORCH_READERS`, or an ``nn.Sequential`` of them (read into a
-        :class:`~convmatrix.Sequential`; a non-linear child is refused, naming its position
-        and pointing to ``cm.linearize``); any object with a conv's attributes (``weight``,
-        ``stride``, ``padding``, ``dilation``, ``groups``, ...) is read as one.
+        ``nn.Identity``, ``nn.Dropout*`` in eval mode, ``nn.AdaptiveAvgPool1d/2d/3d``,
+        ``nn.BatchNorm*`` and ``nn.InstanceNorm*`` (``track_running_stats=True``) in eval
+        mode, the other modules in :data:`TORCH_READERS`, or an ``nn.Sequential`` of them
+        (read into a :class:`~convmatrix.Sequential`; a non-linear child is refused, naming
+        its position and pointing to ``cm.linearize``); any object with a conv's attributes
+        (``weight``, ``stride``, ``padding``, ``dilation``, ``groups``, ...) is read as one.
+        A network (a module with its own ``forward``, a ``GraphModule``, a ``torch.export``
+        ``ExportedProgram``) is read through ``torch.fx`` into a :class:`~convmatrix.Graph`.
     input_shape : sequence of int
         One sample ``(C_in, *spatial)``, no batch axis.
     output_size : sequence of int, optional

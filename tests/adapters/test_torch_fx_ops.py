@@ -75,6 +75,9 @@ OPS = {
     "roll": lambda y, x: torch.roll(y, 1, 2) + y.roll(shifts=(-1, 7), dims=(1, 3))
     - torch.roll(y, 0, -1),
     "fliplr": lambda y, x: torch.fliplr(y[:, 0]) + torch.flip(y, [1])[:, 2],
+    "instance_norm_running": lambda y, x: F.instance_norm(
+        y, torch.tensor([0.5, -1.0, 0.0], dtype=torch.float64),
+        torch.tensor([2.0, 0.5, 1.0], dtype=torch.float64), use_input_stats=False, eps=1e-3),
     "matmul": lambda y, x: y.flatten(1) @ torch.linspace(-1, 1, 150, dtype=torch.float64)
     .reshape(75, 2) + torch.mm(x.flatten(1), torch.ones(50, 2, dtype=torch.float64)),
 }
