@@ -166,3 +166,33 @@ def test_the_strided_symbol_gives_the_circular_norm(stride):
     assert cycles.shape == (len(grid), stride[0] * stride[1], 2)
     norm = np.linalg.svd(blocks, compute_uv=False).max() / np.sqrt(stride[0] * stride[1])
     assert norm == pytest.approx(dense_top(layer, 1)[0], rel=1e-12)
+
+
+CLUSTERED = [
+    # circular, real weights: f and −f give exactly equal values (degenerate pairs)
+    cm.Conv(seeded(11).standard_normal((3, 3, 3, 3)), (3, 12, 12), padding=1,
+            padding_mode="circular"),
+    # zero padding, real weights, peak not self-conjugate: cosine/sine pairs split only by
+    # the borders (near-degenerate clusters)
+    cm.Conv(seeded(12).standard_normal((2, 2, 3, 3)), (2, 16, 16), padding=1),
+    cm.Conv(seeded(13).standard_normal((4, 2, 5, 5)), (2, 20, 20), stride=2, padding=2),
+]
+
+
+@pytest.mark.parametrize("k", [2, 4, 6])
+@pytest.mark.parametrize("layer", CLUSTERED, ids=repr)
+def test_block_lanczos_read_in_column_blocks_equals_scipy(layer, k, monkeypatch):
+    """The basis read in many small column blocks (the cache blocking of large layers) and
+    the local-then-full reorthogonalisation: the values against scipy's dense SVD, the Ritz
+    vectors orthonormal, on clusters of (nearly) equal values."""
+    from scipy.linalg import svdvals
+
+    monkeypatch.setattr(iterative, "_MIN_COLUMNS", 16)
+    monkeypatch.setattr(iterative, "_CACHE_BYTES", 1024)
+    expected = svdvals(layer.matrix().toarray())[:k]
+    view = layer.conv_view()
+    found = iterative.conv_top(view.spec, view.weight, k, 1e-10, block=True)
+    np.testing.assert_allclose(np.sqrt(found.values), expected, rtol=1e-9)
+    assert np.all(found.residuals <= 1e-9)
+    gram = found.vectors.conj().T @ found.vectors
+    np.testing.assert_allclose(gram, np.eye(k), atol=1e-10)

@@ -494,6 +494,33 @@ _BASIS_VECTORS = 40  # the basis size: reorthogonalisation reads it twice per st
 _MAX_STEPS = 4000  # block steps before giving up (a warning names the residuals reached)
 
 
+_CACHE_BYTES = 2**20  # the basis is read in column blocks of about this size (in cache)
+_MIN_COLUMNS = 2048  # and at least this many columns per block
+
+
+def _row_qr(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``block = Rᵀ Q`` by rows (``np.linalg.qr(block.T)``), by Cholesky QR twice when it can.
+
+    Two passes of Cholesky QR on the ``b × b`` Gram matrix read a few-row block twice each;
+    LAPACK's Householder QR of the tall transposed block copies it and is several times
+    slower. A block too close to rank deficient for Cholesky takes the Householder QR.
+    """
+    q, total = block, np.eye(len(block), dtype=block.dtype)
+    try:
+        for _ in range(2):
+            lower = np.linalg.cholesky(q @ q.conj().T)  # q qᴴ = L Lᴴ
+            q = np.linalg.inv(lower) @ q
+            total = lower.T @ total
+    except np.linalg.LinAlgError:
+        q2, r = np.linalg.qr(block.T)
+        return np.ascontiguousarray(q2.T), r
+    if not np.all(np.isfinite(q)) or np.min(np.abs(np.diag(total))) < 1e-6 * np.max(
+            np.abs(np.diag(total))):  # nearly dependent rows: Householder decides
+        q2, r = np.linalg.qr(block.T)
+        return np.ascontiguousarray(q2.T), r
+    return q, total
+
+
 def _orthonormal(block: np.ndarray, basis: np.ndarray, rng: np.random.Generator
                  ) -> tuple[np.ndarray, np.ndarray]:
     """``block = Rᵀ Q`` by rows: ``Q`` orthonormal rows orthogonal to the rows of ``basis``.
@@ -501,48 +528,59 @@ def _orthonormal(block: np.ndarray, basis: np.ndarray, rng: np.random.Generator
     Rows of ``block`` inside the span of ``basis`` (an invariant subspace found) come back as
     fresh random directions orthogonal to it, with a zero column in ``R``.
     """
-    q, r = np.linalg.qr(block.T)
-    q2 = np.ascontiguousarray(q.T)
+    q2, r = _row_qr(block)
     r2 = np.eye(len(q2))
     small = np.abs(np.diag(r)) < 1e-8 * max(float(np.abs(r).max(initial=0.0)), 1e-300)
     if np.any(small) and len(basis) + len(q2) <= basis.shape[1]:
+        q2 = np.array(q2, copy=True)
         q2[small] = rng.standard_normal((int(small.sum()), q2.shape[1]))
         for _ in range(2 if len(basis) else 0):
             q2 = q2 - (q2 @ basis.conj().T) @ basis
-        q2 = np.ascontiguousarray(np.linalg.qr(q2.T)[0].T)
+        q2 = _row_qr(q2)[0]
         r2 = np.where(small[:, None], 0, r2)
     return q2, r2 @ r
 
 
-def _rows_times(rows: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """``rows @ matrixᴴ`` for a few rows: one matrix–vector product per row.
-
-    For a block of one to four rows OpenBLAS' ``gemm`` packs (copies) the whole basis first;
-    a ``gemv`` per row reads it once without copying, about twice as fast. Complex bases
-    are never conjugated as a whole (that would copy them).
-    """
-    if not np.iscomplexobj(matrix):
-        if len(rows) > 4:
-            return rows @ matrix.T  # type: ignore[no-any-return]
-        return np.stack([matrix @ row for row in rows])
-    # complex: conj(conj(rows) @ matrixᵀ) copies the rows, never the basis
-    if len(rows) > 4:
-        return np.conj(np.conj(rows) @ matrix.T)  # type: ignore[no-any-return]
-    return np.stack([np.conj(matrix @ np.conj(row)) for row in rows])
-
-
 def _project(w: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Remove from the rows of ``w`` (in place) their components along the rows of ``known``.
+    """One pass of classical Gram–Schmidt: ``w`` (in place) loses its parts along ``known``.
 
-    Classical Gram–Schmidt twice ("twice is enough"; one pass lets the orthogonality decay
-    across thick restarts, towards the converged Ritz vectors), by :func:`_rows_times`.
-    Returns the coefficients ``w_before @ knownᴴ``.
+    The rows of ``w`` lose their components along the rows of ``known``; returns the
+    coefficients ``w_before @ knownᴴ``. The basis is read twice (the coefficients, then the
+    update), in column blocks that stay in cache, one ``gemv`` per row and block: not once
+    per row (a ``gemv`` per row over the whole basis), and without the ``gemm`` that packs
+    the whole basis for a two-row block.
     """
-    coefficients = _rows_times(w, known)
-    w -= coefficients @ known
-    again = _rows_times(w, known)
-    w -= again @ known
-    coefficients += again
+    size = known.shape[1]
+    step = max(_MIN_COLUMNS, _CACHE_BYTES // max(1, len(known) * known.itemsize))
+    coefficients = np.zeros((len(w), len(known)), dtype=w.dtype)
+    if not len(known):
+        return coefficients
+    complex_ = np.iscomplexobj(known)
+    for start in range(0, size, step):
+        part = known[:, start:start + step]
+        for row, out in zip(w[:, start:start + step], coefficients, strict=True):
+            out += np.conj(part @ np.conj(row)) if complex_ else part @ row
+    for start in range(0, size, step):
+        w[:, start:start + step] -= coefficients @ known[:, start:start + step]
+    return coefficients
+
+
+def _orthogonalise(w: np.ndarray, basis: np.ndarray, local: int) -> np.ndarray:
+    """Make the rows of ``w`` orthogonal to the rows of ``basis`` (in place): the coefficients.
+
+    The rows from ``local`` on are where ``w = G q`` has its large components (the
+    three-term recurrence: the current and the previous block; after a thick restart, all
+    kept Ritz vectors): they are removed first, twice (a few rows, cheap). What remains
+    along the rest of the basis is rounding that built up (the loss of orthogonality
+    Lanczos is known for): one full pass removes it to rounding again ("twice is enough":
+    the local passes and the full one). Full passes twice cost twice the reads of the basis,
+    which on the ResNet stage took more time than the products.
+    """
+    near = basis[local:]
+    coefficients = np.zeros((len(w), len(basis)), dtype=w.dtype)
+    for _ in range(2):
+        coefficients[:, local:] += _project(w, near)
+    coefficients += _project(w, basis)
     return coefficients
 
 
@@ -553,7 +591,8 @@ def block_lanczos(gram: Callable[[np.ndarray], np.ndarray], start: np.ndarray, k
 
     ``gram`` maps a block of row vectors ``(b, n)`` to ``G`` applied to each, ``start`` is
     ``(b, n)``. Each step applies ``G`` to a block of ``b`` vectors (one batched product),
-    orthogonalises it against the whole basis (twice) and takes the Rayleigh–Ritz values of
+    orthogonalises it against the basis (:func:`_orthogonalise`: the last blocks twice,
+    the whole basis once) and takes the Rayleigh–Ritz values of
     ``H = V G Vᴴ``. A block finds the ``b`` members of a (nearly) degenerate cluster together,
     where single-vector Lanczos sees only one combination of them. Ritz pair ``i`` has
     converged when its residual ``‖G y_i − θ_i y_i‖ = ‖Rᵀ Y_{last, i}‖`` is at most
@@ -572,6 +611,7 @@ def block_lanczos(gram: Callable[[np.ndarray], np.ndarray], start: np.ndarray, k
     q, _ = _orthonormal(start.astype(dtype), basis[:0], rng)
     basis[:width] = q
     used, new, products, checked, ritz = width, slice(0, width), 0, 0, 0
+    local, keep_at = 0, -1  # the start of the local rows; where the last restart kept to
     floor = 64 * np.finfo(np.float64).eps
     theta = y = residual = np.zeros(0)
     with Progress(None, progress, "Lanczos steps") as bar:
@@ -580,7 +620,7 @@ def block_lanczos(gram: Callable[[np.ndarray], np.ndarray], start: np.ndarray, k
             products += new.stop - new.start
             bar.advance(new.stop - new.start)
             known = basis[:used]
-            coefficients = _project(w, known)
+            coefficients = _orthogonalise(w, known, local)
             h[new, :used] = coefficients.conj()
             h[:used, new] = coefficients.T
             h[new, new] = (h[new, new] + h[new, new].conj().T) / 2
@@ -603,8 +643,9 @@ def block_lanczos(gram: Callable[[np.ndarray], np.ndarray], start: np.ndarray, k
                 basis[:keep] = y[:, :keep].T @ known
                 h[:] = 0
                 h[np.arange(keep), np.arange(keep)] = theta[:keep]
-                used = checked = keep
+                used = checked = keep_at = keep
             basis[used:used + step] = q[:step]
+            local = 0 if used == keep_at else max(0, used - width)
             new = slice(used, used + step)
             used += step
         else:
