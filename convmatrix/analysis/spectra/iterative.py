@@ -491,6 +491,8 @@ def gram_top(op: LinearOperator, k: int, tol: float, progress: ProgressArg = Fal
 
 _BASIS_BYTES = 128 * 2**20  # the Lanczos basis held at most (thick restarts beyond it)
 _BASIS_VECTORS = 40  # the basis size: reorthogonalisation reads it twice per step
+_KEEP = 0.5  # the share of the basis a thick restart keeps (its top Ritz vectors)
+_LOSS_BOUND = 1e-12  # a step may skip the full pass when the last one found at most this
 _MAX_STEPS = 4000  # block steps before giving up (a warning names the residuals reached)
 
 
@@ -508,7 +510,7 @@ def _row_qr(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     q, total = block, np.eye(len(block), dtype=block.dtype)
     try:
         for _ in range(2):
-            lower = np.linalg.cholesky(q @ q.conj().T)  # q qᴴ = L Lᴴ
+            lower = np.linalg.cholesky(q @ (np.conj(q.T) if np.iscomplexobj(q) else q.T))
             q = np.linalg.inv(lower) @ q
             total = lower.T @ total
     except np.linalg.LinAlgError:
@@ -565,23 +567,30 @@ def _project(w: np.ndarray, known: np.ndarray) -> np.ndarray:
     return coefficients
 
 
-def _orthogonalise(w: np.ndarray, basis: np.ndarray, local: int) -> np.ndarray:
-    """Make the rows of ``w`` orthogonal to the rows of ``basis`` (in place): the coefficients.
+def _orthogonalise(w: np.ndarray, basis: np.ndarray, local: int, full: bool
+                   ) -> tuple[np.ndarray, float]:
+    """Make the rows of ``w`` orthogonal to the rows of ``basis`` (in place).
 
     The rows from ``local`` on are where ``w = G q`` has its large components (the
     three-term recurrence: the current and the previous block; after a thick restart, all
-    kept Ritz vectors): they are removed first, twice (a few rows, cheap). What remains
-    along the rest of the basis is rounding that built up (the loss of orthogonality
-    Lanczos is known for): one full pass removes it to rounding again ("twice is enough":
-    the local passes and the full one). Full passes twice cost twice the reads of the basis,
-    which on the ResNet stage took more time than the products.
+    kept Ritz vectors): they are removed first (a few rows, cheap). What remains along the
+    rest of the basis is rounding that built up (the loss of orthogonality Lanczos is known
+    for), and with ``full`` one pass over the whole basis removes it to rounding again; for
+    the local rows that full pass is the second ("twice is enough"). Without ``full`` the
+    local rows get their second pass alone and the rounding along the older rows stays for
+    the next full pass (see :func:`block_lanczos`). Returns the coefficients
+    ``w_before @ basisᴴ`` and the loss the full pass found: its largest coefficient on the
+    older rows relative to the smallest row of ``w`` left (0.0 without ``full``).
     """
-    near = basis[local:]
     coefficients = np.zeros((len(w), len(basis)), dtype=w.dtype)
-    for _ in range(2):
-        coefficients[:, local:] += _project(w, near)
-    coefficients += _project(w, basis)
-    return coefficients
+    coefficients[:, local:] = _project(w, basis[local:])
+    if not full:
+        coefficients[:, local:] += _project(w, basis[local:])
+        return coefficients, 0.0
+    again = _project(w, basis)
+    coefficients += again
+    left = max(float(np.linalg.norm(w, axis=1).min(initial=np.inf)), 1e-300)
+    return coefficients, float(np.abs(again[:, :local]).max(initial=0.0)) / left
 
 
 def block_lanczos(gram: Callable[[np.ndarray], np.ndarray], start: np.ndarray, k: int,
@@ -592,9 +601,14 @@ def block_lanczos(gram: Callable[[np.ndarray], np.ndarray], start: np.ndarray, k
     ``gram`` maps a block of row vectors ``(b, n)`` to ``G`` applied to each, ``start`` is
     ``(b, n)``. Each step applies ``G`` to a block of ``b`` vectors (one batched product),
     orthogonalises it against the basis (:func:`_orthogonalise`: the last blocks twice,
-    the whole basis once) and takes the Rayleigh–Ritz values of
-    ``H = V G Vᴴ``. A block finds the ``b`` members of a (nearly) degenerate cluster together,
-    where single-vector Lanczos sees only one combination of them. Ritz pair ``i`` has
+    the whole basis once) and takes the Rayleigh–Ritz values of ``H = V G Vᴴ``. Every other
+    step may skip the pass over the whole basis (the basis is read once instead of twice
+    per step) while the pass before found the older rows clean to :data:`_LOSS_BOUND`
+    (``10⁴ ε``; one step without it leaves about ``10² ε`` on the ResNet layers, far inside
+    the ``√ε`` semi-orthogonality that keeps ``H`` accurate to rounding; two in a row
+    were measured to break down, so it never skips twice). A block finds the ``b`` members
+    of a (nearly) degenerate cluster together, where single-vector Lanczos sees only one
+    combination of them. Ritz pair ``i`` has
     converged when its residual ``‖G y_i − θ_i y_i‖ = ‖Rᵀ Y_{last, i}‖`` is at most
     ``tol·θ_i`` (ARPACK's criterion, as in :func:`conv_norm`), or ``64 ε θ_1`` (what rounding
     in the products allows). Past ``max_vectors`` basis vectors (default 40, fewer if
@@ -612,6 +626,7 @@ def block_lanczos(gram: Callable[[np.ndarray], np.ndarray], start: np.ndarray, k
     basis[:width] = q
     used, new, products, checked, ritz = width, slice(0, width), 0, 0, 0
     local, keep_at = 0, -1  # the start of the local rows; where the last restart kept to
+    skippable = False  # the next step may skip the full reorthogonalisation pass
     floor = 64 * np.finfo(np.float64).eps
     theta = y = residual = np.zeros(0)
     with Progress(None, progress, "Lanczos steps") as bar:
@@ -620,7 +635,9 @@ def block_lanczos(gram: Callable[[np.ndarray], np.ndarray], start: np.ndarray, k
             products += new.stop - new.start
             bar.advance(new.stop - new.start)
             known = basis[:used]
-            coefficients = _orthogonalise(w, known, local)
+            full = local == 0 or not skippable
+            coefficients, loss = _orthogonalise(w, known, local, full)
+            skippable = full and loss <= _LOSS_BOUND
             h[new, :used] = coefficients.conj()
             h[:used, new] = coefficients.T
             h[new, new] = (h[new, new] + h[new, new].conj().T) / 2
@@ -639,7 +656,7 @@ def block_lanczos(gram: Callable[[np.ndarray], np.ndarray], start: np.ndarray, k
             assert r is not None
             step = min(width, size - used)
             if used + step > limit:  # thick restart: keep the top Ritz vectors
-                keep = min(used - step, max(k + width, limit // 2))
+                keep = min(used - step, max(k + width, int(limit * _KEEP)))
                 basis[:keep] = y[:, :keep].T @ known
                 h[:] = 0
                 h[np.arange(keep), np.arange(keep)] = theta[:keep]
