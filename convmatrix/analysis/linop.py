@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
-from convmatrix._progress import Progress, ProgressArg, check_progress
+from convmatrix._progress import Progress, ProgressArg, check_progress, interactive
 from convmatrix.builder.apply import conv_apply, conv_apply_adjoint, integer_dtype, max_abs
 from convmatrix.builder.budget import DEFAULT_MAX_BYTES, apply_nbytes, check_budget, check_max_bytes
 from convmatrix.geometry.view import AffineMap
@@ -44,7 +44,8 @@ class LayerOperator(LinearOperator):
     the result itself. A channels-first convolution (or its adjoint) is applied by its tiled
     kernels (:func:`convmatrix.builder.apply.conv_apply`), which read the columns in place
     and write straight into the result: beyond ``X`` and the result only their bounded
-    workspace (:data:`convmatrix.builder.apply.WORKSPACE_BYTES`).
+    workspace (:data:`convmatrix.builder.apply.WORKSPACE_BYTES`), so they take all columns
+    in one call (in batches only while progress is reported).
 
     The operator's dtype is float64 for integer and bool layers (what scipy's solvers expect);
     integer or bool data on such a layer is applied exactly instead, in the smallest integer
@@ -98,6 +99,10 @@ class LayerOperator(LinearOperator):
         n_out, n_in = self.shape
         return max(1, CHUNK_BYTES // (itemsize * (n_in + n_out)))
 
+    def _reports(self) -> bool:
+        """Whether progress is reported (a callable, True, or None in an interactive session)."""
+        return self.progress is not False and (self.progress is not None or interactive())
+
     def _kernel(self, direction: Direction) -> Callable[[np.ndarray, np.ndarray], Any] | None:
         """The tiled kernel ``kernel(batch, out)`` of a channels-first convolution, or None.
 
@@ -136,6 +141,11 @@ class LayerOperator(LinearOperator):
         check_budget(f"the operator product of {self.layer!r} with {count} column(s)",
                      rows * count * dtype.itemsize
                      + self._in_flight(min(step, max(count, 1)), itemsize), self.max_bytes)
+        if kernel is not None and not self._reports():
+            # the kernels' workspace is bounded whatever the batch: all columns in one call,
+            # read and written in place (a batch of some columns is a strided block of the
+            # result, which the kernels would write through a copy)
+            step = max(count, 1)
         result = np.empty((rows, count), dtype=dtype)
         # progress over the columns when there is more than one batch (False: a single one)
         with Progress(count, self.progress if count > step else False, "columns") as bar:

@@ -123,6 +123,11 @@ def test_matmat_in_several_batches_equals_one(monkeypatch):
     X = seeded("batches", "X").standard_normal((layer.matrix_shape[1], 7))
     whole = layer.operator() @ X
     monkeypatch.setattr(linop, "CHUNK_BYTES", 1)  # one column per batch
+    # the tiled kernels take every column at once unless progress is reported
+    seen: list[int] = []
+    batches = linop.LayerOperator(layer, progress=lambda done, total: seen.append(done)) @ X
+    assert seen == list(range(8))
+    np.testing.assert_allclose(batches, whole, rtol=1e-14)
     np.testing.assert_allclose(layer.operator() @ X, whole, rtol=1e-14)
     np.testing.assert_allclose(whole, layer.matrix() @ X, rtol=1e-12)
 
