@@ -35,6 +35,9 @@ GEOMETRIES = [
     ((2, 3, 2, 3, 2), (3, 6, 7, 5), (2, 1, 3), (1, 2, 1), 1, 1),  # 3-D mixed strides
     ((3, 1, 1, 1), (1, 9, 9), 3, 1, 1, 1),  # stride above the kernel: gaps between tiles
     ((2, 5, 3, 3), (5, 12, 8), 1, 1, 1, 1),  # fewer outputs than inputs (adjoint buffers)
+    ((1, 1, 7, 7), (1, 16, 13), 1, 3, 1, 1),  # one channel, 'same': channel-wise taps
+    ((3, 1, 3, 3, 2), (3, 5, 8, 6), 1, (2, 1, 1), 2, 3),  # 3-D depthwise, dilated
+    ((2, 1, 5), (2, 19), 1, 4, 1, 2),  # 1-D depthwise, padding above the kernel's reach
 ]
 
 
@@ -74,14 +77,16 @@ def _interleaved(batch: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(params=["default", "one-row", "col2im", "one-sample", "tile-padding",
-                        "small-tiles"])
+                        "small-tiles", "no-taps", "shifted", "no-shift"])
 def tiles(request, monkeypatch):
     """Default tiles; tiles of one output row and one group (nothing padded whole); the
     adjoint always by col2im (never as the flipped convolution it is for stride 1, nor
     through the padded input, and strided windows added in place, not split by phases);
     padded inputs one sample at a time, tiles of one group; the forward padding each tile's
     rows itself; tiles of a few rows within samples padded whole (scratch buffers of nested
-    kernels must not overlap)."""
+    kernels must not overlap) and channel-wise taps added in runs of a few values; channel-wise
+    layers by column matrices like any other; the last kernel axis by shifted sums wherever
+    possible (in tiles of a few rows), and never."""
     if request.param == "one-row":
         monkeypatch.setattr(apply, "TILE_BYTES", 1)
         monkeypatch.setattr(apply, "WORKSPACE_BYTES", 1)
@@ -96,6 +101,15 @@ def tiles(request, monkeypatch):
         monkeypatch.setattr(apply, "_PAD_FIRST", False)
     if request.param == "small-tiles":
         monkeypatch.setattr(apply, "TILE_BYTES", 2048)
+        monkeypatch.setattr(apply, "TAP_CHUNK_BYTES", 40)
+    if request.param == "no-taps":
+        monkeypatch.setattr(apply, "_TAPS", False)
+    if request.param == "shifted":
+        monkeypatch.setattr(apply, "SHIFT_GAIN", 1e-9)
+        monkeypatch.setattr(apply, "_TAPS", False)
+        monkeypatch.setattr(apply, "TILE_BYTES", 4096)
+    if request.param == "no-shift":
+        monkeypatch.setattr(apply, "SHIFT_GAIN", math.inf)
     return request.param
 
 
@@ -250,11 +264,13 @@ def test_out_writes_into_strided_columns():
         apply.conv_apply(spec, weight, x, out=np.empty((3, 4, 7, 5)))
 
 
+@pytest.mark.parametrize("groups", [1, 2])
 @pytest.mark.parametrize("padding_mode", ["zeros", "circular"])
-def test_complex_operator_is_the_hermitian_adjoint(padding_mode):
+def test_complex_operator_is_the_hermitian_adjoint(padding_mode, groups):
     rng = np.random.default_rng(11)
-    weight = rng.standard_normal((3, 2, 3, 3)) + 1j * rng.standard_normal((3, 2, 3, 3))
-    layer = cm.Conv(weight, (2, 6, 5), padding=1, padding_mode=padding_mode)
+    shape = (3, 2, 3, 3) if groups == 1 else (2, 1, 3, 3)  # groups 2: depthwise, taps
+    weight = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    layer = cm.Conv(weight, (2, 6, 5), padding=1, padding_mode=padding_mode, groups=groups)
     op = layer.operator()
     dense = layer.matrix().toarray()
     X = rng.standard_normal((op.shape[1], 4)) + 1j * rng.standard_normal((op.shape[1], 4))
@@ -294,3 +310,66 @@ def test_small_products_run_on_one_blas_thread_only_inside_the_call():
         np.testing.assert_allclose(apply.conv_apply(spec, weight, x), expected, rtol=1e-12,
                                    atol=1e-12)
         assert max(blas_threads()) == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128, np.complex64])
+def test_channel_wise_layers_add_taps_and_others_do_not(dtype, monkeypatch):
+    """Which layers take the channel-wise taps: one input and one output channel per group,
+    stride 1, a BLAS dtype; a channel multiplier, a stride, a shared channel or integers do
+    not. Every case matches torch either way."""
+    calls = []
+    taps_into = apply._taps_into
+    monkeypatch.setattr(apply, "_taps_into", lambda *a: calls.append(1) or taps_into(*a))
+    rng = np.random.default_rng(13)
+    cases = [((3, 1, 3, 3), 1, 3, True), ((1, 1, 3, 3), 1, 1, True),
+             ((6, 1, 3, 3), 1, 3, False), ((3, 1, 3, 3), 2, 3, False),
+             ((3, 3, 3, 3), 1, 1, False)]
+    for weight_shape, stride, groups, taps in cases:
+        weight = rng.standard_normal(weight_shape)
+        spec = cm.conv_spec(weight_shape, (groups * weight_shape[1], 9, 8), stride=stride,
+                            padding=1, groups=groups)
+        x = rng.standard_normal((2, *spec.input_shape))
+        y = rng.standard_normal((2, *spec.output_shape))
+        expected, expected_t = _torch_pair(weight, x, y, stride, 1, 1, groups, "zeros")
+        calls.clear()
+        forward = apply.conv_apply(spec, weight.astype(dtype), x.astype(dtype))
+        adjoint = apply.conv_apply_adjoint(spec, weight.astype(dtype), y.astype(dtype))
+        assert len(calls) == (2 if taps else 0)
+        tol = 1e-5 if dtype in (np.float32, np.complex64) else 1e-12
+        assert np.linalg.norm(forward - expected) <= tol * np.linalg.norm(expected)
+        assert np.linalg.norm(adjoint - expected_t) <= tol * np.linalg.norm(expected_t)
+    calls.clear()
+    weight = rng.integers(-9, 10, (3, 1, 3, 3))
+    spec = cm.conv_spec(weight.shape, (3, 9, 8), padding=1, groups=3)
+    apply.conv_apply(spec, weight, rng.integers(-9, 10, (2, 3, 9, 8)))
+    assert not calls  # integers: exact through the column matrices
+
+
+def test_shifted_sums_are_taken_above_the_gain_only(monkeypatch):
+    """The last kernel axis by shifted sums exactly when the traffic model says
+    :data:`apply.SHIFT_GAIN` or more (the dilated 3-D adjoint: 1.69; the 3-channel forward:
+    0.96), and either way the result is torch's."""
+    calls = []
+    shifted_into = apply._shifted_into
+    monkeypatch.setattr(apply, "_shifted_into",
+                        lambda *a: calls.append(a[0]) or shifted_into(*a))
+    rng = np.random.default_rng(14)
+    for geometry, gain in ((GEOMETRIES[6], 1.69), (GEOMETRIES[0], 0.96)):
+        weight_shape, input_shape, stride, padding, dilation, groups = geometry
+        weight = rng.standard_normal(weight_shape)
+        spec = cm.conv_spec(weight_shape, input_shape, stride=stride, padding=padding,
+                            dilation=dilation, groups=groups)
+        transposed = apply._transposed_spec(spec)
+        assert round(apply._shift_gain(transposed), 2) == gain
+        x = rng.standard_normal((2, *spec.input_shape))
+        y = rng.standard_normal((2, *spec.output_shape))
+        expected, expected_t = _torch_pair(weight, x, y, stride, padding, dilation, groups,
+                                           "zeros")
+        for threshold in (gain - 0.01, gain + 0.01):
+            monkeypatch.setattr(apply, "SHIFT_GAIN", threshold)
+            calls.clear()
+            adjoint = apply.conv_apply_adjoint(spec, weight, y)
+            assert bool(calls) == (threshold <= gain)  # (the padded-whole inner spec)
+            assert np.linalg.norm(adjoint - expected_t) <= 1e-12 * np.linalg.norm(expected_t)
+            forward = apply.conv_apply(spec, weight, x)
+            assert np.linalg.norm(forward - expected) <= 1e-12 * np.linalg.norm(expected)
