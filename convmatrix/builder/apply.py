@@ -19,9 +19,9 @@ from convmatrix.geometry.shapes import used_length
 from convmatrix.geometry.spec import ConvSpec, conv_spec
 from convmatrix.typing import Direction
 
-__all__ = ["GROUP_TILE_BYTES", "INTEGER_RULE", "SMALL_PRODUCT", "TILE_BYTES", "WORKSPACE_BYTES",
-           "compute_dtype", "conv_abs_row_sum", "conv_apply", "conv_apply_adjoint",
-           "integer_dtype", "max_abs"]
+__all__ = ["GROUP_TILE_BYTES", "INTEGER_RULE", "SHIFT_GAIN", "SMALL_PRODUCT", "TAP_CHUNK_BYTES",
+           "TILE_BYTES", "WORKSPACE_BYTES", "compute_dtype", "conv_abs_row_sum", "conv_apply",
+           "conv_apply_adjoint", "integer_dtype", "max_abs"]
 
 INTEGER_RULE = """\
 Integer and bool results are exact or refused. The worst-case magnitude of a result is bounded
@@ -1010,7 +1010,11 @@ def conv_apply(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, *,
     their own rows. A batch whose samples are interleaved in memory (the columns of an
     operator's ``matmat``) is worked on in that layout, and the result has it too.
     Working memory: the padded chunk or the tile's padded rows, and the tile's column matrix,
-    besides ``x`` and the output.
+    besides ``x`` and the output. Two layers skip the full column matrix: a channel-wise
+    layer (one input and one output channel per group, stride 1, floating dtype) adds each
+    tap's shifted run of the padded rows with BLAS ``axpy`` (no product at all), and where
+    :data:`SHIFT_GAIN` says so the last kernel axis is applied by shifted sums of one taller
+    product (the column matrix holds only the other axes' taps).
 
     Examples
     --------
