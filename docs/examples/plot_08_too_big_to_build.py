@@ -3,11 +3,11 @@ Layers too big to build: matrix-free operators
 ==============================================
 
 A convolution of ResNet's first stage — 64 channels in and out, 3×3, on a 56×56 feature map — has a
-200,704 × 200,704 matrix with 113 million stored entries. convmatrix refuses to build it without
-being told there is room, but every layer is also a matrix-free
-``scipy.sparse.linalg.LinearOperator`` (:meth:`layer.operator() <convmatrix.Layer.operator>`):
-products with ``C`` and with its exact adjoint ``Cᵀ`` in tiles, without the matrix. That is all
-iterative solvers, eigensolvers and norm estimates need.
+200,704 × 200,704 matrix with 113 million stored entries, 862 MiB in float32. convmatrix
+estimates that before building anything and refuses a matrix over its memory budget, but every
+layer is also a matrix-free ``scipy.sparse.linalg.LinearOperator`` (:meth:`layer.operator()
+<convmatrix.Layer.operator>`): products with ``C`` and with its exact adjoint ``Cᵀ`` in tiles,
+without the matrix. That is all iterative solvers, eigensolvers and norm estimates need.
 
 The operator's products are checked against PyTorch run live; the deblurring at the end is
 an inverse problem solved with SciPy's LSQR on the operator.
@@ -32,7 +32,8 @@ rng = np.random.default_rng(0)
 # ----------------------
 # :func:`cm.estimate_nbytes <convmatrix.estimate_nbytes>` counts the matrix's stored entries and
 # bytes in closed form, before anything is allocated; :meth:`layer.matrix()
-# <convmatrix.Layer.matrix>` refuses what exceeds ``max_bytes``.
+# <convmatrix.Layer.matrix>` refuses what exceeds ``max_bytes`` (4 GiB by default; 256 MiB here,
+# a small machine's budget).
 
 module = torch.nn.Conv2d(64, 64, 3, padding=1, bias=False)  # float32, as trained
 layer = cm.from_torch(module, (64, 56, 56))
