@@ -543,6 +543,11 @@ def _orthonormal(block: np.ndarray, basis: np.ndarray, rng: np.random.Generator
     return q2, r2 @ r
 
 
+def _fresh(r: np.ndarray | None) -> bool:
+    """``R`` of :func:`_orthonormal` has a zero row: a row of ``Q`` is a fresh random one."""
+    return r is not None and bool(np.any(np.all(r == 0, axis=1)))
+
+
 def _project(w: np.ndarray, known: np.ndarray) -> np.ndarray:
     """One pass of classical Gram–Schmidt: ``w`` (in place) loses its parts along ``known``.
 
@@ -578,13 +583,17 @@ def _orthogonalise(w: np.ndarray, basis: np.ndarray, local: int, full: bool
     for), and with ``full`` one pass over the whole basis removes it to rounding again; for
     the local rows that full pass is the second ("twice is enough"). Without ``full`` the
     local rows get their second pass alone and the rounding along the older rows stays for
-    the next full pass (see :func:`block_lanczos`). Returns the coefficients
+    the next full pass (see :func:`block_lanczos`), unless a row lost more than 99% of its
+    norm to the local rows. Returns the coefficients
     ``w_before @ basisᴴ`` and the loss the full pass found: its largest coefficient on the
     older rows relative to the smallest row of ``w`` left (0.0 without ``full``).
     """
     coefficients = np.zeros((len(w), len(basis)), dtype=w.dtype)
+    before = np.linalg.norm(w, axis=1)
     coefficients[:, local:] = _project(w, basis[local:])
-    if not full:
+    # a row that lost most of its norm to the local rows (a near-invariant subspace) would
+    # magnify the rounding along the older rows: it takes the full pass
+    if not full and np.all(np.linalg.norm(w, axis=1) >= 1e-2 * before):
         coefficients[:, local:] += _project(w, basis[local:])
         return coefficients, 0.0
     again = _project(w, basis)
@@ -662,7 +671,9 @@ def block_lanczos(gram: Callable[[np.ndarray], np.ndarray], start: np.ndarray, k
                 h[np.arange(keep), np.arange(keep)] = theta[:keep]
                 used = checked = keep_at = keep
             basis[used:used + step] = q[:step]
-            local = 0 if used == keep_at else max(0, used - width)
+            # after a restart or a random row (an invariant subspace ended the last block)
+            # the products have large components along the whole basis
+            local = 0 if used == keep_at or _fresh(r) else max(0, used - width)
             new = slice(used, used + step)
             used += step
         else:
