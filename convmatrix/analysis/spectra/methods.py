@@ -455,7 +455,7 @@ def top_singular_values(layer: AffineMap, k: int = 6, *, tol: float = 1e-6,
     --------
     >>> import numpy as np
     >>> import convmatrix as cm
-    >>> conv = cm.Conv(np.random.default_rng(0).standard_normal((4, 4, 3, 3)), (4, 40, 40),
+    >>> conv = cm.Conv(np.random.default_rng(0).standard_normal((4, 4, 3, 3)), (4, 12, 12),
     ...                padding=1)
     >>> top = cm.top_singular_values(conv, 4, method="iterative")
     >>> exact = np.linalg.svd(conv.matrix().toarray(), compute_uv=False)[:4]
