@@ -398,8 +398,8 @@ def _combine(factors: Sequence[Factor], values: dict[str, float], output: str) -
             result[factor.name] = sum(abs(c) * v for c, v in zip(coefficients, ins, strict=True))
         elif factor.combine == "cat":
             result[factor.name] = math.sqrt(sum(v * v for v in ins))
-        else:
-            result[factor.name] = values[factor.name] * ins[0]
+        else:  # a step that receives nothing passes nothing on, even with an infinite constant
+            result[factor.name] = values[factor.name] * ins[0] if ins[0] else 0.0
     return result[output]
 
 

@@ -26,11 +26,13 @@ if TYPE_CHECKING:
 
 __all__ = ["Factor", "Linearization", "Site", "SiteKind", "constant_after"]
 
-SiteKind = Literal["activation", "selection", "normalization", "constant"]
+SiteKind = Literal["activation", "selection", "normalization", "constant", "product"]
 """What a non-linearity is: an element-wise ``activation`` (a diagonal Jacobian), a
 ``selection`` (max pooling: a 0/1 matrix), a ``normalization`` by the input's own
 statistics (dense within each group), or a ``constant``: a value the framework's autograd
-does not differentiate (torch's ``x.detach()``: a zero Jacobian, its value the offset)."""
+does not differentiate (torch's ``x.detach()``: a zero Jacobian, its value the offset), or a
+``product`` of two branches (ONNX ``Mul``/``Div``: one diagonal per branch; not piecewise
+linear, and no global Lipschitz constant, so the product bound is infinite)."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ class Site:
             return text + (f", {self.kinks} tied" if self.kinks else "")
         if self.kind == "constant":
             return f"{self.units} units held constant (no derivative)"
+        if self.kind == "product":
+            return f"{self.units} units, a product of two branches (no global Lipschitz constant)"
         return f"{self.units} units, dense per group"
 
 

@@ -375,7 +375,7 @@ class _Reader:
                     np.concatenate([np.zeros(self.shapes[v], bool) if m is None else m
                                     for v, m in zip(inputs, parts, strict=True)], axis=op.axis)
             else:
-                if site is None:
+                if site is None or name not in self.values:  # a site's caller may set f(z)
                     self.values[name] = np.asarray(op(values[0], max_bytes=self.max_bytes),
                                                    dtype=np.float64)
                 self.constant_mask[name] = constant_after(op, self.constant_mask.get(inputs[0]))
@@ -414,12 +414,15 @@ class _Reader:
                 return
             da, db, shift = 1 / b0, -a0 / (b0 * b0), a0 / b0
         elif a == b:  # x · x
-            self.add(node, Scale(shape, 2 * a0, -a0 * a0), (a,), shape)
+            self.add(node, Scale(shape, 2 * a0, -a0 * a0), (a,), shape,
+                     site=_product_site(node, shape, 2 * a0, ""))
             return
         else:
             da, db, shift = b0, a0, -a0 * b0
-        self.add(node, Scale(shape, da, shift), (a,), shape, output=f"{out}/d{a}")
-        self.add(node, Scale(shape, db), (b,), shape, output=f"{out}/d{b}")
+        self.add(node, Scale(shape, da, shift), (a,), shape, output=f"{out}/d{a}",
+                 site=_product_site(node, shape, da, f" ∂/∂{a}"))
+        self.add(node, Scale(shape, db), (b,), shape, output=f"{out}/d{b}",
+                 site=_product_site(node, shape, db, f" ∂/∂{b}"))
         self.add(node, Sum((1.0, 1.0)), (f"{out}/d{a}", f"{out}/d{b}"), shape, output=out)
 
     def fold(self, proto: Any, index: int) -> None:
@@ -634,3 +637,19 @@ def _point(x: Any) -> np.ndarray:
     if not np.isfinite(array).all():
         raise ConvMatrixError("`x` holds non-finite values (NaN or inf)")
     return array
+
+
+def _product_site(node: OnnxNode, shape: tuple[int, ...], derivative: np.ndarray,
+                  part: str) -> Site:
+    """The site of one branch of a product (or quotient) of branches, at the point.
+
+    A product is smooth but not piecewise linear (the tangent map holds at the point only) and
+    has no global Lipschitz constant: ``lipschitz`` is infinite, so the product bound of
+    :func:`~convmatrix.lipschitz_summary` is too, instead of the local ``|b₀|`` and ``|a₀|``
+    passing for global constants.
+    """
+    derivative = np.broadcast_to(np.asarray(derivative, dtype=np.float64), shape)
+    nonzero = int(np.count_nonzero(derivative))
+    return Site(node.name + part, node.op_type, "product", tuple(shape), nonzero,
+                derivative.size - nonzero, 0, False, math.inf,
+                float(np.abs(derivative).max(initial=0.0)))
