@@ -18,6 +18,8 @@ import pytest
 from convmatrix import ConvMatrixError
 from convmatrix.reports import stackfile
 
+pytest.importorskip("numpydoc")  # the per-kind tables are read from numpydoc sections (docs extra)
+
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PAGE = (DOCS / "reference" / "stackfile.md").read_text()
 EXAMPLE = DOCS / "reference" / "stack-example.toml"
