@@ -180,9 +180,12 @@ class Checkerboard:
     def describe(self) -> str:
         """A short paragraph: the verdict and the numbers behind it."""
         what = self._what()
+        if not self.has_interior and not self.period:  # a flat output (Linear, pooling)
+            return ("No interior: the output has no spatial axes, so there are no pixels to "
+                    "compare and no checkerboard to read.")
         if not self.has_interior:
             return (f"No interior: every output pixel is within reach of a border, so the "
-                    f"{what} show only border effects.")
+                    f"{what} are border effects only.")
         if self.even:
             text = (f"Even: every interior output pixel gets the same {what}: "
                     f"{_value_text(self.interior_values[0])}.")

@@ -165,6 +165,8 @@ def overlap_png(counts: np.ndarray, title: str, *, pixels: str = "output") -> by
 def overlap_maps_png(maps: list[np.ndarray], titles: list[str], *, label: str = "paths") -> bytes:
     """Several overlap maps side by side (2-D; the middle slice of 3-D; 1-D as one row).
 
+    A map of an output without spatial axes (0-D) is drawn as one cell.
+
     Parameters
     ----------
     maps : list of ndarray
@@ -186,7 +188,7 @@ def overlap_maps_png(maps: list[np.ndarray], titles: list[str], *, label: str = 
         counts = np.asarray(counts, dtype=float)
         while counts.ndim > 2:
             counts = counts[counts.shape[0] // 2]
-        panels.append(counts[None] if counts.ndim == 1 else counts)
+        panels.append(np.atleast_2d(counts))  # 1-D as one row; a flat output as one cell
     columns = len(panels)
     fig = _figure(3.3 * columns, 3.7)
     for index, (counts, title) in enumerate(zip(panels, titles, strict=True)):
