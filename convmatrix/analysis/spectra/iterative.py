@@ -490,7 +490,7 @@ def gram_top(op: LinearOperator, k: int, tol: float, progress: ProgressArg = Fal
 
 
 _BASIS_BYTES = 128 * 2**20  # the Lanczos basis held at most (thick restarts beyond it)
-_BASIS_VECTORS = 40  # the basis size: reorthogonalisation reads it twice per step
+_BASIS_VECTORS = 48  # the basis size (40 before: 8% more products on the stage, 9% on the stem)
 _KEEP = 0.5  # the share of the basis a thick restart keeps (its top Ritz vectors)
 _LOSS_BOUND = 1e-12  # a step may skip the full pass when the last one found at most this
 _MAX_STEPS = 4000  # block steps before giving up (a warning names the residuals reached)
@@ -620,14 +620,14 @@ def block_lanczos(gram: Callable[[np.ndarray], np.ndarray], start: np.ndarray, k
     combination of them. Ritz pair ``i`` has
     converged when its residual ``‖G y_i − θ_i y_i‖ = ‖Rᵀ Y_{last, i}‖`` is at most
     ``tol·θ_i`` (ARPACK's criterion, as in :func:`conv_norm`), or ``64 ε θ_1`` (what rounding
-    in the products allows). Past ``max_vectors`` basis vectors (default 40, fewer if
+    in the products allows). Past ``max_vectors`` basis vectors (default 48, fewer if
     they exceed :data:`_BASIS_BYTES`) the basis restarts from its top Ritz vectors (thick restart).
     """
     width, size = start.shape
     dtype = np.result_type(start.dtype, np.float64)
     rng = np.random.default_rng(size)
     limit = max_vectors or max(_BASIS_VECTORS, 3 * k + 4 * width)
-    limit = min(limit, max(_BASIS_BYTES // (16 * size), k + 2 * width))
+    limit = min(limit, max(_BASIS_BYTES // (dtype.itemsize * size), k + 2 * width))
     limit = min(size, max(limit, k + 2 * width))
     basis = np.zeros((limit, size), dtype=dtype)
     h = np.zeros((limit, limit), dtype=dtype)
