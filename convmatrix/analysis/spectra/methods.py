@@ -436,7 +436,8 @@ def top_singular_values(layer: AffineMap, k: int = 6, *, tol: float = 1e-6,
     pair and finds the other only late, or not at all when the pair is exactly degenerate.
     For such convolutions the iterative method is block Lanczos on ``CᴴC`` with the cosine
     and the sine wave at the peak (found as for :func:`operator_norm`'s ``k = 1``) as its
-    block, full reorthogonalisation against a basis of 40 vectors with thick restarts, and
+    block, reorthogonalisation against a basis of 48 vectors with thick restarts (the last
+    blocks twice, the whole basis once, every other step only while it stays clean), and
     ARPACK's stopping rule per value. At a self-conjugate peak (``2f`` integer, e.g. the
     ResNet stage's ``(0, ½)``) there is no pair: for ``k <= 2`` ARPACK's Lanczos on ``CᴴC``
     from the plane wave (summed over the first three envelopes), with a subspace of
