@@ -17,7 +17,7 @@ from convmatrix.layers.base import ShapedLayer
 if TYPE_CHECKING:
     from convmatrix.geometry.view import AxisSteps
 
-__all__ = ["SeparableLayer", "as_int", "as_shape", "axis_matrix", "per_axis"]
+__all__ = ["SelectionLayer", "SeparableLayer", "as_int", "as_shape", "axis_matrix", "per_axis"]
 
 
 def as_int(value: Any, name: str, minimum: int | None = None) -> int:
@@ -193,3 +193,20 @@ def _kron_rows(axes: list[sp.csr_array], start: int, stop: int) -> sp.sparray:
     parts.append(sp.kron(head[last:last + 1], _kron_rows(axes[1:], 0, stop - last * tail_rows),
                          format="csr"))
     return sp.vstack(parts, format="csr")
+
+
+class SelectionLayer(SeparableLayer):
+    """A separable layer whose axis matrices are 0/1 selections (padding, repetition, slicing).
+
+    Its matrix is int64 and every row copies one input value (or none), so the row bound
+    :meth:`abs_row_sum` is 1 whatever the shapes.
+    """
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """int64: the matrix selects (and may repeat) input values."""
+        return np.dtype(np.int64)
+
+    def abs_row_sum(self) -> int:
+        """1: every row of the matrix copies one input value (or none)."""
+        return 1

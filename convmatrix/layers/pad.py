@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.layers._separable import SeparableLayer, as_int, as_shape, axis_matrix
+from convmatrix.layers._separable import SelectionLayer, as_int, as_shape, axis_matrix
 
 __all__ = ["NUMPY_PAD_MODES", "PAD_MODES", "NumpyPad", "Pad"]
 
@@ -42,19 +42,10 @@ def _source(q: int, lo: int, hi: int, mode: str) -> int | None:
     return lo + (period - r if r >= m else r)
 
 
-class _PaddingSelection(SeparableLayer):
+class _PaddingSelection(SelectionLayer):
     """A padding: per axis a 0/1 selection matrix (``_axes``), the constant in the offset."""
 
     _axes: list[sp.csr_array | None]
-
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        """int64: the matrix selects (and, for reflect/replicate/circular/wrap, repeats)."""
-        return np.dtype(np.int64)
-
-    def abs_row_sum(self) -> int:
-        """1: every row of the matrix copies one input value (or none)."""
-        return 1
 
     def _axis_matrices(self) -> list[sp.csr_array | None]:
         return list(self._axes)

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.geometry.shapes import shape_text
-from convmatrix.layers._separable import SeparableLayer, as_shape, axis_matrix
+from convmatrix.layers._separable import SelectionLayer, as_shape, axis_matrix
 
 __all__ = ["Repeat"]
 
 
-class Repeat(SeparableLayer):
+class Repeat(SelectionLayer):
     """Each pixel repeated ``size`` times per spatial axis (nearest-neighbour upsampling by ints).
 
     Keras' ``UpSampling*`` with ``interpolation="nearest"`` (channels first here; wrap it in
@@ -38,15 +37,6 @@ class Repeat(SeparableLayer):
         self._output_shape = (self._input_shape[0],
                               *(n * s for n, s in zip(self._input_shape[1:], self.size,
                                                       strict=True)))
-
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        """int64: a selection."""
-        return np.dtype(np.int64)
-
-    def abs_row_sum(self) -> int:
-        """1: every row of the matrix copies one input value (or none)."""
-        return 1
 
     def _axis_matrices(self) -> list[sp.csr_array | None]:
         axes: list[sp.csr_array | None] = [None]

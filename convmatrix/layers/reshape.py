@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from convmatrix._errors import ConvMatrixError
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.layers._checks import any_shape, sample_axis
-from convmatrix.layers._separable import SeparableLayer, as_int, axis_matrix
+from convmatrix.layers._separable import SelectionLayer, as_int, axis_matrix
 from convmatrix.layers.base import Layer, ShapedLayer
 from convmatrix.layers.identity import IdentityMatrix
 
@@ -119,7 +119,7 @@ class Flatten(Reshape):
         super().__init__(input_shape, (-1,))
 
 
-class Slice(SeparableLayer):
+class Slice(SelectionLayer):
     """``x[..., start:stop:step, ...]`` along one axis of a sample: a selection matrix.
 
     torch's slicing, ``torch.chunk``, ``torch.split`` and ``narrow`` along channels (axis 0) or
@@ -176,15 +176,6 @@ class Slice(SeparableLayer):
         out = list(shape)
         out[self.axis] = int(self.indices.size)
         self._output_shape = tuple(out)
-
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        """int64: a selection."""
-        return np.dtype(np.int64)
-
-    def abs_row_sum(self) -> int:
-        """1: every row copies one input value."""
-        return 1
 
     def _axis_matrices(self) -> list[sp.csr_array | None]:
         axes: list[sp.csr_array | None] = [None] * len(self._input_shape)
