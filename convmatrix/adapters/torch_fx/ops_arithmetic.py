@@ -1,0 +1,109 @@
+"""Element-wise arithmetic of torch graphs: ``+``, ``-``, ``*``, ``/`` and signs.
+
+A branch plus or minus a branch is a :class:`~convmatrix.layers.graph.Sum`; a branch times,
+over, plus or minus a constant (a Python number, a buffer) is a
+:class:`~convmatrix.layers.scale.Scale`. A product of two branches is not affine: the
+translators answer None (``cm.linearize`` reads it at a point).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from convmatrix.adapters.torch_fx.call import (
+    FxCall,
+    Produced,
+    Refused,
+    Traced,
+    Translator,
+    as_array,
+    broadcast_constant,
+    single_traced,
+)
+from convmatrix.layers.graph import Sum
+
+__all__ = ["TRANSLATORS"]
+
+
+def _scale(call: FxCall, source: Traced, scale: Any = 1.0, shift: Any = 0.0) -> Produced:
+    from convmatrix.layers.scale import Scale
+
+    shape = call.output_shape()
+    if shape != source.shape:
+        raise Refused(f"broadcasts its input {source.shape} to {shape}")
+    scale_array = broadcast_constant(call, scale, shape, "factor") if not isinstance(
+        scale, int | float) else scale
+    shift_array = broadcast_constant(call, shift, shape, "term") if not isinstance(
+        shift, int | float) else shift
+    return Scale(shape, scale_array, shift=shift_array), (source.name,)
+
+
+def _add(call: FxCall, sign: float = 1.0) -> Produced:
+    a, b = call.arg(0, "input"), call.arg(1, "other")
+    alpha = call.kwargs.get("alpha", call.args[2] if len(call.args) > 2 else 1)
+    if isinstance(alpha, Traced):
+        raise Refused("its alpha depends on the input")
+    if isinstance(a, Traced) and isinstance(b, Traced):
+        if a.shape != b.shape:
+            raise Refused(f"adds values of different shapes ({a.shape} from {a.name!r}, "
+                          f"{b.shape} from {b.name!r}); broadcasting between branches is not "
+                          f"read")
+        return Sum((1.0, sign * float(alpha))), (a.name, b.name)
+    if isinstance(a, Traced):
+        return _scale(call, a, 1.0, sign * float(alpha) * as_array(b) if not isinstance(
+            b, int | float) else sign * float(alpha) * b)
+    if isinstance(b, Traced):
+        return _scale(call, b, sign * float(alpha), a)
+    return None
+
+
+def _sub(call: FxCall) -> Produced:
+    return _add(call, -1.0)
+
+
+def _rsub(call: FxCall) -> Produced:  # aten.rsub / torch.rsub: other − alpha·input
+    a, b = call.arg(0, "input"), call.arg(1, "other")
+    alpha = float(call.kwargs.get("alpha", 1))
+    if isinstance(a, Traced) and not isinstance(b, Traced):
+        return _scale(call, a, -alpha, b)
+    return None
+
+
+def _mul(call: FxCall) -> Produced:
+    a, b = call.arg(0, "input"), call.arg(1, "other")
+    if isinstance(a, Traced) and isinstance(b, Traced):
+        return None  # a product of two branches: not affine (a Jacobian at a point)
+    if isinstance(a, Traced):
+        return _scale(call, a, b)
+    if isinstance(b, Traced):
+        return _scale(call, b, a)
+    return None
+
+
+def _div(call: FxCall) -> Produced:
+    a, b = call.arg(0, "input"), call.arg(1, "other")
+    mode = call.kwargs.get("rounding_mode")
+    if isinstance(b, Traced):
+        raise Refused("divides by a value that depends on the input: not affine, and "
+                      "cm.linearize does not read it either")
+    if not isinstance(a, Traced) or mode is not None:
+        return None
+    value = 1.0 / b if isinstance(b, int | float) else 1.0 / as_array(b)
+    return _scale(call, a, value)
+
+
+def _neg(call: FxCall) -> Produced:
+    return _scale(call, single_traced(call), -1.0)
+
+
+def _pos(call: FxCall) -> Produced:
+    return single_traced(call)
+
+
+TRANSLATORS: dict[str, Translator] = {
+    "add": _add, "iadd": _add, "sub": _sub, "isub": _sub, "rsub": _rsub, "mul": _mul, "imul": _mul,
+    "multiply": _mul, "div": _div, "truediv": _div, "itruediv": _div, "divide": _div, "neg": _neg,
+    "negative": _neg, "pos": _pos,
+}
+"""This family's operation names → translators (merged into
+:data:`~convmatrix.adapters.torch_fx.ops.FX_TRANSLATORS`)."""
