@@ -6,10 +6,10 @@ import contextlib
 import itertools
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -394,6 +394,11 @@ def _as_memory(a: np.ndarray, batch_last: bool) -> np.ndarray:
     return np.moveaxis(a, 0, -1) if batch_last else a
 
 
+def _border_rows(axis: _Axis, p0: int, rows: int) -> list[int]:
+    """The border positions of the first axis among padded rows ``[p0, p0 + rows)``."""
+    return [r for r in axis.border if p0 <= r < p0 + rows]
+
+
 def _fill_padded(pad: np.ndarray, x: np.ndarray, spec: ConvSpec, axes: tuple[_Axis, ...],
                  b0: int, b1: int, p0: int) -> None:
     """Write padded rows ``[p0, p0 + pad.shape[2])`` of samples ``b0:b1`` into ``pad``."""
@@ -406,9 +411,7 @@ def _fill_padded(pad: np.ndarray, x: np.ndarray, spec: ConvSpec, axes: tuple[_Ax
         np.copyto(pad[(slice(None), slice(None), slice(lo - p0, hi - p0), *inner)],
                   x[(slice(b0, b1), slice(None), slice(lo - first.before, hi - first.before),
                      *inner_x)], casting="unsafe")
-    for r in range(p0, p0 + rows):
-        if first.lo <= r < first.hi:
-            continue
+    for r in _border_rows(first, p0, rows):
         target = pad[(slice(None), slice(None), r - p0, *inner)]
         src = int(first.source[r])
         if src < 0:
@@ -466,9 +469,9 @@ def _fold_padded(g: np.ndarray, out: np.ndarray, spec: ConvSpec, axes: tuple[_Ax
             np.copyto(target, source, casting="unsafe")
         else:
             np.add(target, source, out=target, casting="unsafe")
-    for r in range(p0, p0 + rows):
+    for r in _border_rows(first, p0, rows):
         src = int(first.source[r])
-        if first.lo <= r < first.hi or src < 0:
+        if src < 0:
             continue
         target = out[(slice(b0, b1), slice(None), src, *inner_x)]
         np.add(target, g[(slice(None), slice(None), r - p0, *inner)], out=target,
@@ -821,11 +824,18 @@ def _transposed_spec(spec: ConvSpec) -> ConvSpec | None:
 
 def _transposed_weight(spec: ConvSpec, weight: np.ndarray) -> np.ndarray:
     """The weight of :func:`_transposed_spec`: channels swapped per group, taps flipped."""
-    groups, ndim = spec.groups, spec.ndim
-    grouped = np.asarray(weight).reshape(groups, spec.out_channels // groups,
-                                         spec.in_channels // groups, *spec.kernel_size)
-    flipped = np.flip(np.swapaxes(grouped, 1, 2), axis=tuple(range(3, 3 + ndim)))
-    return flipped.reshape(spec.in_channels, spec.out_channels // groups, *spec.kernel_size)
+    return _flipped_weight(np.asarray(weight), spec.groups)
+
+
+def _flipped_weight(weight: np.ndarray, groups: int) -> np.ndarray:
+    """A ``(C_out, C_in/G, *k)`` weight as ``(C_in, C_out/G, *k)``.
+
+    Channels swapped within each group, every kernel axis reversed.
+    """
+    c_out, c_in_g, *kernel = weight.shape
+    grouped = weight.reshape(groups, c_out // groups, c_in_g, *kernel)
+    flipped = np.flip(np.swapaxes(grouped, 1, 2), axis=tuple(range(3, 3 + len(kernel))))
+    return flipped.reshape(c_in_g * groups, c_out // groups, *kernel)
 
 
 _ADJOINT_AS_CONVOLUTION = True
@@ -848,17 +858,19 @@ def _padded_transposed_spec(spec: ConvSpec) -> ConvSpec | None:
     return _transposed_spec(inner)
 
 
-def _padded_adjoint_into(spec: ConvSpec, transposed: ConvSpec, weight: np.ndarray,
+def _padded_adjoint_into(spec: ConvSpec, fill: Callable[[np.ndarray, np.ndarray], None],
                          y: np.ndarray, out: np.ndarray, batch_last: bool) -> bool:
     """``out = Cᵀ y`` as ``Pᵀ Cₚᵀ y`` in chunks of samples.
 
+    ``fill(y_chunk, padded)`` writes ``Cₚᵀ`` of a chunk of samples into ``padded``, the
+    padded input's shape ``(b, C_in, *used)``; its border is then folded back.
     False: one sample's padded input alone is above the workspace; nothing was written.
     """
     batch, dtype = y.shape[0], out.dtype
-    chunk = _padded_chunk(batch, math.prod(transposed.output_shape) * max(dtype.itemsize, 1))
+    used = tuple(_used_length(spec, a) for a in range(spec.ndim))
+    chunk = _padded_chunk(batch, spec.in_channels * math.prod(used) * max(dtype.itemsize, 1))
     if chunk < 1:
         return False
-    w_t = _transposed_weight(spec, weight)
     axes = _axes(spec)
     general = not all(a.inside for a in axes[1:])  # a border copies a trimmed pixel
     folded = _Buffer(dtype, "fold")
@@ -869,14 +881,128 @@ def _padded_adjoint_into(spec: ConvSpec, transposed: ConvSpec, weight: np.ndarra
         out[...] = 0
     for b0 in range(0, batch, chunk):
         b1 = min(b0 + chunk, batch)
-        padded = folded.take((b1 - b0, *transposed.output_shape), batch_last)
-        _forward_into(transposed, w_t, y[b0:b1], padded, batch_last)
+        padded = folded.take((b1 - b0, spec.in_channels, *used), batch_last)
+        fill(y[b0:b1], padded)
         if general:
             target = out[b0:b1]
             np.add(target, _fold(padded, spec), out=target, casting="unsafe")
         else:
             _fold_padded(padded, out, spec, axes, b0, b1, 0, assign=covers)
     return True
+
+
+StridedAdjoint = Literal["phases", "flat", "windows"]
+
+_STRIDED_ADJOINT: StridedAdjoint | Literal["auto"] = "auto"
+
+FLAT_GROUPS: int = 4
+"""Grouped layers with more groups than this never take :func:`_flat_col2im_into`: it adds
+each group's taps with calls of their own."""
+
+
+def _strided_adjoint(spec: ConvSpec) -> StridedAdjoint:
+    """How a strided layer's adjoint runs.
+
+    ``"phases"`` (:func:`_phases`, one stride-1 convolution of ``y`` per phase), ``"flat"``
+    (:func:`_flat_col2im_into`) or ``"windows"`` (col2im with strided window adds,
+    :func:`_adjoint_into`).
+
+    A traffic model: the phases' column matrices hold ``C_out/G · ∏k`` values per output
+    position, moved twice (written, read by the product); col2im's hold ``C_in/G · ∏k``,
+    moved three times (written by the product, read and added by the taps). Phases when they
+    move no more (the benchmarks' 1-D layer, C_in = C_out, measured 0.7–1.0× col2im; the stem,
+    3 → 64 channels, 2.6× slower by phases); else flat col2im, unless there are more than
+    :data:`FLAT_GROUPS` groups.
+    """
+    if _STRIDED_ADJOINT != "auto":
+        kind = _STRIDED_ADJOINT
+    elif 2 * spec.out_channels <= 3 * spec.in_channels:
+        kind = "phases"
+    else:
+        kind = "flat"
+    return "windows" if kind == "flat" and spec.groups > FLAT_GROUPS else kind
+
+
+@dataclass(frozen=True)
+class _Phase:
+    """The padded positions ``≡ phase (mod stride)`` of a strided layer's adjoint.
+
+    ``spec`` is the stride-1 convolution of ``y`` that computes them (None: no tap writes
+    them, they are zero) and ``taps`` the kernel taps it uses along each axis (ascending).
+    """
+
+    phase: tuple[int, ...]
+    spec: ConvSpec | None
+    taps: tuple[tuple[int, ...], ...]
+
+
+def _phase_axis(o: int, k: int, s: int, d: int, used: int,
+                r: int) -> tuple[tuple[int, ...], int, tuple[int, int]]:
+    """One axis of a phase ``r``: its taps, their dilation in ``y`` and the padding of ``y``.
+
+    Tap ``t`` writes padded position ``q = s·o + d·t``; those with ``d·t ≡ r (mod s)`` write
+    the phase's positions ``m = (q − r)/s = o + e_t``, ``e_t = (d·t − r)/s``, spaced by
+    ``d/gcd(d, s)``. As a correlation of ``y`` with the taps reversed: padding ``max e_t``
+    before, and after whatever makes the output the phase's length ``⌈(used − r)/s⌉``.
+    """
+    taps = tuple(t for t in range(k) if (d * t - r) % s == 0)
+    if not taps:
+        return taps, 1, (0, 0)
+    shifts = [(d * t - r) // s for t in taps]
+    dilation = shifts[1] - shifts[0] if len(taps) > 1 else 1
+    length = len(range(r, used, s))
+    before = shifts[-1]
+    after = length - o - before + dilation * (len(taps) - 1)
+    return taps, dilation, (before, after)
+
+
+@lru_cache(maxsize=256)
+def _phases(spec: ConvSpec) -> tuple[_Phase, ...]:
+    """A strided layer's adjoint ``Cₚᵀ`` as one stride-1 convolution per phase (polyphase).
+
+    Each phase reads whole windows of ``y`` with the taps that land on it, so the forward
+    kernel (im2col or shifted sums, inner dimension ``C_out/G`` times the phase's taps)
+    computes it: the multiply-adds of all phases are the forward's, and nothing is scattered.
+    """
+    used = [_used_length(spec, a) for a in range(spec.ndim)]
+    per_axis = [[_phase_axis(o, k, s, d, u, r) for r in range(s)]
+                for o, k, s, d, u in zip(spec.output_size, spec.kernel_size, spec.stride,
+                                         spec.dilation, used, strict=True)]
+    phases = []
+    for phase in itertools.product(*(range(s) for s in spec.stride)):
+        parts = [per_axis[a][r] for a, r in enumerate(phase)]
+        taps = tuple(p[0] for p in parts)
+        if not all(taps):
+            phases.append(_Phase(phase, None, taps))
+            continue
+        groups = spec.groups
+        phase_spec = conv_spec((spec.in_channels, spec.out_channels // groups,
+                                *(len(t) for t in taps)), spec.output_shape,
+                               padding=tuple(p[2] for p in parts),
+                               dilation=tuple(p[1] for p in parts), groups=groups)
+        phases.append(_Phase(phase, phase_spec, taps))
+    return tuple(phases)
+
+
+def _phase_fill(spec: ConvSpec, weight: np.ndarray,
+                batch_last: bool) -> Callable[[np.ndarray, np.ndarray], None]:
+    """``fill`` of :func:`_padded_adjoint_into` for a strided layer, phase by phase."""
+    phases = _phases(spec)
+    weight = np.asarray(weight)
+    weights = [None if p.spec is None else _flipped_weight(
+        weight[np.ix_(*(range(n) for n in weight.shape[:2]), *p.taps)], spec.groups)
+        for p in phases]
+
+    def fill(y: np.ndarray, padded: np.ndarray) -> None:
+        for p, w in zip(phases, weights, strict=True):
+            view = padded[(slice(None), slice(None),
+                           *(slice(r, None, s) for r, s in zip(p.phase, spec.stride,
+                                                               strict=True)))]
+            if p.spec is None or w is None:
+                view[...] = 0
+            else:
+                _forward_into(p.spec, w, y, view, batch_last)
+    return fill
 
 
 _PHASE_SPLIT = True
@@ -915,6 +1041,112 @@ def _scatter_phases(spec: ConvSpec, taps: Sequence[tuple[int, ...]], cols: np.nd
         np.copyto(pad[target], split[source])
 
 
+@lru_cache(maxsize=256)
+def _tap_phases(spec: ConvSpec) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]:
+    """Per kernel tap (row-major), the phase it writes (flat index) and its rows ``e_t`` there.
+
+    Tap ``t`` writes padded position ``s·o + d·t``: phase ``d·t mod s``, position
+    ``o + ⌊d·t / s⌋`` of that phase, per axis.
+    """
+    shifts = [[t * d for t, d in zip(tap, spec.dilation, strict=True)]
+              for tap in itertools.product(*(range(k) for k in spec.kernel_size))]
+    phases = tuple(int(np.ravel_multi_index([sh % st for sh, st in zip(shift, spec.stride,
+                                                                        strict=True)],
+                                            spec.stride)) for shift in shifts)
+    rows = tuple(tuple(sh // st for sh, st in zip(shift, spec.stride, strict=True))
+                 for shift in shifts)
+    return phases, rows
+
+
+def _flat_col2im_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.ndarray,
+                      batch_last: bool) -> None:
+    """``out[b] = Cᵀ y[b]`` for a strided layer: col2im whose every tap is one contiguous add.
+
+    A tap ``t`` writes padded positions ``s·o + d·t``: phase ``(d·t) mod s`` at positions
+    ``o + e_t``, ``e_t = ⌊d·t / s⌋``. Per tile, ``y`` is laid out zero-extended to the phases'
+    common length ``L = ⌈used / s⌉`` per axis, so one product ``Wᵀ y`` (rows tap-major) gives
+    every tap's values in the phases' strides, zeros past ``o``: adding tap ``t`` onto its
+    phase is then one run of memory shifted by ``e_t`` (the zeros land on the next row's or
+    channel's start, where they change nothing) — a strided window add is several times
+    slower. The phases are then interleaved into the padded rows (one strided copy each) and
+    the border folded back.
+    """
+    dtype = out.dtype
+    itemsize = max(dtype.itemsize, 1)
+    batch, groups, n = y.shape[0], spec.groups, spec.ndim
+    k = math.prod(spec.kernel_size)
+    cin, cout = spec.in_channels // groups, spec.out_channels // groups
+    grouped = np.asarray(weight, dtype=dtype).reshape(groups, cout, cin, k)
+    w_t = np.ascontiguousarray(np.transpose(grouped, (0, 3, 2, 1))).reshape(groups, k * cin,
+                                                                             cout)
+    axes = _axes(spec)
+    used = [_used_length(spec, a) for a in range(n)]
+    general = not all(a.inside for a in axes[1:])  # a border copies a trimmed pixel
+    stride, dilation = spec.stride, spec.dilation
+    rest_l = [-(-u // st) for u, st in zip(used[1:], stride[1:], strict=True)]
+    phases = math.prod(stride)
+    s0, d0, k0 = stride[0], dilation[0], spec.kernel_size[0]
+    extra0 = -(-(d0 * (k0 - 1) + 1) // s0)  # phase rows beyond the tile's output rows
+    per_l = itemsize * math.prod(rest_l) * (spec.out_channels + spec.in_channels
+                                            * (k + phases))
+    per_row = per_l + itemsize * spec.in_channels * s0 * math.prod(used[1:])
+    tiling = _row_tiling(spec, batch, per_row, per_l * extra0 + per_row, batch_last)
+    if general:
+        tiling.rows = spec.output_size[0]
+    tap_phases, tap_rows = _tap_phases(spec)
+    last = [max(column) for column in zip(*tap_rows, strict=True)]
+    ys, cols_buffer, split, pads = (_Buffer(dtype, "rows"), _Buffer(dtype, "columns"),
+                                    _Buffer(dtype, "phases"), _Buffer(dtype, "pad"))
+    out[...] = 0
+    for b0, b1, _, _, o0, o1 in _tiles(spec, batch, tiling):
+        b, rows = b1 - b0, o1 - o0
+        p0, prow = o0 * s0, (rows - 1) * s0 + d0 * (k0 - 1) + 1
+        lengths = [-(-prow // s0), *rest_l]
+        plane = math.prod(lengths)
+        lanes = b if batch_last else 1
+        extended = ys.take((b, spec.out_channels, *lengths), batch_last)
+        extended[...] = 0
+        np.copyto(extended[(slice(None), slice(None),
+                            *(slice(0, o) for o in (rows, *spec.output_size[1:])))],
+                  y[b0:b1, :, o0:o1], casting="unsafe")
+        cols = cols_buffer.take(_gemm_shape(groups, k * cin, plane, b, batch_last), False)
+        np.matmul(w_t, _as_memory(extended, batch_last).reshape(
+            _gemm_shape(groups, cout, plane, b, batch_last)), out=cols)
+        steps = [lanes * math.prod(lengths[a + 1:]) for a in range(n)]
+        block = spec.in_channels * plane * b
+        slack = sum(e * step for e, step in zip(last, steps, strict=True))
+        flat = split.take((phases * (block + slack),), False)
+        flat[...] = 0
+        for t, (phase, rows_t) in enumerate(zip(tap_phases, tap_rows, strict=True)):
+            offset = phase * (block + slack) + sum(e * step for e, step in zip(rows_t, steps,
+                                                                               strict=True))
+            for sample in range(1 if batch_last else b):
+                for g in range(groups):
+                    source = (cols[g, t * cin:(t + 1) * cin] if batch_last
+                              else cols[sample, g, t * cin:(t + 1) * cin]).reshape(-1)
+                    start = offset + (sample * spec.in_channels + g * cin) * plane * lanes
+                    target = flat[start:start + source.size]
+                    np.add(target, source, out=target)
+        pad = pads.take((b, spec.in_channels, prow, *used[1:]), batch_last)
+        for index, phase_of in enumerate(itertools.product(*(range(st) for st in stride))):
+            memory = flat[index * (block + slack):index * (block + slack) + block]
+            if batch_last:
+                values = np.moveaxis(memory.reshape(spec.in_channels, *lengths, b), -1, 0)
+            else:
+                values = memory.reshape(b, spec.in_channels, *lengths)
+            counts = [len(range(r, size, st)) for r, size, st in
+                      zip(phase_of, (prow, *used[1:]), stride, strict=True)]
+            np.copyto(pad[(slice(None), slice(None),
+                           *(slice(r, None, st) for r, st in zip(phase_of, stride,
+                                                                 strict=True)))],
+                      values[(slice(None), slice(None), *(slice(0, c) for c in counts))])
+        if general:
+            target_out = out[b0:b1]
+            np.add(target_out, _fold(pad, spec), out=target_out, casting="unsafe")
+        else:
+            _fold_padded(pad, out, spec, axes, b0, b1, p0)
+
+
 def _adjoint_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.ndarray,
                   batch_last: bool) -> None:
     """``out[b] = Cᵀ y[b]``: per tile one product, the taps scattered, the padding folded."""
@@ -923,7 +1155,20 @@ def _adjoint_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.nda
         _forward_into(transposed, _transposed_weight(spec, weight), y, out, batch_last)
         return
     padded = _padded_transposed_spec(spec) if _ADJOINT_AS_CONVOLUTION else None
-    if padded is not None and _padded_adjoint_into(spec, padded, weight, y, out, batch_last):
+    if padded is not None:
+        w_t = _transposed_weight(spec, weight)
+
+        def convolve(chunk: np.ndarray, target: np.ndarray) -> None:
+            _forward_into(padded, w_t, chunk, target, batch_last)
+
+        if _padded_adjoint_into(spec, convolve, y, out, batch_last):
+            return
+    kind = _strided_adjoint(spec) if any(st > 1 for st in spec.stride) else "windows"
+    if kind == "phases" and _padded_adjoint_into(spec, _phase_fill(spec, weight, batch_last),
+                                                 y, out, batch_last):
+        return
+    if kind == "flat":
+        _flat_col2im_into(spec, weight, y, out, batch_last)
         return
     dtype = out.dtype
     batch, groups = y.shape[0], spec.groups

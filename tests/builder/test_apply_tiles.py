@@ -77,7 +77,8 @@ def _interleaved(batch: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(params=["default", "one-row", "col2im", "one-sample", "tile-padding",
-                        "small-tiles", "no-taps", "shifted", "no-shift"])
+                        "small-tiles", "no-taps", "shifted", "no-shift", "phases",
+                        "flat-one-row"])
 def tiles(request, monkeypatch):
     """Default tiles; tiles of one output row and one group (nothing padded whole); the
     adjoint always by col2im (never as the flipped convolution it is for stride 1, nor
@@ -86,7 +87,9 @@ def tiles(request, monkeypatch):
     rows itself; tiles of a few rows within samples padded whole (scratch buffers of nested
     kernels must not overlap) and channel-wise taps added in runs of a few values; channel-wise
     layers by column matrices like any other; the last kernel axis by shifted sums wherever
-    possible (in tiles of a few rows), and never."""
+    possible (in tiles of a few rows), and never; every strided adjoint by phases (one
+    stride-1 convolution each, whatever the channels), and by flat col2im in tiles of one
+    output row."""
     if request.param == "one-row":
         monkeypatch.setattr(apply, "TILE_BYTES", 1)
         monkeypatch.setattr(apply, "WORKSPACE_BYTES", 1)
@@ -94,6 +97,7 @@ def tiles(request, monkeypatch):
     if request.param == "col2im":
         monkeypatch.setattr(apply, "_ADJOINT_AS_CONVOLUTION", False)
         monkeypatch.setattr(apply, "_PHASE_SPLIT", False)
+        monkeypatch.setattr(apply, "_STRIDED_ADJOINT", "windows")
     if request.param == "one-sample":
         monkeypatch.setattr(apply, "_padded_chunk", lambda batch, per_sample: 1)
         monkeypatch.setattr(apply, "GROUP_TILE_BYTES", 1)
@@ -110,6 +114,12 @@ def tiles(request, monkeypatch):
         monkeypatch.setattr(apply, "TILE_BYTES", 4096)
     if request.param == "no-shift":
         monkeypatch.setattr(apply, "SHIFT_GAIN", math.inf)
+    if request.param == "phases":
+        monkeypatch.setattr(apply, "_STRIDED_ADJOINT", "phases")
+    if request.param == "flat-one-row":
+        monkeypatch.setattr(apply, "_STRIDED_ADJOINT", "flat")
+        monkeypatch.setattr(apply, "TILE_BYTES", 1)
+        monkeypatch.setattr(apply, "WORKSPACE_BYTES", 1)
     return request.param
 
 
@@ -327,14 +337,17 @@ def test_small_products_run_on_one_blas_thread_only_inside_the_call():
 def test_channel_wise_layers_add_taps_and_others_do_not(dtype, monkeypatch):
     """Which layers take the channel-wise taps: one input and one output channel per group,
     stride 1, a BLAS dtype; a channel multiplier, a stride, a shared channel or integers do
-    not. Every case matches torch either way."""
+    not — except a strided depthwise layer's adjoint, whose phases (:func:`apply._phases`)
+    are channel-wise convolutions of stride 1: 4 for a 3×3 kernel of stride 2. Every case
+    matches torch either way."""
     calls = []
     taps_into = apply._taps_into
     monkeypatch.setattr(apply, "_taps_into", lambda *a: calls.append(1) or taps_into(*a))
     rng = np.random.default_rng(13)
-    cases = [((3, 1, 3, 3), 1, 3, True), ((1, 1, 3, 3), 1, 1, True),
-             ((6, 1, 3, 3), 1, 3, False), ((3, 1, 3, 3), 2, 3, False),
-             ((3, 3, 3, 3), 1, 1, False)]
+    # weight, stride, groups, calls (forward + adjoint)
+    cases = [((3, 1, 3, 3), 1, 3, 2), ((1, 1, 3, 3), 1, 1, 2),
+             ((6, 1, 3, 3), 1, 3, 0), ((3, 1, 3, 3), 2, 3, 4),
+             ((3, 3, 3, 3), 1, 1, 0)]
     for weight_shape, stride, groups, taps in cases:
         weight = rng.standard_normal(weight_shape)
         spec = cm.conv_spec(weight_shape, (groups * weight_shape[1], 9, 8), stride=stride,
@@ -345,7 +358,7 @@ def test_channel_wise_layers_add_taps_and_others_do_not(dtype, monkeypatch):
         calls.clear()
         forward = apply.conv_apply(spec, weight.astype(dtype), x.astype(dtype))
         adjoint = apply.conv_apply_adjoint(spec, weight.astype(dtype), y.astype(dtype))
-        assert len(calls) == (2 if taps else 0)
+        assert len(calls) == taps
         tol = 1e-5 if dtype in (np.float32, np.complex64) else 1e-12
         assert np.linalg.norm(forward - expected) <= tol * np.linalg.norm(expected)
         assert np.linalg.norm(adjoint - expected_t) <= tol * np.linalg.norm(expected_t)
