@@ -1105,9 +1105,12 @@ def _flat_col2im_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np
         plane = math.prod(lengths)
         lanes = b if batch_last else 1
         extended = ys.take((b, spec.out_channels, *lengths), batch_last)
-        extended[...] = 0
-        np.copyto(extended[(slice(None), slice(None),
-                            *(slice(0, o) for o in (rows, *spec.output_size[1:])))],
+        sizes = (rows, *spec.output_size[1:])
+        for a, (o, length) in enumerate(zip(sizes, lengths, strict=True)):
+            # the margin past y along axis a (the earlier axes' margins are zeroed already)
+            extended[(slice(None), slice(None), *(slice(0, s) for s in sizes[:a]),
+                      slice(o, length))] = 0
+        np.copyto(extended[(slice(None), slice(None), *(slice(0, o) for o in sizes))],
                   y[b0:b1, :, o0:o1], casting="unsafe")
         cols = cols_buffer.take(_gemm_shape(groups, k * cin, plane, b, batch_last), False)
         np.matmul(w_t, _as_memory(extended, batch_last).reshape(
