@@ -485,6 +485,13 @@ def _window(spec: ConvSpec, tap: tuple[int, ...], rows: int) -> tuple[slice, ...
                  zip(tap, spec.dilation, sizes, spec.stride, strict=True))
 
 
+@lru_cache(maxsize=1024)
+def _windows(spec: ConvSpec, rows: int) -> tuple[tuple[slice, ...], ...]:
+    """Every tap's :func:`_window` (row-major), as an index of a ``(b, C, …)`` padded tile."""
+    return tuple((slice(None), slice(None), *_window(spec, tap, rows))
+                 for tap in itertools.product(*(range(n) for n in spec.kernel_size)))
+
+
 def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     """``out = a @ b`` (stacked); an outer product (inner dimension 1) as a broadcast."""
     if a.shape[-1] == 1:
@@ -758,13 +765,11 @@ def _forward_into(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, out: np.nda
     direct = all(a.lo == 0 and a.hi == u and not a.border for a, u in zip(axes, used,
                                                                           strict=True))
     general = not all(a.inside for a in axes[1:])  # a border copies a trimmed pixel
-    taps = list(itertools.product(*(range(n) for n in spec.kernel_size)))
     tiling = _tiling(spec, batch, max(dtype.itemsize, 1), batch_last)
     if general:
         tiling.rows, tiling.groups = spec.output_size[0], groups
     pads, cols_buffer, product = (_Buffer(dtype, "pad"), _Buffer(dtype, "columns"),
                                   _Buffer(dtype, "rows"))
-    windows: dict[int, list[tuple[slice, ...]]] = {}
     rest = math.prod(spec.output_size[1:])
     s0, d0, k0 = spec.stride[0], spec.dilation[0], spec.kernel_size[0]
     cin = spec.in_channels // groups
@@ -780,10 +785,7 @@ def _forward_into(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, out: np.nda
             pad = pads.take((b, g * cin, prow, *used[1:]), batch_last)
             _fill_padded(pad, x[:, channels], spec, axes, b0, b1, p0)
         cols = cols_buffer.take((b, g * cin, k, rows, *spec.output_size[1:]), batch_last)
-        if rows not in windows:
-            windows[rows] = [(slice(None), slice(None), *_window(spec, tap, rows))
-                             for tap in taps]
-        for t, window in enumerate(windows[rows]):
+        for t, window in enumerate(_windows(spec, rows)):
             np.copyto(cols[:, :, t], pad[window], casting="unsafe")
         columns = _as_memory(cols, batch_last).reshape(
             _gemm_shape(g, ck, rows * rest, b, batch_last))
