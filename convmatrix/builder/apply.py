@@ -1306,10 +1306,14 @@ def conv_apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, *,
     (chunks of samples within :data:`WORKSPACE_BYTES` less one tile), whose border is then
     folded back onto the pixels it copied (the mirrored, edge or wrapped pixels for reflect,
     replicate and circular; slabs of the border only, the interior copied as one block).
-    Otherwise (strides, or a padded sample above the workspace) the tiles of
-    :func:`conv_apply`: per tile one matrix product per group gives the column matrix
-    ``Wᵀ y``, every tap adds its rows onto its strided window of a zeroed padded tile
-    (col2im), and the border is folded back the same way.
+    A strided layer's adjoint is split by phases (the padded positions ``≡ r (mod s)``):
+    when ``C_out ≤ 1.5·C_in`` each phase is a stride-1 convolution of ``y`` with the taps
+    that land on it (run by :func:`conv_apply`'s kernel into the padded input's shape, the
+    border then folded back); otherwise col2im in tiles: one matrix product per group gives
+    ``Wᵀ y`` with ``y`` zero-extended to the phases' length, every tap adds its rows onto its
+    phase as one contiguous run, the phases are interleaved into the padded rows and the
+    border is folded back. A layer with more than :data:`FLAT_GROUPS` groups, or a padded
+    sample above the workspace, adds every tap onto its strided window instead.
 
     Examples
     --------
