@@ -100,9 +100,14 @@ def linearize(model: Any, x: Any) -> Linearization:
         pooling, padding, ...) and non-linearities: element-wise activations (``ReLU``,
         ``LeakyReLU``, ``PReLU``, ``ReLU6``, ``Hardtanh``, ``ELU``, ``GELU``, ``SiLU``,
         ``Sigmoid``, ``Tanh``, ``Softplus``, ``Hardswish``, ``Mish``, ``torch.clamp``,
-        ``torch.abs``, ...), max pooling (``MaxPool1d/2d/3d``, ``AdaptiveMaxPool1d/2d/3d``)
-        and ``GroupNorm``, ``LayerNorm``, ``InstanceNorm*``; any module whose forward
-        ``torch.fx`` traces is read as a graph of these. The model must be in eval mode where
+        ``torch.abs``, ``torch.exp``, ``torch.log1p``, ``torch.erf``, ``x ** p``, ...), max
+        pooling (``MaxPool1d/2d/3d``, ``AdaptiveMaxPool1d/2d/3d``), ``GroupNorm``,
+        ``LayerNorm``, ``InstanceNorm*`` and gated units (``nn.GLU``, ``F.glu``); any module
+        whose forward ``torch.fx`` traces is read as a graph of these and of element-wise
+        operations of several branches: products and quotients (``x * torch.sigmoid(x)``,
+        ``a / b``), ``torch.where`` on a condition computed from the input, ``maximum``,
+        ``minimum`` and comparisons (what ``run_decompositions()`` makes of SiLU, Mish,
+        Hardswish, PReLU, Softplus, ...). The model must be in eval mode where
         that matters (BatchNorm, Dropout): a module in training mode is refused by name.
         Keras models are read by the Keras adapter.
     x : torch.Tensor or array_like
@@ -124,7 +129,13 @@ def linearize(model: Any, x: Any) -> Linearization:
     network ``J x + offset == f(x)`` to rounding, and the network equals the map on the whole
     region of inputs with the same pattern. A detached value (``x.detach()``) is a constant,
     as for ``torch.func.jacrev``: ``J`` is then torch's Jacobian, not the derivative of the
-    forward map (a site of kind ``"constant"``; ``explain()`` says so).
+    forward map (a site of kind ``"constant"``; ``explain()`` says so). A product or quotient of
+    branches is its exact tangent map ``d(a·b) = diag(b)·J_a + diag(a)·J_b`` (broadcasting
+    included), one site of kind ``"product"`` per branch: not piecewise linear, and with no
+    global Lipschitz constant, so :func:`lipschitz_summary`'s upper bound is infinite. Element-wise
+    operations of branches take torch's partial derivatives (its autograd on the broadcast
+    operands): ``maximum``/``minimum`` split a tie in halves, a comparison's derivative is 0
+    (``where`` follows the condition's value at x).
 
     Examples
     --------

@@ -13,6 +13,11 @@ of its exact Jacobian there, with the offset ``f(z) − J z`` (the tangent map) 
   window (torch's kernels and backward); ``amax`` reductions share a tie.
 * GroupNorm, LayerNorm, InstanceNorm (by the input's statistics): the dense-per-group
   Jacobians of :mod:`convmatrix.layers.stat_norm`.
+* Element-wise functions decompositions use (``exp``, ``log1p``, ``erf``, ``x ** p``, ...):
+  activations without a torch module; gated units (``nn.GLU``, ``F.glu``): a product of the
+  input's two halves.
+* In a graph (:class:`FxJacobian`), element-wise operations of several branches (products,
+  quotients, ``where``, ``maximum``, comparisons): :mod:`convmatrix.adapters.torch_branches`.
 
 torch is imported only inside functions.
 """
@@ -30,7 +35,13 @@ import numpy as np
 
 from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
-from convmatrix.adapters.torch_fx import FxCall
+from convmatrix.adapters.torch_branches import (
+    BRANCH_OPS,
+    branch_jacobian,
+    elementwise_partials,
+    is_branch_op,
+)
+from convmatrix.adapters.torch_fx import FxCall, branch_node
 from convmatrix.layers.base import Layer
 from convmatrix.layers.graph import Cat, Node, Sum
 from convmatrix.layers.linearization import Site, constant_after
@@ -76,6 +87,10 @@ def _no_convention(_: Params) -> str:
 
 def _one(_: Params) -> float:
     return 1.0
+
+
+def _unbounded(_: Params) -> float:
+    return math.inf
 
 
 def _attr(params: Params, name: str, default: Any) -> Any:
@@ -167,6 +182,11 @@ ACTIVATIONS: dict[str, Activation] = {
     "Clamp": Activation(_clamp_bounds, True, _one,
                         lambda p: "clamp' = 1 at min and max (torch: the bounds pass)"),
     "Abs": Activation(lambda p: (0.0,), True, _one, lambda p: "abs'(0) = 0 (torch)"),
+    **{kind: Activation(_none, False, _unbounded, _no_convention) for kind in (
+        "Exp", "Expm1", "Log", "Log1p", "Reciprocal", "Sqrt", "Rsqrt", "Square", "Pow")},
+    "Erf": Activation(_none, False, None, _no_convention),
+    "Sin": Activation(_none, False, _one, _no_convention),
+    "Cos": Activation(_none, False, _one, _no_convention),
 }
 """torch activation (module class name) → its kinks, Lipschitz constant and convention."""
 
@@ -180,7 +200,10 @@ _FUNCTIONS: dict[str, str] = {
     "tanh": "Tanh", "tanhshrink": "Tanhshrink", "softsign": "Softsign",
     "softplus": "Softplus", "sigmoid_": "Sigmoid", "tanh_": "Tanh", "clamp": "Clamp",
     "clamp_": "Clamp", "clip": "Clamp", "clip_": "Clamp", "abs": "Abs", "abs_": "Abs",
-    "absolute": "Abs",
+    "absolute": "Abs", "exp": "Exp", "exp_": "Exp", "expm1": "Expm1", "log": "Log",
+    "log_": "Log", "log1p": "Log1p", "reciprocal": "Reciprocal", "sqrt": "Sqrt",
+    "rsqrt": "Rsqrt", "square": "Square", "pow": "Pow", "erf": "Erf", "sin": "Sin",
+    "cos": "Cos",
 }
 """function or method name (``F.relu``, ``torch.relu``, ``x.relu()``) → activation."""
 
@@ -188,11 +211,15 @@ _MAX_POOLS = {f"MaxPool{n}d": n for n in (1, 2, 3)}
 _ADAPTIVE_MAX_POOLS = {f"AdaptiveMaxPool{n}d": n for n in (1, 2, 3)}
 _NORMS = {"GroupNorm", "LayerNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"}
 
-_FUNCTION_ONLY = frozenset({"Clamp", "Abs"})
-"""Activations torch has no module for (``torch.clamp``, ``torch.abs``): never a class name."""
+_FUNCTION_ONLY = frozenset({"Clamp", "Abs", "Exp", "Expm1", "Log", "Log1p", "Reciprocal",
+                            "Sqrt", "Rsqrt", "Square", "Pow", "Erf", "Sin", "Cos"})
+"""Activations torch has no module for (``torch.clamp``, ``torch.exp``): never a class name."""
+
+_GATES = {"GLU"}
+"""Gated units: the product of one half of the input with a function of the other."""
 
 LINEARIZED_MODULES = frozenset({*(set(ACTIVATIONS) - _FUNCTION_ONLY), *_MAX_POOLS,
-                                *_ADAPTIVE_MAX_POOLS, *_NORMS})
+                                *_ADAPTIVE_MAX_POOLS, *_NORMS, *_GATES})
 """Module class names :func:`torch_jacobian` linearises (``from_torch`` refuses them as not
 affine, pointing to ``cm.linearize``)."""
 
@@ -201,7 +228,7 @@ LINEARIZED_FUNCTIONS = frozenset({
     *(f"{kind}{n}d{tail}" for kind in ("max_pool", "adaptive_max_pool") for n in (1, 2, 3)
       for tail in ("", "_with_indices")),
     "group_norm", "layer_norm", "instance_norm", "amax", "max", "native_group_norm",
-    "native_layer_norm", "_native_batch_norm_legit"})
+    "native_layer_norm", "_native_batch_norm_legit", "glu", *BRANCH_OPS})
 """Function and method names (in-place forms without their ``_``) :func:`torch_jacobian`
 linearises."""
 
@@ -235,9 +262,10 @@ def _name_of(op: Any) -> str | None:
             return f"MaxPool{n}d"
         if name in (f"adaptive_max_pool{n}d", f"adaptive_max_pool{n}d_with_indices"):
             return f"AdaptiveMaxPool{n}d"
-    if name in ("group_norm", "layer_norm", "instance_norm", "amax", "max"):
+    if name in ("group_norm", "layer_norm", "instance_norm", "amax", "max", "glu"):
         return {"group_norm": "GroupNorm", "layer_norm": "LayerNorm",
-                "instance_norm": "InstanceNorm", "amax": "amax", "max": "max"}[name]
+                "instance_norm": "InstanceNorm", "amax": "amax", "max": "max",
+                "glu": "GLU"}[name]
     return None
 
 
@@ -430,6 +458,8 @@ def torch_jacobian(op: Any, z: Any, args: tuple[Any, ...] = (),
         return pool, _selection_site(pool, where, _op_text(op), constant), out.detach()
     if kind in ("amax", "max"):
         return _reduction_max(kind, call, params, z, sample, where, _op_text(op), constant)
+    if kind in _GATES:
+        return _glu(call, params, z, sample, where, _op_text(op))
     out = call(z)
     if isinstance(out, tuple | list):  # aten.native_group_norm & co.: (output, statistics)
         out = out[0]
@@ -474,6 +504,38 @@ def _activation(kind: str, call: Callable[[Any], Any], params: Params, z: Any,
     key = repr(params) if hasattr(params, "named_modules") else f"{text}:{params!r}"
     site = activation_site(kind, params, sample, derivative, where, text, call, key, constant)
     return layer, site, out
+
+
+def _glu(call: Callable[[Any], Any], params: Params, z: Any, sample: np.ndarray, where: str,
+         text: str) -> tuple[Layer, Site, Any]:
+    """``glu(x, dim) = a · σ(b)`` (``a``, ``b`` the halves of ``x`` along ``dim``) at ``x``.
+
+    ``J = [diag(σ(b)) | diag(a σ'(b))]`` on the two halves (torch's backward gives the partial
+    derivatives); a product has no global Lipschitz constant.
+    """
+    import torch
+
+    from convmatrix.layers.graph import Add
+    from convmatrix.layers.reshape import Slice
+    from convmatrix.layers.scale import Scale
+    from convmatrix.layers.sequential import Sequential
+
+    axis = int(_attr(params, "dim", -1)) % z.dim()
+    if axis == 0:
+        raise ConvMatrixError(f"{where} ({text}) halves the batch axis")
+    half = z.shape[axis] // 2
+    a, b = z.narrow(axis, 0, half), z.narrow(axis, half, half)
+    out, (da, db) = elementwise_partials(lambda p, q: call(torch.cat([p, q], axis)), [a, b],
+                                         a.shape)
+    a0, b0 = (np.asarray(to_numpy(t[0]), dtype=np.float64) for t in (a, b))
+    shift = np.asarray(to_numpy(out[0]), dtype=np.float64) - da[0] * a0 - db[0] * b0
+    shape = a0.shape
+    layer = Add(Sequential([Slice(sample.shape, axis - 1, 0, half), Scale(shape, da[0], shift)]),
+                Sequential([Slice(sample.shape, axis - 1, half, None), Scale(shape, db[0])]))
+    on = int(np.count_nonzero(da) + np.count_nonzero(db))
+    local = float(np.sqrt(np.max(da * da + db * db, initial=0.0)))  # rows on disjoint columns
+    return layer, Site(where, text, "product", sample.shape, on, sample.size - on, 0, False,
+                       math.inf, local), out
 
 
 def _selection_site(layer: MaxSelection, where: str, text: str,
@@ -651,7 +713,7 @@ class FxJacobian:
         self._masks: dict[str, np.ndarray | None] = {}
         self._shapes: dict[str, tuple[int, ...]] = {}
 
-    def __call__(self, call: FxCall) -> Layer | None:
+    def __call__(self, call: FxCall) -> Layer | list[Layer] | None:
         """The node's Jacobian layer at the point, or None when it is no known non-linearity."""
         if call.op == "call_module":
             op: Any = call.module
@@ -659,6 +721,13 @@ class FxJacobian:
             op = call.target
         if call.kind == "detach" and call.op != "call_module":
             return self._detached(call, op)
+        if is_branch_op(call):
+            layers, sites = branch_jacobian(call, _op_text(op))
+            if len(layers) == 1:
+                self.sites[call.name] = sites[0]
+                return layers[0]
+            self.sites.update((branch_node(call.name, i), site) for i, site in enumerate(sites))
+            return layers
         if not is_jacobian_op(op):
             return None
         traced = call.traced

@@ -31,8 +31,9 @@ SiteKind = Literal["activation", "selection", "normalization", "constant", "prod
 ``selection`` (max pooling: a 0/1 matrix), a ``normalization`` by the input's own
 statistics (dense within each group), or a ``constant``: a value the framework's autograd
 does not differentiate (torch's ``x.detach()``: a zero Jacobian, its value the offset), or a
-``product`` of two branches (ONNX ``Mul``/``Div``: one diagonal per branch; not piecewise
-linear, and no global Lipschitz constant, so the product bound is infinite)."""
+``product`` of two branches (ONNX ``Mul``/``Div``, torch ``a * b``, ``a / b``, ``F.glu``: one
+diagonal per branch; not piecewise linear, and no global Lipschitz constant, so the product bound
+is infinite)."""
 
 
 @dataclass(frozen=True)

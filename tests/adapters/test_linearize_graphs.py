@@ -206,16 +206,17 @@ def test_a_unet_like_concat_of_skips():
 
 
 @pytest.mark.parametrize(("forward", "match"), [
-    (lambda self, x: self.conv(x) * self.conv(x),
-     r"node 'mul' \(position 3, call_function mul\): multiplies two values that depend on the "
-     r"input \(a product of branches\): not affine, and cm\.linearize does not read"),
+    (lambda self, x: torch.matmul(self.conv(x), self.conv(x)),
+     r"node 'matmul' \(position 3, call_function .*matmul\): multiplies two values that depend "
+     r"on the input \(a product of branches\): not affine, and cm\.linearize reads element-wise "
+     r"products of branches, not matrix products \(matmul\)"),
     (lambda self, x: F.softmax(self.conv(x), dim=1),
      r"node 'softmax' \(position 2, call_function torch\.nn\.functional\.softmax\): softmax "
      r"is neither affine nor a non-linearity cm\.linearize reads"),
     (lambda self, x: self.conv(x) if x.sum() > 0 else x, r"could not be traced by torch\.fx"),
-    (lambda self, x: 1.0 / self.conv(x),
-     r"node 'truediv' \(position 2, call_function truediv\): divides by a value that depends "
-     r"on the input"),
+    (lambda self, x: torch.div(x, self.conv(x), rounding_mode="floor"),
+     r"node 'div' \(position 2, call_function .*div\): divides with rounding_mode='floor' \(a "
+     r"step function\), which cm\.linearize does not read"),
 ])
 def test_refusals_name_the_node(forward, match):
     class Bad(nn.Module):

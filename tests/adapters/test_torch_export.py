@@ -124,18 +124,6 @@ def test_from_torch_of_an_exported_affine_network(form):
     np.testing.assert_allclose(layer.matrix().toarray(), jac.reshape(3, -1).numpy(), atol=1e-12)
 
 
-@pytest.mark.parametrize(("act", "node"), [(nn.SiLU, "mul"), (nn.Softplus, "exp")])
-def test_decomposed_activations_outside_the_reader_are_refused_by_node(act, node):
-    net = nn.Sequential(nn.Conv1d(1, 2, 3), act()).double().eval()
-    x = torch.from_numpy(rng("export-refused", node).standard_normal((1, 1, 8)))
-    exported = _programs(net, x)
-    lin = cm.linearize(exported["export"], x)  # the default export keeps the activation
-    assert len(lin.sites) == 1
-    with pytest.raises(cm.ConvMatrixError, match=rf"node '{node}' \(position \d+, "
-                                                 rf"call_function aten\.{node}\."):
-        cm.linearize(exported["decomposed"], x)
-
-
 def test_exported_non_linear_network_is_refused_by_from_torch():
     net = nn.Sequential(nn.Conv2d(2, 2, 3), nn.GroupNorm(1, 2)).eval()
     program = _programs(net, torch.zeros(1, 2, 5, 5))

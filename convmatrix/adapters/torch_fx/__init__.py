@@ -42,10 +42,11 @@ from convmatrix.adapters.torch_fx.call import (
     JacobianTranslator,
     ModuleReader,
     Traced,
+    branch_node,
     replace_args,
 )
 from convmatrix.adapters.torch_fx.ops import FX_MODULE_TRANSLATORS, FX_TRANSLATORS
 from convmatrix.adapters.torch_fx.walk import FxWalk, read_fx, walk_fx
 
 __all__ = ["FX_MODULE_TRANSLATORS", "FX_TRANSLATORS", "FxCall", "FxWalk", "JacobianTranslator",
-           "ModuleReader", "Traced", "read_fx", "replace_args", "walk_fx"]
+           "ModuleReader", "Traced", "branch_node", "read_fx", "replace_args", "walk_fx"]

@@ -21,8 +21,8 @@ from convmatrix.layers.base import Layer
 from convmatrix.layers.graph import Node
 
 __all__ = ["FxCall", "JacobianTranslator", "ModuleReader", "Produced", "Refused", "Steps",
-           "Traced", "Translator", "as_array", "broadcast_constant", "dims_arg", "replace_args",
-           "sample_axis", "sample_shape", "single_traced"]
+           "Traced", "Translator", "as_array", "branch_node", "broadcast_constant", "dims_arg",
+           "replace_args", "sample_axis", "sample_shape", "single_traced"]
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,8 @@ Called only with a point ``x`` (``read_fx(..., x=x, jacobian=...)``), after the 
 Jacobian at ``x`` as a layer whose input is the node's one traced tensor (``call.traced[0]``)
 and whose offset is ``f(x) − J x`` (so the graph's offset is the network's ``f(x) − J x``), or
 with one layer per traced tensor (``call.traced``, each from that input to the node's output;
-their maps are summed, the offsets of all of them added), or None to refuse the node.
+their maps are summed, the offsets of all of them added; layer ``i`` is the graph node
+:func:`branch_node` ``(call.name, i)``), or None to refuse the node.
 """
 
 
@@ -235,6 +236,21 @@ class Steps:
     """
 
     steps: tuple[tuple[Any, tuple[str | int, ...]], ...]
+
+
+def branch_node(name: str, index: int) -> str:
+    """The graph node holding a Jacobian translator's layer for the node's input ``index``.
+
+    When the translator answers one layer per traced input, the node ``name`` is their
+    :class:`~convmatrix.layers.graph.Sum` and layer ``index`` is the node ``branch_node(name,
+    index)`` (so a translator can name what it made, e.g. its sites).
+
+    Examples
+    --------
+    >>> branch_node("mul", 1)
+    'mul.d1'
+    """
+    return f"{name}.d{index}"
 
 
 def replace_args(call: FxCall, args: tuple[Any, ...]) -> FxCall:

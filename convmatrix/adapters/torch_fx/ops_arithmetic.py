@@ -83,11 +83,8 @@ def _mul(call: FxCall) -> Produced:
 def _div(call: FxCall) -> Produced:
     a, b = call.arg(0, "input"), call.arg(1, "other")
     mode = call.kwargs.get("rounding_mode")
-    if isinstance(b, Traced):
-        raise Refused("divides by a value that depends on the input: not affine, and "
-                      "cm.linearize does not read it either")
-    if not isinstance(a, Traced) or mode is not None:
-        return None
+    if isinstance(b, Traced) or not isinstance(a, Traced) or mode is not None:
+        return None  # a divisor that depends on the input: not affine (a Jacobian at a point)
     value = 1.0 / b if isinstance(b, int | float) else 1.0 / as_array(b)
     return _scale(call, a, value)
 

@@ -15,6 +15,7 @@ from convmatrix.adapters.torch_fx.call import (
     ModuleReader,
     Produced,
     Refused,
+    Traced,
     single_traced,
 )
 from convmatrix.adapters.torch_fx.ops import FX_MODULE_TRANSLATORS, FX_TRANSLATORS
@@ -23,9 +24,11 @@ from convmatrix.layers.base import Layer
 __all__ = ["translate"]
 
 
-_NON_AFFINE_HINT = "is not affine; cm.linearize(model, x) reads it as its Jacobian at a point x"
+_LINEARIZE_HINT = "cm.linearize(model, x) reads it as its Jacobian at a point x"
+_NON_AFFINE_HINT = f"is not affine; {_LINEARIZE_HINT}"
 _NOT_LINEARIZED = "is not affine, and cm.linearize does not read it either"
 _PRODUCT = "multiplies two values that depend on the input (a product of branches): not affine"
+_QUOTIENT = "divides by a value that depends on the input: not affine"
 
 
 def translate(call: FxCall, module_reader: ModuleReader | None, nonlinear: frozenset[str],
@@ -60,19 +63,26 @@ def translate(call: FxCall, module_reader: ModuleReader | None, nonlinear: froze
     if produced is not None:
         return produced
     product = call.kind in _PRODUCTS and len(call.traced) > 1
+    matrix_product = product and call.kind in _MATRIX_PRODUCTS
     if jacobian is not None:
         if call.op != "call_module" or call.kind not in nonlinear:
             answer = jacobian(call)
             if answer is not None:
                 return _jacobian_nodes(call, answer)
-        if product:
-            raise Refused(f"{_PRODUCT}, and cm.linearize does not read products of branches")
+        if matrix_product:
+            raise Refused(f"{_PRODUCT}, and cm.linearize reads element-wise products of "
+                          f"branches, not matrix products ({call.kind})")
         raise Refused(f"{call.kind} is neither affine nor a non-linearity cm.linearize reads "
                       f"(element-wise activations, max pooling, GroupNorm, LayerNorm, "
-                      f"InstanceNorm)")
-    if product:
-        raise Refused(f"{_PRODUCT}, and cm.linearize does not read products of branches "
+                      f"InstanceNorm, element-wise products, quotients, where, maximum and "
+                      f"minimum of branches)")
+    if matrix_product:
+        raise Refused(f"{_PRODUCT}, and cm.linearize does not read matrix products of branches "
                       f"either")
+    if product:
+        raise Refused(f"{_PRODUCT}; {_LINEARIZE_HINT}")
+    if call.kind in _QUOTIENTS and isinstance(call.arg(1, "other"), Traced):
+        raise Refused(f"{_QUOTIENT}; {_LINEARIZE_HINT}")
     if call.op == "call_module":
         if call.kind in linearized:
             raise Refused(f"{call.kind} {_NON_AFFINE_HINT}")
@@ -93,7 +103,9 @@ reads them as the identity (the forward map); at a point the Jacobian translator
 first (``cm.linearize`` matches ``torch.func.jacrev``: a detached value is a constant)."""
 
 
-_PRODUCTS = frozenset({"mul", "imul", "multiply", "mm", "matmul", "addmm", "bmm"})
+_MATRIX_PRODUCTS = frozenset({"mm", "matmul", "addmm", "bmm"})
+_PRODUCTS = frozenset({"mul", "imul", "multiply", *_MATRIX_PRODUCTS})
+_QUOTIENTS = frozenset({"div", "truediv", "itruediv", "divide", "true_divide"})
 
 _KNOWN_NONLINEAR = frozenset({
     "relu", "relu6", "leaky_relu", "prelu", "elu", "selu", "celu", "gelu", "silu", "mish",

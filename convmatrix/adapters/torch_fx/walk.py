@@ -23,6 +23,7 @@ from convmatrix.adapters.torch_fx.call import (
     Refused,
     Steps,
     Traced,
+    branch_node,
     sample_shape,
 )
 from convmatrix.adapters.torch_fx.run import (
@@ -310,7 +311,7 @@ def _record(call: FxCall, produced: Produced, built: dict[str, Node]) -> Any:
     if isinstance(produced, tuple) and produced and produced[0] == "sum-of":
         names = []
         for index, (layer, source) in enumerate(produced[1]):
-            name = f"{call.name}.d{index}"
+            name = branch_node(call.name, index)
             _add_node(built, Node(name, layer, (source,)))
             names.append(name)
         _add_node(built, Node(call.name, Sum((1.0,) * len(names)), tuple(names)))
