@@ -187,6 +187,8 @@ ACTIVATIONS: dict[str, Activation] = {
     "Erf": Activation(_none, False, None, _no_convention),
     "Sin": Activation(_none, False, _one, _no_convention),
     "Cos": Activation(_none, False, _one, _no_convention),
+    "Sign": Activation(lambda p: (0.0,), True, _unbounded,
+                       lambda p: "sign' = 0, also at its jump at 0 (torch)"),
 }
 """torch activation (module class name) → its kinks, Lipschitz constant and convention."""
 
@@ -203,7 +205,7 @@ _FUNCTIONS: dict[str, str] = {
     "absolute": "Abs", "exp": "Exp", "exp_": "Exp", "expm1": "Expm1", "log": "Log",
     "log_": "Log", "log1p": "Log1p", "reciprocal": "Reciprocal", "sqrt": "Sqrt",
     "rsqrt": "Rsqrt", "square": "Square", "pow": "Pow", "erf": "Erf", "sin": "Sin",
-    "cos": "Cos",
+    "cos": "Cos", "sign": "Sign", "log_sigmoid": "LogSigmoid",
 }
 """function or method name (``F.relu``, ``torch.relu``, ``x.relu()``) → activation."""
 
@@ -212,7 +214,7 @@ _ADAPTIVE_MAX_POOLS = {f"AdaptiveMaxPool{n}d": n for n in (1, 2, 3)}
 _NORMS = {"GroupNorm", "LayerNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"}
 
 _FUNCTION_ONLY = frozenset({"Clamp", "Abs", "Exp", "Expm1", "Log", "Log1p", "Reciprocal",
-                            "Sqrt", "Rsqrt", "Square", "Pow", "Erf", "Sin", "Cos"})
+                            "Sqrt", "Rsqrt", "Square", "Pow", "Erf", "Sin", "Cos", "Sign"})
 """Activations torch has no module for (``torch.clamp``, ``torch.exp``): never a class name."""
 
 _GATES = {"GLU"}

@@ -81,6 +81,7 @@ ACTIVATIONS = {
     "GELU-tanh": lambda: nn.GELU("tanh"), "Softplus": lambda: nn.Softplus(beta=2.0, threshold=2.0),
     "swish": Swish, "gelu-by-hand": GeluErf, "gate": Gate, "glu": Glu, "GLU": lambda: nn.GLU(1),
     "quotient": Quotient, "squeeze": Squeeze, "switch": Switch,
+    "Softshrink": lambda: nn.Softshrink(0.3), "LogSigmoid": nn.LogSigmoid,  # sign, log_sigmoid
 }
 
 
