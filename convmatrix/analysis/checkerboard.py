@@ -151,14 +151,20 @@ class Checkerboard:
 
     @property
     def law_agrees(self) -> bool | None:
-        """The laws' interior values and periods equal the counted ones (None: no law)."""
+        """The laws' interior values and periods equal the counted ones (None: no law).
+
+        Where the interior is shorter than one period along an axis (no counted period), it
+        shows only some of the predicted values: they must be among them.
+        """
         predicted = self.predicted_values
         if predicted is None or not self.has_interior:
             return None
         periods = tuple(law.period for law in self.laws if law is not None)
         counted = self.period
-        return predicted == self.interior_values and all(
-            c is None or c == p for c, p in zip(counted, periods, strict=True))
+        same_periods = all(c is None or c == p for c, p in zip(counted, periods, strict=True))
+        if None in counted:  # shorter than one period along an axis: it shows some values
+            return set(self.interior_values) <= set(predicted) and same_periods
+        return predicted == self.interior_values and same_periods
 
     @property
     def verdict(self) -> str:
@@ -174,8 +180,26 @@ class Checkerboard:
     def _values_text(self) -> str:
         return ", ".join(_value_text(v) for v in self.interior_values)
 
-    def _period_text(self) -> str:
-        return "×".join("?" if p is None else str(p) for p in self.period)
+    def period_text(self) -> str:
+        """The period per axis as text, e.g. ``"2×2"``.
+
+        ``"—"`` along an axis where no shift within the interior repeats the values (an
+        aperiodic pattern, e.g. a U-Net's layered strides and skips).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import convmatrix as cm
+        >>> up = cm.ConvTranspose(np.ones((1, 1, 3, 3)), (1, 6, 6), stride=2)
+        >>> up.checkerboard().period_text()
+        '2×2'
+        """
+        return "×".join("—" if p is None else str(p) for p in self.period)
+
+    def _period_phrase(self) -> str:
+        note = (" (—: no shift along that axis repeats them within the interior)"
+                if None in self.period else "")
+        return f"repeating with period {self.period_text()}{note}"
 
     def describe(self) -> str:
         """A short paragraph: the verdict and the numbers behind it."""
@@ -192,10 +216,13 @@ class Checkerboard:
         else:
             ratio = "∞" if self.ratio == math.inf else f"{self.ratio:.4g}"
             text = (f"Checkerboard: the interior {what} take the values {self._values_text()} "
-                    f"(a {ratio}× imbalance), repeating with period {self._period_text()}.")
+                    f"(a {ratio}× imbalance), {self._period_phrase()}.")
         if self.predicted_values is not None:
             agree = ("agrees with the count" if self.law_agrees
                      else "DISAGREES with the count")
+            if self.law_agrees and None in self.period:
+                agree += (" (the interior is shorter than one period along an axis: it shows "
+                          "some of them)")
             text += (" The composed per-axis law predicts "
                      + ", ".join(map(str, self.predicted_values)) + f", which {agree}.")
         return text
@@ -206,7 +233,7 @@ class Checkerboard:
             return head + ")"
         ratio = "inf" if self.ratio == math.inf else f"{self.ratio:.4g}"
         return (f"{head}, interior values {self._values_text()}, ratio {ratio}, period "
-                f"{self._period_text()})")
+                f"{self.period_text()})")
 
     def __str__(self) -> str:
         lines = [f"{self.layer!r}", self.describe()]
@@ -254,7 +281,7 @@ class Checkerboard:
                "| verdict | interior values | imbalance (max/min) | period per axis |",
                "|---|---|---|---|",
                f"| {self.verdict} | {self._values_text() or '—'} | {ratio} | "
-               f"{self._period_text() if self.has_interior else '—'} |", ""]
+               f"{self.period_text() if self.has_interior else '—'} |", ""]
         laws = [law for law in self.laws if law is not None]
         if laws:
             out += ["Per spatial axis, the composed law (coefficient of $z^e$ in $H$: paths "

@@ -184,10 +184,9 @@ def _summary_rows(named: Sequence[tuple[str, Layer]],
                 cells.append("(all weights are 1: as above)")
                 continue
             verdict = found[index][1]
-            period = "×".join("?" if p is None else str(p) for p in verdict.period)
             cells.append(f"**{verdict.verdict}**: values "
                          + ", ".join(_short(v) for v in verdict.interior_values)
-                         + f"; imbalance {verdict.ratio_text()}; period {period}")
+                         + f"; imbalance {verdict.ratio_text()}; period {verdict.period_text()}")
         row(label, cells)
     return rows
 

@@ -287,3 +287,35 @@ def test_keras_channels_last_stacks_count_like_torch():
     verdict = stack.checkerboard()
     assert verdict.law_agrees is True and verdict.period == (8, 8)
     assert verdict.interior_values == tuple(2 * v for v in (1, 2, 3, 4, 6, 9))
+
+
+def _repeats(counts: np.ndarray, interior: np.ndarray, axis: int, shift: int) -> bool:
+    """Brute force: the interior values repeat under ``shift`` along ``axis`` (and overlap)."""
+    n = counts.shape[axis]
+    a = np.take(counts, range(n - shift), axis=axis)
+    b = np.take(counts, range(shift, n), axis=axis)
+    both = np.take(interior, range(n - shift), axis=axis) & np.take(interior, range(shift, n),
+                                                                      axis=axis)
+    return bool(both.any()) and bool(np.array_equal(a[both], b[both]))
+
+
+def test_an_interior_shorter_than_a_period_is_described_without_question_marks():
+    """Two transposed convolutions (stride 2 then 3) of a 1×2 input: the interior is one row
+    high, so no vertical shift repeats it (period "—", not "?"); it shows 1, 2, 3 of the law's
+    1, 2, 3, 4, 6, 9, which agrees with the law (a part of one period), not "DISAGREES"."""
+    a = cm.ConvTranspose(np.ones((1, 1, 3, 3)), (1, 1, 2), stride=2)
+    b = cm.ConvTranspose(np.ones((1, 1, 5, 5)), a.output_shape, stride=3)
+    verdict = cm.Sequential([a, b]).checkerboard()
+    counts, interior = verdict.counts[0], verdict.interior[0]
+    rows = counts.shape[0]
+    assert not any(_repeats(counts, interior, 0, q) for q in range(1, rows))
+    assert verdict.period[0] is None
+    columns = [q for q in range(1, counts.shape[1]) if _repeats(counts, interior, 1, q)]
+    assert verdict.period[1] == columns[0] == 6
+    assert verdict.period_text() == "—×6"
+    assert set(verdict.interior_values) < {1, 2, 3, 4, 6, 9}
+    assert verdict.law_agrees is True
+    text = verdict.describe()
+    assert "?" not in text and "DISAGREES" not in text and "—×6" in text
+    assert "?" not in repr(verdict)
+
