@@ -1122,9 +1122,9 @@ def _flat_col2im_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np
         slack = sum(e * step for e, step in zip(last, steps, strict=True))
         flat = split.take((phases * (block + slack),), False)
         flat[...] = 0
-        for t, (phase, rows_t) in enumerate(zip(tap_phases, tap_rows, strict=True)):
-            offset = phase * (block + slack) + sum(e * step for e, step in zip(rows_t, steps,
-                                                                               strict=True))
+        offsets = (np.asarray(tap_phases) * (block + slack)
+                   + np.asarray(tap_rows).reshape(len(tap_phases), n) @ np.asarray(steps))
+        for t, offset in enumerate(offsets.tolist()):
             for sample in range(1 if batch_last else b):
                 for g in range(groups):
                     source = (cols[g, t * cin:(t + 1) * cin] if batch_last
