@@ -334,21 +334,27 @@ _OFFSETS = {"pad": 1088, "columns": 2240, "rows": 3392, "fold": 448, "padded": 1
             "phases": 2816, "shifted": 3968}
 
 
-def _scratch(role: str, nbytes: int) -> np.ndarray:
-    """``nbytes`` of scratch memory for ``role``, kept per thread between calls when small.
+def _scratch(role: str, nbytes: int,
+             held: tuple[np.ndarray, int] | None = None) -> tuple[np.ndarray, int]:
+    """A buffer of at least ``nbytes`` for ``role`` and the offset of its aligned memory.
 
     Fresh memory costs a page fault per page on its first write (a large part of a product
-    on some machines); a tile's buffers of at most ``_KEEP_BYTES`` are reused instead.
+    on some machines): buffers of at most ``_KEEP_BYTES`` are kept per thread between calls,
+    and a buffer ``held`` by the caller (one call's :class:`_Buffer`) is reused while it is
+    large enough, so a call's tiles and chunks never hold two large buffers at once.
     """
+    if held is not None and held[0].size >= held[1] + nbytes:
+        return held
     pool: dict[str, tuple[np.ndarray, int]] = _POOL.__dict__.setdefault("buffers", {})
     buffer, start = pool.get(role, (None, 0))
+    if buffer is not None and buffer.size >= start + nbytes:
+        return buffer, start
     offset = _OFFSETS.get(role, 0)
-    if buffer is None or buffer.size < start + nbytes:
-        buffer = np.empty(nbytes + offset + 64, dtype=np.uint8)
-        start = offset + (-buffer.__array_interface__["data"][0] - offset) % 64
-        if nbytes <= _KEEP_BYTES:
-            pool[role] = (buffer, start)
-    return buffer[start:start + nbytes]
+    buffer = np.empty(nbytes + offset + 64, dtype=np.uint8)
+    start = offset + (-buffer.__array_interface__["data"][0] - offset) % 64
+    if nbytes <= _KEEP_BYTES:
+        pool[role] = (buffer, start)
+    return buffer, start
 
 
 class _Buffer:
@@ -357,12 +363,18 @@ class _Buffer:
     def __init__(self, dtype: np.dtype[Any], role: str) -> None:
         self.dtype = np.dtype(dtype)
         self.role = role
+        self.held: tuple[np.ndarray, int] | None = None
 
     def take(self, shape: Sequence[int], batch_last: bool) -> np.ndarray:
-        """A ``(b, *rest)`` view of a prefix; memory ``(*rest, b)`` when ``batch_last``."""
-        size = math.prod(shape)
-        nbytes = size * self.dtype.itemsize
-        flat = _scratch(self.role, nbytes)[:nbytes].view(self.dtype)
+        """A ``(b, *rest)`` view of a prefix; memory ``(*rest, b)`` when ``batch_last``.
+
+        The memory of the views taken before is reused: take the next tile's view once the
+        last one is done with.
+        """
+        nbytes = math.prod(shape) * self.dtype.itemsize
+        self.held = _scratch(self.role, nbytes, self.held)
+        buffer, start = self.held
+        flat = buffer[start:start + nbytes].view(self.dtype)
         if batch_last:
             return np.moveaxis(flat.reshape(*shape[1:], shape[0]), -1, 0)
         return flat.reshape(shape)
@@ -740,14 +752,18 @@ def _shifted_into(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, out: np.nda
 
 
 def _forward_into(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, out: np.ndarray,
-                  batch_last: bool) -> None:
-    """``out[b] = C x[b]`` for a batch, in tiles: one column matrix and one product per tile."""
+                  batch_last: bool, pad_first: bool = True) -> None:
+    """``out[b] = C x[b]`` for a batch, in tiles: one column matrix and one product per tile.
+
+    ``pad_first=False``: never pad whole samples first (the caller holds a chunk of samples
+    of its own within the workspace, :func:`_padded_adjoint_into`).
+    """
     if _channel_wise(spec, out.dtype):
         _taps_into(spec, weight, x, out, batch_last)
         return
     # padded whole first (measured faster) except an interleaved zero-padded batch, where
     # the tiles' own padded rows are cheaper
-    if (_PAD_FIRST and any(p for pair in spec.padding for p in pair)
+    if (_PAD_FIRST and pad_first and any(p for pair in spec.padding for p in pair)
             and (spec.padding_mode != "zeros" or not batch_last)
             and _padded_forward_into(spec, weight, x, out, batch_last)):
         return
@@ -1000,10 +1016,10 @@ def _phase_fill(spec: ConvSpec, weight: np.ndarray,
             view = padded[(slice(None), slice(None),
                            *(slice(r, None, s) for r, s in zip(p.phase, spec.stride,
                                                                strict=True)))]
-            if p.spec is None or w is None:
+            if p.spec is None or w is None:  # no tap writes this phase (w is None too)
                 view[...] = 0
             else:
-                _forward_into(p.spec, w, y, view, batch_last)
+                _forward_into(p.spec, w, y, view, batch_last, pad_first=False)
     return fill
 
 
@@ -1061,95 +1077,108 @@ def _tap_phases(spec: ConvSpec) -> tuple[tuple[int, ...], tuple[tuple[int, ...],
 
 
 def _flat_col2im_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.ndarray,
-                      batch_last: bool) -> None:
+                      batch_last: bool) -> bool:
     """``out[b] = Cᵀ y[b]`` for a strided layer: col2im whose every tap is one contiguous add.
 
     A tap ``t`` writes padded positions ``s·o + d·t``: phase ``(d·t) mod s`` at positions
-    ``o + e_t``, ``e_t = ⌊d·t / s⌋``. Per tile, ``y`` is laid out zero-extended to the phases'
-    common length ``L = ⌈used / s⌉`` per axis, so one product ``Wᵀ y`` (rows tap-major) gives
-    every tap's values in the phases' strides, zeros past ``o``: adding tap ``t`` onto its
-    phase is then one run of memory shifted by ``e_t`` (the zeros land on the next row's or
-    channel's start, where they change nothing) — a strided window add is several times
+    ``o + e_t``, ``e_t = ⌊d·t / s⌋`` (:func:`_tap_phases`). Per tile, ``y`` is laid out in the
+    phases' common strides (``L = ⌈used / s⌉`` per axis, zeros past ``o`` on every axis but
+    the first), so one product ``Wᵀ y`` (rows tap-major) over the tile's rows gives every
+    tap's values in those strides, and its rows past them are zeroed: adding tap ``t`` onto
+    its phase is then one run of memory shifted by ``e_t`` (the zeros land on the next row's
+    or channel's start, where they change nothing) — a strided window add is several times
     slower. The phases are then interleaved into the padded rows (one strided copy each) and
     the border folded back.
+
+    False: one output row's buffers alone are above :data:`WORKSPACE_BYTES`; nothing was
+    written.
     """
     dtype = out.dtype
     itemsize = max(dtype.itemsize, 1)
     batch, groups, n = y.shape[0], spec.groups, spec.ndim
     k = math.prod(spec.kernel_size)
     cin, cout = spec.in_channels // groups, spec.out_channels // groups
-    grouped = np.asarray(weight, dtype=dtype).reshape(groups, cout, cin, k)
-    w_t = np.ascontiguousarray(np.transpose(grouped, (0, 3, 2, 1))).reshape(groups, k * cin,
-                                                                             cout)
     axes = _axes(spec)
     used = [_used_length(spec, a) for a in range(n)]
     general = not all(a.inside for a in axes[1:])  # a border copies a trimmed pixel
     stride, dilation = spec.stride, spec.dilation
-    rest_l = [-(-u // st) for u, st in zip(used[1:], stride[1:], strict=True)]
-    phases = math.prod(stride)
+    rest_lengths = [-(-u // st) for u, st in zip(used[1:], stride[1:], strict=True)]
+    rest_plane, rest_used = math.prod(rest_lengths), math.prod(used[1:])
+    n_phases = math.prod(stride)
     s0, d0, k0 = stride[0], dilation[0], spec.kernel_size[0]
-    extra0 = -(-(d0 * (k0 - 1) + 1) // s0)  # phase rows beyond the tile's output rows
-    per_l = itemsize * math.prod(rest_l) * (spec.out_channels + spec.in_channels
-                                            * (k + phases))
-    per_row = per_l + itemsize * spec.in_channels * s0 * math.prod(used[1:])
-    tiling = _row_tiling(spec, batch, per_row, per_l * extra0 + per_row, batch_last)
+    tap_phases, tap_shifts = _tap_phases(spec)
+    reach = [max(column) for column in zip(*tap_shifts, strict=True)]
+    extra0 = -(-(d0 * (k0 - 1) + 1) // s0)  # phase rows past the tile's output rows
+    # per output row: y laid out, the product, every phase, the padded rows; per tile: the
+    # phase rows past the output rows, each phase's slack, the padded rows' reach
+    per_plane_row = itemsize * rest_plane * (spec.out_channels
+                                             + spec.in_channels * (k + n_phases))
+    per_row = per_plane_row + itemsize * spec.in_channels * s0 * rest_used
+    halo = (per_plane_row * extra0 + itemsize * n_phases * rest_plane * (reach[0] + 1)
+            + itemsize * spec.in_channels * rest_used * (d0 * (k0 - 1) + 1))
+    if per_row + halo > WORKSPACE_BYTES:
+        return False
+    tiling = _row_tiling(spec, batch, per_row, halo, batch_last)
     if general:
         tiling.rows = spec.output_size[0]
-    tap_phases, tap_rows = _tap_phases(spec)
-    last = [max(column) for column in zip(*tap_rows, strict=True)]
-    ys, cols_buffer, split, pads = (_Buffer(dtype, "rows"), _Buffer(dtype, "columns"),
-                                    _Buffer(dtype, "phases"), _Buffer(dtype, "pad"))
+    grouped = np.asarray(weight, dtype=dtype).reshape(groups, cout, cin, k)
+    w_t = np.ascontiguousarray(np.transpose(grouped, (0, 3, 2, 1))).reshape(groups, k * cin,
+                                                                             cout)
+    laid_out, products, phase_buffer, pads = (_Buffer(dtype, "rows"), _Buffer(dtype, "columns"),
+                                              _Buffer(dtype, "phases"), _Buffer(dtype, "pad"))
     out[...] = 0
     for b0, b1, _, _, o0, o1 in _tiles(spec, batch, tiling):
         b, rows = b1 - b0, o1 - o0
         p0, prow = o0 * s0, (rows - 1) * s0 + d0 * (k0 - 1) + 1
-        lengths = [-(-prow // s0), *rest_l]
+        lengths = [-(-prow // s0), *rest_lengths]
         plane = math.prod(lengths)
         lanes = b if batch_last else 1
-        extended = ys.take((b, spec.out_channels, *lengths), batch_last)
+        real = rows * rest_plane * lanes  # the product's values of the tile's output rows
+        extended = laid_out.take((b, spec.out_channels, *lengths), batch_last)
         sizes = (rows, *spec.output_size[1:])
-        for a, (o, length) in enumerate(zip(sizes, lengths, strict=True)):
-            # the margin past y along axis a (the earlier axes' margins are zeroed already)
-            extended[(slice(None), slice(None), *(slice(0, s) for s in sizes[:a]),
-                      slice(o, length))] = 0
+        for a in range(1, n):  # the margins past y on the other axes (within the rows)
+            extended[(slice(None), slice(None), *(slice(0, o) for o in sizes[:a]),
+                      slice(sizes[a], lengths[a]))] = 0
         np.copyto(extended[(slice(None), slice(None), *(slice(0, o) for o in sizes))],
                   y[b0:b1, :, o0:o1], casting="unsafe")
-        cols = cols_buffer.take(_gemm_shape(groups, k * cin, plane, b, batch_last), False)
-        np.matmul(w_t, _as_memory(extended, batch_last).reshape(
-            _gemm_shape(groups, cout, plane, b, batch_last)), out=cols)
+        operand = _as_memory(extended, batch_last).reshape(
+            _gemm_shape(groups, cout, plane, b, batch_last))
+        cols = products.take(_gemm_shape(groups, k * cin, plane, b, batch_last), False)
+        np.matmul(w_t, operand[..., :real], out=cols[..., :real])  # in place: BLAS strides
+        cols[..., real:] = 0
         steps = [lanes * math.prod(lengths[a + 1:]) for a in range(n)]
         block = spec.in_channels * plane * b
-        slack = sum(e * step for e, step in zip(last, steps, strict=True))
-        flat = split.take((phases * (block + slack),), False)
-        flat[...] = 0
+        slack = sum(e * step for e, step in zip(reach, steps, strict=True))
+        phase_values = phase_buffer.take((n_phases * (block + slack),), False)
+        phase_values[...] = 0
         offsets = (np.asarray(tap_phases) * (block + slack)
-                   + np.asarray(tap_rows).reshape(len(tap_phases), n) @ np.asarray(steps))
+                   + np.asarray(tap_shifts).reshape(len(tap_phases), n) @ np.asarray(steps))
         for t, offset in enumerate(offsets.tolist()):
             for sample in range(1 if batch_last else b):
                 for g in range(groups):
                     source = (cols[g, t * cin:(t + 1) * cin] if batch_last
                               else cols[sample, g, t * cin:(t + 1) * cin]).reshape(-1)
                     start = offset + (sample * spec.in_channels + g * cin) * plane * lanes
-                    target = flat[start:start + source.size]
+                    target = phase_values[start:start + source.size]
                     np.add(target, source, out=target)
         pad = pads.take((b, spec.in_channels, prow, *used[1:]), batch_last)
-        for index, phase_of in enumerate(itertools.product(*(range(st) for st in stride))):
-            memory = flat[index * (block + slack):index * (block + slack) + block]
+        for index, phase in enumerate(itertools.product(*(range(st) for st in stride))):
+            memory = phase_values[index * (block + slack):index * (block + slack) + block]
             if batch_last:
                 values = np.moveaxis(memory.reshape(spec.in_channels, *lengths, b), -1, 0)
             else:
                 values = memory.reshape(b, spec.in_channels, *lengths)
             counts = [len(range(r, size, st)) for r, size, st in
-                      zip(phase_of, (prow, *used[1:]), stride, strict=True)]
+                      zip(phase, (prow, *used[1:]), stride, strict=True)]
             np.copyto(pad[(slice(None), slice(None),
-                           *(slice(r, None, st) for r, st in zip(phase_of, stride,
-                                                                 strict=True)))],
+                           *(slice(r, None, st) for r, st in zip(phase, stride, strict=True)))],
                       values[(slice(None), slice(None), *(slice(0, c) for c in counts))])
         if general:
             target_out = out[b0:b1]
             np.add(target_out, _fold(pad, spec), out=target_out, casting="unsafe")
         else:
             _fold_padded(pad, out, spec, axes, b0, b1, p0)
+    return True
 
 
 def _adjoint_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.ndarray,
@@ -1164,7 +1193,7 @@ def _adjoint_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.nda
         w_t = _transposed_weight(spec, weight)
 
         def convolve(chunk: np.ndarray, target: np.ndarray) -> None:
-            _forward_into(padded, w_t, chunk, target, batch_last)
+            _forward_into(padded, w_t, chunk, target, batch_last, pad_first=False)
 
         if _padded_adjoint_into(spec, convolve, y, out, batch_last):
             return
@@ -1172,8 +1201,7 @@ def _adjoint_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.nda
     if kind == "phases" and _padded_adjoint_into(spec, _phase_fill(spec, weight, batch_last),
                                                  y, out, batch_last):
         return
-    if kind == "flat":
-        _flat_col2im_into(spec, weight, y, out, batch_last)
+    if kind == "flat" and _flat_col2im_into(spec, weight, y, out, batch_last):
         return
     dtype = out.dtype
     batch, groups = y.shape[0], spec.groups
