@@ -14,6 +14,8 @@ from typing import Any, Literal
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.builder.budget import WORKSPACE_BYTES
+from convmatrix.builder.sparse import spec_matrix
 from convmatrix.builder.threads import one_blas_thread
 from convmatrix.geometry.shapes import used_length
 from convmatrix.geometry.spec import ConvSpec, conv_spec
@@ -189,12 +191,6 @@ def _fold(g: np.ndarray, spec: ConvSpec) -> np.ndarray:
         g = folded
     return g
 
-
-WORKSPACE_BYTES: int = 64 * 2**20
-"""The most working memory one :func:`conv_apply` / :func:`conv_apply_adjoint` call holds
-beyond its input and output: the products run in tiles of samples and output rows whose
-column matrix and padded input fit in this many bytes (at least one output row); samples
-padded whole (or the adjoint's padded result) take at most this less :data:`TILE_BYTES`."""
 
 TILE_BYTES: int = 16 * 2**20
 """The preferred tile (column matrix, padded rows and product): large enough for an efficient
@@ -1292,7 +1288,10 @@ def conv_apply(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, *,
     layer (one input and one output channel per group, stride 1, floating dtype) adds each
     tap's shifted run of the padded rows with BLAS ``axpy`` (no product at all), and where
     :data:`SHIFT_GAIN` says so the last kernel axis is applied by shifted sums of one taller
-    product (the column matrix holds only the other axes' taps).
+    product (the column matrix holds only the other axes' taps). A weight holding an inf or a
+    nan is applied by the layer's exact sparse matrix instead (within the default
+    ``max_bytes``, else a ConvMatrixError): the kernels multiply padding zeros by every
+    weight, and ``0·inf`` is a nan where the matrix has no entry.
 
     Examples
     --------
@@ -1303,7 +1302,7 @@ def conv_apply(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, *,
     array([[[14., 21., 32., 43., 14.]]])
     """
     x = np.asarray(x)
-    return _run(_forward_into, spec, weight, x, (x.shape[0], *spec.output_shape), out)
+    return _run("forward", spec, weight, x, (x.shape[0], *spec.output_shape), out)
 
 
 def conv_apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, *,
@@ -1340,8 +1339,11 @@ def conv_apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, *,
     border then folded back); otherwise col2im in tiles: one matrix product per group gives
     ``Wᵀ y`` with ``y`` zero-extended to the phases' length, every tap adds its rows onto its
     phase as one contiguous run, the phases are interleaved into the padded rows and the
-    border is folded back. A layer with more than :data:`FLAT_GROUPS` groups, or a padded
-    sample above the workspace, adds every tap onto its strided window instead.
+    border is folded back. The taps are added onto their strided windows instead with more
+    than :data:`FLAT_GROUPS` groups, when the phases' padded sample or col2im's one output
+    row is above the workspace. A weight holding an inf or a nan is applied by the exact
+    sparse matrix (the kernels would multiply padding zeros by it: ``0·inf`` is a nan where
+    the matrix has no entry), as in :func:`conv_apply`.
 
     Examples
     --------
@@ -1352,7 +1354,7 @@ def conv_apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, *,
     array([[[ 1., 12., 20.]]])
     """
     y = np.asarray(y)
-    return _run(_adjoint_into, spec, weight, y, (y.shape[0], *spec.input_shape), out)
+    return _run("adjoint", spec, weight, y, (y.shape[0], *spec.input_shape), out)
 
 
 def _work_per_call(spec: ConvSpec, batch: int) -> int:
@@ -1363,9 +1365,37 @@ def _work_per_call(spec: ConvSpec, batch: int) -> int:
     return spec.in_channels // spec.groups * k * (spec.out_channels // spec.groups) * columns
 
 
-def _run(kernel: Any, spec: ConvSpec, weight: np.ndarray, data: np.ndarray,
+def _nonfinite(weight: np.ndarray) -> bool:
+    """Whether a floating or complex weight holds an inf or a nan."""
+    w = np.asarray(weight)
+    return w.dtype.kind in "fc" and not bool(np.isfinite(w).all())
+
+
+def _sparse_into(direction: Direction, spec: ConvSpec, weight: np.ndarray, data: np.ndarray,
+                 out: np.ndarray) -> None:
+    """``out[b] = M data[b]`` by the layer's sparse matrix ``M`` (``C`` or ``Cᵀ``).
+
+    The kernels multiply padding (and col2im's margin) zeros by every weight: with an inf in
+    the weight that is a nan where the matrix has no entry at all, so a layer with a
+    non-finite weight is applied through its exact matrix, within the default budget.
+    """
+    try:
+        matrix = spec_matrix(spec, weight, direction=direction, format="csr")
+    except ConvMatrixError as error:
+        raise ConvMatrixError(
+            f"the weight holds an inf or a nan: the matrix-free kernels would multiply padding "
+            f"zeros by it (0·inf = nan where the matrix has no entry), so the product runs "
+            f"through the exact sparse matrix, and {error}") from None
+    product = matrix @ data.reshape(data.shape[0], -1).T
+    np.copyto(out, product.T.reshape(out.shape), casting="unsafe")
+
+
+def _run(direction: Direction, spec: ConvSpec, weight: np.ndarray, data: np.ndarray,
          shape: tuple[int, ...], out: np.ndarray | None) -> np.ndarray:
-    """Allocate (or check) the result and run a kernel on a non-empty batch."""
+    """Allocate (or check) the result and run the direction's kernel on a non-empty batch.
+
+    A weight with an inf or a nan goes through :func:`_sparse_into` instead.
+    """
     dtype = compute_dtype(np.asarray(weight).dtype, data.dtype)
     batch_last = _batch_last(data)
     if out is None:
@@ -1376,7 +1406,10 @@ def _run(kernel: Any, spec: ConvSpec, weight: np.ndarray, data: np.ndarray,
         result = _allocate(shape, dtype, batch_last)
     else:
         result = out
-    if shape[0]:
+    if shape[0] and _nonfinite(weight):
+        _sparse_into(direction, spec, weight, data, result)
+    elif shape[0]:
+        kernel = _forward_into if direction == "forward" else _adjoint_into
         with _blas_threads(_work_per_call(spec, shape[0])):
             kernel(spec, weight, data, result, batch_last)
     if out is not None and result is not out:

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.builder.apply import WORKSPACE_BYTES
 from convmatrix.builder.indexing import index_dtype
 from convmatrix.builder.layout import Layout
 from convmatrix.geometry.indices import AxisRows
@@ -31,6 +30,7 @@ from convmatrix.typing import Direction, SparseFormat
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "WORKSPACE_BYTES",
     "apply_nbytes",
     "check_budget",
     "check_matrix_budget",
@@ -48,6 +48,14 @@ __all__ = [
     "stack_report_nbytes",
     "verification_nbytes",
 ]
+
+WORKSPACE_BYTES: int = 64 * 2**20
+"""The most working memory one :func:`~convmatrix.builder.apply.conv_apply` /
+:func:`~convmatrix.builder.apply.conv_apply_adjoint` call holds beyond its input and output:
+the products run in tiles of samples and output rows whose column matrix and padded input fit
+in this many bytes (at least one output row); samples padded whole (or the adjoint's padded
+result) take at most this less :data:`~convmatrix.builder.apply.TILE_BYTES`. Its home is the
+budget module; :mod:`convmatrix.builder.apply` reads it from there."""
 
 DEFAULT_MAX_BYTES: int = 4 * 2**30
 """Largest matrix built (4 GiB of data, indices and pointers) unless ``max_bytes`` says more."""

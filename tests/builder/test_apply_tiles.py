@@ -38,6 +38,7 @@ GEOMETRIES = [
     ((1, 1, 7, 7), (1, 16, 13), 1, 3, 1, 1),  # one channel, 'same': channel-wise taps
     ((3, 1, 3, 3, 2), (3, 5, 8, 6), 1, (2, 1, 1), 2, 3),  # 3-D depthwise, dilated
     ((2, 1, 5), (2, 19), 1, 4, 1, 2),  # 1-D depthwise, padding above the kernel's reach
+    ((12, 1, 3, 3), (6, 11, 9), 2, 1, 1, 6),  # strided, more groups than FLAT_GROUPS
 ]
 
 
@@ -78,7 +79,7 @@ def _interleaved(batch: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(params=["default", "one-row", "col2im", "one-sample", "tile-padding",
                         "small-tiles", "no-taps", "shifted", "no-shift", "phases",
-                        "flat-one-row"])
+                        "flat-one-row", "flat-few-rows"])
 def tiles(request, monkeypatch):
     """Default tiles; tiles of one output row and one group (nothing padded whole); the
     adjoint always by col2im (never as the flipped convolution it is for stride 1, nor
@@ -89,7 +90,7 @@ def tiles(request, monkeypatch):
     layers by column matrices like any other; the last kernel axis by shifted sums wherever
     possible (in tiles of a few rows), and never; every strided adjoint by phases (one
     stride-1 convolution each, whatever the channels), and by flat col2im in tiles of one
-    output row."""
+    output row and of a few rows."""
     if request.param == "one-row":
         monkeypatch.setattr(apply, "TILE_BYTES", 1)
         monkeypatch.setattr(apply, "WORKSPACE_BYTES", 1)
@@ -116,10 +117,12 @@ def tiles(request, monkeypatch):
         monkeypatch.setattr(apply, "SHIFT_GAIN", math.inf)
     if request.param == "phases":
         monkeypatch.setattr(apply, "_STRIDED_ADJOINT", "phases")
-    if request.param == "flat-one-row":
+    if request.param == "flat-one-row":  # one row per tile (the workspace holds more)
         monkeypatch.setattr(apply, "_STRIDED_ADJOINT", "flat")
         monkeypatch.setattr(apply, "TILE_BYTES", 1)
-        monkeypatch.setattr(apply, "WORKSPACE_BYTES", 1)
+    if request.param == "flat-few-rows":
+        monkeypatch.setattr(apply, "_STRIDED_ADJOINT", "flat")
+        monkeypatch.setattr(apply, "TILE_BYTES", 4096)
     return request.param
 
 
@@ -397,3 +400,88 @@ def test_shifted_sums_are_taken_above_the_gain_only(monkeypatch):
             assert np.linalg.norm(adjoint - expected_t) <= 1e-12 * np.linalg.norm(expected_t)
             forward = apply.conv_apply(spec, weight, x)
             assert np.linalg.norm(forward - expected) <= 1e-12 * np.linalg.norm(expected)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect"])
+@pytest.mark.parametrize("path", ["phases", "flat", "windows"])
+def test_strided_adjoint_workspace_stays_bounded(path, mode, monkeypatch):
+    """A strided adjoint on a batch holds the input, the result and at most the workspace:
+    the phases' chunk of samples and the convolutions run on it share one budget, and a call
+    never holds two of its large buffers at once (an independent review measured 109 MiB on
+    a 64 MiB workspace before)."""
+    workspace = 4 * 2**20
+    monkeypatch.setattr(apply, "TILE_BYTES", 2**20)
+    monkeypatch.setattr(apply, "WORKSPACE_BYTES", workspace)
+    monkeypatch.setattr(apply, "_KEEP_BYTES", 2**18)  # the large buffers are the call's own
+    monkeypatch.setattr(apply, "_STRIDED_ADJOINT", path)
+    rng = np.random.default_rng(21)
+    weight = rng.standard_normal((24, 16, 3, 3))
+    spec = cm.conv_spec(weight.shape, (16, 56, 56), stride=2, padding=1, padding_mode=mode)
+    y = rng.standard_normal((12, *spec.output_shape))
+    expected = reference.conv_adjoint(y[3], weight, spec.input_shape, stride=2, padding=1,
+                                      padding_mode=mode)
+    apply.conv_apply_adjoint(spec, weight, y[:1])  # warm-up (cached geometry)
+    tracemalloc.start()
+    try:
+        out = apply.conv_apply_adjoint(spec, weight, y)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_allclose(out[3], expected, rtol=1e-12, atol=1e-12)
+    assert peak <= out.nbytes + workspace + 2**20
+
+
+def _adjoint_by_definition(weight, y, n, stride, padding):
+    """1-D ``Cᵀ y`` summed over the taps that read a pixel (never a padding zero)."""
+    _, c_in, k = weight.shape
+    x = np.zeros((c_in, n), dtype=np.result_type(weight, y))
+    for o in range(y.shape[1]):
+        for t in range(k):
+            i = o * stride + t - padding
+            if 0 <= i < n:
+                x[:, i] += weight[:, :, t].T @ y[:, o]
+    return x
+
+
+@pytest.mark.parametrize("path", ["phases", "flat", "windows"])
+def test_non_finite_weights_give_the_matrix_product(path, monkeypatch):
+    """An inf in the weight: the kernels would multiply padding (and col2im's margin) zeros by
+    it, a nan where the matrix has no entry; the result is the exact matrix product — against
+    the sum over the taps that read pixels, and the built matrix — in both directions."""
+    monkeypatch.setattr(apply, "_STRIDED_ADJOINT", path)
+    weight = np.array([[[1.0, 2.0, np.inf], [4.0, 5.0, 6.0]]])
+    for stride, padding in ((2, 0), (2, 2), (1, 2)):
+        spec = cm.conv_spec(weight.shape, (2, 7), stride=stride, padding=padding)
+        y = np.ones((1, *spec.output_shape))
+        x = np.ones((1, *spec.input_shape))
+        with np.errstate(invalid="ignore"):
+            adjoint = apply.conv_apply_adjoint(spec, weight, y)[0]
+            forward = apply.conv_apply(spec, weight, x)[0]
+        np.testing.assert_array_equal(
+            adjoint, _adjoint_by_definition(weight, y[0], 7, stride, padding))
+        matrix = cm.conv_matrix(weight, (2, 7), stride=stride, padding=padding)
+        np.testing.assert_array_equal(forward.ravel(), matrix @ x.ravel())
+        np.testing.assert_array_equal(adjoint.ravel(), matrix.T @ y.ravel())
+        assert not np.isnan(forward).any() and not np.isnan(adjoint).any()
+
+
+def test_flat_col2im_falls_back_when_one_row_is_above_the_workspace(monkeypatch):
+    """Flat col2im needs one output row plus its halo in the workspace; below that the
+    strided windows run (their smallest tile is smaller), and the result is torch's."""
+    calls = []
+    flat = apply._flat_col2im_into
+    monkeypatch.setattr(apply, "_flat_col2im_into",
+                        lambda *a: calls.append(flat(*a)) or calls[-1])
+    rng = np.random.default_rng(22)
+    weight = rng.standard_normal((6, 2, 3, 3))
+    spec = cm.conv_spec(weight.shape, (2, 9, 40), stride=2, padding=1)
+    x = rng.standard_normal((2, *spec.input_shape))
+    y = rng.standard_normal((2, *spec.output_shape))
+    _, expected_t = _torch_pair(weight, x, y, 2, 1, 1, 1, "zeros")
+    for workspace, taken in ((2**20, True), (2048, False)):
+        monkeypatch.setattr(apply, "WORKSPACE_BYTES", workspace)
+        monkeypatch.setattr(apply, "TILE_BYTES", 1)
+        calls.clear()
+        adjoint = apply.conv_apply_adjoint(spec, weight, y)
+        assert calls == [taken]
+        assert np.linalg.norm(adjoint - expected_t) <= 1e-12 * np.linalg.norm(expected_t)
