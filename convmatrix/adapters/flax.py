@@ -17,7 +17,6 @@ result periodically onto ``input size × stride`` outputs.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,6 +26,7 @@ import numpy as np
 from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
 from convmatrix.adapters.lax import STRING_PADDING_REASON, general_dilated_layer, transpose_layer
+from convmatrix.geometry.spec import as_sample_shape
 from convmatrix.layers.base import Layer
 from convmatrix.layers.channels_last import KerasConv
 from convmatrix.layers.conv import Conv
@@ -435,12 +435,6 @@ def from_flax(module: Any, variables: Any = None, input_shape: Sequence[int] | N
     """
     if input_shape is None:
         raise ConvMatrixError("`input_shape` is required: one channels-last sample (*spatial, C)")
-    if isinstance(input_shape, str) or not hasattr(input_shape, "__iter__"):
-        raise ConvMatrixError(
-            f"`input_shape` (={input_shape!r}) must be a sequence of ints (*spatial, C)")
-    shape = tuple(int(v) for v in input_shape)
-    if not shape or min(shape) < 1:
-        raise ConvMatrixError(f"`input_shape` (={input_shape!r}) must hold positive ints")
-    if math.prod(shape) == 0:  # pragma: no cover - excluded above
-        raise ConvMatrixError(f"`input_shape` (={input_shape!r}) is empty")
+    # from_flax has always read integral floats (4.0) as sizes; 4.5 is refused
+    shape = as_sample_shape(input_shape, layout="(*spatial, C)", integral_floats=True)
     return read_flax_module(module, variables, shape)

@@ -24,7 +24,7 @@ from convmatrix.adapters.torch_jacobian import (
 )
 from convmatrix.builder.sparse import DEFAULT_MAX_BYTES, SparseFormat
 from convmatrix.geometry import shapes
-from convmatrix.geometry.spec import as_int, sequence_items
+from convmatrix.geometry.spec import as_int, as_sample_shape, sequence_items
 from convmatrix.layers.adaptive import AdaptiveAvgPool
 from convmatrix.layers.base import Layer
 from convmatrix.layers.conv import Conv, ConvTranspose
@@ -379,19 +379,6 @@ TORCH_READERS.update({name: _read_identity for name in (
     "FeatureAlphaDropout")})
 
 
-def _input_shape(input_shape: Any) -> tuple[int, ...]:
-    if isinstance(input_shape, str) or not hasattr(input_shape, "__iter__"):
-        raise ConvMatrixError(
-            f"`input_shape` (={input_shape!r}) must be a tuple (C, *spatial) for one sample")
-    shape = []
-    for v in input_shape:
-        if isinstance(v, bool) or not hasattr(v, "__index__"):
-            raise ConvMatrixError(
-                f"`input_shape` (={tuple(input_shape)!r}) must hold ints, got {v!r}")
-        shape.append(int(v))
-    return tuple(shape)
-
-
 def from_torch(module: Any, input_shape: Sequence[int], *,
                output_size: Sequence[int] | None = None) -> Layer:
     """The layer object of a torch module, read by its attributes (no torch import).
@@ -437,7 +424,7 @@ def from_torch(module: Any, input_shape: Sequence[int], *,
     array([[4.5, 4.5],
            [4.5, 4.5]])
     """
-    shape = _input_shape(input_shape)
+    shape = as_sample_shape(input_shape, layout="(C, *spatial)")
     if _is_graph_module(module) or _is_network(module):
         if output_size is not None:
             raise ConvMatrixError("`output_size` applies only to ConvTranspose modules")
@@ -615,7 +602,7 @@ def walk_graph(module: Any, input_shape: Sequence[int], *, x: Any = None,
     tensor([[[1., 1.],
              [2., 2.]]])
     """
-    return walk_fx(module, _input_shape(input_shape), x=x, jacobian=jacobian,
+    return walk_fx(module, input_shape, x=x, jacobian=jacobian,
                    module_reader=read_module, nonlinear_modules=_NONLINEAR,
                    linearized=LINEARIZED_MODULES | LINEARIZED_FUNCTIONS, dtype=dtype,
                    parameter=parameter)

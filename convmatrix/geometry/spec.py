@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any, SupportsIndex, get_args
 
 from convmatrix._errors import ConvMatrixError
@@ -17,6 +18,7 @@ __all__ = [
     "PADDING_MODES",
     "ConvSpec",
     "PaddingMode",
+    "as_sample_shape",
     "conv_output_shape",
     "conv_spec",
     "conv_transpose_output_shape",
@@ -278,6 +280,85 @@ def check_bounded(value: int, name: str, *, minimum: int, shown: Any = None) -> 
     return value
 
 
+def as_sample_shape(value: Any, name: str = "input_shape", *, rank: int | None = None,
+                 minimum: int = 1, layout: str = "", integral_floats: bool = False
+                 ) -> tuple[int, ...]:
+    """One sample's shape, such as a user's ``input_shape``, checked and as a tuple of ints.
+
+    The one check of a shape argument: every entry point that takes one sample's shape (the
+    layers, the framework adapters, :class:`~convmatrix.Graph`, black-box probing, stack
+    files) reads it here, and keeps only its own extra rules (a spatial rank, a layout).
+
+    Parameters
+    ----------
+    value : sequence of int
+        A tuple, list or 1-d array of ints (numpy ints too): the sizes of one sample, without
+        the batch axis. Strings, scalars, bools and floats are refused.
+    name : str, optional
+        The parameter's name, for messages.
+    rank : int, optional
+        The number of axes the caller needs; default: any number from one up.
+    minimum : int, optional
+        The smallest size allowed (default 1: every axis holds something).
+    layout : str, optional
+        The axes' order, for messages (``"(C, *spatial)"``, ``"(*spatial, C)"``).
+    integral_floats : bool, optional
+        Read floats with an integral value (``4.0``) as ints, for the readers that always
+        have (:func:`~convmatrix.from_flax`, Keras models); ``4.5`` is refused all the same.
+
+    Returns
+    -------
+    tuple of int
+        The sizes, as Python ints.
+
+    Raises
+    ------
+    ConvMatrixError
+        Naming ``name``, the value and what is allowed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_sample_shape([np.int64(1), 4, 4])
+    (1, 4, 4)
+    >>> as_sample_shape((1, 4.5, 4), layout="(C, *spatial)")
+    Traceback (most recent call last):
+    ...
+    convmatrix._errors.ConvMatrixError: `input_shape` (=4.5) must be an integer: `input_shape`
+    (=(1, 4.5, 4)) is one sample's shape (C, *spatial), no batch axis, a tuple of positive ints
+    >>> as_sample_shape((0, 4, 4))
+    Traceback (most recent call last):
+    ...
+    convmatrix._errors.ConvMatrixError: `input_shape` (=(0, 4, 4)) must be a tuple of positive
+    ints (one sample's shape, no batch axis): sizes are ints >= 1, got 0
+    """
+    rule = "positive ints" if minimum == 1 else f"ints >= {minimum}"
+    where = f"one sample's shape{' ' + layout if layout else ''}, no batch axis"
+    items = sequence_items(value)
+    if items is None:
+        raise ConvMatrixError(f"`{name}` (={value!r}) must be a tuple of {rule} ({where})")
+    sizes = []
+    for item in items:
+        if (integral_floats and not hasattr(item, "__index__") and isinstance(item, Real)
+                and float(item).is_integer()):
+            item = int(float(item))
+        if isinstance(item, bool) or not hasattr(item, "__index__"):
+            raise ConvMatrixError(f"`{name}` (={item!r}) must be an integer: `{name}` "
+                                  f"(={value!r}) is {where}, a tuple of {rule}")
+        sizes.append(as_int(item, name))
+    if rank is not None and len(sizes) != rank:
+        hint = "; drop the batch axis" if len(sizes) == rank + 1 else ""
+        raise ConvMatrixError(f"`{name}` (={value!r}) must have {rank} axes ({where}{hint})")
+    if rank is None and not sizes:
+        raise ConvMatrixError(f"`{name}` (={value!r}) must have at least one axis ({where})")
+    for size in sizes:
+        if size < minimum:
+            raise ConvMatrixError(f"`{name}` (={value!r}) must be a tuple of {rule} ({where}): "
+                                  f"sizes are ints >= {minimum}, got {size}")
+        check_bounded(size, name, minimum=minimum, shown=value)
+    return tuple(sizes)
+
+
 def _field_tuple(value: Any, name: str, ndim: int | None, *, minimum: int) -> tuple[int, ...]:
     """A :class:`ConvSpec` per-axis field: a sequence of ``ndim`` bounded ints, as a tuple."""
     items = sequence_items(value)
@@ -380,12 +461,7 @@ def _split_weight_shape(
     weight_shape: ShapeLike, input_shape: ShapeLike
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Check both shapes are positive int tuples of matching rank; return them as tuples."""
-    items = sequence_items(input_shape)
-    if items is None:
-        raise ConvMatrixError(
-            f"`input_shape` (={input_shape!r}) must be a tuple (C_in, *spatial) for one sample"
-        )
-    ishape = tuple(as_int(v, "input_shape") for v in items)
+    ishape = as_sample_shape(input_shape, layout="(C_in, *spatial)")
     wshape = tuple(as_int(v, "weight.shape")
                    for v in sequence_items(weight_shape) or (weight_shape,))
     if len(ishape) < 2:
@@ -398,12 +474,8 @@ def _split_weight_shape(
             f"has {len(ishape) - 1} spatial axes: the weight needs {len(ishape) + 1} axes "
             f"(out/in channels and one per spatial axis)"
         )
-    if any(v < 1 for v in ishape):
-        raise ConvMatrixError(f"`input_shape` (={ishape}) must be positive")
     if any(v < 1 for v in wshape):
         raise ConvMatrixError(f"`weight` shape {wshape} must have positive sizes")
-    for v in ishape:
-        check_bounded(v, "input_shape", minimum=1, shown=ishape)
     for v in wshape:
         check_bounded(v, "weight.shape", minimum=1, shown=wshape)
     return wshape, ishape

@@ -1,4 +1,7 @@
-"""Argument checks shared by the shape-generic kinds (Linear, Scale, Reshape, Slice, pooling)."""
+"""Argument checks shared by the shape-generic kinds (Linear, Scale, Reshape, Slice, pooling).
+
+One sample's shape is checked by :func:`convmatrix.geometry.spec.as_sample_shape`.
+"""
 
 from __future__ import annotations
 
@@ -11,23 +14,7 @@ from convmatrix._errors import ConvMatrixError
 from convmatrix.builder.weights import SPARSE_DTYPES
 from convmatrix.layers._separable import as_int
 
-__all__ = ["any_shape", "frozen", "numeric_array", "sample_axis"]
-
-
-def any_shape(value: Any, name: str = "input_shape") -> tuple[int, ...]:
-    """One sample's shape of any rank >= 1: a sequence of ints >= 1, named in the error."""
-    if isinstance(value, str) or not hasattr(value, "__iter__"):
-        raise ConvMatrixError(
-            f"`{name}` (={value!r}) must be a tuple of ints >= 1 (one sample, no batch axis)")
-    items = tuple(value)
-    if not items:
-        raise ConvMatrixError(f"`{name}` (=()) must have at least one axis")
-    for item in items:
-        if isinstance(item, bool) or not hasattr(item, "__index__") or int(item) < 1:
-            raise ConvMatrixError(
-                f"`{name}` (={items!r}) must hold ints >= 1 (one sample, no batch axis), "
-                f"got {item!r}")
-    return tuple(int(item) for item in items)
+__all__ = ["frozen", "numeric_array", "sample_axis"]
 
 
 def numeric_array(value: Any, name: str) -> np.ndarray:

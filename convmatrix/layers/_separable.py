@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.builder.sparse import SparseFormat
+from convmatrix.geometry.spec import as_sample_shape
 from convmatrix.layers.base import ShapedLayer
 
 if TYPE_CHECKING:
@@ -32,10 +33,7 @@ def as_int(value: Any, name: str, minimum: int | None = None) -> int:
 
 def as_shape(input_shape: Any, spatial: Sequence[int] = (1, 2, 3)) -> tuple[int, ...]:
     """``(C, *spatial)`` of one sample with ``len(spatial)`` in ``spatial``; sizes >= 1."""
-    if isinstance(input_shape, str) or not hasattr(input_shape, "__iter__"):
-        raise ConvMatrixError(
-            f"`input_shape` (={input_shape!r}) must be a tuple (C, *spatial) for one sample")
-    shape = tuple(as_int(v, "input_shape", 1) for v in input_shape)
+    shape = as_sample_shape(input_shape, layout="(C, *spatial)")
     if len(shape) - 1 not in spatial:
         allowed = " or ".join(str(n) for n in spatial)
         raise ConvMatrixError(

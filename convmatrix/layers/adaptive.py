@@ -10,7 +10,8 @@ import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.geometry.shapes import shape_text
-from convmatrix.layers._checks import any_shape, sample_axis
+from convmatrix.geometry.spec import as_sample_shape
+from convmatrix.layers._checks import sample_axis
 from convmatrix.layers._separable import SeparableLayer, as_int, as_shape, axis_matrix
 from convmatrix.typing import Direction
 
@@ -96,7 +97,7 @@ class GlobalAvgPool(SeparableLayer):
 
     def __init__(self, input_shape: Sequence[int], keepdims: bool = False,
                  axes: int | Sequence[int] | None = None) -> None:
-        shape = any_shape(input_shape)
+        shape = as_sample_shape(input_shape)
         if not isinstance(keepdims, bool | np.bool_):
             raise ConvMatrixError(f"`keepdims` (={keepdims!r}) must be True or False")
         if axes is None:

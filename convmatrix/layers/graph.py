@@ -30,6 +30,7 @@ from convmatrix.builder.budget import format_bytes, nnz_estimate
 from convmatrix.builder.sparse import SparseFormat
 from convmatrix.builder.stencil import ProgramNode, StencilProgram, stencil_program
 from convmatrix.geometry.shapes import shape_text
+from convmatrix.geometry.spec import as_sample_shape
 from convmatrix.layers.base import Layer
 from convmatrix.layers.dense import APPLY_CHUNK_BYTES, DENSE_FILL, block_bytes, dense_product
 from convmatrix.typing import Layout
@@ -335,23 +336,13 @@ class Graph(Layer):
 
     def __init__(self, input_shape: Sequence[int], nodes: Sequence[Node], output: str, *,
                  input: str = "input") -> None:
-        if isinstance(input_shape, str) or not hasattr(input_shape, "__iter__"):
-            raise ConvMatrixError(
-                f"`input_shape` (={input_shape!r}) must be a tuple of ints (one sample)")
-        shape: list[int] = []
-        for v in input_shape:
-            if isinstance(v, bool) or not hasattr(v, "__index__") or int(v) < 1:
-                raise ConvMatrixError(
-                    f"`input_shape` (={tuple(input_shape)!r}) must hold positive ints")
-            shape.append(int(v))
-        if not shape:
-            raise ConvMatrixError("`input_shape` is empty; give one sample's shape")
+        shape = as_sample_shape(input_shape)
         if not isinstance(input, str) or not input:
             raise ConvMatrixError(f"`input` (={input!r}) must be a non-empty str")
         if isinstance(nodes, Node) or not hasattr(nodes, "__iter__"):
             raise ConvMatrixError(f"`nodes` (={type(nodes).__name__}) must be a list of cm.Node")
         items = tuple(nodes)
-        self._input_shape = tuple(shape)
+        self._input_shape = shape
         self.input_name = input
         shapes: dict[str, tuple[int, ...]] = {input: self._input_shape}
         positions: dict[str, int] = {}

@@ -12,7 +12,8 @@ import scipy.sparse as sp
 from convmatrix._errors import ConvMatrixError
 from convmatrix.builder.sparse import SparseFormat
 from convmatrix.geometry.shapes import shape_text
-from convmatrix.layers._checks import any_shape, frozen, numeric_array
+from convmatrix.geometry.spec import as_sample_shape
+from convmatrix.layers._checks import frozen, numeric_array
 from convmatrix.layers.base import ShapedLayer
 
 __all__ = ["Linear"]
@@ -58,7 +59,7 @@ class Linear(ShapedLayer):
                 f"`weight` has shape {array.shape}; it must be (out_features, in_features), "
                 f"both >= 1 (torch's nn.Linear layout)")
         out_features, in_features = array.shape
-        shape = (in_features,) if input_shape is None else any_shape(input_shape)
+        shape = (in_features,) if input_shape is None else as_sample_shape(input_shape)
         if math.prod(shape) != in_features:
             raise ConvMatrixError(
                 f"`input_shape` (={shape}) has {math.prod(shape)} values per sample, but "

@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.geometry.spec import as_sample_shape
 from convmatrix.layers._separable import SelectionLayer, as_int, as_shape, axis_matrix
 
 __all__ = ["NUMPY_PAD_MODES", "PAD_MODES", "NumpyPad", "Pad"]
@@ -220,9 +221,7 @@ class NumpyPad(_PaddingSelection):
 
     def __init__(self, input_shape: Sequence[int], pad_width: Sequence[Sequence[int]],
                  mode: str = "constant", value: float = 0.0) -> None:
-        from convmatrix.layers._checks import any_shape
-
-        shape = any_shape(input_shape)
+        shape = as_sample_shape(input_shape)
         if mode not in NUMPY_PAD_MODES:
             raise ConvMatrixError(
                 f"`mode` (={mode!r}) must be one of {', '.join(map(repr, NUMPY_PAD_MODES))}")

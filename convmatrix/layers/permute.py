@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from convmatrix._errors import ConvMatrixError
 from convmatrix.builder.sparse import SparseFormat
 from convmatrix.geometry.shapes import shape_text
-from convmatrix.layers._checks import any_shape
+from convmatrix.geometry.spec import as_sample_shape
 from convmatrix.layers.base import Layer, ShapedLayer
 
 __all__ = ["Permute", "Rearrangement"]
@@ -130,7 +130,7 @@ class Permute(Rearrangement):
     """
 
     def __init__(self, input_shape: Sequence[int], axes: Sequence[int] | None) -> None:
-        shape = any_shape(input_shape)
+        shape = as_sample_shape(input_shape)
         self.axes = _axes(axes, len(shape))
         self._input_shape = shape
         self._output_shape = tuple(shape[a] for a in self.axes)

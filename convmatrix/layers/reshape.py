@@ -15,7 +15,8 @@ import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.geometry.shapes import shape_text
-from convmatrix.layers._checks import any_shape, sample_axis
+from convmatrix.geometry.spec import as_sample_shape
+from convmatrix.layers._checks import sample_axis
 from convmatrix.layers._separable import SelectionLayer, as_int, axis_matrix
 from convmatrix.layers.base import Layer, ShapedLayer
 from convmatrix.layers.identity import IdentityMatrix
@@ -77,7 +78,7 @@ class Reshape(IdentityMatrix, ShapedLayer):
     """
 
     def __init__(self, input_shape: Sequence[int], shape: Sequence[int]) -> None:
-        self._input_shape = any_shape(input_shape)
+        self._input_shape = as_sample_shape(input_shape)
         self._output_shape = _target_shape(shape, math.prod(self._input_shape),
                                            self._input_shape)
 
@@ -158,7 +159,7 @@ class Slice(SelectionLayer):
 
     def __init__(self, input_shape: Sequence[int], axis: int, start: int | None,
                  stop: int | None, step: int = 1) -> None:
-        shape = any_shape(input_shape)
+        shape = as_sample_shape(input_shape)
         self.axis = sample_axis(axis, shape)
         bounds = [None if v is None else as_int(v, name)
                   for v, name in ((start, "start"), (stop, "stop"))]

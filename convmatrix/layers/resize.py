@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from convmatrix._errors import ConvMatrixError
 from convmatrix.builder.budget import DEFAULT_MAX_BYTES, format_bytes
 from convmatrix.geometry.shapes import shape_text
-from convmatrix.layers._checks import any_shape
+from convmatrix.geometry.spec import as_sample_shape
 from convmatrix.layers._separable import SeparableLayer, as_int, axis_matrix
 
 __all__ = ["COORDINATE_MODES", "KEEP_ASPECT_RATIO_POLICIES", "NEAREST_MODES", "RESIZE_MODES",
@@ -363,7 +363,7 @@ class Resize(SeparableLayer):
                  exclude_outside: bool = False, extrapolation_value: float = 0.0,
                  roi: Any = None, antialias: bool = False, axes: Any = None,
                  keep_aspect_ratio_policy: str = "stretch") -> None:
-        shape = any_shape(input_shape)
+        shape = as_sample_shape(input_shape)
         self.mode = _choice(mode, "mode", RESIZE_MODES)
         self.coordinate_transformation_mode = _choice(
             coordinate_transformation_mode, "coordinate_transformation_mode", COORDINATE_MODES)

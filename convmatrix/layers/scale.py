@@ -12,7 +12,8 @@ import scipy.sparse as sp
 from convmatrix._errors import ConvMatrixError
 from convmatrix.builder.sparse import SparseFormat
 from convmatrix.geometry.shapes import shape_text
-from convmatrix.layers._checks import any_shape, frozen, numeric_array
+from convmatrix.geometry.spec import as_sample_shape
+from convmatrix.layers._checks import frozen, numeric_array
 from convmatrix.layers.base import Layer, ShapedLayer
 
 __all__ = ["Scale"]
@@ -72,7 +73,7 @@ class Scale(ShapedLayer):
     """
 
     def __init__(self, input_shape: Sequence[int], scale: Any, shift: Any = 0) -> None:
-        shape = any_shape(input_shape)
+        shape = as_sample_shape(input_shape)
         scale_array = _broadcast(scale, shape, "scale")
         shift_array = _broadcast(shift, shape, "shift")
         weak = [v for v in (_weak(scale), _weak(shift)) if v is not None]

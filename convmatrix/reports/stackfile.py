@@ -51,6 +51,7 @@ import numpy as np
 from convmatrix._errors import ConvMatrixError
 from convmatrix.builder.budget import format_bytes
 from convmatrix.builder.sparse import DEFAULT_MAX_BYTES
+from convmatrix.geometry.spec import as_sample_shape
 from convmatrix.layers.base import Layer
 from convmatrix.layers.sequential import Sequential
 
@@ -244,11 +245,13 @@ def parse_stack(text: str, *, source: str = "<string>",
         raise ConvMatrixError(f"{source}: unknown key(s) {', '.join(unknown)}; a stack file has "
                               f"title, input, weights, seed and [[layers]]")
     shape = data.get("input")
-    if (not isinstance(shape, list) or len(shape) < 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
-                       for v in shape)):
+    if not isinstance(shape, list) or len(shape) < 2:
         raise ConvMatrixError(f"{source}: `input` (={shape!r}) must be one sample's shape, "
                               f"channels first, e.g. [1, 4, 4]")
+    try:
+        current = as_sample_shape(shape, "input", layout="[C, *spatial]")
+    except ConvMatrixError as error:
+        raise ConvMatrixError(f"{source}: {error}") from None
     fill = data.get("weights", "ones")
     if fill not in FILLS:
         raise ConvMatrixError(f"{source}: `weights` (={fill!r}) must be one of "
@@ -260,7 +263,6 @@ def parse_stack(text: str, *, source: str = "<string>",
     if not isinstance(entries, list) or not entries:
         raise ConvMatrixError(f"{source}: no [[layers]]; a stack needs at least one layer")
     layers: list[Layer] = []
-    current = tuple(shape)
     for position, entry in enumerate(entries):
         try:
             layer = _build(position, entry, current, fill, seed, max_bytes)

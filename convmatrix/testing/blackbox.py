@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
+from convmatrix.geometry.spec import as_sample_shape
 
 __all__ = ["BlackBox", "Linearity", "as_numpy", "check_linearity"]
 
@@ -62,14 +63,8 @@ class BlackBox:
                  batched: bool) -> None:
         if not callable(fn):
             raise ConvMatrixError(f"`fn` (={fn!r}) must be callable")
-        shape = tuple(input_shape) if hasattr(input_shape, "__iter__") else None
-        if (shape is None or not shape or any(isinstance(v, bool) or not hasattr(v, "__index__")
-                                              or int(v) < 1 for v in shape)):
-            raise ConvMatrixError(
-                f"`input_shape` (={input_shape!r}) must be a tuple of positive ints "
-                f"(C_in, *spatial) for one sample")
         self.fn = fn
-        self.input_shape: tuple[int, ...] = tuple(int(v) for v in shape)
+        self.input_shape: tuple[int, ...] = as_sample_shape(input_shape, layout="(C_in, *spatial)")
         self.batched = bool(batched)
         self.n = math.prod(self.input_shape)
         self.output_shape: tuple[int, ...] | None = None

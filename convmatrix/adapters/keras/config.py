@@ -22,7 +22,14 @@ from convmatrix.builder.channels_last import channels_last_matrix
 from convmatrix.builder.sparse import DEFAULT_MAX_BYTES, spec_matrix
 from convmatrix.builder.weights import as_weight
 from convmatrix.geometry import shapes
-from convmatrix.geometry.spec import ConvSpec, as_int, check_bounded, conv_spec, sequence_items
+from convmatrix.geometry.spec import (
+    ConvSpec,
+    as_int,
+    as_sample_shape,
+    check_bounded,
+    conv_spec,
+    sequence_items,
+)
 from convmatrix.geometry.view import check_direction
 from convmatrix.typing import Direction
 
@@ -151,23 +158,12 @@ def _parse(serialized_layer: Mapping[str, Any]) -> tuple[str, int, dict[str, Any
 def _sample_shape(input_shape: Any, rank: int, data_format: str) -> tuple[int, ...]:
     """One sample's shape: ``rank + 1`` positive ints (numpy ints welcome, floats refused)."""
     items = sequence_items(input_shape)
-    if items is None:
-        raise ConvMatrixError(
-            f"`input_shape` (={input_shape!r}) must be a tuple: one sample with {rank} spatial "
-            f"axes and a channel axis ({data_format})")
-    if any(v is None for v in items):
+    if items is not None and any(v is None for v in items):
         raise ConvMatrixError(
             f"`input_shape` (={items}) must be fully known: one sample without "
             f"the batch axis and no None sizes")
-    ishape = tuple(as_int(v, "input_shape") for v in items)
-    if len(ishape) != rank + 1:
-        hint = " (drop the batch axis)" if len(ishape) == rank + 2 else ""
-        raise ConvMatrixError(
-            f"`input_shape` (={ishape}) must be one sample with {rank} spatial axes and a "
-            f"channel axis ({data_format}){hint}")
-    for v in ishape:
-        check_bounded(v, "input_shape", minimum=1, shown=ishape)
-    return ishape
+    return as_sample_shape(input_shape, rank=rank + 1,
+                        layout=f"with {rank} spatial axes and a channel axis ({data_format})")
 
 
 def _output_padding(config: Mapping[str, Any], rank: int, name: str) -> tuple[int, ...] | None:

@@ -26,6 +26,7 @@ import numpy as np
 from convmatrix._errors import ConvMatrixError
 from convmatrix.adapters.keras.layers import read_keras_layer
 from convmatrix.geometry.shapes import shape_text
+from convmatrix.geometry.spec import as_sample_shape, sequence_items
 from convmatrix.layers.base import Layer
 from convmatrix.layers.graph import Cat, Graph, Node, Sum
 from convmatrix.layers.reshape import Reshape
@@ -138,9 +139,10 @@ def _trace(model: Any, input_shape: Sequence[int] | None) -> tuple[Any, Any]:
                 f"give `input_shape`: the subclassed model {type(model).__name__} has not been "
                 f"built on one input of known shape")
         input_shape = tuple(shape)[1:]
-    if any(v is None for v in input_shape):
-        raise ConvMatrixError(f"`input_shape` (={tuple(input_shape)}) must be fully known")
-    symbolic = keras.Input(shape=tuple(int(v) for v in input_shape),
+    items = sequence_items(input_shape)
+    if items is not None and any(v is None for v in items):
+        raise ConvMatrixError(f"`input_shape` (={items}) must be fully known")
+    symbolic = keras.Input(shape=as_sample_shape(input_shape),
                            dtype=getattr(model, "input_dtype", None))
     try:
         output = model.call(symbolic)
@@ -164,17 +166,16 @@ def _sample_shape(model_input: Any, input_shape: Sequence[int] | None) -> tuple[
             raise ConvMatrixError(
                 f"give `input_shape`: the model's input has shape {known} (None: not fixed)")
         return tuple(int(v) for v in known)
-    given = tuple(input_shape)
-    if len(given) != len(known) or any(
-            isinstance(v, bool) or not hasattr(v, "__index__") or int(v) < 1 for v in given):
+    given = as_sample_shape(input_shape)
+    if len(given) != len(known):
         raise ConvMatrixError(
             f"`input_shape` (={given}) must be one sample of the model's input {known} (no "
             f"batch axis), positive ints")
     for want, have in zip(known, given, strict=True):
-        if want is not None and want != int(have):
+        if want is not None and want != have:
             raise ConvMatrixError(
                 f"`input_shape` (={given}) does not fit the model's input {known}")
-    return tuple(int(v) for v in given)
+    return given
 
 
 def _unique(name: str, taken: set[str]) -> str:

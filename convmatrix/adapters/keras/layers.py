@@ -21,6 +21,7 @@ from convmatrix._arrays import to_numpy
 from convmatrix._errors import ConvMatrixError
 from convmatrix.adapters.keras.activations import ACTIVATION_LAYERS, check_activation, layer_title
 from convmatrix.adapters.keras.config import keras_layer
+from convmatrix.geometry.spec import as_sample_shape
 from convmatrix.layers.base import Layer
 from convmatrix.layers.channels_last import ChannelsLast, KerasConv
 from convmatrix.layers.identity import Identity
@@ -473,7 +474,8 @@ def read_keras_layer(layer: Any, input_shape: Sequence[int], position: int | Non
     if linear_part:
         config["activation"] = None
     try:
-        return reader(layer, config, tuple(int(v) for v in input_shape))
+        # integral floats (4.0) have always been read as sizes here; 4.5 is refused
+        return reader(layer, config, as_sample_shape(input_shape, integral_floats=True))
     except ConvMatrixError as error:
         if not prefixed:
             raise

@@ -23,6 +23,7 @@ from convmatrix.adapters.keras.layers import (
     read_keras_layer,
 )
 from convmatrix.adapters.keras.saved import is_keras_path, load_keras_file
+from convmatrix.geometry.spec import as_sample_shape
 from convmatrix.layers.base import Layer
 from convmatrix.layers.sequential import Sequential
 
@@ -134,7 +135,8 @@ def from_keras_sequential(model: Any, input_shape: Sequence[int] | None = None) 
         if known is None or any(v is None for v in tuple(known)[1:]):
             raise ConvMatrixError("give `input_shape`: the model has no fully known input shape")
         input_shape = tuple(known)[1:]
-    shape = tuple(int(v) for v in input_shape)
+    # integral floats (4.0) have always been read as sizes here; 4.5 is refused
+    shape = as_sample_shape(input_shape, integral_floats=True)
     layers: list[Layer] = []
     for position, layer in enumerate(model.layers):
         if type(layer).__name__ in _SKIPPED:

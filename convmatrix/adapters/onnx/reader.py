@@ -27,6 +27,7 @@ from convmatrix.adapters.onnx.load import load_model
 from convmatrix.adapters.onnx.node import OnnxNode, decode_attribute
 from convmatrix.adapters.onnx.ops import TRANSLATORS
 from convmatrix.builder.budget import DEFAULT_MAX_BYTES, format_bytes
+from convmatrix.geometry.spec import as_sample_shape
 from convmatrix.layers.base import Layer
 from convmatrix.layers.graph import Cat, Graph, Node, Sum
 from convmatrix.layers.identity import Identity
@@ -85,15 +86,7 @@ def _sample_shape(value_info: Any, input_shape: Any) -> tuple[int, ...]:
             f"(shape {['?' if d is None else d for d in dims]}); convmatrix reads one sample: "
             f"export with batch 1 or a symbolic batch")
     if input_shape is not None:
-        if isinstance(input_shape, str) or not hasattr(input_shape, "__iter__"):
-            raise ConvMatrixError(f"`input_shape` (={input_shape!r}) must be a tuple of ints "
-                                  f"(one sample, without the batch axis)")
-        shape = []
-        for v in input_shape:
-            if isinstance(v, bool) or not hasattr(v, "__index__") or int(v) < 1:
-                raise ConvMatrixError(f"`input_shape` (={tuple(input_shape)!r}) must hold "
-                                      f"positive ints")
-            shape.append(int(v))
+        shape = as_sample_shape(input_shape)
         if dims is not None:
             if len(dims) != len(shape) + 1:
                 raise ConvMatrixError(

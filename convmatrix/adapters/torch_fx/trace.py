@@ -16,7 +16,7 @@ from typing import Any
 
 from convmatrix._errors import ConvMatrixError
 
-__all__ = ["checked_input_shape", "graph_module", "in_dtype", "module_dtype", "trace_differs_once"]
+__all__ = ["graph_module", "in_dtype", "module_dtype", "trace_differs_once"]
 
 
 @dataclass
@@ -153,20 +153,6 @@ def _trace_differs(module: Any, gm: Any, shape: tuple[int, ...], dtype: Any) -> 
     finite = want[torch.isfinite(want)]
     scale = float(finite.abs().max()) if finite.numel() else 0.0
     return not torch.allclose(got, want, rtol=1e-5, atol=1e-6 * max(scale, 1.0), equal_nan=True)
-
-
-def checked_input_shape(input_shape: Any) -> tuple[int, ...]:
-    """``input_shape`` as a tuple of positive ints (one sample), else a ConvMatrixError."""
-    if isinstance(input_shape, str) or not hasattr(input_shape, "__iter__"):
-        raise ConvMatrixError(
-            f"`input_shape` (={input_shape!r}) must be a tuple (C, *spatial) for one sample")
-    shape = []
-    for v in input_shape:
-        if isinstance(v, bool) or not hasattr(v, "__index__") or int(v) < 1:
-            raise ConvMatrixError(
-                f"`input_shape` (={tuple(input_shape)!r}) must hold positive ints, got {v!r}")
-        shape.append(int(v))
-    return tuple(shape)
 
 
 def module_dtype(module: Any) -> Any:

@@ -34,13 +34,13 @@ from convmatrix.adapters.torch_fx.run import (
     run_graph,
 )
 from convmatrix.adapters.torch_fx.trace import (
-    checked_input_shape,
     graph_module,
     in_dtype,
     module_dtype,
     trace_differs_once,
 )
 from convmatrix.adapters.torch_fx.translate import translate
+from convmatrix.geometry.spec import as_sample_shape
 from convmatrix.layers.base import Layer
 from convmatrix.layers.graph import Graph, Node, Sum
 
@@ -164,7 +164,7 @@ def walk_fx(module: Any, input_shape: Sequence[int], *, x: Any = None,
     """
     import torch
 
-    shape = checked_input_shape(input_shape)
+    shape = as_sample_shape(input_shape, layout="(C, *spatial)")
     gm, entry = graph_module(module, parameter)
     own = module_dtype(gm)
     run_dtype = own if dtype is None else getattr(torch, dtype)
