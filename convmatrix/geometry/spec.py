@@ -324,8 +324,8 @@ def as_sample_shape(value: Any, name: str = "input_shape", *, rank: int | None =
     >>> as_sample_shape((1, 4.5, 4), layout="(C, *spatial)")
     Traceback (most recent call last):
     ...
-    convmatrix._errors.ConvMatrixError: `input_shape` (=4.5) must be an integer: `input_shape`
-    (=(1, 4.5, 4)) is one sample's shape (C, *spatial), no batch axis, a tuple of positive ints
+    convmatrix._errors.ConvMatrixError: `input_shape` (=4.5) must be an integer: one sample's
+    shape (C, *spatial), no batch axis, is a tuple of positive ints; got 4.5 in (1, 4.5, 4)
     >>> as_sample_shape((0, 4, 4))
     Traceback (most recent call last):
     ...
@@ -343,8 +343,8 @@ def as_sample_shape(value: Any, name: str = "input_shape", *, rank: int | None =
                 and float(item).is_integer()):
             item = int(float(item))
         if isinstance(item, bool) or not hasattr(item, "__index__"):
-            raise ConvMatrixError(f"`{name}` (={item!r}) must be an integer: `{name}` "
-                                  f"(={value!r}) is {where}, a tuple of {rule}")
+            raise ConvMatrixError(f"`{name}` (={item!r}) must be an integer: {where}, is a "
+                                  f"tuple of {rule}; got {item!r} in {value!r}")
         sizes.append(as_int(item, name))
     if rank is not None and len(sizes) != rank:
         hint = "; drop the batch axis" if len(sizes) == rank + 1 else ""
