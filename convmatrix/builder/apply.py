@@ -1046,13 +1046,27 @@ def _scatter_phases(spec: ConvSpec, taps: Sequence[tuple[int, ...]], cols: np.nd
                                                                    strict=True)))
         window = split[index]
         np.add(window, cols[:, :, t], out=window)
+    parts = []
     for phase in itertools.product(*(range(st) for st in stride)):
+        where: tuple[Any, ...] = (slice(None), slice(None), *phase)
+        parts.append(split[where])
+    _interleave_phases(pad, stride, parts)
+
+
+def _interleave_phases(pad: np.ndarray, stride: Sequence[int],
+                       values: Sequence[np.ndarray]) -> None:
+    """``pad[:, :, r₀::s₀, r₁::s₁, …] =`` phase ``r``'s values, one strided copy per phase.
+
+    ``values`` holds a ``(b, C, …)`` array per phase (row-major order of ``r``), at least as
+    long as the phase along every axis (its first ``⌈(n − r)/s⌉`` positions are copied).
+    """
+    lengths = pad.shape[2:]
+    for index, phase in enumerate(itertools.product(*(range(st) for st in stride))):
         counts = [len(range(r, n, st)) for r, n, st in zip(phase, lengths, stride, strict=True)]
         target: tuple[Any, ...] = (slice(None), slice(None), *(
             slice(r, None, st) for r, st in zip(phase, stride, strict=True)))
-        source: tuple[Any, ...] = (slice(None), slice(None), *phase,
-                                   *(slice(0, c) for c in counts))
-        np.copyto(pad[target], split[source])
+        source: tuple[Any, ...] = (slice(None), slice(None), *(slice(0, c) for c in counts))
+        np.copyto(pad[target], values[index][source])
 
 
 @lru_cache(maxsize=256)
@@ -1158,17 +1172,13 @@ def _flat_col2im_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np
                     target = phase_values[start:start + source.size]
                     np.add(target, source, out=target)
         pad = pads.take((b, spec.in_channels, prow, *used[1:]), batch_last)
-        for index, phase in enumerate(itertools.product(*(range(st) for st in stride))):
-            memory = phase_values[index * (block + slack):index * (block + slack) + block]
-            if batch_last:
-                values = np.moveaxis(memory.reshape(spec.in_channels, *lengths, b), -1, 0)
-            else:
-                values = memory.reshape(b, spec.in_channels, *lengths)
-            counts = [len(range(r, size, st)) for r, size, st in
-                      zip(phase, (prow, *used[1:]), stride, strict=True)]
-            np.copyto(pad[(slice(None), slice(None),
-                           *(slice(r, None, st) for r, st in zip(phase, stride, strict=True)))],
-                      values[(slice(None), slice(None), *(slice(0, c) for c in counts))])
+        blocks = phase_values.reshape(n_phases, block + slack)[:, :block]
+        if batch_last:  # each phase's memory (C_in, *lengths, b)
+            by_phase = np.moveaxis(blocks.reshape(n_phases, spec.in_channels, *lengths, b),
+                                   -1, 1)
+        else:
+            by_phase = blocks.reshape(n_phases, b, spec.in_channels, *lengths)
+        _interleave_phases(pad, stride, list(by_phase))
         if general:
             target_out = out[b0:b1]
             np.add(target_out, _fold(pad, spec), out=target_out, casting="unsafe")
