@@ -406,11 +406,14 @@ def _combine(factors: Sequence[Factor], values: dict[str, float], output: str) -
         ins = [result[name] for name in factor.inputs]
         if factor.combine == "sum":
             coefficients = factor.coefficients or (1.0,) * len(ins)
-            result[factor.name] = sum(abs(c) * v for c, v in zip(coefficients, ins, strict=True))
+            # a term that is zero on either side adds nothing (0·inf would be a nan)
+            result[factor.name] = sum(abs(c) * v for c, v in zip(coefficients, ins, strict=True)
+                                      if c and v)
         elif factor.combine == "cat":
             result[factor.name] = math.sqrt(sum(v * v for v in ins))
         else:  # a step that receives nothing passes nothing on, even with an infinite constant
-            result[factor.name] = values[factor.name] * ins[0] if ins[0] else 0.0
+            constant = values[factor.name]  # (and a constant 0 passes nothing, even of inf)
+            result[factor.name] = constant * ins[0] if ins[0] and constant else 0.0
     return result[output]
 
 

@@ -84,9 +84,25 @@ near the point (away from ties), so it reaches a ``where`` or a product as a con
 is a step, with no global Lipschitz constant."""
 
 
+_BINARY_EXTREMA = {"max": _EXTREMUM, "min": _EXTREMUM}
+"""``torch.max(a, b)`` / ``a.min(b)``: ``maximum`` / ``minimum`` when the second argument is a
+tensor (with an int it is a reduction along a dim, read elsewhere)."""
+
+
+def _branch_op(call: FxCall) -> BranchOp | None:
+    """What the node is as an element-wise operation of several operands (None: not one)."""
+    if call.kind in _BINARY_EXTREMA:
+        import torch
+
+        second = call.args[1] if len(call.args) > 1 else call.kwargs.get("other")
+        return (_BINARY_EXTREMA[call.kind] if isinstance(second, Traced | torch.Tensor)
+                else None)
+    return BRANCH_OPS.get(call.kind)
+
+
 def is_branch_op(call: FxCall) -> bool:
     """Whether :func:`branch_jacobian` reads the node (``x ** 2`` is an activation instead)."""
-    if call.op == "call_module" or call.kind not in BRANCH_OPS:
+    if call.op == "call_module" or _branch_op(call) is None:
         return False
     traced = call.traced
     return not (call.kind == "pow" and len(traced) == 1 and call.arg(0, "input") is traced[0])
@@ -281,7 +297,9 @@ def branch_jacobian(call: FxCall, text: str) -> tuple[list[Layer], list[Site]]:
     from convmatrix.layers.scale import Scale
     from convmatrix.layers.sequential import Sequential
 
-    spec = BRANCH_OPS[call.kind]
+    spec = _branch_op(call)
+    if spec is None:
+        raise ConvMatrixError(f"{call.kind} is not an element-wise operation of its operands")
     if call.kwargs.get("rounding_mode") is not None:
         raise ConvMatrixError(f"divides with rounding_mode={call.kwargs['rounding_mode']!r} (a "
                               f"step function), which cm.linearize does not read")

@@ -133,12 +133,10 @@ def _may_write(node: Any, modules: dict[str, Any], args: Any, kwargs: Any) -> bo
             a is True for a in args[1:]):
         return True
     target = node.target
-    if isinstance(target, str):
-        name = target
-    elif hasattr(target, "_schema"):
-        name = target._schema.name.split("::")[-1] + ("_" if "!" in str(target._schema) else "")
-    else:
-        name = getattr(target, "__name__", "")
+    if hasattr(target, "_schema"):  # an aten overload (torch.export): its schema says so
+        return any(argument.alias_info is not None and argument.alias_info.is_write
+                   for argument in target._schema.arguments)
+    name = target if isinstance(target, str) else getattr(target, "__name__", "")
     return name in _WRITING or (name.endswith("_") and not name.endswith("__"))
 
 
