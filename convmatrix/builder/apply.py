@@ -21,9 +21,9 @@ from convmatrix.geometry.shapes import used_length
 from convmatrix.geometry.spec import ConvSpec, conv_spec
 from convmatrix.typing import Direction
 
-__all__ = ["GROUP_TILE_BYTES", "INTEGER_RULE", "SHIFT_GAIN", "SMALL_PRODUCT", "TAP_CHUNK_BYTES",
-           "TILE_BYTES", "WORKSPACE_BYTES", "compute_dtype", "conv_abs_row_sum", "conv_apply",
-           "conv_apply_adjoint", "integer_dtype", "max_abs"]
+__all__ = ["FLAT_GROUPS", "GROUP_TILE_BYTES", "INTEGER_RULE", "SHIFT_GAIN", "SMALL_PRODUCT",
+           "TAP_CHUNK_BYTES", "TILE_BYTES", "WORKSPACE_BYTES", "compute_dtype",
+           "conv_abs_row_sum", "conv_apply", "conv_apply_adjoint", "integer_dtype", "max_abs"]
 
 INTEGER_RULE = """\
 Integer and bool results are exact or refused. The worst-case magnitude of a result is bounded
