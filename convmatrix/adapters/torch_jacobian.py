@@ -62,7 +62,8 @@ class Activation:
     Attributes
     ----------
     kinks : callable
-        ``params → tuple of float``: the points where the derivative jumps.
+        ``params → tuple of float or ndarray``: the points where the derivative jumps (an
+        array: one point per entry, broadcast onto the input).
     piecewise_linear : bool
     lipschitz : callable or None
         ``params → float``: the global Lipschitz constant; None: the supremum of ``|f'|``
@@ -71,7 +72,7 @@ class Activation:
         ``params → str``: torch's derivative at the kinks.
     """
 
-    kinks: Callable[[Params], tuple[float, ...]]
+    kinks: Callable[[Params], tuple[float | np.ndarray, ...]]
     piecewise_linear: bool
     lipschitz: Callable[[Params], float] | None
     convention: Callable[[Params], str]
@@ -117,21 +118,34 @@ def _elu_alpha(params: Params) -> float:
 _SELU = (1.0507009873554804934193349852946, 1.6732632423543772848170429916717)
 
 
-def _clamp_bounds(params: Params) -> tuple[float, ...]:
-    """``clamp``'s bounds given (``min``/``max`` by name or position) as the kinks."""
+def _clamp_bounds(params: Params) -> tuple[float | np.ndarray, ...]:
+    """``clamp``'s bounds given (``min``/``max`` by name or position) as the kinks.
+
+    A number is one kink for every entry; a constant tensor (a buffer broadcast onto the
+    input, such as per-channel bounds of shape ``(1, C, 1, 1)``) gives each entry its own.
+    """
     positional = tuple(getattr(params, "_args", ()))
-    kinks = []
+    kinks: list[float | np.ndarray] = []
     for index, name in enumerate(("min", "max")):
         bound = _attr(params, name, positional[index] if len(positional) > index else None)
         if bound is None:
             continue
         array = np.asarray(bound if isinstance(bound, int | float) else to_numpy(bound),
                            dtype=np.float64)
-        if array.size != 1:
-            raise ConvMatrixError(f"clamps by a {name} of shape {array.shape}; number bounds "
-                                  f"are read")
-        kinks.append(float(array.reshape(-1)[0]))
+        kinks.append(float(array.reshape(-1)[0]) if array.size == 1 else array)
     return tuple(kinks)
+
+
+def _on_kinks(kinks: tuple[float | np.ndarray, ...], z: np.ndarray) -> np.ndarray:
+    """Which entries of one sample ``z`` sit on a kink (a tensor kink has a batch axis of 1)."""
+    at_kink = np.zeros(z.shape, bool)
+    for kink in kinks:
+        array = np.asarray(kink, dtype=np.float64)
+        if array.ndim > z.ndim:
+            array = np.broadcast_to(array, (1, *z.shape))[0]
+        at_kink |= z == np.broadcast_to(array, z.shape)
+    return at_kink
+
 
 ACTIVATIONS: dict[str, Activation] = {
     "ReLU": Activation(lambda p: (0.0,), True, _one, lambda p: "ReLU'(0) = 0 (torch)"),
@@ -194,7 +208,8 @@ ACTIVATIONS: dict[str, Activation] = {
 
 _FUNCTIONS: dict[str, str] = {
     "relu": "ReLU", "relu_": "ReLU", "leaky_relu": "LeakyReLU", "leaky_relu_": "LeakyReLU",
-    "prelu": "PReLU", "rrelu": "RReLU", "relu6": "ReLU6", "hardtanh": "Hardtanh",
+    "prelu": "PReLU", "rrelu": "RReLU", "rrelu_with_noise_functional": "RReLU",
+    "relu6": "ReLU6", "hardtanh": "Hardtanh",
     "hardtanh_": "Hardtanh", "threshold": "Threshold", "hardshrink": "Hardshrink",
     "softshrink": "Softshrink", "hardsigmoid": "Hardsigmoid", "hardswish": "Hardswish",
     "elu": "ELU", "elu_": "ELU", "celu": "CELU", "selu": "SELU", "gelu": "GELU",
@@ -349,8 +364,7 @@ def activation_site(kind: str, params: Params, z: np.ndarray, derivative: np.nda
     kink there changes nothing), or None.
     """
     spec = ACTIVATIONS[kind]
-    kinks = spec.kinks(params)
-    at_kink = np.isin(z, np.array(kinks, dtype=np.float64)) if kinks else np.zeros(z.shape, bool)
+    at_kink = _on_kinks(spec.kinks(params), z)
     if constant is not None:
         at_kink &= ~constant.reshape(z.shape)
     on_kink = int(at_kink.sum())
@@ -496,6 +510,8 @@ def _activation(kind: str, call: Callable[[Any], Any], params: Params, z: Any,
     if kind == "RReLU" and getattr(params, "training", False):
         raise ConvMatrixError(f"{where} (RReLU) is in training mode: its slopes are random; "
                               f"call .eval() first")
+    if kind == "RReLU" and hasattr(params, "noise"):  # aten: (output, noise)
+        call = _first_output(call)
     out, grad = _derivative(call, z.to(torch.float64), kind)
     derivative = np.asarray(to_numpy(grad[0]), dtype=np.float64)
     if out.shape != z.shape:
@@ -506,6 +522,15 @@ def _activation(kind: str, call: Callable[[Any], Any], params: Params, z: Any,
     key = repr(params) if hasattr(params, "named_modules") else f"{text}:{params!r}"
     site = activation_site(kind, params, sample, derivative, where, text, call, key, constant)
     return layer, site, out
+
+
+def _first_output(call: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``call`` keeping only the first of the outputs (``rrelu_with_noise_functional``)."""
+
+    def first(t: Any) -> Any:
+        return call(t)[0]
+
+    return first
 
 
 def _glu(call: Callable[[Any], Any], params: Params, z: Any, sample: np.ndarray, where: str,
@@ -743,8 +768,11 @@ class FxJacobian:
         args = () if call.op == "call_module" else tuple(call.args[1:])
         kwargs = {} if call.op == "call_module" else {
             k: v for k, v in call.kwargs.items() if k != "input"}
-        layer, site, _ = torch_jacobian(op, call.values[source.name], args, kwargs,
-                                        name=call.name, constant=self._mask(call, source))
+        z = call.values[source.name]
+        if z.dim() == 1 and _name_of(op) in ACTIVATIONS:
+            z = z.reshape(1, 1)  # one number per sample: a sample of shape (1,), as traced
+        layer, site, _ = torch_jacobian(op, z, args, kwargs, name=call.name,
+                                        constant=self._mask(call, source))
         self.sites[call.name] = site
         return layer
 

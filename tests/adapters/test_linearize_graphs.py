@@ -181,10 +181,13 @@ def test_clamp_and_abs_at_their_kinks_follow_torch():
     assert [(s.op, s.kinks) for s in lin.sites] == [(".clamp()", 2), ("torch.abs", 1),
                                                     ("torch.clip", 1)]
     assert lin.piecewise_linear and "clamp' = 1 at min and max" in str(lin.explain())
-    with pytest.raises(cm.ConvMatrixError, match=r"node 'clamp' .*: clamps by a min of shape "
-                                                 r"\(1, 1, 5\); number bounds are read"):
-        cm.linearize(type("Bounded", (nn.Module,), {"forward": lambda self, x: x.clamp(
-            torch.zeros(1, 1, 5, dtype=torch.float64))})(), x)
+    bounded = _check(type("Bounded", (nn.Module,), {"forward": lambda self, x: x.clamp(
+        torch.zeros(1, 1, 5, dtype=torch.float64))})(), x)  # a tensor bound: per entry
+    assert [s.kinks for s in bounded.sites] == [1]
+    with pytest.raises(cm.ConvMatrixError, match=r"node 'clamp' .*: depends on the input "
+                                                 r"through 2 values"):
+        cm.linearize(type("Moving", (nn.Module,), {"forward": lambda self, x: x.clamp(
+            x.flip(-1))})(), x)
     with pytest.raises(cm.ConvMatrixError, match=r"clamp is not affine; cm\.linearize"):
         cm.from_torch(Clamped(), (1, 5))
 

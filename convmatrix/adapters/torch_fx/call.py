@@ -168,14 +168,16 @@ def _target_text(call: Any) -> str:
 def sample_shape(value: Any, call: FxCall | None = None) -> tuple[int, ...]:
     """One sample's shape of a traced value: its shape without the batch axis of 1.
 
-    A value without a batch axis of 1 is refused (naming ``call``'s node when given).
+    A value that is only its batch axis (``x.mean((1, 2, 3))``: one number per sample) is one
+    sample of shape ``(1,)``, which broadcasts as torch broadcasts it with one sample. A value
+    without a batch axis of 1 is refused (naming ``call``'s node when given).
     """
     shape = tuple(int(s) for s in getattr(value, "shape", ()))
     if not shape or shape[0] != 1:
         where = "" if call is None else f"{call.where()}: "
         raise Refused(f"{where}its value has shape {shape}, which has no batch axis of 1 "
                       f"(an operation across the batch axis is not a map of one sample)")
-    return shape[1:]
+    return shape[1:] or (1,)
 
 
 def as_array(value: Any) -> np.ndarray:

@@ -73,6 +73,8 @@ def _reshape_as(call: FxCall) -> Produced:
 def _cast(call: FxCall) -> Produced:
     """``.to(dtype or device)``, ``.float()``, ``.double()``, ``.type_as(y)``: the same values.
 
+    ``aten._to_copy`` is how ``run_decompositions()`` writes them.
+
     Only when no value changes: a conversion to a narrower type (float64 to float32) rounds.
     """
     source = call.args[0]
@@ -184,6 +186,7 @@ TRANSLATORS: dict[str, Translator] = {
     "alias": _alias, "dropout": _dropout, "feature_dropout": _dropout, "alpha_dropout": _dropout,
     "dropout1d": _dropout, "dropout2d": _dropout, "dropout3d": _dropout, "view_as": _reshape_as,
     "reshape_as": _reshape_as, "to": _cast, "float": _cast, "double": _cast, "type_as": _cast,
+    "_to_copy": _cast,
     "flip": _flip, "permute": _permute, "transpose": _transpose, "swapaxes": _transpose,
     "swapdims": _transpose, "movedim": _movedim, "moveaxis": _movedim, "detach": _alias, "t": _t,
     "numpy_T": _t, "fliplr": _flip_side, "flipud": _flip_side, "mT": matrix_transpose,
