@@ -4,7 +4,8 @@ A per-sample scalar (``h.mean((1, 2, 3))``, a sum over every non-batch axis) was
 an internal message ("`shape` (=()) must have at least one axis"); a dtype cast of a comparison
 after ``run_decompositions()`` (``aten._to_copy``) was refused; ``torch.clamp`` by constant
 tensor bounds (per-channel buffers) was refused ("number bounds are read"); ``nn.RReLU`` in eval
-mode after ``run_decompositions()`` (``rrelu_with_noise_functional``) was refused. Each is read
+mode after ``run_decompositions()`` (``rrelu_with_noise_functional``) was refused; a sum of
+branches of different shapes (``h - h.mean((1, 2, 3), keepdim=True)``) was refused. Each is read
 now, checked against ``torch.func.jacrev`` (float64) and the forward pass (the offset
 ``f(x) − J x``) as an fx-traced module, a ``torch.export`` program and its decomposition.
 """
@@ -86,8 +87,23 @@ class _RandomizedLeaky(_Conv):
         return self.act(self.conv(x))
 
 
-MODELS = (_ScaledByMean, _ScaledByKeptMean, _GatedByMean, _Score, _FlatTimesSum, _CastStep,
-          _ClampByBuffers, _RandomizedLeaky)
+class _Centred(_Conv):
+    """Sums of branches of different shapes (broadcast, as torch does): affine."""
+
+    def forward(self, x):
+        h = self.conv(x)
+        return (h - h.mean((1, 2, 3), keepdim=True) + h.sum(1, keepdim=True)
+                - 0.5 * h.mean((1, 2, 3)) + h[:, :, :1].sum((2, 3)).unsqueeze(-1).unsqueeze(-1))
+
+
+class _ScaledPlusSum(_Conv):
+    def forward(self, x):
+        h = self.conv(x)
+        return h * h.mean((1, 2, 3), keepdim=True) + h.sum((1, 2, 3), keepdim=True)
+
+
+MODELS = (_Centred, _ScaledPlusSum, _ScaledByMean, _ScaledByKeptMean, _GatedByMean, _Score,
+          _FlatTimesSum, _CastStep, _ClampByBuffers, _RandomizedLeaky)
 
 
 def _model(cls, seed=0):
@@ -137,6 +153,21 @@ def test_a_per_sample_scalar_is_one_value_per_sample():
     assert lin.output_shape == (1,)
     graph = cm.from_torch(model, (2, 4, 4))  # affine: from_torch reads it too
     x = _point(2)
+    np.testing.assert_allclose(np.asarray(graph(x[0].numpy())).ravel(),
+                               model(x).detach().numpy().ravel(), rtol=1e-12, atol=1e-12)
+
+
+def test_sums_of_broadcast_branches_are_affine_for_from_torch():
+    model = _model(_Centred)
+    graph = cm.from_torch(model, (2, 4, 4))
+    n = 2 * 4 * 4
+    basis = torch.eye(n, dtype=torch.float64).reshape(n, 2, 4, 4)
+    with torch.no_grad():  # one sample at a time: h.mean((1, 2, 3)) broadcasts on batch 1 only
+        zero = model(torch.zeros(1, 2, 4, 4, dtype=torch.float64))
+        columns = torch.cat([model(e[None]) - zero for e in basis])
+    np.testing.assert_allclose(graph.matrix().toarray(), columns.reshape(n, -1).numpy().T,
+                               rtol=1e-12, atol=1e-12)
+    x = _point(3)
     np.testing.assert_allclose(np.asarray(graph(x[0].numpy())).ravel(),
                                model(x).detach().numpy().ravel(), rtol=1e-12, atol=1e-12)
 

@@ -25,6 +25,8 @@ The package, one job a module:
 - :mod:`~convmatrix.adapters.torch_fx.call`: what a translator sees and answers
   (:class:`FxCall`, :class:`Traced`, the hooks :data:`ModuleReader` and
   :data:`JacobianTranslator`);
+- :mod:`~convmatrix.adapters.torch_fx.broadcast`: torch's broadcasting of one sample onto
+  another's shape, as a layer (sums of branches of different shapes);
 - :mod:`~convmatrix.adapters.torch_fx.ops` and its families ``ops_arithmetic`` (``+ - * /``),
   ``ops_shape`` (views, permutations, flips), ``ops_split`` (concatenations, splits, tilings),
   ``ops_select`` (indexing), ``ops_layers`` (functional convolutions, pools, norms) and

@@ -1,9 +1,9 @@
 """Element-wise arithmetic of torch graphs: ``+``, ``-``, ``*``, ``/`` and signs.
 
-A branch plus or minus a branch is a :class:`~convmatrix.layers.graph.Sum`; a branch times,
-over, plus or minus a constant (a Python number, a buffer) is a
-:class:`~convmatrix.layers.scale.Scale`. A product of two branches is not affine: the
-translators answer None (``cm.linearize`` reads it at a point).
+A branch plus or minus a branch is a :class:`~convmatrix.layers.graph.Sum` (after torch's
+broadcasting of one onto the other's shape); a branch times, over, plus or minus a constant (a
+Python number, a buffer) is a :class:`~convmatrix.layers.scale.Scale`. A product of two
+branches is not affine: the translators answer None (``cm.linearize`` reads it at a point).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from convmatrix.adapters.torch_fx.call import (
     FxCall,
     Produced,
     Refused,
+    Steps,
     Traced,
     Translator,
     as_array,
@@ -45,9 +46,7 @@ def _add(call: FxCall, sign: float = 1.0) -> Produced:
         raise Refused("its alpha depends on the input")
     if isinstance(a, Traced) and isinstance(b, Traced):
         if a.shape != b.shape:
-            raise Refused(f"adds values of different shapes ({a.shape} from {a.name!r}, "
-                          f"{b.shape} from {b.name!r}); broadcasting between branches is not "
-                          f"read")
+            return _broadcast_sum(call, (a, b), (1.0, sign * float(alpha)))
         return Sum((1.0, sign * float(alpha))), (a.name, b.name)
     if isinstance(a, Traced):
         return _scale(call, a, 1.0, sign * float(alpha) * as_array(b) if not isinstance(
@@ -55,6 +54,34 @@ def _add(call: FxCall, sign: float = 1.0) -> Produced:
     if isinstance(b, Traced):
         return _scale(call, b, sign * float(alpha), a)
     return None
+
+
+def _broadcast_sum(call: FxCall, terms: tuple[Traced, ...], weights: tuple[float, ...]
+                   ) -> Produced:
+    """A sum of branches of different shapes: each broadcast onto the output (torch's rule).
+
+    ``h - h.mean((1, 2, 3), keepdim=True)``: the mean, one value per sample, is copied onto
+    every entry first (:func:`~convmatrix.adapters.torch_fx.broadcast.broadcast_layer`).
+    """
+    from convmatrix._errors import ConvMatrixError
+    from convmatrix.adapters.torch_fx.broadcast import broadcast_layer
+
+    out = call.output_shape()
+    steps: list[tuple[Any, tuple[str | int, ...]]] = []
+    inputs: list[str | int] = []
+    for term in terms:
+        try:
+            spread = broadcast_layer(term.shape, out)
+        except ConvMatrixError:
+            raise Refused(f"adds values of shapes {', '.join(str(t.shape) for t in terms)}, "
+                          f"which do not broadcast onto one sample {out}") from None
+        if spread is None:
+            inputs.append(term.name)
+        else:
+            steps.append((spread, (term.name,)))
+            inputs.append(len(steps) - 1)
+    steps.append((Sum(weights), tuple(inputs)))
+    return Steps(tuple(steps))
 
 
 def _sub(call: FxCall) -> Produced:
