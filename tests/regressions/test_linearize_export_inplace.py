@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 import warnings
 
-import numpy as np
 import pytest
 
 import convmatrix as cm
+from tests.helpers import assert_linearizes
 
 torch = pytest.importorskip("torch")
 
@@ -81,14 +81,7 @@ def _program(model, x, form):
 
 
 def _check(model, x, program):
-    lin = cm.linearize(program, x)
-    n = x.numel()
-    expected = torch.func.jacrev(model)(x).reshape(-1, n).detach().numpy()
-    value = model(x).detach().numpy().ravel()
-    np.testing.assert_allclose(lin.matrix().toarray(), expected, rtol=1e-12, atol=1e-12)
-    offset = value - expected @ x.numpy().ravel()
-    np.testing.assert_allclose(np.asarray(lin.offset()).ravel(), offset, rtol=1e-12,
-                               atol=1e-12)
+    assert_linearizes(cm.linearize(program, x), model, x)
 
 
 @pytest.mark.parametrize("form", FORMS)

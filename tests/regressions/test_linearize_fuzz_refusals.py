@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import convmatrix as cm
+from tests.helpers import assert_linearizes
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -127,15 +128,8 @@ def _program(model, x, form):
 
 def _check(model, x, form):
     lin = cm.linearize(_program(model, x, form), x)
-    n = x.numel()
-    with warnings.catch_warnings():  # torch: no batching rule for rrelu's backward (slow)
-        warnings.simplefilter("ignore")
-        expected = torch.func.jacrev(model)(x).reshape(-1, n).detach().numpy()
+    assert_linearizes(lin, model, x)
     value = model(x).detach().numpy().ravel()
-    np.testing.assert_allclose(lin.matrix().toarray(), expected, rtol=1e-12, atol=1e-12)
-    offset = value - expected @ x.numpy().ravel()
-    np.testing.assert_allclose(np.asarray(lin.offset()).ravel(), offset, rtol=1e-12,
-                               atol=1e-12)
     np.testing.assert_allclose(np.asarray(lin(x[0].numpy())).ravel(), value, rtol=1e-12,
                                atol=1e-12)
     return lin
