@@ -12,13 +12,17 @@ it matrix-free (forward through the nodes, adjoint back through them), never for
 :class:`Add` and :class:`Concat` are the two common graphs over a shared input: the sum of
 several layers' maps (``Add(conv, Identity(shape))`` is a residual block) and their outputs
 stacked along an axis.
+
+This module is the layer; the node declarations (:class:`Node`, :class:`Sum`, :class:`Cat`) live
+in :mod:`convmatrix.layers.graph_nodes` and the estimate behind :meth:`Graph.plan` in
+:mod:`convmatrix.layers.graph_plan`. It re-exports :class:`Node`, :class:`Sum`, :class:`Cat` and
+:class:`GraphPlan`, and holds the tunables the plan chooses by (:data:`STENCIL_FLOPS`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,13 +30,14 @@ import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
 from convmatrix.builder.apply import integer_dtype
-from convmatrix.builder.budget import format_bytes, nnz_estimate
+from convmatrix.builder.budget import format_bytes
 from convmatrix.builder.sparse import SparseFormat
-from convmatrix.builder.stencil import ProgramNode, StencilProgram, stencil_program
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.geometry.spec import as_sample_shape
 from convmatrix.layers.base import Layer
 from convmatrix.layers.dense import APPLY_CHUNK_BYTES, DENSE_FILL, block_bytes, dense_product
+from convmatrix.layers.graph_nodes import Cat, Node, Sum, cat_rows, node_shape
+from convmatrix.layers.graph_plan import GraphPlan, estimate_nodes, sparse_bytes, stencil_form
 from convmatrix.typing import Layout
 
 if TYPE_CHECKING:
@@ -40,256 +45,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Add", "Cat", "Concat", "Graph", "GraphPlan", "Node", "Sum"]
 
-_INDEX_BYTES = 4
 _SPARSE_COST = 4.0  # a sparse product's multiply-add against a dense apply's (order of magnitude)
 STENCIL_FLOPS: float = 2e6
 """Estimated sparse multiply-adds from which a graph of convolutions, sums and channel
 concatenations forms its matrix in blocked form (:mod:`convmatrix.builder.stencil`; below
 this, scipy's sparse products are as fast as the blocked form's fixed costs)."""
-
-
-@dataclass(frozen=True)
-class Sum:
-    """A node operation: ``Σ coefficients[i] · inputs[i]`` over inputs of one shape.
-
-    ``Sum((1, 1))`` is ``a + b``, ``Sum((1, -1))`` is ``a − b``.
-
-    Examples
-    --------
-    >>> import convmatrix as cm
-    >>> cm.Sum((1, -1))
-    Sum(coefficients=(1, -1))
-    """
-
-    coefficients: tuple[float, ...]
-
-    def __post_init__(self) -> None:
-        items = self.coefficients
-        if isinstance(items, str) or not hasattr(items, "__iter__"):
-            raise ConvMatrixError(
-                f"`coefficients` (={items!r}) must be a sequence of numbers, one per input")
-        values = tuple(items)
-        for value in values:
-            if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-                raise ConvMatrixError(
-                    f"`coefficients` (={values!r}) must hold real numbers, got {value!r}")
-            if not math.isfinite(float(value)):
-                raise ConvMatrixError(f"`coefficients` (={values!r}) must be finite")
-        if not values:
-            raise ConvMatrixError("`coefficients` is empty; a Sum needs at least one input")
-        object.__setattr__(self, "coefficients", values)
-
-
-@dataclass(frozen=True)
-class Cat:
-    """A node operation: the inputs concatenated along per-sample ``axis`` (0: channels).
-
-    Every other axis must agree between the inputs; negative axes count from the last.
-
-    Examples
-    --------
-    >>> import convmatrix as cm
-    >>> cm.Cat(0)
-    Cat(axis=0)
-    """
-
-    axis: int = 0
-
-    def __post_init__(self) -> None:
-        if isinstance(self.axis, bool) or not isinstance(self.axis, int | np.integer):
-            raise ConvMatrixError(f"`axis` (={self.axis!r}) must be an int (0: channels)")
-        object.__setattr__(self, "axis", int(self.axis))
-
-
-Op = Layer | Sum | Cat
-
-
-@dataclass(frozen=True)
-class Node:
-    """One node of a :class:`Graph`: ``name = op(*inputs)``.
-
-    Parameters
-    ----------
-    name : str
-        Unique in the graph, and not the graph's input name.
-    op : Layer, Sum or Cat
-        A layer (exactly one input), a weighted :class:`Sum` or a concatenation :class:`Cat`.
-    inputs : tuple of str
-        Names of earlier nodes or of the graph's input.
-
-    Examples
-    --------
-    >>> import convmatrix as cm
-    >>> cm.Node("skip", cm.Identity((1, 4)), ("input",)).inputs
-    ('input',)
-    """
-
-    name: str
-    op: Op
-    inputs: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ConvMatrixError(f"a node's `name` (={self.name!r}) must be a non-empty str")
-        inputs = self.inputs
-        if isinstance(inputs, str):
-            inputs = (inputs,)
-        if not hasattr(inputs, "__iter__"):
-            raise ConvMatrixError(
-                f"node {self.name!r}: `inputs` (={inputs!r}) must be a tuple of node names")
-        inputs = tuple(inputs)
-        for item in inputs:
-            if not isinstance(item, str):
-                raise ConvMatrixError(
-                    f"node {self.name!r}: `inputs` (={inputs!r}) must hold node names (str)")
-        object.__setattr__(self, "inputs", inputs)
-        if not isinstance(self.op, Layer | Sum | Cat):
-            raise ConvMatrixError(
-                f"node {self.name!r}: `op` (={type(self.op).__name__}) must be a layer object, "
-                f"cm.Sum or cm.Cat")
-
-    @property
-    def kind(self) -> str:
-        """``"layer"``, ``"sum"`` or ``"cat"``."""
-        if isinstance(self.op, Sum):
-            return "sum"
-        if isinstance(self.op, Cat):
-            return "cat"
-        return "layer"
-
-
-@dataclass(frozen=True)
-class _Step:
-    """The plan of one node's matrix with respect to the graph's input."""
-
-    name: str
-    rows: int
-    row_nnz: float  # an upper bound on the stored entries per row
-    nnz: float
-    dense: bool
-    nbytes: float
-    frees: tuple[str, ...]  # matrices no later node needs
-
-
-@dataclass(frozen=True)
-class _Field:
-    """The receptive field of a node's outputs in the graph's input, per spatial axis.
-
-    ``reach[a]`` input pixels along axis ``a`` (``jump[a]`` input pixels between neighbouring
-    outputs), in the standard receptive-field arithmetic; a node's row then reads at most
-    ``C_in · ∏ min(n_a, reach_a)`` inputs, however many channels lie in between (the
-    per-row product of the layers' fullest rows counts every channel again).
-    """
-
-    reach: tuple[float, ...]
-    jump: tuple[float, ...]
-
-    @staticmethod
-    def start(shape: tuple[int, ...]) -> _Field | None:
-        if len(shape) < 2:
-            return None
-        return _Field((1.0,) * (len(shape) - 1), (1.0,) * (len(shape) - 1))
-
-    def row_bound(self, shape: tuple[int, ...]) -> float:
-        return float(shape[0] * math.prod(min(n, math.ceil(r))
-                                          for n, r in zip(shape[1:], self.reach, strict=True)))
-
-    @staticmethod
-    def through(node: Node, inputs: list[_Field | None], shape: tuple[int, ...]
-                ) -> _Field | None:
-        if any(f is None for f in inputs):
-            return None
-        fields = [f for f in inputs if f is not None]
-        op = node.op
-        if isinstance(op, Sum | Cat):
-            if isinstance(op, Cat) and op.axis % len(shape) != 0:
-                return None
-            if any(f.jump != fields[0].jump for f in fields):
-                return None
-            return _Field(tuple(max(r) for r in zip(*(f.reach for f in fields), strict=True)),
-                          fields[0].jump)
-        assert isinstance(op, Layer)
-        source = fields[0]
-        view = op.conv_view()
-        if view is not None and view.layout == "channels_first" and (
-                view.spec.ndim == len(source.reach)):
-            spec = view.spec
-            reach, jump = [], []
-            for r, j, k, d, st in zip(source.reach, source.jump, spec.kernel_size,
-                                      spec.dilation, spec.stride, strict=True):
-                if view.direction == "forward":
-                    reach.append(r + (k - 1) * d * j)
-                    jump.append(j * st)
-                else:
-                    reach.append(r + (math.ceil(((k - 1) * d + 1) / st) - 1) * j)
-                    jump.append(j / st)
-            return _Field(tuple(reach), tuple(jump))
-        if (op.input_shape[1:] == op.output_shape[1:] and len(op.input_shape) == len(shape)
-                and nnz_estimate(op) <= op.matrix_shape[0] * max(1, op.input_shape[0])
-                and _max_row_nnz(op) <= op.input_shape[0]):
-            return source  # per-pixel: batch norm, scale, identity, 1×1 channel mixing
-        return None
-
-
-@dataclass(frozen=True)
-class GraphPlan:
-    """How :meth:`Graph.matrix` forms the graph's matrix, estimated from shapes alone.
-
-    Attributes
-    ----------
-    steps : tuple
-        Per node in evaluation order: its name, the estimated entries of its matrix (with
-        respect to the graph's input), whether it is formed densely, and its bytes.
-    nnz : float
-        Estimated stored entries of the result.
-    peak_bytes : float
-        Estimated bytes held at once (the matrices still needed by later nodes, plus the one
-        being formed and its factor).
-    whole_dense : bool
-        The result is mostly full: the whole graph is applied to blocks of unit vectors (the
-        dense result, its CSR copy and one block of columns in flight), never forming a node's
-        matrix.
-    stencil : StencilProgram or None
-        A graph of convolutions, sums and channel concatenations with a large product: formed
-        by :mod:`convmatrix.builder.stencil` (dense channel blocks on per-axis index tables,
-        the multiply-adds as matrix products) instead of sparse products; its peak is
-        :attr:`peak_bytes`.
-    """
-
-    steps: tuple[_Step, ...]
-    nnz: float
-    peak_bytes: float
-    whole_dense: bool = False
-    stencil: StencilProgram | None = None
-
-    def __str__(self) -> str:
-        dense = sum(step.dense for step in self.steps)
-        how = ("dense: the graph applied to unit vectors" if self.whole_dense else
-               f"{len(self.steps)} node products in blocked form (stencil)" if self.stencil
-               else f"{len(self.steps)} node matrices ({dense} dense)")
-        return f"{how}: ~{self.nnz:,.0f} entries, peak ~{self.peak_bytes / 2**20:,.1f} MiB"
-
-
-def _sparse_bytes(nnz: float, rows: int, itemsize: int) -> float:
-    return nnz * (itemsize + _INDEX_BYTES) + (rows + 1) * _INDEX_BYTES
-
-
-def _max_row_nnz(layer: Layer) -> float:
-    """Stored entries of the fullest row of the layer's matrix (an estimate from its shapes).
-
-    Exact for convolutions (every tap of every input channel of the group); else the average
-    row, rounded up.
-    """
-    view = layer.conv_view()
-    if view is not None:
-        spec = view.spec
-        if view.direction == "forward":
-            return float(spec.in_channels // spec.groups * math.prod(spec.kernel_size))
-        taps = math.prod(math.ceil(k * d / s) for k, d, s in
-                         zip(spec.kernel_size, spec.dilation, spec.stride, strict=True))
-        return float(spec.out_channels // spec.groups * taps)
-    rows = max(layer.matrix_shape[0], 1)
-    return float(math.ceil(nnz_estimate(layer) / rows))
 
 
 class Graph(Layer):
@@ -372,7 +132,7 @@ class Graph(Layer):
                 raise ConvMatrixError(
                     f"node {node.name!r} (nodes[{position}]) takes an unknown input {name!r}; "
                     f"known: {', '.join(map(repr, shapes))}")
-            shapes[node.name] = self._node_shape(node, position, shapes)
+            shapes[node.name] = node_shape(node, position, shapes)
             positions[node.name] = position
         if not isinstance(output, str) or output not in shapes:
             raise ConvMatrixError(
@@ -384,50 +144,6 @@ class Graph(Layer):
         self._output_shape = shapes[output]
         self._live = self._contributing()
         self._dtype: np.dtype[Any] | None = None
-
-    @staticmethod
-    def _node_shape(node: Node, position: int, shapes: dict[str, tuple[int, ...]]
-                    ) -> tuple[int, ...]:
-        where = f"node {node.name!r} (nodes[{position}])"
-        got = [shapes[name] for name in node.inputs]
-        op = node.op
-        if isinstance(op, Layer):
-            if len(node.inputs) != 1:
-                raise ConvMatrixError(
-                    f"{where} applies a layer, which takes one input; it names "
-                    f"{len(node.inputs)}: {node.inputs!r}")
-            if got[0] != op.input_shape:
-                raise ConvMatrixError(
-                    f"shape mismatch: {where} ({op!r}) takes {shape_text(op.input_shape)} but "
-                    f"its input {node.inputs[0]!r} gives {shape_text(got[0])}")
-            return op.output_shape
-        if not node.inputs:
-            raise ConvMatrixError(f"{where} has no inputs")
-        if isinstance(op, Sum):
-            if len(op.coefficients) != len(node.inputs):
-                raise ConvMatrixError(
-                    f"{where}: Sum has {len(op.coefficients)} coefficients for "
-                    f"{len(node.inputs)} inputs {node.inputs!r}")
-            for name, other in zip(node.inputs[1:], got[1:], strict=True):
-                if other != got[0]:
-                    raise ConvMatrixError(
-                        f"shape mismatch in the sum {where}: {node.inputs[0]!r} gives "
-                        f"{shape_text(got[0])} but {name!r} gives {shape_text(other)}")
-            return got[0]
-        ndim = len(got[0])
-        axis = op.axis + ndim if op.axis < 0 else op.axis
-        if not 0 <= axis < ndim:
-            raise ConvMatrixError(
-                f"{where}: Cat `axis` (={op.axis}) is out of range for inputs of "
-                f"{ndim} axes ({shape_text(got[0])})")
-        for name, other in zip(node.inputs[1:], got[1:], strict=True):
-            if len(other) != ndim or other[:axis] + other[axis + 1:] != (
-                    got[0][:axis] + got[0][axis + 1:]):
-                raise ConvMatrixError(
-                    f"shape mismatch in the concatenation {where} along axis {axis}: "
-                    f"{node.inputs[0]!r} gives {shape_text(got[0])} but {name!r} gives "
-                    f"{shape_text(other)}")
-        return (*got[0][:axis], sum(s[axis] for s in got), *got[0][axis + 1:])
 
     def _contributing(self) -> frozenset[str]:
         """The nodes the output depends on (the others are never evaluated)."""
@@ -538,100 +254,23 @@ class Graph(Layer):
         """
         cols = math.prod(self._input_shape)
         itemsize = max(self.dtype.itemsize, 8)
-        evaluated = self._evaluated()
-        last_use: dict[str, int] = {}
-        for index, node in enumerate(evaluated):
-            for name in node.inputs:
-                last_use[name] = index
-        row_nnz: dict[str, float] = {self.input_name: 1.0}
-        sizes: dict[str, float] = {self.input_name: 0.0}
-        field: dict[str, _Field | None] = {
-            self.input_name: _Field.start(self._input_shape)}
-        live: dict[str, float] = {}
-        steps: list[_Step] = []
-        peak = 0.0
-        sparse_flops = dense_flops = 0.0
-        for index, node in enumerate(evaluated):
-            rows = math.prod(self._shapes[node.name])
-            op = node.op
-            factor = 0.0
-            if isinstance(op, Layer):
-                source = node.inputs[0]
-                per_row = _max_row_nnz(op) * row_nnz[source]
-                own = float(nnz_estimate(op))
-                sparse_flops += own * min(row_nnz[source], float(cols))
-                dense_flops += own * cols
-                if source != self.input_name and per_row / cols < DENSE_FILL:
-                    factor = _sparse_bytes(nnz_estimate(op), rows, itemsize)
-            elif isinstance(op, Sum):
-                per_row = sum(row_nnz[name] for name in node.inputs)
-            else:
-                per_row = max(row_nnz[name] for name in node.inputs)
-            field[node.name] = _Field.through(node, [field[name] for name in node.inputs],
-                                              self._shapes[node.name])
-            reach = field[node.name]
-            if reach is not None:
-                per_row = min(per_row, reach.row_bound(self._input_shape))
-            per_row = min(per_row, float(cols))
-            dense = per_row / cols >= DENSE_FILL and self.dtype.kind in "fc"
-            nnz = per_row * rows
-            nbytes = (rows * cols * itemsize) if dense else _sparse_bytes(nnz, rows, itemsize)
-            if dense and isinstance(op, Layer):
-                factor = min(APPLY_CHUNK_BYTES, 3 * cols * (rows + math.prod(op.input_shape))
-                             * itemsize)
-            peak = max(peak, sum(live.values()) + nbytes + factor
-                       + (nbytes if node.name == self.output else 0))
-            frees = tuple(name for name in set(node.inputs) if last_use[name] == index)
-            for name in frees:
-                live.pop(name, None)
-            live[node.name] = nbytes
-            row_nnz[node.name] = per_row
-            sizes[node.name] = nbytes
-            steps.append(_Step(node.name, rows, per_row, nnz, dense, nbytes, frees))
         if self.output == self.input_name:
-            rows = cols
-            return GraphPlan((), float(cols), _sparse_bytes(cols, rows, itemsize))
+            return GraphPlan((), float(cols), sparse_bytes(cols, cols, itemsize))
+        estimate = estimate_nodes(self, itemsize=itemsize, dense_fill=DENSE_FILL)
+        steps = estimate.steps
         nnz = steps[-1].nnz
         # a mostly full result, unless applying every layer to every column costs far more
         # than the sparse products (each sparse multiply-add costs several dense ones)
-        if steps[-1].dense and dense_flops <= _SPARSE_COST * sparse_flops:
+        if steps[-1].dense and estimate.dense_flops <= _SPARSE_COST * estimate.sparse_flops:
             rows = steps[-1].rows
             whole = (rows * cols * itemsize + nnz * (itemsize + 4) + (rows + 1) * 8
                      + min(APPLY_CHUNK_BYTES, cols * self._apply_nbytes(1, itemsize)))
-            return GraphPlan(tuple(steps), nnz, whole, whole_dense=True)
-        if sparse_flops >= STENCIL_FLOPS:
-            program = self._stencil_program(itemsize)
+            return GraphPlan(steps, nnz, whole, whole_dense=True)
+        if estimate.sparse_flops >= STENCIL_FLOPS:
+            program = stencil_form(self, itemsize)
             if program is not None:
-                return GraphPlan(tuple(steps), nnz, program.peak_bytes, stencil=program)
-        return GraphPlan(tuple(steps), nnz, peak)
-
-    def _stencil_program(self, itemsize: int) -> StencilProgram | None:
-        """The graph as a program of convolutions, sums and channel concatenations.
-
-        None for a node of another kind, a channels-last layer, an input without spatial axes.
-        """
-        if len(self._input_shape) < 2 or self.dtype.kind not in "iufc":
-            return None
-        ndim = len(self._input_shape) - 1
-        program = []
-        for node in self._evaluated():
-            op = node.op
-            channels = self._shapes[node.name][0]
-            if isinstance(op, Layer):
-                view = op.conv_view()
-                if view is None or view.layout != "channels_first" or view.spec.ndim != ndim:
-                    return None
-                program.append(ProgramNode(node.name, "conv", node.inputs, channels,
-                                           view.spec, view.direction))
-            elif isinstance(op, Sum):
-                program.append(ProgramNode(node.name, "sum", node.inputs, channels,
-                                           coefficients=tuple(op.coefficients)))
-            elif op.axis % (ndim + 1) == 0:
-                program.append(ProgramNode(node.name, "cat", node.inputs, channels))
-            else:
-                return None
-        return stencil_program(self.input_name, self._input_shape, program, self.output,
-                               itemsize)
+                return GraphPlan(steps, nnz, program.peak_bytes, stencil=program)
+        return GraphPlan(steps, nnz, estimate.peak_bytes)
 
     def _check_budget(self, format: SparseFormat, max_bytes: int) -> None:
         """None here: :meth:`_build_matrix` refuses on the plan's peak, before building."""
@@ -697,7 +336,7 @@ class Graph(Layer):
             for part in parts[1:]:
                 total_sparse = total_sparse + part
             return sp.csr_array(total_sparse)
-        order = self._cat_rows(node)
+        order = cat_rows(node, self._shapes)
         if dense:
             stacked_dense = np.vstack([item.toarray() if sp.issparse(item) else item
                                        for item in full])
@@ -705,18 +344,6 @@ class Graph(Layer):
         stacked = sp.vstack([sp.csr_array(item) for item in full], format="csr")
         return sp.csr_array(stacked[order])
 
-    def _cat_rows(self, node: Node) -> np.ndarray:
-        """Rows of the stacked inputs, in the order of the concatenation's flat output."""
-        assert isinstance(node.op, Cat)
-        shapes = [self._shapes[name] for name in node.inputs]
-        axis = node.op.axis % len(shapes[0])
-        offset = 0
-        pieces = []
-        for shape in shapes:
-            size = math.prod(shape)
-            pieces.append(np.arange(offset, offset + size).reshape(shape))
-            offset += size
-        return np.concatenate(pieces, axis=axis).ravel()
 
     def _nnz_estimate(self) -> float:
         return self.plan().nnz
@@ -883,7 +510,7 @@ class Graph(Layer):
                 values[node.name] = sp.csr_array(total)
             else:
                 stacked = sp.vstack([values[name] for name in node.inputs], format="csr")
-                values[node.name] = sp.csr_array(stacked[self._cat_rows(node)])
+                values[node.name] = sp.csr_array(stacked[cat_rows(node, self._shapes)])
         return values[self.output]
 
     def own_interior(self) -> np.ndarray:
