@@ -5,21 +5,35 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import sys
 import threading
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.builder.budget import WORKSPACE_BYTES
+from convmatrix.builder import budget, tuning
 from convmatrix.builder.sparse import spec_matrix
 from convmatrix.builder.threads import one_blas_thread
+from convmatrix.builder.tuning import StridedAdjoint
 from convmatrix.geometry.shapes import used_length
 from convmatrix.geometry.spec import ConvSpec, conv_spec
 from convmatrix.typing import Direction
+
+if TYPE_CHECKING:  # properties forwarding to their homes at run time (see _Forwarding)
+    from convmatrix.builder.budget import WORKSPACE_BYTES
+    from convmatrix.builder.tuning import (
+        FLAT_GROUPS,
+        GROUP_TILE_BYTES,
+        SHIFT_GAIN,
+        SMALL_PRODUCT,
+        TAP_CHUNK_BYTES,
+        TILE_BYTES,
+    )
 
 __all__ = ["FLAT_GROUPS", "GROUP_TILE_BYTES", "INTEGER_RULE", "SHIFT_GAIN", "SMALL_PRODUCT",
            "TAP_CHUNK_BYTES", "TILE_BYTES", "WORKSPACE_BYTES", "compute_dtype",
@@ -37,6 +51,50 @@ the smallest signed integer type (int8, int16, int32, int64) that holds the boun
 the call raises :class:`~convmatrix.ConvMatrixError` naming the dtype and the bound. Bool counts
 as an integer: a product of bool layers (or a bool layer on bool data) gives int64 path
 counts, never a saturated ``True``. Floating and complex dtypes are left as they are."""
+
+_TUNABLES = ("FLAT_GROUPS", "GROUP_TILE_BYTES", "SHIFT_GAIN", "SMALL_PRODUCT", "TAP_CHUNK_BYTES",
+             "TILE_BYTES", "_ADJOINT_AS_CONVOLUTION", "_PAD_FIRST", "_PHASE_SPLIT",
+             "_STRIDED_ADJOINT", "_TAPS")
+
+#: names read and set in their home module (home, name there): the tunables
+_HOMES: dict[str, tuple[types.ModuleType, str]] = {
+    **{name: (tuning, name) for name in _TUNABLES},
+    "WORKSPACE_BYTES": (budget, "WORKSPACE_BYTES"),
+}
+
+
+class _Forwarding(types.ModuleType):
+    """The module itself, the names of ``_HOMES`` read from and set in their home modules.
+
+    Module attribute access customised as the Python reference describes (a ``ModuleType``
+    subclass as ``sys.modules[__name__].__class__``), each name a property: ``apply.TILE_BYTES``
+    is ``tuning.TILE_BYTES``, and ``apply.TILE_BYTES = n`` sets ``tuning.TILE_BYTES``, which
+    the kernels read at call time. Properties (data descriptors), not ``__getattr__`` and
+    ``__setattr__``: ``monkeypatch.setattr`` then restores the old value on undo instead of
+    deleting a module ``__dict__`` entry that never existed.
+    """
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *_HOMES})
+
+
+def _forwarded(home: types.ModuleType, attribute: str) -> property:
+    """A property reading and setting ``home.attribute``."""
+
+    def read(_: types.ModuleType) -> Any:
+        return getattr(home, attribute)
+
+    def write(_: types.ModuleType, value: Any) -> None:
+        setattr(home, attribute, value)
+
+    return property(read, write, doc=f"``{home.__name__}.{attribute}``")
+
+
+for _name, (_home, _attribute) in _HOMES.items():
+    setattr(_Forwarding, _name, _forwarded(_home, _attribute))
+del _name, _home, _attribute
+
+sys.modules[__name__].__class__ = _Forwarding
 
 _SIGNED = tuple(np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64))
 
@@ -192,24 +250,13 @@ def _fold(g: np.ndarray, spec: ConvSpec) -> np.ndarray:
     return g
 
 
-TILE_BYTES: int = 16 * 2**20
-"""The preferred tile (column matrix, padded rows and product): large enough for an efficient
-matrix product, small enough to stay in the last-level cache (8–16 MiB measured fastest on
-the benchmark layers, ``benchmarks/bench_operator.py``)."""
-
-
-SMALL_PRODUCT: int = 2**22
-"""Matrix products of fewer multiply-adds per BLAS call than this run on one BLAS thread:
-threads only add synchronisation to them (the limit is set around this module's own calls,
-with ``threadpoolctl``, never globally)."""
-
 def _blas_threads(work: int) -> Any:
     """A context running BLAS on one thread while a kernel's products are small.
 
     ``work`` is the multiply-adds of the largest BLAS call; below :data:`SMALL_PRODUCT`,
     :func:`convmatrix.builder.threads.one_blas_thread`, else nothing.
     """
-    return contextlib.nullcontext() if work >= SMALL_PRODUCT else one_blas_thread()
+    return contextlib.nullcontext() if work >= tuning.SMALL_PRODUCT else one_blas_thread()
 
 
 @dataclass(frozen=True)
@@ -262,13 +309,6 @@ class _Tiling:
     groups: int
 
 
-GROUP_TILE_BYTES: int = 4 * 2**20
-"""A grouped convolution's tiles hold as many groups as fit in this many bytes (at least
-one): its products are small (inner dimension ``C_in/G · ∏k``), so it runs at memory speed,
-fastest with a tile in the mid-level cache (the depthwise benchmark layer: 4 MiB 10 % faster
-than all 64 groups at once, 1 MiB slower again)."""
-
-
 def _tiling(spec: ConvSpec, batch: int, itemsize: int, batch_last: bool,
             split_groups: bool = True) -> _Tiling:
     """Samples, groups and output rows per tile: the preferred size, within the workspace.
@@ -288,16 +328,16 @@ def _tiling(spec: ConvSpec, batch: int, itemsize: int, batch_last: bool,
     groups = spec.groups
     if groups > 1 and split_groups:
         one = (o[0] * per_row + halo) // groups * (batch if batch_last else 1)
-        chunk = max(1, min(groups, GROUP_TILE_BYTES // max(one, 1)))
+        chunk = max(1, min(groups, tuning.GROUP_TILE_BYTES // max(one, 1)))
         per_row, halo = -(-per_row * chunk // groups), -(-halo * chunk // groups)
         groups = chunk
-    target = TILE_BYTES
+    target = tuning.TILE_BYTES
     whole = o[0] * per_row + halo
     if batch * whole <= target:
         return _Tiling(batch, o[0], groups)
     if whole <= target and not batch_last:
         return _Tiling(max(1, target // whole), o[0], groups)
-    if batch_last and batch * (per_row + halo) <= WORKSPACE_BYTES:
+    if batch_last and batch * (per_row + halo) <= budget.WORKSPACE_BYTES:
         # interleaved samples: all of them, in as many rows as fit (the product writes the
         # output in place only when a tile holds every sample), at least one row
         return _Tiling(batch, max(1, min((target - batch * halo) // (batch * per_row), o[0])),
@@ -306,7 +346,7 @@ def _tiling(spec: ConvSpec, batch: int, itemsize: int, batch_last: bool,
     if samples == 1:
         rows = (target - halo) // per_row
         if rows < 1:  # one output row of one sample is above the preferred size
-            rows = (WORKSPACE_BYTES - halo) // per_row
+            rows = (budget.WORKSPACE_BYTES - halo) // per_row
         return _Tiling(1, max(1, min(rows, o[0])), groups)
     return _Tiling(samples, o[0], groups)
 
@@ -508,15 +548,12 @@ def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
         np.matmul(a, b, out=out)
 
 
-_PAD_FIRST = True
-
-
 def _padded_chunk(batch: int, per_sample: int) -> int:
     """Samples whose padded inputs are held at once (0: not even one fits).
 
     The workspace less one preferred tile: the kernel's own tiles run on them.
     """
-    return min(batch, max(WORKSPACE_BYTES - TILE_BYTES, 0) // max(per_sample, 1))
+    return min(batch, max(budget.WORKSPACE_BYTES - tuning.TILE_BYTES, 0) // max(per_sample, 1))
 
 
 @lru_cache(maxsize=256)
@@ -552,13 +589,6 @@ def _padded_forward_into(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, out:
     return True
 
 
-_TAPS = True
-
-TAP_CHUNK_BYTES: int = 256 * 2**10
-"""A channel-wise layer's taps are added in runs of this many bytes of output (the run and the
-input it reads stay in the mid-level cache across the taps; 8 KiB–32 KiB runs measured slower
-on the single-channel 1024² layer only by the calls' overhead)."""
-
 _AXPY = {"f4": "saxpy", "f8": "daxpy", "c8": "caxpy", "c16": "zaxpy"}
 
 
@@ -568,7 +598,7 @@ def _channel_wise(spec: ConvSpec, dtype: np.dtype[Any]) -> bool:
     One input and one output channel per group (depthwise, or a single channel), stride 1, a
     floating or complex dtype (BLAS ``axpy``).
     """
-    return (_TAPS and spec.in_channels == spec.groups == spec.out_channels
+    return (tuning._TAPS and spec.in_channels == spec.groups == spec.out_channels
             and all(s == 1 for s in spec.stride) and f"{dtype.kind}{dtype.itemsize}" in _AXPY)
 
 
@@ -582,12 +612,12 @@ def _row_tiling(spec: ConvSpec, batch: int, per_row: int, halo: int,
     """
     o = spec.output_size[0]
     whole = o * per_row + halo
-    if whole <= TILE_BYTES and not batch_last:
-        return _Tiling(max(1, min(batch, TILE_BYTES // whole)), o, spec.groups)
-    samples = batch if batch_last and batch * (per_row + halo) <= WORKSPACE_BYTES else 1
-    rows = (TILE_BYTES - samples * halo) // (samples * per_row)
+    if whole <= tuning.TILE_BYTES and not batch_last:
+        return _Tiling(max(1, min(batch, tuning.TILE_BYTES // whole)), o, spec.groups)
+    samples = batch if batch_last and batch * (per_row + halo) <= budget.WORKSPACE_BYTES else 1
+    rows = (tuning.TILE_BYTES - samples * halo) // (samples * per_row)
     if rows < 1:
-        rows = (WORKSPACE_BYTES - samples * halo) // (samples * per_row)
+        rows = (budget.WORKSPACE_BYTES - samples * halo) // (samples * per_row)
     return _Tiling(samples, max(1, min(rows, o)), spec.groups)
 
 
@@ -625,7 +655,7 @@ def _taps_into(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, out: np.ndarra
         tiling.rows = spec.output_size[0]
     pads, sums = _Buffer(dtype, "pad"), _Buffer(dtype, "rows")
     taps = list(itertools.product(*(range(n) for n in spec.kernel_size)))
-    chunk = max(1, TAP_CHUNK_BYTES // dtype.itemsize)
+    chunk = max(1, tuning.TAP_CHUNK_BYTES // dtype.itemsize)
     for b0, b1, _, _, o0, o1 in _tiles(spec, batch, tiling):
         b, rows = b1 - b0, o1 - o0
         prow = rows + spec.dilation[0] * (spec.kernel_size[0] - 1)
@@ -655,13 +685,6 @@ def _taps_into(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, out: np.ndarra
         inside = (slice(None), slice(None), slice(None),
                   *(slice(0, n) for n in spec.output_size[1:]))
         np.copyto(out[b0:b1, :, o0:o1], summed[inside], casting="unsafe")
-
-
-SHIFT_GAIN: float = 1.25
-"""A layer's last kernel axis is applied by shifted sums (:func:`_shifted_into`) when the
-column matrix of every tap would move this many times the values of the smaller column matrix
-and the shifted products (a traffic model: the 3-D benchmark layer's adjoint 2.2, its forward
-1.5, the ResNet stage 1.34, all measured 10–50 % faster shifted)."""
 
 
 def _shift_gain(spec: ConvSpec) -> float:
@@ -759,12 +782,12 @@ def _forward_into(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, out: np.nda
         return
     # padded whole first (measured faster) except an interleaved zero-padded batch, where
     # the tiles' own padded rows are cheaper
-    if (_PAD_FIRST and pad_first and any(p for pair in spec.padding for p in pair)
+    if (tuning._PAD_FIRST and pad_first and any(p for pair in spec.padding for p in pair)
             and (spec.padding_mode != "zeros" or not batch_last)
             and _padded_forward_into(spec, weight, x, out, batch_last)):
         return
     gain = _shift_gain(spec)
-    if gain and gain >= SHIFT_GAIN and _shifted_into(spec, weight, x, out, batch_last):
+    if gain and gain >= tuning.SHIFT_GAIN and _shifted_into(spec, weight, x, out, batch_last):
         return
     dtype = out.dtype
     batch, groups = x.shape[0], spec.groups
@@ -852,9 +875,6 @@ def _flipped_weight(weight: np.ndarray, groups: int) -> np.ndarray:
     return flipped.reshape(c_in_g * groups, c_out // groups, *kernel)
 
 
-_ADJOINT_AS_CONVOLUTION = True
-
-
 @lru_cache(maxsize=256)
 def _padded_transposed_spec(spec: ConvSpec) -> ConvSpec | None:
     """``Cₚᵀ`` as a convolution, ``Cₚ`` the padding-free convolution of the padded input.
@@ -905,15 +925,6 @@ def _padded_adjoint_into(spec: ConvSpec, fill: Callable[[np.ndarray, np.ndarray]
     return True
 
 
-StridedAdjoint = Literal["phases", "flat", "windows"]
-
-_STRIDED_ADJOINT: StridedAdjoint | Literal["auto"] = "auto"
-
-FLAT_GROUPS: int = 4
-"""Grouped layers with more groups than this never take :func:`_flat_col2im_into`: it adds
-each group's taps with calls of their own."""
-
-
 def _strided_adjoint(spec: ConvSpec) -> StridedAdjoint:
     """How a strided layer's adjoint runs.
 
@@ -928,13 +939,13 @@ def _strided_adjoint(spec: ConvSpec) -> StridedAdjoint:
     10 % of it; the stem, 3 → 64 channels, 2.7× slower by phases); else flat col2im, unless
     there are more than :data:`FLAT_GROUPS` groups. ``_STRIDED_ADJOINT`` forces one (tests).
     """
-    if _STRIDED_ADJOINT != "auto":
-        kind = _STRIDED_ADJOINT
+    if tuning._STRIDED_ADJOINT != "auto":
+        kind = tuning._STRIDED_ADJOINT
     elif 2 * spec.out_channels <= 3 * spec.in_channels:
         kind = "phases"
     else:
         kind = "flat"
-    return "windows" if kind == "flat" and spec.groups > FLAT_GROUPS else kind
+    return "windows" if kind == "flat" and spec.groups > tuning.FLAT_GROUPS else kind
 
 
 @dataclass(frozen=True)
@@ -1017,9 +1028,6 @@ def _phase_fill(spec: ConvSpec, weight: np.ndarray,
             else:
                 _forward_into(p.spec, w, y, view, batch_last, pad_first=False)
     return fill
-
-
-_PHASE_SPLIT = True
 
 
 def _scatter_phases(spec: ConvSpec, taps: Sequence[tuple[int, ...]], cols: np.ndarray,
@@ -1126,7 +1134,7 @@ def _flat_col2im_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np
     per_row = per_plane_row + itemsize * spec.in_channels * s0 * rest_used
     halo = (per_plane_row * extra0 + itemsize * n_phases * rest_plane * (reach[0] + 1)
             + itemsize * spec.in_channels * rest_used * (d0 * (k0 - 1) + 1))
-    if per_row + halo > WORKSPACE_BYTES:
+    if per_row + halo > budget.WORKSPACE_BYTES:
         return False
     tiling = _row_tiling(spec, batch, per_row, halo, batch_last)
     if general:
@@ -1190,11 +1198,11 @@ def _flat_col2im_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np
 def _adjoint_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.ndarray,
                   batch_last: bool) -> None:
     """``out[b] = Cᵀ y[b]``: per tile one product, the taps scattered, the padding folded."""
-    transposed = _transposed_spec(spec) if _ADJOINT_AS_CONVOLUTION else None
+    transposed = _transposed_spec(spec) if tuning._ADJOINT_AS_CONVOLUTION else None
     if transposed is not None:  # as fast as the forward or faster on every measured shape
         _forward_into(transposed, _transposed_weight(spec, weight), y, out, batch_last)
         return
-    padded = _padded_transposed_spec(spec) if _ADJOINT_AS_CONVOLUTION else None
+    padded = _padded_transposed_spec(spec) if tuning._ADJOINT_AS_CONVOLUTION else None
     if padded is not None:
         w_t = _transposed_weight(spec, weight)
 
@@ -1226,7 +1234,7 @@ def _adjoint_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.nda
     pads, cols_buffer, rows_buffer = (_Buffer(dtype, "pad"), _Buffer(dtype, "columns"),
                                       _Buffer(dtype, "rows"))
     phases = _Buffer(dtype, "phases")
-    phased = _PHASE_SPLIT and any(st > 1 for st in spec.stride)
+    phased = tuning._PHASE_SPLIT and any(st > 1 for st in spec.stride)
     rest = math.prod(spec.output_size[1:])
     s0, d0, k0 = spec.stride[0], spec.dilation[0], spec.kernel_size[0]
     out[...] = 0

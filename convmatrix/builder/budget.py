@@ -54,8 +54,9 @@ WORKSPACE_BYTES: int = 64 * 2**20
 :func:`~convmatrix.builder.apply.conv_apply_adjoint` call holds beyond its input and output:
 the products run in tiles of samples and output rows whose column matrix and padded input fit
 in this many bytes (at least one output row); samples padded whole (or the adjoint's padded
-result) take at most this less :data:`~convmatrix.builder.apply.TILE_BYTES`. Its home is the
-budget module; :mod:`convmatrix.builder.apply` reads it from there."""
+result) take at most this less :data:`~convmatrix.builder.tuning.TILE_BYTES`. Its home is the
+budget module: the kernels and :func:`apply_nbytes` read it here at call time, and
+:mod:`convmatrix.builder.apply` forwards it (setting ``apply.WORKSPACE_BYTES`` sets it here)."""
 
 DEFAULT_MAX_BYTES: int = 4 * 2**30
 """Largest matrix built (4 GiB of data, indices and pointers) unless ``max_bytes`` says more."""
@@ -247,9 +248,9 @@ def apply_nbytes(factors: Any, batch: int, itemsize: int) -> int:
     Per factor: its input and output (and, for a convolution — a layer whose ``conv_view()``
     answers — the padded buffer the matrix-free apply works in, twice for the copy the padding
     makes); the largest factor counts, all in ``itemsize`` bytes per value. A channels-first
-    convolution runs the tiled kernels, whose buffers never exceed
-    :data:`~convmatrix.builder.apply.WORKSPACE_BYTES` (or one sample's padded buffers, when
-    that is more): for many samples the batch's input and output plus that bound.
+    convolution runs the tiled kernels, whose buffers never exceed :data:`WORKSPACE_BYTES` (or
+    one sample's padded buffers, when that is more): for many samples the batch's input and
+    output plus that bound.
 
     Examples
     --------
