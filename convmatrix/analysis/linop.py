@@ -10,8 +10,9 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from convmatrix._progress import Progress, ProgressArg, check_progress, interactive
-from convmatrix.builder.apply import conv_apply, conv_apply_adjoint, integer_dtype, max_abs
+from convmatrix.builder.apply import conv_apply, conv_apply_adjoint
 from convmatrix.builder.budget import DEFAULT_MAX_BYTES, apply_nbytes, check_budget, check_max_bytes
+from convmatrix.builder.dtypes import integer_dtype, max_abs
 from convmatrix.geometry.view import AffineMap
 from convmatrix.typing import Direction
 

@@ -354,7 +354,7 @@ class Layer(ABC):
         :data:`convmatrix.builder.apply.INTEGER_RULE`). Default: a convolution's closed form
         (:meth:`conv_view`), otherwise the row sums of the built matrix (rounded up).
         """
-        from convmatrix.builder.apply import conv_abs_row_sum, max_abs
+        from convmatrix.builder.dtypes import conv_abs_row_sum, max_abs
 
         view = self.conv_view()
         if view is not None:
@@ -370,7 +370,7 @@ class Layer(ABC):
 
     def _magnitude(self, x_max: int) -> int:
         """A bound on ``|M x + b|`` (and on every intermediate of the apply) for ``|x| ≤ x_max``."""
-        from convmatrix.builder.apply import max_abs
+        from convmatrix.builder.dtypes import max_abs
 
         # a kind without its own offset has none: no zeros of the output's size are made
         offset = 0 if type(self).offset is Layer.offset else max_abs(self.offset())
@@ -413,8 +413,8 @@ class Layer(ABC):
         >>> cm.Conv(np.full((1, 1, 1), 100, np.int8), (1, 1))(np.full((1, 1), 100, np.int8))
         array([[10000]], dtype=int16)
         """
-        from convmatrix.builder.apply import integer_dtype, max_abs
         from convmatrix.builder.budget import check_budget
+        from convmatrix.builder.dtypes import integer_dtype, max_abs
 
         budget = check_max_bytes(max_bytes)
         array = np.asarray(x)

@@ -29,8 +29,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.builder.apply import integer_dtype
 from convmatrix.builder.budget import format_bytes
+from convmatrix.builder.dtypes import integer_dtype
 from convmatrix.builder.sparse import SparseFormat
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.geometry.spec import as_sample_shape

@@ -109,7 +109,7 @@ class Linear(ShapedLayer):
 
     def abs_row_sum(self) -> int:
         """The largest absolute row sum of the weight (exact Python int for integers)."""
-        from convmatrix.builder.apply import max_abs
+        from convmatrix.builder.dtypes import max_abs
 
         if self.weight.dtype.kind in "biu":
             top = max_abs(self.weight)

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from convmatrix.builder.apply import pad_source
 from convmatrix.builder.budget import nnz_estimate
+from convmatrix.builder.padding import pad_source
 
 __all__ = ["FULL_PATTERN_LIMIT", "Pattern", "join_flops", "layer_pattern", "product_pattern"]
 

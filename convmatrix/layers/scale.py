@@ -114,7 +114,7 @@ class Scale(ShapedLayer):
 
     def abs_row_sum(self) -> int:
         """``max |scale|`` (exact for integers; rounded up for floats)."""
-        from convmatrix.builder.apply import max_abs
+        from convmatrix.builder.dtypes import max_abs
 
         return max_abs(np.abs(self.scale) if self.scale.dtype.kind == "c" else self.scale)
 

@@ -12,8 +12,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.builder.apply import integer_dtype
 from convmatrix.builder.budget import check_max_bytes, nnz_estimate
+from convmatrix.builder.dtypes import integer_dtype
 from convmatrix.builder.sparse import DEFAULT_MAX_BYTES, SparseFormat
 from convmatrix.geometry.shapes import shape_text
 from convmatrix.layers.base import Layer

@@ -40,7 +40,7 @@ def _used_extent(spec: ConvSpec, axis: int) -> int:
 
 def padding_norm(spec: ConvSpec) -> float:
     """``‖Pad‖₂`` of the padding map onto the used padded grid: ∏ over axes √(max copies)."""
-    from convmatrix.builder.apply import pad_source
+    from convmatrix.builder.padding import pad_source
 
     factor = 1.0
     for axis in range(spec.ndim):

@@ -1,0 +1,350 @@
+"""The adjoint kernels: ``Cᵀ y`` on a batch as a convolution, by phases or by tiled col2im."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from functools import lru_cache
+
+import numpy as np
+
+from convmatrix.builder import budget, tiles, tuning
+from convmatrix.builder.forward import forward_into as _forward_into
+from convmatrix.builder.padding import fold_copy as _fold
+from convmatrix.builder.padding import fold_padded as _fold_padded
+from convmatrix.builder.padding import padded_axes as _axes
+from convmatrix.builder.padding import padded_length as _used_length
+from convmatrix.builder.phases import interleave_phases as _interleave_phases
+from convmatrix.builder.phases import polyphases as _phases
+from convmatrix.builder.phases import scatter_phases as _scatter_phases
+from convmatrix.builder.phases import tap_phases as _tap_phases
+from convmatrix.builder.scratch import ScratchBuffer as _Buffer
+from convmatrix.builder.tiles import as_memory as _as_memory
+from convmatrix.builder.tiles import batch_tiling as _tiling
+from convmatrix.builder.tiles import gemm_shape as _gemm_shape
+from convmatrix.builder.tiles import matrix_view as _matrix_view
+from convmatrix.builder.tiles import row_tiling as _row_tiling
+from convmatrix.builder.tiles import tap_window as _window
+from convmatrix.builder.tiles import tile_ranges as _tiles
+from convmatrix.builder.tuning import StridedAdjoint
+from convmatrix.geometry.spec import ConvSpec, conv_spec
+
+__all__ = ["adjoint_into"]
+
+
+@lru_cache(maxsize=256)
+def _transposed_spec(spec: ConvSpec) -> ConvSpec | None:
+    """``Cᵀ`` as a convolution of its own when that is one (else None).
+
+    With stride 1 and zero padding of at most ``d·(k − 1)`` per side, ``Cᵀ y`` is the
+    convolution of ``y`` with the flipped kernel (input and output channels swapped in each
+    group), dilation ``d`` and padding ``d·(k − 1) − p`` per side: every output reads whole
+    windows, so the forward kernel (im2col, inner dimension ``C_out/G · ∏k``) computes it.
+    """
+    if spec.padding_mode != "zeros" or any(s != 1 for s in spec.stride):
+        return None
+    padding = []
+    for (before, after), k, d in zip(spec.padding, spec.kernel_size, spec.dilation,
+                                     strict=True):
+        reach = d * (k - 1)
+        if before > reach or after > reach:
+            return None
+        padding.append((reach - before, reach - after))
+    groups = spec.groups
+    adjoint = conv_spec((spec.in_channels, spec.out_channels // groups, *spec.kernel_size),
+                        spec.output_shape, padding=tuple(padding), dilation=spec.dilation,
+                        groups=groups)
+    return adjoint if adjoint.output_shape == spec.input_shape else None
+
+
+def _transposed_weight(spec: ConvSpec, weight: np.ndarray) -> np.ndarray:
+    """The weight of :func:`_transposed_spec`: channels swapped per group, taps flipped."""
+    return _flipped_weight(np.asarray(weight), spec.groups)
+
+
+def _flipped_weight(weight: np.ndarray, groups: int) -> np.ndarray:
+    """A ``(C_out, C_in/G, *k)`` weight as ``(C_in, C_out/G, *k)``.
+
+    Channels swapped within each group, every kernel axis reversed.
+    """
+    c_out, c_in_g, *kernel = weight.shape
+    grouped = weight.reshape(groups, c_out // groups, c_in_g, *kernel)
+    flipped = np.flip(np.swapaxes(grouped, 1, 2), axis=tuple(range(3, 3 + len(kernel))))
+    return flipped.reshape(c_in_g * groups, c_out // groups, *kernel)
+
+
+@lru_cache(maxsize=256)
+def _padded_transposed_spec(spec: ConvSpec) -> ConvSpec | None:
+    """``Cₚᵀ`` as a convolution, ``Cₚ`` the padding-free convolution of the padded input.
+
+    ``C = Cₚ P`` (``P`` pads and trims to the used extent); with stride 1, ``Cₚᵀ y`` is the
+    flipped convolution of ``y`` with padding ``d·(k − 1)`` per side (see
+    :func:`_transposed_spec`), whose output is the padded input's shape; ``Cᵀ y`` is then
+    ``Pᵀ`` of it, the padded border folded back onto the pixels it copies.
+    """
+    if any(s != 1 for s in spec.stride):
+        return None
+    used = tuple(_used_length(spec, a) for a in range(spec.ndim))
+    inner = conv_spec(spec.weight_shape, (spec.in_channels, *used), dilation=spec.dilation,
+                      groups=spec.groups)
+    return _transposed_spec(inner)
+
+
+def _padded_adjoint_into(spec: ConvSpec, fill: Callable[[np.ndarray, np.ndarray], None],
+                         y: np.ndarray, out: np.ndarray, batch_last: bool) -> bool:
+    """``out = Cᵀ y`` as ``Pᵀ Cₚᵀ y`` in chunks of samples.
+
+    ``fill(y_chunk, padded)`` writes ``Cₚᵀ`` of a chunk of samples into ``padded``, the
+    padded input's shape ``(b, C_in, *used)``; its border is then folded back.
+    False: one sample's padded input alone is above the workspace; nothing was written.
+    """
+    batch, dtype = y.shape[0], out.dtype
+    used = tuple(_used_length(spec, a) for a in range(spec.ndim))
+    chunk = tiles.padded_chunk(batch, spec.in_channels * math.prod(used) * max(dtype.itemsize, 1))
+    if chunk < 1:
+        return False
+    axes = _axes(spec)
+    general = not all(a.inside for a in axes[1:])  # a border copies a trimmed pixel
+    folded = _Buffer(dtype, "fold")
+    # the padded interior covers the input: copied, not added onto zeros
+    covers = all(a.lo - a.before == 0 and a.hi - a.before == n
+                 for a, n in zip(axes, spec.input_size, strict=True))
+    if general or not covers:
+        out[...] = 0
+    for b0 in range(0, batch, chunk):
+        b1 = min(b0 + chunk, batch)
+        padded = folded.take((b1 - b0, spec.in_channels, *used), batch_last)
+        fill(y[b0:b1], padded)
+        if general:
+            target = out[b0:b1]
+            np.add(target, _fold(padded, spec), out=target, casting="unsafe")
+        else:
+            _fold_padded(padded, out, spec, axes, b0, b1, 0, assign=covers)
+    return True
+
+
+def _strided_adjoint(spec: ConvSpec) -> StridedAdjoint:
+    """How a strided layer's adjoint runs.
+
+    ``"phases"`` (:func:`_phases`, one stride-1 convolution of ``y`` per phase), ``"flat"``
+    (:func:`_flat_col2im_into`) or ``"windows"`` (col2im with strided window adds,
+    :func:`adjoint_into`).
+
+    A traffic model: the phases' column matrices hold ``C_out/G · ∏k`` values per output
+    position, moved twice (written, read by the product); col2im's hold ``C_in/G · ∏k``,
+    moved three times (written by the product, read and added by the taps). Phases when they
+    move no more (measured: a 1-D 64 → 16 layer 0.68× flat col2im's time, 32 → 32 within
+    10 % of it; the stem, 3 → 64 channels, 2.7× slower by phases); else flat col2im, unless
+    there are more than :data:`FLAT_GROUPS` groups. ``_STRIDED_ADJOINT`` forces one (tests).
+    """
+    if tuning._STRIDED_ADJOINT != "auto":
+        kind = tuning._STRIDED_ADJOINT
+    elif 2 * spec.out_channels <= 3 * spec.in_channels:
+        kind = "phases"
+    else:
+        kind = "flat"
+    return "windows" if kind == "flat" and spec.groups > tuning.FLAT_GROUPS else kind
+
+
+def _phase_fill(spec: ConvSpec, weight: np.ndarray,
+                batch_last: bool) -> Callable[[np.ndarray, np.ndarray], None]:
+    """``fill`` of :func:`_padded_adjoint_into` for a strided layer, phase by phase."""
+    phases = _phases(spec)
+    weight = np.asarray(weight)
+    weights = [None if p.spec is None else _flipped_weight(
+        weight[np.ix_(*(range(n) for n in weight.shape[:2]), *p.taps)], spec.groups)
+        for p in phases]
+
+    def fill(y: np.ndarray, padded: np.ndarray) -> None:
+        for p, w in zip(phases, weights, strict=True):
+            view = padded[(slice(None), slice(None),
+                           *(slice(r, None, s) for r, s in zip(p.phase, spec.stride,
+                                                               strict=True)))]
+            if p.spec is None or w is None:  # no tap writes this phase (w is None too)
+                view[...] = 0
+            else:
+                _forward_into(p.spec, w, y, view, batch_last, pad_first=False)
+    return fill
+
+
+def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """``out = a @ b`` (stacked); an outer product (inner dimension 1) as a broadcast."""
+    if a.shape[-1] == 1:
+        np.multiply(a, b, out=out)
+    else:
+        np.matmul(a, b, out=out)
+
+
+def _flat_col2im_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.ndarray,
+                      batch_last: bool) -> bool:
+    """``out[b] = Cᵀ y[b]`` for a strided layer: col2im whose every tap is one contiguous add.
+
+    A tap ``t`` writes padded positions ``s·o + d·t``: phase ``(d·t) mod s`` at positions
+    ``o + e_t``, ``e_t = ⌊d·t / s⌋`` (:func:`_tap_phases`). Per tile, ``y`` is laid out in the
+    phases' common strides (``L = ⌈used / s⌉`` per axis, zeros past ``o`` on every axis but
+    the first), so one product ``Wᵀ y`` (rows tap-major) over the tile's rows gives every
+    tap's values in those strides, and its rows past them are zeroed: adding tap ``t`` onto
+    its phase is then one run of memory shifted by ``e_t`` (the zeros land on the next row's
+    or channel's start, where they change nothing) — a strided window add is several times
+    slower. The phases are then interleaved into the padded rows (one strided copy each) and
+    the border folded back.
+
+    False: one output row's buffers alone are above :data:`WORKSPACE_BYTES`; nothing was
+    written.
+    """
+    dtype = out.dtype
+    itemsize = max(dtype.itemsize, 1)
+    batch, groups, n = y.shape[0], spec.groups, spec.ndim
+    k = math.prod(spec.kernel_size)
+    cin, cout = spec.in_channels // groups, spec.out_channels // groups
+    axes = _axes(spec)
+    used = [_used_length(spec, a) for a in range(n)]
+    general = not all(a.inside for a in axes[1:])  # a border copies a trimmed pixel
+    stride, dilation = spec.stride, spec.dilation
+    rest_lengths = [-(-u // st) for u, st in zip(used[1:], stride[1:], strict=True)]
+    rest_plane, rest_used = math.prod(rest_lengths), math.prod(used[1:])
+    n_phases = math.prod(stride)
+    s0, d0, k0 = stride[0], dilation[0], spec.kernel_size[0]
+    tap_phases, tap_shifts = _tap_phases(spec)
+    reach = [max(column) for column in zip(*tap_shifts, strict=True)]
+    extra0 = -(-(d0 * (k0 - 1) + 1) // s0)  # phase rows past the tile's output rows
+    # per output row: y laid out, the product, every phase, the padded rows; per tile: the
+    # phase rows past the output rows, each phase's slack, the padded rows' reach
+    per_plane_row = itemsize * rest_plane * (spec.out_channels
+                                             + spec.in_channels * (k + n_phases))
+    per_row = per_plane_row + itemsize * spec.in_channels * s0 * rest_used
+    halo = (per_plane_row * extra0 + itemsize * n_phases * rest_plane * (reach[0] + 1)
+            + itemsize * spec.in_channels * rest_used * (d0 * (k0 - 1) + 1))
+    if per_row + halo > budget.WORKSPACE_BYTES:
+        return False
+    tiling = _row_tiling(spec, batch, per_row, halo, batch_last)
+    if general:
+        tiling.rows = spec.output_size[0]
+    grouped = np.asarray(weight, dtype=dtype).reshape(groups, cout, cin, k)
+    w_t = np.ascontiguousarray(np.transpose(grouped, (0, 3, 2, 1))).reshape(groups, k * cin,
+                                                                             cout)
+    laid_out, products, phase_buffer, pads = (_Buffer(dtype, "rows"), _Buffer(dtype, "columns"),
+                                              _Buffer(dtype, "phases"), _Buffer(dtype, "pad"))
+    out[...] = 0
+    for b0, b1, _, _, o0, o1 in _tiles(spec, batch, tiling):
+        b, rows = b1 - b0, o1 - o0
+        p0, prow = o0 * s0, (rows - 1) * s0 + d0 * (k0 - 1) + 1
+        lengths = [-(-prow // s0), *rest_lengths]
+        plane = math.prod(lengths)
+        lanes = b if batch_last else 1
+        real = rows * rest_plane * lanes  # the product's values of the tile's output rows
+        extended = laid_out.take((b, spec.out_channels, *lengths), batch_last)
+        sizes = (rows, *spec.output_size[1:])
+        for a in range(1, n):  # the margins past y on the other axes (within the rows)
+            extended[(slice(None), slice(None), *(slice(0, o) for o in sizes[:a]),
+                      slice(sizes[a], lengths[a]))] = 0
+        np.copyto(extended[(slice(None), slice(None), *(slice(0, o) for o in sizes))],
+                  y[b0:b1, :, o0:o1], casting="unsafe")
+        operand = _as_memory(extended, batch_last).reshape(
+            _gemm_shape(groups, cout, plane, b, batch_last))
+        cols = products.take(_gemm_shape(groups, k * cin, plane, b, batch_last), False)
+        np.matmul(w_t, operand[..., :real], out=cols[..., :real])  # in place: BLAS strides
+        cols[..., real:] = 0
+        steps = [lanes * math.prod(lengths[a + 1:]) for a in range(n)]
+        block = spec.in_channels * plane * b
+        slack = sum(e * step for e, step in zip(reach, steps, strict=True))
+        phase_values = phase_buffer.take((n_phases * (block + slack),), False)
+        phase_values[...] = 0
+        offsets = (np.asarray(tap_phases) * (block + slack)
+                   + np.asarray(tap_shifts).reshape(len(tap_phases), n) @ np.asarray(steps))
+        for t, offset in enumerate(offsets.tolist()):
+            for sample in range(1 if batch_last else b):
+                for g in range(groups):
+                    source = (cols[g, t * cin:(t + 1) * cin] if batch_last
+                              else cols[sample, g, t * cin:(t + 1) * cin]).reshape(-1)
+                    start = offset + (sample * spec.in_channels + g * cin) * plane * lanes
+                    target = phase_values[start:start + source.size]
+                    np.add(target, source, out=target)
+        pad = pads.take((b, spec.in_channels, prow, *used[1:]), batch_last)
+        blocks = phase_values.reshape(n_phases, block + slack)[:, :block]
+        if batch_last:  # each phase's memory (C_in, *lengths, b)
+            by_phase = np.moveaxis(blocks.reshape(n_phases, spec.in_channels, *lengths, b),
+                                   -1, 1)
+        else:
+            by_phase = blocks.reshape(n_phases, b, spec.in_channels, *lengths)
+        _interleave_phases(pad, stride, list(by_phase))
+        if general:
+            target_out = out[b0:b1]
+            np.add(target_out, _fold(pad, spec), out=target_out, casting="unsafe")
+        else:
+            _fold_padded(pad, out, spec, axes, b0, b1, p0)
+    return True
+
+
+def adjoint_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.ndarray,
+                 batch_last: bool) -> None:
+    """``out[b] = Cᵀ y[b]``: per tile one product, the taps scattered, the padding folded."""
+    transposed = _transposed_spec(spec) if tuning._ADJOINT_AS_CONVOLUTION else None
+    if transposed is not None:  # as fast as the forward or faster on every measured shape
+        _forward_into(transposed, _transposed_weight(spec, weight), y, out, batch_last)
+        return
+    padded = _padded_transposed_spec(spec) if tuning._ADJOINT_AS_CONVOLUTION else None
+    if padded is not None:
+        w_t = _transposed_weight(spec, weight)
+
+        def convolve(chunk: np.ndarray, target: np.ndarray) -> None:
+            _forward_into(padded, w_t, chunk, target, batch_last, pad_first=False)
+
+        if _padded_adjoint_into(spec, convolve, y, out, batch_last):
+            return
+    kind = _strided_adjoint(spec) if any(st > 1 for st in spec.stride) else "windows"
+    if kind == "phases" and _padded_adjoint_into(spec, _phase_fill(spec, weight, batch_last),
+                                                 y, out, batch_last):
+        return
+    if kind == "flat" and _flat_col2im_into(spec, weight, y, out, batch_last):
+        return
+    dtype = out.dtype
+    batch, groups = y.shape[0], spec.groups
+    k = math.prod(spec.kernel_size)
+    ck = spec.in_channels // groups * k
+    cout = spec.out_channels // groups
+    w_t = np.ascontiguousarray(np.swapaxes(
+        np.asarray(weight, dtype=dtype).reshape(groups, cout, ck), 1, 2))
+    axes = _axes(spec)
+    used = [_used_length(spec, a) for a in range(spec.ndim)]
+    general = not all(a.inside for a in axes[1:])  # a border copies a trimmed pixel
+    taps = list(itertools.product(*(range(n) for n in spec.kernel_size)))
+    tiling = _tiling(spec, batch, max(dtype.itemsize, 1), batch_last, split_groups=False)
+    if general:
+        tiling.rows = spec.output_size[0]
+    pads, cols_buffer, rows_buffer = (_Buffer(dtype, "pad"), _Buffer(dtype, "columns"),
+                                      _Buffer(dtype, "rows"))
+    phases = _Buffer(dtype, "phases")
+    phased = tuning._PHASE_SPLIT and any(st > 1 for st in spec.stride)
+    rest = math.prod(spec.output_size[1:])
+    s0, d0, k0 = spec.stride[0], spec.dilation[0], spec.kernel_size[0]
+    out[...] = 0
+    for b0, b1, _, _, o0, o1 in _tiles(spec, batch, tiling):
+        b, rows = b1 - b0, o1 - o0
+        p0, prow = o0 * s0, (rows - 1) * s0 + d0 * (k0 - 1) + 1
+        tile = _as_memory(y[b0:b1, :, o0:o1], batch_last)
+        shape = _gemm_shape(groups, cout, rows * rest, b, batch_last)
+        operand = _matrix_view(tile, shape) if tile.dtype == dtype else None
+        if operand is None:
+            copy = rows_buffer.take((b, spec.out_channels, rows, *spec.output_size[1:]),
+                                    batch_last)
+            np.copyto(copy, y[b0:b1, :, o0:o1], casting="unsafe")
+            operand = _as_memory(copy, batch_last).reshape(shape)
+        cols = cols_buffer.take((b, spec.in_channels, k, rows, *spec.output_size[1:]),
+                                batch_last)
+        _product(w_t, operand, _as_memory(cols, batch_last).reshape(
+            _gemm_shape(groups, ck, rows * rest, b, batch_last)))
+        pad = pads.take((b, spec.in_channels, prow, *used[1:]), batch_last)
+        if phased:
+            _scatter_phases(spec, taps, cols, pad, rows, phases, batch_last)
+        else:
+            pad[...] = 0
+            for t, tap in enumerate(taps):
+                window = pad[(slice(None), slice(None), *_window(spec, tap, rows))]
+                np.add(window, cols[:, :, t], out=window)
+        if general:
+            target = out[b0:b1]
+            np.add(target, _fold(pad, spec), out=target, casting="unsafe")
+        else:
+            _fold_padded(pad, out, spec, axes, b0, b1, p0)
