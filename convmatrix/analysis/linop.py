@@ -45,14 +45,14 @@ class LayerOperator(LinearOperator):
     the result itself. A channels-first convolution (or its adjoint) is applied by its tiled
     kernels (:func:`convmatrix.builder.apply.conv_apply`), which read the columns in place
     and write straight into the result: beyond ``X`` and the result only their bounded
-    workspace (:data:`convmatrix.builder.apply.WORKSPACE_BYTES`), so they take all columns
+    workspace (:data:`convmatrix.builder.budget.WORKSPACE_BYTES`), so they take all columns
     in one call (in batches only while progress is reported).
 
     The operator's dtype is float64 for integer and bool layers (what scipy's solvers expect);
     integer or bool data on such a layer is applied exactly instead, in the smallest integer
     type that holds ``max(‖M‖∞, 1)·max|x|`` (‖Mᵀ‖∞ for the adjoint), or refused with
     :class:`~convmatrix.ConvMatrixError` beyond int64 — the rule of
-    :data:`convmatrix.builder.apply.INTEGER_RULE`.
+    :data:`convmatrix.builder.dtypes.INTEGER_RULE`.
 
     Parameters
     ----------

@@ -351,7 +351,7 @@ class Layer(ABC):
         """An upper bound on ``‖M‖∞``, the largest absolute row sum of :meth:`matrix`.
 
         Exact Python int for integer and bool weights (the bound the integer rule uses, see
-        :data:`convmatrix.builder.apply.INTEGER_RULE`). Default: a convolution's closed form
+        :data:`convmatrix.builder.dtypes.INTEGER_RULE`). Default: a convolution's closed form
         (:meth:`conv_view`), otherwise the row sums of the built matrix (rounded up).
         """
         from convmatrix.builder.dtypes import conv_abs_row_sum, max_abs
@@ -390,7 +390,7 @@ class Layer(ABC):
         """Apply the layer, ``M @ x + b``, to one sample or a batch ``(B, *input_shape)``.
 
         Integer and bool results are exact or refused (the rule:
-        :data:`convmatrix.builder.apply.INTEGER_RULE`): the computation widens to the smallest
+        :data:`convmatrix.builder.dtypes.INTEGER_RULE`): the computation widens to the smallest
         integer type that holds ``(‖M‖∞·max|x| + max|b|)`` (iterated over a stack's layers).
         A fractional offset on integer data (``Pad(value=0.5)``) gives a float64 result: the
         value of the affine map, where torch's ``F.pad`` on an integer tensor truncates.

@@ -196,7 +196,7 @@ class Graph(Layer):
         """The dtype of the graph's matrix, widened by the integer rule.
 
         The common dtype of the layers and the sums' coefficients; integer and bool graphs
-        (:data:`convmatrix.builder.apply.INTEGER_RULE`) widen to the smallest integer type
+        (:data:`convmatrix.builder.dtypes.INTEGER_RULE`) widen to the smallest integer type
         that holds the bound on ``‖M‖∞`` and on the offset carried through the graph (int64
         when even that cannot; :meth:`matrix` then refuses). Integer arithmetic wraps modulo
         its width in sums and products alike, so intermediate products need no wider type

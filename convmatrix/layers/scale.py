@@ -51,7 +51,7 @@ class Scale(ShapedLayer):
     scale : array_like
         The factors; any shape that broadcasts to ``input_shape`` (a number, one value per
         channel as ``(C, 1, 1)``, or a whole sample). Its dtype is the matrix's dtype
-        (integers stay exact: see :data:`convmatrix.builder.apply.INTEGER_RULE`).
+        (integers stay exact: see :data:`convmatrix.builder.dtypes.INTEGER_RULE`).
     shift : array_like, optional
         Added after scaling (the offset); broadcast like ``scale``. Default 0.
 

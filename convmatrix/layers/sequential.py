@@ -173,7 +173,7 @@ def _column_blocks(layer: Layer, parts: int) -> list[Layer] | None:
 def product_dtype(layers: tuple[Layer, ...], *, refuse: bool = False) -> np.dtype[Any]:
     """The dtype the product of ``layers`` (and its offset) is formed in.
 
-    The integer rule (:data:`convmatrix.builder.apply.INTEGER_RULE`): for integer and bool
+    The integer rule (:data:`convmatrix.builder.dtypes.INTEGER_RULE`): for integer and bool
     layers the smallest integer type holding ``∏ max(‖M_k‖∞, 1)`` (which bounds every entry
     and partial sum of the product, in any association order) and the offset's bound; a
     product of bool layers counts paths in int64. ``refuse``: raise
@@ -425,7 +425,7 @@ class Sequential(Layer):
         Integer and bool stacks: the smallest integer type that holds every entry of the
         product (bound ``∏ max(‖M_k‖∞, 1)``) and of the offset; bool layers multiply to int64
         path counts (see :func:`product_dtype` and
-        :data:`convmatrix.builder.apply.INTEGER_RULE`). Float stays float.
+        :data:`convmatrix.builder.dtypes.INTEGER_RULE`). Float stays float.
         """
         if self._dtype is None:
             self._dtype = product_dtype(self.chain())
