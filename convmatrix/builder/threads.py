@@ -8,18 +8,27 @@ One home for the ``threadpoolctl`` controller the matrix-free kernels
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Any
 
 __all__ = ["one_blas_thread"]
 
 _CONTROLLER: list[Any] = []
 
+_SCIPY_BLAS = "scipy.linalg._fblas"
+"""scipy's BLAS wrappers (``axpy``, ``gemm`` of the channel-wise and flat col2im kernels): its
+wheels bundle an OpenBLAS of their own, a second library beside numpy's, loaded with this
+module."""
+
+_WITH_SCIPY: list[bool] = []
+
 
 def one_blas_thread() -> Any:
     """A context running BLAS on one thread (``threadpoolctl``; nothing if it already does).
 
-    The limit is set on the BLAS libraries loaded when it is first used (numpy's among them)
-    and lifted on leaving the context: other code in the process keeps its threads.
+    The limit is set on the BLAS libraries loaded when it is first used (numpy's among them),
+    and again once scipy's own BLAS is loaded (the kernels import it when they first call
+    it), and lifted on leaving the context: other code in the process keeps its threads.
 
     Examples
     --------
@@ -28,13 +37,15 @@ def one_blas_thread() -> Any:
     ...     float(np.ones((2, 2)) @ np.ones(2) @ np.ones(2))
     4.0
     """
-    if not _CONTROLLER:
+    with_scipy = _SCIPY_BLAS in sys.modules
+    if not _CONTROLLER or (with_scipy and not _WITH_SCIPY[0]):
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:  # pragma: no cover - a declared dependency
-            _CONTROLLER.append(None)
+            _CONTROLLER[:] = [None]
         else:
-            _CONTROLLER.append(ThreadpoolController().select(user_api="blas"))
+            _CONTROLLER[:] = [ThreadpoolController().select(user_api="blas")]
+        _WITH_SCIPY[:] = [with_scipy]
     controller = _CONTROLLER[0]
     if controller is None or all(lib.num_threads == 1 for lib in controller.lib_controllers):
         return contextlib.nullcontext()
