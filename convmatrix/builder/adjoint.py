@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
+from typing import Any, cast
 
 import numpy as np
 
@@ -15,11 +17,13 @@ from convmatrix.builder.padding import fold_copy as _fold
 from convmatrix.builder.padding import fold_padded as _fold_padded
 from convmatrix.builder.padding import padded_axes as _axes
 from convmatrix.builder.padding import padded_length as _used_length
+from convmatrix.builder.phases import add_phases as _add_phases
 from convmatrix.builder.phases import interleave_phases as _interleave_phases
 from convmatrix.builder.phases import polyphases as _phases
 from convmatrix.builder.phases import scatter_phases as _scatter_phases
 from convmatrix.builder.phases import tap_phases as _tap_phases
 from convmatrix.builder.scratch import ScratchBuffer as _Buffer
+from convmatrix.builder.threads import one_blas_thread
 from convmatrix.builder.tiles import as_memory as _as_memory
 from convmatrix.builder.tiles import batch_tiling as _tiling
 from convmatrix.builder.tiles import gemm_shape as _gemm_shape
@@ -127,23 +131,29 @@ def _padded_adjoint_into(spec: ConvSpec, fill: Callable[[np.ndarray, np.ndarray]
 def _strided_adjoint(spec: ConvSpec) -> StridedAdjoint:
     """How a strided layer's adjoint runs.
 
-    ``"phases"`` (:func:`_phases`, one stride-1 convolution of ``y`` per phase), ``"flat"``
-    (:func:`_flat_col2im_into`) or ``"windows"`` (col2im with strided window adds,
-    :func:`adjoint_into`).
+    ``"flat"`` (:func:`_flat_col2im_into`: every tap's product added onto its phase as one
+    run of memory, inside BLAS when the channels allow, ``tuning.ACCUMULATE_RATIO``),
+    ``"phases"`` (:func:`_phases`, one stride-1 convolution of ``y`` per phase) or
+    ``"windows"`` (col2im with strided window adds, :func:`adjoint_into`).
 
-    A traffic model: the phases' column matrices hold ``C_out/G · ∏k`` values per output
-    position, moved twice (written, read by the product); col2im's hold ``C_in/G · ∏k``,
-    moved three times (written by the product, read and added by the taps). Phases when they
-    move no more (measured: a 1-D 64 → 16 layer 0.68× flat col2im's time, 32 → 32 within
-    10 % of it; the stem, 3 → 64 channels, 2.7× slower by phases); else flat col2im, unless
-    there are more than :data:`FLAT_GROUPS` groups. ``_STRIDED_ADJOINT`` forces one (tests).
+    Flat col2im unless the layer has more than ``tuning.FLAT_GROUPS`` groups (it takes each
+    group's taps with calls of their own). Then a traffic model: the phases' column matrices
+    hold ``C_out/G · ∏k`` values per output position, moved twice (written, read by the
+    product); col2im's hold ``C_in/G · ∏k``, moved three times (written by the product, read
+    and added by the taps): phases when they move no more (a strided depthwise layer's
+    phases take the channel-wise axpy taps), else windows. Measured (float64, one thread),
+    flat against phases: 0.45–0.85× their time on 1-, 2- and 3-D layers with
+    ``C_out ≤ 1.5·C_in`` (which took the phases before flat col2im added its taps inside
+    BLAS), depthwise layers of 2–4 channels 0.6–0.7×. ``_STRIDED_ADJOINT`` forces one (tests).
     """
     if tuning._STRIDED_ADJOINT != "auto":
         kind = tuning._STRIDED_ADJOINT
+    elif spec.groups <= tuning.FLAT_GROUPS:
+        kind = "flat"
     elif 2 * spec.out_channels <= 3 * spec.in_channels:
         kind = "phases"
     else:
-        kind = "flat"
+        kind = "windows"
     return "windows" if kind == "flat" and spec.groups > tuning.FLAT_GROUPS else kind
 
 
@@ -176,6 +186,53 @@ def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
         np.matmul(a, b, out=out)
 
 
+_GEMM = {"f4": "sgemm", "f8": "dgemm", "c8": "cgemm", "c16": "zgemm"}
+
+
+def _accumulating_gemm(spec: ConvSpec, dtype: np.dtype[Any]) -> Callable[..., Any] | None:
+    """The BLAS ``gemm`` of :func:`_accumulate_taps`, when it is the faster form (else None).
+
+    A BLAS dtype and ``C_out/G ≤ tuning.ACCUMULATE_RATIO · C_in/G`` (half that in float32),
+    or ``C_out/G ≤ tuning._ACCUMULATE_CHANNELS``.
+    """
+    name = _GEMM.get(f"{dtype.kind}{dtype.itemsize}")
+    cin, cout = spec.in_channels // spec.groups, spec.out_channels // spec.groups
+    ratio = tuning.ACCUMULATE_RATIO / (2 if dtype.itemsize == 4 else 1)
+    if name is None or (cout > ratio * cin and cout > tuning._ACCUMULATE_CHANNELS):
+        return None
+    from scipy.linalg import blas
+
+    return cast("Callable[..., Any]", getattr(blas, name))
+
+
+def _accumulate_taps(gemm: Callable[..., Any], w_t: np.ndarray, operand: np.ndarray,
+                     values: np.ndarray, offsets: Sequence[int], cin: int, sample_size: int,
+                     samples: int) -> None:
+    """``values[offset_t + run] += W_tᵀ y`` per tap ``t``, group and sample, inside BLAS.
+
+    ``w_t`` is ``(G, ∏k·C_in/G, C_out/G)`` (tap-major rows), ``operand`` the laid-out ``y``:
+    ``(b, G, C_out/G, L)``, or ``(G, C_out/G, L·b)`` with the samples interleaved (then
+    ``samples`` is 1). A tap's run holds the group's ``C_in/G`` channels of ``L`` values
+    each, so as Fortran arrays ``run (L × C_in/G) += yᵀ (L × C_out/G) · W_tᵀ (C_out/G ×
+    C_in/G)``: one ``gemm`` with ``beta = 1`` that writes the run where it lies. Should BLAS
+    hand back a copy instead (f2py copies an operand it cannot use in place), the copy is
+    written back.
+    """
+    groups = w_t.shape[0]
+    length = operand.shape[-1]
+    for sample in range(samples):
+        for g in range(groups):
+            a = (operand[sample, g] if operand.ndim == 4 else operand[g]).T
+            base = sample * sample_size + g * cin * length
+            for t, offset in enumerate(offsets):
+                start = offset + base
+                run = values[start:start + cin * length].reshape(cin, length).T
+                result = gemm(1.0, a, w_t[g, t * cin:(t + 1) * cin].T, beta=1.0, c=run,
+                              overwrite_c=1)
+                if not np.may_share_memory(result, run):
+                    run[...] = result
+
+
 def _flat_col2im_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.ndarray,
                       batch_last: bool) -> bool:
     """``out[b] = Cᵀ y[b]`` for a strided layer: col2im whose every tap is one contiguous add.
@@ -187,8 +244,11 @@ def _flat_col2im_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np
     tap's values in those strides, and its rows past them are zeroed: adding tap ``t`` onto
     its phase is then one run of memory shifted by ``e_t`` (the zeros land on the next row's
     or channel's start, where they change nothing) — a strided window add is several times
-    slower. The phases are then interleaved into the padded rows (one strided copy each) and
-    the border folded back.
+    slower. When the channels allow (:func:`_accumulating_gemm`) there is no product of
+    every tap: each tap's product is added onto its run inside BLAS (:func:`_accumulate_taps`,
+    ``y``'s rows past the tile zeroed instead). With zero padding the phases are then added
+    (copied, when one tile holds every row) straight onto ``out``; else they are interleaved
+    into the padded rows (one strided copy each) and the border folded back.
 
     False: one output row's buffers alone are above :data:`WORKSPACE_BYTES`; nothing was
     written.
@@ -211,8 +271,10 @@ def _flat_col2im_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np
     extra0 = -(-(d0 * (k0 - 1) + 1) // s0)  # phase rows past the tile's output rows
     # per output row: y laid out, the product, every phase, the padded rows; per tile: the
     # phase rows past the output rows, each phase's slack, the padded rows' reach
+    gemm = _accumulating_gemm(spec, dtype)
+    columns = 0 if gemm is not None else k  # no column matrix when BLAS adds the taps
     per_plane_row = itemsize * rest_plane * (spec.out_channels
-                                             + spec.in_channels * (k + n_phases))
+                                             + spec.in_channels * (columns + n_phases))
     per_row = per_plane_row + itemsize * spec.in_channels * s0 * rest_used
     halo = (per_plane_row * extra0 + itemsize * n_phases * rest_plane * (reach[0] + 1)
             + itemsize * spec.in_channels * rest_used * (d0 * (k0 - 1) + 1))
@@ -226,6 +288,7 @@ def _flat_col2im_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np
                                                                              cout)
     laid_out, products, phase_buffer, pads = (_Buffer(dtype, "rows"), _Buffer(dtype, "columns"),
                                               _Buffer(dtype, "phases"), _Buffer(dtype, "pad"))
+    zero_border = spec.padding_mode == "zeros"  # the padded border is dropped, never folded
     out[...] = 0
     for b0, b1, _, _, o0, o1 in _tiles(spec, batch, tiling):
         b, rows = b1 - b0, o1 - o0
@@ -243,9 +306,6 @@ def _flat_col2im_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np
                   y[b0:b1, :, o0:o1], casting="unsafe")
         operand = _as_memory(extended, batch_last).reshape(
             _gemm_shape(groups, cout, plane, b, batch_last))
-        cols = products.take(_gemm_shape(groups, k * cin, plane, b, batch_last), False)
-        np.matmul(w_t, operand[..., :real], out=cols[..., :real])  # in place: BLAS strides
-        cols[..., real:] = 0
         steps = [lanes * math.prod(lengths[a + 1:]) for a in range(n)]
         block = spec.in_channels * plane * b
         slack = sum(e * step for e, step in zip(reach, steps, strict=True))
@@ -253,21 +313,35 @@ def _flat_col2im_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np
         phase_values[...] = 0
         offsets = (np.asarray(tap_phases) * (block + slack)
                    + np.asarray(tap_shifts).reshape(len(tap_phases), n) @ np.asarray(steps))
-        for t, offset in enumerate(offsets.tolist()):
-            for sample in range(1 if batch_last else b):
-                for g in range(groups):
-                    source = (cols[g, t * cin:(t + 1) * cin] if batch_last
-                              else cols[sample, g, t * cin:(t + 1) * cin]).reshape(-1)
-                    start = offset + (sample * spec.in_channels + g * cin) * plane * lanes
-                    target = phase_values[start:start + source.size]
-                    np.add(target, source, out=target)
-        pad = pads.take((b, spec.in_channels, prow, *used[1:]), batch_last)
+        if gemm is not None:
+            operand[..., real:] = 0
+            small = plane * lanes * cin * cout < tuning.SMALL_PRODUCT  # each tap's product
+            with one_blas_thread() if small else contextlib.nullcontext():
+                _accumulate_taps(gemm, w_t, operand, phase_values, offsets.tolist(), cin,
+                                 spec.in_channels * plane * lanes, 1 if batch_last else b)
+        else:
+            cols = products.take(_gemm_shape(groups, k * cin, plane, b, batch_last), False)
+            np.matmul(w_t, operand[..., :real], out=cols[..., :real])  # in place: BLAS strides
+            cols[..., real:] = 0
+            for t, offset in enumerate(offsets.tolist()):
+                for sample in range(1 if batch_last else b):
+                    for g in range(groups):
+                        source = (cols[g, t * cin:(t + 1) * cin] if batch_last
+                                  else cols[sample, g, t * cin:(t + 1) * cin]).reshape(-1)
+                        start = offset + (sample * spec.in_channels + g * cin) * plane * lanes
+                        target = phase_values[start:start + source.size]
+                        np.add(target, source, out=target)
         blocks = phase_values.reshape(n_phases, block + slack)[:, :block]
         if batch_last:  # each phase's memory (C_in, *lengths, b)
             by_phase = np.moveaxis(blocks.reshape(n_phases, spec.in_channels, *lengths, b),
                                    -1, 1)
         else:
             by_phase = blocks.reshape(n_phases, b, spec.in_channels, *lengths)
+        if zero_border:
+            whole = o0 == 0 and o1 == spec.output_size[0]  # no other tile writes these samples
+            _add_phases(out[b0:b1], list(by_phase), spec, axes, p0, prow, assign=whole)
+            continue
+        pad = pads.take((b, spec.in_channels, prow, *used[1:]), batch_last)
         _interleave_phases(pad, stride, list(by_phase))
         if general:
             target_out = out[b0:b1]

@@ -41,6 +41,7 @@ from convmatrix.typing import Direction
 if TYPE_CHECKING:  # properties forwarding to their homes at run time (see _Forwarding)
     from convmatrix.builder.budget import WORKSPACE_BYTES
     from convmatrix.builder.tuning import (
+        ACCUMULATE_RATIO,
         FLAT_GROUPS,
         GROUP_TILE_BYTES,
         SHIFT_GAIN,
@@ -49,13 +50,13 @@ if TYPE_CHECKING:  # properties forwarding to their homes at run time (see _Forw
         TILE_BYTES,
     )
 
-__all__ = ["FLAT_GROUPS", "GROUP_TILE_BYTES", "INTEGER_RULE", "SHIFT_GAIN", "SMALL_PRODUCT",
-           "TAP_CHUNK_BYTES", "TILE_BYTES", "WORKSPACE_BYTES", "compute_dtype",
+__all__ = ["ACCUMULATE_RATIO", "FLAT_GROUPS", "GROUP_TILE_BYTES", "INTEGER_RULE", "SHIFT_GAIN",
+           "SMALL_PRODUCT", "TAP_CHUNK_BYTES", "TILE_BYTES", "WORKSPACE_BYTES", "compute_dtype",
            "conv_abs_row_sum", "conv_apply", "conv_apply_adjoint", "integer_dtype", "max_abs"]
 
-_TUNABLES = ("FLAT_GROUPS", "GROUP_TILE_BYTES", "SHIFT_GAIN", "SMALL_PRODUCT", "TAP_CHUNK_BYTES",
-             "TILE_BYTES", "_ADJOINT_AS_CONVOLUTION", "_PAD_FIRST", "_PHASE_SPLIT",
-             "_STRIDED_ADJOINT", "_TAPS")
+_TUNABLES = ("ACCUMULATE_RATIO", "FLAT_GROUPS", "GROUP_TILE_BYTES", "SHIFT_GAIN", "SMALL_PRODUCT",
+             "TAP_CHUNK_BYTES", "TILE_BYTES", "_ACCUMULATE_CHANNELS", "_ADJOINT_AS_CONVOLUTION",
+             "_PAD_FIRST", "_PHASE_SPLIT", "_STRIDED_ADJOINT", "_TAPS")
 
 #: names read and set in their home module (home, name there): the tunables, and the kernels
 #: and limits tests replace through this module
@@ -71,6 +72,8 @@ _HOMES: dict[str, tuple[types.ModuleType, str]] = {
     "_shift_gain": (forward, "_shift_gain"),
     "_transposed_spec": (adjoint, "_transposed_spec"),
     "_flat_col2im_into": (adjoint, "_flat_col2im_into"),
+    "_accumulating_gemm": (adjoint, "_accumulating_gemm"),
+    "_accumulate_taps": (adjoint, "_accumulate_taps"),
 }
 
 

@@ -17,8 +17,8 @@ import numpy as np
 from convmatrix.geometry.shapes import used_length
 from convmatrix.geometry.spec import ConvSpec
 
-__all__ = ["fill_padded", "fold_copy", "fold_padded", "pad_copy", "pad_source", "padded_axes",
-           "padded_length"]
+__all__ = ["PaddedAxis", "fill_padded", "fold_copy", "fold_padded", "pad_copy", "pad_source",
+           "padded_axes", "padded_length"]
 
 
 _NUMPY_PAD_MODES: dict[str, Any] = {"reflect": "reflect", "replicate": "edge", "circular": "wrap",
@@ -79,7 +79,7 @@ def fold_copy(g: np.ndarray, spec: ConvSpec) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _Axis:
+class PaddedAxis:
     """One spatial axis of the padded input: where each used position reads from."""
 
     source: np.ndarray  # per used padded position, the input pixel it copies (-1: zero)
@@ -92,7 +92,7 @@ class _Axis:
 
 
 @lru_cache(maxsize=256)
-def padded_axes(spec: ConvSpec) -> tuple[_Axis, ...]:
+def padded_axes(spec: ConvSpec) -> tuple[PaddedAxis, ...]:
     """Per spatial axis, where the used padded positions read from (cached per spec)."""
     axes = []
     for axis in range(spec.ndim):
@@ -105,7 +105,7 @@ def padded_axes(spec: ConvSpec) -> tuple[_Axis, ...]:
         runs = tuple((a, b, "zero" if (source[a:b] < 0).all() else
                       "copy" if (source[a:b] >= 0).all() else "mixed")
                      for a, b in _runs(border))
-        axes.append(_Axis(source, before, lo, hi, border, runs, inside))
+        axes.append(PaddedAxis(source, before, lo, hi, border, runs, inside))
     return tuple(axes)
 
 
@@ -120,12 +120,12 @@ def _runs(positions: Sequence[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def _border_rows(axis: _Axis, p0: int, rows: int) -> list[int]:
+def _border_rows(axis: PaddedAxis, p0: int, rows: int) -> list[int]:
     """The border positions of the first axis among padded rows ``[p0, p0 + rows)``."""
     return [r for r in axis.border if p0 <= r < p0 + rows]
 
 
-def fill_padded(pad: np.ndarray, x: np.ndarray, spec: ConvSpec, axes: tuple[_Axis, ...],
+def fill_padded(pad: np.ndarray, x: np.ndarray, spec: ConvSpec, axes: tuple[PaddedAxis, ...],
                 b0: int, b1: int, p0: int) -> None:
     """Write padded rows ``[p0, p0 + pad.shape[2])`` of samples ``b0:b1`` into ``pad``."""
     first = axes[0]
@@ -166,7 +166,7 @@ def fill_padded(pad: np.ndarray, x: np.ndarray, spec: ConvSpec, axes: tuple[_Axi
                         np.copyto(one, pad[(*head, int(info.source[p]) + info.before, *tail)])
 
 
-def fold_padded(g: np.ndarray, out: np.ndarray, spec: ConvSpec, axes: tuple[_Axis, ...],
+def fold_padded(g: np.ndarray, out: np.ndarray, spec: ConvSpec, axes: tuple[PaddedAxis, ...],
                 b0: int, b1: int, p0: int, assign: bool = False) -> None:
     """The adjoint of :func:`fill_padded`: add the padded rows ``g`` onto ``out[b0:b1]``.
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["FLAT_GROUPS", "GROUP_TILE_BYTES", "SHIFT_GAIN", "SMALL_PRODUCT", "TAP_CHUNK_BYTES",
-           "TILE_BYTES", "StridedAdjoint"]
+__all__ = ["ACCUMULATE_RATIO", "FLAT_GROUPS", "GROUP_TILE_BYTES", "SHIFT_GAIN", "SMALL_PRODUCT",
+           "TAP_CHUNK_BYTES", "TILE_BYTES", "StridedAdjoint"]
 
 TILE_BYTES: int = 16 * 2**20
 """The preferred tile (column matrix, padded rows and product): large enough for an efficient
@@ -45,7 +45,23 @@ and the shifted products (a traffic model: the 3-D benchmark layer's adjoint 2.2
 
 FLAT_GROUPS: int = 4
 """Grouped layers with more groups than this never take flat col2im
-(``adjoint._flat_col2im_into``): it adds each group's taps with calls of their own."""
+(``adjoint._flat_col2im_into``): it adds each group's taps with calls of their own (measured:
+0.62× the phases' time at 4 groups, 1.36× at 8)."""
+
+ACCUMULATE_RATIO: float = 2.0
+"""Flat col2im (``adjoint._flat_col2im_into``) adds each tap's product onto its phase inside
+BLAS (``gemm`` with ``beta = 1``, one call per tap) when ``C_out/G ≤`` this many times
+``C_in/G`` (half as many in float32) or ``C_out/G ≤ 16``: the column matrix of every tap
+(``∏k·C_in/G`` values per position, written by one product, read and added back) is never
+formed, and each tap's product is added while it is in the cache. With many more output than
+input channels the per-tap products (inner dimension ``C_out/G``, only ``C_in/G`` columns)
+run below BLAS speed and one product of every tap is faster (measured, float64, ratio of
+the accumulated time to one product's: 3 → 64 channels 4.8, 8 → 64 1.5, 16 → 64 1.15,
+64 → 128 0.89, 8 → 16 0.40, 32 → 16 0.41; float32 32 → 64 1.15, 16 → 16 0.49)."""
+
+_ACCUMULATE_CHANNELS = 16
+"""Flat col2im accumulates inside BLAS whatever the ratio when ``C_out/G`` is at most this
+(the product is memory-bound: 4 → 16 channels 0.70)."""
 
 _PAD_FIRST = True
 """The forward pads a padded layer's samples whole before its tiles (False: each tile pads

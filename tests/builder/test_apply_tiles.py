@@ -8,6 +8,9 @@ contiguous, and interleaved like an operator's columns).
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import textwrap
 import tracemalloc
 import zlib
 
@@ -39,6 +42,7 @@ GEOMETRIES = [
     ((3, 1, 3, 3, 2), (3, 5, 8, 6), 1, (2, 1, 1), 2, 3),  # 3-D depthwise, dilated
     ((2, 1, 5), (2, 19), 1, 4, 1, 2),  # 1-D depthwise, padding above the kernel's reach
     ((12, 1, 3, 3), (6, 11, 9), 2, 1, 1, 6),  # strided, more groups than FLAT_GROUPS
+    ((20, 2, 3, 3), (2, 10, 9), 2, 1, 1, 1),  # strided, C_out ≫ C_in: one product of all taps
 ]
 
 
@@ -79,7 +83,7 @@ def _interleaved(batch: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(params=["default", "one-row", "col2im", "one-sample", "tile-padding",
                         "small-tiles", "no-taps", "shifted", "no-shift", "phases",
-                        "flat-one-row", "flat-few-rows"])
+                        "flat-one-row", "flat-few-rows", "flat-product", "flat-blas-copies"])
 def tiles(request, monkeypatch):
     """Default tiles; tiles of one output row and one group (nothing padded whole); the
     adjoint always by col2im (never as the flipped convolution it is for stride 1, nor
@@ -90,7 +94,8 @@ def tiles(request, monkeypatch):
     layers by column matrices like any other; the last kernel axis by shifted sums wherever
     possible (in tiles of a few rows), and never; every strided adjoint by phases (one
     stride-1 convolution each, whatever the channels), and by flat col2im in tiles of one
-    output row and of a few rows."""
+    output row and of a few rows, with one product of every tap (never added inside BLAS),
+    and with a BLAS that hands back a copy of the run it should have added to."""
     if request.param == "one-row":
         monkeypatch.setattr(apply, "TILE_BYTES", 1)
         monkeypatch.setattr(apply, "WORKSPACE_BYTES", 1)
@@ -123,6 +128,20 @@ def tiles(request, monkeypatch):
     if request.param == "flat-few-rows":
         monkeypatch.setattr(apply, "_STRIDED_ADJOINT", "flat")
         monkeypatch.setattr(apply, "TILE_BYTES", 4096)
+    if request.param == "flat-product":
+        monkeypatch.setattr(apply, "_STRIDED_ADJOINT", "flat")
+        monkeypatch.setattr(apply, "_accumulating_gemm", lambda spec, dtype: None)
+    if request.param == "flat-blas-copies":
+        monkeypatch.setattr(apply, "_STRIDED_ADJOINT", "flat")
+        monkeypatch.setattr(apply, "ACCUMULATE_RATIO", math.inf)
+        chosen = apply._accumulating_gemm
+
+        def copying(spec, dtype):
+            gemm = chosen(spec, dtype)
+            return None if gemm is None else (
+                lambda *args, **options: gemm(*args, **{**options, "overwrite_c": 0}))
+
+        monkeypatch.setattr(apply, "_accumulating_gemm", copying)
     return request.param
 
 
@@ -305,6 +324,39 @@ def test_complex_operator_is_the_hermitian_adjoint(padding_mode, groups):
                                atol=1e-12)
 
 
+def test_the_blas_limit_reaches_scipys_blas_loaded_after_it():
+    """scipy's wheels bundle an OpenBLAS of their own, which the channel-wise and flat
+    col2im kernels call (``axpy``, ``gemm``) and import on first use: a limit taken before
+    it was loaded must still reach it (before, scipy's BLAS kept its threads: a 1-D
+    adjoint's per-tap products ran on two threads, 30 ms against 1 ms beside another busy
+    process). In a fresh interpreter, against threadpoolctl's own view of the libraries."""
+    pytest.importorskip("threadpoolctl")
+    code = textwrap.dedent("""
+        import sys
+        import threadpoolctl
+        from convmatrix.builder import threads
+        assert "scipy.linalg._fblas" not in sys.modules
+        with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+            with threads.one_blas_thread():
+                pass  # the controller, before scipy's BLAS is loaded
+            from scipy.linalg import blas  # noqa: F401
+        with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+            before = [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                      if i["user_api"] == "blas"]
+            with threads.one_blas_thread():
+                inside = [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                          if i["user_api"] == "blas"]
+        print(len(before), max(before), max(inside))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    libraries, before, inside = map(int, result.stdout.split())
+    if before < 2:
+        pytest.skip("BLAS cannot run on two threads here")
+    assert libraries >= 2  # numpy's and scipy's
+    assert inside == 1
+
+
 def test_small_products_run_on_one_blas_thread_only_inside_the_call():
     threadpoolctl = pytest.importorskip("threadpoolctl")
 
@@ -340,16 +392,17 @@ def test_small_products_run_on_one_blas_thread_only_inside_the_call():
 def test_channel_wise_layers_add_taps_and_others_do_not(dtype, monkeypatch):
     """Which layers take the channel-wise taps: one input and one output channel per group,
     stride 1, a BLAS dtype; a channel multiplier, a stride, a shared channel or integers do
-    not — except a strided depthwise layer's adjoint, whose phases (:func:`apply._phases`)
-    are channel-wise convolutions of stride 1: 4 for a 3×3 kernel of stride 2. Every case
-    matches torch either way."""
+    not — except the adjoint of a strided depthwise layer with more groups than
+    :data:`apply.FLAT_GROUPS`, whose phases (:func:`apply._phases`) are channel-wise
+    convolutions of stride 1: 4 for a 3×3 kernel of stride 2 (with fewer groups flat col2im
+    is faster). Every case matches torch either way."""
     calls = []
     taps_into = apply._taps_into
     monkeypatch.setattr(apply, "_taps_into", lambda *a: calls.append(1) or taps_into(*a))
     rng = np.random.default_rng(13)
     # weight, stride, groups, calls (forward + adjoint)
     cases = [((3, 1, 3, 3), 1, 3, 2), ((1, 1, 3, 3), 1, 1, 2),
-             ((6, 1, 3, 3), 1, 3, 0), ((3, 1, 3, 3), 2, 3, 4),
+             ((6, 1, 3, 3), 1, 3, 0), ((6, 1, 3, 3), 2, 6, 4), ((3, 1, 3, 3), 2, 3, 0),
              ((3, 3, 3, 3), 1, 1, 0)]
     for weight_shape, stride, groups, taps in cases:
         weight = rng.standard_normal(weight_shape)
@@ -485,3 +538,40 @@ def test_flat_col2im_falls_back_when_one_row_is_above_the_workspace(monkeypatch)
         adjoint = apply.conv_apply_adjoint(spec, weight, y)
         assert calls == [taken]
         assert np.linalg.norm(adjoint - expected_t) <= 1e-12 * np.linalg.norm(expected_t)
+
+
+def test_flat_col2im_adds_taps_inside_blas_when_the_channels_allow(monkeypatch):
+    """Flat col2im adds each tap's product onto its phase inside BLAS (``beta = 1``) for a
+    float layer with ``C_out ≤ ACCUMULATE_RATIO · C_in`` (halved in float32) or few output
+    channels; with many more output than input channels (the stem), integers or more groups
+    than FLAT_GROUPS it does not. Every case matches torch either way."""
+    calls = []
+    accumulate = apply._accumulate_taps
+    monkeypatch.setattr(apply, "_accumulate_taps",
+                        lambda *a: calls.append(1) or accumulate(*a))
+    rng = np.random.default_rng(23)
+    # weight, groups, dtype, taken
+    cases = [((16, 8, 3, 3), 1, np.float64, True), ((48, 24, 3, 3), 1, np.float64, True),
+             ((48, 24, 3, 3), 1, np.float32, False), ((24, 24, 3, 3), 1, np.float32, True),
+             ((64, 3, 7, 7), 1, np.float64, False), ((16, 3, 3, 3), 1, np.complex128, True),
+             ((16, 4, 3, 3), 2, np.float64, True), ((12, 1, 3, 3), 6, np.float64, False)]
+    for weight_shape, groups, dtype, taken in cases:
+        weight = rng.standard_normal(weight_shape)
+        spec = cm.conv_spec(weight_shape, (groups * weight_shape[1], 15, 14), stride=2,
+                            padding=weight_shape[-1] // 2, groups=groups)
+        x = rng.standard_normal((2, *spec.input_shape))
+        y = rng.standard_normal((2, *spec.output_shape))
+        _, expected_t = _torch_pair(weight, x, y, 2, weight_shape[-1] // 2, 1, groups, "zeros")
+        calls.clear()
+        adjoint = apply.conv_apply_adjoint(spec, weight.astype(dtype), y.astype(dtype))
+        assert bool(calls) == taken, (weight_shape, groups, dtype)
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        assert np.linalg.norm(adjoint - expected_t) <= tol * np.linalg.norm(expected_t)
+    calls.clear()
+    weight = rng.integers(-9, 10, (16, 8, 3, 3))
+    spec = cm.conv_spec(weight.shape, (8, 15, 14), stride=2, padding=1)
+    y = rng.integers(-9, 10, (2, *spec.output_shape))
+    adjoint = apply.conv_apply_adjoint(spec, weight, y)
+    assert not calls  # integers: exact through one product of every tap
+    expected = reference.conv_adjoint(y[1], weight, spec.input_shape, stride=2, padding=1)
+    np.testing.assert_array_equal(adjoint[1], expected)
