@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from convmatrix._errors import ConvMatrixError
-from convmatrix.builder import adjoint, budget, forward, padding, phases, scratch, tiles, tuning
+from convmatrix.builder import adjoint, budget, forward, scratch, tiles, tuning
 from convmatrix.builder.adjoint import adjoint_into as _adjoint_into
 from convmatrix.builder.dtypes import (
     INTEGER_RULE,
@@ -65,8 +65,8 @@ _HOMES: dict[str, tuple[types.ModuleType, str]] = {
     "WORKSPACE_BYTES": (budget, "WORKSPACE_BYTES"),
     "_KEEP_BYTES": (scratch, "_KEEP_BYTES"),
     "_padded_chunk": (tiles, "padded_chunk"),
-    "_pad": (padding, "pad_copy"),
-    "_phases": (phases, "polyphases"),
+    "_pad": (forward, "_pad"),  # padding.pad_copy, under the name the forward calls it by
+    "_phases": (adjoint, "_phases"),  # phases.polyphases, likewise in the adjoint
     "_taps_into": (forward, "_taps_into"),
     "_shifted_into": (forward, "_shifted_into"),
     "_shift_gain": (forward, "_shift_gain"),
@@ -85,27 +85,42 @@ class _Forwarding(types.ModuleType):
     is ``tuning.TILE_BYTES``, and ``apply.TILE_BYTES = n`` sets ``tuning.TILE_BYTES``, which
     the kernels read at call time. Properties (data descriptors), not ``__getattr__`` and
     ``__setattr__``: ``monkeypatch.setattr`` then restores the old value on undo instead of
-    deleting a module ``__dict__`` entry that never existed.
+    deleting a module ``__dict__`` entry that never existed. Deleting a name hides it here
+    (the home keeps its value) until it is set again: ``unittest.mock.patch``, which deletes
+    a name it did not find in the module's ``__dict__`` and sets the original back once the
+    name is gone, and ``monkeypatch.delattr`` then restore it as on a plain module.
     """
 
     def __dir__(self) -> list[str]:
-        return sorted({*super().__dir__(), *_HOMES})
+        return sorted({*super().__dir__(), *_HOMES} - _DELETED)
 
 
-def _forwarded(home: types.ModuleType, attribute: str) -> property:
-    """A property reading and setting ``home.attribute``."""
+#: forwarded names deleted from this module (set again by assigning them)
+_DELETED: set[str] = set()
 
-    def read(_: types.ModuleType) -> Any:
+
+def _forwarded(name: str, home: types.ModuleType, attribute: str) -> property:
+    """A property reading, setting and (here only) deleting ``home.attribute`` as ``name``."""
+
+    def read(module: types.ModuleType) -> Any:
+        if name in _DELETED:
+            raise AttributeError(f"module {module.__name__!r} has no attribute {name!r}")
         return getattr(home, attribute)
 
     def write(_: types.ModuleType, value: Any) -> None:
         setattr(home, attribute, value)
+        _DELETED.discard(name)
 
-    return property(read, write, doc=f"``{home.__name__}.{attribute}``")
+    def delete(module: types.ModuleType) -> None:
+        if name in _DELETED:
+            raise AttributeError(f"module {module.__name__!r} has no attribute {name!r}")
+        _DELETED.add(name)
+
+    return property(read, write, delete, doc=f"``{home.__name__}.{attribute}``")
 
 
 for _name, (_home, _attribute) in _HOMES.items():
-    setattr(_Forwarding, _name, _forwarded(_home, _attribute))
+    setattr(_Forwarding, _name, _forwarded(_name, _home, _attribute))
 del _name, _home, _attribute
 
 sys.modules[__name__].__class__ = _Forwarding
