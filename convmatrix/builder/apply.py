@@ -210,15 +210,18 @@ def conv_apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, *,
     (chunks of samples within :data:`WORKSPACE_BYTES` less one tile), whose border is then
     folded back onto the pixels it copied (the mirrored, edge or wrapped pixels for reflect,
     replicate and circular; slabs of the border only, the interior copied as one block).
-    A strided layer's adjoint is split by phases (the padded positions ``≡ r (mod s)``):
-    when ``C_out ≤ 1.5·C_in`` each phase is a stride-1 convolution of ``y`` with the taps
-    that land on it (run by :func:`conv_apply`'s kernel into the padded input's shape, the
-    border then folded back); otherwise col2im in tiles: one matrix product per group gives
-    ``Wᵀ y`` with ``y`` zero-extended to the phases' length, every tap adds its rows onto its
-    phase as one contiguous run, the phases are interleaved into the padded rows and the
-    border is folded back. The taps are added onto their strided windows instead with more
-    than :data:`FLAT_GROUPS` groups, when the phases' padded sample or col2im's one output
-    row is above the workspace. A weight holding an inf or a nan is applied by the exact
+    A strided layer's adjoint is split by phases (the padded positions ``≡ r (mod s)``).
+    With at most :data:`FLAT_GROUPS` groups it is col2im in tiles: ``y`` is zero-extended to
+    the phases' length and every tap's ``W_tᵀ y`` is added onto its phase as one contiguous
+    run — inside BLAS (``gemm`` with ``beta = 1``) when ``C_out/G`` is at most
+    :data:`ACCUMULATE_RATIO` times ``C_in/G`` (half that in float32) or at most 16, else
+    from one matrix product of every tap per group; with zero padding the phases are then
+    written straight into the result, otherwise interleaved into the padded rows and the
+    border folded back. With more groups and ``C_out ≤ 1.5·C_in`` each phase is a stride-1
+    convolution of ``y`` with the taps that land on it (run by :func:`conv_apply`'s kernel
+    into the padded input's shape, the border then folded back). Otherwise, and when the
+    phases' padded sample or col2im's one output row is above the workspace, the taps are
+    added onto their strided windows. A weight holding an inf or a nan is applied by the exact
     sparse matrix (the kernels would multiply padding zeros by it: ``0·inf`` is a nan where
     the matrix has no entry), as in :func:`conv_apply`.
 
