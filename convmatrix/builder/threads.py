@@ -1,8 +1,8 @@
 """BLAS threads around the library's own products: limited locally, never globally.
 
 One home for the ``threadpoolctl`` controller the matrix-free kernels
-(:mod:`convmatrix.builder.apply`) and the blocked graph products
-(:mod:`convmatrix.builder.stencil`) share.
+(:mod:`convmatrix.builder.apply`, :mod:`convmatrix.builder.adjoint`) and the blocked graph
+products (:mod:`convmatrix.builder.stencil`) share.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from typing import Any
 
 __all__ = ["one_blas_thread"]
 
-_CONTROLLER: list[Any] = []
+_CONTROLLER: list[tuple[Any, bool]] = []
+"""The controller (None without ``threadpoolctl``) and whether scipy's BLAS was loaded when it
+was built: one item, replaced whole, so a thread never sees one without the other."""
 
 _SCIPY_BLAS = "scipy.linalg._fblas"
 """scipy's BLAS wrappers (``axpy``, ``gemm`` of the channel-wise and flat col2im kernels): its
 wheels bundle an OpenBLAS of their own, a second library beside numpy's, loaded with this
 module."""
-
-_WITH_SCIPY: list[bool] = []
 
 
 def one_blas_thread() -> Any:
@@ -38,15 +38,16 @@ def one_blas_thread() -> Any:
     4.0
     """
     with_scipy = _SCIPY_BLAS in sys.modules
-    if not _CONTROLLER or (with_scipy and not _WITH_SCIPY[0]):
+    state = _CONTROLLER[0] if _CONTROLLER else None
+    if state is None or (with_scipy and not state[1]):
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:  # pragma: no cover - a declared dependency
-            _CONTROLLER[:] = [None]
+            state = (None, with_scipy)
         else:
-            _CONTROLLER[:] = [ThreadpoolController().select(user_api="blas")]
-        _WITH_SCIPY[:] = [with_scipy]
-    controller = _CONTROLLER[0]
+            state = (ThreadpoolController().select(user_api="blas"), with_scipy)
+        _CONTROLLER[:] = [state]
+    controller = state[0]
     if controller is None or all(lib.num_threads == 1 for lib in controller.lib_controllers):
         return contextlib.nullcontext()
     return controller.limit(limits=1)

@@ -364,7 +364,7 @@ def test_small_products_run_on_one_blas_thread_only_inside_the_call():
         pass  # the kernels' controller: the BLAS libraries loaded with numpy
     from convmatrix.builder import threads
 
-    libraries = threads._CONTROLLER[0].lib_controllers  # the one controller of the package
+    libraries = threads._CONTROLLER[0][0].lib_controllers  # the package's one controller
 
     def blas_threads() -> list[int]:
         return [library.num_threads for library in libraries]
