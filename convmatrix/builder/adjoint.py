@@ -235,20 +235,20 @@ def _accumulate_taps(gemm: Callable[..., Any], w_t: np.ndarray, operand: np.ndar
 
 def _flat_col2im_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.ndarray,
                       batch_last: bool) -> bool:
-    """``out[b] = Cᵀ y[b]`` for a strided layer: col2im whose every tap is one contiguous add.
+    """``out[b] = Cᵀ y[b]`` for a strided layer: col2im into a buffer split by phases.
 
     A tap ``t`` writes padded positions ``s·o + d·t``: phase ``(d·t) mod s`` at positions
-    ``o + e_t``, ``e_t = ⌊d·t / s⌋`` (:func:`_tap_phases`). Per tile, ``y`` is laid out in the
-    phases' common strides (``L = ⌈used / s⌉`` per axis, zeros past ``o`` on every axis but
-    the first), so one product ``Wᵀ y`` (rows tap-major) over the tile's rows gives every
-    tap's values in those strides, and its rows past them are zeroed: adding tap ``t`` onto
-    its phase is then one run of memory shifted by ``e_t`` (the zeros land on the next row's
-    or channel's start, where they change nothing) — a strided window add is several times
-    slower. When the channels allow (:func:`_accumulating_gemm`) there is no product of
-    every tap: each tap's product is added onto its run inside BLAS (:func:`_accumulate_taps`,
-    ``y``'s rows past the tile zeroed instead). With zero padding the phases are then added
-    (copied, when one tile holds every row) straight onto ``out``; else they are interleaved
-    into the padded rows (one strided copy each) and the border folded back.
+    ``o + e_t``, ``e_t = ⌊d·t / s⌋`` (:func:`_tap_phases`). The phases are held flat, each
+    in the common strides ``L = ⌈used / s⌉`` per axis, so tap ``t``'s values land on one run
+    of memory shifted by ``e_t`` within its phase (a strided window add would be several
+    times slower). When the channels allow (:func:`_accumulating_gemm`), ``y`` is laid out in
+    those strides too (zeros past ``o`` on every axis, which land on the next row's or
+    channel's start, where they change nothing) and each tap's product is added onto its run
+    inside BLAS (:func:`_accumulate_taps`); otherwise one product ``Wᵀ y`` (rows tap-major)
+    on ``y`` as it lies gives every tap's values, each added onto its window of the run
+    (contiguous along the last axis). With zero padding the phases are then added (copied,
+    when one tile holds every row) straight onto ``out``; else they are interleaved into the
+    padded rows (one strided copy each) and the border folded back.
 
     False: one output row's buffers alone are above :data:`WORKSPACE_BYTES`; nothing was
     written.
@@ -297,15 +297,7 @@ def _flat_col2im_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np
         plane = math.prod(lengths)
         lanes = b if batch_last else 1
         real = rows * rest_plane * lanes  # the product's values of the tile's output rows
-        extended = laid_out.take((b, spec.out_channels, *lengths), batch_last)
         sizes = (rows, *spec.output_size[1:])
-        for a in range(1, n):  # the margins past y on the other axes (within the rows)
-            extended[(slice(None), slice(None), *(slice(0, o) for o in sizes[:a]),
-                      slice(sizes[a], lengths[a]))] = 0
-        np.copyto(extended[(slice(None), slice(None), *(slice(0, o) for o in sizes))],
-                  y[b0:b1, :, o0:o1], casting="unsafe")
-        operand = _as_memory(extended, batch_last).reshape(
-            _gemm_shape(groups, cout, plane, b, batch_last))
         steps = [lanes * math.prod(lengths[a + 1:]) for a in range(n)]
         block = spec.in_channels * plane * b
         slack = sum(e * step for e, step in zip(reach, steps, strict=True))
@@ -314,23 +306,40 @@ def _flat_col2im_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np
         offsets = (np.asarray(tap_phases) * (block + slack)
                    + np.asarray(tap_shifts).reshape(len(tap_phases), n) @ np.asarray(steps))
         if gemm is not None:
+            extended = laid_out.take((b, spec.out_channels, *lengths), batch_last)
+            for a in range(1, n):  # the margins past y on the other axes (within the rows)
+                extended[(slice(None), slice(None), *(slice(0, o) for o in sizes[:a]),
+                          slice(sizes[a], lengths[a]))] = 0
+            np.copyto(extended[(slice(None), slice(None), *(slice(0, o) for o in sizes))],
+                      y[b0:b1, :, o0:o1], casting="unsafe")
+            operand = _as_memory(extended, batch_last).reshape(
+                _gemm_shape(groups, cout, plane, b, batch_last))
             operand[..., real:] = 0
             small = plane * lanes * cin * cout < tuning.SMALL_PRODUCT  # each tap's product
             with one_blas_thread() if small else contextlib.nullcontext():
                 _accumulate_taps(gemm, w_t, operand, phase_values, offsets.tolist(), cin,
                                  spec.in_channels * plane * lanes, 1 if batch_last else b)
-        else:
-            cols = products.take(_gemm_shape(groups, k * cin, plane, b, batch_last), False)
-            np.matmul(w_t, operand[..., :real], out=cols[..., :real])  # in place: BLAS strides
-            cols[..., real:] = 0
+        else:  # one product of every tap on y as it lies; each tap added as a window
+            count = math.prod(sizes)
+            tile = _as_memory(y[b0:b1, :, o0:o1], batch_last)
+            shape = _gemm_shape(groups, cout, count, b, batch_last)
+            direct = _matrix_view(tile, shape) if tile.dtype == dtype else None
+            if direct is None:
+                copy = laid_out.take((b, spec.out_channels, *sizes), batch_last)
+                np.copyto(copy, y[b0:b1, :, o0:o1], casting="unsafe")
+                direct = _as_memory(copy, batch_last).reshape(shape)
+            cols = products.take(_gemm_shape(groups, k * cin, count, b, batch_last), False)
+            np.matmul(w_t, direct, out=cols)
+            inside = (slice(None), *(slice(0, o) for o in sizes))
             for t, offset in enumerate(offsets.tolist()):
                 for sample in range(1 if batch_last else b):
                     for g in range(groups):
                         source = (cols[g, t * cin:(t + 1) * cin] if batch_last
-                                  else cols[sample, g, t * cin:(t + 1) * cin]).reshape(-1)
+                                  else cols[sample, g, t * cin:(t + 1) * cin])
                         start = offset + (sample * spec.in_channels + g * cin) * plane * lanes
-                        target = phase_values[start:start + source.size]
-                        np.add(target, source, out=target)
+                        window = phase_values[start:start + cin * plane * lanes].reshape(
+                            cin, *lengths, lanes)[inside]
+                        np.add(window, source.reshape(cin, *sizes, lanes), out=window)
         blocks = phase_values.reshape(n_phases, block + slack)[:, :block]
         if batch_last:  # each phase's memory (C_in, *lengths, b)
             by_phase = np.moveaxis(blocks.reshape(n_phases, spec.in_channels, *lengths, b),
