@@ -234,6 +234,16 @@ class ConvLayer(Layer):
             return super().matrix_in(target, format, max_bytes=max_bytes)
         return self.matrix(format, max_bytes=max_bytes, weight=self.weight.astype(target))
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The layer's state for ``pickle`` and ``copy``.
+
+        Without the weak references to the index arrays of its last matrix: they cannot be
+        pickled, and a copy builds matrices of its own.
+        """
+        state = self.__dict__.copy()
+        state.pop("_recent", None)
+        return state
+
     def _recent_pattern(self, format: str) -> Any:
         """The format, shape and index arrays of a live matrix of this layer, or None."""
         recent = self.__dict__.get("_recent", {}).get(format)

@@ -263,3 +263,31 @@ def test_the_residual_block_report_matrix_is_the_live_torch_block():
         return (h + x[None])[0]
 
     _check_against(block, function)
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy", "copy"])
+def test_a_graph_whose_matrix_was_built_pickles_and_copies(how):
+    """A convolution keeps weak references to its last CSR matrix's index arrays; a graph of
+    one (and the layer, a node, the transpose) still pickles and copies once it has built its
+    matrix, and the copy computes what torch does."""
+    import copy
+    import pickle
+
+    weight = _weights("pickled", 1, 1, 3, 3)
+    conv = cm.Conv(weight, (1, 6, 6), padding=1)
+    graph = cm.Graph((1, 6, 6), [cm.Node("a", conv, ("input",)),
+                                 cm.Node("b", cm.Sum((1.0, 2.0)), ("a", "input")),
+                                 cm.Node("c", cm.Cat(0), ("b", "a"))], "c")
+    graph.matrix()  # the conv's CSR matrix: its weak references are taken
+    conv.T.matrix()
+    clone = {"pickle": lambda o: pickle.loads(pickle.dumps(o)), "deepcopy": copy.deepcopy,
+             "copy": copy.copy}[how]
+    w = torch.from_numpy(weight)
+
+    def function(x):
+        a = F.conv2d(x[None], w, padding=1)[0]
+        return torch.cat([a + 2 * x, a])
+
+    _check_against(clone(graph), function)
+    for layer in (conv, conv.T, graph.nodes[0]):
+        assert repr(clone(layer)) == repr(layer)
