@@ -211,19 +211,21 @@ def conv_apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, *,
     folded back onto the pixels it copied (the mirrored, edge or wrapped pixels for reflect,
     replicate and circular; slabs of the border only, the interior copied as one block).
     A strided layer's adjoint is split by phases (the padded positions ``≡ r (mod s)``).
-    With at most :data:`FLAT_GROUPS` groups it is col2im in tiles: ``y`` is zero-extended to
-    the phases' length and every tap's ``W_tᵀ y`` is added onto its phase as one contiguous
-    run — inside BLAS (``gemm`` with ``beta = 1``) when ``C_out/G`` is at most
-    :data:`ACCUMULATE_RATIO` times ``C_in/G`` (half that in float32) or at most 16, else
-    from one matrix product of every tap per group; with zero padding the phases are then
-    written straight into the result, otherwise interleaved into the padded rows and the
-    border folded back. With more groups and ``C_out ≤ 1.5·C_in`` each phase is a stride-1
-    convolution of ``y`` with the taps that land on it (run by :func:`conv_apply`'s kernel
-    into the padded input's shape, the border then folded back). Otherwise, and when the
-    phases' padded sample or col2im's one output row is above the workspace, the taps are
-    added onto their strided windows. A weight holding an inf or a nan is applied by the exact
-    sparse matrix (the kernels would multiply padding zeros by it: ``0·inf`` is a nan where
-    the matrix has no entry), as in :func:`conv_apply`.
+    With at most :data:`FLAT_GROUPS` groups it is col2im in tiles into the phases, each held
+    flat in common strides so that every tap's ``W_tᵀ y`` lands on one run of its phase: each
+    tap's product is added onto its run inside BLAS (``gemm`` with ``beta = 1``, ``y`` laid
+    out in those strides) when ``C_out/G`` is at most :data:`ACCUMULATE_RATIO` times
+    ``C_in/G`` (half that in float32) or at most 16; else one matrix product of every tap
+    per group on ``y`` as it lies, each tap added onto its window of the run. With zero
+    padding the phases are then written straight into the result, otherwise interleaved
+    into the padded rows and the border folded back. With more groups and
+    ``C_out ≤ 1.5·C_in`` each phase is a stride-1 convolution of ``y`` with the taps that
+    land on it (run by :func:`conv_apply`'s kernel into the padded input's shape, the border
+    then folded back). Otherwise, and when the phases' padded sample or col2im's one output
+    row is above the workspace, the taps are added onto their strided windows. A weight
+    holding an inf or a nan is applied by the exact sparse matrix (the kernels would multiply
+    padding zeros by it: ``0·inf`` is a nan where the matrix has no entry), as in
+    :func:`conv_apply`.
 
     Examples
     --------
