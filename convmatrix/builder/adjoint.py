@@ -49,10 +49,12 @@ def _transposed_spec(spec: ConvSpec) -> ConvSpec | None:
     if spec.padding_mode != "zeros" or any(s != 1 for s in spec.stride):
         return None
     padding = []
-    for (before, after), k, d in zip(spec.padding, spec.kernel_size, spec.dilation,
-                                     strict=True):
+    for (before, after), k, d, o in zip(spec.padding, spec.kernel_size, spec.dilation,
+                                        spec.output_size, strict=True):
         reach = d * (k - 1)
-        if before > reach or after > reach:
+        if before > reach or after > reach or o + reach - before - after < 1:
+            # the last: y padded is shorter than the kernel (a transposed layer's
+            # output_padding ≥ stride leaves fewer outputs than the input gives)
             return None
         padding.append((reach - before, reach - after))
     groups = spec.groups

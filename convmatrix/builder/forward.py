@@ -126,7 +126,11 @@ def _taps_into(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, out: np.ndarra
                 np.multiply(source[q0 + offsets[0]:q0 + offsets[0] + n], weights[0],
                             out=sums_row[q0:q0 + n])
                 for offset, value in zip(offsets[1:], weights[1:], strict=True):
-                    axpy(source, sums_row, n, value, q0 + offset, 1, q0, 1)
+                    if value:
+                        axpy(source, sums_row, n, value, q0 + offset, 1, q0, 1)
+                    else:  # BLAS axpy returns at once for a zero weight: 0·inf is a nan
+                        run = sums_row[q0:q0 + n]
+                        np.add(run, source[q0 + offset:q0 + offset + n] * value, out=run)
         inside = (slice(None), slice(None), slice(None),
                   *(slice(0, n) for n in spec.output_size[1:]))
         np.copyto(out[b0:b1, :, o0:o1], summed[inside], casting="unsafe")
