@@ -146,10 +146,10 @@ def _strided_adjoint(spec: ConvSpec) -> StridedAdjoint:
     phases take the channel-wise axpy taps), else windows. Measured (float64, one thread),
     flat against phases: 0.45–0.85× their time on 1-, 2- and 3-D layers with
     ``C_out ≤ 1.5·C_in`` (which took the phases before flat col2im added its taps inside
-    BLAS), depthwise layers of 2–4 channels 0.6–0.7×. ``_STRIDED_ADJOINT`` forces one (tests).
+    BLAS), depthwise layers of 2–4 channels 0.6–0.7×. ``tuning.STRIDED_ADJOINT`` forces one (tests).
     """
-    if tuning._STRIDED_ADJOINT != "auto":
-        kind = tuning._STRIDED_ADJOINT
+    if tuning.STRIDED_ADJOINT != "auto":
+        kind = tuning.STRIDED_ADJOINT
     elif spec.groups <= tuning.FLAT_GROUPS:
         kind = "flat"
     elif 2 * spec.out_channels <= 3 * spec.in_channels:
@@ -194,13 +194,14 @@ _GEMM = {"f4": "sgemm", "f8": "dgemm", "c8": "cgemm", "c16": "zgemm"}
 def _accumulating_gemm(spec: ConvSpec, dtype: np.dtype[Any]) -> Callable[..., Any] | None:
     """The BLAS ``gemm`` of :func:`_accumulate_taps`, when it is the faster form (else None).
 
-    A BLAS dtype and ``C_out/G ≤ tuning.ACCUMULATE_RATIO · C_in/G`` (half that in float32),
-    or ``C_out/G ≤ tuning._ACCUMULATE_CHANNELS``.
+    A BLAS dtype and ``C_out/G ≤ tuning.ACCUMULATE_RATIO · C_in/G`` (half that in single
+    precision: float32, complex64), or ``C_out/G ≤ tuning.ACCUMULATE_CHANNELS``.
     """
     name = _GEMM.get(f"{dtype.kind}{dtype.itemsize}")
     cin, cout = spec.in_channels // spec.groups, spec.out_channels // spec.groups
-    ratio = tuning.ACCUMULATE_RATIO / (2 if dtype.itemsize == 4 else 1)
-    if name is None or (cout > ratio * cin and cout > tuning._ACCUMULATE_CHANNELS):
+    single = dtype in (np.dtype(np.float32), np.dtype(np.complex64))
+    ratio = tuning.ACCUMULATE_RATIO / (2 if single else 1)
+    if name is None or (cout > ratio * cin and cout > tuning.ACCUMULATE_CHANNELS):
         return None
     from scipy.linalg import blas
 
@@ -365,11 +366,11 @@ def _flat_col2im_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np
 def adjoint_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.ndarray,
                  batch_last: bool) -> None:
     """``out[b] = Cᵀ y[b]``: per tile one product, the taps scattered, the padding folded."""
-    transposed = _transposed_spec(spec) if tuning._ADJOINT_AS_CONVOLUTION else None
+    transposed = _transposed_spec(spec) if tuning.ADJOINT_AS_CONVOLUTION else None
     if transposed is not None:  # as fast as the forward or faster on every measured shape
         _forward_into(transposed, _transposed_weight(spec, weight), y, out, batch_last)
         return
-    padded = _padded_transposed_spec(spec) if tuning._ADJOINT_AS_CONVOLUTION else None
+    padded = _padded_transposed_spec(spec) if tuning.ADJOINT_AS_CONVOLUTION else None
     if padded is not None:
         w_t = _transposed_weight(spec, weight)
 
@@ -401,7 +402,7 @@ def adjoint_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np.ndar
     pads, cols_buffer, rows_buffer = (_Buffer(dtype, "pad"), _Buffer(dtype, "columns"),
                                       _Buffer(dtype, "rows"))
     phases = _Buffer(dtype, "phases")
-    phased = tuning._PHASE_SPLIT and any(st > 1 for st in spec.stride)
+    phased = tuning.PHASE_SPLIT and any(st > 1 for st in spec.stride)
     rest = math.prod(spec.output_size[1:])
     s0, d0, k0 = spec.stride[0], spec.dilation[0], spec.kernel_size[0]
     out[...] = 0

@@ -55,13 +55,17 @@ __all__ = ["ACCUMULATE_RATIO", "FLAT_GROUPS", "GROUP_TILE_BYTES", "INTEGER_RULE"
            "conv_abs_row_sum", "conv_apply", "conv_apply_adjoint", "integer_dtype", "max_abs"]
 
 _TUNABLES = ("ACCUMULATE_RATIO", "FLAT_GROUPS", "GROUP_TILE_BYTES", "SHIFT_GAIN", "SMALL_PRODUCT",
-             "TAP_CHUNK_BYTES", "TILE_BYTES", "_ACCUMULATE_CHANNELS", "_ADJOINT_AS_CONVOLUTION",
-             "_PAD_FIRST", "_PHASE_SPLIT", "_STRIDED_ADJOINT", "_TAPS")
+             "TAP_CHUNK_BYTES", "TILE_BYTES")
+
+#: the switches between equivalent kernels, under the private names tests set them by here
+_SWITCHES = ("ACCUMULATE_CHANNELS", "ADJOINT_AS_CONVOLUTION", "PAD_FIRST", "PHASE_SPLIT",
+             "STRIDED_ADJOINT", "TAPS")
 
 #: names read and set in their home module (home, name there): the tunables, and the kernels
 #: and limits tests replace through this module
 _HOMES: dict[str, tuple[types.ModuleType, str]] = {
     **{name: (tuning, name) for name in _TUNABLES},
+    **{f"_{name}": (tuning, name) for name in _SWITCHES},
     "WORKSPACE_BYTES": (budget, "WORKSPACE_BYTES"),
     "_KEEP_BYTES": (scratch, "_KEEP_BYTES"),
     "_padded_chunk": (tiles, "padded_chunk"),

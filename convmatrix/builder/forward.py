@@ -15,6 +15,7 @@ from convmatrix.builder.padding import pad_copy as _pad
 from convmatrix.builder.padding import padded_axes as _axes
 from convmatrix.builder.padding import padded_length as _used_length
 from convmatrix.builder.scratch import ScratchBuffer as _Buffer
+from convmatrix.builder.threads import one_blas_thread
 from convmatrix.builder.tiles import as_memory as _as_memory
 from convmatrix.builder.tiles import batch_tiling as _tiling
 from convmatrix.builder.tiles import gemm_shape as _gemm_shape
@@ -70,7 +71,7 @@ def _channel_wise(spec: ConvSpec, dtype: np.dtype[Any]) -> bool:
     One input and one output channel per group (depthwise, or a single channel), stride 1, a
     floating or complex dtype (BLAS ``axpy``).
     """
-    return (tuning._TAPS and spec.in_channels == spec.groups == spec.out_channels
+    return (tuning.TAPS and spec.in_channels == spec.groups == spec.out_channels
             and all(s == 1 for s in spec.stride) and f"{dtype.kind}{dtype.itemsize}" in _AXPY)
 
 
@@ -118,19 +119,20 @@ def _taps_into(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, out: np.ndarra
                    for tap in taps]
         length = sum((n - 1) * st for n, st in zip((rows, *spec.output_size[1:]), steps,
                                                    strict=True)) + lanes
-        for plane in range(flat.shape[0]):
-            source, sums_row = flat[plane], target[plane]
-            weights = w[plane % channels].tolist()
-            for q0 in range(0, length, chunk):
-                n = min(chunk, length - q0)
-                np.multiply(source[q0 + offsets[0]:q0 + offsets[0] + n], weights[0],
-                            out=sums_row[q0:q0 + n])
-                for offset, value in zip(offsets[1:], weights[1:], strict=True):
-                    if value:
-                        axpy(source, sums_row, n, value, q0 + offset, 1, q0, 1)
-                    else:  # BLAS axpy returns at once for a zero weight: 0·inf is a nan
-                        run = sums_row[q0:q0 + n]
-                        np.add(run, source[q0 + offset:q0 + offset + n] * value, out=run)
+        with one_blas_thread():  # runs of at most TAP_CHUNK_BYTES; scipy's BLAS included
+            for plane in range(flat.shape[0]):
+                source, sums_row = flat[plane], target[plane]
+                weights = w[plane % channels].tolist()
+                for q0 in range(0, length, chunk):
+                    n = min(chunk, length - q0)
+                    np.multiply(source[q0 + offsets[0]:q0 + offsets[0] + n], weights[0],
+                                out=sums_row[q0:q0 + n])
+                    for offset, value in zip(offsets[1:], weights[1:], strict=True):
+                        if value:
+                            axpy(source, sums_row, n, value, q0 + offset, 1, q0, 1)
+                        else:  # BLAS axpy returns at once for a zero weight: 0·inf is a nan
+                            run = sums_row[q0:q0 + n]
+                            np.add(run, source[q0 + offset:q0 + offset + n] * value, out=run)
         inside = (slice(None), slice(None), slice(None),
                   *(slice(0, n) for n in spec.output_size[1:]))
         np.copyto(out[b0:b1, :, o0:o1], summed[inside], casting="unsafe")
@@ -231,7 +233,7 @@ def forward_into(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, out: np.ndar
         return
     # padded whole first (measured faster) except an interleaved zero-padded batch, where
     # the tiles' own padded rows are cheaper
-    if (tuning._PAD_FIRST and pad_first and any(p for pair in spec.padding for p in pair)
+    if (tuning.PAD_FIRST and pad_first and any(p for pair in spec.padding for p in pair)
             and (spec.padding_mode != "zeros" or not batch_last)
             and _padded_forward_into(spec, weight, x, out, batch_last)):
         return

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["ACCUMULATE_RATIO", "FLAT_GROUPS", "GROUP_TILE_BYTES", "SHIFT_GAIN", "SMALL_PRODUCT",
-           "TAP_CHUNK_BYTES", "TILE_BYTES", "StridedAdjoint"]
+__all__ = ["ACCUMULATE_CHANNELS", "ACCUMULATE_RATIO", "ADJOINT_AS_CONVOLUTION", "FLAT_GROUPS",
+           "GROUP_TILE_BYTES", "PAD_FIRST", "PHASE_SPLIT", "SHIFT_GAIN", "SMALL_PRODUCT",
+           "STRIDED_ADJOINT", "TAPS", "TAP_CHUNK_BYTES", "TILE_BYTES", "StridedAdjoint"]
 
 TILE_BYTES: int = 16 * 2**20
 """The preferred tile (column matrix, padded rows and product): large enough for an efficient
@@ -51,35 +52,36 @@ FLAT_GROUPS: int = 4
 ACCUMULATE_RATIO: float = 2.0
 """Flat col2im (``adjoint._flat_col2im_into``) adds each tap's product onto its phase inside
 BLAS (``gemm`` with ``beta = 1``, one call per tap) when ``C_out/G ≤`` this many times
-``C_in/G`` (half as many in float32) or ``C_out/G ≤ 16``: the column matrix of every tap
-(``∏k·C_in/G`` values per position, written by one product, read and added back) is never
-formed, and each tap's product is added while it is in the cache. With many more output than
-input channels the per-tap products (inner dimension ``C_out/G``, only ``C_in/G`` columns)
-run below BLAS speed and one product of every tap is faster (measured, float64, ratio of
-the accumulated time to one product's: 3 → 64 channels 4.8, 8 → 64 1.5, 16 → 64 1.15,
-64 → 128 0.89, 8 → 16 0.40, 32 → 16 0.41; float32 32 → 64 1.15, 16 → 16 0.49)."""
+``C_in/G`` (half as many in float32 and complex64) or ``C_out/G ≤ 16``: the column matrix of
+every tap (``∏k·C_in/G`` values per position, written by one product, read and added back)
+is never formed, and each tap's product is added while it is in the cache. With many more
+output than input channels the per-tap products (inner dimension ``C_out/G``, only
+``C_in/G`` columns) run below BLAS speed and one product of every tap is faster (measured,
+float64, ratio of the accumulated time to one product's: 3 → 64 channels 4.8, 8 → 64 1.5,
+16 → 64 1.15, 64 → 128 0.89, 8 → 16 0.40, 32 → 16 0.41; float32 32 → 64 1.15, 16 → 16
+0.49; ``benchmarks/bench_strided_adjoint.py`` times every path on whole layers)."""
 
-_ACCUMULATE_CHANNELS = 16
+ACCUMULATE_CHANNELS = 16
 """Flat col2im accumulates inside BLAS whatever the ratio when ``C_out/G`` is at most this
 (the product is memory-bound: 4 → 16 channels 0.70)."""
 
-_PAD_FIRST = True
+PAD_FIRST = True
 """The forward pads a padded layer's samples whole before its tiles (False: each tile pads
 its own rows)."""
 
-_TAPS = True
+TAPS = True
 """A channel-wise layer's forward adds its taps with BLAS ``axpy`` (False: a column matrix
 like any other layer)."""
 
-_ADJOINT_AS_CONVOLUTION = True
+ADJOINT_AS_CONVOLUTION = True
 """A stride-1 adjoint runs as the flipped convolution (False: col2im)."""
 
-_PHASE_SPLIT = True
+PHASE_SPLIT = True
 """col2im of a strided layer adds its taps into a buffer split by phases (False: onto the
 strided windows in place)."""
 
 StridedAdjoint = Literal["phases", "flat", "windows"]
 """How a strided layer's adjoint runs (``adjoint._strided_adjoint``)."""
 
-_STRIDED_ADJOINT: StridedAdjoint | Literal["auto"] = "auto"
+STRIDED_ADJOINT: StridedAdjoint | Literal["auto"] = "auto"
 """Forces one way of running a strided layer's adjoint; ``"auto"``: the traffic model."""

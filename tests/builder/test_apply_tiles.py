@@ -357,6 +357,43 @@ def test_the_blas_limit_reaches_scipys_blas_loaded_after_it():
     assert inside == 1
 
 
+def test_channel_wise_taps_run_scipys_axpy_on_one_thread(monkeypatch):
+    """The channel-wise taps call scipy's ``axpy`` (its own OpenBLAS, imported inside the
+    kernel on first use, after any limit around the call was taken): the kernel limits
+    BLAS itself, so every ``axpy`` runs on one thread — read from threadpoolctl inside the
+    calls — and the limit is lifted after the call."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from scipy.linalg import blas
+
+    seen: list[int] = []
+    daxpy = blas.daxpy
+
+    def recording(*args):
+        seen.append(max(i["num_threads"] for i in threadpoolctl.threadpool_info()
+                        if i["user_api"] == "blas"))
+        return daxpy(*args)
+
+    monkeypatch.setattr(blas, "daxpy", recording)
+    rng = np.random.default_rng(24)
+    weight = rng.standard_normal((4, 1, 3, 3))
+    spec = cm.conv_spec(weight.shape, (4, 40, 40), padding=1, groups=4)
+    x = rng.standard_normal((2, *spec.input_shape))
+    out = np.empty((2, *spec.output_shape))
+    from convmatrix.builder import forward
+
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        if max(i["num_threads"] for i in threadpoolctl.threadpool_info()
+               if i["user_api"] == "blas") < 2:
+            pytest.skip("BLAS cannot run on two threads here")
+        forward._taps_into(spec, weight, x, out, False)  # the kernel alone, no limit around
+        after = [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                 if i["user_api"] == "blas"]
+    assert seen and set(seen) == {1}
+    assert max(after) == 2  # lifted: never global
+    expected = np.stack([reference.conv(x[j], weight, padding=1, groups=4) for j in range(2)])
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_small_products_run_on_one_blas_thread_only_inside_the_call():
     threadpoolctl = pytest.importorskip("threadpoolctl")
 
