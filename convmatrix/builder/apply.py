@@ -151,6 +151,12 @@ def conv_apply(spec: ConvSpec, weight: np.ndarray, x: np.ndarray, *,
     ndarray, shape ``(B, *spec.output_shape)``
         ``y[b].ravel() == C @ x[b].ravel()``, in :func:`compute_dtype`.
 
+    Raises
+    ------
+    ConvMatrixError
+        Integer weights and data whose product could exceed :func:`compute_dtype` (the
+        absolute row sums times ``max |x|``): it would wrap around; cast to a wider type.
+
     Notes
     -----
     The batch runs in tiles of samples and output rows
@@ -205,6 +211,12 @@ def conv_apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, *,
     -------
     ndarray, shape ``(B, *spec.input_shape)``
         ``x[b].ravel() == C.T @ y[b].ravel()`` (a transpose, not conjugated).
+
+    Raises
+    ------
+    ConvMatrixError
+        Integer weights and data whose product could exceed :func:`compute_dtype`, as
+        :func:`conv_apply`.
 
     Notes
     -----
@@ -292,6 +304,8 @@ def _run(direction: Direction, spec: ConvSpec, weight: np.ndarray, data: np.ndar
     A weight with an inf or a nan goes through :func:`_sparse_into` instead.
     """
     dtype = compute_dtype(np.asarray(weight).dtype, data.dtype)
+    if dtype.kind in "iu" and shape[0]:
+        _check_integer_range(direction, spec, weight, data, dtype)
     batch_last = _batch_last(data)
     if out is None:
         result = _allocate(shape, dtype, batch_last)
@@ -311,6 +325,25 @@ def _run(direction: Direction, spec: ConvSpec, weight: np.ndarray, data: np.ndar
         np.copyto(out, result, casting="unsafe")
         return out
     return result
+
+
+def _check_integer_range(direction: Direction, spec: ConvSpec, weight: np.ndarray,
+                         data: np.ndarray, dtype: np.dtype[Any]) -> None:
+    """Refuse an integer product that could wrap around in ``dtype`` (exact or refused).
+
+    The bound is the product's absolute row sum times ``max |data|``
+    (:func:`~convmatrix.builder.dtypes.conv_abs_row_sum`); the layers and operators widen the
+    dtype by :data:`INTEGER_RULE` before they get here, this low-level entry point computes
+    in :func:`compute_dtype` as documented, so it refuses instead of wrapping.
+    """
+    bound = conv_abs_row_sum(spec, np.asarray(weight), direction) * max_abs(data)
+    if bound > np.iinfo(dtype).max:
+        name = "x" if direction == "forward" else "y"
+        raise ConvMatrixError(
+            f"`{name}` ({data.dtype}) with `weight` ({np.asarray(weight).dtype}) can reach "
+            f"magnitudes up to {bound:,}, beyond {dtype} (max {np.iinfo(dtype).max:,}), the "
+            f"dtype the product is computed in; cast `{name}` or `weight` to a wider integer "
+            f"type (or use a layer's operator, which widens by the integer rule)")
 
 
 def _batch_last(x: np.ndarray) -> bool:
