@@ -272,8 +272,9 @@ def _flat_col2im_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np
     tap_phases, tap_shifts = _tap_phases(spec)
     reach = [max(column) for column in zip(*tap_shifts, strict=True)]
     extra0 = -(-(d0 * (k0 - 1) + 1) // s0)  # phase rows past the tile's output rows
-    # per output row: y laid out, the product, every phase, the padded rows; per tile: the
-    # phase rows past the output rows, each phase's slack, the padded rows' reach
+    # per output row: y laid out (or copied), the product of every tap (none when BLAS adds
+    # the taps), every phase, the padded rows (folded modes); per tile: the phase rows past
+    # the output rows, each phase's slack, the padded rows' reach
     gemm = _accumulating_gemm(spec, dtype)
     columns = 0 if gemm is not None else k  # no column matrix when BLAS adds the taps
     per_plane_row = itemsize * rest_plane * (spec.out_channels
@@ -299,7 +300,6 @@ def _flat_col2im_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np
         lengths = [-(-prow // s0), *rest_lengths]
         plane = math.prod(lengths)
         lanes = b if batch_last else 1
-        real = rows * rest_plane * lanes  # the product's values of the tile's output rows
         sizes = (rows, *spec.output_size[1:])
         steps = [lanes * math.prod(lengths[a + 1:]) for a in range(n)]
         block = spec.in_channels * plane * b
@@ -317,7 +317,7 @@ def _flat_col2im_into(spec: ConvSpec, weight: np.ndarray, y: np.ndarray, out: np
                       y[b0:b1, :, o0:o1], casting="unsafe")
             operand = _as_memory(extended, batch_last).reshape(
                 _gemm_shape(groups, cout, plane, b, batch_last))
-            operand[..., real:] = 0
+            operand[..., rows * rest_plane * lanes:] = 0  # y's rows past the tile's
             small = plane * lanes * cin * cout < tuning.SMALL_PRODUCT  # each tap's product
             with one_blas_thread() if small else contextlib.nullcontext():
                 _accumulate_taps(gemm, w_t, operand, phase_values, offsets.tolist(), cin,
